@@ -1,0 +1,359 @@
+"""The shared vocabulary of savd: small, frozen, typed records that cross module boundaries.
+
+Every module speaks in these types: the speakers and the lab turn the outside world into them, the
+engine and the FlowSpec compiler are pure functions over them, and the monitor reports them. Prefixes
+are canonical CIDR strings ("198.18.0.0/24", "2001:db8::/32") so records are hashable, sortable and
+JSON-serialisable without custom encoders; `canonical_prefix` makes one from any spelling.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def canonical_prefix(text: str) -> str:
+    """Return the canonical CIDR form of a prefix; host bits must be zero (ValueError otherwise)."""
+    return str(ipaddress.ip_network(text.strip(), strict=True))
+
+
+def prefix_family(prefix: str) -> int:
+    """4 or 6."""
+    return 6 if ":" in prefix else 4
+
+
+def prefix_sort_key(prefix: str) -> tuple[int, int, int]:
+    """Deterministic order: IPv4 before IPv6, then by address, then by length."""
+    net = ipaddress.ip_network(prefix)
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+class Role(enum.StrEnum):
+    """A router's place in the domain (seeds/003 section 4)."""
+
+    BORDER = "border"
+    ACCESS = "access"
+    CORE = "core"
+
+
+class Capability(enum.StrEnum):
+    """Whether a router takes SAV rules natively (SAVNET) or only as ACL-class rules."""
+
+    SAVNET = "savnet"
+    LEGACY = "legacy"
+
+
+class Relationship(enum.StrEnum):
+    """Business relationship of a BGP neighbour, seen from the local AS."""
+
+    CUSTOMER = "customer"
+    PEER = "peer"
+    PROVIDER = "provider"
+    INTERNAL = "internal"
+
+
+class ListKind(enum.StrEnum):
+    """Allowlist: only the listed sources may enter. Blocklist: the listed sources may not."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+
+
+class Mode(enum.StrEnum):
+    """What happens to a packet that fails validation."""
+
+    DROP = "drop"
+    RATE_LIMIT = "rate-limit"
+    REDIRECT = "redirect"
+    MONITOR = "monitor"
+
+
+class Delivery(enum.StrEnum):
+    """How a rule reaches its router: FlowSpec for SAVNET routers, ACL-class for the others."""
+
+    FLOWSPEC = "flowspec"
+    ACL = "acl"
+
+
+class Severity(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """The mode of an interface with its parameters (rate in bytes/s, redirect target like 65001:100)."""
+
+    mode: Mode = Mode.DROP
+    rate: float = 0.0
+    redirect: str = ""
+
+
+# --- topology ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """A router as the controller knows it; `name` is the stable key used everywhere (e.g. "r1")."""
+
+    name: str
+    router_id: str = ""
+    asn: int = 0
+    role: Role = Role.CORE
+    capability: Capability = Capability.SAVNET
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """An interface of a router; `addresses` are interface addresses with prefix length."""
+
+    router: str
+    name: str
+    addresses: tuple[str, ...] = ()
+    external: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A directed IGP adjacency from `local` to `remote` (one record per direction, as in BGP-LS)."""
+
+    local: str
+    remote: str
+    local_address: str = ""
+    remote_address: str = ""
+    metric: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IgpPrefix:
+    """A prefix a router advertises into the IGP (BGP-LS prefix NLRI)."""
+
+    router: str
+    prefix: str
+    metric: int = 0
+    route_tags: tuple[int, ...] = ()
+
+
+# --- source-prefix reports ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixFlags:
+    anycast: bool = False
+    special: bool = False
+    multihomed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixReport:
+    """A subnet's source prefix served by `router` on `interface` (seeds/003 sections 3-5).
+
+    `source` says where the report came from ("bgp-ls", "file", "api") for precedence and provenance.
+    """
+
+    router: str
+    interface: str
+    prefix: str
+    subnet: str = ""
+    flags: PrefixFlags = field(default_factory=PrefixFlags)
+    source: str = "api"
+
+
+# --- inter-domain inputs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbor:
+    """An eBGP neighbour of a border router, reached over `interface`."""
+
+    router: str
+    interface: str
+    asn: int
+    relationship: Relationship
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BgpPath:
+    """One path in the Adj-RIB-In of `router` from the neighbour on `interface`.
+
+    `as_path` is in wire order: neighbour first, origin last.
+    """
+
+    router: str
+    interface: str
+    prefix: str
+    as_path: tuple[int, ...]
+    path_id: int = 0
+
+    @property
+    def origin(self) -> int:
+        return self.as_path[-1] if self.as_path else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Vrp:
+    """A validated ROA payload (RFC 6811)."""
+
+    prefix: str
+    max_length: int
+    asn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Aspa:
+    """An ASPA: `customer` authorises `providers` (empty or (0,) = AS0, no providers)."""
+
+    customer: int
+    providers: tuple[int, ...]
+
+
+# --- results -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceRules:
+    """The SAV rule of one interface: an allow or block list of source prefixes.
+
+    `provenance` maps each prefix to the inputs that justify it (e.g. "report:subnet-a@r1:eth1",
+    "path:65010>65020", "roa:198.18.0.0/16-24 AS65020", "algorithm:efp-b").
+    """
+
+    router: str
+    interface: str
+    kind: ListKind
+    prefixes: tuple[str, ...]
+    action: Action = field(default_factory=Action)
+    delivery: Delivery = Delivery.FLOWSPEC
+    algorithm: str = ""
+    provenance: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def key(self) -> tuple[str, str]:
+        return (self.router, self.interface)
+
+
+@dataclass(frozen=True, slots=True)
+class SavRuleSet:
+    """The engine's output: every interface's rule, in (router, interface) order. Deterministic."""
+
+    rules: tuple[InterfaceRules, ...] = ()
+
+    @staticmethod
+    def of(rules: Iterable[InterfaceRules]) -> SavRuleSet:
+        """Build a rule set with canonical order and sorted prefixes."""
+        normal = []
+        for r in rules:
+            prefixes = tuple(sorted(set(r.prefixes), key=prefix_sort_key))
+            prov = {p: tuple(sorted(set(r.provenance.get(p, ())))) for p in prefixes}
+            normal.append(
+                InterfaceRules(
+                    r.router, r.interface, r.kind, prefixes, r.action, r.delivery, r.algorithm, prov
+                )
+            )
+        normal.sort(key=lambda r: r.key())
+        return SavRuleSet(tuple(normal))
+
+    def for_router(self, router: str) -> tuple[InterfaceRules, ...]:
+        return tuple(r for r in self.rules if r.router == router)
+
+    def get(self, router: str, interface: str) -> InterfaceRules | None:
+        for r in self.rules:
+            if r.key() == (router, interface):
+                return r
+        return None
+
+    def routers(self) -> tuple[str, ...]:
+        return tuple(sorted({r.router for r in self.rules}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rules": [_rules_to_dict(r) for r in self.rules]}
+
+    def to_json(self) -> str:
+        """Byte-identical for equal rule sets."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> SavRuleSet:
+        out = []
+        for r in data.get("rules", []):
+            act = r.get("action", {})
+            out.append(
+                InterfaceRules(
+                    router=r["router"],
+                    interface=r["interface"],
+                    kind=ListKind(r["kind"]),
+                    prefixes=tuple(r["prefixes"]),
+                    action=Action(Mode(act.get("mode", "drop")), float(act.get("rate", 0.0)),
+                                  act.get("redirect", "")),
+                    delivery=Delivery(r.get("delivery", "flowspec")),
+                    algorithm=r.get("algorithm", ""),
+                    provenance={k: tuple(v) for k, v in r.get("provenance", {}).items()},
+                )
+            )
+        return SavRuleSet.of(out)
+
+    def diff(self, newer: SavRuleSet) -> RuleSetDiff:
+        """What changed from self to `newer`, per interface."""
+        old = {r.key(): r for r in self.rules}
+        new = {r.key(): r for r in newer.rules}
+        added = tuple(new[k] for k in sorted(new.keys() - old.keys()))
+        removed = tuple(old[k] for k in sorted(old.keys() - new.keys()))
+        common = sorted(old.keys() & new.keys())
+        changed = tuple(
+            (old[k], new[k]) for k in common if _rules_to_dict(old[k]) != _rules_to_dict(new[k])
+        )
+        return RuleSetDiff(added, removed, changed)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSetDiff:
+    added: tuple[InterfaceRules, ...] = ()
+    removed: tuple[InterfaceRules, ...] = ()
+    changed: tuple[tuple[InterfaceRules, InterfaceRules], ...] = ()
+
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _rules_to_dict(r: InterfaceRules) -> dict[str, Any]:
+    d = asdict(r)
+    d["kind"] = str(r.kind)
+    d["delivery"] = str(r.delivery)
+    d["action"] = {"mode": str(r.action.mode), "rate": r.action.rate, "redirect": r.action.redirect}
+    d["prefixes"] = list(r.prefixes)
+    d["provenance"] = {k: list(v) for k, v in sorted(r.provenance.items())}
+    return d
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event or alarm with the common metadata of seeds/002: time, source, type, severity."""
+
+    time: float
+    source: str
+    type: str
+    severity: Severity
+    message: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    alarm: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "source": self.source,
+            "type": self.type,
+            "severity": str(self.severity),
+            "message": self.message,
+            "fields": dict(self.fields),
+            "alarm": self.alarm,
+        }
