@@ -1,0 +1,561 @@
+"""The appliance's configuration: TOML in, one frozen, validated `Config` out.
+
+Parse (tomllib), then validate, collecting every problem with its key path and line number
+(config_reader.LineIndex) into one `ConfigError`, so an operator fixes a file in one pass. Defaults live
+in the dataclasses below and nowhere else. Relative paths are resolved against the file's folder.
+Secrets (the API token) may come from the file, a file of their own or an environment variable; this
+module and cli.py are the only places that read os.environ.
+
+Sections: [appliance], [api], [[speaker]] with [[speaker.peers]], [rpki] with [[rpki.cache]] and
+[[rpki.file]], [reports], [engine] with [[engine.router]], [[engine.mode]] and [[engine.neighbor]],
+[flowspec], [[enforcer]]. configs/example.toml documents each key.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.config_reader import (
+    ConfigError,
+    ConfigProblem,
+    LineIndex,
+    Problems,
+    Table,
+    format_path,
+    read_each,
+)
+from appliance.config_reader import Path as KeyPath
+from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role
+
+__all__ = [
+    "ApiConfig",
+    "ApplianceConfig",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "EnforcerConfig",
+    "EngineConfig",
+    "Family",
+    "FlowspecConfig",
+    "ModeOverride",
+    "PeerConfig",
+    "ReportsConfig",
+    "RouterOverride",
+    "RpkiConfig",
+    "RpkiFileConfig",
+    "RtrCacheConfig",
+    "SpeakerConfig",
+    "SpeakerType",
+    "load_config",
+    "parse_config",
+]
+
+MAX_ASN = 2**32 - 1
+LOG_LEVELS = ("debug", "info", "warning", "error")
+INTER_ALGORITHMS = (
+    "strict-urpf",
+    "feasible-urpf",
+    "loose-urpf",
+    "efp-urpf-a",
+    "efp-urpf-b",
+    "bar-sav",
+    "procedure-x",
+)
+
+
+class SpeakerType(enum.StrEnum):
+    EXABGP = "exabgp"
+    GOBGP = "gobgp"
+
+
+class Family(enum.StrEnum):
+    """Address families a peer session carries."""
+
+    IPV4_UNICAST = "ipv4-unicast"
+    IPV6_UNICAST = "ipv6-unicast"
+    BGP_LS = "bgp-ls"
+    IPV4_FLOWSPEC = "ipv4-flowspec"
+    IPV6_FLOWSPEC = "ipv6-flowspec"
+
+
+class RpkiFileFormat(enum.StrEnum):
+    AUTO = "auto"
+    RPKI_CLIENT = "rpki-client"
+    ROUTINATOR = "routinator"
+    CSV = "csv"
+
+
+# --- the typed configuration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApplianceConfig:
+    asn: int
+    router_id: str
+    data_dir: Path
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The HTTP API. Writes always need `token`; with no token configured, writes are refused."""
+
+    host: str = "127.0.0.1"
+    port: int = 8180
+    token: str = field(default="", repr=False)
+    read_token_required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    """A BGP neighbour of a speaker: a router that sends BGP-LS/paths and receives FlowSpec."""
+
+    address: str
+    asn: int
+    router: str
+    families: tuple[Family, ...] = (Family.BGP_LS, Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
+    local_address: str = ""
+    passive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerConfig:
+    """One BGP speaker process: ExaBGP (started by savd) or a gobgpd reached over gRPC."""
+
+    name: str
+    type: SpeakerType
+    asn: int
+    router_id: str
+    listen_host: str = ""
+    listen_port: int = 179
+    netns: str = ""
+    api: str = ""
+    peers: tuple[PeerConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RtrCacheConfig:
+    name: str
+    host: str
+    port: int
+    preference: int = 1
+    version: int = 1
+    netns: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RpkiFileConfig:
+    path: Path
+    format: RpkiFileFormat = RpkiFileFormat.AUTO
+    reload_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RpkiConfig:
+    """RPKI sources; data older than `stale_after_s` raises an alarm, past `expire_after_s` it is dropped."""
+
+    caches: tuple[RtrCacheConfig, ...] = ()
+    files: tuple[RpkiFileConfig, ...] = ()
+    stale_after_s: float = 3600.0
+    expire_after_s: float = 7200.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModeOverride:
+    """The action for a router's interfaces (interface "" = every interface of that router)."""
+
+    router: str
+    interface: str
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class RouterOverride:
+    """Facts BGP-LS does not carry: a router's role and whether it takes SAV rules natively."""
+
+    name: str
+    role: Role = Role.CORE
+    capability: Capability = Capability.SAVNET
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    default_action: Action = field(default_factory=Action)
+    inter_algorithm: str = "efp-urpf-b"
+    routers: tuple[RouterOverride, ...] = ()
+    modes: tuple[ModeOverride, ...] = ()
+    neighbors: tuple[Neighbor, ...] = ()
+
+    def action_for(self, router: str, interface: str) -> Action:
+        """Most specific first: router+interface, then router, then the default."""
+        best: ModeOverride | None = None
+        for m in self.modes:
+            if m.router == router and m.interface in ("", interface):
+                if best is None or (m.interface and not best.interface):
+                    best = m
+        return best.action if best else self.default_action
+
+
+@dataclass(frozen=True, slots=True)
+class FlowspecConfig:
+    """Guardrails: more than `max_rules_per_router` rules for one router are refused unless `force`."""
+
+    max_rules_per_router: int = 2000
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcerConfig:
+    """Where a router's savd-enforcer answers: an HTTP `url`, or a `netns` it runs in."""
+
+    router: str
+    url: str = ""
+    netns: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path
+    appliance: ApplianceConfig
+    api: ApiConfig = field(default_factory=ApiConfig)
+    speakers: tuple[SpeakerConfig, ...] = ()
+    rpki: RpkiConfig = field(default_factory=RpkiConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    flowspec: FlowspecConfig = field(default_factory=FlowspecConfig)
+    enforcers: tuple[EnforcerConfig, ...] = ()
+
+    def peers(self) -> tuple[tuple[SpeakerConfig, PeerConfig], ...]:
+        return tuple((s, p) for s in self.speakers for p in s.peers)
+
+
+# --- field checks ----------------------------------------------------------------------------------
+
+
+def _check_ip(t: Table, key: str, value: str) -> str:
+    """Canonical form of an IP address; an empty value stays empty (optional keys)."""
+    if not value:
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        t.error(key, f"must be an IP address, got {value!r}")
+        return value
+
+
+def _check_ipv4(t: Table, key: str, value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        t.error(key, f"must be a dotted IPv4 router id, got {value!r}")
+        return value
+
+
+def _host_port(t: Table, key: str, default_port: int, required: bool = False) -> tuple[str, int]:
+    """Read "host:port" ("[v6]:port" for IPv6); the port may be omitted."""
+    text = t.get_str(key, required=required)
+    if not text:
+        return "", default_port
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        host, port_text = text[1:end], text[end + 2 :] if end > 0 else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if host not in ("localhost", ""):
+        _check_ip(t, key, host)
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        t.error(key, f"port must be 1-65535, got {port_text!r}")
+        return host, default_port
+    return host, int(port_text)
+
+
+def _unique(tables: list[Table], what: str, *keys: str, at: str = "") -> None:
+    """Report tables whose `keys` repeat an earlier table's (tables lacking the first key are skipped)."""
+    seen: dict[tuple[str, ...], KeyPath] = {}
+    for t in tables:
+        if keys[0] not in t.data:
+            continue
+        name = tuple(str(t.data.get(k, "*")) for k in keys)
+        path = (*t.path, at) if at else t.path
+        if name in seen:
+            t.problems.add(path, f"duplicate {what} {'/'.join(name)!r} (first at {format_path(seen[name])})")
+        else:
+            seen[name] = path
+
+
+def _path(base: Path, text: str) -> Path:
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+# --- sections --------------------------------------------------------------------------------------
+
+
+def _appliance(t: Table, base: Path) -> ApplianceConfig:
+    asn = t.get_int("asn", required=True, lo=1, hi=MAX_ASN)
+    router_id = t.get_str("router_id", required=True)
+    if router_id:
+        router_id = _check_ipv4(t, "router_id", router_id)
+    data_dir = _path(base, t.get_str("data_dir", default="data"))
+    log = t.get_str("log", default="info").lower()
+    if log not in LOG_LEVELS:
+        t.error("log", f"must be one of {', '.join(LOG_LEVELS)}, got {log!r}")
+        log = "info"
+    return ApplianceConfig(asn, router_id, data_dir, log)
+
+
+def _read_secret(t: Table, base: Path) -> str:
+    """The token from `token`, `token_file` or `token_env` (at most one of them)."""
+    given = [k for k in ("token", "token_file", "token_env") if k in t.data]
+    if len(given) > 1:
+        t.error(given[1], f"give only one of token, token_file, token_env (also has {given[0]})")
+    token = t.get_str("token")
+    file_name = t.get_str("token_file")
+    env_name = t.get_str("token_env")
+    if file_name:
+        try:
+            token = _path(base, file_name).read_text().strip()
+        except OSError as exc:
+            t.error("token_file", f"cannot read {file_name}: {exc.strerror}")
+    elif env_name:
+        token = os.environ.get(env_name, "")
+    return token
+
+
+def _api(t: Table, base: Path) -> ApiConfig:
+    host, port = _host_port(t, "listen", 8180)
+    token = _read_secret(t, base)
+    read_required = t.get_bool("read_token_required")
+    if read_required and not token:
+        where = "token_env" if "token_env" in t.data else "read_token_required"
+        t.error(where, "read_token_required is true but the token is empty or not configured")
+    return ApiConfig(host or "127.0.0.1", port, token, read_required)
+
+
+_DEFAULT_FAMILIES = (Family.BGP_LS, Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
+
+
+def _peer(t: Table) -> PeerConfig | None:
+    address = _check_ip(t, "address", t.get_str("address", required=True))
+    asn = t.get_int("asn", required=True, lo=1, hi=MAX_ASN)
+    router = t.get_str("router", required=True)
+    families = t.choices("families", Family, _DEFAULT_FAMILIES)
+    local = _check_ip(t, "local_address", t.get_str("local_address"))
+    passive = t.get_bool("passive")
+    if not (address and router):
+        return None
+    return PeerConfig(address, asn, router, families, local, passive)
+
+
+def _speaker(t: Table, appliance: ApplianceConfig) -> SpeakerConfig | None:
+    name = t.get_str("name", required=True)
+    kind = t.choice("type", SpeakerType, required=True)
+    asn = t.get_int("asn", default=appliance.asn, lo=1, hi=MAX_ASN)
+    router_id = t.get_str("router_id")
+    router_id = _check_ipv4(t, "router_id", router_id) if router_id else appliance.router_id
+    host, port = _host_port(t, "listen", 179)
+    netns = t.get_str("netns")
+    api = t.get_str("api")
+    if kind is SpeakerType.GOBGP and not api:
+        t.error("type", "a gobgp speaker needs 'api' (gRPC host:port, e.g. 127.0.0.1:50051)")
+    if kind is SpeakerType.EXABGP and api:
+        t.error("api", "only gobgp speakers take 'api'")
+    peer_tables = t.tables("peers")
+    peers = read_each(peer_tables, _peer)
+    _unique(peer_tables, "peer address", "address")
+    # one session per router and speaker: a router named twice is a typo
+    _unique(peer_tables, "peer router", "router", at="router")
+    if not name or kind is None:
+        return None
+    return SpeakerConfig(name, kind, asn, router_id, host, port, netns, api, peers)
+
+
+def _cache(t: Table) -> RtrCacheConfig | None:
+    name = t.get_str("name")
+    host = t.get_str("host", required=True)
+    port = t.get_int("port", default=323, lo=1, hi=65535)
+    preference = t.get_int("preference", default=1, lo=1, hi=255)
+    version = t.get_int("version", default=1, lo=0, hi=2)
+    netns = t.get_str("netns")
+    if not host:
+        return None
+    return RtrCacheConfig(name or f"{host}:{port}", host, port, preference, version, netns)
+
+
+def _rpki_file(base: Path) -> Callable[[Table], RpkiFileConfig | None]:
+    def read(t: Table) -> RpkiFileConfig | None:
+        text = t.get_str("path", required=True)
+        fmt = t.choice("format", RpkiFileFormat, default=RpkiFileFormat.AUTO) or RpkiFileFormat.AUTO
+        reload_s = t.get_float("reload_s", 60.0)
+        return RpkiFileConfig(_path(base, text), fmt, reload_s) if text else None
+
+    return read
+
+
+def _rpki(t: Table, base: Path) -> RpkiConfig:
+    cache_tables = t.tables("cache")
+    caches = read_each(cache_tables, _cache)
+    _unique(cache_tables, "cache name", "name")
+    files = read_each(t.tables("file"), _rpki_file(base))
+    stale = t.get_float("stale_after_s", 3600.0, lo=1.0)
+    expire = t.get_float("expire_after_s", 7200.0, lo=1.0)
+    if expire < stale:
+        t.error("expire_after_s", f"must not be less than stale_after_s ({stale})")
+    return RpkiConfig(caches, files, stale, expire)
+
+
+def _action(t: Table, default: Action) -> Action:
+    mode = t.choice("mode", Mode, default=default.mode) or default.mode
+    rate = t.get_float("rate", default.rate)
+    redirect = t.get_str("redirect", default=default.redirect)
+    if mode is Mode.RATE_LIMIT and rate <= 0:
+        t.error("rate" if "rate" in t.data else "mode", "rate-limit needs 'rate' > 0 (bytes per second)")
+    if mode is Mode.REDIRECT:
+        asn_part, _, value = redirect.partition(":")
+        if not (asn_part.isdigit() and value.isdigit()):
+            t.error("redirect" if "redirect" in t.data else "mode",
+                    f"redirect needs 'redirect' as ASN:VALUE (route target), got {redirect!r}")
+    return Action(mode, rate, redirect)
+
+
+def _router(t: Table) -> RouterOverride | None:
+    name = t.get_str("name", required=True)
+    role = t.choice("role", Role, default=Role.CORE) or Role.CORE
+    capability = t.choice("capability", Capability, default=Capability.SAVNET) or Capability.SAVNET
+    return RouterOverride(name, role, capability) if name else None
+
+
+def _mode(default: Action) -> Callable[[Table], ModeOverride | None]:
+    def read(t: Table) -> ModeOverride | None:
+        router = t.get_str("router", required=True)
+        interface = t.get_str("interface")
+        action = _action(t, default)
+        return ModeOverride(router, interface, action) if router else None
+
+    return read
+
+
+def _neighbor(t: Table) -> Neighbor | None:
+    router = t.get_str("router", required=True)
+    interface = t.get_str("interface", required=True)
+    asn = t.get_int("asn", required=True, lo=1, hi=MAX_ASN)
+    rel = t.choice("relationship", Relationship, required=True)
+    address = _check_ip(t, "address", t.get_str("address"))
+    if not (router and interface and asn and rel):
+        return None
+    return Neighbor(router, interface, asn, rel, address)
+
+
+def _engine(t: Table) -> EngineConfig:
+    default_table = t.table("default")
+    default = _action(default_table, Action())
+    default_table.finish()
+    algorithm = t.get_str("inter_algorithm", default="efp-urpf-b")
+    if algorithm not in INTER_ALGORITHMS:
+        t.error("inter_algorithm", f"must be one of {', '.join(INTER_ALGORITHMS)}, got {algorithm!r}")
+        algorithm = "efp-urpf-b"
+    router_tables, mode_tables, neighbor_tables = t.tables("router"), t.tables("mode"), t.tables("neighbor")
+    routers = read_each(router_tables, _router)
+    modes = read_each(mode_tables, _mode(default))
+    neighbors = read_each(neighbor_tables, _neighbor)
+    _unique(router_tables, "router", "name")
+    _unique(mode_tables, "mode for", "router", "interface")
+    _unique(neighbor_tables, "neighbor", "router", "interface", "asn")
+    return EngineConfig(default, algorithm, routers, modes, neighbors)
+
+
+def _flowspec(t: Table) -> FlowspecConfig:
+    max_rules = t.get_int("max_rules_per_router", default=2000, lo=1, hi=10_000_000)
+    return FlowspecConfig(max_rules, t.get_bool("force"))
+
+
+def _enforcer(t: Table) -> EnforcerConfig | None:
+    router = t.get_str("router", required=True)
+    url = t.get_str("url")
+    netns = t.get_str("netns")
+    if url and not url.startswith(("http://", "https://")):
+        t.error("url", f"must be an http:// or https:// URL, got {url!r}")
+    if not (url or netns):
+        t.problems.add(t.path, "needs 'url' or 'netns'")
+    return EnforcerConfig(router, url, netns) if router else None
+
+
+# --- entry points ----------------------------------------------------------------------------------
+
+
+def parse_config(text: str, source: Path) -> Config:
+    """Validate TOML text; raise ConfigError listing every problem (with line numbers)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(source), [ConfigProblem("", _decode_line(exc), f"not valid TOML: {exc}")]) \
+            from exc
+    problems = Problems(LineIndex(text))
+    root = Table(data, (), problems)
+    base = source.parent
+    sections: dict[str, Table] = {}
+
+    def section(key: str) -> Table:
+        sections[key] = root.table(key)
+        return sections[key]
+
+    appliance = _appliance(section("appliance"), base)
+    if "appliance" not in data:
+        problems.add((), "missing required table [appliance]")
+    api = _api(section("api"), base)
+    speaker_tables = root.tables("speaker")
+    _unique(speaker_tables, "speaker name", "name")
+    speakers = read_each(speaker_tables, lambda t: _speaker(t, appliance))
+    rpki = _rpki(section("rpki"), base)
+    reports_table = section("reports")
+    report_file = reports_table.get_str("file")
+    reports = ReportsConfig(_path(base, report_file) if report_file else None)
+    engine = _engine(section("engine"))
+    flowspec = _flowspec(section("flowspec"))
+    enforcer_tables = root.tables("enforcer")
+    enforcers = read_each(enforcer_tables, _enforcer)
+    _unique(enforcer_tables, "enforcer for router", "router")
+    for t in sections.values():
+        t.finish()
+    root.finish()
+    if problems.items:
+        raise ConfigError(str(source), problems.items)
+    return Config(source, appliance, api, speakers, rpki, reports, engine, flowspec, enforcers)
+
+
+def _decode_line(exc: tomllib.TOMLDecodeError) -> int:
+    lineno = getattr(exc, "lineno", 0)
+    if lineno:
+        return int(lineno)
+    text = str(exc)
+    marker = "line "
+    if marker in text:
+        digits = text.split(marker, 1)[1].split(",")[0].split(")")[0]
+        if digits.isdigit():
+            return int(digits)
+    return 0
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a configuration file; raise ConfigError (never OSError) on any problem."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(str(source), [ConfigProblem("", 0, f"cannot read: {reason}")]) from exc
+    return parse_config(text, source.resolve())

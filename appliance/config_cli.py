@@ -1,0 +1,37 @@
+"""`savd config check FILE`: validate a configuration and print OK or every problem with its line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from appliance.config import Config, ConfigError, load_config
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("config", help="work with savd configuration files")
+    sub = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = sub.add_parser("check", help="validate FILE; print OK or every error with its key and line")
+    check.add_argument("file", help="path of the TOML configuration")
+    check.set_defaults(func=run_check)
+
+
+def summary(config: Config) -> str:
+    peers = len(config.peers())
+    return (
+        f"OK {config.source}: AS{config.appliance.asn}, {len(config.speakers)} speaker(s), {peers} peer(s), "
+        f"{len(config.rpki.caches)} RTR cache(s), {len(config.rpki.files)} RPKI file(s), "
+        f"{len(config.enforcers)} enforcer(s), API {config.api.host}:{config.api.port}"
+    )
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem.render(exc.source), file=sys.stderr)
+        print(f"{len(exc.problems)} error(s) in {exc.source}", file=sys.stderr)
+        return 1
+    print(summary(config))
+    return 0

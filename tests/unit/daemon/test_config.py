@@ -1,0 +1,222 @@
+"""Configuration: typed values from TOML, and every problem reported with its key and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.cli import main
+from appliance.config import ConfigError, Family, SpeakerType, load_config, parse_config
+from appliance.config_reader import LineIndex
+from appliance.model import Action, Mode, Relationship, Role
+
+REPO = Path(__file__).resolve().parents[3]
+
+MINIMAL = """\
+[appliance]
+asn = 65000
+router_id = "198.18.0.1"
+"""
+
+
+def parse(text: str, tmp_path: Path) -> object:
+    return parse_config(text, tmp_path / "savd.toml")
+
+
+def problems(text: str, tmp_path: Path) -> list[tuple[int, str, str]]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, tmp_path / "savd.toml")
+    return [(p.line, p.key, p.message) for p in info.value.problems]
+
+
+def test_example_config_is_valid_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAVD_API_TOKEN", "s3cret")
+    config = load_config(REPO / "configs" / "example.toml")
+    assert config.appliance.asn == 65000
+    assert config.appliance.data_dir == REPO / "configs" / "data"
+    assert (config.api.host, config.api.port, config.api.token) == ("127.0.0.1", 8180, "s3cret")
+    exa, gobgp = config.speakers
+    assert exa.type is SpeakerType.EXABGP and exa.listen_host == "198.18.0.1" and exa.listen_port == 179
+    assert exa.asn == 65000 and exa.router_id == "198.18.0.1"
+    assert [p.router for p in exa.peers] == ["r1", "r2"]
+    assert exa.peers[0].families == (Family.BGP_LS, Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
+    assert gobgp.type is SpeakerType.GOBGP and gobgp.api == "127.0.0.1:50051"
+    assert config.rpki.caches[0].port == 8282 and config.rpki.caches[0].name == "stayrtr"
+    assert config.rpki.files[0].path == REPO / "configs" / "rpki" / "vrps.json"
+    assert config.engine.routers[0].role is Role.BORDER
+    assert config.engine.neighbors[0].relationship is Relationship.CUSTOMER
+    assert config.flowspec.max_rules_per_router == 2000
+    assert [e.router for e in config.enforcers] == ["r1", "r2"]
+
+
+def test_token_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAVD_API_TOKEN", "s3cret")
+    config = load_config(REPO / "configs" / "example.toml")
+    assert "s3cret" not in repr(config)
+
+
+def test_defaults_from_minimal_file(tmp_path: Path) -> None:
+    config = parse_config(MINIMAL, tmp_path / "savd.toml")
+    assert config.speakers == () and config.enforcers == ()
+    assert config.api.token == "" and not config.api.read_token_required
+    assert config.engine.default_action == Action()
+    assert config.appliance.data_dir == tmp_path / "data"
+    assert config.reports.file is None
+
+
+def test_every_error_is_reported_at_once_with_its_line(tmp_path: Path) -> None:
+    text = """\
+[appliance]
+asn = 0
+router_id = "not-an-ip"
+
+[api]
+listen = "127.0.0.1:99999"
+
+[[speaker]]
+name = "a"
+type = "bird"
+
+  [[speaker.peers]]
+  address = "198.18.0.300"
+  asn = 65001
+  router = "r1"
+
+  [[speaker.peers]]
+  address = "198.18.0.2"
+  asn = "65002"
+  router = "r1"
+  familes = ["bgp-ls"]
+
+[[speaker]]
+name = "a"
+type = "gobgp"
+
+[flowspec]
+force = "yes"
+"""
+    found = problems(text, tmp_path)
+    assert found == [
+        (2, "appliance.asn", "must be between 1 and 4294967295, got 0"),
+        (3, "appliance.router_id", "must be a dotted IPv4 router id, got 'not-an-ip'"),
+        (6, "api.listen", "port must be 1-65535, got '99999'"),
+        (10, "speaker[0].type", "must be one of exabgp, gobgp, got 'bird'"),
+        (13, "speaker[0].peers[0].address", "must be an IP address, got '198.18.0.300'"),
+        (19, "speaker[0].peers[1].asn", "must be an integer, got str"),
+        (20, "speaker[0].peers[1].router",
+         "duplicate peer router 'r1' (first at speaker[0].peers[0].router)"),
+        (21, "speaker[0].peers[1].familes", "unknown key"),
+        (23, "speaker[1]", "duplicate speaker name 'a' (first at speaker[0])"),
+        (25, "speaker[1].type", "a gobgp speaker needs 'api' (gRPC host:port, e.g. 127.0.0.1:50051)"),
+        (28, "flowspec.force", "must be true or false, got 'yes'"),
+    ]
+
+
+def test_missing_required_keys_name_their_table(tmp_path: Path) -> None:
+    text = MINIMAL + '\n[[enforcer]]\nrouter = "r1"\n\n[[engine.mode]]\nmode = "redirect"\n'
+    assert problems(text, tmp_path) == [
+        (5, "enforcer[0]", "needs 'url' or 'netns'"),
+        (8, "engine.mode[0]", "missing required key 'router'"),
+        (9, "engine.mode[0].mode", "redirect needs 'redirect' as ASN:VALUE (route target), got ''"),
+    ]
+
+
+def test_missing_appliance_table(tmp_path: Path) -> None:
+    found = problems("[api]\nlisten = '127.0.0.1:8000'\n", tmp_path)
+    assert (0, "", "missing required table [appliance]") in found
+    assert (0, "appliance", "missing required key 'asn'") in found
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    found = problems(MINIMAL + "\n[api\n", tmp_path)
+    assert len(found) == 1 and found[0][0] == 5 and "not valid TOML" in found[0][2]
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "absent.toml")
+    assert "cannot read" in str(info.value) and "absent.toml" in str(info.value)
+
+
+def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "api.token").write_text("from-file\n")
+    config = parse_config(MINIMAL + '[api]\ntoken_file = "api.token"\n', tmp_path / "savd.toml")
+    assert config.api.token == "from-file"
+    monkeypatch.delenv("SAVD_T", raising=False)
+    text = MINIMAL + '[api]\ntoken_env = "SAVD_T"\nread_token_required = true\n'
+    assert problems(text, tmp_path) == [
+        (5, "api.token_env", "read_token_required is true but the token is empty or not configured")
+    ]
+    monkeypatch.setenv("SAVD_T", "from-env")
+    assert parse_config(text, tmp_path / "savd.toml").api.token == "from-env"
+    both = MINIMAL + '[api]\ntoken = "a"\ntoken_env = "SAVD_T"\n'
+    assert problems(both, tmp_path)[0][:2] == (6, "api.token_env")
+
+
+def test_action_for_prefers_the_most_specific(tmp_path: Path) -> None:
+    text = MINIMAL + """
+[engine.default]
+mode = "monitor"
+[[engine.mode]]
+router = "r1"
+interface = "eth1"
+mode = "rate-limit"
+rate = 1000.0
+[[engine.mode]]
+router = "r1"
+mode = "drop"
+"""
+    engine = parse_config(text, tmp_path / "savd.toml").engine
+    assert engine.action_for("r1", "eth1") == Action(Mode.RATE_LIMIT, 1000.0)
+    assert engine.action_for("r1", "eth2") == Action(Mode.DROP)
+    assert engine.action_for("r2", "eth1") == Action(Mode.MONITOR)
+
+
+def test_line_index_handles_nesting_inline_and_multiline_values() -> None:
+    text = """\
+# comment with key = 1
+[a]
+x = 1  # trailing
+list = [
+  "not = a key",
+]
+s = \"\"\"
+y = 2
+\"\"\"
+"q.k" = 3
+[[b]]
+[[b.c]]
+v = 1
+[[b]]
+[[b.c]]
+[[b.c]]
+v = 2
+[b.d]
+w = 3
+"""
+    index = LineIndex(text)
+    assert index.line_of(("a", "x")) == 3
+    assert index.line_of(("a", "list")) == 4
+    assert index.line_of(("a", "y")) == 2  # inside a multi-line string: falls back to the table
+    assert index.line_of(("a", "q.k")) == 10
+    assert index.line_of(("b", 1, "c", 1, "v")) == 17
+    assert index.line_of(("b", 0, "c", 0, "v")) == 13
+    assert index.line_of(("b", 1, "d", "w")) == 19
+    assert index.line_of(("zzz",)) == 0
+
+
+def test_cli_check_prints_ok_or_every_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(MINIMAL)
+    assert main(["config", "check", str(good)]) == 0
+    assert capsys.readouterr().out.startswith(f"OK {good}: AS65000")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINIMAL.replace("65000", "-1") + "bogus = 1\n")
+    assert main(["config", "check", str(bad)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{bad.resolve()}:2: appliance.asn: must be between 1 and 4294967295, got -1",
+        f"{bad.resolve()}:4: appliance.bogus: unknown key",
+        f"2 error(s) in {bad.resolve()}",
+    ]
