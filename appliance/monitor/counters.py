@@ -1,0 +1,114 @@
+"""Enforcer counters and the spoofing they reveal (seeds/003 traceability: router, interface, source).
+
+Enforcers report absolute packet/byte counters per rule. `CounterBoard.update` keeps the latest sample
+of each, computes how much each counter rose since the previous sample (a counter that went down was
+reset, so its new value is the rise), and returns notices: `SpoofingSeen(active=True)` when a counter of
+a rule that matches spoofed traffic rose, and `SpoofingSeen(active=False)` once such a counter has been
+quiet for `quiet_s`. Pure apart from the time passed in; the caller emits the notices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.monitor.events import SpoofingSeen
+
+CounterKey = tuple[str, str, str]  # router, interface, source prefix (or "*" for "any other source")
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSample:
+    """One rule's counters on one router, as its enforcer reads them from nftables.
+
+    `spoofed` is True for rules whose matches are spoofed traffic (block entries, the allowlist's
+    catch-all), False for rules that count legitimate traffic (allowlist accepts).
+    """
+
+    router: str
+    interface: str
+    source_prefix: str
+    action: str
+    packets: int
+    bytes: int
+    spoofed: bool = True
+
+    def key(self) -> CounterKey:
+        return (self.router, self.interface, self.source_prefix)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "router": self.router,
+            "interface": self.interface,
+            "source_prefix": self.source_prefix,
+            "action": self.action,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "spoofed": self.spoofed,
+        }
+
+
+@dataclass(slots=True)
+class _Track:
+    sample: CounterSample
+    total_packets: int
+    total_bytes: int
+    last_rise_at: float
+    alarmed: bool = False
+
+
+class CounterBoard:
+    def __init__(self, quiet_s: float = 60.0) -> None:
+        self.quiet_s = quiet_s
+        self._tracks: dict[CounterKey, _Track] = {}
+
+    def update(self, samples: Iterable[CounterSample], now: float) -> list[SpoofingSeen]:
+        notices: list[SpoofingSeen] = []
+        for s in samples:
+            track = self._tracks.get(s.key())
+            if track is None:
+                # the first sample is a baseline: what happened before we watched is not attributed
+                self._tracks[s.key()] = _Track(s, s.packets, s.bytes, now)
+                continue
+            rise_p, rise_b = _rise(track.sample.packets, s.packets), _rise(track.sample.bytes, s.bytes)
+            track.sample = s
+            track.total_packets += rise_p
+            track.total_bytes += rise_b
+            if rise_p > 0:
+                track.last_rise_at = now
+                if s.spoofed:
+                    track.alarmed = True
+                    notices.append(SpoofingSeen(s.router, s.interface, s.source_prefix, rise_p, rise_b))
+        notices.extend(self._quiet(now))
+        return notices
+
+    def _quiet(self, now: float) -> list[SpoofingSeen]:
+        out = []
+        for track in self._tracks.values():
+            if track.alarmed and now - track.last_rise_at >= self.quiet_s:
+                track.alarmed = False
+                s = track.sample
+                out.append(SpoofingSeen(s.router, s.interface, s.source_prefix, 0, 0, active=False))
+        return out
+
+    def tick(self, now: float) -> list[SpoofingSeen]:
+        """Clear spoofing alarms whose counters stayed quiet (call periodically)."""
+        return self._quiet(now)
+
+    def forget_router(self, router: str) -> None:
+        for key in [k for k in self._tracks if k[0] == router]:
+            del self._tracks[key]
+
+    def samples(self, router: str = "", interface: str = "") -> list[CounterSample]:
+        return [t.sample for k, t in sorted(self._tracks.items())
+                if (not router or k[0] == router) and (not interface or k[1] == interface)]
+
+    def totals(self) -> dict[CounterKey, tuple[int, int, bool]]:
+        """Packets and bytes per rule (monotonic across enforcer resets), and whether the rule is spoofed."""
+        tracks = sorted(self._tracks.items())
+        return {k: (t.total_packets, t.total_bytes, t.sample.spoofed) for k, t in tracks}
+
+
+def _rise(old: int, new: int) -> int:
+    return new - old if new >= old else new

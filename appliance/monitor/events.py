@@ -1,0 +1,375 @@
+"""Every event savd reports, as a typed notice with structured fields (no free-text log lines).
+
+A notice knows its type, severity, source, message and fields; alarm notices also name the alarm they
+raise or clear (`alarm_id`, `raises`). The Monitor stamps the time and turns a notice into the shared
+model.Event. Types follow the issue's list: BGP and RTR sessions, RPKI stale or expired, push failed,
+rule not installed, prefix conflict, guardrail refusal, spoofing seen; plus plain operational events.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from appliance.model import Severity
+
+
+class EventType(enum.StrEnum):
+    BGP_SESSION = "bgp-session"
+    RTR_SESSION = "rtr-session"
+    RPKI_STALE = "rpki-stale"
+    RPKI_EXPIRED = "rpki-expired"
+    PUSH_FAILED = "push-failed"
+    RULE_NOT_INSTALLED = "rule-not-installed"
+    PREFIX_CONFLICT = "prefix-conflict"
+    GUARDRAIL_REFUSED = "guardrail-refused"
+    SPOOFING_SEEN = "spoofing-seen"
+    RULES_CHANGED = "rules-changed"
+    REPORT_CHANGED = "report-changed"
+    STATE_RESTORED = "state-restored"
+    DAEMON = "daemon"
+
+
+class Notice:
+    """Base of typed notices. Subclasses are frozen dataclasses; their fields become the event fields."""
+
+    __slots__ = ()
+    TYPE: ClassVar[EventType]
+
+    @property
+    def event_type(self) -> EventType:
+        return self.TYPE
+
+    @property
+    def source(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def alarm_id(self) -> str:
+        """The alarm this notice raises or clears; "" for a plain event."""
+        return ""
+
+    @property
+    def raises(self) -> bool:
+        """True: raise (or refresh) `alarm_id`; False: clear it."""
+        return False
+
+    def fields(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BgpSession(Notice):
+    """A BGP session of a speaker went up or down."""
+
+    TYPE = EventType.BGP_SESSION
+    speaker: str
+    peer: str
+    router: str
+    up: bool
+    reason: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"speaker:{self.speaker}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO if self.up else Severity.ERROR
+
+    @property
+    def message(self) -> str:
+        state = "up" if self.up else "down"
+        why = f": {self.reason}" if self.reason else ""
+        return f"BGP session to {self.router} ({self.peer}) {state}{why}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"bgp-session/{self.speaker}/{self.peer}"
+
+    @property
+    def raises(self) -> bool:
+        return not self.up
+
+
+@dataclass(frozen=True, slots=True)
+class RtrSession(Notice):
+    """An RTR session to an RPKI cache went up or down."""
+
+    TYPE = EventType.RTR_SESSION
+    cache: str
+    up: bool
+    reason: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"rtr:{self.cache}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO if self.up else Severity.ERROR
+
+    @property
+    def message(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return f"RTR session to cache {self.cache} {'up' if self.up else 'down'}{why}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"rtr-session/{self.cache}"
+
+    @property
+    def raises(self) -> bool:
+        return not self.up
+
+
+@dataclass(frozen=True, slots=True)
+class RpkiFreshness(Notice):
+    """RPKI data of a source became stale or expired (raises), or fresh again (clears)."""
+
+    TYPE = EventType.RPKI_STALE
+    rpki_source: str
+    age_s: float
+    stale: bool
+    expired: bool = False
+
+    @property
+    def event_type(self) -> EventType:
+        return EventType.RPKI_EXPIRED if self.expired else EventType.RPKI_STALE
+
+    @property
+    def source(self) -> str:
+        return f"rpki:{self.rpki_source}"
+
+    @property
+    def severity(self) -> Severity:
+        if self.expired:
+            return Severity.CRITICAL
+        return Severity.WARNING if self.stale else Severity.INFO
+
+    @property
+    def message(self) -> str:
+        if self.expired:
+            return f"RPKI data from {self.rpki_source} expired ({self.age_s:.0f} s old): rules withdrawn"
+        if self.stale:
+            return f"RPKI data from {self.rpki_source} is stale ({self.age_s:.0f} s old)"
+        return f"RPKI data from {self.rpki_source} is fresh again"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"rpki-stale/{self.rpki_source}"
+
+    @property
+    def raises(self) -> bool:
+        return self.stale or self.expired
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult(Notice):
+    """A FlowSpec push to a peer failed (raises) or succeeded after a failure (clears)."""
+
+    TYPE = EventType.PUSH_FAILED
+    peer: str
+    router: str
+    ok: bool
+    announced: int = 0
+    withdrawn: int = 0
+    reason: str = ""
+
+    @property
+    def source(self) -> str:
+        return "pusher"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO if self.ok else Severity.ERROR
+
+    @property
+    def message(self) -> str:
+        if self.ok:
+            return f"pushed to {self.router}: {self.announced} announced, {self.withdrawn} withdrawn"
+        return f"push to {self.router} ({self.peer}) failed: {self.reason}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"push-failed/{self.peer}"
+
+    @property
+    def raises(self) -> bool:
+        return not self.ok
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInstalled(Notice):
+    """A router's enforcer reports whether a pushed rule is installed in its data plane."""
+
+    TYPE = EventType.RULE_NOT_INSTALLED
+    router: str
+    rule: str
+    installed: bool
+    reason: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"enforcer:{self.router}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO if self.installed else Severity.ERROR
+
+    @property
+    def message(self) -> str:
+        if self.installed:
+            return f"rule {self.rule} installed on {self.router}"
+        return f"rule {self.rule} not installed on {self.router}: {self.reason or 'unknown reason'}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"rule-not-installed/{self.router}/{self.rule}"
+
+    @property
+    def raises(self) -> bool:
+        return not self.installed
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixConflict(Notice):
+    """Two inputs disagree about a prefix (e.g. reported on two routers, or a report contradicting RPKI)."""
+
+    TYPE = EventType.PREFIX_CONFLICT
+    prefix: str
+    detail: str
+    resolved: bool = False
+
+    @property
+    def source(self) -> str:
+        return "engine"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO if self.resolved else Severity.WARNING
+
+    @property
+    def message(self) -> str:
+        return f"prefix {self.prefix}: {'conflict resolved' if self.resolved else self.detail}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"prefix-conflict/{self.prefix}"
+
+    @property
+    def raises(self) -> bool:
+        return not self.resolved
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailRefused(Notice):
+    """A rule set was refused by a guardrail (too many rules, would block a learned prefix, ...)."""
+
+    TYPE = EventType.GUARDRAIL_REFUSED
+    router: str
+    guardrail: str
+    detail: str
+    refused: bool = True
+
+    @property
+    def source(self) -> str:
+        return "flowspec"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.ERROR if self.refused else Severity.INFO
+
+    @property
+    def message(self) -> str:
+        if not self.refused:
+            return f"guardrail {self.guardrail} on {self.router} passes again"
+        return f"guardrail {self.guardrail} refused the rules for {self.router}: {self.detail}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"guardrail-refused/{self.router}/{self.guardrail}"
+
+    @property
+    def raises(self) -> bool:
+        return self.refused
+
+
+@dataclass(frozen=True, slots=True)
+class SpoofingSeen(Notice):
+    """Drop counters of a rule rose: spoofed traffic, attributed to router, interface and source prefix."""
+
+    TYPE = EventType.SPOOFING_SEEN
+    router: str
+    interface: str
+    source_prefix: str
+    packets: int
+    bytes: int
+    active: bool = True
+
+    @property
+    def source(self) -> str:
+        return f"enforcer:{self.router}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.WARNING if self.active else Severity.INFO
+
+    @property
+    def message(self) -> str:
+        where = f"{self.router} {self.interface} from {self.source_prefix}"
+        if not self.active:
+            return f"spoofed traffic on {where} stopped"
+        return f"spoofed traffic on {where}: {self.packets} packets, {self.bytes} bytes dropped"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"spoofing-seen/{self.router}/{self.interface}/{self.source_prefix}"
+
+    @property
+    def raises(self) -> bool:
+        return self.active
+
+
+@dataclass(frozen=True, slots=True)
+class Operational(Notice):
+    """A plain event of the daemon itself (started, stopped, state restored, rules changed, report added)."""
+
+    TYPE = EventType.DAEMON
+    kind: EventType
+    origin: str
+    text: str
+    level: Severity = Severity.INFO
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def event_type(self) -> EventType:
+        return self.kind
+
+    @property
+    def source(self) -> str:
+        return self.origin
+
+    @property
+    def severity(self) -> Severity:
+        return self.level
+
+    @property
+    def message(self) -> str:
+        return self.text
+
+    def fields(self) -> dict[str, str]:
+        return dict(self.extra)

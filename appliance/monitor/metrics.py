@@ -1,0 +1,76 @@
+"""Prometheus /metrics, built from the monitor's own state on each scrape (no module-level registry).
+
+Families: savd_events_total{type,severity} (counted from the bus), savd_alarms_active{type},
+savd_enforcer_packets_total / _bytes_total{router,interface,source_prefix,spoofed} (kept monotonic
+across enforcer restarts), and any gauges the daemon adds (`add_gauge`: state version, facts per kind, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from appliance.monitor.bus import Record
+from appliance.monitor.counters import CounterBoard
+from appliance.monitor.monitor import Monitor
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+GaugeSource = Callable[[], Mapping[tuple[str, ...], float]]
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        events = CounterMetricFamily("savd_events", "Events published, by type and severity",
+                                     labels=["type", "severity"])
+        for (type_, severity), n in sorted(self.m.event_counts.items()):
+            events.add_metric([type_, severity], n)
+        yield events
+        alarms = GaugeMetricFamily("savd_alarms_active", "Alarms raised now, by type", labels=["type"])
+        for type_, n in sorted(self.m.monitor.alarms.counts_by_type().items()):
+            alarms.add_metric([type_], n)
+        yield alarms
+        labels = ["router", "interface", "source_prefix", "spoofed"]
+        packets = CounterMetricFamily("savd_enforcer_packets", "Packets matched per rule", labels=labels)
+        octets = CounterMetricFamily("savd_enforcer_bytes", "Bytes matched per rule", labels=labels)
+        for (router, iface, prefix), (p, b, spoofed) in self.m.counters.totals().items():
+            values = [router, iface, prefix, "true" if spoofed else "false"]
+            packets.add_metric(values, p)
+            octets.add_metric(values, b)
+        yield packets
+        yield octets
+        for name, (help_text, label_names, source) in sorted(self.m.gauges.items()):
+            gauge = GaugeMetricFamily(name, help_text, labels=list(label_names))
+            for label_values, value in sorted(source().items()):
+                gauge.add_metric(list(label_values), value)
+            yield gauge
+
+
+class Metrics:
+    """Owns a private CollectorRegistry; subscribe `on_record` to the bus to count events."""
+
+    def __init__(self, monitor: Monitor, counters: CounterBoard) -> None:
+        self.monitor = monitor
+        self.counters = counters
+        self.event_counts: dict[tuple[str, str], int] = {}
+        self.gauges: dict[str, tuple[str, tuple[str, ...], GaugeSource]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
+        monitor.bus.subscribe(self.on_record)
+
+    def on_record(self, record: Record) -> None:
+        key = (record.event.type, str(record.event.severity))
+        self.event_counts[key] = self.event_counts.get(key, 0) + 1
+
+    def add_gauge(self, name: str, help_text: str, labels: tuple[str, ...], source: GaugeSource) -> None:
+        """A gauge family read from `source()` at each scrape: {label values: value}."""
+        self.gauges[name] = (help_text, labels, source)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,60 @@
+"""The Monitor: the one door producers use to report; it stamps time, keeps alarms, publishes events.
+
+`emit(notice)` turns a typed notice into a model.Event (time from the injected clock), raises or clears
+its alarm, and publishes it. `publish(event)` takes events other modules already built (the FlowSpec
+compiler returns model.Event records): an `alarm=True` event raises an alarm keyed by its type and
+fields, since such producers have no clear notion of their own.
+"""
+
+from __future__ import annotations
+
+from appliance.model import Event, Severity
+from appliance.monitor.alarms import Alarm, AlarmTable
+from appliance.monitor.bus import EventBus, Record
+from appliance.monitor.clock import Clock, SystemClock
+from appliance.monitor.events import Notice
+
+
+class Monitor:
+    def __init__(self, clock: Clock | None = None, bus: EventBus | None = None,
+                 alarms: AlarmTable | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.bus = bus or EventBus()
+        self.alarms = alarms or AlarmTable()
+
+    def emit(self, notice: Notice) -> Record:
+        now = self.clock.now()
+        alarm_id = notice.alarm_id
+        fields = notice.fields()
+        if alarm_id:
+            fields["alarm_id"] = alarm_id
+        raised = bool(alarm_id) and notice.raises
+        event = Event(now, notice.source, str(notice.event_type), notice.severity, notice.message,
+                      fields, alarm=raised)
+        if raised:
+            self.alarms.raise_(_alarm(alarm_id, event))
+        elif alarm_id:
+            self.alarms.clear(alarm_id)
+        return self.bus.publish(event)
+
+    def publish(self, event: Event) -> Record:
+        """Publish a ready event; alarm events raise an alarm identified by type and fields."""
+        if event.alarm:
+            alarm_id = event.fields.get("alarm_id") or "/".join(
+                [event.type, *(f"{k}={v}" for k, v in sorted(event.fields.items()))]
+            )
+            self.alarms.raise_(_alarm(alarm_id, event))
+        return self.bus.publish(event)
+
+    def clear(self, alarm_id: str, source: str, message: str) -> Record | None:
+        """Clear an alarm raised through `publish`; publishes an info event when it was raised."""
+        old = self.alarms.clear(alarm_id)
+        if old is None:
+            return None
+        fields = {**old.fields, "alarm_id": alarm_id, "cleared": "true"}
+        return self.bus.publish(Event(self.clock.now(), source, old.type, Severity.INFO, message, fields))
+
+
+def _alarm(alarm_id: str, event: Event) -> Alarm:
+    return Alarm(alarm_id, event.type, event.source, event.severity, event.message, event.time, event.time,
+                 fields=dict(event.fields))
