@@ -1,0 +1,109 @@
+"""Topology graph: incremental updates per source, re-sync after reset, pseudonodes, border links."""
+
+from __future__ import annotations
+
+from appliance.model import Interface, Link
+from appliance.speakers.bgpls import LsAnnounce, LsLink, LsNode, LsPrefix, LsWithdraw, NodeId
+from appliance.topology.graph import Topology
+
+
+def nid(rid: str, asn: int = 65000, pseudo: str = "") -> NodeId:
+    return NodeId(3, 0, asn, rid, "0.0.0.0", "0", pseudo)
+
+
+R1, R2, R3 = nid("198.18.255.1"), nid("198.18.255.2"), nid("198.18.255.3")
+N1, N2 = LsNode(R1, "r1", ("198.18.255.1",)), LsNode(R2, "r2")
+L12 = LsLink(R1, R2, ("198.18.60.1",), ("198.18.60.2",), igp_metric=10, name="eth1")
+L21 = LsLink(R2, R1, ("198.18.60.2",), ("198.18.60.1",), igp_metric=10, name="eth1")
+P1 = LsPrefix(R1, "198.18.60.0/30", 1, metric=10)
+P2 = LsPrefix(R2, "198.18.60.0/30", 1, metric=10)
+P1H = LsPrefix(R1, "198.18.10.0/24", 1, metric=10)
+
+
+def base(source: str = "a") -> Topology:
+    t = Topology()
+    t.apply_all(LsAnnounce(source, i) for i in (N1, N2, L12, L21, P1, P2, P1H))
+    return t
+
+
+def test_model_views() -> None:
+    t = base()
+    assert [r.name for r in t.routers()] == ["r1", "r2"]
+    assert t.routers()[0].router_id == "198.18.255.1"
+    assert t.links() == (Link("r1", "r2", "198.18.60.1", "198.18.60.2", 10),
+                         Link("r2", "r1", "198.18.60.2", "198.18.60.1", 10))
+    assert t.interfaces() == (Interface("r1", "eth1", ("198.18.60.1/30",)),
+                              Interface("r2", "eth1", ("198.18.60.2/30",)))
+    assert t.neighbours("r1") == ("r2",) and t.neighbours("r9") == ()
+    assert t.routers_serving("198.18.10.7/32") == ("r1",)
+    assert t.routers_serving("198.18.60.0/30") == ("r1", "r2")
+    assert [i.router for i in t.interfaces_serving("198.18.60.0/30")] == ["r1", "r2"]
+    assert t.to_dict()["links"][0]["border"] is False
+
+
+def test_same_nlri_from_two_sources_is_one_fact_until_both_withdraw() -> None:
+    t = base("a")
+    v = t.version
+    assert t.apply(LsAnnounce("b", L12)) is False and t.version == v
+    assert len(t.ls_links()) == 2
+    assert t.apply(LsWithdraw("a", LsLink(R1, R2, ("198.18.60.1",), ("198.18.60.2",)))) is False
+    assert len(t.links()) == 2
+    assert t.apply(LsWithdraw("b", L12)) is True
+    assert t.links() == (Link("r2", "r1", "198.18.60.2", "198.18.60.1", 10),)
+    assert t.apply(LsWithdraw("b", L12)) is False  # unknown withdraw is harmless
+
+
+def test_attribute_change_is_a_change() -> None:
+    t = base()
+    assert t.apply(LsAnnounce("a", LsLink(R1, R2, ("198.18.60.1",), ("198.18.60.2",), igp_metric=50,
+                                          name="eth1"))) is True
+    assert t.links()[0].metric == 50 and len(t.links()) == 2
+
+
+def test_restart_resync_sweeps_only_what_was_not_reannounced() -> None:
+    t = base("a")
+    before = t.to_dict()
+    assert t.mark_stale("a") == 7
+    for item in (N1, N2, L12, L21, P1, P2):  # P1H is gone after the restart
+        t.apply(LsAnnounce("a", item))
+    assert len(t) == 7  # re-announcements did not duplicate anything
+    assert t.sweep_stale("a") == 1
+    assert t.routers_serving("198.18.10.7/32") == ()
+    after = t.to_dict()
+    assert after["links"] == before["links"] and after["routers"] == before["routers"]
+
+
+def test_withdraw_source_removes_exactly_that_source() -> None:
+    t = base("a")
+    t.apply(LsAnnounce("b", N1))
+    assert t.withdraw_source("a") == 7
+    assert [r.name for r in t.routers()] == ["r1"] and t.sources() == {"b"}
+
+
+def test_lan_pseudonode_is_collapsed_into_router_links() -> None:
+    pn = nid("198.18.255.1", pseudo="198.18.70.1")
+    t = Topology()
+    t.apply_all(LsAnnounce("a", i) for i in (
+        LsLink(R1, pn, ("198.18.70.1",), (), igp_metric=5), LsLink(pn, R1),
+        LsLink(R2, pn, ("198.18.70.2",), (), igp_metric=7), LsLink(pn, R2),
+        LsLink(R3, pn, ("198.18.70.3",), (), igp_metric=9), LsLink(pn, R3)))
+    assert [r.name for r in t.routers()] == ["198.18.255.1", "198.18.255.2", "198.18.255.3"]
+    assert t.neighbours("198.18.255.2") == ("198.18.255.1", "198.18.255.3")
+    assert Link("198.18.255.2", "198.18.255.3", "198.18.70.2", "198.18.70.3", 7) in t.links()
+    assert len(t.links()) == 6
+
+
+def test_border_links_have_different_as_numbers() -> None:
+    ext = nid("198.18.255.9", asn=65100)
+    t = base()
+    t.apply(LsAnnounce("a", LsLink(R1, ext, ("198.18.80.1",), ("198.18.80.2",), name="eth9")))
+    (border,) = t.border_links()
+    assert (border.local, border.remote) == ("r1", "198.18.255.9")
+    assert border not in t.internal_links() and len(t.internal_links()) == 2
+    assert {i.name: i.external for i in t.interfaces() if i.router == "r1"} == {"eth1": False, "eth9": True}
+
+
+def test_duplicate_node_names_are_disambiguated() -> None:
+    t = Topology()
+    t.apply_all([LsAnnounce("a", LsNode(R1, "x")), LsAnnounce("a", LsNode(R2, "x"))])
+    assert [r.name for r in t.routers()] == ["x@198.18.255.1", "x@198.18.255.2"]
