@@ -1,1 +1,40 @@
-"""savd flowspec."""
+"""SAV rule sets -> minimal, ordered FlowSpec rules; renderers for ExaBGP text and GoBGP; push diffs.
+
+Pure (no I/O): imports only appliance.model, the standard library and py-radix.
+"""
+
+from appliance.flowspec.compiler import CompileOptions, compile_ruleset, flow_action
+from appliance.flowspec.diff import FlowDiff, diff
+from appliance.flowspec.evaluate import evaluate, first_match
+from appliance.flowspec.rules import (
+    ACCEPT,
+    ActionKind,
+    FlowAction,
+    FlowMatch,
+    FlowRule,
+    FlowSpecPlan,
+    InterfaceGroup,
+    RouterFlowSpec,
+    RouterStats,
+    sort_rules,
+)
+
+__all__ = [
+    "ACCEPT",
+    "ActionKind",
+    "CompileOptions",
+    "FlowAction",
+    "FlowDiff",
+    "FlowMatch",
+    "FlowRule",
+    "FlowSpecPlan",
+    "InterfaceGroup",
+    "RouterFlowSpec",
+    "RouterStats",
+    "compile_ruleset",
+    "diff",
+    "evaluate",
+    "first_match",
+    "flow_action",
+    "sort_rules",
+]

@@ -1,0 +1,267 @@
+"""SavRuleSet -> minimal, ordered FlowSpec rules per router (RFC 8955 IPv4, RFC 8956 IPv6).
+
+Pure and deterministic: same input, same output; no I/O, clock or logging (events are returned, with
+time 0.0 for the caller to stamp). Only rules with delivery FLOWSPEC are compiled.
+
+Meaning of one interface's list (what the property test checks the rules against):
+- blocklist: a source inside the listed prefixes gets the interface's action; others pass.
+- allowlist: a source inside the listed prefixes passes; others of the same family get the action.
+  An allowlist restricts only the address families it lists: one with no IPv6 prefix leaves IPv6
+  unfiltered, and an empty allowlist compiles to nothing (fail open: no knowledge is not "nothing is
+  legitimate"; an event says so).
+- interfaces without a list, and packets matching no rule, pass.
+
+Encoding: every rule carries a source-prefix component and an interface-set community with the group
+IDs of the interfaces it applies to (groups.py). Evaluation is RFC 8955 §5.1 order, first match wins,
+which for source-only rules is longest prefix match. Per interface and family, the aggregate module
+computes the smallest longest-match table (ORTC) with the same meaning, at most the exact CIDR cover
+(+1 default discard for an allowlist) and fewer where exceptions are smaller (a blocked /16 with one
+allowed /24 is 2 rules: discard /16, accept /24). Entries with the same prefix and action on several
+interfaces are merged into one rule with several groups.
+
+Same prefix, different actions on different interfaces (allowed on eth1, blocked on eth2): a BGP speaker
+keys routes by NLRI, so two rules with one match would replace each other. The compiler emits one rule
+per distinct action, each with its own interface groups, and makes their NLRI distinct with an
+always-true `packet-length >= N` component (N = 0, 1, ...; the first action in ActionKind order gets no
+extra component). Their interface groups are disjoint, so their relative order never matters, and the
+extra component does not move them relative to other prefixes (RFC 8955 compares the source prefix,
+type 2, before packet length, type 10).
+
+Mode mapping: drop -> traffic-rate 0; rate-limit N -> traffic-rate N bytes/s (N <= 0 -> discard);
+redirect T -> rt-redirect T; monitor -> traffic-action sample (forward and count: "no filtering action",
+but distinguishable from an allowlist's accept so that enforcers count would-be drops).
+
+Guardrails (per router; a refused router's plan has `refused=True` and no rules, so the pusher keeps
+what it pushed before and an alarm says why):
+- more rules than `max_rules_per_router`;
+- a rule set that would block (drop or rate-limit) a source prefix on an interface from whose neighbour
+  the router currently learns a route for it (`learned` BgpPaths), unless `force` (then a warning event).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from appliance.flowspec import aggregate
+from appliance.flowspec.groups import assign_groups
+from appliance.flowspec.guard import violations
+from appliance.flowspec.rules import (
+    ACCEPT,
+    MAX_DISCRIMINATORS,
+    ActionKind,
+    FlowAction,
+    FlowMatch,
+    FlowRule,
+    FlowSpecPlan,
+    InterfaceGroup,
+    IPNetwork,
+    RouterFlowSpec,
+    RouterStats,
+    sort_rules,
+)
+from appliance.model import (
+    BgpPath,
+    Delivery,
+    Event,
+    InterfaceRules,
+    ListKind,
+    Mode,
+    SavRuleSet,
+    Severity,
+)
+
+SOURCE = "flowspec"
+
+
+@dataclass(frozen=True, slots=True)
+class CompileOptions:
+    max_rules_per_router: int = 10_000
+    force: bool = False
+    #: explicit interface-set group IDs keyed by (router, interface); others are derived (groups.py)
+    group_ids: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _event(kind: str, severity: Severity, message: str, alarm: bool, **fields: str) -> Event:
+    return Event(0.0, SOURCE, kind, severity, message, dict(sorted(fields.items())), alarm)
+
+
+def _redirect_ok(target: str) -> bool:
+    """rt-redirect targets: ASN:NN (2- or 4-octet AS) or IPv4:NN (RFC 8955 §7.4, RFC 7674)."""
+    head, sep, tail = target.rpartition(":")
+    if not sep or not tail.isdigit():
+        return False
+    if head.isdigit():
+        asn, nn = int(head), int(tail)
+        return asn < 2**32 and nn < (2**32 if asn < 2**16 else 2**16)
+    try:
+        ipaddress.IPv4Address(head)
+    except ValueError:
+        return False
+    return int(tail) < 2**16
+
+
+def flow_action(rules: InterfaceRules) -> FlowAction | None:
+    """The FlowSpec action for a failing packet on this interface, None when the mode is unusable."""
+    act = rules.action
+    if act.mode is Mode.DROP:
+        return FlowAction(ActionKind.DISCARD)
+    if act.mode is Mode.MONITOR:
+        return FlowAction(ActionKind.SAMPLE)
+    if act.mode is Mode.RATE_LIMIT:
+        rate = round(act.rate)
+        if rate <= 0:
+            return FlowAction(ActionKind.DISCARD)
+        return FlowAction(ActionKind.RATE_LIMIT, rate_bps=rate)
+    if act.mode is Mode.REDIRECT and _redirect_ok(act.redirect):
+        return FlowAction(ActionKind.REDIRECT, redirect=act.redirect)
+    return None
+
+
+@dataclass(slots=True)
+class _Interface:
+    rules: InterfaceRules
+    action: FlowAction
+    nets: list[IPNetwork]
+
+
+def _interface_table(iface: _Interface) -> tuple[list[tuple[IPNetwork, FlowAction]], int]:
+    """Minimal (prefix, action) entries of one interface and its exact-cover rule count."""
+    entries: list[tuple[IPNetwork, FlowAction]] = []
+    cover = 0
+    for version in (4, 6):
+        nets = [n for n in iface.nets if n.version == version]
+        if not nets:
+            continue
+        n_cover = len(aggregate.exact_cover(nets))
+        if iface.rules.kind is ListKind.BLOCK:
+            inside, outside, default, cover = iface.action, ACCEPT, aggregate.OUT, cover + n_cover
+        else:
+            inside, outside, default, cover = ACCEPT, iface.action, aggregate.IN, cover + n_cover + 1
+        for net, value in aggregate.minimal_table(nets, version, default):
+            entries.append((net, inside if value == aggregate.IN else outside))
+    return entries, cover
+
+
+def _validate(rules: InterfaceRules, events: list[Event]) -> _Interface | None:
+    """Parse one interface's list; None (skip the interface: fail open) with an event when unusable."""
+    where = {"router": rules.router, "interface": rules.interface}
+    action = flow_action(rules)
+    if action is None:
+        events.append(_event("flowspec.bad-action", Severity.ERROR,
+                             f"unusable action {rules.action} on {rules.router}:{rules.interface}; "
+                             "interface left unfiltered", True, **where))
+        return None
+    try:
+        nets = [ipaddress.ip_network(p, strict=True) for p in rules.prefixes]
+    except ValueError as exc:
+        events.append(_event("flowspec.bad-prefix", Severity.ERROR,
+                             f"{rules.router}:{rules.interface}: {exc}; interface left unfiltered", True,
+                             **where))
+        return None
+    if rules.kind is ListKind.ALLOW and not nets:
+        events.append(_event("flowspec.empty-allowlist", Severity.WARNING,
+                             f"{rules.router}:{rules.interface}: empty allowlist ignored (fail open)", False,
+                             **where))
+        return None
+    return _Interface(rules, action, nets)
+
+
+def _merge(router: str, tables: list[tuple[int, list[tuple[IPNetwork, FlowAction]]]]
+           ) -> list[FlowRule] | None:
+    """One rule per (prefix, action) with the union of groups; distinct NLRI per action of a prefix."""
+    by_prefix: dict[IPNetwork, dict[FlowAction, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for group, entries in tables:
+        for net, action in entries:
+            by_prefix[net][action].add(group)
+    out: list[FlowRule] = []
+    for net, actions in by_prefix.items():
+        if len(actions) > MAX_DISCRIMINATORS + 1:
+            return None
+        for i, action in enumerate(sorted(actions, key=FlowAction.sort_key)):
+            match = FlowMatch(str(net), None if i == 0 else i - 1)
+            out.append(FlowRule(router, match, action, tuple(sorted(actions[action]))))
+    return out
+
+
+def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpPath],
+                    options: CompileOptions, events: list[Event]) -> RouterFlowSpec:
+    usable = [i for i in (_validate(r, events) for r in lists) if i is not None]
+    try:
+        groups = assign_groups(router, (i.rules.interface for i in usable), options.group_ids)
+    except ValueError as exc:
+        events.append(_event("flowspec.bad-groups", Severity.ERROR, str(exc), True, router=router))
+        return RouterFlowSpec(router, (), (), RouterStats(0, 0), refused=True)
+    gid = {g.interface: g.group_id for g in groups}
+    tables, cover = [], 0
+    for iface in usable:
+        entries, n_cover = _interface_table(iface)
+        tables.append((gid[iface.rules.interface], entries))
+        cover += n_cover
+    merged = _merge(router, tables)
+    if merged is None:
+        events.append(_event("flowspec.too-many-actions", Severity.ERROR,
+                             f"{router}: a prefix needs over {MAX_DISCRIMINATORS + 1} distinct actions",
+                             True, router=router))
+        return _refused(router, groups, cover)
+    stats = RouterStats(len(merged), cover)
+    if len(merged) > options.max_rules_per_router:
+        events.append(_event("flowspec.too-many-rules", Severity.ERROR,
+                             f"{router}: {len(merged)} rules over the limit {options.max_rules_per_router}; "
+                             "rule set refused", True, router=router, rules=str(len(merged)),
+                             limit=str(options.max_rules_per_router)))
+        return _refused(router, groups, cover)
+    if not _learned_ok(router, [i.rules for i in usable], learned, options.force, events):
+        return _refused(router, groups, cover)
+    return RouterFlowSpec(router, sort_rules(merged), groups, stats)
+
+
+def _refused(router: str, groups: tuple[InterfaceGroup, ...], cover: int) -> RouterFlowSpec:
+    return RouterFlowSpec(router, (), groups, RouterStats(0, cover), refused=True)
+
+
+def _learned_ok(router: str, lists: list[InterfaceRules], learned: list[BgpPath], force: bool,
+                events: list[Event]) -> bool:
+    found = violations(lists, learned)
+    if not found:
+        return True
+    sample = "; ".join(f"{v.path.prefix} learned on {v.path.interface} (blocked by {v.blocked})"
+                       for v in found[:5])
+    fields = {"router": router, "count": str(len(found)), "interface": found[0].path.interface,
+              "prefix": found[0].path.prefix}
+    if force:
+        events.append(_event("flowspec.forced", Severity.WARNING,
+                             f"{router}: forced; {len(found)} learned routes would be blocked: {sample}",
+                             True, **fields))
+        return True
+    events.append(_event("flowspec.refused", Severity.ERROR,
+                         f"{router}: refused; {len(found)} learned routes would be blocked: {sample}",
+                         True, **fields))
+    return False
+
+
+def compile_ruleset(ruleset: SavRuleSet, options: CompileOptions | None = None,
+                    learned: Iterable[BgpPath] = ()) -> FlowSpecPlan:
+    """Compile every router's FlowSpec-delivered lists; `learned` feeds the blocked-route guardrail."""
+    options = options or CompileOptions()
+    events: list[Event] = []
+    per_router: dict[str, list[InterfaceRules]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for rules in ruleset.rules:
+        if rules.delivery is not Delivery.FLOWSPEC:
+            continue
+        if rules.key() in seen:
+            events.append(_event("flowspec.duplicate-interface", Severity.ERROR,
+                                 f"{rules.router}:{rules.interface} listed twice; later list ignored", True,
+                                 router=rules.router, interface=rules.interface))
+            continue
+        seen.add(rules.key())
+        per_router[rules.router].append(rules)
+    paths: dict[str, list[BgpPath]] = defaultdict(list)
+    for p in learned:
+        if p.router in per_router:
+            paths[p.router].append(p)
+    plans = tuple(_compile_router(r, per_router[r], paths[r], options, events) for r in sorted(per_router))
+    return FlowSpecPlan(plans, tuple(events))

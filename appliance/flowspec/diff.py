@@ -1,0 +1,42 @@
+"""What to send to a peer to go from the rules it holds to the rules it should hold.
+
+Routes are keyed by NLRI (`FlowRule.key()`): a rule whose action or groups changed is re-announced
+(an announce replaces the route with the same NLRI), a rule no longer wanted is withdrawn. `steps()`
+orders the updates so a transition never blocks more than the old or the new rule set would
+(fail open): first announce forwarding rules (accept, sample), then withdraw acting rules (discard,
+rate-limit, redirect), then announce acting rules, then withdraw forwarding rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from appliance.flowspec.rules import FlowRule, sort_rules
+
+
+@dataclass(frozen=True, slots=True)
+class FlowDiff:
+    withdraw: tuple[FlowRule, ...] = ()
+    announce: tuple[FlowRule, ...] = ()
+
+    def empty(self) -> bool:
+        return not (self.withdraw or self.announce)
+
+    def steps(self) -> tuple[tuple[str, FlowRule], ...]:
+        """("announce"|"withdraw", rule) in fail-open order."""
+        return (
+            tuple(("announce", r) for r in self.announce if r.action.forwards)
+            + tuple(("withdraw", r) for r in self.withdraw if not r.action.forwards)
+            + tuple(("announce", r) for r in self.announce if not r.action.forwards)
+            + tuple(("withdraw", r) for r in self.withdraw if r.action.forwards)
+        )
+
+
+def diff(pushed: Iterable[FlowRule], wanted: Iterable[FlowRule]) -> FlowDiff:
+    """Withdraw what is pushed but not wanted; announce what is wanted and not pushed identically."""
+    old = {r.key(): r for r in pushed}
+    new = {r.key(): r for r in wanted}
+    withdraw = [r for k, r in old.items() if k not in new]
+    announce = [r for k, r in new.items() if old.get(k) != r]
+    return FlowDiff(sort_rules(withdraw), sort_rules(announce))
