@@ -1,0 +1,106 @@
+"""Several RTR caches with preference and failover, feeding one source of the RPKI tables.
+
+Like rtrlib's rtr_mgr, caches are ranked by preference (lower wins, then configuration order). Unlike it,
+every cache is kept connected (hot standby): a failover is a swap to data already in sync, not a new
+full sync at the worst moment. The tables see only the active cache, under one source name ("rtr"), so a
+failover publishes exactly the difference between the two caches' data. When no cache has data (all
+expired), the source is removed: the rules it supported are withdrawn, and each expiry raised an alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from appliance.model import Event, Severity
+from rpki.keys import KeySet
+from rpki.rtr.session import CacheConfig, CacheSession, CacheStatus
+from rpki.rtr.transport import Connector, tcp_connect
+from rpki.tables import RpkiTables
+
+log = logging.getLogger(__name__)
+
+
+class RtrManager:
+    """Runs one `CacheSession` per configured cache and publishes the preferred one's data."""
+
+    def __init__(
+        self,
+        caches: Sequence[CacheConfig],
+        tables: RpkiTables,
+        on_event: Callable[[Event], None] | None = None,
+        source: str = "rtr",
+        connector: Connector = tcp_connect,
+    ) -> None:
+        if not caches:
+            raise ValueError("RtrManager needs at least one cache")
+        self.tables = tables
+        self.source = source
+        self.on_event = on_event
+        self.events: list[Event] = []
+        self.sessions = [CacheSession(c, self, connector) for c in caches]
+        self.active: CacheSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(s.run(), name=f"rtr:{s.name}") for s in self.sessions]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def wait_synced(self, timeout_s: float) -> bool:
+        """True once some cache has data; False after `timeout_s`."""
+        waits = [asyncio.create_task(s.synced.wait()) for s in self.sessions]
+        try:
+            done, _ = await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            return bool(done)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def status(self) -> list[CacheStatus]:
+        return [s.status(active=s is self.active) for s in self.sessions]
+
+    # --- SessionListener -------------------------------------------------------------------------------
+
+    def cache_updated(self, session: CacheSession, added: KeySet, removed: KeySet) -> None:
+        if session is self.active:
+            self.tables.set_source(self.source, session.vrps, session.aspa_by_customer(), added, removed)
+        else:
+            self._elect()
+
+    def cache_withdrawn(self, session: CacheSession) -> None:
+        if session is self.active:
+            self._elect()
+
+    def cache_event(self, event: Event) -> None:
+        self.events.append(event)
+        del self.events[:-1000]
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _elect(self) -> None:
+        ranked = sorted(
+            (s for s in self.sessions if s.has_data),
+            key=lambda s: (s.config.preference, self.sessions.index(s)),
+        )
+        best = ranked[0] if ranked else None
+        if best is self.active:
+            return
+        previous, self.active = self.active, best
+        if best is None:
+            self.tables.remove_source(self.source)
+            message = "no RTR cache has data: RPKI data withdrawn"
+            self.cache_event(Event(time.time(), "rtr", "rpki.no_cache", Severity.CRITICAL, message, {}, True))
+            return
+        self.tables.set_source(self.source, best.vrps, best.aspa_by_customer())
+        if previous is not None or len(self.sessions) > 1:
+            self.cache_event(Event(time.time(), "rtr", "rpki.cache.active", Severity.WARNING if previous else
+                                   Severity.INFO, f"active cache is {best.name}",
+                                   {"cache": best.name, "previous": previous.name if previous else ""}))
+        log.info("rtr.active cache=%s previous=%s", best.name, previous.name if previous else "")

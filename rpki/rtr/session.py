@@ -1,0 +1,469 @@
+"""One RTR cache session: the router side of RFC 6810 / RFC 8210 / draft-ietf-sidrops-8210bis.
+
+Owns the state machine, the timers and the per-cache data; the codec is rpki/rtr/pdu.py, the bulk data
+path rpki/rtr/ingest.py, the socket rpki/rtr/transport.py. It must never hand out half an update: the
+data PDUs of a Cache Response are collected in a `Pending` and applied at End of Data or dropped.
+
+    connect -> Reset Query (no session yet) | Serial Query (session + serial known)
+      Cache Response -> data PDUs -> End of Data: apply atomically, arm refresh / expire timers
+      Serial Notify (idle) -> Serial Query;  refresh timer -> Serial Query
+      Cache Reset -> Reset Query;  Error Report "No Data Available" -> retry later (not fatal)
+      Error Report "Unsupported Protocol Version" before negotiation -> reconnect one version lower
+      bad PDU -> send Error Report, drop the pending update, close, retry with Reset Query
+    expire timer (no successful update for `expire` s) -> data withdrawn, alarm event
+
+Data kept across reconnects is replaced only by a successful End of Data, or dropped by the expire timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from appliance.model import Event, Severity
+from rpki.keys import KeySet
+from rpki.rtr.ingest import AspaKey, Pending, aspa_pdu, ingest, key_pdu
+from rpki.rtr.pdu import (
+    SUPPORTED_VERSIONS,
+    CacheReset,
+    CacheResponse,
+    EndOfData,
+    ErrorCode,
+    ErrorReport,
+    Pdu,
+    PduError,
+    PduType,
+    ResetQuery,
+    SerialNotify,
+    SerialQuery,
+    encode,
+    error_report,
+)
+from rpki.rtr.transport import Connector, tcp_connect
+
+log = logging.getLogger(__name__)
+
+# RFC 8210 section 6: defaults and allowed ranges of the timers in End of Data.
+DEFAULT_REFRESH_S, DEFAULT_RETRY_S, DEFAULT_EXPIRE_S = 3600.0, 600.0, 7200.0
+REFRESH_RANGE, RETRY_RANGE, EXPIRE_RANGE = (1, 86400), (1, 7200), (600, 172800)
+
+
+class CacheState(enum.StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    SYNCING = "syncing"
+    IN_SYNC = "in-sync"
+    ERROR_NO_DATA = "error-no-data"
+    ERROR_TRANSPORT = "error-transport"
+    ERROR_FATAL = "error-fatal"
+    EXPIRED = "expired"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """One cache. Timer overrides (seconds) win over the cache's End of Data values (tests, operators)."""
+
+    host: str
+    port: int
+    preference: int = 1
+    name: str = ""
+    max_version: int = 2
+    refresh_s: float | None = None
+    retry_s: float | None = None
+    expire_s: float | None = None
+    connect_timeout_s: float = 5.0
+    response_timeout_s: float = 60.0
+    read_size: int = 4 << 20
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.host}:{self.port}"
+
+    @staticmethod
+    def parse(spec: str, **kwargs: Any) -> CacheConfig:
+        """'host:port', '[v6]:port', optionally '@preference'; ValueError naming the spec."""
+        text, _, pref = spec.partition("@")
+        host, sep, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"cache {spec!r}: want host:port[@preference]")
+        if pref and not pref.isdigit():
+            raise ValueError(f"cache {spec!r}: preference must be an integer")
+        return CacheConfig(host, int(port), int(pref or 1), **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatus:
+    name: str
+    preference: int
+    state: CacheState
+    version: int | None
+    session_id: int | None
+    serial: int | None
+    last_update: float | None
+    vrps: int
+    aspas: int
+    refresh_s: float
+    retry_s: float
+    expire_s: float
+    last_error: str
+    active: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, enum.Enum) else v) for k, v in _fields(self).items()}
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+class SessionListener(Protocol):
+    def cache_updated(self, session: CacheSession, added: KeySet, removed: KeySet) -> None: ...
+    def cache_withdrawn(self, session: CacheSession) -> None: ...
+    def cache_event(self, event: Event) -> None: ...
+
+
+class _Retry(Exception):
+    """Leave the connection; reconnect after `delay_s`."""
+
+    def __init__(self, state: CacheState, reason: str, delay_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.state, self.reason, self.delay_s = state, reason, delay_s
+
+
+class CacheSession:
+    """The session with one cache. `run()` loops until cancelled; data is read via attributes."""
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        listener: SessionListener,
+        connector: Connector = tcp_connect,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.listener = listener
+        self.connector = connector
+        self.wallclock = wallclock
+        self.state = CacheState.IDLE
+        self.version: int | None = None
+        self._try_version = config.max_version
+        self.session_id: int | None = None
+        self.serial: int | None = None
+        self.vrps: KeySet = frozenset()
+        self.aspas: dict[AspaKey, tuple[int, ...]] = {}
+        self.last_update: float | None = None
+        self._last_update_mono: float | None = None
+        self.refresh_s = config.refresh_s or DEFAULT_REFRESH_S
+        self.retry_s = config.retry_s or DEFAULT_RETRY_S
+        self.expire_s = config.expire_s or DEFAULT_EXPIRE_S
+        self.last_error = ""
+        self.synced = asyncio.Event()
+        self._writer: asyncio.StreamWriter | None = None
+        self._outstanding = False
+        self._expect_full = True
+        self._refresh_at = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.config.label
+
+    @property
+    def has_data(self) -> bool:
+        return self._last_update_mono is not None
+
+    def aspa_by_customer(self) -> dict[int, tuple[int, ...]]:
+        """ASPAs per customer; the legacy layout's per-AFI sets are united (integration.md section 6)."""
+        merged: dict[int, set[int]] = {}
+        for (customer, _afi), providers in self.aspas.items():
+            merged.setdefault(customer, set()).update(providers)
+        return {c: tuple(sorted(p)) for c, p in merged.items()}
+
+    def status(self, active: bool = False) -> CacheStatus:
+        return CacheStatus(
+            self.name, self.config.preference, self.state, self.version, self.session_id, self.serial,
+            self.last_update, len(self.vrps), len(self.aspa_by_customer()), self.refresh_s, self.retry_s,
+            self.expire_s, self.last_error, active,
+        )
+
+    # --- main loop -------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        watchdog = asyncio.create_task(self._expire_watchdog())
+        try:
+            while True:
+                delay = self.retry_s
+                try:
+                    await self._connect_and_serve()
+                except _Retry as exc:
+                    self._set_state(exc.state, exc.reason)
+                    delay = self.retry_s if exc.delay_s is None else exc.delay_s
+                except (OSError, EOFError, TimeoutError) as exc:
+                    self._set_state(CacheState.ERROR_TRANSPORT, f"{type(exc).__name__}: {exc}")
+                log.info("rtr.reconnect cache=%s in_s=%.1f state=%s", self.name, delay, self.state)
+                await asyncio.sleep(delay)
+        finally:
+            watchdog.cancel()
+            self.state = CacheState.STOPPED
+
+    async def _connect_and_serve(self) -> None:
+        self._set_state(CacheState.CONNECTING, "")
+        c = self.config
+        reader, writer = await self.connector(c.host, c.port, c.connect_timeout_s)
+        self._writer = writer
+        try:
+            await self._serve(reader)
+        finally:
+            self._writer = None
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            except (OSError, TimeoutError):
+                pass
+
+    async def _serve(self, reader: asyncio.StreamReader) -> None:
+        if self.version is not None and self.session_id is not None and self.serial is not None:
+            await self._query(full=False)
+        else:
+            await self._query(full=True)
+        buf = b""
+        pending: Pending | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            timeout = self.config.response_timeout_s if self._outstanding else self._refresh_at - loop.time()
+            try:
+                chunk = await asyncio.wait_for(reader.read(self.config.read_size), max(timeout, 0.0))
+            except TimeoutError:
+                if self._outstanding:
+                    raise _Retry(CacheState.ERROR_TRANSPORT, "no response from cache") from None
+                await self._query(full=False)
+                continue
+            if not chunk:
+                raise _Retry(CacheState.ERROR_TRANSPORT, "connection closed by cache")
+            data = buf + chunk if buf else chunk
+            offset = 0
+            try:
+                while True:
+                    if self.version is None:
+                        self._negotiate(data, offset)
+                    assert self.version is not None
+                    offset, pdu = ingest(data, offset, self.version, pending)
+                    if pdu is None:
+                        break
+                    pending = await self._handle(pdu, pending)
+            except PduError as exc:
+                await self._send_error(exc)
+            buf = data[offset:]
+
+    # --- PDU handling ----------------------------------------------------------------------------------
+
+    def _negotiate(self, data: bytes, offset: int) -> None:
+        """Fix the version from the cache's first PDU (RFC 8210 section 7)."""
+        if len(data) - offset < 2:
+            return
+        cache_version, ptype = data[offset], data[offset + 1]
+        if ptype == PduType.ERROR_REPORT:
+            self.version = min(cache_version, self._try_version)  # decoded as an Error Report below
+            return
+        if cache_version > self._try_version or cache_version not in SUPPORTED_VERSIONS:
+            raise PduError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, f"cache answered version {cache_version}",
+                           bytes(data[offset : offset + 8]))
+        self.version = cache_version
+        log.info("rtr.version cache=%s version=%d asked=%d", self.name, cache_version, self._try_version)
+
+    async def _handle(self, pdu: Pdu, pending: Pending | None) -> Pending | None:
+        if isinstance(pdu, CacheResponse):
+            if pending is not None:
+                raise PduError(ErrorCode.CORRUPT_DATA, "Cache Response inside a response", encode(pdu))
+            if not self._expect_full and pdu.session_id != self.session_id:
+                self.session_id = None  # RFC 8210 section 5.1: new session -> start over with Reset Query
+                raise PduError(ErrorCode.CORRUPT_DATA, f"session id changed to {pdu.session_id}", encode(pdu))
+            self._set_state(CacheState.SYNCING, "")
+            return Pending(self._expect_full, pdu.session_id)
+        if isinstance(pdu, EndOfData):
+            if pending is None:
+                raise PduError(ErrorCode.CORRUPT_DATA, "End of Data without Cache Response", encode(pdu))
+            if pdu.session_id != pending.session_id:
+                raise PduError(ErrorCode.CORRUPT_DATA, "End of Data for another session", encode(pdu))
+            self._apply(pending, pdu)
+            return None
+        if isinstance(pdu, SerialNotify):
+            if not self._outstanding and pending is None and self.session_id is not None:
+                await self._query(full=False)
+            return pending
+        if isinstance(pdu, CacheReset):
+            await self._query(full=True)
+            return None
+        if isinstance(pdu, ErrorReport):
+            self._received_error(pdu)
+        text = f"unexpected PDU from cache: {type(pdu).__name__}"
+        raise PduError(ErrorCode.INVALID_REQUEST, text, encode(pdu))
+
+    def _apply(self, pending: Pending, eod: EndOfData) -> None:
+        """Swap in the new data of this cache; raise PduError (nothing applied) on an inconsistent update."""
+        version = self.version or 0
+        old = self.vrps
+        if pending.full:
+            if pending.withdrawn:
+                key = next(iter(pending.withdrawn))
+                raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD, "withdrawal in a Reset response",
+                               key_pdu(version, key, False))
+            new: KeySet = pending.announced
+            added, removed = (new, frozenset()) if not old else (new - old, old - new)
+            aspas = self._replay_aspas({}, pending)
+        else:
+            duplicate = pending.announced & old
+            if duplicate:
+                key = next(iter(duplicate))
+                raise PduError(ErrorCode.DUPLICATE_ANNOUNCEMENT, "record already announced",
+                               key_pdu(version, key))
+            unknown = pending.withdrawn - old
+            if unknown:
+                key = next(iter(unknown))
+                raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD, "withdrawal of unknown record",
+                               key_pdu(version, key, False))
+            added, removed = pending.announced, pending.withdrawn
+            new = (old - removed) | added if (added or removed) else old
+            aspas = self._replay_aspas(dict(self.aspas), pending)
+        self.vrps, self.aspas = new, aspas
+        self.session_id, self.serial = eod.session_id, eod.serial
+        self._timers(eod)
+        self.last_update = self.wallclock()
+        loop = asyncio.get_running_loop()
+        self._last_update_mono = loop.time()
+        self._refresh_at = loop.time() + self.refresh_s
+        self._outstanding = False
+        self._set_state(CacheState.IN_SYNC, "")
+        self.synced.set()
+        log.info("rtr.end_of_data cache=%s version=%d session=%d serial=%d full=%s vrps=%d added=%d "
+                 "removed=%d aspas=%d", self.name, version, eod.session_id, eod.serial, pending.full,
+                 len(new), len(added), len(removed), len(aspas))
+        self.listener.cache_updated(self, added, removed)
+
+    def _replay_aspas(
+        self, aspas: dict[AspaKey, tuple[int, ...]], pending: Pending
+    ) -> dict[AspaKey, tuple[int, ...]]:
+        """Apply the ASPA PDUs in order. An announcement replaces the customer's providers (8210bis).
+
+        A withdrawal naming providers other than the current ones withdraws a version already replaced:
+        StayRTR 0.5.1 sends "announce new" then "withdraw old" for a changed ASPA; it is ignored.
+        """
+        version = self.version or 0
+        for announce, key, providers in pending.aspa_ops:
+            if announce:
+                aspas[key] = providers
+            elif key not in aspas:
+                raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD, "withdrawal of unknown ASPA",
+                               aspa_pdu(version, key, providers, False))
+            elif not providers or aspas[key] == providers:
+                del aspas[key]
+        return aspas
+
+    def _timers(self, eod: EndOfData) -> None:
+        def pick(override: float | None, sent: int | None, bounds: tuple[int, int], current: float) -> float:
+            if override:
+                return override
+            if sent is None:
+                return current
+            return float(min(max(sent, bounds[0]), bounds[1]))
+
+        c = self.config
+        self.refresh_s = pick(c.refresh_s, eod.refresh, REFRESH_RANGE, self.refresh_s)
+        self.retry_s = pick(c.retry_s, eod.retry, RETRY_RANGE, self.retry_s)
+        self.expire_s = pick(c.expire_s, eod.expire, EXPIRE_RANGE, self.expire_s)
+
+    def _received_error(self, report: ErrorReport) -> None:
+        """React to the cache's Error Report; never answer it with another (RFC 8210 section 5.11)."""
+        text = f"cache error {report.code}: {report.text}"
+        self._event("rpki.cache.error_report", Severity.WARNING, text, code=str(report.code))
+        if report.code == ErrorCode.NO_DATA_AVAILABLE:
+            raise _Retry(CacheState.ERROR_NO_DATA, text)
+        if report.code in (ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, ErrorCode.UNEXPECTED_PROTOCOL_VERSION):
+            asked = self._try_version if self.version is None or self.session_id is None else self.version
+            lower = report.version if report.version < asked else asked - 1
+            if lower >= 0:
+                self._try_version, self.version, self.session_id = lower, None, None
+                self._event("rpki.cache.downgrade", Severity.INFO, f"retrying with RTR version {lower}",
+                            version=str(lower))
+                raise _Retry(CacheState.CONNECTING, text, delay_s=0.0)
+        raise _Retry(CacheState.ERROR_FATAL, text)
+
+    async def _send_error(self, exc: PduError) -> None:
+        """Report `exc` to the cache, drop the pending update and close (all our errors are fatal)."""
+        version = self.version if self.version is not None else self._try_version
+        log.warning("rtr.error_sent cache=%s code=%s text=%r", self.name, exc.code.name, exc.text)
+        if self._writer is not None:
+            try:
+                self._writer.write(error_report(version, exc.code, exc.text, exc.pdu))
+                await asyncio.wait_for(self._writer.drain(), 2.0)
+            except (OSError, TimeoutError):
+                pass
+        self._event("rpki.cache.error_sent", Severity.ERROR, f"{exc.code.name}: {exc.text}",
+                    code=str(int(exc.code)))
+        if exc.code is not ErrorCode.UNSUPPORTED_PROTOCOL_VERSION:
+            self.session_id = None  # the next connection starts with a Reset Query
+        raise _Retry(CacheState.ERROR_FATAL, f"sent {exc.code.name}: {exc.text}")
+
+    async def _query(self, full: bool) -> None:
+        assert self._writer is not None
+        version = self.version if self.version is not None else self._try_version
+        if full or self.session_id is None or self.serial is None:
+            pdu: Pdu = ResetQuery(version)
+            full = True
+        else:
+            pdu = SerialQuery(version, self.session_id, self.serial)
+        self._expect_full = full
+        self._outstanding = True
+        self._writer.write(encode(pdu))
+        await self._writer.drain()
+        log.debug("rtr.query cache=%s pdu=%s", self.name, type(pdu).__name__)
+
+    # --- expiry ----------------------------------------------------------------------------------------
+
+    async def _expire_watchdog(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._last_update_mono is None:
+                await asyncio.sleep(0.25)
+                continue
+            remaining = self._last_update_mono + self.expire_s - loop.time()
+            if remaining > 0:
+                await asyncio.sleep(min(remaining, 1.0))
+                continue
+            self._expire()
+
+    def _expire(self) -> None:
+        age = self.wallclock() - (self.last_update or 0.0)
+        self.vrps, self.aspas = frozenset(), {}
+        self.session_id = self.serial = None
+        self._last_update_mono = None
+        self.synced.clear()
+        self._set_state(CacheState.EXPIRED, f"no update for {age:.1f} s (expire {self.expire_s:.0f} s)")
+        self._event("rpki.cache.expired", Severity.CRITICAL,
+                    f"cache data older than expire interval ({self.expire_s:.0f} s): withdrawn",
+                    alarm=True, expire_s=f"{self.expire_s:g}")
+        self.listener.cache_withdrawn(self)
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    def _set_state(self, state: CacheState, reason: str) -> None:
+        if state is CacheState.CONNECTING and self.state is CacheState.EXPIRED:
+            state = CacheState.EXPIRED  # keep the alarm state visible until data comes back
+        if reason:
+            self.last_error = reason
+        if state is not self.state:
+            log.info("rtr.state cache=%s from=%s to=%s reason=%r", self.name, self.state, state, reason)
+            self.state = state
+
+    def _event(
+        self, etype: str, severity: Severity, message: str, alarm: bool = False, **fields: str
+    ) -> None:
+        event = Event(self.wallclock(), f"rtr:{self.name}", etype, severity, message,
+                      {"cache": self.name, **fields}, alarm)
+        self.listener.cache_event(event)
