@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per concept; add yours here
+    "rpki.cli",
     "appliance.config_cli",
 )
 
