@@ -1,0 +1,106 @@
+"""FlowPusher state machine against a recording mock speaker (the real speakers are exercised in
+tests/integration/flowspec): diffs only, fail-open order, batches, re-sync after a reset, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from appliance.flowspec import ACCEPT, ActionKind, FlowAction, FlowMatch, FlowRule
+from appliance.speakers.exabgp import SessionDown, SessionUp
+from appliance.speakers.pusher import FlowPusher, PushError
+
+DISCARD = FlowAction(ActionKind.DISCARD)
+
+
+def rule(src: str, action: FlowAction = DISCARD) -> FlowRule:
+    return FlowRule("r1", FlowMatch(src), action, (1,))
+
+
+class MockSpeaker:
+    def __init__(self, fail_on: str = "") -> None:
+        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
+        self.fail_on = fail_on
+
+    async def announce(self, peer: str, rules: Sequence[FlowRule]) -> None:
+        await self._call("announce", peer, rules)
+
+    async def withdraw(self, peer: str, rules: Sequence[FlowRule]) -> None:
+        await self._call("withdraw", peer, rules)
+
+    async def _call(self, op: str, peer: str, rules: Sequence[FlowRule]) -> None:
+        if any(r.match.source == self.fail_on for r in rules):
+            raise PushError(peer, "mock refusal")
+        self.calls.append((op, peer, tuple(r.match.source for r in rules)))
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_mock_push_waits_for_session_then_sends_diffs_only() -> None:
+    sp = MockSpeaker()
+    p = FlowPusher(sp)
+    a, b, c = rule("198.18.1.0/24"), rule("198.18.2.0/24"), rule("198.18.3.0/24")
+
+    async def scenario() -> None:
+        assert (await p.push("198.18.0.1", [a, b])).empty()      # session down: nothing sent
+        assert sp.calls == []
+        await p.session_up("198.18.0.1")
+        await p.push("198.18.0.1", [a, b])                       # unchanged: nothing sent
+        await p.push("198.18.0.1", [b, c])
+    run(scenario())
+    assert sp.calls == [("announce", "198.18.0.1", ("198.18.1.0/24", "198.18.2.0/24")),
+                        ("withdraw", "198.18.0.1", ("198.18.1.0/24",)),
+                        ("announce", "198.18.0.1", ("198.18.3.0/24",))]
+    assert [r.match.source for r in p.held("198.18.0.1")] == ["198.18.2.0/24", "198.18.3.0/24"]
+
+
+def test_mock_resync_after_reset_reannounces_everything_and_withdraws_stale() -> None:
+    sp = MockSpeaker()
+    p = FlowPusher(sp)
+    a, b = rule("198.18.1.0/24"), rule("198.18.2.0/24")
+
+    async def scenario() -> None:
+        await p.on_event(SessionUp("198.18.0.1"))
+        await p.push("198.18.0.1", [a, b])
+        await p.on_event(SessionDown("198.18.0.1"))
+        await p.push("198.18.0.1", [b])                          # changed while down: not sent
+        sp.calls.clear()
+        await p.on_event(SessionUp("198.18.0.1"))
+    run(scenario())
+    assert sp.calls == [("withdraw", "198.18.0.1", ("198.18.1.0/24",)),
+                        ("announce", "198.18.0.1", ("198.18.2.0/24",))]
+
+
+def test_mock_batches_and_fail_open_order() -> None:
+    sp = MockSpeaker()
+    p = FlowPusher(sp, batch_size=2)
+    old = [rule(f"198.18.{i}.0/24") for i in range(3)]
+    new = [rule("0.0.0.0/0"), *(rule(f"198.19.{i}.0/24", ACCEPT) for i in range(3))]
+
+    async def scenario() -> None:
+        await p.session_up("p")
+        await p.push("p", old)
+        sp.calls.clear()
+        await p.push("p", new)
+    run(scenario())
+    assert [(op, len(srcs)) for op, _, srcs in sp.calls] == [
+        ("announce", 2), ("announce", 1),   # accept rules first
+        ("withdraw", 2), ("withdraw", 1),   # then old discards go
+        ("announce", 1)]                    # then the default discard
+
+
+def test_mock_failure_keeps_state_of_what_got_through() -> None:
+    sp = MockSpeaker(fail_on="198.18.9.0/24")
+    p = FlowPusher(sp, batch_size=1)
+    good, bad = rule("198.18.1.0/24"), rule("198.18.9.0/24")
+
+    async def scenario() -> None:
+        await p.session_up("p")
+        with pytest.raises(PushError, match="mock refusal"):
+            await p.push("p", [good, bad])
+    run(scenario())
+    assert [r.match.source for r in p.held("p")] == ["198.18.1.0/24"]
