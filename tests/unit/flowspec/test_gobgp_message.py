@@ -33,4 +33,4 @@ def test_ipv6_path_uses_ipv6_next_hop() -> None:
     path = path_message(to_path(rule))
     reach = attr.MpReachNLRIAttribute()
     assert path.pattrs[1].Unpack(reach)
-    assert (path.family.afi, list(reach.next_hops), len(path.pattrs)) == (2, ["::"], 2)
+    assert (path.family.afi, list(reach.next_hops), len(path.pattrs)) == (2, ["::"], 3)  # + interface-set
