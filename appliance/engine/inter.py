@@ -1,0 +1,319 @@
+"""Inter-domain SAV lists per eBGP interface: the uRPF family, EFP-uRPF A and B, BAR-SAV, BAR-SAV-PI.
+
+Implements RFC 3704 sections 2.2-2.4 (strict, feasible-path, loose), RFC 8704 sections 3.1 and 3.4 (EFP-uRPF
+algorithms A and B), draft-ietf-sidrops-bar-sav v09 section 3 (Procedure X), section 4 (BAR-SAV on
+customer and lateral-peer interfaces) and section 7 (BAR-SAV-PI on provider interfaces), as condensed in
+reference/sav-algorithms.md section 1. Customer-interface algorithms yield allowlists. Loose uRPF and
+BAR-SAV-PI yield blocklists: loose lists nothing (the router's own FIB check does the rest), BAR-SAV-PI lists
+the prefixes that can only arrive from the customer cone (the complement of its allowlist G within the routed
+space, so the router need not carry a full-table allowlist).
+
+Fail open (BAR-SAV section 6.5.1): with no RPKI data at all, BAR-SAV and BAR-SAV-PI fall back to loose uRPF
+on that interface and say so in the interface notes. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from appliance.engine.aspa import PathVerdict, compress
+from appliance.engine.policy import Algorithm, Policy
+from appliance.engine.rib import RouterRib, Rov, RpkiView, is_special_asn
+from appliance.model import ListKind, Relationship
+
+__all__ = [
+    "Outcome",
+    "bar_sav",
+    "bar_sav_pi_blocklist",
+    "compute_router",
+    "customer_cone",
+    "efp_a",
+    "efp_b",
+    "feasible",
+    "procedure_x",
+    "strict",
+]
+
+_REL_PREFERENCE = {
+    Relationship.CUSTOMER: 0,
+    Relationship.PEER: 1,
+    Relationship.PROVIDER: 2,
+    Relationship.INTERNAL: 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One interface's computed list before modes and delivery are attached."""
+
+    kind: ListKind
+    prefixes: frozenset[str]
+    algorithm: str
+    notes: tuple[str, ...] = ()
+
+
+def _allow(prefixes: Iterable[str], algorithm: str, *notes: str) -> Outcome:
+    return Outcome(ListKind.ALLOW, frozenset(prefixes), algorithm, notes)
+
+
+def _loose(*notes: str) -> Outcome:
+    return Outcome(ListKind.BLOCK, frozenset(), str(Algorithm.LOOSE), notes)
+
+
+# --- RFC 3704 --------------------------------------------------------------------------------------------
+
+
+def strict(rib: RouterRib) -> dict[str, frozenset[str]]:
+    """Strict uRPF: a prefix is allowed only on the interface of its best path.
+
+    Best path: customer over peer over provider (local preference by relationship), then the shorter
+    compressed AS_PATH, then the lower interface name and path id, so the choice is deterministic.
+    """
+    best: dict[str, tuple[tuple[int, int, str, int], str]] = {}
+    for iface, paths in rib.by_iface.items():
+        pref = _REL_PREFERENCE[rib.relationship(iface)]
+        for p in paths:
+            key = (pref, len(compress(p.as_path)), iface, p.path_id)
+            cur = best.get(p.prefix)
+            if cur is None or key < cur[0]:
+                best[p.prefix] = (key, iface)
+    out: dict[str, set[str]] = {i: set() for i in rib.by_iface}
+    for prefix, (_, iface) in best.items():
+        out[iface].add(prefix)
+    return {i: frozenset(s) for i, s in out.items()}
+
+
+def feasible(rib: RouterRib, interface: str) -> frozenset[str]:
+    """Feasible-path uRPF: every prefix received on the interface, best or not."""
+    return rib.iface_prefixes(interface)
+
+
+# --- RFC 8704 --------------------------------------------------------------------------------------------
+
+
+def efp_a(rib: RouterRib) -> dict[str, frozenset[str]]:
+    """EFP-uRPF algorithm A (RFC 8704 section 3.1) for every customer interface."""
+    customer = rib.customer_ifaces
+    set_a = {p.origin for i in customer for p in rib.by_iface[i]}
+    out: dict[str, frozenset[str]] = {}
+    for iface in customer:
+        received = rib.iface_prefixes(iface)
+        origins = {o for pfx in received for o in rib.prefix_origins.get(pfx, ()) if o in set_a}
+        allowed: set[str] = set()
+        for o in origins:
+            allowed |= rib.origin_prefixes[o]
+        out[iface] = frozenset(allowed)
+    return out
+
+
+def efp_b(rib: RouterRib) -> frozenset[str]:
+    """EFP-uRPF algorithm B (RFC 8704 section 3.4): one list Z for every customer interface."""
+    set_p: set[str] = set()
+    set_a: set[int] = set()
+    for iface in rib.customer_ifaces:
+        for p in rib.by_iface[iface]:
+            set_p.add(p.prefix)
+            set_a.add(p.origin)
+    set_q = {
+        p.prefix
+        for iface in rib.ifaces(Relationship.PEER, Relationship.PROVIDER)
+        for p in rib.by_iface[iface]
+        if p.origin in set_a
+    }
+    return frozenset(set_p | set_q)
+
+
+# --- BAR-SAV -------------------------------------------------------------------------------------------
+
+
+def procedure_x(rpki: RpkiView, neighbor_asn: int) -> tuple[frozenset[int], frozenset[str]]:
+    """Procedure X (BAR-SAV v09 section 3): the cone by ASPA alone, and the prefixes of its ROAs."""
+    cone = {neighbor_asn}
+    frontier = {neighbor_asn}
+    while frontier:
+        nxt: set[int] = set()
+        for asn in frontier:
+            nxt |= rpki.aspa_customers_of.get(asn, frozenset())
+        frontier = nxt - cone
+        cone |= frontier
+    prefixes: set[str] = set()
+    for asn in cone:
+        prefixes |= rpki.roa_prefixes_by_asn.get(asn, frozenset())
+    return frozenset(cone), frozenset(prefixes)
+
+
+def customer_cone(
+    rib: RouterRib, rpki: RpkiView, neighbor_asn: int, asn_acl: Iterable[int] = ()
+) -> frozenset[int]:
+    """AS-set D of BAR-SAV steps 1-10: expand by ASPA (step 5) and AS_PATH pairs (step 7) together."""
+    pairs = rib.customer_pairs(rpki)
+    cone = {neighbor_asn, *asn_acl}
+    frontier = set(cone)
+    while frontier:
+        nxt: set[int] = set()
+        for asn in frontier:
+            nxt |= {c for c in rpki.aspa_customers_of.get(asn, frozenset()) if not is_special_asn(c)}
+            nxt |= pairs.get(asn, frozenset())
+        frontier = nxt - cone
+        cone |= frontier
+    return frozenset(cone)
+
+
+def _rov_ok(rpki: RpkiView, prefix: str, origin: int) -> bool:
+    return not rpki.vrps or rpki.rov(prefix, origin) is not Rov.INVALID
+
+
+def cone_prefixes(rib: RouterRib, rpki: RpkiView, cone: frozenset[int]) -> frozenset[str]:
+    """Q1 | Q2 of BAR-SAV steps 11-12: ROA prefixes of the cone and its routes that are not ROV-Invalid."""
+    out: set[str] = set()
+    for asn in cone:
+        out |= rpki.roa_prefixes_by_asn.get(asn, frozenset())
+        out |= {pfx for pfx in rib.origin_prefixes.get(asn, ()) if _rov_ok(rpki, pfx, asn)}
+    return frozenset(out)
+
+
+def bar_sav(
+    rib: RouterRib, rpki: RpkiView, interface: str, policy: Policy
+) -> tuple[frozenset[int], frozenset[str]]:
+    """BAR-SAV (v09 section 4) on one customer or lateral-peer interface: (AS-set D, Pfx-set Q)."""
+    key = (rib.router, interface)
+    cone = customer_cone(rib, rpki, rib.neighbors[interface].asn, policy.asn_acl.get(key, ()))
+    prefixes = cone_prefixes(rib, rpki, cone) | frozenset(policy.prefix_acl.get(key, ()))
+    return cone, prefixes
+
+
+def bar_sav_pi_blocklist(
+    rib: RouterRib, rpki: RpkiView, cones: dict[str, tuple[frozenset[int], frozenset[str]]]
+) -> frozenset[str]:
+    """Pfx-set S of BAR-SAV-PI (v09 section 7, steps 1-5): prefixes that may only come from the cone.
+
+    Conservative reading (S is blocked on provider interfaces, so doubt keeps a prefix out of S): a prefix
+    needs at least one route on a customer interface, every such route ROV-Valid and ASPA-Valid, every ROA
+    origin inside the union cone Du, and every AS on every route to it holding an ASPA whose providers are all
+    in Du or the local AS.
+    """
+    union_cone: set[int] = {rib.local_asn}
+    union_prefixes: set[str] = set()
+    for cone, prefixes in cones.values():
+        union_cone |= cone
+        union_prefixes |= prefixes
+    table = rpki.aspa_table
+    customer = set(rib.customer_ifaces)
+    result: set[str] = set()
+    for prefix in union_prefixes:
+        paths = rib.prefix_paths.get(prefix, [])
+        cust_paths = [p for p in paths if p.interface in customer]
+        if not cust_paths:
+            continue
+        if any(rpki.rov(prefix, p.origin) is not Rov.VALID for p in cust_paths):
+            continue
+        if any(rib.verdict(rpki, p) is not PathVerdict.VALID for p in cust_paths):
+            continue
+        if not rpki.authorized_origins(prefix) <= union_cone:
+            continue
+        if all(_providers_inside(table, p.as_path, union_cone) for p in paths):
+            result.add(prefix)
+    return frozenset(result)
+
+
+def _providers_inside(table: dict[int, frozenset[int]], as_path: tuple[int, ...], cone: set[int]) -> bool:
+    for asn in as_path:
+        providers = table.get(asn)
+        if providers is None or not providers <= cone:
+            return False
+    return True
+
+
+# --- per-router driver ----------------------------------------------------------------------------------
+
+
+def _aspa_covers(rpki: RpkiView, cone: frozenset[int]) -> bool:
+    return all(asn in rpki.aspa_table for asn in cone)
+
+
+def compute_router(rib: RouterRib, rpki: RpkiView, policy: Policy) -> dict[str, Outcome]:
+    """Every eBGP interface of one router, each with the algorithm the policy picks for it."""
+    run = _RouterRun(rib, rpki, policy)
+    return {
+        iface: run.outcome(iface)
+        for iface in sorted(rib.neighbors)
+        if rib.relationship(iface) is not Relationship.INTERNAL
+    }
+
+
+class _RouterRun:
+    """One router's computation, caching what several interfaces share (Z of EFP-B, cones, S of PI)."""
+
+    def __init__(self, rib: RouterRib, rpki: RpkiView, policy: Policy) -> None:
+        self.rib, self.rpki, self.policy = rib, rpki, policy
+        self._strict: dict[str, frozenset[str]] | None = None
+        self._efp_a: dict[str, frozenset[str]] | None = None
+        self._efp_b: frozenset[str] | None = None
+        self._pi: frozenset[str] | None = None
+        self._cones: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
+
+    def cone(self, iface: str) -> tuple[frozenset[int], frozenset[str]]:
+        if iface not in self._cones:
+            self._cones[iface] = bar_sav(self.rib, self.rpki, iface, self.policy)
+        return self._cones[iface]
+
+    def z(self) -> frozenset[str]:
+        if self._efp_b is None:
+            self._efp_b = efp_b(self.rib)
+        return self._efp_b
+
+    def pi(self) -> frozenset[str]:
+        if self._pi is None:
+            cones = {i: self.cone(i) for i in self.rib.customer_ifaces}
+            self._pi = bar_sav_pi_blocklist(self.rib, self.rpki, cones)
+        return self._pi
+
+    def outcome(self, iface: str) -> Outcome:
+        rib, rpki = self.rib, self.rpki
+        rel = rib.relationship(iface)
+        algo = self.policy.algorithm_for(rib.router, iface)
+        customer = rel is Relationship.CUSTOMER
+        if algo is Algorithm.AUTO:
+            return self.auto(iface, rel)
+        if algo is Algorithm.LOOSE:
+            return _loose()
+        if algo is Algorithm.STRICT:
+            if self._strict is None:
+                self._strict = strict(rib)
+            return _allow(self._strict[iface], str(algo))
+        if algo is Algorithm.FEASIBLE:
+            return _allow(feasible(rib, iface), str(algo))
+        if algo in (Algorithm.EFP_A, Algorithm.EFP_B) and not customer:
+            return _loose(f"{algo} applies to customer interfaces; loose uRPF here (RFC 8704)")
+        if algo is Algorithm.EFP_A:
+            if self._efp_a is None:
+                self._efp_a = efp_a(rib)
+            return _allow(self._efp_a[iface], str(algo))
+        if algo is Algorithm.EFP_B:
+            return _allow(self.z(), str(algo))
+        if not rpki.ready:
+            return _loose("fail-open:no-rpki-data (BAR-SAV 6.5.1)")
+        if algo is Algorithm.BAR_SAV:
+            if rel is Relationship.PROVIDER:
+                return _loose("bar-sav applies to customer and lateral-peer interfaces; loose uRPF here")
+            return _allow(self.cone(iface)[1], str(algo))
+        if rel is not Relationship.PROVIDER:
+            return _loose("bar-sav-pi applies to provider interfaces; loose uRPF here")
+        return Outcome(ListKind.BLOCK, self.pi(), str(algo))
+
+    def auto(self, iface: str, rel: Relationship) -> Outcome:
+        """The default: RFC 8704's recommendation, with BAR-SAV where ASPA covers the customer cone."""
+        rpki = self.rpki
+        if rel is Relationship.PROVIDER:
+            if not rpki.ready:
+                return _loose("auto: no RPKI data, loose uRPF (fail open)")
+            return Outcome(ListKind.BLOCK, self.pi(), "auto:bar-sav-pi")
+        if rel is not Relationship.CUSTOMER:
+            return Outcome(ListKind.BLOCK, frozenset(), "auto:loose")
+        if not rpki.ready:
+            return _allow(self.z(), "auto:efp-b", "no RPKI data: EFP-uRPF B only")
+        as_set, q = self.cone(iface)
+        if _aspa_covers(rpki, as_set):
+            return _allow(q, "auto:bar-sav", "ASPA covers the customer cone")
+        return _allow(self.z() | q, "auto:efp-b+bar-sav", "ASPA misses part of the cone: EFP-B | BAR-SAV")

@@ -1,0 +1,210 @@
+"""The per-router view the inter-domain algorithms read: Adj-RIBs-In per interface, RPKI indexes.
+
+`RouterRib` owns one border router's eBGP paths grouped by interface, with lazily built indexes (origin ->
+prefixes, prefix -> origins, AS_PATH customer pairs) so each algorithm pays only for what it reads.
+`RpkiView` owns the VRP and ASPA indexes shared by all routers: route origin validation (RFC 6811, with
+maxLength) on a py-radix tree whose nodes carry no data, and ASPA lookups. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import radix
+
+from appliance.engine.aspa import (
+    Authorization,
+    PathVerdict,
+    authorized,
+    build_table,
+    compress,
+    verify_downstream,
+    verify_upstream,
+)
+from appliance.model import Aspa, BgpPath, Neighbor, Relationship, Vrp
+
+__all__ = ["RouterRib", "Rov", "RpkiView", "is_special_asn"]
+
+
+def is_special_asn(asn: int) -> bool:
+    """IANA special-purpose ASNs BAR-SAV step 6 removes (AS0, AS_TRANS, documentation, last, reserved).
+
+    Private-use ASNs (RFC 6996) are kept: a controller may manage a private-ASN domain (and the labs do).
+    """
+    return (
+        asn in (0, 23456, 65535, 4294967295) or 64496 <= asn <= 64511 or 65536 <= asn <= 65551
+    )
+
+
+class Rov(enum.StrEnum):
+    """Route origin validation state (RFC 6811)."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    NOT_FOUND = "not-found"
+
+
+@dataclass(frozen=True)  # no slots: the cached indexes live in __dict__
+class RpkiView:
+    """VRPs and ASPAs as the algorithms need them; `ready` is False when no RPKI data is available at all."""
+
+    vrps: tuple[Vrp, ...]
+    aspas: tuple[Aspa, ...]
+    ready: bool
+
+    @staticmethod
+    def of(vrps: Iterable[Vrp], aspas: Iterable[Aspa], ready: bool | None = None) -> RpkiView:
+        v, a = tuple(vrps), tuple(aspas)
+        return RpkiView(v, a, bool(v or a) if ready is None else ready)
+
+    @cached_property
+    def aspa_table(self) -> dict[int, frozenset[int]]:
+        return build_table(self.aspas)
+
+    @cached_property
+    def aspa_customers_of(self) -> dict[int, frozenset[int]]:
+        """Provider -> customers whose ASPA names it (BAR-SAV step 5, read backwards)."""
+        acc: dict[int, set[int]] = {}
+        for customer, providers in self.aspa_table.items():
+            for p in providers:
+                acc.setdefault(p, set()).add(customer)
+        return {p: frozenset(c) for p, c in acc.items()}
+
+    @cached_property
+    def _vrp_index(self) -> tuple[radix.Radix, dict[str, list[tuple[int, int]]]]:
+        tree = radix.Radix()
+        by_prefix: dict[str, list[tuple[int, int]]] = {}
+        for v in self.vrps:
+            entries = by_prefix.get(v.prefix)
+            if entries is None:
+                tree.add(v.prefix)
+                entries = by_prefix[v.prefix] = []
+            entries.append((v.max_length, v.asn))
+        return tree, by_prefix
+
+    @cached_property
+    def roa_prefixes_by_asn(self) -> dict[int, frozenset[str]]:
+        """Origin ASN -> prefixes of its ROAs (BAR-SAV step 11 and Procedure X step 7)."""
+        acc: dict[int, set[str]] = {}
+        for v in self.vrps:
+            if v.asn != 0:
+                acc.setdefault(v.asn, set()).add(v.prefix)
+        return {a: frozenset(p) for a, p in acc.items()}
+
+    def covering_vrps(self, prefix: str) -> list[tuple[str, int, int]]:
+        """(vrp prefix, max_length, asn) of every VRP covering `prefix`."""
+        tree, by_prefix = self._vrp_index
+        out: list[tuple[str, int, int]] = []
+        for node in tree.search_covering(prefix):
+            out.extend((node.prefix, ml, asn) for ml, asn in by_prefix[node.prefix])
+        return out
+
+    def authorized_origins(self, prefix: str) -> frozenset[int]:
+        """ASNs some VRP authorises to originate exactly `prefix` (length within maxLength)."""
+        length = int(prefix.rsplit("/", 1)[1])
+        return frozenset(asn for _, ml, asn in self.covering_vrps(prefix) if length <= ml and asn != 0)
+
+    def rov(self, prefix: str, origin: int) -> Rov:
+        covering = self.covering_vrps(prefix)
+        if not covering:
+            return Rov.NOT_FOUND
+        length = int(prefix.rsplit("/", 1)[1])
+        if any(asn == origin and asn != 0 and length <= ml for _, ml, asn in covering):
+            return Rov.VALID
+        return Rov.INVALID
+
+
+class RouterRib:
+    """Adj-RIBs-In of one router, by interface, with the relationship of each interface's neighbour."""
+
+    def __init__(
+        self, router: str, local_asn: int, neighbors: Mapping[str, Neighbor], paths: Iterable[BgpPath]
+    ) -> None:
+        self.router = router
+        self.local_asn = local_asn
+        self.neighbors = dict(neighbors)
+        by_iface: dict[str, list[BgpPath]] = {i: [] for i in self.neighbors}
+        for p in paths:
+            if p.interface in by_iface:
+                by_iface[p.interface].append(p)
+        self.by_iface = by_iface
+
+    def relationship(self, interface: str) -> Relationship:
+        return self.neighbors[interface].relationship
+
+    def ifaces(self, *relationships: Relationship) -> tuple[str, ...]:
+        return tuple(sorted(i for i, n in self.neighbors.items() if n.relationship in relationships))
+
+    @cached_property
+    def customer_ifaces(self) -> tuple[str, ...]:
+        return self.ifaces(Relationship.CUSTOMER)
+
+    def iface_prefixes(self, interface: str) -> frozenset[str]:
+        return frozenset(p.prefix for p in self.by_iface.get(interface, ()))
+
+    @cached_property
+    def origin_prefixes(self) -> dict[int, set[str]]:
+        """Origin AS -> prefixes it originates, over all interfaces."""
+        acc: dict[int, set[str]] = {}
+        for paths in self.by_iface.values():
+            for p in paths:
+                acc.setdefault(p.origin, set()).add(p.prefix)
+        return acc
+
+    @cached_property
+    def prefix_origins(self) -> dict[str, set[int]]:
+        acc: dict[str, set[int]] = {}
+        for paths in self.by_iface.values():
+            for p in paths:
+                acc.setdefault(p.prefix, set()).add(p.origin)
+        return acc
+
+    @cached_property
+    def prefix_paths(self) -> dict[str, list[BgpPath]]:
+        acc: dict[str, list[BgpPath]] = {}
+        for iface in sorted(self.by_iface):
+            for p in self.by_iface[iface]:
+                acc.setdefault(p.prefix, []).append(p)
+        return acc
+
+    def verdict(self, rpki: RpkiView, path: BgpPath) -> PathVerdict:
+        """ASPA verification in the direction the path arrived (downstream from providers)."""
+        return _verdict(rpki.aspa_table, path.as_path, self.relationship(path.interface))
+
+    def customer_pairs(self, rpki: RpkiView) -> dict[int, frozenset[int]]:
+        """AS -> its customers according to unique AS_PATHs in all Adj-RIBs-In (BAR-SAV step 7).
+
+        ASPA-Invalid paths are excluded (BAR-SAV section 4 pre-filter); a hop whose customer holds an ASPA
+        not naming the would-be provider is not trusted either (route-leak clean-up, BAR-SAV slides).
+        """
+        cached = self.__dict__.get("_pairs")
+        if cached is not None and cached[0] is rpki:
+            return cached[1]  # type: ignore[no-any-return]
+        table = rpki.aspa_table
+        unique: dict[tuple[tuple[int, ...], Relationship], None] = {}
+        for iface, paths in self.by_iface.items():
+            rel = self.relationship(iface)
+            for p in paths:
+                unique[(p.as_path, rel)] = None
+        acc: dict[int, set[int]] = {}
+        for as_path, rel in unique:
+            if _verdict(table, as_path, rel) is PathVerdict.INVALID:
+                continue
+            path = compress(as_path)
+            for k in range(len(path) - 1):
+                provider, customer = path[k], path[k + 1]
+                if authorized(table, customer, provider) is Authorization.NOT_PROVIDER_PLUS:
+                    continue
+                acc.setdefault(provider, set()).add(customer)
+        result = {a: frozenset(c) for a, c in acc.items()}
+        self.__dict__["_pairs"] = (rpki, result)
+        return result
+
+
+def _verdict(table: Mapping[int, frozenset[int]], as_path: tuple[int, ...], rel: Relationship) -> PathVerdict:
+    if rel is Relationship.PROVIDER:
+        return verify_downstream(table, as_path)
+    return verify_upstream(table, as_path)
