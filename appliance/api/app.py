@@ -1,0 +1,232 @@
+"""The FastAPI application: routes over the ports, JSON throughout, OpenAPI at /openapi.json.
+
+Handlers are `async def`, so they run on the daemon's event loop, the same task that owns the state:
+API writes and protocol events never race (GoBGP's one-writer rule, without a queue to maintain).
+Malformed input is a 4xx with a `message` and leaves state untouched: validation happens before any
+change is applied, and a change is one `apply` call.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from appliance.api.auth import Auth
+from appliance.api.explain import explain
+from appliance.api.ports import ApiPorts
+from appliance.api.schemas import ReportIn
+from appliance.config import ApiConfig
+from appliance.model import PrefixReport, SavRuleSet, Severity, canonical_prefix
+from appliance.monitor.events import EventType, Operational
+from appliance.monitor.metrics import CONTENT_TYPE
+from appliance.state import Announce, Withdraw
+from appliance.state.facts import encode_fact
+
+API_SOURCE = "api"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _rules_json(ruleset: SavRuleSet) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = ruleset.to_dict()["rules"]
+    return rules
+
+
+def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
+    app = FastAPI(
+        title="savd",
+        version="1",
+        description="SAV route-server appliance: topology, source-prefix reports, SAV rules with explain, "
+        "RPKI, FlowSpec per peer, enforcer counters, events and alarms. Writes need a bearer token.",
+    )
+    auth = Auth(settings)
+    read = [Depends(auth.read)]
+    write = [Depends(auth.write)]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"message": _validation_message(exc), "detail": jsonable_errors(exc)},
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content={"message": exc.detail},
+                            headers=exc.headers)
+
+    @app.get("/health", tags=["meta"], dependencies=read)
+    async def health() -> dict[str, Any]:
+        current = ports.rules.current()
+        return {
+            "status": "ok",
+            "state_version": ports.facts.snapshot().version,
+            "rules_version": current[0] if current else None,
+            "alarms": len(ports.monitor.alarms.active()),
+        }
+
+    @app.get("/metrics", tags=["meta"], dependencies=read, response_class=Response)
+    async def metrics() -> Response:
+        return Response(ports.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/api/v1/topology", tags=["topology"], dependencies=read)
+    async def topology() -> dict[str, Any]:
+        snap = ports.facts.snapshot()
+        return {
+            "version": snap.version,
+            "routers": [encode_fact(r) for r in snap.routers],
+            "interfaces": [encode_fact(i) for i in snap.interfaces],
+            "links": [encode_fact(link) for link in snap.links],
+            "igp_prefixes": [encode_fact(p) for p in snap.igp_prefixes],
+            "neighbors": [encode_fact(n) for n in snap.neighbors],
+        }
+
+    @app.get("/api/v1/reports", tags=["reports"], dependencies=read)
+    async def list_reports(router: str = "", interface: str = "") -> dict[str, Any]:
+        snap = ports.facts.snapshot()
+        reports = [
+            {**encode_fact(r), "sources": sorted(snap.sources_of(r))}
+            for r in snap.reports
+            if (not router or r.router == router) and (not interface or r.interface == interface)
+        ]
+        return {"version": snap.version, "reports": reports}
+
+    @app.post("/api/v1/reports", tags=["reports"], dependencies=write, status_code=status.HTTP_201_CREATED)
+    async def create_report(body: ReportIn, response: Response) -> dict[str, Any]:
+        report = body.to_report()
+        applied = ports.facts.apply(Announce(API_SOURCE, (report,)))
+        if not applied.changed:
+            response.status_code = status.HTTP_200_OK
+        else:
+            _report_event(ports, "added", report)
+        return {"report": encode_fact(report), "created": applied.changed, "version": applied.version}
+
+    @app.delete("/api/v1/reports", tags=["reports"], dependencies=write)
+    async def delete_report(
+        router: Annotated[str, Query(min_length=1)],
+        interface: Annotated[str, Query(min_length=1)],
+        prefix: Annotated[str, Query(min_length=1)],
+    ) -> dict[str, Any]:
+        canonical = _canonical_or_422(prefix)
+        snap = ports.facts.snapshot()
+        wanted = (router, interface, canonical)
+        found = [r for r in snap.reports if (r.router, r.interface, r.prefix) == wanted]
+        if not found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report of {prefix} on {router} {interface}")
+        ours = [r for r in found if API_SOURCE in snap.sources_of(r)]
+        if not ours:
+            others = sorted({s for r in found for s in snap.sources_of(r)})
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"report of {prefix} on {router} {interface} comes from {', '.join(others)}, "
+                                "not from the API; remove it at its source")
+        applied = ports.facts.apply(Withdraw(API_SOURCE, tuple(ours)))
+        for r in ours:
+            _report_event(ports, "deleted", r)
+        return {"deleted": [encode_fact(r) for r in ours], "version": applied.version}
+
+    @app.get("/api/v1/rules", tags=["rules"], dependencies=read)
+    async def rules(router: str = "") -> dict[str, Any]:
+        version, ruleset = _current(ports)
+        chosen = SavRuleSet(ruleset.for_router(router)) if router else ruleset
+        return {"version": version, "rules": _rules_json(chosen)}
+
+    @app.get("/api/v1/rules/{router}/{interface:path}", tags=["rules"], dependencies=read)
+    async def interface_rules(router: str, interface: str) -> dict[str, Any]:
+        version, ruleset = _current(ports)
+        rule = ruleset.get(router, interface)
+        if rule is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SAV rule on {router} {interface}")
+        return {"version": version, "rule": _rules_json(SavRuleSet((rule,)))[0]}
+
+    @app.get("/api/v1/explain", tags=["rules"], dependencies=read)
+    async def explain_source(
+        router: Annotated[str, Query(min_length=1)],
+        interface: Annotated[str, Query(min_length=1)],
+        source: Annotated[str, Query(min_length=1, description="source address or prefix")],
+    ) -> dict[str, Any]:
+        current = ports.rules.current()
+        rule = current[1].get(router, interface) if current else None
+        try:
+            result = explain(router, interface, rule, source)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        return {"version": current[0] if current else None, **result.to_dict()}
+
+    @app.get("/api/v1/rpki", tags=["rpki"], dependencies=read)
+    async def rpki() -> dict[str, Any]:
+        snap = ports.facts.snapshot()
+        return {**ports.rpki.rpki_status(), "state": {"vrps": len(snap.vrps), "aspas": len(snap.aspas)}}
+
+    @app.get("/api/v1/flowspec", tags=["flowspec"], dependencies=read)
+    async def flowspec_peers() -> dict[str, Any]:
+        return {"peers": {p: len(ports.flowspec.held(p)) for p in ports.flowspec.peers()}}
+
+    @app.get("/api/v1/flowspec/{peer}", tags=["flowspec"], dependencies=read)
+    async def flowspec_peer(peer: str) -> dict[str, Any]:
+        if peer not in ports.flowspec.peers():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no FlowSpec rules recorded for peer {peer}")
+        held = ports.flowspec.held(peer)
+        return {"peer": peer, "rules": [{"key": k, "rule": v} for k, v in sorted(held.items())]}
+
+    @app.get("/api/v1/counters", tags=["enforcer"], dependencies=read)
+    async def counters(router: str = "", interface: str = "") -> dict[str, Any]:
+        totals = ports.counters.totals()
+        out = []
+        for s in ports.counters.samples(router, interface):
+            packets, octets, _ = totals[s.key()]
+            out.append({**s.to_dict(), "total_packets": packets, "total_bytes": octets})
+        return {"counters": out}
+
+    @app.get("/api/v1/events", tags=["events"], dependencies=read)
+    async def events(
+        since: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        type: Annotated[list[str] | None, Query()] = None,
+        severity: Severity = Severity.DEBUG,
+        alarms_only: bool = False,
+    ) -> dict[str, Any]:
+        bus = ports.monitor.bus
+        records = bus.recent(since, limit, type or (), severity, alarms_only)
+        return {"last_seq": bus.last_seq, "dropped": bus.dropped, "events": [r.to_dict() for r in records]}
+
+    @app.get("/api/v1/alarms", tags=["events"], dependencies=read)
+    async def alarms(type: str = "") -> dict[str, Any]:
+        return {"alarms": [a.to_dict() for a in ports.monitor.alarms.active(type)]}
+
+    return app
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Validation errors without the raw input objects (which may not be JSON)."""
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()]
+
+
+def _current(ports: ApiPorts) -> tuple[int | None, SavRuleSet]:
+    current = ports.rules.current()
+    return (current[0], current[1]) if current else (None, SavRuleSet())
+
+
+def _canonical_or_422(prefix: str) -> str:
+    try:
+        return canonical_prefix(prefix)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"prefix: {exc}") from None
+
+
+def _report_event(ports: ApiPorts, what: str, report: PrefixReport) -> None:
+    where = f"{report.prefix} on {report.router} {report.interface}"
+    ports.monitor.emit(Operational(
+        EventType.REPORT_CHANGED, "api", f"report {what}: {where}",
+        extra=(("router", report.router), ("interface", report.interface), ("prefix", report.prefix),
+               ("change", what)),
+    ))

@@ -1,0 +1,57 @@
+"""The interfaces the API reads and writes through; the daemon passes real implementations.
+
+The state store (appliance.state.StateStore) satisfies FactsPort; the Monitor, CounterBoard and Metrics
+are used as they are. RulesPort, RpkiPort and FlowspecPort are what the engine, RPKI and pusher parts
+satisfy; memory.py has the holders the daemon uses until (and while) those parts publish into them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from appliance.model import SavRuleSet
+from appliance.monitor import Monitor
+from appliance.monitor.counters import CounterBoard
+from appliance.monitor.metrics import Metrics
+from appliance.state import Applied, Change, StateSnapshot
+
+
+class FactsPort(Protocol):
+    """Input facts: read a snapshot, apply a change (the API only changes source "api")."""
+
+    def snapshot(self) -> StateSnapshot: ...
+
+    def apply(self, change: Change) -> Applied: ...
+
+
+class RulesPort(Protocol):
+    def current(self) -> tuple[int, SavRuleSet] | None:
+        """The rule set in force and the state version it was computed from; None before the first."""
+        ...
+
+
+class RpkiPort(Protocol):
+    def rpki_status(self) -> Mapping[str, Any]:
+        """JSON-ready: {"caches": [...], "files": [...], "counts": {"vrp": n, "aspa": n}, ...}."""
+        ...
+
+
+class FlowspecPort(Protocol):
+    def peers(self) -> list[str]: ...
+
+    def held(self, peer: str) -> Mapping[str, str]:
+        """The FlowSpec rules `peer` holds: NLRI key -> rule text (as pushed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPorts:
+    facts: FactsPort
+    rules: RulesPort
+    rpki: RpkiPort
+    flowspec: FlowspecPort
+    monitor: Monitor
+    counters: CounterBoard
+    metrics: Metrics

@@ -1,0 +1,231 @@
+"""HTTP API over real in-memory parts (state store, monitor, holders): auth, 4xx on bad input, JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from appliance.api import ApiPorts, create_app
+from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
+from appliance.config import ApiConfig
+from appliance.model import (
+    Action,
+    Interface,
+    InterfaceRules,
+    ListKind,
+    Mode,
+    PrefixReport,
+    Router,
+    SavRuleSet,
+    Vrp,
+)
+from appliance.monitor import ManualClock, Monitor
+from appliance.monitor.counters import CounterBoard, CounterSample
+from appliance.monitor.events import BgpSession
+from appliance.monitor.metrics import Metrics
+from appliance.state import Announce, StateStore
+
+TOKEN = "t0ken-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+RULES = SavRuleSet.of([
+    InterfaceRules("r1", "eth1", ListKind.ALLOW, ("198.18.1.0/24", "198.18.1.128/25"), Action(Mode.DROP),
+                   algorithm="intra", provenance={"198.18.1.128/25": ("report:lan@r1:eth1",)}),
+    InterfaceRules("r1", "ge-0/0/1", ListKind.BLOCK, ("198.18.64.0/20",), Action(Mode.MONITOR),
+                   provenance={"198.18.64.0/20": ("roa:198.18.64.0/20-24 AS65020",)}),
+])
+
+
+@dataclass(frozen=True)
+class CacheStatusLike:
+    name: str
+    state: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state}
+
+
+@dataclass
+class Rig:
+    client: TestClient
+    store: StateStore
+    ports: ApiPorts
+    rules: RulesHolder
+
+
+def make_rig(token: str = TOKEN, read_required: bool = False) -> Rig:
+    store = StateStore()
+    monitor = Monitor(ManualClock(100.0))
+    counters = CounterBoard()
+    rules = RulesHolder()
+    board = RpkiStatusBoard()
+    board.add_caches(lambda: [CacheStatusLike("stayrtr", "established")])
+    board.set_counts(lambda: {"vrp": 2, "aspa": 0})
+    ports = ApiPorts(store, rules, board, PushedRules(store), monitor, counters, Metrics(monitor, counters))
+    app = create_app(ports, ApiConfig(token=token, read_token_required=read_required))
+    return Rig(TestClient(app), store, ports, rules)
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return make_rig()
+
+
+REPORT = {"router": "r1", "interface": "eth1", "prefix": "198.18.1.0/24", "subnet": "lan-a"}
+
+
+def test_writes_need_the_bearer_token(rig: Rig) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        r = rig.client.post("/api/v1/reports", json=REPORT, headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert "bearer token" in r.json()["message"]
+    assert rig.store.version == 0
+    assert rig.client.get("/api/v1/reports").status_code == 200  # reads open by default
+
+
+def test_without_a_configured_token_writes_are_refused() -> None:
+    rig = make_rig(token="")
+    r = rig.client.post("/api/v1/reports", json=REPORT, headers={"Authorization": "Bearer "})
+    assert r.status_code == 403 and r.json()["message"] == "writes are disabled: no API token is configured"
+
+
+def test_reads_can_require_the_token() -> None:
+    rig = make_rig(read_required=True)
+    assert rig.client.get("/api/v1/rules").status_code == 401
+    assert rig.client.get("/metrics").status_code == 401
+    assert rig.client.get("/api/v1/rules", headers=AUTH).status_code == 200
+
+
+def test_report_create_list_delete(rig: Rig) -> None:
+    r = rig.client.post("/api/v1/reports", json={**REPORT, "prefix": "198.18.1.0/24 ", "multihomed": True},
+                        headers=AUTH)
+    assert r.status_code == 201
+    assert r.json() == {"created": True, "version": 1, "report": {
+        "router": "r1", "interface": "eth1", "prefix": "198.18.1.0/24", "subnet": "lan-a",
+        "flags": {"anycast": False, "special": False, "multihomed": True}, "source": "api"}}
+    again = rig.client.post("/api/v1/reports", json={**REPORT, "multihomed": True}, headers=AUTH)
+    assert again.status_code == 200 and again.json()["created"] is False
+    listed = rig.client.get("/api/v1/reports", params={"router": "r1"}).json()
+    assert [(x["prefix"], x["sources"]) for x in listed["reports"]] == [("198.18.1.0/24", ["api"])]
+    assert rig.client.get("/api/v1/reports", params={"router": "r2"}).json()["reports"] == []
+    key = {k: REPORT[k] for k in ("router", "interface", "prefix")}
+    gone = rig.client.delete("/api/v1/reports", params=key, headers=AUTH)
+    assert gone.status_code == 200 and gone.json()["version"] == 2
+    assert rig.store.snapshot().reports == ()
+    events = rig.client.get("/api/v1/events", params={"type": "report-changed"}).json()["events"]
+    changes = [e["fields"]["change"] for e in events]
+    assert changes == ["added", "deleted"]
+
+
+@pytest.mark.parametrize("body, where", [
+    ({**REPORT, "prefix": "198.18.1.1/24"}, "body.prefix"),          # host bits set
+    ({**REPORT, "prefix": "not-a-prefix"}, "body.prefix"),
+    ({k: v for k, v in REPORT.items() if k != "router"}, "body.router"),
+    ({**REPORT, "colour": "red"}, "body.colour"),
+    ({**REPORT, "router": "r1; drop table"}, "body.router"),
+    ({**REPORT, "anycast": "perhaps"}, "body.anycast"),
+    ([REPORT], "body"),
+])
+def test_malformed_reports_are_422_with_a_message_and_change_nothing(rig: Rig, body: Any, where: str) -> None:
+    rig.store.apply(Announce("bgp-ls:exa1/198.18.0.2", (PrefixReport("r2", "eth1", "198.18.2.0/24"),)))
+    before = rig.store.snapshot()
+    r = rig.client.post("/api/v1/reports", json=body, headers=AUTH)
+    assert r.status_code == 422 and r.json()["message"].startswith(where)
+    assert rig.store.snapshot() == before and rig.store.version == before.version
+
+
+def test_body_that_is_not_json_is_422(rig: Rig) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    r = rig.client.post("/api/v1/reports", content=b"{router: r1", headers=headers)
+    assert r.status_code == 422 and "JSON" in r.json()["message"] and rig.store.version == 0
+
+
+def test_delete_errors(rig: Rig) -> None:
+    rig.store.apply(Announce("bgp-ls:exa1/198.18.0.2", (PrefixReport("r2", "eth1", "198.18.2.0/24"),)))
+    params = {"router": "r2", "interface": "eth1", "prefix": "198.18.2.0/24"}
+    conflict = rig.client.delete("/api/v1/reports", params=params, headers=AUTH)
+    assert conflict.status_code == 409 and "bgp-ls:exa1/198.18.0.2" in conflict.json()["message"]
+    missing = rig.client.delete("/api/v1/reports", params={**params, "prefix": "198.18.3.0/24"}, headers=AUTH)
+    assert missing.status_code == 404
+    bad = rig.client.delete("/api/v1/reports", params={**params, "prefix": "198.18.2.1/24"}, headers=AUTH)
+    assert bad.status_code == 422 and bad.json()["message"].startswith("prefix:")
+    assert rig.client.delete("/api/v1/reports", params={"router": "r2"}, headers=AUTH).status_code == 422
+    assert rig.store.version == 1
+
+
+def test_topology(rig: Rig) -> None:
+    rig.store.apply(Announce("bgp-ls:x", (Router("r1", "198.18.0.1", 65000), Interface("r1", "eth1"))))
+    body = rig.client.get("/api/v1/topology").json()
+    assert body["version"] == 1 and [r["name"] for r in body["routers"]] == ["r1"]
+    assert body["routers"][0]["role"] == "core" and body["interfaces"][0]["name"] == "eth1"
+
+
+def test_rules_and_explain(rig: Rig) -> None:
+    assert rig.client.get("/api/v1/rules").json() == {"version": None, "rules": []}
+    rig.rules.publish(7, RULES)
+    body = rig.client.get("/api/v1/rules", params={"router": "r1"}).json()
+    assert body["version"] == 7 and [r["interface"] for r in body["rules"]] == ["eth1", "ge-0/0/1"]
+    one = rig.client.get("/api/v1/rules/r1/ge-0/0/1").json()["rule"]
+    assert one["kind"] == "block" and one["prefixes"] == ["198.18.64.0/20"]
+    assert rig.client.get("/api/v1/rules/r9/eth1").status_code == 404
+
+    def why(interface: str, source: str) -> dict[str, Any]:
+        params = {"router": "r1", "interface": interface, "source": source}
+        r = rig.client.get("/api/v1/explain", params=params)
+        assert r.status_code == 200
+        return dict(r.json())
+
+    inside = why("eth1", "198.18.1.200")
+    assert (inside["verdict"], inside["matched_prefix"], inside["provenance"]) == (
+        "pass", "198.18.1.128/25", ["report:lan@r1:eth1"])
+    assert why("eth1", "198.18.9.9")["verdict"] == "drop"
+    assert why("eth1", "198.18.0.0/16")["verdict"] == "drop"  # wider than any listed prefix
+    blocked = why("ge-0/0/1", "198.18.64.1")
+    assert (blocked["verdict"], blocked["provenance"]) == ("monitor", ["roa:198.18.64.0/20-24 AS65020"])
+    assert why("ge-0/0/1", "198.18.1.1")["verdict"] == "pass"
+    assert why("eth7", "198.18.1.1")["reason"] == "no SAV rule on this interface (fail open)"
+    bad = rig.client.get("/api/v1/explain", params={"router": "r1", "interface": "eth1", "source": "x"})
+    assert bad.status_code == 422 and bad.json()["message"] == "not an IP address or prefix: 'x'"
+
+
+def test_rpki_flowspec_and_counters(rig: Rig) -> None:
+    rig.store.apply(Announce("rtr:stayrtr", (Vrp("198.18.0.0/16", 24, 65010),)))
+    rpki = rig.client.get("/api/v1/rpki").json()
+    assert rpki == {"caches": [{"name": "stayrtr", "state": "established"}], "files": [],
+                    "counts": {"vrp": 2, "aspa": 0}, "state": {"vrps": 1, "aspas": 0}}
+    rig.store.record_push("198.18.0.2", {"src=198.18.9.0/24": "flow route { ... } discard"}, ())
+    assert rig.client.get("/api/v1/flowspec").json() == {"peers": {"198.18.0.2": 1}}
+    held = rig.client.get("/api/v1/flowspec/198.18.0.2").json()
+    assert held["rules"] == [{"key": "src=198.18.9.0/24", "rule": "flow route { ... } discard"}]
+    assert rig.client.get("/api/v1/flowspec/198.18.0.9").status_code == 404
+    sample = CounterSample("r1", "eth1", "198.18.9.0/24", "drop", 5, 500)
+    rig.ports.counters.update([sample], now=0)
+    rig.ports.counters.update([CounterSample("r1", "eth1", "198.18.9.0/24", "drop", 9, 900)], now=1)
+    (c,) = rig.client.get("/api/v1/counters", params={"router": "r1"}).json()["counters"]
+    assert (c["packets"], c["total_packets"], c["spoofed"]) == (9, 9, True)
+    assert rig.client.get("/api/v1/counters", params={"router": "r2"}).json()["counters"] == []
+
+
+def test_events_alarms_metrics_and_openapi(rig: Rig) -> None:
+    rig.ports.monitor.emit(BgpSession("exa1", "198.18.0.2", "r1", up=False, reason="refused"))
+    rig.ports.monitor.emit(BgpSession("exa1", "198.18.0.3", "r2", up=True))
+    events = rig.client.get("/api/v1/events", params={"since": 1}).json()
+    assert events["last_seq"] == 2 and [e["seq"] for e in events["events"]] == [2]
+    assert rig.client.get("/api/v1/events", params={"severity": "error"}).json()["events"][0]["seq"] == 1
+    assert rig.client.get("/api/v1/events", params={"limit": 0}).status_code == 422
+    assert rig.client.get("/api/v1/events", params={"severity": "loud"}).status_code == 422
+    (alarm,) = rig.client.get("/api/v1/alarms").json()["alarms"]
+    assert alarm["id"] == "bgp-session/exa1/198.18.0.2" and alarm["severity"] == "error"
+    metrics = rig.client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'savd_alarms_active{type="bgp-session"} 1.0' in metrics.text
+    health = rig.client.get("/health").json()
+    assert health == {"status": "ok", "state_version": 0, "rules_version": None, "alarms": 1}
+    paths = rig.client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/reports", "/api/v1/explain", "/api/v1/rules/{router}/{interface}", "/api/v1/events",
+            "/api/v1/alarms", "/api/v1/rpki", "/api/v1/flowspec/{peer}", "/api/v1/counters",
+            "/api/v1/topology", "/metrics"} <= set(paths)
+    assert set(paths["/api/v1/reports"]) == {"get", "post", "delete"}
