@@ -1,0 +1,227 @@
+"""`savd-enforcer`: run the node-side FlowSpec -> nftables enforcer, or inspect one.
+
+    savd-enforcer run --node r1 --asn 65000 [--configure-frr --vtysh "vtysh -N r1"] \\
+                      [--group 7=eth1 | --groups-file groups.json] [--http 127.0.0.1:9180]
+    savd-enforcer plan --updates recorded.jsonl [--group 7=eth1]   # print the nft text (dry run)
+    savd-enforcer frr-config --asn 65000                            # print FRR's lines for the receiver
+    savd-enforcer counters [--url http://127.0.0.1:9180 | --file counters.json]
+
+Run it inside the router's network namespace (`ip netns exec r1 savd-enforcer run ...`) or pass
+--netns. Exit codes: 0 ok, 1 runtime failure, 2 bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import shlex
+import signal
+import sys
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance.enforcer import groupmap
+from appliance.enforcer.httpd import serve
+from appliance.enforcer.nftplan import PlanOptions, build_plan, render_full
+from appliance.enforcer.node import NodeError, VethPair, configure_frr, ensure_veth, frr_commands
+from appliance.enforcer.service import EnforcerOptions, EnforcerService
+from appliance.enforcer.table import RouteTable
+from appliance.speakers.exabgp import SpeakerError, UpdateReceived, parse_api_line
+
+log = logging.getLogger("appliance.enforcer")
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _interface(text: str) -> str:
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if iface.network.prefixlen == iface.max_prefixlen:
+        raise argparse.ArgumentTypeError(f"{text}: give the address with its prefix length, e.g. /30")
+    return text
+
+
+def _groups(args: argparse.Namespace) -> dict[int, tuple[str, ...]]:
+    return groupmap.merge(*(groupmap.parse_flag(g) for g in args.group or ()))
+
+
+def _plan_options(args: argparse.Namespace, exempt: tuple[str, ...] = ()) -> PlanOptions:
+    return PlanOptions(table=args.table, shard_size=args.shard_size, exempt=exempt)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="savd-enforcer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--group", action="append", metavar="ID=IFNAME[,IFNAME]",
+                       help="interface-set group ID -> local interfaces (repeatable)")
+        p.add_argument("--table", default="savd_enforcer", help="nftables table name (family inet)")
+        p.add_argument("--shard-size", type=int, default=1024, help="max elements per nft set")
+
+    run = sub.add_parser("run", help="peer with the local FRR and enforce its FlowSpec in nftables")
+    common(run)
+    run.add_argument("--node", required=True, help="this router's name (in counters and logs)")
+    run.add_argument("--asn", type=int, required=True, help="FRR's AS (the receiver peers iBGP)")
+    run.add_argument("--groups-file", type=Path, help="group mapping file, re-read when it changes")
+    run.add_argument("--frr-address", type=_interface, default="198.18.254.1/30")
+    run.add_argument("--exa-address", type=_interface, default="198.18.254.2/30")
+    run.add_argument("--frr-ifname", default="savd-fs-frr")
+    run.add_argument("--exa-ifname", default="savd-fs-exa")
+    run.add_argument("--no-veth", action="store_true", help="the addresses exist already; create nothing")
+    run.add_argument("--configure-frr", action="store_true", help="add FRR's receiver neighbour via vtysh")
+    run.add_argument("--vtysh", default="vtysh", help="vtysh command line, e.g. 'vtysh -N r1'")
+    run.add_argument("--netns", help="run nft, ip and ExaBGP in this namespace instead of the current one")
+    run.add_argument("--workdir", type=Path,
+                     help="ExaBGP config and socket (default /run/savd-enforcer/NODE)")
+    run.add_argument("--http", type=_hostport, default=("127.0.0.1", 9180), metavar="HOST:PORT")
+    run.add_argument("--no-http", action="store_true")
+    run.add_argument("--counters-file", type=Path, help="write the counters snapshot here every tick")
+    run.add_argument("--reconcile-s", type=float, default=5.0, help="drift check / snapshot period")
+    run.set_defaults(func=cmd_run)
+
+    plan = sub.add_parser("plan", help="print the nft text for recorded ExaBGP JSON updates (dry run)")
+    common(plan)
+    plan.add_argument("--updates", type=Path, required=True, help="ExaBGP JSON lines")
+    plan.add_argument("--status", action="store_true", help="print route states as JSON instead")
+    plan.set_defaults(func=cmd_plan)
+
+    frr = sub.add_parser("frr-config", help="print the vtysh lines that feed FRR's FlowSpec to the receiver")
+    frr.add_argument("--asn", type=int, required=True)
+    frr.add_argument("--receiver", default="198.18.254.2")
+    frr.set_defaults(func=cmd_frr_config)
+
+    counters = sub.add_parser("counters", help="print a running enforcer's counters")
+    src = counters.add_mutually_exclusive_group()
+    src.add_argument("--url", default="http://127.0.0.1:9180")
+    src.add_argument("--file", type=Path)
+    counters.set_defaults(func=cmd_counters)
+    return parser
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    table = RouteTable()
+    for lineno, line in enumerate(args.updates.read_text().splitlines(), 1):
+        event = parse_api_line(line)
+        if isinstance(event, UpdateReceived):
+            result = table.apply_update(event.neighbor, event.attribute, event.announce, event.withdraw)
+            for p in result.problems:
+                print(f"{args.updates}:{lineno}: {p.error}", file=sys.stderr)
+    plan = build_plan(table.routes(), _groups(args), _plan_options(args))
+    if args.status:
+        print(json.dumps([dataclasses.asdict(s) for s in plan.statuses], indent=1))
+    else:
+        sys.stdout.write(render_full(plan))
+    return 0
+
+
+def cmd_frr_config(args: argparse.Namespace) -> int:
+    print("\n".join(frr_commands(args.asn, args.receiver)))
+    return 0
+
+
+def cmd_counters(args: argparse.Namespace) -> int:
+    try:
+        if args.file:
+            doc = json.loads(args.file.read_text())
+        else:
+            with urllib.request.urlopen(args.url.rstrip("/") + "/counters", timeout=10) as resp:
+                doc = json.loads(resp.read())
+    except (OSError, ValueError) as exc:
+        print(f"savd-enforcer counters: {exc}", file=sys.stderr)
+        return 1
+    for rule in doc.get("rules", []):
+        print(f"{rule['state']:9} {rule['packets']:>10} pkts {rule['dropped_packets']:>10} dropped  "
+              f"{rule['action']:<14} {','.join(rule['interfaces']):<12} {rule['nlri']}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pair = VethPair(args.frr_ifname, args.exa_ifname, args.frr_address, args.exa_address)
+    try:
+        groups = _groups(args)
+        if not args.no_veth:
+            ensure_veth(pair, args.netns)
+        if args.configure_frr:
+            configure_frr(shlex.split(args.vtysh), args.asn, pair.exa_ip)
+    except (groupmap.GroupMapError, NodeError) as exc:
+        print(f"savd-enforcer: {exc}", file=sys.stderr)
+        return 2
+    options = EnforcerOptions(
+        node=args.node, asn=args.asn, frr_address=pair.frr_ip, exa_address=pair.exa_ip,
+        workdir=(args.workdir or Path("/run/savd-enforcer") / args.node).resolve(), groups=groups,
+        group_file=args.groups_file, plan=_plan_options(args, (pair.frr_ifname, pair.exa_ifname)),
+        reconcile_s=args.reconcile_s, netns=args.netns, counters_file=args.counters_file)
+    try:
+        return asyncio.run(_run(options, None if args.no_http else args.http))
+    except SpeakerError as exc:
+        print(f"savd-enforcer: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _run(options: EnforcerOptions, http: tuple[str, int] | None) -> int:
+    service = EnforcerService(options)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    server = None
+    try:
+        if http:
+            server = await serve(http[0], http[1], _handler(service))
+            log.info("event=enforcer-http-listening host=%s port=%d", *http)
+        await service.run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        if server:
+            server.close()
+        await service.close()
+    return 0
+
+
+def _handler(service: EnforcerService) -> Any:
+    async def handle(path: str) -> tuple[int, Any]:
+        if path in ("/counters", "/rules"):
+            doc = await service.read_snapshot()
+            return 200, doc if path == "/counters" else {"node": doc["node"], "rules": doc["rules"]}
+        if path == "/status":
+            return 200, {"node": service.options.node, "generation": service.table.generation,
+                         "routes": len(service.table), "applies": service.applies,
+                         "last_apply_s": service.last_apply_s, "last_applied_at": service.last_applied_at,
+                         "sessions": sorted(service.speaker.established()) if service.speaker else [],
+                         "groups": {str(k): list(v) for k, v in service.groups().items()}}
+        if path == "/healthz":
+            return 200, {"ok": True}
+        return 404, {"error": f"no such path {path}", "paths": ["/counters", "/rules", "/status", "/healthz"]}
+    return handle
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with contextlib.suppress(BrokenPipeError):
+        return int(args.func(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

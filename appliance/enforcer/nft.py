@@ -1,0 +1,168 @@
+"""Applies enforcer plans to the kernel with the nft CLI, and reads counters back (the imperative shell).
+
+Owns: running `nft -f -` (one atomic transaction per change), choosing an incremental transaction
+when the previous plan is known to be in the kernel and a whole-table replacement otherwise or when the
+incremental one fails, reading `nft -j list table`, and keeping counters monotonic across
+replacements (counts of objects a transaction destroys are added to a per-route base first).
+Commands run in the current network namespace, or in `netns` via `ip netns exec` (tests, bench).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.enforcer.nftplan import (
+    Counters,
+    Plan,
+    counters_from_listing,
+    render_full,
+    render_incremental,
+    verify_listing,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ApplyResult", "NftError", "NftTable"]
+
+
+class NftError(RuntimeError):
+    """nft refused a transaction or could not be run; `text` is the (truncated) input."""
+
+    def __init__(self, message: str, *, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    mode: str          # "incremental", "full", "delete", "unchanged"
+    seconds: float
+    bytes: int
+
+
+@dataclass(slots=True)
+class NftTable:
+    """The enforcer's table in one network namespace."""
+
+    table: str = "savd_enforcer"
+    netns: str | None = None
+    nft_bin: str = "nft"
+    applied: Plan | None = None
+    base: dict[str, Counters] = field(default_factory=dict)
+    timeout_s: float = 120.0
+
+    def _argv(self, args: Sequence[str]) -> list[str]:
+        argv = [self.nft_bin, *args]
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+
+    def _run(self, args: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(self._argv(args), input=stdin, capture_output=True, text=True,
+                                  timeout=self.timeout_s, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NftError(f"nft {' '.join(args)}: {exc}") from exc
+
+    def load(self, text: str) -> None:
+        proc = self._run(["-f", "-"], text)
+        if proc.returncode != 0:
+            raise NftError(f"nft -f failed (exit {proc.returncode}): {proc.stderr.strip()[:2000]}",
+                           text=text[:4000])
+
+    def listing(self) -> dict[str, Any] | None:
+        """`nft -j list table inet TABLE` as JSON, or None when the table does not exist."""
+        proc = self._run(["-j", "list", "table", "inet", self.table])
+        if proc.returncode != 0:
+            if "No such file or directory" in proc.stderr or "does not exist" in proc.stderr:
+                return None
+            raise NftError(f"nft list table failed: {proc.stderr.strip()[:500]}")
+        try:
+            data = json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            raise NftError(f"nft -j printed invalid JSON: {exc}") from exc
+        return data if isinstance(data, dict) else None
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        """Make the kernel hold `plan`; incremental when possible, else one whole-table transaction."""
+        started = time.monotonic()
+        old = self.applied
+        if plan.empty:
+            if old is None and self.listing() is None:
+                self.applied = plan
+                return ApplyResult("unchanged", time.monotonic() - started, 0)
+            self._bank(old, plan, full=True)
+            text = render_full(plan)
+            self.load(text)
+            self.applied = plan
+            return ApplyResult("delete", time.monotonic() - started, len(text))
+        if old is not None and not old.empty:
+            text = render_incremental(old, plan)
+            try:
+                self._bank(old, plan, full=False)
+                self.load(text)
+                self.applied = plan
+                return ApplyResult("incremental", time.monotonic() - started, len(text))
+            except NftError as exc:
+                log.warning("event=nft-incremental-failed table=%s error=%r", self.table, str(exc)[:300])
+        self._bank(old, plan, full=True)
+        text = render_full(plan)
+        self.load(text)
+        self.applied = plan
+        return ApplyResult("full", time.monotonic() - started, len(text))
+
+    def _bank(self, old: Plan | None, new: Plan, *, full: bool) -> None:
+        """Add the counts of objects the coming transaction destroys to the per-route base."""
+        if old is None or old.empty:
+            return
+        gone_sets = old.set_names() if full else old.set_names() - new.set_names()
+        gone_counters = set(old.counters) if full else set(old.counters) - set(new.counters)
+        if not gone_sets and not gone_counters:
+            return
+        try:
+            listing = self.listing()
+        except NftError as exc:
+            log.warning("event=nft-counter-read-failed table=%s error=%r", self.table, str(exc))
+            return
+        if listing is None:
+            return
+        keep = {"nftables": [item for item in listing.get("nftables", [])
+                             if ("set" in item and item["set"].get("name") in gone_sets)
+                             or ("counter" in item and item["counter"].get("name") in gone_counters)]}
+        for rid, value in counters_from_listing(old, keep).items():
+            self.base[rid] = self.base.get(rid, Counters()) + value
+
+    def counters(self) -> tuple[dict[str, Counters], list[str]]:
+        """Monotonic per-route counters and the differences between the plan and the kernel."""
+        plan = self.applied
+        listing = self.listing()
+        if plan is None:
+            return dict(self.base), ([] if listing is None else ["table present, nothing applied yet"])
+        problems = verify_listing(plan, listing)
+        current = counters_from_listing(plan, listing) if listing else {}
+        total = dict(self.base)
+        for rid, value in current.items():
+            total[rid] = total.get(rid, Counters()) + value
+        return total, problems
+
+    def reconcile(self) -> list[str]:
+        """Re-apply the whole plan if the kernel drifted (table flushed, element lost). Returns problems."""
+        plan = self.applied
+        if plan is None:
+            return []
+        problems = verify_listing(plan, self.listing())
+        if problems:
+            log.warning("event=nft-drift table=%s problems=%r", self.table, problems[:5])
+            self.applied = None
+            self.apply(plan)
+        return problems
+
+    def delete(self) -> None:
+        """Remove the table if present (shutdown; idempotent)."""
+        if self.listing() is not None:
+            self.load(f"delete table inet {self.table}\n")
+        self.applied = None

@@ -1,0 +1,257 @@
+"""The enforcer service: FRR's accepted FlowSpec (via a local ExaBGP) -> nftables, counters out.
+
+    FRR bgpd ──iBGP (in-node veth)──► ExaBGP 5 (appliance.speakers.exabgp) ──events──► RouteTable
+                                                                                         │ changed
+          HTTP GET /counters /rules /status ◄── snapshot ◄── counters ◄── NftTable ◄── build_plan
+
+Updates are applied as they arrive; a burst is coalesced (everything queued while one transaction
+runs goes into the next). A periodic tick reconciles the kernel with the plan (re-applies on drift),
+re-reads the group mapping file when it changed, and writes the counters snapshot file. A session
+that goes down withdraws its routes (fail open); on shutdown the table is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.enforcer import groupmap
+from appliance.enforcer.nft import NftError, NftTable
+from appliance.enforcer.nftplan import Counters, Plan, PlanOptions, build_plan
+from appliance.enforcer.table import RouteTable
+from appliance.speakers.exabgp import (
+    ExaBgpSpeaker,
+    ExaNeighbor,
+    SessionDown,
+    SessionUp,
+    SpeakerEvent,
+    UpdateReceived,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EnforcerOptions", "EnforcerService", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcerOptions:
+    node: str
+    asn: int
+    frr_address: str
+    exa_address: str
+    workdir: Path
+    groups: Mapping[int, Sequence[str]] = field(default_factory=dict)
+    group_file: Path | None = None
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    reconcile_s: float = 5.0
+    netns: str | None = None            # run nft and ExaBGP inside this namespace (tests, bench)
+    counters_file: Path | None = None
+
+
+def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
+             sessions: Sequence[str], problems: Sequence[str], now: float) -> dict[str, Any]:
+    """The JSON document the appliance collects: one entry per route with its counters.
+
+    `samples` has one row per (interface, source prefix) in appliance.monitor.counters.CounterSample
+    shape, so the monitor can ingest it unchanged.
+    """
+    rules, samples = [], []
+    for st in plan.statuses if plan else ():
+        c = counters.get(st.rid, Counters())
+        rules.append({"id": st.rid, "nlri": st.nlri, "source": st.source, "state": st.state,
+                      "action": st.action, "reason": st.reason, "interfaces": list(st.interfaces),
+                      "groups": list(st.groups),
+                      "packets": c.packets, "bytes": c.bytes, "dropped_packets": c.dropped_packets,
+                      "dropped_bytes": c.dropped_bytes})
+        for ifname in st.interfaces:
+            samples.append({"router": node, "interface": ifname, "source_prefix": st.source,
+                            "action": st.action, "packets": c.packets, "bytes": c.bytes,
+                            "spoofed": st.action.startswith(("discard", "rate-limit"))})
+    return {"node": node, "time": now, "generation": generation, "sessions": list(sessions),
+            "in_sync": not problems, "problems": list(problems), "rules": rules, "samples": samples}
+
+
+class EnforcerService:
+    """One node's enforcer; `run()` until cancelled, then `close()` (removes the table)."""
+
+    def __init__(self, options: EnforcerOptions,
+                 speaker_factory: Callable[[EnforcerOptions], ExaBgpSpeaker] | None = None) -> None:
+        self.options = options
+        self.table = RouteTable()
+        self.nft = NftTable(table=options.plan.table, netns=options.netns)
+        self._speaker_factory = speaker_factory or _default_speaker
+        self.speaker: ExaBgpSpeaker | None = None
+        self._groups = groupmap.merge(options.groups)
+        self._group_file_mtime = 0.0
+        self._lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._applied_generation = -1
+        self.last_apply_s = 0.0
+        self.applies = 0
+        self.last_applied_at = 0.0
+        self._last_snapshot: dict[str, Any] = {}
+
+    # --- state ----------------------------------------------------------------------------------------
+
+    def groups(self) -> dict[int, tuple[str, ...]]:
+        return dict(self._groups)
+
+    def _reload_groups(self) -> bool:
+        path = self.options.group_file
+        if path is None:
+            return False
+        try:
+            mtime = path.stat().st_mtime
+        except OSError as exc:
+            log.warning("event=enforcer-group-file-missing path=%s error=%s", path, exc.strerror)
+            return False
+        if mtime == self._group_file_mtime:
+            return False
+        try:
+            from_file = groupmap.read_file(path)
+        except groupmap.GroupMapError as exc:
+            log.error("event=enforcer-group-file-invalid error=%r (keeping the previous mapping)", str(exc))
+            self._group_file_mtime = mtime
+            return False
+        self._group_file_mtime = mtime
+        self._groups = groupmap.merge(self.options.groups, from_file)
+        log.info("event=enforcer-groups-loaded path=%s groups=%d", path, len(self._groups))
+        return True
+
+    def plan(self) -> Plan:
+        return build_plan(self.table.routes(), self._groups, self.options.plan)
+
+    # --- events ---------------------------------------------------------------------------------------
+
+    def handle(self, event: SpeakerEvent) -> bool:
+        """Apply one speaker event to the route table; True if the table changed."""
+        if isinstance(event, UpdateReceived):
+            result = self.table.apply_update(event.neighbor, event.attribute, event.announce, event.withdraw)
+            for p in result.problems:
+                log.warning("event=enforcer-route-undecodable peer=%s family=%s field=%s error=%r nlri=%r",
+                            p.peer, p.family, p.field, p.error, p.nlri)
+            return result.changed
+        if isinstance(event, SessionDown):
+            log.warning("event=enforcer-session-down peer=%s reason=%r routes_dropped=%s",
+                        event.neighbor, event.reason, event.neighbor in self.table.by_peer)
+            return self.table.drop_peer(event.neighbor)
+        if isinstance(event, SessionUp):
+            log.info("event=enforcer-session-up peer=%s", event.neighbor)
+        return False
+
+    async def apply_now(self) -> None:
+        """Render and apply the current table (under the lock: one nft transaction at a time)."""
+        async with self._lock:
+            generation = self.table.generation
+            plan = self.plan()
+            started = time.monotonic()
+            try:
+                result = await asyncio.to_thread(self.nft.apply, plan)
+            except NftError as exc:
+                log.error("event=enforcer-apply-failed error=%r", str(exc)[:1000])
+                return
+            self._applied_generation = generation
+            self.last_apply_s = time.monotonic() - started
+            self.last_applied_at = time.time()
+            self.applies += 1
+            installed = sum(1 for s in plan.statuses if s.state in ("installed", "degraded"))
+            log.info("event=enforcer-applied generation=%d routes=%d installed=%d mode=%s seconds=%.3f",
+                     generation, len(plan.statuses), installed, result.mode, result.seconds)
+
+    async def read_snapshot(self) -> dict[str, Any]:
+        async with self._lock:
+            try:
+                counters, problems = await asyncio.to_thread(self.nft.counters)
+            except NftError as exc:
+                counters, problems = {}, [f"nft: {exc}"]
+            speaker = self.speaker
+            doc = snapshot(self.options.node, self.nft.applied, counters, generation=self.table.generation,
+                           sessions=sorted(speaker.established()) if speaker else [], problems=problems,
+                           now=time.time())
+        self._last_snapshot = doc
+        return doc
+
+    # --- loops ----------------------------------------------------------------------------------------
+
+    async def _consume(self, speaker: ExaBgpSpeaker) -> None:
+        async for event in speaker.events():
+            changed = self.handle(event)
+            while (more := speaker.next_event_nowait()) is not None:   # coalesce a burst
+                changed |= self.handle(more)
+            if changed:
+                self._dirty.set()
+
+    async def _applier(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self.table.generation != self._applied_generation:
+                await self.apply_now()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.reconcile_s)
+            if self._reload_groups():
+                self._dirty.set()
+            async with self._lock:
+                try:
+                    problems = await asyncio.to_thread(self.nft.reconcile)
+                except NftError as exc:
+                    log.error("event=enforcer-reconcile-failed error=%r", str(exc)[:500])
+                    problems = []
+            if problems:
+                log.warning("event=enforcer-reconciled problems=%r", problems[:5])
+            doc = await self.read_snapshot()
+            self._write_counters(doc)
+
+    def _write_counters(self, doc: Mapping[str, Any]) -> None:
+        path = self.options.counters_file
+        if path is None:
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        self._reload_groups()
+        await self.apply_now()            # removes a table left behind by an earlier run
+        self.speaker = self._speaker_factory(self.options)
+        await self.speaker.start()
+        if ready:
+            ready.set()
+        tasks = [asyncio.create_task(coro) for coro in
+                 (self._consume(self.speaker), self._applier(), self._ticker())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    async def close(self) -> None:
+        """Stop ExaBGP, write a last snapshot and remove the table (nothing enforced without us)."""
+        if self.speaker:
+            await self.speaker.stop()
+        with contextlib.suppress(NftError, OSError):
+            self._write_counters(await self.read_snapshot())
+        try:
+            await asyncio.to_thread(self.nft.delete)
+        except NftError as exc:
+            log.error("event=enforcer-table-remove-failed error=%r", str(exc))
+
+
+def _default_speaker(options: EnforcerOptions) -> ExaBgpSpeaker:
+    neighbor = ExaNeighbor(address=options.frr_address, local_address=options.exa_address,
+                           local_as=options.asn, peer_as=options.asn, router_id=options.exa_address,
+                           families=("ipv4 flow", "ipv6 flow"), name=options.node)
+    return ExaBgpSpeaker(options.workdir, [neighbor], netns=options.netns)
