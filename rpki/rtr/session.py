@@ -4,7 +4,7 @@ Owns the state machine, the timers and the per-cache data; the codec is rpki/rtr
 path rpki/rtr/ingest.py, the socket rpki/rtr/transport.py. It must never hand out half an update: the
 data PDUs of a Cache Response are collected in a `Pending` and applied at End of Data or dropped.
 
-    connect -> Reset Query (no session yet) | Serial Query (session + serial known)
+    connect -> Reset Query (Serial Query if `serial_query_on_reconnect` and a session is known)
       Cache Response -> data PDUs -> End of Data: apply atomically, arm refresh / expire timers
       Serial Notify (idle) -> Serial Query;  refresh timer -> Serial Query
       Cache Reset -> Reset Query;  Error Report "No Data Available" -> retry later (not fatal)
@@ -80,6 +80,11 @@ class CacheConfig:
     connect_timeout_s: float = 5.0
     response_timeout_s: float = 60.0
     read_size: int = 4 << 20
+    serial_query_on_reconnect: bool = False
+    """RFC 8210 allows resuming with a Serial Query, but StayRTR 0.5.1 may reuse its session id after a
+    restart (seen here: two starts within ~1 s answered with the same id), so serial 0 of the new
+    process would look like serial 0 of the old one and the changed data would never arrive. By default
+    a new connection starts with a Reset Query; the swap at End of Data still publishes only the diff."""
 
     @property
     def label(self) -> str:
@@ -228,10 +233,8 @@ class CacheSession:
                 pass
 
     async def _serve(self, reader: asyncio.StreamReader) -> None:
-        if self.version is not None and self.session_id is not None and self.serial is not None:
-            await self._query(full=False)
-        else:
-            await self._query(full=True)
+        resume = self.config.serial_query_on_reconnect and self.version is not None
+        await self._query(full=not resume)
         buf = b""
         pending: Pending | None = None
         loop = asyncio.get_running_loop()
@@ -453,7 +456,7 @@ class CacheSession:
     # --- helpers ---------------------------------------------------------------------------------------
 
     def _set_state(self, state: CacheState, reason: str) -> None:
-        if state is CacheState.CONNECTING and self.state is CacheState.EXPIRED:
+        if self.state is CacheState.EXPIRED and state not in (CacheState.SYNCING, CacheState.IN_SYNC):
             state = CacheState.EXPIRED  # keep the alarm state visible until data comes back
         if reason:
             self.last_error = reason
