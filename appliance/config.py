@@ -376,9 +376,8 @@ def _speaker(t: Table, appliance: ApplianceConfig) -> SpeakerConfig | None:
         t.error("api", "only gobgp speakers take 'api'")
     peer_tables = t.tables("peers")
     peers = read_each(peer_tables, _peer)
-    _unique(peer_tables, "peer address", "address")
-    # one session per router and speaker: a router named twice is a typo
-    _unique(peer_tables, "peer router", "router", at="router")
+    # a router may have several sessions (IPv4 and IPv6), an address only one
+    _unique(peer_tables, "peer address", "address", at="address")
     if not name or kind is None:
         return None
     return SpeakerConfig(name, kind, asn, router_id, host, port, netns, api, peers)

@@ -84,7 +84,7 @@ type = "bird"
   router = "r1"
 
   [[speaker.peers]]
-  address = "198.18.0.2"
+  address = "198.18.0.300"
   asn = "65002"
   router = "r1"
   familes = ["bgp-ls"]
@@ -103,9 +103,10 @@ force = "yes"
         (6, "api.listen", "port must be 1-65535, got '99999'"),
         (10, "speaker[0].type", "must be one of exabgp, gobgp, got 'bird'"),
         (13, "speaker[0].peers[0].address", "must be an IP address, got '198.18.0.300'"),
+        (18, "speaker[0].peers[1].address", "must be an IP address, got '198.18.0.300'"),
+        (18, "speaker[0].peers[1].address",
+         "duplicate peer address '198.18.0.300' (first at speaker[0].peers[0].address)"),
         (19, "speaker[0].peers[1].asn", "must be an integer, got str"),
-        (20, "speaker[0].peers[1].router",
-         "duplicate peer router 'r1' (first at speaker[0].peers[0].router)"),
         (21, "speaker[0].peers[1].familes", "unknown key"),
         (23, "speaker[1]", "duplicate speaker name 'a' (first at speaker[0])"),
         (25, "speaker[1].type", "a gobgp speaker needs 'api' (gRPC host:port, e.g. 127.0.0.1:50051)"),

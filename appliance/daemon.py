@@ -1,0 +1,331 @@
+"""`savd run --config FILE`: the appliance daemon, wiring what stands on its own and leaving sockets
+for the rest.
+
+    config ──► Journal + StateStore (restored) ──► snapshot ──► [engine] ──► RulesHolder ──► [pusher]
+                   ▲                                                │
+       API, [speakers], [RTR], [files] apply Changes               rule listeners (pusher, enforcers)
+                   │
+    Monitor (bus, alarms, key=value log, Prometheus) ◄── every part emits notices
+
+Built here: configuration, the state store with its journal (restored at start, checkpointed at stop),
+the monitor and its exporters, the HTTP API (uvicorn on the same event loop, so API writes and protocol
+events have one writer), the recompute loop and the component lifecycle. The bracketed parts plug in:
+- `Daemon.set_engine(fn)`: fn(StateSnapshot) -> SavRuleSet, run in a worker thread on a frozen
+  snapshot after each burst of changes (debounced); its result is published, journalled and passed to
+  every `on_rules` listener (the pusher diffs it against what each peer holds: store.pushed(peer)).
+- `Daemon.add(component)`: anything with `name`, `async start(ctx)` and `async stop()` (speakers, RTR
+  managers, file watchers, enforcer pollers); started in order, stopped in reverse.
+- COMPONENT_FACTORIES: "module:function" names called with the DaemonContext at start, each returning
+  a Component or None (not configured); the integrator lists the real ones there.
+Nothing here pretends to be a speaker, an RTR session or an engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import uvicorn
+
+from appliance.api import ApiPorts, create_app
+from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
+from appliance.config import Config, ConfigError, load_config
+from appliance.model import SavRuleSet, Severity
+from appliance.monitor import Monitor, SystemClock
+from appliance.monitor.clock import Clock
+from appliance.monitor.counters import CounterBoard
+from appliance.monitor.events import EventType, Operational
+from appliance.monitor.logfmt import LogSink
+from appliance.monitor.metrics import Metrics
+from appliance.state import Journal, StateError, StateSnapshot, StateStore
+from appliance.state.journal import FILE_NAME
+
+log = logging.getLogger("savd.daemon")
+
+#: "module:function" factories of real components; each gets the DaemonContext, returns a Component or None.
+COMPONENT_FACTORIES: tuple[str, ...] = (
+    # the integrator adds speakers, RTR, RPKI files, reports file, enforcer pollers here
+)
+
+Engine = Callable[[StateSnapshot], SavRuleSet]
+RulesListener = Callable[[int, SavRuleSet, SavRuleSet], Awaitable[None]]
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self, ctx: DaemonContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class DaemonContext:
+    """What components get: the configuration and the shared parts they feed or read."""
+
+    config: Config
+    store: StateStore
+    monitor: Monitor
+    counters: CounterBoard
+    metrics: Metrics
+    rules: RulesHolder
+    rpki: RpkiStatusBoard
+    rules_listeners: list[RulesListener] = field(default_factory=list)
+
+    def on_rules(self, listener: RulesListener) -> None:
+        """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
+        self.rules_listeners.append(listener)
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its signal handlers: savd owns SIGTERM/SIGINT and stops the API itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Daemon:
+    def __init__(self, config: Config, clock: Clock | None = None, debounce_s: float = 0.2,
+                 tick_s: float = 5.0, reset_corrupt_journal: bool = False) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.debounce_s = debounce_s
+        self.tick_s = tick_s
+        self.reset_corrupt_journal = reset_corrupt_journal
+        self.components: list[Component] = []
+        self.engine: Engine | None = None
+        self.ctx: DaemonContext | None = None
+        self.api_address: tuple[str, int] | None = None
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._journal: Journal | None = None
+
+    def add(self, component: Component) -> None:
+        self.components.append(component)
+
+    def set_engine(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- start-up ------------------------------------------------------------------------------------
+
+    def _open_store(self) -> StateStore:
+        data_dir = self.config.appliance.data_dir
+        try:
+            self._journal = Journal.open(data_dir)
+            return StateStore.restore(self._journal, now=self.clock.now)
+        except StateError as exc:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            if not self.reset_corrupt_journal:
+                raise
+            aside = data_dir / f"{FILE_NAME}.corrupt-{int(self.clock.now())}"
+            (data_dir / FILE_NAME).rename(aside)
+            for suffix in ("-wal", "-shm"):
+                (data_dir / f"{FILE_NAME}{suffix}").unlink(missing_ok=True)
+            log.critical("event=journal-reset path=%s moved_to=%s reason=%s", exc.path, aside, exc)
+            self._journal = Journal.open(data_dir)
+            return StateStore(self._journal, now=self.clock.now)
+
+    def _build_context(self, store: StateStore) -> DaemonContext:
+        monitor = Monitor(self.clock)
+        monitor.bus.subscribe(LogSink())
+        counters = CounterBoard()
+        metrics = Metrics(monitor, counters)
+        rules = RulesHolder(store.last_ruleset())
+        metrics.add_gauge("savd_state_version", "Version of the input state", (), lambda: {(): store.version})
+        metrics.add_gauge("savd_facts", "Input facts held, by kind", ("kind",),
+                          lambda: {(k,): float(n) for k, n in store.snapshot().counts().items()})
+        metrics.add_gauge("savd_rules", "Interfaces with a SAV rule in force", (),
+                          lambda: {(): float(len(c[1].rules)) if (c := rules.current()) else 0.0})
+        return DaemonContext(self.config, store, monitor, counters, metrics, rules, RpkiStatusBoard())
+
+    def _load_factories(self, ctx: DaemonContext) -> None:
+        for spec in COMPONENT_FACTORIES:
+            module_name, _, func_name = spec.partition(":")
+            component = getattr(importlib.import_module(module_name), func_name)(ctx)
+            if component is not None:
+                self.add(component)
+
+    async def _serve_api(self, ctx: DaemonContext) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+        ports = ApiPorts(ctx.store, ctx.rules, ctx.rpki, PushedRules(ctx.store), ctx.monitor, ctx.counters,
+                         ctx.metrics)
+        app = create_app(ports, self.config.api)
+        server = _ApiServer(uvicorn.Config(app, host=self.config.api.host, port=self.config.api.port,
+                                           log_config=None, access_log=False, lifespan="off"))
+        task = asyncio.create_task(server.serve(), name="api")
+        deadline = time.monotonic() + 10.0
+        while not server.started:
+            if task.done():
+                task.result()  # raises the bind error
+                raise OSError(f"API server on {self.config.api.host}:{self.config.api.port} did not start")
+            if time.monotonic() > deadline:
+                raise TimeoutError("API server did not start within 10 s")
+            await asyncio.sleep(0.02)
+        sock = server.servers[0].sockets[0].getsockname()
+        self.api_address = (str(sock[0]), int(sock[1]))
+        return server, task
+
+    # --- the run loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until `stop()` (or SIGTERM/SIGINT via `main`); raises StateError or OSError at start-up."""
+        store = self._open_store()
+        ctx = self.ctx = self._build_context(store)
+        store.subscribe(lambda applied, change: self._dirty.set())
+        self._load_factories(ctx)
+        server, api_task = await self._serve_api(ctx)
+        started: list[Component] = []
+        background: list[asyncio.Task[None]] = []
+        try:
+            for component in self.components:
+                await component.start(ctx)
+                started.append(component)
+            background = [asyncio.create_task(self._recompute_loop(ctx), name="recompute"),
+                          asyncio.create_task(self._tick_loop(ctx), name="tick")]
+            if self.engine is not None and store.version > 0:
+                self._dirty.set()  # restored state: bring the rules up to date
+            self._announce_start(ctx)
+            self.ready.set()
+            await self._stop.wait()
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            for component in reversed(started):
+                try:
+                    await component.stop()
+                except Exception:
+                    log.exception("event=component-stop-failed component=%s", component.name)
+            server.should_exit = True
+            await asyncio.gather(api_task, return_exceptions=True)
+            ctx.monitor.emit(Operational(EventType.DAEMON, "daemon", "savd stopped"))
+            store.checkpoint()
+            if self._journal is not None:
+                self._journal.close()
+
+    def _announce_start(self, ctx: DaemonContext) -> None:
+        host, port = self.api_address or ("", 0)
+        current = ctx.rules.current()
+        ctx.monitor.emit(Operational(
+            EventType.STATE_RESTORED, "daemon", f"state restored at version {ctx.store.version}",
+            extra=(("state_version", str(ctx.store.version)),
+                   ("rules_version", str(current[0]) if current else "none")),
+        ))
+        if not self.config.api.token:
+            ctx.monitor.emit(Operational(EventType.DAEMON, "api",
+                                         "no API token configured: writes are refused", Severity.WARNING))
+        ctx.monitor.emit(Operational(
+            EventType.DAEMON, "daemon", f"savd running, API on http://{host}:{port}",
+            extra=(("api", f"http://{host}:{port}"),
+                   ("components", ",".join(c.name for c in self.components))),
+        ))
+
+    async def _recompute_loop(self, ctx: DaemonContext) -> None:
+        """After each burst of state changes, compute rules from a frozen snapshot and publish them."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.debounce_s)
+            self._dirty.clear()
+            if self.engine is None:
+                continue
+            snapshot = ctx.store.snapshot()
+            try:
+                ruleset = await loop.run_in_executor(None, self.engine, snapshot)
+            except Exception as exc:  # fail open: keep the rules in force, say why
+                log.exception("event=engine-failed version=%d", snapshot.version)
+                ctx.monitor.emit(Operational(EventType.RULES_CHANGED, "engine",
+                                             f"compute failed at version {snapshot.version}: {exc}",
+                                             Severity.ERROR))
+                continue
+            await self._publish(ctx, snapshot.version, ruleset)
+
+    async def _publish(self, ctx: DaemonContext, version: int, ruleset: SavRuleSet) -> None:
+        old_current = ctx.rules.current()
+        old = old_current[1] if old_current else SavRuleSet()
+        change = old.diff(ruleset)
+        ctx.rules.publish(version, ruleset)
+        ctx.store.save_ruleset(ruleset, version)
+        if not change.empty():
+            ctx.monitor.emit(Operational(
+                EventType.RULES_CHANGED, "engine", f"rules at version {version}: {len(change.added)} added, "
+                f"{len(change.removed)} removed, {len(change.changed)} changed",
+                extra=(("version", str(version)), ("added", str(len(change.added))),
+                       ("removed", str(len(change.removed))), ("changed", str(len(change.changed)))),
+            ))
+        for listener in tuple(ctx.rules_listeners):
+            try:
+                await listener(version, ruleset, old)
+            except Exception:
+                log.exception("event=rules-listener-failed version=%d", version)
+
+    async def _tick_loop(self, ctx: DaemonContext) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            for notice in ctx.counters.tick(self.clock.now()):
+                ctx.monitor.emit(notice)
+
+
+# --- CLI -----------------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("run", help="run the appliance daemon")
+    parser.add_argument("--config", required=True, help="path of the TOML configuration")
+    parser.add_argument("--reset-corrupt-journal", action="store_true",
+                        help="move an unreadable journal aside and start with empty state")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem.render(exc.source), file=sys.stderr)
+        return 2
+    logging.getLogger("savd").setLevel(config.appliance.log_level.upper())
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    daemon = Daemon(config, reset_corrupt_journal=args.reset_corrupt_journal)
+    try:
+        asyncio.run(_run_with_signals(daemon))
+    except StateError as exc:
+        print(f"savd: {exc}", file=sys.stderr)
+        print(f"savd: fix or remove the journal in {config.appliance.data_dir}, or start with "
+              "--reset-corrupt-journal to move it aside", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"savd: cannot start: {exc}", file=sys.stderr)
+        return 4
+    return 0
+
+
+async def _run_with_signals(daemon: Daemon) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stop)
+    try:
+        await daemon.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+__all__ = ["COMPONENT_FACTORIES", "Component", "Daemon", "DaemonContext", "Engine", "register"]

@@ -1,0 +1,270 @@
+"""`savd run`: the daemon serves the API on one loop with the state, recomputes rules with the real
+engine, keeps state, rules and pushed rules across a restart, and reports a corrupt journal clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from appliance.config import Config, parse_config
+from appliance.daemon import Daemon, DaemonContext
+from appliance.engine.snapshot import Snapshot, compute
+from appliance.model import Interface, Role, Router, SavRuleSet
+from appliance.state import Announce, StateSnapshot
+from appliance.state.journal import FILE_NAME
+
+REPO = Path(__file__).resolve().parents[3]
+TOKEN = "daemon-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+REPORT = {"router": "r1", "interface": "eth1", "prefix": "198.18.1.0/24", "subnet": "lan-a"}
+
+
+def config_text(data_dir: Path, port: int = 8180) -> str:
+    return f"""
+[appliance]
+asn = 65000
+router_id = "198.18.20.10"
+data_dir = "{data_dir}"
+[api]
+listen = "127.0.0.1:{port}"
+token_env = "SAVD_DAEMON_TEST_TOKEN"
+"""
+
+
+def make_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("SAVD_DAEMON_TEST_TOKEN", TOKEN)
+    config = parse_config(config_text(tmp_path / "data"), tmp_path / "savd.toml")
+    return dataclasses.replace(config, api=dataclasses.replace(config.api, port=0))  # any free port
+
+
+def real_engine(snap: StateSnapshot) -> SavRuleSet:
+    """The engine's own compute over the state's snapshot (the adapter the integrator wires)."""
+    return compute(Snapshot(routers=snap.routers, interfaces=snap.interfaces, links=snap.links,
+                            reports=snap.reports, neighbors=snap.neighbors, paths=snap.paths,
+                            vrps=snap.vrps, aspas=snap.aspas))
+
+
+class RecordingComponent:
+    """A stand-in component recording its lifecycle and the rule sets it is handed (mock)."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name
+        self.log = log
+        self.rule_versions: list[int] = []
+
+    async def start(self, ctx: DaemonContext) -> None:
+        self.log.append(f"start {self.name}")
+
+        async def on_rules(version: int, new: SavRuleSet, old: SavRuleSet) -> None:
+            self.rule_versions.append(version)
+
+        ctx.on_rules(on_rules)
+
+    async def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+
+
+async def poll(what: str, probe: Callable[[], Awaitable[Any]], deadline_s: float = 10.0) -> Any:
+    """Poll `probe` until it returns something truthy; fail naming what was awaited and the last value."""
+    end = time.monotonic() + deadline_s
+    last: Any = None
+    while time.monotonic() < end:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+async def start(daemon: Daemon) -> asyncio.Task[None]:
+    task = asyncio.create_task(daemon.run())
+    await poll("daemon ready", lambda: _ready(daemon, task))
+    return task
+
+
+async def _ready(daemon: Daemon, task: asyncio.Task[None]) -> bool:
+    if task.done():
+        task.result()
+    return daemon.ready.is_set()
+
+
+def test_daemon_computes_rules_and_comes_back_after_restart_with_mock_components(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, monkeypatch)
+    lifecycle: list[str] = []
+
+    async def first_run() -> int:
+        daemon = Daemon(config, debounce_s=0.01, tick_s=0.05)
+        daemon.set_engine(real_engine)
+        pusher = RecordingComponent("pusher", lifecycle)
+        daemon.add(RecordingComponent("speaker", lifecycle))
+        daemon.add(pusher)
+        task = await start(daemon)
+        assert daemon.ctx is not None and daemon.api_address is not None
+        ctx = daemon.ctx
+        # what a BGP-LS speaker would apply
+        topology = (Router("r1", "198.18.255.1", 65000, Role.ACCESS), Interface("r1", "eth1"),
+                    Interface("r1", "eth2"))
+        ctx.store.apply(Announce("bgp-ls:ctl/198.18.255.1", topology))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.api_address[1]}") as client:
+            created = await client.post("/api/v1/reports", json=REPORT, headers=AUTH)
+            assert created.status_code == 201
+
+            async def rules() -> list[dict[str, Any]]:
+                body = (await client.get("/api/v1/rules")).json()
+                return [r for r in body["rules"] if body["version"] == 2]
+
+            (rule,) = await poll("rules for state version 2", rules)
+            assert (rule["router"], rule["interface"], rule["kind"], rule["prefixes"]) == (
+                "r1", "eth1", "allow", ["198.18.1.0/24"])
+            events = (await client.get("/api/v1/events", params={"type": "rules-changed"})).json()["events"]
+            assert events[-1]["fields"]["added"] == "1"
+            metrics = (await client.get("/metrics")).text
+            assert "savd_state_version 2.0" in metrics and "savd_rules 1.0" in metrics
+        await poll("pusher handed version 2", lambda: _true(2 in pusher.rule_versions))
+        ctx.store.record_push("198.18.255.1", {"src 198.18.1.0/24": "flow route ... accept"}, ())
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+        return ctx.store.version
+
+    version = asyncio.run(first_run())
+    assert lifecycle == ["start speaker", "start pusher", "stop pusher", "stop speaker"]
+
+    async def second_run() -> None:
+        daemon = Daemon(config, debounce_s=0.01)  # no engine: what is served comes from the journal
+        task = await start(daemon)
+        assert daemon.api_address is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.api_address[1]}") as client:
+            health = (await client.get("/health")).json()
+            assert (health["state_version"], health["rules_version"]) == (version, 2)
+            reports = (await client.get("/api/v1/reports")).json()["reports"]
+            assert [(r["prefix"], r["sources"]) for r in reports] == [("198.18.1.0/24", ["api"])]
+            rules = (await client.get("/api/v1/rules/r1/eth1")).json()["rule"]
+            assert rules["prefixes"] == ["198.18.1.0/24"]
+            held = (await client.get("/api/v1/flowspec/198.18.255.1")).json()["rules"]
+            assert held == [{"key": "src 198.18.1.0/24", "rule": "flow route ... accept"}]
+            topo = (await client.get("/api/v1/topology")).json()
+            assert [r["role"] for r in topo["routers"]] == ["access"]
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(second_run())
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def test_a_failing_engine_keeps_the_rules_in_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = make_config(tmp_path, monkeypatch)
+
+    def broken(snap: StateSnapshot) -> SavRuleSet:
+        raise RuntimeError("radix exploded")
+
+    async def scenario() -> None:
+        daemon = Daemon(config, debounce_s=0.01)
+        daemon.set_engine(broken)
+        task = await start(daemon)
+        assert daemon.ctx is not None
+        daemon.ctx.rules.publish(1, SavRuleSet())
+        daemon.ctx.store.apply(Announce("api", (Router("r1"),)))
+        monitor = daemon.ctx.monitor
+
+        async def failed() -> list[Any]:
+            records = monitor.bus.recent(types=["rules-changed"])
+            return [r for r in records if "compute failed" in r.event.message]
+
+        (record,) = await poll("engine failure event", failed)
+        assert "radix exploded" in record.event.message and record.event.severity == "error"
+        assert daemon.ctx.rules.current() == (1, SavRuleSet())
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def savd(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "appliance.cli", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def wait_health(port: int, proc: subprocess.Popen[str], deadline_s: float = 20.0) -> dict[str, Any]:
+    end = time.monotonic() + deadline_s
+    last: object = None
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"savd exited with {proc.returncode}: {err}")
+        try:
+            return dict(httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json())
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for /health on port {port}; last: {last!r}")
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
+
+
+def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / FILE_NAME).write_bytes(b"\x00garbage, not a database" * 200)
+    cfg = tmp_path / "savd.toml"
+    cfg.write_text(config_text(data, port))
+    env = {**os.environ, "SAVD_DAEMON_TEST_TOKEN": TOKEN}
+
+    refused = savd("run", "--config", str(cfg), env=env)
+    _, err = refused.communicate(timeout=30)
+    assert refused.returncode == 3
+    assert f"{data / FILE_NAME}: not a usable journal" in err and "--reset-corrupt-journal" in err
+
+    proc = savd("run", "--config", str(cfg), "--reset-corrupt-journal", env=env)
+    try:
+        assert wait_health(port, proc)["status"] == "ok"
+        posted = httpx.post(f"http://127.0.0.1:{port}/api/v1/reports", json=REPORT, headers=AUTH)
+        assert posted.status_code == 201
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert len(list(data.glob(f"{FILE_NAME}.corrupt-*"))) == 1
+    assert "type=report-changed severity=info source=api" in err  # structured key=value log lines
+    assert "event=journal-reset" in err
+
+
+def test_savd_run_rejects_a_bad_config_with_every_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[appliance]\nasn = 'x'\n[api]\nlisten = 'nowhere:1'\n")
+    proc = savd("run", "--config", str(cfg))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert f"{cfg.resolve()}:2: appliance.asn: must be an integer, got str" in err
+    assert f"{cfg.resolve()}:4: api.listen: must be an IP address, got 'nowhere'" in err
