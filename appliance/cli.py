@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     # one line per concept; add yours here
     "rpki.cli",
     "appliance.config_cli",
+    "appliance.daemon",
     "appliance.engine.cli",
 )
 
