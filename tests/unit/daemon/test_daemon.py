@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -250,14 +251,34 @@ def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path) -> None:
     proc = savd("run", "--config", str(cfg), "--reset-corrupt-journal", env=env)
     try:
         assert wait_health(port, proc)["status"] == "ok"
-        posted = httpx.post(f"http://127.0.0.1:{port}/api/v1/reports", json=REPORT, headers=AUTH)
-        assert posted.status_code == 201
+        # CLI parity: the same API through `savd api`, address and token taken from the config
+        added = api_cli(cfg, env, "reports", "add", "r1", "eth1", "198.18.1.0/24", "--multihomed")
+        assert added.returncode == 0, added.stderr
+        assert json.loads(added.stdout)["report"]["flags"]["multihomed"] is True
+        listed = api_cli(cfg, env, "reports", "list", "--router", "r1")
+        assert [r["prefix"] for r in json.loads(listed.stdout)["reports"]] == ["198.18.1.0/24"]
+        bad = api_cli(cfg, env, "reports", "add", "r1", "eth1", "198.18.1.1/24")
+        assert bad.returncode == 1 and "HTTP 422: body.prefix" in bad.stderr
+        why = api_cli(cfg, env, "explain", "r1", "eth1", "198.18.1.7")
+        assert json.loads(why.stdout)["verdict"] == "pass"  # no rules computed here: fail open
     finally:
         code, err = stop(proc)
     assert code == 0, err
     assert len(list(data.glob(f"{FILE_NAME}.corrupt-*"))) == 1
     assert "type=report-changed severity=info source=api" in err  # structured key=value log lines
     assert "event=journal-reset" in err
+
+
+def api_cli(cfg: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance.cli", "api", "--config", str(cfg), *args],
+                          cwd=REPO, env=env, text=True, capture_output=True, timeout=30)
+
+
+def test_savd_api_cannot_reach_is_exit_2() -> None:
+    port = free_port()
+    proc = subprocess.run([sys.executable, "-m", "appliance.cli", "api", "--url", f"http://127.0.0.1:{port}",
+                           "health"], cwd=REPO, text=True, capture_output=True, timeout=30)
+    assert proc.returncode == 2 and f"cannot reach http://127.0.0.1:{port}" in proc.stderr
 
 
 def test_savd_run_rejects_a_bad_config_with_every_error(tmp_path: Path) -> None:
