@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rpki.cli",
     "appliance.config_cli",
     "appliance.daemon",
+    "appliance.api.cli",
     "appliance.engine.cli",
 )
 
