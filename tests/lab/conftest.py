@@ -4,14 +4,17 @@
   test of the session. Do not change it destructively; build your own with `lab_factory` for that.
 - `lab_factory` (function): `make(path, prefix=None, converge=True) -> Lab`, up (and converged when the
   lab has a converged.json); every lab made is torn down after the test, pass or fail.
-- `tiny_topology(tmp_path)`: writes a 2-router + 1-host lab (OSPF, one eBGP session) and returns its path.
+- `tiny_topology`: `make(r2_conf_extra=..., h1_exec=...)` writes a 2-router + 1-host lab (OSPF, one
+  eBGP session) under tmp_path and returns its path.
 """
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +75,7 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
              ip address 198.18.1.1/24
              ip ospf area 0
             router ospf
+             ospf router-id 198.18.255.1
              passive-interface eth2
             router bgp 65001
              no bgp ebgp-requires-policy
@@ -89,6 +93,8 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
              ip ospf network point-to-point
              ip ospf hello-interval 1
              ip ospf dead-interval 4
+            router ospf
+             ospf router-id 198.18.255.2
             router bgp 65002
              no bgp ebgp-requires-policy
              neighbor 198.18.10.1 remote-as 65001
@@ -105,7 +111,7 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(textwrap.dedent(text).lstrip())
     execs = "".join(
-        f"        - {line}\n"
+        f"        - {json.dumps(line)}\n"
         for line in (
             "ip addr add 198.18.1.10/24 dev eth1",
             "ip route add 198.18.0.0/15 via 198.18.1.1",
@@ -132,5 +138,10 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
 
 
 @pytest.fixture
-def tiny_topology(tmp_path: Path) -> Path:
-    return write_tiny_topology(tmp_path)
+def tiny_topology(tmp_path: Path) -> Callable[..., Path]:
+    """`make(r2_conf_extra="", h1_exec=())` writes the tiny lab under tmp_path and returns its file."""
+
+    def make(**kwargs: Any) -> Path:
+        return write_tiny_topology(tmp_path, **kwargs)
+
+    return make

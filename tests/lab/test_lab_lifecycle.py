@@ -1,0 +1,136 @@
+"""Lab life cycle on a tiny topology: down (and any failure during up) leaves no namespace, veth, FRR
+process, run directory or state behind; broken input fails with an error naming the node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from appliance.lab import Lab, LabError, TopologyError
+from appliance.lab.frr import run_dir
+from appliance.lab.netns import list_netns, netns_pids, pid_alive
+
+pytestmark = pytest.mark.lab
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd:
+                found.append(int(proc.name))
+    return found
+
+
+def _host_links() -> list[str]:
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return [link["ifname"] for link in json.loads(out)]
+
+
+def assert_nothing_left(lab: Lab) -> None:
+    assert not [n for n in list_netns() if n.startswith(lab.prefix + "-")]
+    assert not [name for name in _host_links() if lab.prefix in name]
+    assert _processes_mentioning(lab.prefix + "-") == []
+    assert not any(run_dir(lab.netns(n.name)).exists() for n in lab.topology.nodes)
+    assert not lab.directory.exists()
+
+
+def test_up_then_down_leaves_nothing(require_root: None, tiny_topology: Callable[..., Path]) -> None:
+    topo = tiny_topology(h1_exec=("sh -c 'sleep 600 >/dev/null 2>&1 &'",))
+    lab = Lab.load(topo)
+    try:
+        lab.up()
+        lab.wait_converged(timeout_s=60)
+        ping = lab.exec("h1", ["ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.255.2"])
+        assert "2 received" in ping.stdout, ping.stdout
+        pids = [p for n in lab.topology.nodes for p in netns_pids(lab.netns(n.name))]
+        daemons = lab.daemon_pids("r1")
+        assert set(daemons) == {"zebra", "staticd", "bgpd", "ospfd"}
+        assert len(pids) >= 9  # 2 x 4 FRR daemons + the background sleep of h1's exec line
+        assert lab.vtysh_json("r1", "show bgp neighbors json")["198.18.10.2"]["bgpState"] == "Established"
+    finally:
+        lab.down()
+    assert not any(pid_alive(p) for p in pids)
+    assert_nothing_left(lab)
+
+
+def test_invalid_frr_conf_line_fails_naming_the_node(
+    require_root: None, tiny_topology: Callable[..., Path]
+) -> None:
+    topo = tiny_topology(r2_conf_extra="router ospf\n no-such-command 42\n")
+    lab = Lab.load(topo)
+    with pytest.raises(LabError) as err:
+        lab.up()
+    assert err.value.node == "r2"
+    assert "node r2" in str(err.value) and "no-such-command" in str(err.value)
+    assert_nothing_left(lab)
+
+
+def test_failure_after_daemons_started_cleans_up(
+    require_root: None, tiny_topology: Callable[..., Path]
+) -> None:
+    topo = tiny_topology(h1_exec=("false",))
+    lab = Lab.load(topo)
+    with pytest.raises(LabError) as err:
+        lab.up()
+    assert err.value.node == "h1"
+    assert "exec 'false' exited 1" in str(err.value)
+    assert_nothing_left(lab)
+
+
+def test_missing_bind_file_is_named(require_root: None, tiny_topology: Callable[..., Path]) -> None:
+    topo = tiny_topology()
+    (topo.parent / "r2" / "frr.conf").unlink()
+    with pytest.raises(TopologyError) as err:
+        Lab.load(topo)
+    assert err.value.node == "r2"
+    assert err.value.field == "topology.nodes.r2.binds[1]"
+    assert "r2/frr.conf" in str(err.value)
+
+
+def test_stale_instance_of_a_dead_owner_is_removed_by_the_next_up(
+    require_root: None, tiny_topology: Callable[..., Path]
+) -> None:
+    topo = tiny_topology()
+    stale = Lab.load(topo)
+    fresh = Lab.load(topo)
+    try:
+        stale.up()
+        stale_pids = list(stale.daemon_pids("r1").values())
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        state_file = stale.directory / "state.json"
+        state = json.loads(state_file.read_text())
+        state["owner_pid"] = dead.pid
+        state_file.write_text(json.dumps(state))
+        fresh.up()
+        assert not any(pid_alive(p) for p in stale_pids)
+        assert_nothing_left(stale)
+        assert fresh.status()["nodes"]["r1"]["present"]
+    finally:
+        stale.down()
+        fresh.down()
+    assert_nothing_left(fresh)
+
+
+def test_second_up_of_a_running_prefix_is_refused(
+    require_root: None, tiny_topology: Callable[..., Path]
+) -> None:
+    topo = tiny_topology()
+    lab = Lab.load(topo)
+    try:
+        lab.up()
+        with pytest.raises(LabError, match="already running"):
+            Lab.load(topo, prefix=lab.prefix).up()
+        assert all(d["alive"] for d in lab.status()["nodes"]["r2"]["daemons"].values())
+    finally:
+        lab.down()
+    assert_nothing_left(lab)
