@@ -30,9 +30,9 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -44,6 +44,7 @@ from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
 from appliance.monitor.counters import CounterBoard
 from appliance.monitor.events import EventType, Operational
+from appliance.monitor.freshness import FreshnessWatch
 from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
 from appliance.state import Journal, StateError, StateSnapshot, StateStore
@@ -275,10 +276,28 @@ class Daemon:
                 log.exception("event=rules-listener-failed version=%d", version)
 
     async def _tick_loop(self, ctx: DaemonContext) -> None:
+        """Periodic checks: spoofing alarms whose counters went quiet, RPKI data going stale."""
+        rpki = self.config.rpki
+        freshness = FreshnessWatch(rpki.stale_after_s, rpki.expire_after_s)
         while True:
             await asyncio.sleep(self.tick_s)
-            for notice in ctx.counters.tick(self.clock.now()):
+            now = self.clock.now()
+            for notice in ctx.counters.tick(now):
                 ctx.monitor.emit(notice)
+            for fresh in freshness.check(_rpki_updates(ctx.rpki.rpki_status()), now):
+                ctx.monitor.emit(fresh)
+
+
+def _rpki_updates(status: Mapping[str, Any]) -> dict[str, float | None]:
+    """Last update time of each RPKI source in an RpkiPort status ("rtr:<cache>", "file:<path>")."""
+    out: dict[str, float | None] = {}
+    for kind, key in (("caches", "rtr"), ("files", "file")):
+        for item in status.get(kind, ()):
+            name = item.get("name") or item.get("path")
+            last = item.get("last_update")
+            if name:
+                out[f"{key}:{name}"] = float(last) if isinstance(last, int | float) else None
+    return out
 
 
 # --- CLI -----------------------------------------------------------------------------------------------

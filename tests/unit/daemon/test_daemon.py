@@ -197,6 +197,46 @@ def test_a_failing_engine_keeps_the_rules_in_force(tmp_path: Path, monkeypatch: 
     asyncio.run(scenario())
 
 
+class OldCache:
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": "stayrtr", "last_update": time.time() - 9000.0}
+
+
+class RpkiStandIn:
+    """Registers an RPKI cache status that has not updated for 2.5 hours (mock)."""
+
+    name = "rpki"
+
+    async def start(self, ctx: DaemonContext) -> None:
+        ctx.rpki.add_caches(lambda: [OldCache()])
+
+    async def stop(self) -> None:
+        return None
+
+
+def test_stale_rpki_raises_an_alarm_with_mock_cache_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, monkeypatch)
+
+    async def scenario() -> None:
+        daemon = Daemon(config, tick_s=0.02)
+        daemon.add(RpkiStandIn())
+        task = await start(daemon)
+        assert daemon.ctx is not None
+        alarms = daemon.ctx.monitor.alarms
+        (alarm,) = await poll("rpki alarm", lambda: _value(alarms.active("rpki-expired")))
+        assert alarm.id == "rpki-stale/rtr:stayrtr" and alarm.severity == "critical"
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+
+
+async def _value(value: Any) -> Any:
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -158,3 +158,24 @@ def test_metrics_expose_events_alarms_counters_and_gauges(monitor: Monitor) -> N
             'spoofed="true"} 4.0') in text
     assert "savd_state_version 7.0" in text
     assert EventType.SPOOFING_SEEN == "spoofing-seen"
+
+
+def test_rpki_freshness_transitions_raise_and_clear(monitor: Monitor) -> None:
+    from appliance.monitor.freshness import FreshnessWatch
+
+    watch = FreshnessWatch(stale_after_s=100, expire_after_s=300)
+    assert watch.check({"rtr:a": 1000.0, "rtr:b": None}, now=1050) == []
+    (stale,) = watch.check({"rtr:a": 1000.0}, now=1100)
+    assert (stale.stale, stale.expired, stale.age_s) == (True, False, 100.0)
+    assert watch.check({"rtr:a": 1000.0}, now=1200) == []
+    (expired,) = watch.check({"rtr:a": 1000.0}, now=1300)
+    assert expired.expired and expired.event_type == "rpki-expired"
+    for notice in (stale, expired):
+        monitor.emit(notice)
+    assert [a.id for a in monitor.alarms.active()] == ["rpki-stale/rtr:a"]
+    (fresh,) = watch.check({"rtr:a": 1290.0}, now=1300)
+    monitor.emit(fresh)
+    assert not fresh.stale and monitor.alarms.active() == []
+    watch.check({"rtr:a": 1000.0}, now=1200)
+    (gone,) = watch.check({}, now=1200)
+    assert gone.rpki_source == "rtr:a" and not gone.raises
