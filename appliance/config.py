@@ -7,8 +7,9 @@ Secrets (the API token) may come from the file, a file of their own or an enviro
 module and cli.py are the only places that read os.environ.
 
 Sections: [appliance], [api], [[speaker]] with [[speaker.peers]], [rpki] with [[rpki.cache]] and
-[[rpki.file]], [reports], [engine] with [[engine.router]], [[engine.mode]] and [[engine.neighbor]],
-[flowspec], [[enforcer]]. configs/example.toml documents each key.
+[[rpki.file]], [reports], [engine] with [engine.default], [[engine.router]], [[engine.mode]],
+[[engine.interface_algorithm]] and [[engine.neighbor]], [flowspec], [[enforcer]].
+configs/example.toml documents each key; `EngineConfig.policy()` gives the engine's Policy.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from appliance.config_reader import (
     read_each,
 )
 from appliance.config_reader import Path as KeyPath
+from appliance.engine.policy import Algorithm, Policy
 from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role
 
 __all__ = [
+    "AlgorithmOverride",
     "ApiConfig",
     "ApplianceConfig",
     "Config",
@@ -58,15 +61,6 @@ __all__ = [
 
 MAX_ASN = 2**32 - 1
 LOG_LEVELS = ("debug", "info", "warning", "error")
-INTER_ALGORITHMS = (
-    "strict-urpf",
-    "feasible-urpf",
-    "loose-urpf",
-    "efp-urpf-a",
-    "efp-urpf-b",
-    "bar-sav",
-    "procedure-x",
-)
 
 
 class SpeakerType(enum.StrEnum):
@@ -190,12 +184,32 @@ class RouterOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class AlgorithmOverride:
+    """The SAV algorithm for one interface (appliance.engine.policy.Algorithm)."""
+
+    router: str
+    interface: str
+    algorithm: Algorithm
+
+
+@dataclass(frozen=True, slots=True)
 class EngineConfig:
     default_action: Action = field(default_factory=Action)
-    inter_algorithm: str = "efp-urpf-b"
+    algorithm: Algorithm = Algorithm.AUTO
     routers: tuple[RouterOverride, ...] = ()
     modes: tuple[ModeOverride, ...] = ()
     neighbors: tuple[Neighbor, ...] = ()
+    algorithms: tuple[AlgorithmOverride, ...] = ()
+
+    def policy(self) -> Policy:
+        """The engine's Policy for this configuration."""
+        return Policy(
+            default_algorithm=self.algorithm,
+            default_action=self.default_action,
+            router_actions={m.router: m.action for m in self.modes if not m.interface},
+            interface_actions={(m.router, m.interface): m.action for m in self.modes if m.interface},
+            interface_algorithms={(a.router, a.interface): a.algorithm for a in self.algorithms},
+        )
 
     def action_for(self, router: str, interface: str) -> Action:
         """Most specific first: router+interface, then router, then the default."""
@@ -463,18 +477,25 @@ def _engine(t: Table) -> EngineConfig:
     default_table = t.table("default")
     default = _action(default_table, Action())
     default_table.finish()
-    algorithm = t.get_str("inter_algorithm", default="efp-urpf-b")
-    if algorithm not in INTER_ALGORITHMS:
-        t.error("inter_algorithm", f"must be one of {', '.join(INTER_ALGORITHMS)}, got {algorithm!r}")
-        algorithm = "efp-urpf-b"
+    algorithm = t.choice("algorithm", Algorithm, default=Algorithm.AUTO) or Algorithm.AUTO
     router_tables, mode_tables, neighbor_tables = t.tables("router"), t.tables("mode"), t.tables("neighbor")
+    algorithm_tables = t.tables("interface_algorithm")
     routers = read_each(router_tables, _router)
     modes = read_each(mode_tables, _mode(default))
     neighbors = read_each(neighbor_tables, _neighbor)
+    algorithms = read_each(algorithm_tables, _algorithm)
     _unique(router_tables, "router", "name")
     _unique(mode_tables, "mode for", "router", "interface")
     _unique(neighbor_tables, "neighbor", "router", "interface", "asn")
-    return EngineConfig(default, algorithm, routers, modes, neighbors)
+    _unique(algorithm_tables, "algorithm for", "router", "interface")
+    return EngineConfig(default, algorithm, routers, modes, neighbors, algorithms)
+
+
+def _algorithm(t: Table) -> AlgorithmOverride | None:
+    router = t.get_str("router", required=True)
+    interface = t.get_str("interface", required=True)
+    algorithm = t.choice("algorithm", Algorithm, required=True)
+    return AlgorithmOverride(router, interface, algorithm) if router and interface and algorithm else None
 
 
 def _flowspec(t: Table) -> FlowspecConfig:

@@ -9,6 +9,7 @@ import pytest
 from appliance.cli import main
 from appliance.config import ConfigError, Family, SpeakerType, load_config, parse_config
 from appliance.config_reader import LineIndex
+from appliance.engine.policy import Algorithm
 from appliance.model import Action, Mode, Relationship, Role
 
 REPO = Path(__file__).resolve().parents[3]
@@ -172,6 +173,43 @@ mode = "drop"
     assert engine.action_for("r1", "eth1") == Action(Mode.RATE_LIMIT, 1000.0)
     assert engine.action_for("r1", "eth2") == Action(Mode.DROP)
     assert engine.action_for("r2", "eth1") == Action(Mode.MONITOR)
+
+
+def test_engine_section_becomes_the_engine_policy(tmp_path: Path) -> None:
+    text = MINIMAL + """
+[engine]
+algorithm = "loose"
+[engine.default]
+mode = "monitor"
+[[engine.mode]]
+router = "r4"
+mode = "drop"
+[[engine.interface_algorithm]]
+router = "r4"
+interface = "eth2"
+algorithm = "bar-sav-pi"
+"""
+    policy = parse_config(text, tmp_path / "savd.toml").engine.policy()
+    assert policy.algorithm_for("r4", "eth2") == Algorithm.BAR_SAV_PI
+    assert policy.algorithm_for("r4", "eth1") == Algorithm.LOOSE
+    assert policy.action_for("r4", "eth1") == Action(Mode.DROP)
+    assert policy.action_for("r1", "eth1") == Action(Mode.MONITOR)
+    bad = MINIMAL + '[engine]\nalgorithm = "efp-urpf-b"\n[[engine.interface_algorithm]]\nrouter = "r1"\n'
+    assert problems(bad, tmp_path) == [
+        (5, "engine.algorithm",
+         "must be one of auto, strict, loose, feasible, efp-a, efp-b, bar-sav, bar-sav-pi, got 'efp-urpf-b'"),
+        (6, "engine.interface_algorithm[0]", "missing required key 'interface'"),
+        (6, "engine.interface_algorithm[0]", "missing required key 'algorithm'"),
+    ]
+
+
+def test_demo_config_is_valid_for_the_sav_basic_lab() -> None:
+    config = load_config(REPO / "configs" / "demo.toml")
+    (speaker,) = config.speakers
+    assert speaker.netns == "svdemo-ctl" and speaker.listen_host == "198.18.20.10"
+    assert sorted({p.router for p in speaker.peers}) == ["r1", "r2", "r3", "r4"]
+    assert len(speaker.peers) == 8
+    assert [e.netns for e in config.enforcers] == ["svdemo-r1", "svdemo-r2", "svdemo-r3", "svdemo-r4"]
 
 
 def test_line_index_handles_nesting_inline_and_multiline_values() -> None:
