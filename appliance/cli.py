@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.api.cli",
     "appliance.engine.cli",
     "appliance.topology.cli", "appliance.reports.cli",
+    "appliance.lab.cli",
+    "appliance.demo",
 )
 
 

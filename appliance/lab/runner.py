@@ -345,8 +345,12 @@ class Lab:
             out = [*self.vtysh_argv(node), *out[1:]]
         return out
 
-    def _node_env(self, node: str) -> dict[str, str]:
+    def node_env(self, node: str) -> dict[str, str]:
         return {**os.environ, **dict(self.node(node).env)}
+
+    def exec_argv(self, node: str, argv: Sequence[str]) -> list[str]:
+        """The full command line running argv in the node (for callers that manage the process)."""
+        return ["ip", "netns", "exec", self.netns(node), *self.rewrite(node, argv)]
 
     def exec(
         self,
@@ -366,7 +370,7 @@ class Lab:
                 text=True,
                 timeout=timeout_s,
                 input=input,
-                env=self._node_env(node),
+                env=self.node_env(node),
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
@@ -390,7 +394,7 @@ class Lab:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=self._node_env(node),
+                env=self.node_env(node),
                 start_new_session=True,
             )
         finally:
@@ -413,7 +417,7 @@ class Lab:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env=self._node_env(node.name),
+                    env=self.node_env(node.name),
                     timeout=EXEC_TIMEOUT_S,
                     check=False,
                 )
