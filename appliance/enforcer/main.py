@@ -30,7 +30,7 @@ from typing import Any
 from appliance.enforcer import groupmap
 from appliance.enforcer.httpd import serve
 from appliance.enforcer.nftplan import PlanOptions, build_plan, render_full
-from appliance.enforcer.node import NodeError, VethPair, configure_frr, ensure_veth, frr_commands
+from appliance.enforcer.node import NodeError, Sidecar, VethPair, configure_frr, frr_commands
 from appliance.enforcer.service import EnforcerOptions, EnforcerService
 from appliance.enforcer.table import RouteTable
 from appliance.speakers.exabgp import SpeakerError, UpdateReceived, parse_api_line
@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--exa-address", type=_interface, default="198.18.254.2/30")
     run.add_argument("--frr-ifname", default="savd-fs-frr")
     run.add_argument("--exa-ifname", default="savd-fs-exa")
-    run.add_argument("--no-veth", action="store_true", help="the addresses exist already; create nothing")
+    run.add_argument("--no-sidecar", action="store_true",
+                     help="the receiver address is reachable already; create no sidecar namespace/veth")
     run.add_argument("--configure-frr", action="store_true", help="add FRR's receiver neighbour via vtysh")
     run.add_argument("--vtysh", default="vtysh", help="vtysh command line, e.g. 'vtysh -N r1'")
     run.add_argument("--netns", help="run nft, ip and ExaBGP in this namespace instead of the current one")
@@ -153,25 +154,32 @@ def cmd_counters(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     pair = VethPair(args.frr_ifname, args.exa_ifname, args.frr_address, args.exa_address)
+    sidecar = None if args.no_sidecar else Sidecar(pair, args.netns)
     try:
         groups = _groups(args)
-        if not args.no_veth:
-            ensure_veth(pair, args.netns)
+        if sidecar:
+            sidecar.start()
         if args.configure_frr:
             configure_frr(shlex.split(args.vtysh), args.asn, pair.exa_ip)
     except (groupmap.GroupMapError, NodeError) as exc:
         print(f"savd-enforcer: {exc}", file=sys.stderr)
+        if sidecar:
+            sidecar.stop()
         return 2
     options = EnforcerOptions(
         node=args.node, asn=args.asn, frr_address=pair.frr_ip, exa_address=pair.exa_ip,
         workdir=(args.workdir or Path("/run/savd-enforcer") / args.node).resolve(), groups=groups,
         group_file=args.groups_file, plan=_plan_options(args, (pair.frr_ifname, pair.exa_ifname)),
-        reconcile_s=args.reconcile_s, netns=args.netns, counters_file=args.counters_file)
+        reconcile_s=args.reconcile_s, netns=args.netns, counters_file=args.counters_file,
+        exabgp_prefix=tuple(sidecar.prefix()) if sidecar else ())
     try:
         return asyncio.run(_run(options, None if args.no_http else args.http))
     except SpeakerError as exc:
         print(f"savd-enforcer: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if sidecar:
+            sidecar.stop()
 
 
 async def _run(options: EnforcerOptions, http: tuple[str, int] | None) -> int:

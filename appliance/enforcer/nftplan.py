@@ -24,6 +24,10 @@ never drops more than the route asked for: an unsupported component on a discard
 (fewer drops); on any other route (rate-limit, mark, accept) it becomes an accept of the wider match
 (fewer drops than the route itself or any later rule); redirect (no VRF here) becomes accept + count.
 Packet length is the whole IP packet (`meta length`, RFC 8955 definition) for both families.
+IPv6 neighbour discovery (ICMPv6 133-137, link-scoped, never forwarded) passes before any route: an
+allowlist's `::/0` discard would otherwise drop the link-local NS/NA the link itself needs, and a
+blocklisted source prefix would kill NS sourced from it (integration.md §3.7), breaking legitimate
+traffic of other sources on that link.
 
 Must not: run nft (nft.py does), read clocks or the environment.
 """
@@ -42,6 +46,8 @@ __all__ = ["Counters", "Plan", "PlanOptions", "RouteStatus", "SetSpec", "build_p
            "render_full", "render_incremental", "verify_listing"]
 
 PORT_PROTOCOLS = ((6, 6), (17, 17), (132, 132))   # tcp, udp, sctp: the protocols with ports
+ND_RULE = ("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
+           "nd-redirect } accept")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,7 @@ class PlanOptions:
     set_min: int = 4
     shard_size: int = 1024
     exempt: tuple[str, ...] = ()   # interfaces never filtered (the enforcer's own BGP veth)
+    allow_nd: bool = True          # IPv6 neighbour discovery passes before any route (see module doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,7 @@ class Plan:
     priority: int
     sets: tuple[SetSpec, ...] = ()
     exempt: tuple[str, ...] = ()
+    allow_nd: bool = True
     chains: tuple[tuple[str, tuple[str, ...]], ...] = ()
     dispatch: tuple[tuple[str, str], ...] = ()
     default_chain: bool = False
@@ -302,7 +310,7 @@ def build_plan(routes: Iterable[Route], groups: Mapping[int, Sequence[str]],
     if unscoped:
         chains.append(("c_any", builder.chain(unscoped)))
     return Plan(options.table, options.priority, tuple(sorted(builder.sets.values(), key=lambda s: s.name)),
-                tuple(sorted(options.exempt)),
+                tuple(sorted(options.exempt)), options.allow_nd,
                 tuple(chains), tuple(dispatch), bool(unscoped), tuple(sorted(builder.counters)),
                 dict(builder.counter_owner), dict(builder.element_owner), tuple(statuses))
 
@@ -318,6 +326,8 @@ def _pre_rules(plan: Plan) -> list[str]:
     rules = []
     if plan.exempt:
         rules.append(f"iifname {{ {', '.join(_quote(i) for i in plan.exempt)} }} accept")
+    if plan.allow_nd:
+        rules.append(ND_RULE)
     if plan.dispatch:
         entries = ", ".join(f"{_quote(ifn)} : goto {chain}" for ifn, chain in plan.dispatch)
         rules.append(f"iifname vmap {{ {entries} }}")

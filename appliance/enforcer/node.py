@@ -11,17 +11,20 @@ Must not: change anything else in FRR's configuration.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
 import shlex
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NodeError", "VethPair", "configure_frr", "ensure_veth", "frr_commands", "remove_veth"]
+__all__ = ["NodeError", "Sidecar", "VethPair", "configure_frr", "frr_commands"]
 
 
 class NodeError(RuntimeError):
@@ -56,35 +59,89 @@ def _ip(args: Sequence[str], step: str, netns: str | None = None) -> str:
     return proc.stdout
 
 
-def _addresses(ifname: str, netns: str | None) -> set[str]:
-    doc = json.loads(_ip(["-j", "addr", "show", "dev", ifname], "read addresses", netns) or "[]")
-    return {f"{a['local']}/{a['prefixlen']}" for link in doc for a in link.get("addr_info", [])}
+def _links(netns: str | None) -> set[str]:
+    doc = json.loads(_ip(["-j", "link", "show"], "list links", netns) or "[]")
+    return {link.get("ifname") for link in doc}
 
 
-def ensure_veth(pair: VethPair, netns: str | None = None) -> bool:
-    """Create the pair if needed, address both ends (no DAD), bring them up. True if it was created."""
-    links = json.loads(_ip(["-j", "link", "show"], "list links", netns) or "[]")
-    names = {link.get("ifname") for link in links}
-    created = False
-    if pair.frr_ifname not in names or pair.exa_ifname not in names:
-        for stale in (pair.frr_ifname, pair.exa_ifname):
-            if stale in names:
-                _ip(["link", "del", stale], "remove half pair", netns)
-        _ip(["link", "add", pair.frr_ifname, "type", "veth", "peer", "name", pair.exa_ifname],
-            "create veth", netns)
-        created = True
-    for ifname, address in ((pair.frr_ifname, pair.frr_address), (pair.exa_ifname, pair.exa_address)):
-        if address not in _addresses(ifname, netns):
-            _ip(["addr", "add", address, "dev", ifname], f"address {ifname}", netns)
-        _ip(["link", "set", ifname, "up"], f"up {ifname}", netns)
-    log.info("event=enforcer-veth frr=%s exa=%s created=%s", pair.frr_ifname, pair.exa_ifname, created)
-    return created
+class Sidecar:
+    """A private network namespace for the receiver, joined to the node by the veth pair.
 
+    FRR refuses a neighbour whose address is configured on any interface of its own namespace ("% Can
+    not configure the local system as neighbor"), so the receiver's end cannot stay in the node. The
+    sidecar is anonymous: a holder process (`unshare --net sleep infinity`) owns it and processes join
+    it with `nsenter --net=/proc/PID/ns/net`, so it needs no /run/netns name (which does not propagate
+    out of `ip netns exec` mount namespaces) and vanishes, veth included, when its processes exit.
+    """
 
-def remove_veth(pair: VethPair, netns: str | None = None) -> None:
-    links = json.loads(_ip(["-j", "link", "show"], "list links", netns) or "[]")
-    if pair.frr_ifname in {link.get("ifname") for link in links}:
-        _ip(["link", "del", pair.frr_ifname], "remove veth", netns)
+    def __init__(self, pair: VethPair, netns: str | None = None) -> None:
+        self.pair = pair
+        self.netns = netns
+        self.holder: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.holder is None:
+            raise NodeError("sidecar not started", step="sidecar")
+        return self.holder.pid
+
+    def prefix(self) -> list[str]:
+        """argv prefix that runs a command inside the sidecar namespace."""
+        return ["nsenter", f"--net=/proc/{self.pid}/ns/net"]
+
+    def start(self) -> None:
+        if self.pair.frr_ifname in _links(self.netns):
+            _ip(["link", "del", self.pair.frr_ifname], "remove stale veth", self.netns)
+        argv = ["unshare", "--net", "sleep", "infinity"]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        self.holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self._wait_unshared()
+            _ip(["link", "add", self.pair.frr_ifname, "type", "veth", "peer", "name", self.pair.exa_ifname,
+                 "netns", str(self.pid)], "create veth", self.netns)
+            _ip(["addr", "add", self.pair.frr_address, "dev", self.pair.frr_ifname], "address FRR end",
+                self.netns)
+            _ip(["link", "set", self.pair.frr_ifname, "up"], "up FRR end", self.netns)
+            for args in (["addr", "add", self.pair.exa_address, "dev", self.pair.exa_ifname],
+                         ["link", "set", self.pair.exa_ifname, "up"], ["link", "set", "lo", "up"]):
+                self._inside(["ip", *args], "configure receiver end")
+        except BaseException:
+            self.stop()
+            raise
+        log.info("event=enforcer-sidecar pid=%d frr=%s/%s exa=%s", self.pid, self.pair.frr_ifname,
+                 self.pair.frr_address, self.pair.exa_address)
+
+    def _wait_unshared(self) -> None:
+        """`ip netns exec` and `unshare` exec in place: once the PID runs `sleep`, the namespace exists."""
+        assert self.holder is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.holder.poll() is not None:
+                raise NodeError(f"unshare exited with {self.holder.returncode}", step="sidecar")
+            with contextlib.suppress(OSError):
+                argv0 = Path(f"/proc/{self.holder.pid}/cmdline").read_bytes().split(b"\0")[0]
+                if argv0.endswith(b"sleep"):
+                    return
+            time.sleep(0.02)
+        raise NodeError("holder process did not enter its namespace", step="sidecar")
+
+    def _inside(self, argv: Sequence[str], step: str) -> None:
+        proc = subprocess.run([*self.prefix(), *argv], capture_output=True, text=True, timeout=30,
+                              check=False)
+        if proc.returncode != 0:
+            raise NodeError(f"`{shlex.join(argv)}` failed: {proc.stderr.strip()}", step=step)
+
+    def stop(self) -> None:
+        """Kill the holder (by PID) and remove the veth; processes still inside keep it until they exit."""
+        with contextlib.suppress(NodeError, OSError, ValueError):
+            if self.pair.frr_ifname in _links(self.netns):
+                _ip(["link", "del", self.pair.frr_ifname], "remove veth", self.netns)
+        if self.holder and self.holder.poll() is None:
+            self.holder.kill()
+            self.holder.wait(10)
+        self.holder = None
 
 
 def frr_commands(asn: int, receiver: str) -> list[str]:
@@ -105,7 +162,8 @@ def configure_frr(vtysh: Sequence[str], asn: int, receiver: str) -> None:
     for line in frr_commands(asn, receiver):
         argv += ["-c", line]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    output = (proc.stdout + proc.stderr).strip()
+    output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines()
+                       if "vtysh.conf" not in line).strip()     # missing per-pathspace vtysh.conf: harmless
     if proc.returncode != 0 or "% " in output:
         raise NodeError(f"`{shlex.join(vtysh)}` exit {proc.returncode}: {output[:1000]}",
                         step="configure FRR")

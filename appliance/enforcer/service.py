@@ -17,6 +17,8 @@ import contextlib
 import json
 import logging
 import os
+import shlex
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +56,7 @@ class EnforcerOptions:
     reconcile_s: float = 5.0
     netns: str | None = None            # run nft and ExaBGP inside this namespace (tests, bench)
     counters_file: Path | None = None
+    exabgp_prefix: tuple[str, ...] = ()   # e.g. nsenter into the receiver's sidecar namespace
 
 
 def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
@@ -251,7 +254,16 @@ class EnforcerService:
 
 
 def _default_speaker(options: EnforcerOptions) -> ExaBgpSpeaker:
+    """ExaBGP peering iBGP with FRR; started through `exabgp_prefix` (a wrapper script, because the
+    shared speaker only knows named namespaces and the sidecar is anonymous)."""
     neighbor = ExaNeighbor(address=options.frr_address, local_address=options.exa_address,
                            local_as=options.asn, peer_as=options.asn, router_id=options.exa_address,
                            families=("ipv4 flow", "ipv6 flow"), name=options.node)
-    return ExaBgpSpeaker(options.workdir, [neighbor], netns=options.netns)
+    if not options.exabgp_prefix:
+        return ExaBgpSpeaker(options.workdir, [neighbor], netns=options.netns)
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    exabgp = Path(sys.executable).parent / "exabgp"
+    wrapper = options.workdir / "exabgp-in-sidecar"
+    wrapper.write_text("#!/bin/sh\nexec " + shlex.join([*options.exabgp_prefix, str(exabgp)]) + ' "$@"\n')
+    wrapper.chmod(0o755)
+    return ExaBgpSpeaker(options.workdir, [neighbor], exabgp_bin=str(wrapper))

@@ -145,7 +145,7 @@ def test_counters_attributed_to_routes_from_sets_and_named_counters() -> None:
     spec = plan.sets[0]
     elems = [("198.18.0.0/24", 5), ("198.18.1.0/24", 0), ("198.18.2.0/24", 0), ("198.18.3.0/24", 1)]
     data = listing([(spec.name, elems)], [(plan.counters[0], 7)],
-                   {"c_i0": 2, "pre": 1})
+                   {"c_i0": 2, "pre": 2})
     counters = counters_from_listing(plan, data)
     rid = {r.source.prefix: r.rid for r in routes if r.source}
     assert counters[rid["198.18.0.0/24"]].packets == 5 and counters[rid["198.18.0.0/24"]].dropped_packets == 0
