@@ -1,0 +1,135 @@
+"""RTR PDU codec: shared vectors both ways (rpki-rs, Scapy captures), both ASPA layouts, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rpki.rtr import pdu as P
+from rpki.rtr.ingest import Pending, ingest
+
+# Captured from StayRTR 0.5.1 (-protocol 2) here: draft-8210bis-10 layout, flags 1, AFI 0 then 1.
+STAYRTR_051_ASPA_V4 = "020b000000000018010000020000fde90000fdf20000fdfc"
+STAYRTR_051_ASPA_V6 = "020b000000000018010100020000fde90000fdf20000fdfc"
+
+
+def _vectors(shared_data: Path) -> dict[str, Any]:
+    return dict(json.loads((shared_data / "rtr/rtr-pdu-vectors.json").read_text()))
+
+
+def _expected(vec: dict[str, Any]) -> P.Pdu:
+    f, v = vec["fields"], vec["version"]
+    match vec["type"]:
+        case 0:
+            return P.SerialNotify(v, f["session_id"], f["serial"])
+        case 1:
+            return P.SerialQuery(v, f["session_id"], f["serial"])
+        case 2:
+            return P.ResetQuery(v)
+        case 3:
+            return P.CacheResponse(v, f["session_id"])
+        case 4 | 6:
+            return P.Prefix(v, f["announce"], f["prefix"], f["prefix_len"], f["max_len"], f["asn"])
+        case 7:
+            timers = (f.get("refresh"), f.get("retry"), f.get("expire"))
+            return P.EndOfData(v, f["session_id"], f["serial"], *timers)
+        case 8:
+            return P.CacheReset(v)
+        case 9:
+            return P.RouterKey(v, True, bytes.fromhex(f["ski"]), f["asn"], bytes.fromhex(f["spki"]))
+        case 11:
+            return P.AspaPdu(v, f["announce"], f["customer_asn"], tuple(f["provider_asns"]))
+    raise AssertionError(vec)
+
+
+def test_shared_vectors_decode_and_encode_both_ways(shared_data: Path) -> None:
+    vectors = _vectors(shared_data)["pdu_vectors"]
+    assert len(vectors) == 13
+    for vec in vectors:
+        raw = bytes.fromhex(vec["hex"])
+        want = _expected(vec)
+        assert P.decode(raw) == want, vec["pdu"]
+        assert P.encode(want) == raw, vec["pdu"]
+
+
+def test_real_captured_frames_decode(shared_data: Path) -> None:
+    captured = _vectors(shared_data)["captured_frames"]
+    frames = {f["test"]: bytes.fromhex(f["rtr_payload_hex"]) for f in captured}
+    # The Cache Response segment is followed by the first data PDU; frame them as a client would.
+    payload = frames["RTR IPv4 Prefix"]
+    first = P.frame_length(payload)
+    assert first == 8 and P.decode(payload[:8]) == P.CacheResponse(0, 4911)
+    assert P.decode(payload[8:]) == P.Prefix(0, True, "89.185.224.0", 19, 19, 24971)
+    v6 = frames["RTR IPv6 Prefix"]
+    assert P.decode(v6[8:]) == P.Prefix(0, True, "2a03:cd80::", 32, 32, 16354)
+    assert P.decode(frames["RTR Serial Query"]) == P.SerialQuery(0, 4911, 33151)
+    eod0 = frames["RTR End of Data version 0"]
+    assert P.decode(eod0[8:]) == P.EndOfData(0, 12345, 17)
+    eod1 = frames["RTR End of Data version 1"]
+    assert P.decode(eod1[8:]) == P.EndOfData(1, 12345, 17, 500, 200, 1800)
+    assert P.decode(frames["RTR Error Report"]) == P.ErrorReport(0, 1, b"", "Internal Error")
+    # The "Serial Notify" capture is a mid-stream segment: its length field (52257) is not a PDU.
+    with pytest.raises(P.PduError) as err:
+        P.decode(frames["RTR Serial Notify"])
+    assert err.value.code is P.ErrorCode.CORRUPT_DATA
+
+
+@pytest.mark.parametrize("hexpdu", [STAYRTR_051_ASPA_V4, STAYRTR_051_ASPA_V6])
+def test_stayrtr_051_legacy_aspa_layout_detected(hexpdu: str) -> None:
+    raw = bytes.fromhex(hexpdu)
+    aspa = P.decode(raw)
+    assert isinstance(aspa, P.AspaPdu)
+    assert (aspa.layout, aspa.announce, aspa.customer, aspa.providers) == (
+        P.AspaLayout.LEGACY, True, 65001, (65010, 65020))
+    assert aspa.afi == raw[9]
+    assert P.encode(aspa) == raw
+
+
+def test_current_aspa_layout_and_withdrawal() -> None:
+    announce = P.AspaPdu(2, True, 64500, (64501, 64502, 64503))
+    raw = P.encode(announce)
+    assert P.aspa_layout(raw) is P.AspaLayout.CURRENT and P.decode(raw) == announce
+    withdraw = P.encode(P.AspaPdu(2, False, 64500, ()))
+    assert len(withdraw) == 12 and P.decode(withdraw) == P.AspaPdu(2, False, 64500, ())
+
+
+@pytest.mark.parametrize(
+    ("hexpdu", "code"),
+    [
+        ("0104000000000014010f0e00c00002000000fde9", P.ErrorCode.CORRUPT_DATA),  # prefix 15 > max 14
+        ("010400000000001401182100c00002000000fde9", P.ErrorCode.CORRUPT_DATA),  # max length 33
+        ("0107123400000010deadbeef00000001", P.ErrorCode.CORRUPT_DATA),  # v1 End of Data, 16 bytes
+        ("010b000000000008", P.ErrorCode.UNSUPPORTED_PDU_TYPE),  # ASPA in version 1
+        ("012a000000000008", P.ErrorCode.UNSUPPORTED_PDU_TYPE),
+        ("0302000000000008", P.ErrorCode.UNSUPPORTED_PROTOCOL_VERSION),
+        ("000a0000000000140000000000000005", P.ErrorCode.CORRUPT_DATA),  # length field lies
+    ],
+)
+def test_bad_pdus_raise_the_rfc_error_code(hexpdu: str, code: P.ErrorCode) -> None:
+    with pytest.raises(P.PduError) as err:
+        P.decode(bytes.fromhex(hexpdu))
+    assert err.value.code is code
+
+
+def test_ingest_collects_keys_and_stops_at_control_pdus() -> None:
+    records = [P.Prefix(1, True, "198.18.0.0", 16, 24, 65001), P.Prefix(1, True, "2001:db8::", 32, 48, 65002)]
+    stream = b"".join(P.encode(r) for r in records) + P.encode(P.EndOfData(1, 7, 3, 10, 10, 600))
+    pending = Pending(full=True, session_id=7)
+    offset, control = ingest(stream[:-5], 0, 1, pending)  # End of Data incomplete
+    assert control is None and offset == 20 + 32 and len(pending.announced) == 2
+    offset, control = ingest(stream, offset, 1, pending)
+    assert control == P.EndOfData(1, 7, 3, 10, 10, 600) and offset == len(stream)
+    assert bytes.fromhex("101800c6120000") + (65001).to_bytes(4, "big") in pending.announced
+
+
+def test_ingest_refuses_duplicates_and_foreign_versions() -> None:
+    rec = P.encode(P.Prefix(1, True, "198.18.0.0", 16, 24, 65001))
+    with pytest.raises(P.PduError) as err:
+        ingest(rec + rec, 0, 1, Pending(True, 1))
+    assert err.value.code is P.ErrorCode.DUPLICATE_ANNOUNCEMENT and err.value.pdu == rec
+    with pytest.raises(P.PduError) as err:
+        ingest(rec, 0, 2, Pending(True, 1))
+    assert err.value.code is P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION
