@@ -36,9 +36,11 @@ import contextlib
 import ipaddress
 import json
 import logging
+import os
 import shlex
 import signal
 import struct
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -389,7 +391,7 @@ class Exporter:
                 log.warning("event=bgpls-session-failed peer=%s error=%r", self.peer, str(exc))
             self.sent.clear()
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            backoff = min(backoff * 2, 4.0)
 
     async def run_session(self) -> None:
         reader, writer = await asyncio.wait_for(
@@ -512,12 +514,32 @@ class Exporter:
                 raise ExportError(f"peer sent NOTIFICATION {body[:2].hex()}")
 
 
+def own_netns() -> str:
+    """The name of the network namespace this process runs in ("" when unnamed, e.g. a container).
+
+    The lab runner gives each node's FRR the pathspace named after its namespace, so `--vtysh-ns auto`
+    finds the node's daemons from inside an exec line without knowing the lab's random prefix."""
+    try:
+        out = subprocess.run(
+            ["ip", "netns", "identify", str(os.getpid())],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.strip().split("\n")[0] if out.strip() else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m appliance.lab.bgpls_exporter", description=__doc__.split("\n")[0]
     )
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--vtysh-ns", help="FRR pathspace/namespace name: runs `vtysh -N NAME`")
+    where.add_argument(
+        "--vtysh-ns", help="FRR pathspace name: runs `vtysh -N NAME`; auto = this netns's name"
+    )
     where.add_argument(
         "--vtysh", help="full vtysh command prefix, e.g. 'ip netns exec r1 vtysh --vty_socket D'"
     )
@@ -540,12 +562,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    vtysh = ["vtysh", "-N", args.vtysh_ns] if args.vtysh_ns else shlex.split(args.vtysh)
+    ns = own_netns() if args.vtysh_ns == "auto" else args.vtysh_ns
+    vtysh = shlex.split(args.vtysh) if args.vtysh else (["vtysh", "-N", ns] if ns else ["vtysh"])
     exporter = Exporter(
         vtysh=vtysh,
         peer=args.peer,
         local_as=args.local_as,
-        name=args.name or args.vtysh_ns or "",
+        name=args.name or ns or "",
         peer_port=args.peer_port,
         local_address=args.local_address,
         router_id=args.router_id,
