@@ -1,0 +1,78 @@
+"""BGP-LS exporter, pure parts: FRR 8.4.4 OSPF LSDB (recorded in sav-basic) -> what the node originates;
+diff planning. The wire encoding is checked against ExaBGP's decoder in
+tests/integration/ingest/test_ingest_exporter_wire.py."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from appliance.lab.bgpls_exporter import (
+    LsdbView,
+    Route,
+    export_lsdb,
+    open_message,
+    plan,
+    update_withdraw,
+)
+
+DATA = Path(__file__).parent / "data" / "frr-8.4.4-sav-basic-ospf.json"
+
+
+def view(router: str) -> LsdbView:
+    docs = json.loads(DATA.read_text())[router]
+    return LsdbView(
+        docs["show ip ospf database router json"],
+        docs["show ip ospf database network json"],
+        docs["show ip ospf database external json"],
+        docs["show ip ospf interface json"],
+    )
+
+
+def kinds(routes: dict[bytes, Route]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for nlri in routes:
+        kind = struct.unpack("!H", nlri[:2])[0]
+        out[kind] = out.get(kind, 0) + 1
+    return out
+
+
+def test_core_router_exports_itself_only() -> None:
+    routes = export_lsdb(view("r3"), 65000, "r3")
+    # 1 node, 3 p2p adjacencies (r1, r2, r4), stubs: 3 p2p subnets + ctl LAN + loopback
+    assert kinds(routes) == {1: 1, 2: 3, 3: 5}
+    for nlri, route in routes.items():
+        assert nlri == route.nlri
+        assert b"\xc6\x12\xff\x03" in nlri  # every NLRI is described from r3's (198.18.255.3) point of view
+    node = next(r for n, r in routes.items() if n[:2] == b"\x00\x01")
+    assert b"r3" in node.attribute
+
+
+def test_border_router_exports_its_external_prefixes() -> None:
+    routes = export_lsdb(view("r4"), 65000, "r4")
+    ext = [n for n in routes if n[:2] == b"\x00\x03" and b"\x01\x08\x00\x01\x04" in n]  # OSPF route type 4
+    # AS 65100's aggregate, redistributed from BGP: TLV 265 (0x0109), length 3, /16, 198.19
+    assert len(ext) == 1 and ext[0].endswith(b"\x01\x09\x00\x03\x10\xc6\x13")
+
+
+def test_export_is_deterministic_and_empty_without_ospf() -> None:
+    assert export_lsdb(view("r3"), 65000, "r3") == export_lsdb(view("r3"), 65000, "r3")
+    assert export_lsdb(LsdbView({}, {}), 65000, "x") == {}
+
+
+def test_plan_diffs() -> None:
+    a, b, b2, c = Route(b"a", b"1"), Route(b"b", b"1"), Route(b"b", b"2"), Route(b"c")
+    assert plan({b"a": a, b"b": b}, {b"a": a, b"b": b}) == ([], [])
+    assert plan({b"a": a}, {b"a": a, b"c": c}) == ([], [c])
+    assert plan({b"a": a, b"b": b}, {b"a": a}) == ([b"b"], [])
+    assert plan({b"b": b}, {b"b": b2}) == ([], [b2])
+
+
+def test_open_and_eor_layout() -> None:
+    msg = open_message(65000, "198.18.255.1")
+    assert msg[:16] == b"\xff" * 16 and msg[18] == 1
+    assert struct.unpack("!H", msg[16:18])[0] == len(msg)
+    assert b"\x01\x04\x40\x04\x00\x47" in msg  # MP capability AFI 16388 SAFI 71
+    eor = update_withdraw([])
+    assert eor[19:] == bytes.fromhex("00000006800f03400447")
