@@ -71,11 +71,14 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
              ip ospf network point-to-point
              ip ospf hello-interval 1
              ip ospf dead-interval 4
+             ip ospf retransmit-interval 1
             interface eth2
              ip address 198.18.1.1/24
              ip ospf area 0
             router ospf
              ospf router-id 198.18.255.1
+             timers throttle lsa all 100
+             timers lsa min-arrival 50
              passive-interface eth2
             router bgp 65001
              no bgp ebgp-requires-policy
@@ -93,8 +96,11 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
              ip ospf network point-to-point
              ip ospf hello-interval 1
              ip ospf dead-interval 4
+             ip ospf retransmit-interval 1
             router ospf
              ospf router-id 198.18.255.2
+             timers throttle lsa all 100
+             timers lsa min-arrival 50
             router bgp 65002
              no bgp ebgp-requires-policy
              neighbor 198.18.10.1 remote-as 65001
