@@ -14,23 +14,26 @@ on that interface and say so in the interface notes. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from appliance.engine.aspa import PathVerdict, compress
 from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.rib import RouterRib, Rov, RpkiView, is_special_asn
-from appliance.model import ListKind, Relationship
+from appliance.model import BgpPath, ListKind, Relationship
 
 __all__ = [
     "Outcome",
+    "RouterRun",
     "bar_sav",
     "bar_sav_pi_blocklist",
     "compute_router",
     "customer_cone",
     "efp_a",
     "efp_b",
+    "expand_cone",
     "feasible",
+    "pi_member",
     "procedure_x",
     "strict",
 ]
@@ -143,21 +146,25 @@ def procedure_x(rpki: RpkiView, neighbor_asn: int) -> tuple[frozenset[int], froz
     return frozenset(cone), frozenset(prefixes)
 
 
-def customer_cone(
-    rib: RouterRib, rpki: RpkiView, neighbor_asn: int, asn_acl: Iterable[int] = ()
-) -> frozenset[int]:
-    """AS-set D of BAR-SAV steps 1-10: expand by ASPA (step 5) and AS_PATH pairs (step 7) together."""
-    pairs = rib.customer_pairs(rpki)
-    cone = {neighbor_asn, *asn_acl}
+def expand_cone(pairs: Mapping[int, Iterable[int]], rpki: RpkiView, seeds: Iterable[int]) -> frozenset[int]:
+    """Grow a cone from `seeds` by ASPA customers (step 5, minus special ASNs) and AS_PATH pairs (step 7)."""
+    cone = set(seeds)
     frontier = set(cone)
     while frontier:
         nxt: set[int] = set()
         for asn in frontier:
             nxt |= {c for c in rpki.aspa_customers_of.get(asn, frozenset()) if not is_special_asn(c)}
-            nxt |= pairs.get(asn, frozenset())
+            nxt |= set(pairs.get(asn, ()))
         frontier = nxt - cone
         cone |= frontier
     return frozenset(cone)
+
+
+def customer_cone(
+    rib: RouterRib, rpki: RpkiView, neighbor_asn: int, asn_acl: Iterable[int] = ()
+) -> frozenset[int]:
+    """AS-set D of BAR-SAV steps 1-10: expand by ASPA (step 5) and AS_PATH pairs (step 7) together."""
+    return expand_cone(rib.customer_pairs(rpki), rpki, (neighbor_asn, *asn_acl))
 
 
 def _rov_ok(rpki: RpkiView, prefix: str, origin: int) -> bool:
@@ -198,23 +205,35 @@ def bar_sav_pi_blocklist(
     for cone, prefixes in cones.values():
         union_cone |= cone
         union_prefixes |= prefixes
-    table = rpki.aspa_table
     customer = set(rib.customer_ifaces)
-    result: set[str] = set()
-    for prefix in union_prefixes:
-        paths = rib.prefix_paths.get(prefix, [])
-        cust_paths = [p for p in paths if p.interface in customer]
-        if not cust_paths:
-            continue
-        if any(rpki.rov(prefix, p.origin) is not Rov.VALID for p in cust_paths):
-            continue
-        if any(rib.verdict(rpki, p) is not PathVerdict.VALID for p in cust_paths):
-            continue
-        if not rpki.authorized_origins(prefix) <= union_cone:
-            continue
-        if all(_providers_inside(table, p.as_path, union_cone) for p in paths):
-            result.add(prefix)
-    return frozenset(result)
+    return frozenset(
+        p
+        for p in union_prefixes
+        if pi_member(rib, rpki, rib.prefix_paths.get(p, []), customer, union_cone, p)
+    )
+
+
+def pi_member(
+    rib: RouterRib,
+    rpki: RpkiView,
+    paths: Iterable[BgpPath],
+    customer: set[str],
+    union_cone: set[int],
+    prefix: str,
+) -> bool:
+    """Steps 3-5 of BAR-SAV-PI for one prefix of Qu, over every path the router holds for it."""
+    paths = list(paths)
+    cust_paths = [p for p in paths if p.interface in customer]
+    if not cust_paths:
+        return False
+    if any(rpki.rov(prefix, p.origin) is not Rov.VALID for p in cust_paths):
+        return False
+    if any(rib.verdict(rpki, p) is not PathVerdict.VALID for p in cust_paths):
+        return False
+    if not rpki.authorized_origins(prefix) <= union_cone:
+        return False
+    table = rpki.aspa_table
+    return all(_providers_inside(table, p.as_path, union_cone) for p in paths)
 
 
 def _providers_inside(table: dict[int, frozenset[int]], as_path: tuple[int, ...], cone: set[int]) -> bool:
@@ -234,7 +253,7 @@ def _aspa_covers(rpki: RpkiView, cone: frozenset[int]) -> bool:
 
 def compute_router(rib: RouterRib, rpki: RpkiView, policy: Policy) -> dict[str, Outcome]:
     """Every eBGP interface of one router, each with the algorithm the policy picks for it."""
-    run = _RouterRun(rib, rpki, policy)
+    run = RouterRun(rib, rpki, policy)
     return {
         iface: run.outcome(iface)
         for iface in sorted(rib.neighbors)
@@ -242,8 +261,12 @@ def compute_router(rib: RouterRib, rpki: RpkiView, policy: Policy) -> dict[str, 
     }
 
 
-class _RouterRun:
-    """One router's computation, caching what several interfaces share (Z of EFP-B, cones, S of PI)."""
+class RouterRun:
+    """One router's computation, caching what several interfaces share (Z of EFP-B, cones, S of PI).
+
+    `outcome` is the one place that maps (relationship, algorithm, RPKI state) to a list; the incremental
+    engine subclasses this and overrides only where the shared pieces come from.
+    """
 
     def __init__(self, rib: RouterRib, rpki: RpkiView, policy: Policy) -> None:
         self.rib, self.rpki, self.policy = rib, rpki, policy
@@ -257,6 +280,14 @@ class _RouterRun:
         if iface not in self._cones:
             self._cones[iface] = bar_sav(self.rib, self.rpki, iface, self.policy)
         return self._cones[iface]
+
+    def strict_list(self, iface: str) -> frozenset[str]:
+        if self._strict is None:
+            self._strict = strict(self.rib)
+        return self._strict[iface]
+
+    def feasible_list(self, iface: str) -> frozenset[str]:
+        return feasible(self.rib, iface)
 
     def z(self) -> frozenset[str]:
         if self._efp_b is None:
@@ -279,11 +310,9 @@ class _RouterRun:
         if algo is Algorithm.LOOSE:
             return _loose()
         if algo is Algorithm.STRICT:
-            if self._strict is None:
-                self._strict = strict(rib)
-            return _allow(self._strict[iface], str(algo))
+            return _allow(self.strict_list(iface), str(algo))
         if algo is Algorithm.FEASIBLE:
-            return _allow(feasible(rib, iface), str(algo))
+            return _allow(self.feasible_list(iface), str(algo))
         if algo in (Algorithm.EFP_A, Algorithm.EFP_B) and not customer:
             return _loose(f"{algo} applies to customer interfaces; loose uRPF here (RFC 8704)")
         if algo is Algorithm.EFP_A:

@@ -150,11 +150,16 @@ class Evidence:
             self.vrps.setdefault(v.prefix, []).append(v)
         self.policy = snapshot.policy
 
+    def paths_for(self, router: str, interface: str, prefix: str) -> Iterable[BgpPath]:
+        """Paths for `prefix` received on that interface: the local evidence (others' paths change too often
+        to list on every interface that shares a list)."""
+        return [p for p in self.paths.get((router, prefix), ()) if p.interface == interface]
+
     def for_prefix(self, d: Decision, prefix: str) -> tuple[str, ...]:
         out = [f"algorithm:{d.algorithm}"]
         out.extend(d.intra_provenance.get(prefix, ()))
         if d.inter:
-            for p in self.paths.get((d.router, prefix), ()):
+            for p in self.paths_for(d.router, d.interface, prefix):
                 out.append(f"path:{p.interface}:{'>'.join(str(a) for a in p.as_path)}")
             for v in self.vrps.get(prefix, ()):
                 out.append(f"roa:{v.prefix}-{v.max_length} AS{v.asn}")

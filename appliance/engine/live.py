@@ -1,0 +1,423 @@
+"""One border router's inter-domain state, kept current path by path (the incremental half of inter.py).
+
+`LiveRouter` holds the router's Adj-RIBs-In as counters and the pieces several interfaces share: EFP-uRPF B's
+list Z (kept by counting customer origins, RFC 8704 section 3.4 steps 2-5), BAR-SAV's AS_PATH customer pairs,
+each interface's cone D and list Q, the union cone and BAR-SAV-PI's set S, strict uRPF's best interface per
+prefix. A path change touches only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S)
+are rebuilt only when a pair inside a cone appears or disappears. EFP-uRPF A has no cheap update, so a router
+with an efp-a interface is recomputed whole on each change. The decision table itself is inter.RouterRun:
+`LiveRun` only says where the shared pieces come from, so the incremental and the full computation cannot
+drift apart. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from appliance.engine.aspa import Authorization, PathVerdict, authorized, compress
+from appliance.engine.inter import (
+    Outcome,
+    RouterRun,
+    compute_router,
+    expand_cone,
+    pi_member,
+)
+from appliance.engine.policy import Algorithm, Policy
+from appliance.engine.rib import RouterRib, Rov, RpkiView
+from appliance.model import BgpPath, Neighbor, Relationship, Router
+
+__all__ = ["LiveRouter", "PathKey"]
+
+PathKey = tuple[str, int]  # (interface, path_id) within one prefix
+_PREF = {Relationship.CUSTOMER: 0, Relationship.PEER: 1, Relationship.PROVIDER: 2, Relationship.INTERNAL: 3}
+
+
+def _bump(counter: Counter[str], key: str, delta: int) -> bool:
+    """Add `delta`; True when the key appeared or disappeared."""
+    before = counter[key]
+    after = before + delta
+    if after:
+        counter[key] = after
+    else:
+        del counter[key]
+    return (before == 0) != (after == 0)
+
+
+class LiveRouter:
+    """Incremental inter-domain state of one router; `apply_path` returns the interfaces that changed."""
+
+    def __init__(
+        self, router: Router, neighbors: Iterable[Neighbor], rpki: RpkiView, policy: Policy
+    ) -> None:
+        self.router = router
+        self.rpki = rpki
+        self.policy = policy
+        self.neighbors = {n.interface: n for n in neighbors}
+        self.shell = RouterRib(router.name, router.asn, self.neighbors, ())
+        self.algos = {i: policy.algorithm_for(router.name, i) for i in self.neighbors}
+        self.customer = {i for i, n in self.neighbors.items() if n.relationship is Relationship.CUSTOMER}
+        lateral_or_up = (Relationship.PEER, Relationship.PROVIDER)
+        self.noncustomer = {i for i, n in self.neighbors.items() if n.relationship in lateral_or_up}
+        self.whole = any(a is Algorithm.EFP_A for a in self.algos.values())
+        self.uses_strict = any(a is Algorithm.STRICT for a in self.algos.values())
+        self.paths: dict[str, dict[PathKey, BgpPath]] = {}
+        self._reset_indexes()
+
+    # --- building -------------------------------------------------------------------------------------
+
+    def _reset_indexes(self) -> None:
+        self.iface_prefixes: dict[str, Counter[str]] = {i: Counter() for i in self.neighbors}
+        self.prefix_origins: dict[str, Counter[int]] = {}
+        self.origin_prefixes: dict[int, Counter[str]] = {}
+        self.cust_prefixes: Counter[str] = Counter()
+        self.cust_origins: Counter[int] = Counter()
+        self.noncust_origin_prefixes: dict[int, Counter[str]] = {}
+        self.q_count: Counter[str] = Counter()
+        self.z: set[str] = set()
+        self.pair_count: Counter[tuple[int, int]] = Counter()
+        self.pairs: dict[int, set[int]] = {}
+        self.strict_best: dict[str, str] = {}
+        self.strict_sets: dict[str, set[str]] = {i: set() for i in self.neighbors}
+        self.cones: dict[str, frozenset[int]] = {}
+        self.q: dict[str, set[str]] = {}
+        self.covered: dict[str, bool] = {}
+        self.as_to_ifaces: dict[int, set[str]] = {}
+        self.qu: Counter[str] = Counter()
+        self.du: set[int] = set()
+        self.s: set[str] = set()
+        self._whole: dict[str, Outcome] = {}
+
+    def load(self, paths: Iterable[BgpPath]) -> None:
+        """Replace every path and rebuild all state (the full computation, done once)."""
+        self.paths = {}
+        self._reset_indexes()
+        for p in paths:
+            if p.interface in self.neighbors:
+                self.paths.setdefault(p.prefix, {})[(p.interface, p.path_id)] = p
+        if self.whole:
+            self._recompute_whole()
+            return
+        for per_prefix in self.paths.values():
+            for p in per_prefix.values():
+                self._index(p, +1)
+        if self.uses_strict:
+            for prefix in self.paths:
+                self._restrict(prefix)
+        self._rebuild_cones(set(self._cone_ifaces()), initial=True)
+
+    def _cone_ifaces(self) -> list[str]:
+        """Interfaces whose BAR-SAV cone is needed: every customer (BAR-SAV-PI, auto) and bar-sav peers."""
+        if not self.rpki.ready:
+            return []
+        out = sorted(self.customer)
+        out += sorted(
+            i for i, a in self.algos.items()
+            if a is Algorithm.BAR_SAV and self.neighbors[i].relationship is Relationship.PEER
+        )
+        return out
+
+    def _recompute_whole(self) -> None:
+        rib = RouterRib(self.router.name, self.router.asn, self.neighbors, self.all_paths())
+        self._whole = compute_router(rib, self.rpki, self.policy)
+
+    def all_paths(self) -> list[BgpPath]:
+        return [p for per in self.paths.values() for p in per.values()]
+
+    # --- per-path index maintenance ---------------------------------------------------------------------
+
+    def _index(self, p: BgpPath, d: int) -> tuple[set[str], list[tuple[int, int]]]:
+        """Update the counters for one path; return Z flips and the AS pairs that appeared or vanished."""
+        x, o, iface = p.prefix, p.origin, p.interface
+        _bump(self.iface_prefixes[iface], x, d)
+        po = self.prefix_origins.setdefault(x, Counter())
+        po[o] += d
+        if not po[o]:
+            del po[o]
+        if not po:
+            del self.prefix_origins[x]
+        op = self.origin_prefixes.setdefault(o, Counter())
+        if _bump(op, x, d) and not op:
+            del self.origin_prefixes[o]
+        z_flips: set[str] = set()
+        if iface in self.customer:
+            _bump(self.cust_prefixes, x, d)
+            z_flips.add(x)
+            before = self.cust_origins[o]
+            self.cust_origins[o] += d
+            if not self.cust_origins[o]:
+                del self.cust_origins[o]
+            if (before == 0) != (self.cust_origins[o] == 0):  # o joined or left set A
+                for q in self.noncust_origin_prefixes.get(o, Counter()):
+                    n = self.noncust_origin_prefixes[o][q]
+                    _bump(self.q_count, q, n if before == 0 else -n)
+                    z_flips.add(q)
+        elif iface in self.noncustomer:
+            nop = self.noncust_origin_prefixes.setdefault(o, Counter())
+            _bump(nop, x, d)
+            if not nop:
+                del self.noncust_origin_prefixes[o]
+            if o in self.cust_origins:
+                _bump(self.q_count, x, d)
+                z_flips.add(x)
+        flipped = {q for q in z_flips if (q in self.z) != (q in self.cust_prefixes or q in self.q_count)}
+        for q in flipped:
+            if q in self.z:
+                self.z.discard(q)
+            else:
+                self.z.add(q)
+        return flipped, self._index_pairs(p, d)
+
+    def _index_pairs(self, p: BgpPath, d: int) -> list[tuple[int, int]]:
+        if not self.rpki.ready:
+            return []
+        table = self.rpki.aspa_table
+        if self.shell.verdict(self.rpki, p) is PathVerdict.INVALID:
+            return []
+        path = compress(p.as_path)
+        changed: list[tuple[int, int]] = []
+        for k in range(len(path) - 1):
+            provider, customer = path[k], path[k + 1]
+            if authorized(table, customer, provider) is Authorization.NOT_PROVIDER_PLUS:
+                continue
+            pair = (provider, customer)
+            before = self.pair_count[pair]
+            self.pair_count[pair] = before + d
+            if not self.pair_count[pair]:
+                del self.pair_count[pair]
+                self.pairs[provider].discard(customer)
+                if not self.pairs[provider]:
+                    del self.pairs[provider]
+                changed.append(pair)
+            elif before == 0:
+                self.pairs.setdefault(provider, set()).add(customer)
+                changed.append(pair)
+        return changed
+
+    def _restrict(self, prefix: str) -> set[str]:
+        """Re-elect strict uRPF's best interface for one prefix; return the interfaces that changed."""
+        best: tuple[tuple[int, int, str, int], str] | None = None
+        for p in self.paths.get(prefix, {}).values():
+            rel = self.neighbors[p.interface].relationship
+            key = (_PREF[rel], len(compress(p.as_path)), p.interface, p.path_id)
+            if best is None or key < best[0]:
+                best = (key, p.interface)
+        old = self.strict_best.get(prefix)
+        new = best[1] if best else None
+        if old == new:
+            return set()
+        if old is not None:
+            self.strict_sets[old].discard(prefix)
+            del self.strict_best[prefix]
+        if new is not None:
+            self.strict_sets[new].add(prefix)
+            self.strict_best[prefix] = new
+        return {i for i in (old, new) if i is not None}
+
+    # --- cones, Q and S ----------------------------------------------------------------------------------
+
+    def _q_member(self, iface: str, prefix: str) -> bool:
+        cone = self.cones[iface]
+        if prefix in self.policy.prefix_acl.get((self.router.name, iface), ()):
+            return True
+        if any(v_asn in cone and v_asn != 0 for v_asn in self._roa_asns(prefix)):
+            return True
+        return any(
+            o in cone and (not self.rpki.vrps or self.rpki.rov(prefix, o) is not Rov.INVALID)
+            for o in self.prefix_origins.get(prefix, ())
+        )
+
+    def _roa_asns(self, prefix: str) -> Iterable[int]:
+        return (asn for vp, _, asn in self.rpki.covering_vrps(prefix) if vp == prefix)
+
+    def _set_q(self, iface: str, new: set[str]) -> set[str]:
+        old = self.q.get(iface, set())
+        flips = old ^ new
+        if iface in self.customer:
+            for x in old - new:
+                _bump(self.qu, x, -1)
+            for x in new - old:
+                _bump(self.qu, x, +1)
+        self.q[iface] = new
+        return flips
+
+    def _rebuild_cones(self, ifaces: set[str], initial: bool = False) -> set[str]:
+        """Recompute D, Q and coverage for `ifaces`; rebuild S when the union cone moved. Returns changes."""
+        changed: set[str] = set()
+        q_flips: set[str] = set()
+        for i in sorted(ifaces):
+            old = self.cones.get(i)
+            for asn in old or ():
+                self.as_to_ifaces[asn].discard(i)
+            acl = self.policy.asn_acl.get((self.router.name, i), ())
+            cone = expand_cone(self.pairs, self.rpki, (self.neighbors[i].asn, *acl))
+            self.cones[i] = cone
+            for asn in cone:
+                self.as_to_ifaces.setdefault(asn, set()).add(i)
+            prefixes: set[str] = set(self.policy.prefix_acl.get((self.router.name, i), ()))
+            for asn in cone:
+                prefixes |= self.rpki.roa_prefixes_by_asn.get(asn, frozenset())
+                prefixes |= {
+                    x for x in self.origin_prefixes.get(asn, ())
+                    if not self.rpki.vrps or self.rpki.rov(x, asn) is not Rov.INVALID
+                }
+            flips = self._set_q(i, prefixes)
+            covered = all(asn in self.rpki.aspa_table for asn in cone)
+            if flips or old != cone or self.covered.get(i) != covered:
+                changed.add(i)
+            self.covered[i] = covered
+            if i in self.customer:
+                q_flips |= flips
+        du = {self.router.asn}
+        for i in self.customer:
+            du |= self.cones.get(i, frozenset())
+        if du != self.du or initial:
+            self.du = du
+            new_s = {x for x in self.qu if self._s_member(x)}
+            if new_s != self.s:
+                self.s = new_s
+                changed |= self._pi_ifaces()
+        elif q_flips:
+            changed |= self._recheck_s(q_flips)
+        return changed
+
+    def _s_member(self, prefix: str) -> bool:
+        if prefix not in self.qu:
+            return False
+        paths = self.paths.get(prefix, {}).values()
+        return pi_member(self.shell, self.rpki, paths, self.customer, self.du, prefix)
+
+    def _recheck_s(self, prefixes: Iterable[str]) -> set[str]:
+        flipped = False
+        for x in prefixes:
+            member = self._s_member(x)
+            if member != (x in self.s):
+                flipped = True
+                if member:
+                    self.s.add(x)
+                else:
+                    self.s.discard(x)
+        return self._pi_ifaces() if flipped else set()
+
+    def _pi_ifaces(self) -> set[str]:
+        return {
+            i for i, a in self.algos.items()
+            if a in (Algorithm.AUTO, Algorithm.BAR_SAV_PI)
+            and self.neighbors[i].relationship is Relationship.PROVIDER
+        }
+
+    def _z_users(self) -> set[str]:
+        out = set()
+        for i in self.customer:
+            a = self.algos[i]
+            if a is Algorithm.EFP_B or (
+                a is Algorithm.AUTO and (not self.rpki.ready or not self.covered.get(i, False))
+            ):
+                out.add(i)
+        return out
+
+    # --- events ---------------------------------------------------------------------------------------
+
+    def apply_path(self, path: BgpPath, add: bool) -> set[str]:
+        """Add (or withdraw) one path; a path with the same (interface, path_id) is replaced."""
+        if path.interface not in self.neighbors:
+            return set()
+        per = self.paths.setdefault(path.prefix, {})
+        key = (path.interface, path.path_id)
+        old = per.get(key)
+        changed: set[str] = set()
+        if old is not None:
+            del per[key]
+            changed |= self._after(old, -1)
+        if add:
+            per[key] = path
+            changed |= self._after(path, +1)
+        if not per:
+            self.paths.pop(path.prefix, None)
+        return changed
+
+    def _after(self, p: BgpPath, d: int) -> set[str]:
+        if self.whole:
+            previous = self._whole
+            self._recompute_whole()
+            moved = {i for i in self.neighbors if previous.get(i) != self._whole.get(i)}
+            return moved | {p.interface}
+        changed: set[str] = {p.interface}  # its provenance lists the interface's own paths
+        x = p.prefix
+        before = self.iface_prefixes[p.interface][x]
+        feasible_flip = before == 0 if d > 0 else before == 1
+        z_flips, pair_flips = self._index(p, d)
+        if feasible_flip and self.algos[p.interface] is Algorithm.FEASIBLE:
+            changed.add(p.interface)
+        if self.uses_strict:
+            changed |= {i for i in self._restrict(x) if self.algos[i] is Algorithm.STRICT}
+        if z_flips:
+            changed |= self._z_users()
+        if not self.cones:
+            return changed
+        affected: set[str] = set()
+        for provider, _ in pair_flips:
+            affected |= self.as_to_ifaces.get(provider, set())
+        if affected:
+            changed |= self._rebuild_cones(affected)
+        q_flips: set[str] = set()
+        for i in sorted(self.as_to_ifaces.get(p.origin, set()) - affected):
+            member = self._q_member(i, x)
+            if member != (x in self.q[i]):
+                new = set(self.q[i])
+                if member:
+                    new.add(x)
+                else:
+                    new.discard(x)
+                self._set_q(i, new)
+                changed.add(i)
+                if i in self.customer:
+                    q_flips.add(x)
+        if x in self.qu or x in self.s:
+            changed |= self._recheck_s({x})
+        elif q_flips:
+            changed |= self._recheck_s(q_flips)
+        return changed
+
+    # --- results ------------------------------------------------------------------------------------------
+
+    def outcome(self, iface: str) -> Outcome:
+        if self.whole:
+            return self._whole[iface]
+        return LiveRun(self).outcome(iface)
+
+    def outcomes(self) -> dict[str, Outcome]:
+        if self.whole:
+            return dict(self._whole)
+        run = LiveRun(self)
+        return {
+            i: run.outcome(i)
+            for i in sorted(self.neighbors)
+            if self.neighbors[i].relationship is not Relationship.INTERNAL
+        }
+
+
+class LiveRun(RouterRun):
+    """inter.RouterRun reading the shared pieces from a LiveRouter instead of recomputing them."""
+
+    def __init__(self, live: LiveRouter) -> None:
+        super().__init__(live.shell, live.rpki, live.policy)
+        self.live = live
+        self._z_frozen: frozenset[str] | None = None
+
+    def z(self) -> frozenset[str]:
+        if self._z_frozen is None:
+            self._z_frozen = frozenset(self.live.z)
+        return self._z_frozen
+
+    def cone(self, iface: str) -> tuple[frozenset[int], frozenset[str]]:
+        return self.live.cones[iface], frozenset(self.live.q[iface])
+
+    def pi(self) -> frozenset[str]:
+        return frozenset(self.live.s)
+
+    def strict_list(self, iface: str) -> frozenset[str]:
+        return frozenset(self.live.strict_sets[iface])
+
+    def feasible_list(self, iface: str) -> frozenset[str]:
+        return frozenset(self.live.iface_prefixes[iface])
