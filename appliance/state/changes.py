@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.state.facts import Fact, decode_fact, encode_fact, kind_of
+from appliance.state.facts import Fact, decode_facts, encode_facts, group_by_kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,9 @@ class WithdrawSource:
 Change = Announce | Withdraw | ReplaceSource | WithdrawSource
 
 
-def _facts_json(facts: tuple[Fact, ...]) -> list[list[Any]]:
-    return [[kind_of(f), encode_fact(f)] for f in facts]
+def _facts_json(facts: tuple[Fact, ...]) -> dict[str, list[Any]]:
+    """Facts grouped by kind (order within a change does not matter: facts are a set)."""
+    return {kind: encode_facts(kind, group) for kind, group in sorted(group_by_kind(facts).items())}
 
 
 def encode_change(change: Change) -> str:
@@ -71,13 +72,11 @@ def decode_change(text: str) -> Change:
     if op == "WithdrawSource":
         return WithdrawSource(source)
     raw = data.get("facts")
-    if not isinstance(raw, list):
-        raise ValueError(f"{op}: 'facts' must be a list")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{op}: 'facts' must be an object of kind -> list")
     facts: list[Fact] = []
-    for item in raw:
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
-            raise ValueError(f"{op}: each fact must be [kind, object]")
-        facts.append(decode_fact(item[0], item[1]))
+    for kind, items in raw.items():
+        facts.extend(decode_facts(kind, items))
     if op == "Announce":
         return Announce(source, tuple(facts))
     if op == "Withdraw":

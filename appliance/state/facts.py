@@ -8,6 +8,7 @@ on the way back in, so a damaged journal row is reported, not half-loaded.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -29,6 +30,9 @@ FACT_KINDS: dict[str, type[Any]] = {
 }
 _KIND_OF_TYPE = {t: k for k, t in FACT_KINDS.items()}
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {k: TypeAdapter(t) for k, t in FACT_KINDS.items()}
+_LIST_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    k: TypeAdapter(list[t]) for k, t in FACT_KINDS.items()  # type: ignore[valid-type]
+}
 
 
 def kind_of(fact: Fact) -> str:
@@ -56,3 +60,30 @@ def decode_fact(kind: str, data: Any) -> Fact:
         loc = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"bad {kind}: {loc}: {first['msg']}") from exc
     return fact
+
+
+def group_by_kind(facts: Iterable[Fact]) -> dict[str, list[Fact]]:
+    out: dict[str, list[Fact]] = {}
+    for fact in facts:
+        out.setdefault(kind_of(fact), []).append(fact)
+    return out
+
+
+def encode_facts(kind: str, facts: list[Fact]) -> list[Any]:
+    """Many facts of one kind at once (one pydantic call: much faster than one per fact)."""
+    data: list[Any] = _LIST_ADAPTERS[kind].dump_python(facts, mode="json")
+    return data
+
+
+def decode_facts(kind: str, data: Any) -> list[Fact]:
+    """Raise ValueError naming the kind, the item index and the bad field."""
+    adapter = _LIST_ADAPTERS.get(kind)
+    if adapter is None:
+        raise ValueError(f"unknown fact kind {kind!r}")
+    try:
+        facts: list[Fact] = adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"bad {kind}: [{loc}]: {first['msg']}") from exc
+    return facts

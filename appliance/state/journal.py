@@ -2,7 +2,7 @@
 
 Tables (schema version 1):
 - inputs(seq, time, version, change): every Change applied since the last checkpoint, as JSON;
-- checkpoint(id=1, seq, version, time, facts): the compacted state (facts with their sources);
+- checkpoint(id=1, seq, version, time, facts): the compacted state, {kind: [facts, their sources]};
 - pushed(peer, key, rule, time): the FlowSpec rules each peer holds, keyed by NLRI, so a restarted
   pusher diffs against what routers have instead of withdrawing everything first;
 - ruleset(id=1, version, time, rules): the last rule set computed, served by the API at once.
@@ -23,7 +23,7 @@ from typing import Any
 from appliance.model import SavRuleSet
 from appliance.state.changes import Change, decode_change, encode_change
 from appliance.state.errors import StateError
-from appliance.state.facts import Fact, decode_fact, encode_fact, kind_of
+from appliance.state.facts import Fact, decode_facts, encode_facts
 
 SCHEMA_VERSION = 1
 FILE_NAME = "savd-journal.sqlite"
@@ -100,9 +100,11 @@ class Journal:
 
     def checkpoint(self, facts: Mapping[str, FactSources], version: int, time: float) -> None:
         """Replace inputs with one compacted state, atomically."""
-        rows = [[kind, encode_fact(f), sorted(srcs)] for kind, table in sorted(facts.items())
-                for f, srcs in table.items()]
-        blob = json.dumps(rows, separators=(",", ":"))
+        doc = {}
+        for kind, table in sorted(facts.items()):
+            items = list(table)
+            doc[kind] = [encode_facts(kind, items), [sorted(table[f]) for f in items]]
+        blob = json.dumps(doc, separators=(",", ":"))
         try:
             with self._conn:
                 self._conn.execute("BEGIN")
@@ -120,9 +122,11 @@ class Journal:
             return 0, {}
         out: dict[str, dict[Fact, set[str]]] = {}
         try:
-            for kind, data, srcs in json.loads(row[1]):
-                fact = decode_fact(kind, data)
-                out.setdefault(kind_of(fact), {})[fact] = set(srcs)
+            for kind, (data, sources) in json.loads(row[1]).items():
+                facts = decode_facts(kind, data)
+                if len(facts) != len(sources):
+                    raise ValueError(f"{kind}: {len(facts)} facts but {len(sources)} source lists")
+                out[kind] = {f: set(s) for f, s in zip(facts, sources, strict=True)}
         except (ValueError, TypeError) as exc:
             raise StateError(f"checkpoint does not decode: {exc}", self.path) from exc
         return int(row[0]), out

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from appliance.model import SavRuleSet
+from appliance.model import PrefixReport, SavRuleSet
 from appliance.state.changes import Announce, Change, ReplaceSource, Withdraw, WithdrawSource
 from appliance.state.facts import FACT_KINDS, Fact, kind_of
 from appliance.state.journal import Journal
@@ -48,12 +49,19 @@ class Applied:
     kinds: frozenset[str] = frozenset()
 
 
-def _orderable(value: Any) -> Any:
-    return repr(value) if dataclasses.is_dataclass(value) else value
+def _kind_key(cls: type[Any]) -> Callable[[Any], Any]:
+    """A fast sort key over a fact type's fields; nested records (report flags) compare by repr."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if cls is PrefixReport:
+        return lambda f: (f.router, f.interface, f.prefix, f.subnet, repr(f.flags), f.source)
+    return operator.attrgetter(*names)
 
 
-def _sort_key(fact: Fact) -> tuple[Any, ...]:
-    return tuple(_orderable(getattr(fact, f.name)) for f in dataclasses.fields(fact))
+_KEYS = {cls: _kind_key(cls) for cls in FACT_KINDS.values()}
+
+
+def _sort_key(fact: Fact) -> Any:
+    return _KEYS[type(fact)](fact)
 
 
 class StateStore:
@@ -197,7 +205,7 @@ class StateStore:
             return self._snapshot
         for kind in self._dirty:
             table = self._facts[kind]
-            self._sorted[kind] = tuple(sorted(table, key=_sort_key))
+            self._sorted[kind] = tuple(sorted(table, key=_KEYS[FACT_KINDS[kind]]))
             self._sources[kind] = MappingProxyType({f: frozenset(s) for f, s in table.items()})
         self._dirty.clear()
         values: dict[str, Any] = {_SNAPSHOT_FIELD[k]: v for k, v in self._sorted.items()}
