@@ -126,6 +126,11 @@ class FrrFlowLab:
     def flowspec(self, afi: int = 4) -> list[dict[str, Any]]:
         return parse_frr_flowspec(self.vtysh(f"show bgp ipv{afi} flowspec detail json"))
 
+    def received(self, afi: int = 4) -> int:
+        """FlowSpec routes FRR has received from the speaker (pfxRcd of the flowspec summary)."""
+        doc = json.loads(self.vtysh(f"show bgp ipv{afi} flowspec summary json") or "{}")
+        return int(doc.get("peers", {}).get(SPEAKER_ADDR, {}).get("pfxRcd", 0))
+
     def session_up(self) -> bool:
         doc = json.loads(self.vtysh(f"show bgp neighbor {SPEAKER_ADDR} json") or "{}")
         return bool(doc.get(SPEAKER_ADDR, {}).get("bgpState") == "Established")

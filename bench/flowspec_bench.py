@@ -1,0 +1,177 @@
+"""FlowSpec benchmarks: push rates into a real FRR bgpd, and rule counts against the exact CIDR cover.
+
+    .venv/bin/python bench/flowspec_bench.py [all|push|compress] [--sizes 1000,10000,100000]
+                                             [--speakers gobgp,exabgp] [--interfaces 16]
+
+push: N distinct /32 discard rules through the FlowPusher into FRR 8.4.4 bgpd (-Z) in a namespace
+pair (bench/flowspec_lab.py); time until FRR's pfxRcd reaches N. Baselines measured in the same run
+at the smallest size: ExaBGP with one command in flight (window 1) and GoBGP with one unary AddPath
+per rule; the figures printed are rules/s and the ratio to that baseline.
+compress: the compiler on CAIDA pfx2as (RouteViews 2016-02-02, ../shared/data) split by origin AS over
+customer allowlists plus a provider blocklist: rules emitted vs the exact CIDR cover (the baseline a
+merge-adjacent compiler emits), and compile time. Needs root for push.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import ipaddress
+import time
+import zlib
+from pathlib import Path
+
+from flowspec_lab import FRR_ADDR, FRR_AS, SPEAKER_ADDR, SPEAKER_AS, FrrFlowLab  # bench/ is sys.path[0]
+
+from appliance.flowspec import ActionKind, CompileOptions, FlowAction, FlowMatch, FlowRule, compile_ruleset
+from appliance.flowspec.aggregate import exact_cover
+from appliance.flowspec.render_gobgp import to_path
+from appliance.model import InterfaceRules, ListKind, SavRuleSet
+from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor
+from appliance.speakers.gobgp import GoBgpNeighbor, GoBgpSpeaker, api, path_message
+from appliance.speakers.pusher import ExaBgpFlowAdapter, FlowPusher
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bgp-routes" / "caida-pfx2as"
+
+
+def synthetic_rules(n: int) -> list[FlowRule]:
+    base = int(ipaddress.IPv4Address("198.18.0.0"))
+    discard = FlowAction(ActionKind.DISCARD)
+    addrs = (ipaddress.IPv4Address(base + i) for i in range(n))
+    return [FlowRule("r1", FlowMatch(f"{a}/32"), discard, (1,)) for a in addrs]
+
+
+async def wait_received(lab: FrrFlowLab, n: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(lab.received, 4) >= n:
+            return time.monotonic()
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"FRR received {lab.received(4)} of {n} rules within {timeout}s")
+
+
+async def push_exabgp(lab: FrrFlowLab, rules: list[FlowRule], window: int) -> tuple[float, float]:
+    nb = ExaNeighbor(FRR_ADDR, SPEAKER_ADDR, SPEAKER_AS, FRR_AS, SPEAKER_ADDR, ("ipv4 flow", "ipv6 flow"))
+    sp = ExaBgpSpeaker(lab.dir / "exabgp", [nb], netns=lab.ns_speaker)
+    await sp.start()
+    try:
+        await asyncio.to_thread(lab.wait, lab.session_up, "BGP session", 30)
+        pusher = FlowPusher(ExaBgpFlowAdapter(sp, window=window))
+        await pusher.session_up(FRR_ADDR)
+        t0 = time.monotonic()
+        await pusher.push(FRR_ADDR, rules)
+        t_acked = time.monotonic()
+        t_frr = await wait_received(lab, len(rules), 900)
+        return t_acked - t0, t_frr - t0
+    finally:
+        await sp.stop()
+
+
+async def push_gobgp(lab: FrrFlowLab, rules: list[FlowRule], unary: bool) -> tuple[float, float]:
+    sp = GoBgpSpeaker(lab.dir / "gobgp", asn=SPEAKER_AS, router_id=SPEAKER_ADDR, netns=lab.ns_speaker,
+                      neighbors=[GoBgpNeighbor(FRR_ADDR, FRR_AS, local_address=SPEAKER_ADDR)])
+    await sp.start()
+    try:
+        await asyncio.to_thread(lab.wait, lab.session_up, "BGP session", 30)
+        t0 = time.monotonic()
+        if unary:
+            for r in rules:
+                path = path_message(to_path(r))
+                await sp._stub.AddPath(api.AddPathRequest(table_type=api.GLOBAL, path=path))
+        else:
+            pusher = FlowPusher(sp)
+            await pusher.session_up(FRR_ADDR)
+            await pusher.push(FRR_ADDR, rules)
+        t_acked = time.monotonic()
+        t_frr = await wait_received(lab, len(rules), 900)
+        return t_acked - t0, t_frr - t0
+    finally:
+        await sp.stop()
+
+
+async def one_push(speaker: str, n: int, baseline: bool) -> tuple[float, float]:
+    rules = synthetic_rules(n)
+    with FrrFlowLab() as lab:
+        if speaker == "exabgp":
+            return await push_exabgp(lab, rules, window=1 if baseline else 256)
+        return await push_gobgp(lab, rules, unary=baseline)
+
+
+def bench_push(sizes: list[int], speakers: list[str]) -> None:
+    print("speaker  rules    acked_s  in_frr_s  rules/s   vs_baseline")
+    for speaker in speakers:
+        n0 = min(sizes)
+        _, base_t = asyncio.run(one_push(speaker, n0, baseline=True))
+        base_rate = n0 / base_t
+        label = "window=1" if speaker == "exabgp" else "unary AddPath"
+        print(f"{speaker:8} {n0:<8} {'':8} {base_t:8.2f}  {base_rate:8.0f}  1.00 (baseline: {label})",
+              flush=True)
+        for n in sizes:
+            acked, in_frr = asyncio.run(one_push(speaker, n, baseline=False))
+            rate = n / in_frr
+            print(f"{speaker:8} {n:<8} {acked:8.2f} {in_frr:8.2f}  {rate:8.0f}  {rate / base_rate:.2f}",
+                  flush=True)
+
+
+def load_pfx2as() -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for name in ("routeviews-rv2-20160202-1200.pfx2as.gz", "routeviews-rv6-20160202-1200.pfx2as.gz"):
+        with gzip.open(DATA / name, "rt") as fh:
+            for line in fh:
+                addr, plen, origins = line.split()
+                first = origins.split("_")[0].split(",")[0]
+                out.append((str(ipaddress.ip_network(f"{addr}/{plen}", strict=False)), int(first)))
+    return out
+
+
+def internet_ruleset(interfaces: int) -> SavRuleSet:
+    """Customer allowlists: origin ASes split over `interfaces` by CRC; a provider blocklist of the
+    prefixes of the first customer interface (its own customers' space must not come from upstream)."""
+    by_if: dict[int, list[str]] = {i: [] for i in range(interfaces)}
+    for prefix, origin in load_pfx2as():
+        by_if[zlib.crc32(str(origin).encode()) % interfaces].append(prefix)
+    lists = [InterfaceRules("border", f"cust{i}", ListKind.ALLOW, tuple(p)) for i, p in by_if.items()]
+    lists.append(InterfaceRules("border", "upstream", ListKind.BLOCK, tuple(by_if[0])))
+    return SavRuleSet.of(lists)
+
+
+def bench_compress(interfaces: int) -> None:
+    if not DATA.is_dir():
+        print(f"skip: {DATA} not present")
+        return
+    t = time.monotonic()
+    ruleset = internet_ruleset(interfaces)
+    listed = sum(len(r.prefixes) for r in ruleset.rules)
+    t_load = time.monotonic() - t
+    t = time.monotonic()
+    for r in ruleset.rules:
+        exact_cover(ipaddress.ip_network(p) for p in r.prefixes)
+    t_cover = time.monotonic() - t
+    t = time.monotonic()
+    plan = compile_ruleset(ruleset, CompileOptions(max_rules_per_router=10_000_000))
+    t_compile = time.monotonic() - t
+    totals = plan.totals()
+    print(f"rule set: {len(ruleset.rules)} interfaces, {listed} listed prefixes (load {t_load:.1f}s)")
+    print(f"exact CIDR cover (+1 default per allowlist family): {totals.exact_cover} rules "
+          f"(merge-only baseline, {t_cover:.1f}s)")
+    print(f"emitted: {totals.emitted} rules = {totals.emitted / totals.exact_cover:.3f} of the exact cover "
+          f"(compile {t_compile:.1f}s, {listed / t_compile:.0f} prefixes/s; {t_compile / t_cover:.1f}x the "
+          "merge-only time)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", nargs="?", choices=["push", "compress", "all"], default="all")
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--speakers", default="gobgp,exabgp")
+    ap.add_argument("--interfaces", type=int, default=16)
+    args = ap.parse_args()
+    if args.what in ("compress", "all"):
+        bench_compress(args.interfaces)
+    if args.what in ("push", "all"):
+        bench_push([int(s) for s in args.sizes.split(",")], args.speakers.split(","))
+
+
+if __name__ == "__main__":
+    main()
