@@ -49,7 +49,7 @@ from typing import Any
 log = logging.getLogger("savd.bgpls_exporter")
 
 AFI_BGPLS, SAFI_BGPLS = 16388, 71
-PROTO_OSPFV2 = 3
+PROTO_OSPFV2, PROTO_BGP = 3, 7
 NLRI_NODE, NLRI_LINK, NLRI_PREFIX_V4 = 1, 2, 3
 ROUTE_INTRA, ROUTE_EXT1, ROUTE_EXT2 = 1, 3, 4
 HOLD_TIME_S = 90
@@ -82,6 +82,8 @@ class LsdbView:
     network: Mapping[str, Any]
     external: Mapping[str, Any] = field(default_factory=dict)
     interfaces: Mapping[str, Any] = field(default_factory=dict)
+    bgp_neighbors: Mapping[str, Any] = field(default_factory=dict)
+    zebra_interfaces: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _tlv(kind: int, value: bytes) -> bytes:
@@ -103,8 +105,8 @@ def node_descriptor(kind: int, asn: int, node: Node) -> bytes:
     return _tlv(kind, sub)
 
 
-def _nlri(kind: int, body: bytes) -> bytes:
-    head = struct.pack("!B", PROTO_OSPFV2) + struct.pack("!Q", 0)
+def _nlri(kind: int, body: bytes, protocol: int = PROTO_OSPFV2) -> bytes:
+    head = struct.pack("!B", protocol) + struct.pack("!Q", 0)
     return struct.pack("!HH", kind, len(head) + len(body)) + head + body
 
 
@@ -116,6 +118,23 @@ def link_nlri(asn: int, local: Node, remote: Node, local_addr: str, remote_addr:
     body = node_descriptor(256, asn, local) + node_descriptor(257, asn, remote)
     body += _tlv(259, _ip4(local_addr)) + _tlv(260, _ip4(remote_addr))
     return _nlri(NLRI_LINK, body)
+
+
+def bgp_node_descriptor(kind: int, asn: int, bgp_router_id: str) -> bytes:
+    """RFC 9086 §4.1 node descriptors of a BGP (EPE) link: AS, BGP-LS ID 0, BGP Router-ID (516)."""
+    sub = _tlv(512, struct.pack("!I", asn)) + _tlv(513, struct.pack("!I", 0)) + _tlv(516, _ip4(bgp_router_id))
+    return _tlv(kind, sub)
+
+
+def epe_link_nlri(
+    local_as: int, local_id: str, peer_as: int, peer_id: str, local_addr: str, peer_addr: str
+) -> bytes:
+    """An eBGP session as a BGP-LS link (Protocol-ID 7, RFC 9086): how the AS border is reported."""
+    body = bgp_node_descriptor(256, local_as, local_id) + bgp_node_descriptor(257, peer_as, peer_id)
+    mine, theirs = ipaddress.ip_address(local_addr), ipaddress.ip_address(peer_addr)
+    codes = (259, 260) if mine.version == 4 else (261, 262)
+    body += _tlv(codes[0], mine.packed) + _tlv(codes[1], theirs.packed)
+    return _nlri(NLRI_LINK, body, PROTO_BGP)
 
 
 def prefix_nlri(asn: int, node: Node, prefix: str, route_type: int) -> bytes:
@@ -146,13 +165,23 @@ def _ifnames(interfaces: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _zebra_ifnames(interfaces: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """Every address (v4 and v6) -> (interface name, 0) from zebra's `show interface json`."""
+    out = {}
+    for name, info in interfaces.items():
+        for a in info.get("ipAddresses", []) if isinstance(info, Mapping) else []:
+            if isinstance(a, Mapping) and "address" in a:
+                out[str(a["address"]).split("/")[0]] = (str(name), 0)
+    return out
+
+
 def export_lsdb(view: LsdbView, asn: int, name: str) -> dict[bytes, Route]:
     """What this node originates, keyed by NLRI bytes (scope "self", see the module docstring)."""
     self_id = str(view.router.get("routerId", ""))
     if not self_id:
         return {}
     out: dict[bytes, Route] = {}
-    ifnames = _ifnames(view.interfaces)
+    ifnames = {**_zebra_ifnames(view.zebra_interfaces), **_ifnames(view.interfaces)}
     nets = {
         (area, str(n.get("linkStateId"))): n
         for area, ns in _areas(view.network, "networkLinkStates").items()
@@ -189,6 +218,7 @@ def export_lsdb(view: LsdbView, asn: int, name: str) -> dict[bytes, Route]:
                 )
             elif "point-to-point" in kind or "Router" in kind:
                 _add_p2p(out, asn, me, link, metric, by_router, ifnames)
+    _add_epe(out, view.bgp_neighbors, ifnames)
     for ext in view.external.get("asExternalLinkStates", []) or []:
         if str(ext.get("advertisingRouter")) != self_id:
             continue
@@ -200,6 +230,31 @@ def export_lsdb(view: LsdbView, asn: int, name: str) -> dict[bytes, Route]:
         tag = int(ext.get("externalRouteTag", ext.get("routeTag", 0)) or 0)
         _add_prefix(out, asn, Node(area, self_id), prefix, rtype, int(ext.get("metric", 0)), tag)
     return out
+
+
+def _add_epe(
+    out: dict[bytes, Route], neighbors: Mapping[str, Any], ifnames: Mapping[str, tuple[str, int]]
+) -> None:
+    """One BGP-LS link per established eBGP session (the AS border; `show bgp neighbors json`)."""
+    for peer, info in sorted(neighbors.items()):
+        if not isinstance(info, Mapping) or info.get("bgpState") != "Established":
+            continue
+        try:
+            local_as, peer_as = int(info["localAs"]), int(info["remoteAs"])
+            local_id, peer_id = str(info["localRouterId"]), str(info["remoteRouterId"])
+            local_addr, peer_addr = str(info["hostLocal"]), str(info.get("hostForeign", peer))
+            key = epe_link_nlri(local_as, local_id, peer_as, peer_id, local_addr, peer_addr)
+        except (KeyError, ValueError, TypeError):
+            continue
+        if local_as == peer_as:
+            continue
+        ifname, bw = ifnames.get(local_addr, ("", 0))
+        attr = _tlv(1028, _ip4(local_id)) + _tlv(1030, _ip4(peer_id))
+        if bw:
+            attr += _tlv(1089, struct.pack("!f", bw * 1e6 / 8))
+        if ifname:
+            attr += _tlv(1098, ifname.encode()[:255])
+        out[key] = Route(key, attr)
 
 
 def _add_prefix(
@@ -369,6 +424,8 @@ class Exporter:
             "show ip ospf database network json",
             "show ip ospf database external json",
             "show ip ospf interface json",
+            "show bgp neighbors json",
+            "show interface json",
         ):
             proc = await asyncio.create_subprocess_exec(
                 *self.vtysh, "-c", cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
@@ -377,7 +434,10 @@ class Exporter:
             try:
                 doc = json.loads(out.decode() or "{}")
             except json.JSONDecodeError as exc:
-                raise ExportError(f"vtysh {cmd!r}: not JSON: {out[:200]!r}") from exc
+                if "bgp" in cmd or cmd == "show interface json":  # optional: no bgpd, no AS border
+                    doc = {}
+                else:
+                    raise ExportError(f"vtysh {cmd!r}: not JSON: {out[:200]!r}") from exc
             docs.append(doc if isinstance(doc, dict) else {})
         return LsdbView(*docs)
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 BGPLS_FAMILIES = ("bgp-ls bgp-ls", "bgp-ls bgp-ls-vpn")
 
-# RFC 9552 §5.2 Protocol-ID
+# RFC 9552 §5.2 Protocol-ID (7 = BGP, RFC 9086: eBGP sessions reported as links at the AS border)
 PROTOCOLS = {1: "isis-l1", 2: "isis-l2", 3: "ospfv2", 4: "direct", 5: "static", 6: "ospfv3", 7: "bgp"}
 
 __all__ = [
@@ -96,8 +96,16 @@ class LsLink:
     unknown: Mapping[str, Any] = field(default_factory=dict)
 
     def key(self) -> tuple[Any, ...]:
-        return ("link", self.local, self.remote, self.local_addresses, self.remote_addresses,
-                self.local_id, self.remote_id, self.mt_ids)
+        return (
+            "link",
+            self.local,
+            self.remote,
+            self.local_addresses,
+            self.remote_addresses,
+            self.local_id,
+            self.remote_id,
+            self.mt_ids,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +207,8 @@ def _node_id(desc: Any, protocol: int, instance: int) -> NodeId:
     d = _flat(desc)
     rid = d.get("router-id")
     if rid is None:
+        rid = _hex_router_id(d.get("generic-node-descriptor-516") or d.get("bgp-router-id"))
+    if rid is None:
         raise ValueError("node descriptor without router-id")
     pseudo = d.get("designated-router-id") or d.get("psn") or ""
     return NodeId(
@@ -210,6 +220,14 @@ def _node_id(desc: Any, protocol: int, instance: int) -> NodeId:
         bgp_ls_id=str(d.get("bgp-ls-identifier", "0")),
         pseudonode=str(pseudo) if str(pseudo) not in ("", "0") else "",
     )
+
+
+def _hex_router_id(value: Any) -> str | None:
+    """BGP Router-ID (TLV 516, RFC 9086) as ExaBGP 5.0 prints an unknown descriptor: "0xC612FF04"."""
+    if not isinstance(value, str):
+        return None
+    raw = bytes.fromhex(value[2:] if value.lower().startswith("0x") else value)
+    return str(ipaddress.IPv4Address(raw)) if len(raw) == 4 else raw.hex()
 
 
 def _addresses(value: Any, inner: str) -> tuple[str, ...]:
@@ -259,10 +277,12 @@ def decode_nlri(nlri: Mapping[str, Any], attrs: Mapping[str, Any]) -> LsItem:
         return LsLink(
             local=_node_id(nlri["local-node-descriptors"], protocol, instance),
             remote=_node_id(nlri["remote-node-descriptors"], protocol, instance),
-            local_addresses=_addresses(nlri.get("interface-addresses", nlri.get("interface-address")),
-                                       "interface-address"),
-            remote_addresses=_addresses(nlri.get("neighbor-addresses", nlri.get("neighbor-address")),
-                                        "neighbor-address"),
+            local_addresses=_addresses(
+                nlri.get("interface-addresses", nlri.get("interface-address")), "interface-address"
+            ),
+            remote_addresses=_addresses(
+                nlri.get("neighbor-addresses", nlri.get("neighbor-address")), "neighbor-address"
+            ),
             local_id=local_id,
             remote_id=remote_id,
             mt_ids=tuple(sorted(_ints(nlri.get("multi-topology-ids")))),

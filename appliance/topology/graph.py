@@ -134,7 +134,11 @@ class Topology:
     # naming --------------------------------------------------------------------------------------------
 
     def _names(self) -> dict[NodeId, str]:
-        """NodeId -> router name; node name if advertised and unique, else IGP router ID."""
+        """NodeId -> router name; node name if advertised and unique, else IGP router ID.
+
+        A node known under another protocol (e.g. its BGP/EPE descriptor, Protocol-ID 7) whose router ID
+        is the router ID or a TE router ID of a named node takes that node's name: one router, one name.
+        """
         ids: set[NodeId] = set()
         named: dict[NodeId, str] = {}
         for item in self.items():
@@ -149,6 +153,11 @@ class Topology:
         counts: dict[str, int] = {}
         for name in named.values():
             counts[name] = counts.get(name, 0) + 1
+        by_rid: dict[tuple[int, str], str] = {}
+        for node in self.ls_nodes():
+            if node.name and counts[node.name] == 1:
+                for rid in (node.node.router_id, *node.te_router_ids):
+                    by_rid.setdefault((node.node.asn, rid), node.name)
         out = {}
         for nid in ids:
             if nid.is_pseudonode:
@@ -156,8 +165,19 @@ class Topology:
             name = named.get(nid, "")
             if name and counts[name] > 1:
                 name = f"{name}@{nid.router_id}"
-            out[nid] = name or nid.router_id
+            out[nid] = name or by_rid.get((nid.asn, nid.router_id), nid.router_id)
         return out
+
+    def _external(self) -> set[NodeId]:
+        """Nodes seen only as the far end of an AS-border link: neighbours in other ASes, not our routers."""
+        local = {i.node for i in self.items() if isinstance(i, LsNode | LsPrefix)}
+        local |= {lk.local for lk in self.ls_links()}
+        return {lk.remote for lk in self.ls_links() if lk.local.asn != lk.remote.asn} - local
+
+    def external_peers(self) -> tuple[tuple[str, int], ...]:
+        """(name, AS) of the neighbours across the AS border."""
+        names = self._names()
+        return tuple(sorted((names[n], n.asn) for n in self._external() if n in names))
 
     def router_name(self, node: NodeId) -> str:
         return self._names().get(node, node.label())
@@ -166,9 +186,16 @@ class Topology:
 
     def routers(self) -> tuple[Router, ...]:
         te: dict[NodeId, str] = {n.node: n.te_router_ids[0] for n in self.ls_nodes() if n.te_router_ids}
-        out = [Router(name=name, router_id=te.get(nid, nid.router_id), asn=nid.asn)
-               for nid, name in self._names().items()]
-        return tuple(sorted(out, key=lambda r: r.name))
+        external = self._external()
+        out = {
+            Router(name=name, router_id=te.get(nid, nid.router_id), asn=nid.asn)
+            for nid, name in self._names().items()
+            if nid not in external
+        }
+        by_name: dict[str, Router] = {}
+        for r in sorted(out, key=lambda r: (r.name, r.router_id == r.name)):
+            by_name.setdefault(r.name, r)  # an EPE descriptor of a named router adds no second router
+        return tuple(by_name[n] for n in sorted(by_name))
 
     def links(self) -> tuple[Link, ...]:
         """Router-to-router adjacencies, one per direction; pseudonode hops collapsed."""
@@ -182,13 +209,27 @@ class Topology:
             if link.local.is_pseudonode:
                 continue
             if not link.remote.is_pseudonode:
-                out.add(Link(names[link.local], names[link.remote], _first(link.local_addresses),
-                             _first(link.remote_addresses), link.igp_metric))
+                out.add(
+                    Link(
+                        names[link.local],
+                        names[link.remote],
+                        _first(link.local_addresses),
+                        _first(link.remote_addresses),
+                        link.igp_metric,
+                    )
+                )
                 continue
             for other in lan_in.get(link.remote, []):
                 if other.local != link.local:
-                    out.add(Link(names[link.local], names[other.local], _first(link.local_addresses),
-                                 _first(other.local_addresses), link.igp_metric))
+                    out.add(
+                        Link(
+                            names[link.local],
+                            names[other.local],
+                            _first(link.local_addresses),
+                            _first(other.local_addresses),
+                            link.igp_metric,
+                        )
+                    )
         return tuple(sorted(out, key=lambda lk: (lk.local, lk.remote, lk.local_address)))
 
     def interfaces(self) -> tuple[Interface, ...]:
@@ -215,8 +256,10 @@ class Topology:
 
     def igp_prefixes(self) -> tuple[IgpPrefix, ...]:
         names = self._names()
-        out = {IgpPrefix(names.get(p.node, p.node.label()), p.prefix, p.metric, p.route_tags)
-               for p in self.ls_prefixes()}
+        out = {
+            IgpPrefix(names.get(p.node, p.node.label()), p.prefix, p.metric, p.route_tags)
+            for p in self.ls_prefixes()
+        }
         return tuple(sorted(out, key=lambda p: (p.router, prefix_sort_key(p.prefix))))
 
     # queries -------------------------------------------------------------------------------------------
@@ -226,8 +269,11 @@ class Topology:
 
     def border_links(self) -> tuple[Link, ...]:
         names = self._names()
-        border = {(names.get(lk.local), names.get(lk.remote)) for lk in self.ls_links()
-                  if lk.local.asn != lk.remote.asn}
+        border = {
+            (names.get(lk.local), names.get(lk.remote))
+            for lk in self.ls_links()
+            if lk.local.asn != lk.remote.asn
+        }
         return tuple(lk for lk in self.links() if (lk.local, lk.remote) in border)
 
     def internal_links(self) -> tuple[Link, ...]:
@@ -264,13 +310,25 @@ class Topology:
         return {
             "version": self.version,
             "routers": [{"name": r.name, "router_id": r.router_id, "asn": r.asn} for r in self.routers()],
-            "interfaces": [{"router": i.router, "name": i.name, "addresses": list(i.addresses),
-                            "external": i.external} for i in self.interfaces()],
-            "links": [{"local": lk.local, "remote": lk.remote, "local_address": lk.local_address,
-                       "remote_address": lk.remote_address, "metric": lk.metric,
-                       "border": lk in set(self.border_links())} for lk in self.links()],
-            "prefixes": [{"router": p.router, "prefix": p.prefix, "metric": p.metric,
-                          "route_tags": list(p.route_tags)} for p in self.igp_prefixes()],
+            "interfaces": [
+                {"router": i.router, "name": i.name, "addresses": list(i.addresses), "external": i.external}
+                for i in self.interfaces()
+            ],
+            "links": [
+                {
+                    "local": lk.local,
+                    "remote": lk.remote,
+                    "local_address": lk.local_address,
+                    "remote_address": lk.remote_address,
+                    "metric": lk.metric,
+                    "border": lk in set(self.border_links()),
+                }
+                for lk in self.links()
+            ],
+            "prefixes": [
+                {"router": p.router, "prefix": p.prefix, "metric": p.metric, "route_tags": list(p.route_tags)}
+                for p in self.igp_prefixes()
+            ],
         }
 
 

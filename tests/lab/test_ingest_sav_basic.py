@@ -107,7 +107,12 @@ def test_sav_basic_graph_equals_lab_and_follows_link_changes(lab_factory: Callab
 
         def matches() -> Any:
             adj, prefixes = kernel_truth(lab)
-            links = {(lk.local, lk.remote, lk.local_address, lk.remote_address) for lk in topo.links()}
+            border = set(topo.border_links())
+            links = {
+                (lk.local, lk.remote, lk.local_address, lk.remote_address)
+                for lk in topo.links()
+                if lk not in border
+            }
             intra = {
                 (topo.router_name(p.node), p.prefix) for p in topo.ls_prefixes() if p.ospf_route_type == 1
             }
@@ -129,14 +134,26 @@ def test_sav_basic_graph_equals_lab_and_follows_link_changes(lab_factory: Callab
             )
             await until(matches, "learned graph == sav-basic")
             assert topo.neighbours("r3") == ("r1", "r2", "r4")
-            assert {(i.router, i.name) for i in topo.interfaces()} == {
-                ("r1", "eth2"),
-                ("r2", "eth3"),
-                ("r3", "eth1"),
-                ("r3", "eth2"),
-                ("r3", "eth3"),
-                ("r4", "eth1"),
+            assert {(i.router, i.name, i.external) for i in topo.interfaces()} == {
+                ("r1", "eth2", False),
+                ("r2", "eth3", False),
+                ("r3", "eth1", False),
+                ("r3", "eth2", False),
+                ("r3", "eth3", False),
+                ("r4", "eth1", False),
+                ("r4", "eth2", True),
             }
+            # the AS border: r4's eBGP sessions (IPv4 and IPv6) to ext, exported as BGP-LS links (RFC 9086)
+            await until(
+                lambda: len(topo.border_links()) == 2 or topo.border_links(), "both eBGP border links"
+            )
+            assert {
+                (lk.local, lk.remote, lk.local_address, lk.remote_address) for lk in topo.border_links()
+            } == {
+                ("r4", "198.19.255.1", "198.18.30.1", "198.18.30.2"),
+                ("r4", "198.19.255.1", "2001:db8:0:30::1", "2001:db8:0:30::2"),
+            }
+            assert topo.external_peers() == (("198.19.255.1", 65100),)
             externals = {
                 (topo.router_name(p.node), p.prefix) for p in topo.ls_prefixes() if p.ospf_route_type > 2
             }
@@ -165,6 +182,7 @@ def test_sav_basic_graph_equals_lab_and_follows_link_changes(lab_factory: Callab
             lab.exec("r1", ["ip", "link", "set", "eth2", "up"], check=True)
             await until(matches, "r1-r3 restored", timeout_s=60)
             assert topo.neighbours("r1") == ("r3",) and "r1" in topo.neighbours("r3")
+            assert topo.neighbours("r4") == ("198.19.255.1", "r3")
             assert ingest.skipped == []
         finally:
             consumer.cancel()

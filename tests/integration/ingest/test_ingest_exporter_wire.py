@@ -40,6 +40,7 @@ def routes(router: str) -> dict[bytes, Route]:
         docs["show ip ospf database network json"],
         docs["show ip ospf database external json"],
         docs["show ip ospf interface json"],
+        docs.get("show bgp neighbors json", {}),
     )
     return export_lsdb(view, 65000, router)
 
@@ -71,7 +72,12 @@ def test_every_exported_nlri_decodes_to_what_was_meant() -> None:
     }
     assert ("198.18.255.3", "198.18.255.4", ("198.18.10.9",), ("198.18.10.10",), 10, "eth3") in links
     assert ("198.18.255.4", "198.18.255.3", ("198.18.10.10",), ("198.18.10.9",), 10, "eth1") in links
-    assert len(links) == 4
+    assert len(links) == 6  # r3: 3 adjacencies; r4: 1 adjacency + 2 eBGP sessions (EPE, Protocol-ID 7)
+    epe = [lk for lk in items if isinstance(lk, LsLink) and lk.local.protocol == 7]
+    assert {(lk.local.router_id, lk.local.asn, lk.remote.router_id, lk.remote.asn) for lk in epe} == {
+        ("198.18.255.4", 65000, "198.19.255.1", 65100)
+    }
+    assert sorted(lk.remote_addresses for lk in epe) == [("198.18.30.2",), ("2001:db8:0:30::2",)]
     prefixes = {(p.node.router_id, p.prefix, p.ospf_route_type) for p in items if isinstance(p, LsPrefix)}
     assert ("198.18.255.3", "198.18.20.0/24", 1) in prefixes
     assert ("198.18.255.4", "198.19.0.0/16", 4) in prefixes

@@ -27,6 +27,7 @@ def view(router: str) -> LsdbView:
         docs["show ip ospf database network json"],
         docs["show ip ospf database external json"],
         docs["show ip ospf interface json"],
+        docs.get("show bgp neighbors json", {}),
     )
 
 
@@ -54,6 +55,16 @@ def test_border_router_exports_its_external_prefixes() -> None:
     ext = [n for n in routes if n[:2] == b"\x00\x03" and b"\x01\x08\x00\x01\x04" in n]  # OSPF route type 4
     # AS 65100's aggregate, redistributed from BGP: TLV 265 (0x0109), length 3, /16, 198.19
     assert len(ext) == 1 and ext[0].endswith(b"\x01\x09\x00\x03\x10\xc6\x13")
+
+
+def test_border_router_reports_its_ebgp_sessions_as_bgp_links() -> None:
+    routes = export_lsdb(view("r4"), 65000, "r4")
+    epe = [n for n in routes if n[:2] == b"\x00\x02" and n[4] == 7]  # Link NLRI, Protocol-ID 7 (BGP)
+    assert len(epe) == 2  # the IPv4 and the IPv6 session to ext; the Active iBGP sessions are not links
+    v4 = next(n for n in epe if b"\x01\x03\x00\x04\xc6\x12\x1e\x01" in n)  # TLV 259 198.18.30.1
+    assert b"\x02\x04\x00\x04\xc6\x13\xff\x01" in v4  # TLV 516 BGP router ID of ext, 198.19.255.1
+    assert b"\x01\x04\x00\x04\xc6\x12\x1e\x02" in v4  # TLV 260 neighbour address 198.18.30.2
+    assert routes[v4].attribute.endswith(b"\x04\x4a\x00\x04eth2")  # Link Name from the OSPF interface
 
 
 def test_export_is_deterministic_and_empty_without_ospf() -> None:

@@ -30,10 +30,14 @@ def test_model_views() -> None:
     t = base()
     assert [r.name for r in t.routers()] == ["r1", "r2"]
     assert t.routers()[0].router_id == "198.18.255.1"
-    assert t.links() == (Link("r1", "r2", "198.18.60.1", "198.18.60.2", 10),
-                         Link("r2", "r1", "198.18.60.2", "198.18.60.1", 10))
-    assert t.interfaces() == (Interface("r1", "eth1", ("198.18.60.1/30",)),
-                              Interface("r2", "eth1", ("198.18.60.2/30",)))
+    assert t.links() == (
+        Link("r1", "r2", "198.18.60.1", "198.18.60.2", 10),
+        Link("r2", "r1", "198.18.60.2", "198.18.60.1", 10),
+    )
+    assert t.interfaces() == (
+        Interface("r1", "eth1", ("198.18.60.1/30",)),
+        Interface("r2", "eth1", ("198.18.60.2/30",)),
+    )
     assert t.neighbours("r1") == ("r2",) and t.neighbours("r9") == ()
     assert t.routers_serving("198.18.10.7/32") == ("r1",)
     assert t.routers_serving("198.18.60.0/30") == ("r1", "r2")
@@ -55,8 +59,12 @@ def test_same_nlri_from_two_sources_is_one_fact_until_both_withdraw() -> None:
 
 def test_attribute_change_is_a_change() -> None:
     t = base()
-    assert t.apply(LsAnnounce("a", LsLink(R1, R2, ("198.18.60.1",), ("198.18.60.2",), igp_metric=50,
-                                          name="eth1"))) is True
+    assert (
+        t.apply(
+            LsAnnounce("a", LsLink(R1, R2, ("198.18.60.1",), ("198.18.60.2",), igp_metric=50, name="eth1"))
+        )
+        is True
+    )
     assert t.links()[0].metric == 50 and len(t.links()) == 2
 
 
@@ -83,10 +91,17 @@ def test_withdraw_source_removes_exactly_that_source() -> None:
 def test_lan_pseudonode_is_collapsed_into_router_links() -> None:
     pn = nid("198.18.255.1", pseudo="198.18.70.1")
     t = Topology()
-    t.apply_all(LsAnnounce("a", i) for i in (
-        LsLink(R1, pn, ("198.18.70.1",), (), igp_metric=5), LsLink(pn, R1),
-        LsLink(R2, pn, ("198.18.70.2",), (), igp_metric=7), LsLink(pn, R2),
-        LsLink(R3, pn, ("198.18.70.3",), (), igp_metric=9), LsLink(pn, R3)))
+    t.apply_all(
+        LsAnnounce("a", i)
+        for i in (
+            LsLink(R1, pn, ("198.18.70.1",), (), igp_metric=5),
+            LsLink(pn, R1),
+            LsLink(R2, pn, ("198.18.70.2",), (), igp_metric=7),
+            LsLink(pn, R2),
+            LsLink(R3, pn, ("198.18.70.3",), (), igp_metric=9),
+            LsLink(pn, R3),
+        )
+    )
     assert [r.name for r in t.routers()] == ["198.18.255.1", "198.18.255.2", "198.18.255.3"]
     assert t.neighbours("198.18.255.2") == ("198.18.255.1", "198.18.255.3")
     assert Link("198.18.255.2", "198.18.255.3", "198.18.70.2", "198.18.70.3", 7) in t.links()
@@ -107,3 +122,16 @@ def test_duplicate_node_names_are_disambiguated() -> None:
     t = Topology()
     t.apply_all([LsAnnounce("a", LsNode(R1, "x")), LsAnnounce("a", LsNode(R2, "x"))])
     assert [r.name for r in t.routers()] == ["x@198.18.255.1", "x@198.18.255.2"]
+
+
+def test_epe_link_joins_the_named_router_and_marks_the_border() -> None:
+    bgp_r1 = NodeId(7, 0, 65000, "198.18.255.1")
+    ext = NodeId(7, 0, 65100, "198.19.255.1")
+    t = base()
+    t.apply(LsAnnounce("a", LsLink(bgp_r1, ext, ("198.18.30.1",), ("198.18.30.2",), name="eth2")))
+    assert [r.name for r in t.routers()] == ["r1", "r2"]  # ext is a peer across the border, not our router
+    assert t.external_peers() == (("198.19.255.1", 65100),)
+    (border,) = t.border_links()
+    assert (border.local, border.remote, border.local_address) == ("r1", "198.19.255.1", "198.18.30.1")
+    assert ("r1", "eth2", True) in {(i.router, i.name, i.external) for i in t.interfaces()}
+    assert t.neighbours("r1") == ("198.19.255.1", "r2")
