@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from appliance.flowspec import render_exabgp
+from appliance.flowspec.compiler import CompileOptions, compile_ruleset
 from appliance.flowspec.diff import FlowDiff, diff
-from appliance.flowspec.rules import FlowMatch, FlowRule, sort_rules
+from appliance.flowspec.rules import FlowMatch, FlowRule, FlowSpecPlan, sort_rules
+from appliance.model import BgpPath, Event, SavRuleSet, Severity
 from appliance.speakers.exabgp import ExaBgpSpeaker, SessionDown, SessionUp, SpeakerEvent
 
 log = logging.getLogger(__name__)
@@ -143,3 +145,36 @@ class FlowPusher:
         log.info("event=flowspec-pushed peer=%s announced=%d withdrawn=%d held=%d",
                  peer, len(change.announce), len(change.withdraw), len(held))
         return change
+
+
+class FlowSpecDelivery:
+    """Rule-set listener (daemon `on_rules`): compile each new SavRuleSet and push every router's rules
+    to the peers that deliver to it. A router refused by a guardrail keeps what it holds; a router
+    without rules gets everything withdrawn. Events (compiler alarms, push failures) go to `emit`;
+    `last_plan` keeps the group mapping enforcers need."""
+
+    def __init__(self, targets: Mapping[str, Sequence[tuple[FlowPusher, str]]],
+                 options: CompileOptions | None = None, *,
+                 learned: Callable[[], Iterable[BgpPath]] = lambda: (),
+                 emit: Callable[[Event], None] = lambda event: None) -> None:
+        self.targets, self.options = targets, options or CompileOptions()
+        self.learned, self.emit = learned, emit
+        self.last_plan = FlowSpecPlan(())
+
+    async def on_rules(self, version: int, new: SavRuleSet, old: SavRuleSet) -> FlowSpecPlan:
+        plan = compile_ruleset(new, self.options, self.learned())
+        for event in plan.events:
+            self.emit(event)
+        for router in sorted(self.targets):
+            rplan = plan.get(router)
+            if rplan is not None and rplan.refused:
+                continue
+            wanted = rplan.rules if rplan is not None else ()
+            for pusher, peer in self.targets[router]:
+                try:
+                    await pusher.push(peer, wanted)
+                except PushError as exc:
+                    self.emit(Event(0.0, "flowspec", "flowspec.push-failed", Severity.ERROR, str(exc),
+                                    {"router": router, "peer": peer, "version": str(version)}, True))
+        self.last_plan = plan
+        return plan

@@ -104,3 +104,30 @@ def test_mock_failure_keeps_state_of_what_got_through() -> None:
             await p.push("p", [good, bad])
     run(scenario())
     assert [r.match.source for r in p.held("p")] == ["198.18.1.0/24"]
+
+
+def test_mock_delivery_compiles_pushes_per_router_and_respects_refusal() -> None:
+    from appliance.flowspec import CompileOptions
+    from appliance.model import BgpPath, InterfaceRules, ListKind, SavRuleSet
+    from appliance.speakers.pusher import FlowSpecDelivery
+
+    sp = MockSpeaker()
+    p = FlowPusher(sp)
+    events: list[str] = []
+    learned: list[BgpPath] = []
+    d = FlowSpecDelivery({"r1": [(p, "198.18.0.1")], "r2": [(p, "198.18.0.2")]}, CompileOptions(),
+                         learned=lambda: learned, emit=lambda e: events.append(e.type))
+    rs = SavRuleSet.of([InterfaceRules("r1", "eth1", ListKind.BLOCK, ("198.18.4.0/24",)),
+                        InterfaceRules("r2", "eth1", ListKind.BLOCK, ("198.18.5.0/24",))])
+
+    async def scenario() -> None:
+        await p.session_up("198.18.0.1")
+        await p.session_up("198.18.0.2")
+        await d.on_rules(1, rs, SavRuleSet())
+        learned.append(BgpPath("r1", "eth1", "198.18.4.0/24", (65010,)))   # r1 would now block a route
+        await d.on_rules(2, SavRuleSet.of([rs.rules[0]]), rs)               # r2's list gone
+    run(scenario())
+    assert [r.match.source for r in p.held("198.18.0.1")] == ["198.18.4.0/24"]   # refused: kept
+    assert p.held("198.18.0.2") == ()                                              # no rules: withdrawn
+    assert events == ["flowspec.refused"]
+    assert d.last_plan.get("r1") is not None and d.last_plan.get("r1").refused  # type: ignore[union-attr]
