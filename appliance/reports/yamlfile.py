@@ -1,4 +1,4 @@
-"""The declarative report file (YAML): subnets, their prefixes and attachments, and router roles.
+"""The declarative report file (YAML; TOML with the same structure): subnets, prefixes, router roles.
 
     routers:                         # optional: role (border|access|core), capability (savnet|legacy)
       r1: {role: access, capability: savnet}
@@ -17,6 +17,7 @@ Every problem is collected with its field path (`subnets[0].prefixes[1]`) into o
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,16 @@ from appliance.reports.records import RouterReport, Source, flags_from_names
 
 
 def load_report_file(path: Path) -> tuple[list[PrefixReport], list[RouterReport]]:
+    """YAML, or TOML when the name ends in .toml (same schema: [routers.r1], [[subnets]], [[prefixes]])."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        doc = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except OSError as exc:
         raise ReportError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ReportError([f"{path}: not valid YAML: {exc}"]) from exc
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ReportError(
+            [f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}"]
+        ) from exc
     return parse_report_doc(doc if doc is not None else {}, str(path))
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from appliance.cli import main
 from appliance.lab import Lab
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor
 from appliance.topology.ingest import TopologyIngest
@@ -76,7 +77,9 @@ async def until(check: Callable[[], Any], what: str, timeout_s: float = 45.0) ->
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last mismatch: {last}")
 
 
-def test_sav_basic_graph_equals_lab_and_follows_link_changes(lab_factory: Callable[..., Lab]) -> None:
+def test_sav_basic_graph_equals_lab_and_follows_link_changes(
+    lab_factory: Callable[..., Lab], capsys: pytest.CaptureFixture[str]
+) -> None:
     lab = lab_factory(SAV_BASIC)
 
     async def scenario() -> None:
@@ -191,3 +194,21 @@ def test_sav_basic_graph_equals_lab_and_follows_link_changes(lab_factory: Callab
             await speaker.stop()
 
     asyncio.run(scenario())
+
+    # `savd topology show --config`: a one-shot collection from the configured speaker, same graph
+    conf = lab.node_dir("ctl") / "savd.toml"
+    peers = "".join(
+        f'[[speaker.peers]]\naddress = "{a}"\nasn = 65000\nrouter = "{n}"\nfamilies = ["bgp-ls"]\n'
+        f"passive = true\n"
+        for a, n in LOOPBACKS.items()
+    )
+    conf.write_text(
+        f'[appliance]\nasn = 65000\nrouter_id = "198.18.20.10"\ndata_dir = "data"\n'
+        f'[[speaker]]\nname = "bgpls"\ntype = "exabgp"\nlisten = "198.18.20.10:1179"\n'
+        f'netns = "{lab.netns("ctl")}"\n{peers}'
+    )
+    capsys.readouterr()
+    assert main(["topology", "show", "--config", str(conf), "--timeout", "30", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in doc["routers"]] == list(ROUTERS)
+    assert sum(1 for lk in doc["links"] if lk["border"]) == 2 and len(doc["links"]) == 8

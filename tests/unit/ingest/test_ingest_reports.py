@@ -22,7 +22,7 @@ from appliance.reports.tags import (
     encode_tag,
     reports_from_topology,
 )
-from appliance.reports.yamlfile import parse_report_doc
+from appliance.reports.yamlfile import load_report_file, parse_report_doc
 from appliance.speakers.bgpls import LsAnnounce, LsLink, LsNode, LsPrefix, NodeId
 from appliance.topology.graph import Topology
 
@@ -103,6 +103,20 @@ def test_yaml_document_expands_attachments() -> None:
     assert prefixes[-1] == PrefixReport(
         "r3", "eth2", "198.18.30.0/24", "30", PrefixFlags(anycast=True), "file"
     )
+
+
+def test_toml_file_same_schema(tmp_path: Path) -> None:
+    f = tmp_path / "reports.toml"
+    f.write_text(
+        '[routers.r1]\nrole = "border"\n[[subnets]]\nid = "7"\nprefixes = ["198.18.7.0/24"]\n'
+        'attachments = [{router = "r1", interface = "eth1"}]\n'
+    )
+    prefixes, routers = load_report_file(f)
+    assert prefixes == [PrefixReport("r1", "eth1", "198.18.7.0/24", "7", PrefixFlags(), "file")]
+    assert routers == [RouterReport("r1", Role.BORDER, None, "file")]
+    f.write_text("[[subnets]\n")
+    with pytest.raises(ReportError, match="not valid TOML"):
+        load_report_file(f)
 
 
 def test_yaml_errors_name_file_and_field_all_at_once() -> None:
