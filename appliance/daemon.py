@@ -10,7 +10,8 @@ for the rest.
 Built here: configuration, the state store with its journal (restored at start, checkpointed at stop),
 the monitor and its exporters, the HTTP API (uvicorn on the same event loop, so API writes and protocol
 events have one writer), the recompute loop and the component lifecycle. The bracketed parts plug in:
-- `Daemon.set_engine(fn)`: fn(StateSnapshot) -> SavRuleSet, run in a worker thread on a frozen
+- `Daemon.set_engine(fn)`: fn(StateSnapshot) -> SavRuleSet (`savd run` uses `engine_from_config`: the
+  real engine with the configuration's roles, neighbours and policy), run in a worker thread on a frozen
   snapshot after each burst of changes (debounced); its result is published, journalled and passed to
   every `on_rules` listener (the pusher diffs it against what each peer holds: store.pushed(peer)).
 - `Daemon.add(component)`: anything with `name`, `async start(ctx)` and `async stop()` (speakers, RTR
@@ -25,12 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,7 +44,7 @@ from appliance.config import Config, ConfigError, load_config
 from appliance.model import SavRuleSet, Severity
 from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
-from appliance.monitor.counters import CounterBoard
+from appliance.monitor.counters import CounterBoard, CounterSample
 from appliance.monitor.events import EventType, Operational
 from appliance.monitor.freshness import FreshnessWatch
 from appliance.monitor.logfmt import LogSink
@@ -85,6 +87,41 @@ class DaemonContext:
     def on_rules(self, listener: RulesListener) -> None:
         """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
         self.rules_listeners.append(listener)
+
+    def report_counters(self, samples: Iterable[CounterSample]) -> None:
+        """For enforcer pollers: absolute counters in; spoofing-seen alarms raised as drop counters rise."""
+        for notice in self.counters.update(samples, self.monitor.clock.now()):
+            self.monitor.emit(notice)
+
+
+def engine_from_config(config: Config) -> Engine:
+    """The real engine (appliance.engine) over the state's snapshot, completed by the configuration.
+
+    Configuration facts that BGP-LS does not carry are merged at compute time rather than stored, so a
+    changed configuration never leaves stale facts in the journal: router roles and capabilities
+    ([[engine.router]] overrides what the state says, and adds routers it does not know), eBGP
+    neighbours with their relationships ([[engine.neighbor]]), and the policy ([engine]).
+    """
+    from appliance.engine.snapshot import Snapshot, compute
+    from appliance.model import Router
+
+    policy = config.engine.policy()
+    overrides = {r.name: r for r in config.engine.routers}
+    extra_neighbors = config.engine.neighbors
+
+    def run(snap: StateSnapshot) -> SavRuleSet:
+        routers = {r.name: r for r in snap.routers}
+        for name, o in overrides.items():
+            base = routers.get(name, Router(name))
+            routers[name] = dataclasses.replace(base, role=o.role, capability=o.capability)
+        neighbors = tuple(dict.fromkeys((*snap.neighbors, *extra_neighbors)))
+        return compute(Snapshot(
+            routers=tuple(routers[n] for n in sorted(routers)), interfaces=snap.interfaces, links=snap.links,
+            reports=snap.reports, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps, aspas=snap.aspas,
+            policy=policy,
+        ))
+
+    return run
 
 
 class _ApiServer(uvicorn.Server):
@@ -322,6 +359,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     daemon = Daemon(config, reset_corrupt_journal=args.reset_corrupt_journal)
+    daemon.set_engine(engine_from_config(config))
     try:
         asyncio.run(_run_with_signals(daemon))
     except StateError as exc:
@@ -347,4 +385,5 @@ async def _run_with_signals(daemon: Daemon) -> None:
                 loop.remove_signal_handler(sig)
 
 
-__all__ = ["COMPONENT_FACTORIES", "Component", "Daemon", "DaemonContext", "Engine", "register"]
+__all__ = ["COMPONENT_FACTORIES", "Component", "Daemon", "DaemonContext", "Engine", "engine_from_config",
+           "register"]

@@ -4,7 +4,9 @@ engine, keeps state, rules and pushed rules across a restart, and reports a corr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -19,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from appliance.cli import main
 from appliance.config import Config, parse_config
-from appliance.daemon import Daemon, DaemonContext
-from appliance.engine.snapshot import Snapshot, compute
-from appliance.model import Interface, Role, Router, SavRuleSet
+from appliance.daemon import Daemon, DaemonContext, engine_from_config
+from appliance.model import Interface, Router, SavRuleSet
 from appliance.state import Announce, StateSnapshot
 from appliance.state.journal import FILE_NAME
 
@@ -41,6 +43,14 @@ data_dir = "{data_dir}"
 [api]
 listen = "127.0.0.1:{port}"
 token_env = "SAVD_DAEMON_TEST_TOKEN"
+[[engine.router]]
+name = "r1"
+role = "access"
+capability = "legacy"
+[[engine.mode]]
+router = "r1"
+interface = "eth1"
+mode = "monitor"
 """
 
 
@@ -48,13 +58,6 @@ def make_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     monkeypatch.setenv("SAVD_DAEMON_TEST_TOKEN", TOKEN)
     config = parse_config(config_text(tmp_path / "data"), tmp_path / "savd.toml")
     return dataclasses.replace(config, api=dataclasses.replace(config.api, port=0))  # any free port
-
-
-def real_engine(snap: StateSnapshot) -> SavRuleSet:
-    """The engine's own compute over the state's snapshot (the adapter the integrator wires)."""
-    return compute(Snapshot(routers=snap.routers, interfaces=snap.interfaces, links=snap.links,
-                            reports=snap.reports, neighbors=snap.neighbors, paths=snap.paths,
-                            vrps=snap.vrps, aspas=snap.aspas))
 
 
 class RecordingComponent:
@@ -109,7 +112,7 @@ def test_daemon_computes_rules_and_comes_back_after_restart_with_mock_components
 
     async def first_run() -> int:
         daemon = Daemon(config, debounce_s=0.01, tick_s=0.05)
-        daemon.set_engine(real_engine)
+        daemon.set_engine(engine_from_config(config))  # the real engine
         pusher = RecordingComponent("pusher", lifecycle)
         daemon.add(RecordingComponent("speaker", lifecycle))
         daemon.add(pusher)
@@ -117,8 +120,7 @@ def test_daemon_computes_rules_and_comes_back_after_restart_with_mock_components
         assert daemon.ctx is not None and daemon.api_address is not None
         ctx = daemon.ctx
         # what a BGP-LS speaker would apply
-        topology = (Router("r1", "198.18.255.1", 65000, Role.ACCESS), Interface("r1", "eth1"),
-                    Interface("r1", "eth2"))
+        topology = (Router("r1", "198.18.255.1", 65000), Interface("r1", "eth1"), Interface("r1", "eth2"))
         ctx.store.apply(Announce("bgp-ls:ctl/198.18.255.1", topology))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.api_address[1]}") as client:
             created = await client.post("/api/v1/reports", json=REPORT, headers=AUTH)
@@ -131,6 +133,8 @@ def test_daemon_computes_rules_and_comes_back_after_restart_with_mock_components
             (rule,) = await poll("rules for state version 2", rules)
             assert (rule["router"], rule["interface"], rule["kind"], rule["prefixes"]) == (
                 "r1", "eth1", "allow", ["198.18.1.0/24"])
+            # the configuration completes the state: capability legacy -> ACL delivery, mode monitor
+            assert (rule["delivery"], rule["action"]["mode"]) == ("acl", "monitor")
             events = (await client.get("/api/v1/events", params={"type": "rules-changed"})).json()["events"]
             assert events[-1]["fields"]["added"] == "1"
             metrics = (await client.get("/metrics")).text
@@ -158,7 +162,7 @@ def test_daemon_computes_rules_and_comes_back_after_restart_with_mock_components
             held = (await client.get("/api/v1/flowspec/198.18.255.1")).json()["rules"]
             assert held == [{"key": "src 198.18.1.0/24", "rule": "flow route ... accept"}]
             topo = (await client.get("/api/v1/topology")).json()
-            assert [r["role"] for r in topo["routers"]] == ["access"]
+            assert [r["name"] for r in topo["routers"]] == ["r1"]
         daemon.stop()
         await asyncio.wait_for(task, 10)
 
@@ -274,7 +278,7 @@ def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path) -> None:
+def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
     data = tmp_path / "data"
     data.mkdir()
@@ -282,6 +286,7 @@ def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path) -> None:
     cfg = tmp_path / "savd.toml"
     cfg.write_text(config_text(data, port))
     env = {**os.environ, "SAVD_DAEMON_TEST_TOKEN": TOKEN}
+    monkeypatch.setenv("SAVD_DAEMON_TEST_TOKEN", TOKEN)  # for the in-process `savd api --config`
 
     refused = savd("run", "--config", str(cfg), env=env)
     _, err = refused.communicate(timeout=30)
@@ -292,14 +297,14 @@ def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path) -> None:
     try:
         assert wait_health(port, proc)["status"] == "ok"
         # CLI parity: the same API through `savd api`, address and token taken from the config
-        added = api_cli(cfg, env, "reports", "add", "r1", "eth1", "198.18.1.0/24", "--multihomed")
+        added = api_cli(cfg, "reports", "add", "r1", "eth1", "198.18.1.0/24", "--multihomed")
         assert added.returncode == 0, added.stderr
         assert json.loads(added.stdout)["report"]["flags"]["multihomed"] is True
-        listed = api_cli(cfg, env, "reports", "list", "--router", "r1")
+        listed = api_cli(cfg, "reports", "list", "--router", "r1")
         assert [r["prefix"] for r in json.loads(listed.stdout)["reports"]] == ["198.18.1.0/24"]
-        bad = api_cli(cfg, env, "reports", "add", "r1", "eth1", "198.18.1.1/24")
+        bad = api_cli(cfg, "reports", "add", "r1", "eth1", "198.18.1.1/24")
         assert bad.returncode == 1 and "HTTP 422: body.prefix" in bad.stderr
-        why = api_cli(cfg, env, "explain", "r1", "eth1", "198.18.1.7")
+        why = api_cli(cfg, "explain", "r1", "eth1", "198.18.1.7")
         assert json.loads(why.stdout)["verdict"] == "pass"  # no rules computed here: fail open
     finally:
         code, err = stop(proc)
@@ -309,23 +314,26 @@ def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path) -> None:
     assert "event=journal-reset" in err
 
 
-def api_cli(cfg: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "appliance.cli", "api", "--config", str(cfg), *args],
-                          cwd=REPO, env=env, text=True, capture_output=True, timeout=30)
+def api_cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`savd api --config CFG ARGS` in this process (the daemon is the subprocess), output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["api", "--config", str(cfg), *args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
-def test_savd_api_cannot_reach_is_exit_2() -> None:
+def test_savd_api_cannot_reach_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
-    proc = subprocess.run([sys.executable, "-m", "appliance.cli", "api", "--url", f"http://127.0.0.1:{port}",
-                           "health"], cwd=REPO, text=True, capture_output=True, timeout=30)
-    assert proc.returncode == 2 and f"cannot reach http://127.0.0.1:{port}" in proc.stderr
+    assert main(["api", "--url", f"http://127.0.0.1:{port}", "health"]) == 2
+    assert f"cannot reach http://127.0.0.1:{port}" in capsys.readouterr().err
 
 
-def test_savd_run_rejects_a_bad_config_with_every_error(tmp_path: Path) -> None:
+def test_savd_run_rejects_a_bad_config_with_every_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[appliance]\nasn = 'x'\n[api]\nlisten = 'nowhere:1'\n")
-    proc = savd("run", "--config", str(cfg))
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 2
+    assert main(["run", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
     assert f"{cfg.resolve()}:2: appliance.asn: must be an integer, got str" in err
     assert f"{cfg.resolve()}:4: api.listen: must be an IP address, got 'nowhere'" in err
