@@ -59,6 +59,15 @@ def _ip(args: Sequence[str], step: str, netns: str | None = None) -> str:
     return proc.stdout
 
 
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG(SIGKILL): the holder lives outside the node's namespace, where no `ip netns
+    pids` sweep would find it, so it must not outlive a killed enforcer (ExaBGP exits with its relay)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 def _links(netns: str | None) -> set[str]:
     doc = json.loads(_ip(["-j", "link", "show"], "list links", netns) or "[]")
     return {link.get("ifname") for link in doc}
@@ -96,7 +105,8 @@ class Sidecar:
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         self.holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True)
+                                       stderr=subprocess.DEVNULL, start_new_session=True,
+                                       preexec_fn=_die_with_parent)
         try:
             self._wait_unshared()
             _ip(["link", "add", self.pair.frr_ifname, "type", "veth", "peer", "name", self.pair.exa_ifname,

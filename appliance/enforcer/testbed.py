@@ -34,7 +34,7 @@ from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Testbed", "TestbedError"]
+__all__ = ["Testbed", "TestbedError", "ThreadedSpeaker", "rx_counter", "wait_for"]
 
 ASN_R, ASN_P = 65000, 65100
 GROUPS = {7: ("r-h1",), 8: ("r-h2",)}
@@ -106,10 +106,18 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, interva
         time.sleep(interval_s)
 
 
-class _Pusher:
-    """ExaBGP in namespace p, driven from a private asyncio loop thread (sync API for tests)."""
+class ThreadedSpeaker:
+    """An ExaBgpSpeaker in a namespace, driven from a private asyncio loop thread (sync API for tests)."""
 
-    def __init__(self, workdir: Path, netns: str) -> None:
+    def __init__(self, workdir: Path, netns: str, neighbors: Sequence[ExaNeighbor]) -> None:
+        self.speaker = ExaBgpSpeaker(workdir, neighbors, netns=netns)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="speaker-loop", daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def pusher(workdir: Path, netns: str) -> ThreadedSpeaker:
+        """The testbed's pusher in p: eBGP AS 65100 -> r (unicast + FlowSpec)."""
         neighbor = ExaNeighbor(
             address="198.18.100.1",
             local_address="198.18.100.2",
@@ -119,10 +127,7 @@ class _Pusher:
             families=("ipv4 unicast", "ipv4 flow", "ipv6 flow"),
             name="r",
         )
-        self.speaker = ExaBgpSpeaker(workdir, [neighbor], netns=netns)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="pusher-loop", daemon=True)
-        self.thread.start()
+        return ThreadedSpeaker(workdir, netns, [neighbor])
 
     def call(self, coro: Any, timeout: float = 300.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -130,8 +135,8 @@ class _Pusher:
     def start(self) -> None:
         self.call(self.speaker.start())
 
-    def established(self) -> bool:
-        return bool(self.speaker.established())
+    def established(self, count: int = 1) -> bool:
+        return len(self.speaker.established()) >= count
 
     def send_many(self, commands: Sequence[str]) -> int:
         async def go() -> int:
@@ -169,7 +174,7 @@ class Testbed:
         self.shard_size = shard_size
         self.dir = workroot / self.prefix
         self.enforcer_proc: subprocess.Popen[bytes] | None = None
-        self.pusher: _Pusher | None = None
+        self.pusher: ThreadedSpeaker | None = None
         self._namespaces: list[str] = []
 
     # --- names ---------------------------------------------------------------------------------------
@@ -259,7 +264,7 @@ class Testbed:
             _run(["ip", "-n", self.ns(host), "route", "add", "198.18.0.0/15", "via", gw4])
             _run(["ip", "-n", self.ns(host), "-6", "route", "add", "2001:db8::/32", "via", gw6])
         self._start_frr()
-        self.pusher = _Pusher(self.dir / "pusher", self.ns("p"))
+        self.pusher = ThreadedSpeaker.pusher(self.dir / "pusher", self.ns("p"))
         self.pusher.start()
         wait_for("eBGP session p -> r established", self.pusher.established, 60)
         if self.with_enforcer:
@@ -406,44 +411,7 @@ class Testbed:
 
     def rx_counter(self, source: str) -> int:
         """Packets from `source` seen at h2 (a counter rule added on first use)."""
-        table = self.exec("h2", ["nft", "-j", "list", "table", "inet", "rx"], check=False)
-        if table.returncode != 0:
-            _run(
-                ["ip", "netns", "exec", self.ns("h2"), "nft", "-f", "-"],
-                stdin=(
-                    "table inet rx {\n chain c {\n  type filter hook prerouting priority 0;"
-                    " policy accept;\n }\n}\n"
-                ),
-            )
-            table = self.exec("h2", ["nft", "-j", "list", "table", "inet", "rx"])
-        fam = "ip6" if ":" in source else "ip"
-        for item in json.loads(table.stdout)["nftables"]:
-            rule = item.get("rule")
-            if rule and rule.get("comment") == source:
-                for expr in rule["expr"]:
-                    if "counter" in expr:
-                        return int(expr["counter"]["packets"])
-        _run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.ns("h2"),
-                "nft",
-                "add",
-                "rule",
-                "inet",
-                "rx",
-                "c",
-                fam,
-                "saddr",
-                source,
-                "counter",
-                "comment",
-                f'"{source}"',
-            ]
-        )
-        return 0
+        return rx_counter(self.ns("h2"), source)
 
     def send_v4(self, source: str, count: int, dst: str = "198.18.102.10") -> None:
         """UDP packets from h1 with `source` as source address (hping3 -a spoofs without adding it)."""
@@ -468,6 +436,29 @@ class Testbed:
             check=False,
             timeout=60,
         )
+
+
+def rx_counter(netns: str, source: str) -> int:
+    """Packets from `source` that reached namespace `netns` (nft table `inet rx`, one counter rule per
+    source, created on first use; the receiver-side count of the proof)."""
+    base = ["ip", "netns", "exec", netns, "nft"]
+    table = _run([*base, "-j", "list", "table", "inet", "rx"], check=False)
+    if table.returncode != 0:
+        _run(
+            [*base, "-f", "-"],
+            stdin="table inet rx {\n chain c {\n  type filter hook prerouting priority 0;\n"
+            "  policy accept;\n }\n}\n",
+        )
+        table = _run([*base, "-j", "list", "table", "inet", "rx"])
+    for item in json.loads(table.stdout)["nftables"]:
+        rule = item.get("rule")
+        if rule and rule.get("comment") == source:
+            for expr in rule["expr"]:
+                if "counter" in expr:
+                    return int(expr["counter"]["packets"])
+    fam = "ip6" if ":" in source else "ip"
+    _run([*base, "add", "rule", "inet", "rx", "c", fam, "saddr", source, "counter", "comment", f'"{source}"'])
+    return 0
 
 
 def _zombie(pid: int) -> bool:

@@ -37,9 +37,11 @@ def rules(tb: Testbed) -> dict[str, dict[str, Any]]:
 
 def wait_rules(tb: Testbed, want: dict[str, str], timeout_s: float = 20) -> dict[str, dict[str, Any]]:
     """Wait until the enforcer reports exactly these sources in these states."""
+
     def probe() -> tuple[dict[str, dict[str, Any]]] | None:
         got = rules(tb)
         return (got,) if {s: r["state"] for s, r in got.items()} == want else None
+
     return wait_for(f"enforcer rules {want}", probe, timeout_s, 0.1)[0]
 
 
@@ -51,10 +53,12 @@ def delivered(tb: Testbed, source: str, count: int) -> int:
 
 
 def test_blocklist_drops_spoofed_v4_v6_and_counts(tb: Testbed) -> None:
-    sent = tb.push([
-        f"announce flow route {{ match {{ source 198.18.77.0/24; }} {G7} then {{ discard; }} }}",
-        f"announce flow route {{ match {{ source-ipv6 2001:db8:77::/48/0; }} {G7} then {{ discard; }} }}",
-    ])
+    sent = tb.push(
+        [
+            f"announce flow route {{ match {{ source 198.18.77.0/24; }} {G7} then {{ discard; }} }}",
+            f"announce flow route {{ match {{ source-ipv6 2001:db8:77::/48/0; }} {G7} then {{ discard; }} }}",
+        ]
+    )
     assert sent == 2
     wait_rules(tb, {"198.18.77.0/24": "installed", "2001:db8:77::/48": "installed"})
     # legitimate first (IPv6 neighbour discovery), then spoofed
@@ -62,10 +66,12 @@ def test_blocklist_drops_spoofed_v4_v6_and_counts(tb: Testbed) -> None:
     assert delivered(tb, "2001:db8:101::10", 10) == 10
     assert delivered(tb, "198.18.77.5", 20) == 0
     assert delivered(tb, "2001:db8:77::5", 10) == 0
+
     def counted() -> dict[str, dict[str, Any]] | None:
         r = rules(tb)
         ok = r["198.18.77.0/24"]["dropped_packets"] >= 20 and r["2001:db8:77::/48"]["dropped_packets"] >= 10
         return r if ok else None
+
     got = wait_for("enforcer drop counters", counted, 10)
     assert got["198.18.77.0/24"]["dropped_packets"] == 20
     assert got["2001:db8:77::/48"]["dropped_packets"] == 10
@@ -75,8 +81,12 @@ def test_blocklist_drops_spoofed_v4_v6_and_counts(tb: Testbed) -> None:
 
 
 def test_withdraw_restores_traffic_and_removes_the_table(tb: Testbed) -> None:
-    tb.push(["withdraw flow route { match { source 198.18.77.0/24; } }",
-             "withdraw flow route { match { source-ipv6 2001:db8:77::/48/0; } }"])
+    tb.push(
+        [
+            "withdraw flow route { match { source 198.18.77.0/24; } }",
+            "withdraw flow route { match { source-ipv6 2001:db8:77::/48/0; } }",
+        ]
+    )
     wait_rules(tb, {})
     wait_for("table removed", lambda: tb.nft_listing() is None, 10)
     assert delivered(tb, "198.18.77.6", 20) == 20
@@ -84,14 +94,23 @@ def test_withdraw_restores_traffic_and_removes_the_table(tb: Testbed) -> None:
 
 
 def test_allowlist_with_default_discard_on_one_interface(tb: Testbed) -> None:
-    tb.push([
-        f"announce flow route {{ match {{ source 198.18.101.0/24; }} {G7} then {{ accept; }} }}",
-        f"announce flow route {{ match {{ source 0.0.0.0/0; }} {G7} then {{ discard; }} }}",
-        f"announce flow route {{ match {{ source-ipv6 2001:db8:101::/64/0; }} {G7} then {{ accept; }} }}",
-        f"announce flow route {{ match {{ source-ipv6 ::/0/0; }} {G7} then {{ discard; }} }}",
-    ])
-    wait_rules(tb, {"198.18.101.0/24": "installed", "0.0.0.0/0": "installed",
-                    "2001:db8:101::/64": "installed", "::/0": "installed"})
+    tb.push(
+        [
+            f"announce flow route {{ match {{ source 198.18.101.0/24; }} {G7} then {{ accept; }} }}",
+            f"announce flow route {{ match {{ source 0.0.0.0/0; }} {G7} then {{ discard; }} }}",
+            f"announce flow route {{ match {{ source-ipv6 2001:db8:101::/64/0; }} {G7} then {{ accept; }} }}",
+            f"announce flow route {{ match {{ source-ipv6 ::/0/0; }} {G7} then {{ discard; }} }}",
+        ]
+    )
+    wait_rules(
+        tb,
+        {
+            "198.18.101.0/24": "installed",
+            "0.0.0.0/0": "installed",
+            "2001:db8:101::/64": "installed",
+            "::/0": "installed",
+        },
+    )
     assert delivered(tb, "198.18.101.10", 20) == 20
     assert delivered(tb, "2001:db8:101::10", 10) == 10
     assert delivered(tb, "198.18.88.1", 20) == 0
@@ -101,10 +120,14 @@ def test_allowlist_with_default_discard_on_one_interface(tb: Testbed) -> None:
     assert delivered(tb, "2001:db8:101::10", 10) == 10
     got = rules(tb)
     assert got["198.18.101.0/24"]["packets"] >= 20 and got["198.18.101.0/24"]["dropped_packets"] == 0
-    tb.push(["withdraw flow route { match { source 198.18.101.0/24; } }",
-             "withdraw flow route { match { source 0.0.0.0/0; } }",
-             "withdraw flow route { match { source-ipv6 2001:db8:101::/64/0; } }",
-             "withdraw flow route { match { source-ipv6 ::/0/0; } }"])
+    tb.push(
+        [
+            "withdraw flow route { match { source 198.18.101.0/24; } }",
+            "withdraw flow route { match { source 0.0.0.0/0; } }",
+            "withdraw flow route { match { source-ipv6 2001:db8:101::/64/0; } }",
+            "withdraw flow route { match { source-ipv6 ::/0/0; } }",
+        ]
+    )
     wait_rules(tb, {})
 
 
@@ -125,16 +148,33 @@ def test_burst_of_1000_rules_keeps_zebra_and_unicast_alive(tb: Testbed) -> None:
     zebra = tb.frr_pid("zebra")
     assert zebra is not None
     assert tb.push(["announce route 198.18.150.0/24 next-hop self"]) == 1
-    wait_for("unicast route in r's kernel", lambda: "198.18.150.0/24" in tb.exec(
-        "r", ["ip", "route", "show", "198.18.150.0/24"]).stdout, 20)
-    commands = [f"announce flow route {{ match {{ source 198.19.{i // 256}.{i % 256}/32; }} {G7} "
-                "then { discard; } }" for i in range(1000)]
+    wait_for(
+        "unicast route in r's kernel",
+        lambda: "198.18.150.0/24" in tb.exec("r", ["ip", "route", "show", "198.18.150.0/24"]).stdout,
+        20,
+    )
+    commands = [
+        f"announce flow route {{ match {{ source 198.19.{i // 256}.{i % 256}/32; }} {G7} "
+        "then { discard; } }"
+        for i in range(1000)
+    ]
     assert tb.push(commands) == 1000
-    wait_for("1000 routes installed", lambda: sum(
-        1 for r in rules(tb).values() if r["state"] == "installed") == 1000 or None, 60, 0.5)
+    wait_for(
+        "1000 routes installed",
+        lambda: sum(1 for r in rules(tb).values() if r["state"] == "installed") == 1000 or None,
+        60,
+        0.5,
+    )
     time.sleep(2)
     assert tb.frr_pid("zebra") == zebra, "zebra restarted or died"
     assert "198.18.150.0/24" in tb.exec("r", ["ip", "route", "show", "198.18.150.0/24"]).stdout
+    # routing is alive, not just left behind in the kernel: a new unicast route still gets installed
+    tb.push(["announce route 198.18.151.0/24 next-hop self"])
+    wait_for(
+        "new unicast route after the burst",
+        lambda: "198.18.151.0/24" in tb.exec("r", ["ip", "route", "show", "198.18.151.0/24"]).stdout,
+        20,
+    )
     # the cause of the crash is kept away: bgpd handed nothing to zebra's PBR (no table chunk)
     assert tb.vtysh("show pbr iptable").strip() == ""
     assert tb.vtysh("show pbr ipset").strip() == ""

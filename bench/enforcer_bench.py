@@ -1,0 +1,190 @@
+"""Enforcer benchmarks: rule announce -> active in nftables, and nftables load times.
+
+1. latency: in the enforcer testbed (real FRR 8.4.4, ExaBGP pusher, savd-enforcer), announce one rule at
+   the pusher and time until `nft monitor` in the router shows it (event-driven, no polling); then the
+   same for its withdraw. Baseline in the same run: the pusher's own API round trip (command -> ExaBGP
+   `done`), i.e. the part no enforcer can save. Target: median < 300 ms.
+2. bulk: push N rules in one burst at the pusher; time until the enforcer's table holds all N.
+3. load: N discard routes (one interface group) rendered and applied with `nft -f` in a scratch
+   namespace: whole table, then one added route on top (incremental transaction). Baseline in the same
+   run: the bare minimum of integration.md §3.10, one interval set without counters and one rule.
+
+    .venv/bin/python bench/enforcer_bench.py [--samples 30] [--bulk 1000 10000] [--load 1000 10000 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from appliance.enforcer.nft import NftTable
+from appliance.enforcer.nftplan import build_plan
+from appliance.enforcer.route import decode_route
+from appliance.enforcer.table import sorted_routes
+from appliance.enforcer.testbed import Testbed, wait_for
+
+G7 = "scope { interface-set transitive:input:1:7; }"
+DISCARD = {"extended-community": [{"value": 0x8006000000000000}, {"value": 0x0702000000014007}]}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Monitor:
+    """`nft monitor` in the router namespace; lines with their arrival time."""
+
+    def __init__(self, tb: Testbed) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", tb.ns("r"), "nft", "monitor"],
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        time.sleep(0.3)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put((time.monotonic(), line))
+
+    def wait(self, needle: str, timeout_s: float = 10.0) -> float:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            at, line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            if needle in line:
+                return at
+
+    def drain(self) -> None:
+        while not self.lines.empty():
+            self.lines.get_nowait()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def latency(tb: Testbed, samples: int) -> None:
+    mon = Monitor(tb)
+    announce, withdraw, acks = [], [], []
+    try:
+        for i in range(samples):
+            prefix = f"198.19.200.{i}/32"
+            mon.drain()
+            t0 = time.monotonic()
+            tb.push([f"announce flow route {{ match {{ source {prefix}; }} {G7} then {{ discard; }} }}"])
+            acks.append(time.monotonic() - t0)
+            announce.append(mon.wait(f"ip saddr {prefix.split('/')[0]}") - t0)
+            time.sleep(0.05)
+            mon.drain()
+            t1 = time.monotonic()
+            tb.push([f"withdraw flow route {{ match {{ source {prefix}; }} }}"])
+            withdraw.append(mon.wait("delete table") - t1)
+            time.sleep(0.05)
+    finally:
+        mon.close()
+    base = statistics.median(acks)
+    for name, values in (("announce->active", announce), ("withdraw->removed", withdraw)):
+        med = statistics.median(values)
+        print(
+            f"latency {name:18} n={len(values)} median={med * 1000:6.1f} ms"
+            f" p95={pct(values, 0.95) * 1000:6.1f} ms"
+            f"  baseline(pusher ack)={base * 1000:5.1f} ms ratio={med / base:5.1f}x  target<300 ms"
+        )
+
+
+def bulk(tb: Testbed, n: int) -> None:
+    commands = [
+        f"announce flow route {{ match {{ source 198.20.{i // 256}.{i % 256}/32; }} {G7} "
+        "then { discard; } }"
+        for i in range(n)
+    ]
+    t0 = time.monotonic()
+    tb.push(commands)
+    pushed = time.monotonic() - t0
+
+    def installed() -> bool:
+        listing = tb.nft_listing() or {"nftables": []}
+        elems = sum(len(i["set"].get("elem", [])) for i in listing["nftables"] if "set" in i)
+        return elems >= n
+
+    wait_for(f"{n} rules in nftables", installed, 600, 0.2)
+    total = time.monotonic() - t0
+    print(
+        f"bulk    {n:7} rules: pushed (acked) in {pushed:6.2f} s, all active in nftables after {total:6.2f} s"
+        f" ({n / total:7.0f} rules/s end to end)"
+    )
+    tb.push([c.replace("announce", "withdraw").replace(f" {G7} then {{ discard; }}", "") for c in commands])
+    wait_for("table removed", lambda: tb.nft_listing() is None, 600, 0.5)
+
+
+def load(n: int, ns: str) -> None:
+    nets = list(ipaddress.ip_network("10.0.0.0/8").subnets(new_prefix=28))[:n]
+    t0 = time.monotonic()
+    routes = sorted_routes(decode_route("ipv4 flow", {"source-ipv4": [str(p)]}, DISCARD) for p in nets)
+    plan = build_plan(routes, {7: ["lo"]})
+    planned = time.monotonic() - t0
+    table = NftTable(table="savd_bench", netns=ns)
+    full = table.apply(plan)
+    extra = decode_route("ipv4 flow", {"source-ipv4": ["192.0.2.0/24"]}, DISCARD)
+    plan2 = build_plan(sorted_routes([*routes, extra]), {7: ["lo"]})
+    inc = table.apply(plan2)
+    counters_t0 = time.monotonic()
+    counters, problems = table.counters()
+    counters_s = time.monotonic() - counters_t0
+    table.delete()
+    elems = ", ".join(str(p) for p in nets)
+    text = (
+        "table inet savd_base {}\ndelete table inet savd_base\n"
+        f"table inet savd_base {{\n set s {{ type ipv4_addr; flags interval; elements = {{ {elems} }} }}\n"
+        " chain pre { type filter hook prerouting priority -300;"
+        " policy accept; ip saddr @s drop }\n}\n"
+    )
+    b0 = time.monotonic()
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text, text=True, check=True)
+    base = time.monotonic() - b0
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "savd_base"], check=True)
+    assert not problems and len(counters) == n, (problems[:3], len(counters))
+    print(
+        f"load    {n:7} rules: plan {planned:6.3f} s, nft full {full.seconds:6.3f} s ({len(plan.sets)} sets),"
+        f" +1 route incremental {inc.seconds:6.3f} s, counters read {counters_s:6.3f} s;"
+        f" baseline one bare set {base:6.3f} s, ratio full/baseline {full.seconds / base:4.1f}x"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--bulk", type=int, nargs="*", default=[1000, 10000])
+    parser.add_argument("--load", type=int, nargs="*", default=[1000, 10000, 100000])
+    args = parser.parse_args()
+    ns = "enfbench-" + str(threading.get_native_id())
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for n in args.load:
+            load(n, ns)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    if args.samples or args.bulk:
+        with Testbed() as tb:
+            if args.samples:
+                latency(tb, args.samples)
+            for n in args.bulk:
+                bulk(tb, n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
