@@ -179,3 +179,19 @@ def test_rpki_freshness_transitions_raise_and_clear(monitor: Monitor) -> None:
     watch.check({"rtr:a": 1000.0}, now=1200)
     (gone,) = watch.check({}, now=1200)
     assert gone.rpki_source == "rtr:a" and not gone.raises
+
+
+def test_reconcile_raises_new_clears_vanished_without_repeats(monitor: Monitor, clock: ManualClock) -> None:
+    too_many = Event(0.0, "flowspec", "flowspec.too-many-rules", Severity.ERROR, "r1: 2500 > 2000",
+                     {"router": "r1"}, alarm=True)
+    forced = Event(0.0, "flowspec", "flowspec.forced", Severity.WARNING, "forced", {"router": "r2"})
+    first = monitor.reconcile("flowspec", [too_many, forced])
+    assert [(r.event.type, r.event.time) for r in first] == [
+        ("flowspec.too-many-rules", 1000.0), ("flowspec.forced", 1000.0)]
+    assert [a.id for a in monitor.alarms.active()] == ["flowspec.too-many-rules/router=r1"]
+    clock.advance(10)
+    assert monitor.reconcile("flowspec", [too_many]) == []  # still raised: refreshed, not repeated
+    assert monitor.alarms.get("flowspec.too-many-rules/router=r1").count == 2  # type: ignore[union-attr]
+    (cleared,) = monitor.reconcile("flowspec", [])
+    assert cleared.event.fields["cleared"] == "true" and cleared.event.severity is Severity.INFO
+    assert monitor.alarms.active() == []
