@@ -18,14 +18,18 @@ Must not: make SAV decisions, touch the network, or read clocks.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+import radix
 
 from appliance.model import IgpPrefix, Interface, Link, Router, prefix_sort_key
 from appliance.speakers.bgpls import LsAnnounce, LsEvent, LsItem, LsLink, LsNode, LsPrefix, NodeId
 
 __all__ = ["Topology"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -45,6 +49,17 @@ class Topology:
     def __init__(self) -> None:
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self.version = 0
+        self._cache: dict[str, Any] = {}
+        self._cache_version = -1
+
+    def _cached(self, key: str, build: Callable[[], _T]) -> _T:
+        """Views are recomputed once per graph version (queries in a loop cost a lookup, not a rebuild)."""
+        if self._cache_version != self.version:
+            self._cache.clear()
+            self._cache_version = self.version
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]  # type: ignore[no-any-return]
 
     # updates -------------------------------------------------------------------------------------------
 
@@ -134,6 +149,9 @@ class Topology:
     # naming --------------------------------------------------------------------------------------------
 
     def _names(self) -> dict[NodeId, str]:
+        return self._cached("_names", self._build_names)
+
+    def _build_names(self) -> dict[NodeId, str]:
         """NodeId -> router name; node name if advertised and unique, else IGP router ID.
 
         A node known under another protocol (e.g. its BGP/EPE descriptor, Protocol-ID 7) whose router ID
@@ -185,6 +203,9 @@ class Topology:
     # model views ---------------------------------------------------------------------------------------
 
     def routers(self) -> tuple[Router, ...]:
+        return self._cached("routers", self._build_routers)
+
+    def _build_routers(self) -> tuple[Router, ...]:
         te: dict[NodeId, str] = {n.node: n.te_router_ids[0] for n in self.ls_nodes() if n.te_router_ids}
         external = self._external()
         out = {
@@ -198,6 +219,9 @@ class Topology:
         return tuple(by_name[n] for n in sorted(by_name))
 
     def links(self) -> tuple[Link, ...]:
+        return self._cached("links", self._build_links)
+
+    def _build_links(self) -> tuple[Link, ...]:
         """Router-to-router adjacencies, one per direction; pseudonode hops collapsed."""
         names = self._names()
         out: set[Link] = set()
@@ -233,6 +257,9 @@ class Topology:
         return tuple(sorted(out, key=lambda lk: (lk.local, lk.remote, lk.local_address)))
 
     def interfaces(self) -> tuple[Interface, ...]:
+        return self._cached("interfaces", self._build_interfaces)
+
+    def _build_interfaces(self) -> tuple[Interface, ...]:
         """Interfaces seen in link NLRI, with the address length taken from the router's own prefixes."""
         names = self._names()
         own: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
@@ -255,6 +282,9 @@ class Topology:
         return tuple(out[k] for k in sorted(out))
 
     def igp_prefixes(self) -> tuple[IgpPrefix, ...]:
+        return self._cached("igp_prefixes", self._build_igp_prefixes)
+
+    def _build_igp_prefixes(self) -> tuple[IgpPrefix, ...]:
         names = self._names()
         out = {
             IgpPrefix(names.get(p.node, p.node.label()), p.prefix, p.metric, p.route_tags)
@@ -268,6 +298,9 @@ class Topology:
         return tuple(sorted({lk.remote for lk in self.links() if lk.local == router}))
 
     def border_links(self) -> tuple[Link, ...]:
+        return self._cached("border_links", self._build_border_links)
+
+    def _build_border_links(self) -> tuple[Link, ...]:
         names = self._names()
         border = {
             (names.get(lk.local), names.get(lk.remote))
@@ -282,16 +315,17 @@ class Topology:
 
     def routers_serving(self, prefix: str) -> tuple[str, ...]:
         """Routers advertising `prefix` or a covering prefix into the IGP (most specific match)."""
+        tree = self._cached("radix", self._build_radix)
         net = ipaddress.ip_network(prefix, strict=False)
-        best: dict[str, int] = {}
+        covering = tree.search_covering(str(net))
+        return tuple(sorted(covering[0].data["routers"])) if covering else ()
+
+    def _build_radix(self) -> Any:
+        tree = radix.Radix()
         for p in self.igp_prefixes():
-            cand = ipaddress.ip_network(p.prefix)
-            if cand.version == net.version and net.subnet_of(cand):  # type: ignore[arg-type]
-                best[p.router] = max(best.get(p.router, -1), cand.prefixlen)
-        if not best:
-            return ()
-        top = max(best.values())
-        return tuple(sorted(r for r, length in best.items() if length == top))
+            node = tree.search_exact(p.prefix) or tree.add(p.prefix)
+            node.data.setdefault("routers", set()).add(p.router)
+        return tree
 
     def interfaces_serving(self, prefix: str) -> tuple[Interface, ...]:
         """Interfaces whose address lies in `prefix` (the subnet is attached there)."""
