@@ -124,6 +124,20 @@ def engine_from_config(config: Config) -> Engine:
     return run
 
 
+#: Sections a reload applies without a restart ("appliance" only for its log level).
+LIVE_SECTIONS = ("engine", "flowspec", "appliance")
+
+
+def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
+    """Top-level sections whose values differ (typed ConfigChange, coarse: per section)."""
+    names = ("appliance", "api", "speakers", "rpki", "reports", "engine", "flowspec", "enforcers")
+    changed = [n for n in names if getattr(old, n) != getattr(new, n)]
+    if "appliance" in changed and dataclasses.replace(old.appliance, log_level=new.appliance.log_level) \
+            != new.appliance:
+        changed[changed.index("appliance")] = "appliance (data_dir, asn, router_id)"
+    return tuple(changed)
+
+
 class _ApiServer(uvicorn.Server):
     """uvicorn without its signal handlers: savd owns SIGTERM/SIGINT and stops the API itself."""
 
@@ -148,12 +162,53 @@ class Daemon:
         self._stop = asyncio.Event()
         self._dirty = asyncio.Event()
         self._journal: Journal | None = None
+        self._engine_from_config = False
 
     def add(self, component: Component) -> None:
         self.components.append(component)
 
     def set_engine(self, engine: Engine) -> None:
         self.engine = engine
+        self._engine_from_config = False
+
+    def use_config_engine(self) -> None:
+        """Compute with `engine_from_config(self.config)`, rebuilt when the configuration is reloaded."""
+        self.engine = engine_from_config(self.config)
+        self._engine_from_config = True
+
+    def reload(self) -> tuple[str, ...]:
+        """Re-read the configuration (SIGHUP); returns the sections that changed.
+
+        An invalid file is refused (error event naming each problem) and savd keeps running on the old
+        one. A valid one applies [engine] (recompute) and the log level at once; sections that need a
+        restart (speakers, API, RPKI sources, enforcers) are named in the event.
+        """
+        ctx = self.ctx
+        if ctx is None:
+            return ()
+        try:
+            new = load_config(self.config.source)
+        except ConfigError as exc:
+            problems = "; ".join(p.render(exc.source) for p in exc.problems)
+            text = f"reload refused, still running on the previous configuration: {problems}"
+            ctx.monitor.emit(Operational(EventType.DAEMON, "config", text, Severity.ERROR,
+                                         extra=(("errors", str(len(exc.problems))),)))
+            return ()
+        changed = changed_sections(self.config, new)
+        self.config = ctx.config = new
+        logging.getLogger("savd").setLevel(new.appliance.log_level.upper())
+        if "engine" in changed and self._engine_from_config:
+            self.use_config_engine()
+            self._dirty.set()
+        restart = [s for s in changed if s not in LIVE_SECTIONS]
+        note = f"; restart savd to apply {', '.join(restart)}" if restart else ""
+        text = f"configuration reloaded: changed {', '.join(changed) or 'nothing'}{note}"
+        ctx.monitor.emit(Operational(
+            EventType.DAEMON, "config", text,
+            Severity.WARNING if restart else Severity.INFO,
+            extra=(("changed", ",".join(changed)), ("restart_needed", ",".join(restart))),
+        ))
+        return changed
 
     def stop(self) -> None:
         self._stop.set()
@@ -359,7 +414,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     daemon = Daemon(config, reset_corrupt_journal=args.reset_corrupt_journal)
-    daemon.set_engine(engine_from_config(config))
+    daemon.use_config_engine()
     try:
         asyncio.run(_run_with_signals(daemon))
     except StateError as exc:
@@ -377,10 +432,11 @@ async def _run_with_signals(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     try:
         await daemon.run()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
 

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from appliance.cli import main
-from appliance.config import Config, parse_config
+from appliance.config import Config, load_config, parse_config
 from appliance.daemon import Daemon, DaemonContext, engine_from_config
-from appliance.model import Interface, Router, SavRuleSet
+from appliance.model import Interface, PrefixReport, Router, SavRuleSet, Severity
 from appliance.state import Announce, StateSnapshot
 from appliance.state.journal import FILE_NAME
 
@@ -337,3 +337,48 @@ def test_savd_run_rejects_a_bad_config_with_every_error(
     err = capsys.readouterr().err
     assert f"{cfg.resolve()}:2: appliance.asn: must be an integer, got str" in err
     assert f"{cfg.resolve()}:4: api.listen: must be an IP address, got 'nowhere'" in err
+
+
+def test_reload_applies_the_engine_section_and_refuses_a_bad_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAVD_DAEMON_TEST_TOKEN", TOKEN)
+    path = tmp_path / "savd.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    config = load_config(path)
+    config = dataclasses.replace(config, api=dataclasses.replace(config.api, port=0))
+
+    async def scenario() -> None:
+        daemon = Daemon(config, debounce_s=0.01)
+        daemon.use_config_engine()
+        task = await start(daemon)
+        assert daemon.ctx is not None
+        ctx = daemon.ctx
+        facts = (Interface("r1", "eth1"), PrefixReport("r1", "eth1", "198.18.1.0/24"))
+        ctx.store.apply(Announce("api", facts))
+
+        async def mode() -> str:
+            current = ctx.rules.current()
+            rule = current[1].get("r1", "eth1") if current else None
+            return str(rule.action.mode) if rule else ""
+
+        assert await poll("monitor rule", lambda: _wanted(mode, "monitor"))
+        text = config_text(tmp_path / "data")
+        path.write_text(text.replace('mode = "monitor"', 'mode = "rate-limit"\nrate = 500.0'))
+        assert daemon.reload() == ("api", "engine")  # api: the file says 8180, the test runs on port 0
+        assert await poll("rate-limit rule", lambda: _wanted(mode, "rate-limit"))
+        event = [r.event for r in ctx.monitor.bus.recent(types=["daemon"]) if r.event.source == "config"][-1]
+        assert event.message == "configuration reloaded: changed api, engine; restart savd to apply api"
+        path.write_text("[appliance]\nasn = 0\n")
+        assert daemon.reload() == ()
+        refused = ctx.monitor.bus.recent(types=["daemon"], min_severity=Severity.ERROR)[-1].event
+        assert "reload refused" in refused.message and "appliance.asn: must be between" in refused.message
+        assert await mode() == "rate-limit" and daemon.config.engine.modes[0].action.rate == 500.0
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+
+
+async def _wanted(probe: Callable[[], Awaitable[str]], value: str) -> bool:
+    return await probe() == value
