@@ -216,3 +216,24 @@ def test_a_damaged_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with Journal.open(tmp_path) as journal, pytest.raises(StateError) as info:
         StateStore.restore(journal)
     assert "checkpoint does not decode: bad vrp: [0.max_length]: Field required" in str(info.value)
+
+
+def test_pushed_flow_rules_survive_a_restart_as_flow_rules(tmp_path: Path) -> None:
+    from appliance.flowspec import ActionKind, FlowAction, FlowDiff, FlowMatch, FlowRule
+    from appliance.state.pushed import held_rules, record_diff
+
+    allow = FlowRule("r1", FlowMatch("198.18.1.0/24"), FlowAction(ActionKind.ACCEPT), (1,))
+    drop = FlowRule("r1", FlowMatch("198.18.0.0/15", 1), FlowAction(ActionKind.DISCARD), (1, 2))
+    limit = FlowRule("r1", FlowMatch("2001:db8::/32"), FlowAction(ActionKind.RATE_LIMIT, rate_bps=1000), (2,))
+    with Journal.open(tmp_path) as journal:
+        store = StateStore(journal)
+        record_diff(store, "198.18.255.1", FlowDiff(announce=(allow, drop, limit)))
+        record_diff(store, "198.18.255.1", FlowDiff(withdraw=(limit,)))
+    with Journal.open(tmp_path) as journal:
+        held = held_rules(StateStore.restore(journal), "198.18.255.1")
+    assert sorted(held, key=str) == sorted([allow, drop], key=str)
+    with Journal.open(tmp_path) as journal:
+        journal.record_push("198.18.255.1", {"source 198.18.9.0/24": "{broken"}, (), 0.0)
+        with pytest.raises(StateError) as info:
+            held_rules(StateStore(journal), "198.18.255.1")
+    assert "pushed rule 'source 198.18.9.0/24' of peer 198.18.255.1 does not decode" in str(info.value)
