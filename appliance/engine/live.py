@@ -67,12 +67,9 @@ class LiveRouter:
     # --- building -------------------------------------------------------------------------------------
 
     def _reset_indexes(self) -> None:
-        self.iface_prefixes: dict[str, Counter[str]] = {i: Counter() for i in self.neighbors}
-        self.prefix_origins: dict[str, Counter[int]] = {}
         self.origin_prefixes: dict[int, Counter[str]] = {}
         self.cust_prefixes: Counter[str] = Counter()
         self.cust_origins: Counter[int] = Counter()
-        self.noncust_origin_prefixes: dict[int, Counter[str]] = {}
         self.q_count: Counter[str] = Counter()
         self.z: set[str] = set()
         self.pair_count: Counter[tuple[int, int]] = Counter()
@@ -98,9 +95,7 @@ class LiveRouter:
         if self.whole:
             self._recompute_whole()
             return
-        for per_prefix in self.paths.values():
-            for p in per_prefix.values():
-                self._index(p, +1)
+        self._bulk_index()
         if self.uses_strict:
             for prefix in self.paths:
                 self._restrict(prefix)
@@ -126,16 +121,37 @@ class LiveRouter:
 
     # --- per-path index maintenance ---------------------------------------------------------------------
 
+    def _bulk_index(self) -> None:
+        """The counters of `_index` for every loaded path at once (EFP-B's set A needs all customer paths
+        before the peer/provider paths can be counted)."""
+        lateral_or_up: list[BgpPath] = []
+        for per in self.paths.values():
+            for p in per.values():
+                op = self.origin_prefixes.setdefault(p.origin, Counter())
+                op[p.prefix] += 1
+                if p.interface in self.customer:
+                    self.cust_prefixes[p.prefix] += 1
+                    self.cust_origins[p.origin] += 1
+                elif p.interface in self.noncustomer:
+                    lateral_or_up.append(p)
+                self._index_pairs(p, +1)
+        for p in lateral_or_up:
+            if p.origin in self.cust_origins:
+                self.q_count[p.prefix] += 1
+        self.z = set(self.cust_prefixes) | set(self.q_count)
+
+    def _lateral_count(self, prefix: str, origin: int) -> int:
+        """Peer/provider paths the router holds for `prefix` from `origin` (EFP-B's set Q)."""
+        paths = self.paths.get(prefix, {}).values()
+        return sum(1 for p in paths if p.origin == origin and p.interface in self.noncustomer)
+
+    def origins_of(self, prefix: str) -> set[int]:
+        return {p.origin for p in self.paths.get(prefix, {}).values()}
+
     def _index(self, p: BgpPath, d: int) -> tuple[set[str], list[tuple[int, int]]]:
-        """Update the counters for one path; return Z flips and the AS pairs that appeared or vanished."""
+        """Update the counters for one path already added to (or removed from) `paths`; return EFP-B's Z
+        flips and the AS pairs that appeared or vanished."""
         x, o, iface = p.prefix, p.origin, p.interface
-        _bump(self.iface_prefixes[iface], x, d)
-        po = self.prefix_origins.setdefault(x, Counter())
-        po[o] += d
-        if not po[o]:
-            del po[o]
-        if not po:
-            del self.prefix_origins[x]
         op = self.origin_prefixes.setdefault(o, Counter())
         if _bump(op, x, d) and not op:
             del self.origin_prefixes[o]
@@ -148,18 +164,14 @@ class LiveRouter:
             if not self.cust_origins[o]:
                 del self.cust_origins[o]
             if (before == 0) != (self.cust_origins[o] == 0):  # o joined or left set A
-                for q in self.noncust_origin_prefixes.get(o, Counter()):
-                    n = self.noncust_origin_prefixes[o][q]
-                    _bump(self.q_count, q, n if before == 0 else -n)
-                    z_flips.add(q)
-        elif iface in self.noncustomer:
-            nop = self.noncust_origin_prefixes.setdefault(o, Counter())
-            _bump(nop, x, d)
-            if not nop:
-                del self.noncust_origin_prefixes[o]
-            if o in self.cust_origins:
-                _bump(self.q_count, x, d)
-                z_flips.add(x)
+                for q in list(self.origin_prefixes.get(o, ())):
+                    n = self._lateral_count(q, o)
+                    if n:
+                        _bump(self.q_count, q, n if before == 0 else -n)
+                        z_flips.add(q)
+        elif iface in self.noncustomer and o in self.cust_origins:
+            _bump(self.q_count, x, d)
+            z_flips.add(x)
         flipped = {q for q in z_flips if (q in self.z) != (q in self.cust_prefixes or q in self.q_count)}
         for q in flipped:
             if q in self.z:
@@ -224,7 +236,7 @@ class LiveRouter:
             return True
         return any(
             o in cone and (not self.rpki.vrps or self.rpki.rov(prefix, o) is not Rov.INVALID)
-            for o in self.prefix_origins.get(prefix, ())
+            for o in self.origins_of(prefix)
         )
 
     def _roa_asns(self, prefix: str) -> Iterable[int]:
@@ -344,8 +356,8 @@ class LiveRouter:
             return moved | {p.interface}
         changed: set[str] = {p.interface}  # its provenance lists the interface's own paths
         x = p.prefix
-        before = self.iface_prefixes[p.interface][x]
-        feasible_flip = before == 0 if d > 0 else before == 1
+        on_iface = sum(1 for k in self.paths.get(x, {}) if k[0] == p.interface)
+        feasible_flip = on_iface == (1 if d > 0 else 0)
         z_flips, pair_flips = self._index(p, d)
         if feasible_flip and self.algos[p.interface] is Algorithm.FEASIBLE:
             changed.add(p.interface)
@@ -420,4 +432,4 @@ class LiveRun(RouterRun):
         return frozenset(self.live.strict_sets[iface])
 
     def feasible_list(self, iface: str) -> frozenset[str]:
-        return frozenset(self.live.iface_prefixes[iface])
+        return frozenset(x for x, per in self.live.paths.items() if any(k[0] == iface for k in per))

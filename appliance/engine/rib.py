@@ -107,7 +107,20 @@ class RpkiView:
         length = int(prefix.rsplit("/", 1)[1])
         return frozenset(asn for _, ml, asn in self.covering_vrps(prefix) if length <= ml and asn != 0)
 
+    @cached_property
+    def _rov_memo(self) -> dict[tuple[str, int], Rov]:
+        return {}
+
     def rov(self, prefix: str, origin: int) -> Rov:
+        """RFC 6811 state of (prefix, origin); memoised, the cones of many interfaces ask the same pairs."""
+        memo = self._rov_memo
+        key = (prefix, origin)
+        state = memo.get(key)
+        if state is None:
+            state = memo[key] = self._rov(prefix, origin)
+        return state
+
+    def _rov(self, prefix: str, origin: int) -> Rov:
         covering = self.covering_vrps(prefix)
         if not covering:
             return Rov.NOT_FOUND
@@ -162,13 +175,29 @@ class RouterRib:
                 acc.setdefault(p.prefix, set()).add(p.origin)
         return acc
 
-    @cached_property
-    def prefix_paths(self) -> dict[str, list[BgpPath]]:
-        acc: dict[str, list[BgpPath]] = {}
+    def prefix_paths(self, wanted: Iterable[str]) -> dict[str, list[BgpPath]]:
+        """Prefix -> its paths on every interface, for the `wanted` prefixes only (one pass over the RIB)."""
+        acc: dict[str, list[BgpPath]] = {p: [] for p in wanted}
         for iface in sorted(self.by_iface):
             for p in self.by_iface[iface]:
-                acc.setdefault(p.prefix, []).append(p)
+                bucket = acc.get(p.prefix)
+                if bucket is not None:
+                    bucket.append(p)
         return acc
+
+    def rov_ok_prefixes(self, rpki: RpkiView, origin: int) -> frozenset[str]:
+        """Prefixes `origin` originates here whose route is not ROV-Invalid (BAR-SAV Q2), memoised per AS."""
+        memo: dict[tuple[int, int], frozenset[str]] = self.__dict__.setdefault("_rov_ok", {})
+        key = (id(rpki), origin)
+        got = memo.get(key)
+        if got is None:
+            mine = self.origin_prefixes.get(origin, set())
+            if rpki.vrps:
+                got = frozenset(x for x in mine if rpki.rov(x, origin) is not Rov.INVALID)
+            else:
+                got = frozenset(mine)
+            memo[key] = got
+        return got
 
     def verdict(self, rpki: RpkiView, path: BgpPath) -> PathVerdict:
         """ASPA verification in the direction the path arrived (downstream from providers)."""
