@@ -8,6 +8,7 @@ change is applied, and a change is one `apply` call.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
@@ -174,8 +175,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def flowspec_peer(peer: str) -> dict[str, Any]:
         if peer not in ports.flowspec.peers():
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no FlowSpec rules recorded for peer {peer}")
-        held = ports.flowspec.held(peer)
-        return {"peer": peer, "rules": [{"key": k, "rule": v} for k, v in sorted(held.items())]}
+        held = sorted(ports.flowspec.held(peer).items())
+        return {"peer": peer, "rules": [{"key": k, "rule": _json_or_text(v)} for k, v in held]}
 
     @app.get("/api/v1/counters", tags=["enforcer"], dependencies=read)
     async def counters(router: str = "", interface: str = "") -> dict[str, Any]:
@@ -209,6 +210,14 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     """Validation errors without the raw input objects (which may not be JSON)."""
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()]
+
+
+def _json_or_text(text: str) -> Any:
+    """Pushed rules recorded as JSON (state/pushed.py) are served as objects, other text as is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _current(ports: ApiPorts) -> tuple[int | None, SavRuleSet]:

@@ -201,6 +201,9 @@ def test_rpki_flowspec_and_counters(rig: Rig) -> None:
     held = rig.client.get("/api/v1/flowspec/198.18.0.2").json()
     assert held["rules"] == [{"key": "src=198.18.9.0/24", "rule": "flow route { ... } discard"}]
     assert rig.client.get("/api/v1/flowspec/198.18.0.9").status_code == 404
+    rig.store.record_push("198.18.0.3", {"source 198.18.2.0/24": '{"router": "r2", "groups": [1]}'}, ())
+    (as_json,) = rig.client.get("/api/v1/flowspec/198.18.0.3").json()["rules"]
+    assert as_json["rule"] == {"router": "r2", "groups": [1]}
     sample = CounterSample("r1", "eth1", "198.18.9.0/24", "drop", 5, 500)
     rig.ports.counters.update([sample], now=0)
     rig.ports.counters.update([CounterSample("r1", "eth1", "198.18.9.0/24", "drop", 9, 900)], now=1)
