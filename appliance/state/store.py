@@ -61,7 +61,8 @@ _KEYS = {cls: _kind_key(cls) for cls in FACT_KINDS.values()}
 
 
 def _sort_key(fact: Fact) -> Any:
-    return _KEYS[type(fact)](fact)
+    """Orders facts of mixed kinds (kind first), e.g. everything one source withdraws."""
+    return (kind_of(fact), _KEYS[type(fact)](fact))
 
 
 class StateStore:
