@@ -53,14 +53,14 @@ async def _run(args: argparse.Namespace, caches: list[CacheConfig]) -> int:
         watcher.poll()
     manager = RtrManager(caches, tables) if caches else None
     synced = False
+    statuses: list[CacheStatus] = []
     if manager is not None:
         await manager.start()
         try:
             synced = await manager.wait_synced(args.timeout)
-            await asyncio.sleep(0)  # let a just-finished End of Data publish
+            statuses = manager.status()  # before stop(), which marks every session stopped
         finally:
             await manager.stop()
-    statuses = manager.status() if manager is not None else []
     has_data = tables.counts()["vrps"] > 0 or tables.counts()["aspas"] > 0
     if args.action == "status":
         _print_status(args.json, statuses, watcher, tables)

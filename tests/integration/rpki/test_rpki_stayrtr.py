@@ -236,8 +236,37 @@ def test_rtrlib_source_feeds_tables_and_follows_updates(
             await asyncio.wait_for(source.synced.wait(), 10)
             assert set(tables.snapshot().vrps) == set(VRPS)
             assert source.status["sync_s"] > 0
+            new_vrp = Vrp("198.18.64.0/18", 18, 65003)
+            write_stayrtr_json(cache_file, [*VRPS[1:], new_vrp])
+            await until("rtrlib's incremental update", lambda: new_vrp in tables.snapshot().vrps)
+            assert set(tables.snapshot().vrps) == {*VRPS[1:], new_vrp}
         finally:
             await source.stop()
         assert tables.counts()["vrps"] == 0
 
     asyncio.run(main())
+
+
+def test_savd_rpki_status_and_dump_cli(stayrtr: LocalStayRtr, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    extra = tmp_path / "extra.csv"
+    extra.write_text("ASN,IP Prefix,Max Length\nAS65009,198.18.250.0/24,24\n")
+    base = [sys.executable, "-m", "appliance.cli", "rpki"]
+    where = ["--cache", f"127.0.0.1:{stayrtr.port}", "--file", str(extra), "--timeout", "10"]
+    status = subprocess.run([*base, "status", "--json", *where], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    (cache,) = doc["caches"]
+    assert cache["state"] == "in-sync" and cache["version"] == 2 and cache["vrps"] == len(VRPS)
+    assert cache["aspas"] == len(ASPAS) and cache["session_id"] is not None and cache["active"]
+    assert doc["tables"]["vrps"] == len(VRPS) + 1 and doc["files"] == [{"path": str(extra), "error": ""}]
+    dump = subprocess.run([*base, "dump", *where], capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr
+    lines = dump.stdout.splitlines()
+    assert "198.18.250.0/24-24 AS65009" in lines and "ASPA AS65001 -> AS65010 AS65020" in lines
+    down = subprocess.run([*base, "status", "--cache", "127.0.0.1:1", "--timeout", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert down.returncode == 1 and "error-transport" in down.stdout
