@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
@@ -232,3 +234,28 @@ def test_events_alarms_metrics_and_openapi(rig: Rig) -> None:
             "/api/v1/alarms", "/api/v1/rpki", "/api/v1/flowspec/{peer}", "/api/v1/counters",
             "/api/v1/topology", "/metrics"} <= set(paths)
     assert set(paths["/api/v1/reports"]) == {"get", "post", "delete"}
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+    | st.sampled_from(["198.18.1.0/24", "198.18.1.1/24", "2001:db8::/32", "r1", "eth1", ""]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+KEYS = st.sampled_from([*REPORT, "anycast", "multihomed", "extra"])
+BODIES = st.dictionaries(KEYS, JSON_VALUES, max_size=6)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BODIES | JSON_VALUES)
+def test_any_body_is_accepted_or_a_4xx_that_changes_nothing(rig: Rig, body: Any) -> None:
+    before = rig.store.snapshot()
+    r = rig.client.post("/api/v1/reports", json=body, headers=AUTH)
+    assert r.status_code in (200, 201, 422), r.text
+    if r.status_code == 422:
+        assert r.json()["message"] and rig.store.snapshot() == before
+    else:
+        report = r.json()["report"]
+        assert report["prefix"] in {"198.18.1.0/24", "2001:db8::/32"}
+        listed = rig.client.get("/api/v1/reports").json()["reports"]
+        assert any(x["prefix"] == report["prefix"] for x in listed)
