@@ -21,7 +21,12 @@ once and no two exporters disagree about attributes:
   2 octets), max bandwidth (1089) and Link Name = the Linux interface name (1098);
 - IPv4 Prefix NLRI for stub networks and the node's transit subnets (route type intra-area) and for
   the AS-external LSAs it originates (external-1/2, carrying their route tag in 1153), always with IGP
-  Flags (1152, so prefixes survive a GoBGP relay) and Prefix Metric (1155).
+  Flags (1152, so prefixes survive a GoBGP relay) and Prefix Metric (1155);
+- OSPFv3 (Protocol-ID 6, optional): a Node NLRI and IPv6 Prefix NLRI from the node's own
+  intra-area-prefix and AS-external LSAs (no OSPFv3 links: they carry no addresses, and dual-stack
+  labs share the OSPFv2 graph);
+- the AS border (optional, needs bgpd): one Link NLRI per established eBGP session, Protocol-ID 7 with
+  BGP Router-ID descriptors (RFC 9086), interface/neighbour addresses and the interface name.
 
 It polls FRR (`vtysh ... json`, about every second) and sends diffs: new or changed NLRI announced, gone
 NLRI withdrawn. Pure parts (`export_lsdb`, the encoders) are separate from the I/O (`Exporter`).
@@ -49,8 +54,8 @@ from typing import Any
 log = logging.getLogger("savd.bgpls_exporter")
 
 AFI_BGPLS, SAFI_BGPLS = 16388, 71
-PROTO_OSPFV2, PROTO_BGP = 3, 7
-NLRI_NODE, NLRI_LINK, NLRI_PREFIX_V4 = 1, 2, 3
+PROTO_OSPFV2, PROTO_OSPFV3, PROTO_BGP = 3, 6, 7
+NLRI_NODE, NLRI_LINK, NLRI_PREFIX_V4, NLRI_PREFIX_V6 = 1, 2, 3, 4
 ROUTE_INTRA, ROUTE_EXT1, ROUTE_EXT2 = 1, 3, 4
 HOLD_TIME_S = 90
 MARKER = b"\xff" * 16
@@ -84,6 +89,9 @@ class LsdbView:
     interfaces: Mapping[str, Any] = field(default_factory=dict)
     bgp_neighbors: Mapping[str, Any] = field(default_factory=dict)
     zebra_interfaces: Mapping[str, Any] = field(default_factory=dict)
+    ospf6: Mapping[str, Any] = field(default_factory=dict)
+    ospf6_intra: Mapping[str, Any] = field(default_factory=dict)
+    ospf6_external: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _tlv(kind: int, value: bytes) -> bytes:
@@ -110,8 +118,8 @@ def _nlri(kind: int, body: bytes, protocol: int = PROTO_OSPFV2) -> bytes:
     return struct.pack("!HH", kind, len(head) + len(body)) + head + body
 
 
-def node_nlri(asn: int, node: Node) -> bytes:
-    return _nlri(NLRI_NODE, node_descriptor(256, asn, node))
+def node_nlri(asn: int, node: Node, protocol: int = PROTO_OSPFV2) -> bytes:
+    return _nlri(NLRI_NODE, node_descriptor(256, asn, node), protocol)
 
 
 def link_nlri(asn: int, local: Node, remote: Node, local_addr: str, remote_addr: str) -> bytes:
@@ -137,11 +145,11 @@ def epe_link_nlri(
     return _nlri(NLRI_LINK, body, PROTO_BGP)
 
 
-def prefix_nlri(asn: int, node: Node, prefix: str, route_type: int) -> bytes:
-    net = ipaddress.IPv4Network(prefix)
+def prefix_nlri(asn: int, node: Node, prefix: str, route_type: int, protocol: int = PROTO_OSPFV2) -> bytes:
+    net = ipaddress.ip_network(prefix)
     reach = struct.pack("!B", net.prefixlen) + net.network_address.packed[: (net.prefixlen + 7) // 8]
     body = node_descriptor(256, asn, node) + _tlv(264, struct.pack("!B", route_type)) + _tlv(265, reach)
-    return _nlri(NLRI_PREFIX_V4, body)
+    return _nlri(NLRI_PREFIX_V4 if net.version == 4 else NLRI_PREFIX_V6, body, protocol)
 
 
 def _links_of(lsa: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -219,6 +227,7 @@ def export_lsdb(view: LsdbView, asn: int, name: str) -> dict[bytes, Route]:
             elif "point-to-point" in kind or "Router" in kind:
                 _add_p2p(out, asn, me, link, metric, by_router, ifnames)
     _add_epe(out, view.bgp_neighbors, ifnames)
+    _add_ospf6(out, view, asn, name, self_id)
     for ext in view.external.get("asExternalLinkStates", []) or []:
         if str(ext.get("advertisingRouter")) != self_id:
             continue
@@ -258,13 +267,56 @@ def _add_epe(
 
 
 def _add_prefix(
-    out: dict[bytes, Route], asn: int, me: Node, prefix: str, rtype: int, metric: int, tag: int = 0
+    out: dict[bytes, Route],
+    asn: int,
+    me: Node,
+    prefix: str,
+    rtype: int,
+    metric: int,
+    tag: int = 0,
+    protocol: int = PROTO_OSPFV2,
 ) -> None:
     attr = _tlv(1152, b"\x00") + _tlv(1155, struct.pack("!I", metric))
     if tag:
         attr += _tlv(1153, struct.pack("!I", tag))
-    key = prefix_nlri(asn, me, prefix, rtype)
+    key = prefix_nlri(asn, me, prefix, rtype, protocol)
     out[key] = Route(key, attr)
+
+
+def _add_ospf6(out: dict[bytes, Route], view: LsdbView, asn: int, name: str, fallback_id: str) -> None:
+    """OSPFv3 (Protocol-ID 6): the node and the IPv6 prefixes of its own intra-area-prefix and AS-external
+    LSAs. Links are left to OSPFv2 (dual-stack labs share the graph; OSPFv3 links carry no addresses)."""
+    self_id = str(view.ospf6.get("routerId", "")) or fallback_id
+    if not self_id:
+        return
+    for db in view.ospf6_intra.get("areaScopedLinkStateDb", []) or []:
+        area = str(db.get("areaId", "0.0.0.0"))
+        mine = [lsa for lsa in db.get("lsa", []) if str(lsa.get("advertisingRouter")) == self_id]
+        if not mine:
+            continue
+        me = Node(area, self_id)
+        attr = _tlv(1026, name.encode()[:255]) if name else b""
+        key = node_nlri(asn, me, PROTO_OSPFV3)
+        out[key] = Route(key, attr + _tlv(1028, _ip4(self_id)))
+        for lsa in mine:
+            for p in lsa.get("prefix", []) or []:
+                with contextlib.suppress(KeyError, ValueError, TypeError):
+                    prefix = str(ipaddress.IPv6Network(p["prefix"], strict=False))
+                    _add_prefix(out, asn, me, prefix, ROUTE_INTRA, int(p.get("metric", 0)), 0, PROTO_OSPFV3)
+    area = next(
+        (str(db.get("areaId")) for db in view.ospf6_intra.get("areaScopedLinkStateDb", []) or []), "0.0.0.0"
+    )
+    for db in view.ospf6_external.get("asScopedLinkStateDb", []) or []:
+        for lsa in db.get("lsa", []) or []:
+            if str(lsa.get("advertisingRouter")) != self_id:
+                continue
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                prefix = str(ipaddress.IPv6Network(lsa["prefix"], strict=False))
+                rtype = ROUTE_EXT2 if str(lsa.get("bits", "")).startswith("E") else ROUTE_EXT1
+                tag = int(lsa.get("tag", lsa.get("routeTag", 0)) or 0) if lsa.get("tagPresent") else 0
+                _add_prefix(
+                    out, asn, Node(area, self_id), prefix, rtype, int(lsa.get("metric", 0)), tag, PROTO_OSPFV3
+                )
 
 
 def _link_attr(me: Node, remote: Node, metric: int, ifname: str, bw_mbit: int) -> bytes:
@@ -426,6 +478,9 @@ class Exporter:
             "show ip ospf interface json",
             "show bgp neighbors json",
             "show interface json",
+            "show ipv6 ospf6 json",
+            "show ipv6 ospf6 database intra-prefix detail json",
+            "show ipv6 ospf6 database as-external detail json",
         ):
             proc = await asyncio.create_subprocess_exec(
                 *self.vtysh, "-c", cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
@@ -434,7 +489,7 @@ class Exporter:
             try:
                 doc = json.loads(out.decode() or "{}")
             except json.JSONDecodeError as exc:
-                if "bgp" in cmd or cmd == "show interface json":  # optional: no bgpd, no AS border
+                if "bgp" in cmd or "ospf6" in cmd or cmd == "show interface json":  # optional parts
                     doc = {}
                 else:
                     raise ExportError(f"vtysh {cmd!r}: not JSON: {out[:200]!r}") from exc

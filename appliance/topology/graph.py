@@ -168,9 +168,12 @@ class Topology:
                 ids.update((item.local, item.remote))
             else:
                 ids.add(item.node)
-        counts: dict[str, int] = {}
-        for name in named.values():
-            counts[name] = counts.get(name, 0) + 1
+        # a name is ambiguous when routers with different (AS, router ID) use it; the same router seen
+        # through OSPFv2 and OSPFv3 (two Node NLRI) is one router
+        owners: dict[str, set[tuple[int, str]]] = {}
+        for nid, name in named.items():
+            owners.setdefault(name, set()).add((nid.asn, nid.router_id))
+        counts = {name: len(ids_) for name, ids_ in owners.items()}
         by_rid: dict[tuple[int, str], str] = {}
         for node in self.ls_nodes():
             if node.name and counts[node.name] == 1:

@@ -35,11 +35,12 @@ LOOPBACKS = {f"198.18.255.{i}": f"r{i}" for i in range(1, 5)}
 
 
 def kernel_truth(lab: Lab) -> tuple[set[tuple[str, str, str, str]], set[tuple[str, str]]]:
-    """Router adjacencies (shared subnet, both ends up) and every router's IPv4 interface subnet."""
-    addrs: dict[str, list[ipaddress.IPv4Interface]] = {}
+    """Router adjacencies (shared IPv4 subnet, both ends up) and every router's interface subnet
+    (IPv4, and IPv6 global scope)."""
+    addrs: dict[str, list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = {}
     for r in ROUTERS:
         out = subprocess.run(
-            ["ip", "-n", lab.netns(r), "-j", "-4", "addr", "show"],
+            ["ip", "-n", lab.netns(r), "-j", "addr", "show"],
             capture_output=True,
             text=True,
             check=True,
@@ -50,8 +51,8 @@ def kernel_truth(lab: Lab) -> tuple[set[tuple[str, str, str, str]], set[tuple[st
             if "UP" not in flags or "NO-CARRIER" in flags:
                 continue
             for a in link.get("addr_info", []):
-                itf = ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}")
-                if not itf.ip.is_loopback:
+                itf = ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}")
+                if not itf.ip.is_loopback and not itf.ip.is_link_local:
                     addrs.setdefault(r, []).append(itf)
     adj = {
         (a, b, str(x.ip), str(y.ip))
@@ -60,7 +61,7 @@ def kernel_truth(lab: Lab) -> tuple[set[tuple[str, str, str, str]], set[tuple[st
         if a != b
         for x in addrs[a]
         for y in addrs[b]
-        if x.network == y.network
+        if x.version == 4 and x.network == y.network
     }
     return adj, {(r, str(x.network)) for r in addrs for x in addrs[r]}
 

@@ -97,3 +97,27 @@ def test_withdraw_and_end_of_rib_decode() -> None:
         check=True,
     ).stdout
     assert '"eor"' in out and "bgp-ls" in out
+
+
+def test_ospf6_node_and_ipv6_prefixes_decode() -> None:
+    docs = json.loads(DATA.read_text())["r2"]
+    view = LsdbView(
+        {"routerId": "198.18.255.2"},
+        {},
+        ospf6_intra=docs["show ipv6 ospf6 database intra-prefix detail json"],
+    )
+    items = []
+    for route in export_lsdb(view, 65000, "r2").values():
+        events, errors = decode_update(
+            exabgp_decode(update_announce(route, asn=65000, ibgp=True, next_hop="198.18.20.1")), "t"
+        )
+        assert errors == []
+        items += [e.item for e in events]
+    (node,) = [i for i in items if isinstance(i, LsNode)]
+    assert (node.name, node.node.protocol, node.node.router_id) == ("r2", 6, "198.18.255.2")
+    assert {p.prefix for p in items if isinstance(p, LsPrefix)} == {
+        "2001:db8:0:2::/64",
+        "2001:db8:0:3::/64",
+        "2001:db8:0:11::/64",
+        "2001:db8:0:ffff::2/128",
+    }

@@ -67,6 +67,22 @@ def test_border_router_reports_its_ebgp_sessions_as_bgp_links() -> None:
     assert routes[v4].attribute.endswith(b"\x04\x4a\x00\x04eth2")  # Link Name from the OSPF interface
 
 
+def test_ospf6_prefixes_of_the_node_itself() -> None:
+    docs = json.loads(DATA.read_text())["r2"]
+    v = LsdbView(
+        {"routerId": "198.18.255.2"},
+        {},
+        ospf6_intra=docs["show ipv6 ospf6 database intra-prefix detail json"],
+        ospf6_external=docs["show ipv6 ospf6 database as-external detail json"],
+    )
+    routes = export_lsdb(v, 65000, "r2")
+    v6 = [n for n in routes if n[:2] == b"\x00\x04"]
+    assert all(n[4] == 6 for n in v6)  # Protocol-ID 6, OSPFv3
+    assert len(v6) == 4  # r2's P2, h2's subnet, the link to r3 and its loopback (not r4's external, not r1's)
+    nodes = [n for n in routes if n[:2] == b"\x00\x01"]
+    assert len(nodes) == 1 and nodes[0][4] == 6 and b"r2" in routes[nodes[0]].attribute
+
+
 def test_export_is_deterministic_and_empty_without_ospf() -> None:
     assert export_lsdb(view("r3"), 65000, "r3") == export_lsdb(view("r3"), 65000, "r3")
     assert export_lsdb(LsdbView({}, {}), 65000, "x") == {}
