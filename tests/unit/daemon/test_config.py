@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance.cli import main
 from appliance.config import ConfigError, Family, SpeakerType, load_config, parse_config
@@ -259,3 +261,28 @@ def test_cli_check_prints_ok_or_every_error(tmp_path: Path, capsys: pytest.Captu
         f"{bad.resolve()}:4: appliance.bogus: unknown key",
         f"2 error(s) in {bad.resolve()}",
     ]
+
+
+HEADERS = ["[appliance]", "[api]", "[[speaker]]", "[[speaker.peers]]", "[rpki]", "[[rpki.cache]]",
+           "[[rpki.file]]", "[engine]", "[engine.default]", "[[engine.mode]]", "[[engine.neighbor]]",
+           "[[engine.router]]", "[[engine.interface_algorithm]]", "[flowspec]", "[[enforcer]]", "[reports]",
+           "[bogus]", "[api", "[[speaker]"]
+KEYS = ["asn", "router_id", "name", "type", "listen", "address", "router", "interface", "mode", "rate",
+        "redirect", "host", "port", "version", "families", "token", "path", "url", "netns", "relationship",
+        "algorithm", "role", "force", "max_rules_per_router", '"quoted.key"', "a.b", "read_token_required"]
+VALUES = ['65000', '0', '-1', '"198.18.0.1"', '"exabgp"', '"gobgp"', '"r1"', '"127.0.0.1:99999"', 'true',
+          '"drop"', '"rate-limit"', '1.5', '["bgp-ls"]', '["nope"]', '[1, 2]', '{ x = 1 }', '"""\nmulti\n"""',
+          '[\n"a",\n]', '"[v6"', "'lit'", '2026-11-23', '"customer"', '"auto"']
+ASSIGNMENTS = st.tuples(st.sampled_from(KEYS), st.sampled_from(VALUES)).map(lambda kv: f"{kv[0]} = {kv[1]}")
+LINES = st.one_of(st.sampled_from(HEADERS), ASSIGNMENTS, st.sampled_from(["", "# comment", "garbage line"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(LINES, max_size=25))
+def test_any_text_gives_a_config_or_a_config_error_with_lines(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    try:
+        parse_config(text, Path("/nonexistent/savd.toml"))
+    except ConfigError as exc:
+        assert exc.problems
+        assert all(0 <= p.line <= text.count("\n") + 1 for p in exc.problems)
