@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from appliance.model import Event, Severity
 from rpki.keys import KeySet
-from rpki.rtr.session import CacheConfig, CacheSession, CacheStatus
+from rpki.rtr.session import EXPIRED_EVENT, SESSION_EVENT, CacheConfig, CacheSession, CacheStatus
 from rpki.rtr.transport import Connector, tcp_connect
 from rpki.tables import RpkiTables
 
@@ -96,11 +96,15 @@ class RtrManager:
         if best is None:
             self.tables.remove_source(self.source)
             message = "no RTR cache has data: RPKI data withdrawn"
-            self.cache_event(Event(time.time(), "rtr", "rpki.no_cache", Severity.CRITICAL, message, {}, True))
+            fields = {"alarm_id": f"rpki-stale/{self.source}"}
+            self.cache_event(
+                Event(time.time(), self.source, EXPIRED_EVENT, Severity.CRITICAL, message, fields, True)
+            )
             return
         self.tables.set_source(self.source, best.vrps, best.aspa_by_customer())
         if previous is not None or len(self.sessions) > 1:
-            self.cache_event(Event(time.time(), "rtr", "rpki.cache.active", Severity.WARNING if previous else
-                                   Severity.INFO, f"active cache is {best.name}",
-                                   {"cache": best.name, "previous": previous.name if previous else ""}))
+            severity = Severity.WARNING if previous else Severity.INFO
+            fields = {"cache": best.name, "previous": previous.name if previous else "", "detail": "failover"}
+            self.cache_event(Event(time.time(), self.source, SESSION_EVENT, severity,
+                                   f"active cache is {best.name}", fields))
         log.info("rtr.active cache=%s previous=%s", best.name, previous.name if previous else "")

@@ -53,6 +53,10 @@ DEFAULT_REFRESH_S, DEFAULT_RETRY_S, DEFAULT_EXPIRE_S = 3600.0, 600.0, 7200.0
 REFRESH_RANGE, RETRY_RANGE, EXPIRE_RANGE = (1, 86400), (1, 7200), (600, 172800)
 
 
+SESSION_EVENT = "rtr-session"  # the monitor's EventType.RTR_SESSION
+EXPIRED_EVENT = "rpki-expired"  # the monitor's EventType.RPKI_EXPIRED
+
+
 class CacheState(enum.StrEnum):
     IDLE = "idle"
     CONNECTING = "connecting"
@@ -63,6 +67,9 @@ class CacheState(enum.StrEnum):
     ERROR_FATAL = "error-fatal"
     EXPIRED = "expired"
     STOPPED = "stopped"
+
+
+_DOWN_STATES = frozenset({"error-no-data", "error-transport", "error-fatal"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +181,7 @@ class CacheSession:
         self._outstanding = False
         self._expect_full = True
         self._refresh_at = 0.0
+        self._down_alarm: bool | None = None  # None: never up nor down yet
 
     @property
     def name(self) -> str:
@@ -384,7 +392,8 @@ class CacheSession:
     def _received_error(self, report: ErrorReport) -> None:
         """React to the cache's Error Report; never answer it with another (RFC 8210 section 5.11)."""
         text = f"cache error {report.code}: {report.text}"
-        self._event("rpki.cache.error_report", Severity.WARNING, text, code=str(report.code))
+        self._event(SESSION_EVENT, Severity.WARNING, text, detail="error-report-received",
+                    code=str(report.code))
         if report.code == ErrorCode.NO_DATA_AVAILABLE:
             raise _Retry(CacheState.ERROR_NO_DATA, text)
         if report.code in (ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, ErrorCode.UNEXPECTED_PROTOCOL_VERSION):
@@ -392,8 +401,8 @@ class CacheSession:
             lower = report.version if report.version < asked else asked - 1
             if lower >= 0:
                 self._try_version, self.version, self.session_id = lower, None, None
-                self._event("rpki.cache.downgrade", Severity.INFO, f"retrying with RTR version {lower}",
-                            version=str(lower))
+                self._event(SESSION_EVENT, Severity.INFO, f"retrying with RTR version {lower}",
+                            detail="version-downgrade", version=str(lower))
                 raise _Retry(CacheState.CONNECTING, text, delay_s=0.0)
         raise _Retry(CacheState.ERROR_FATAL, text)
 
@@ -407,8 +416,8 @@ class CacheSession:
                 await asyncio.wait_for(self._writer.drain(), 2.0)
             except (OSError, TimeoutError):
                 pass
-        self._event("rpki.cache.error_sent", Severity.ERROR, f"{exc.code.name}: {exc.text}",
-                    code=str(int(exc.code)))
+        self._event(SESSION_EVENT, Severity.ERROR, f"sent Error Report {exc.code.name}: {exc.text}",
+                    detail="error-report-sent", code=str(int(exc.code)))
         if exc.code is not ErrorCode.UNSUPPORTED_PROTOCOL_VERSION:
             self.session_id = None  # the next connection starts with a Reset Query
         raise _Retry(CacheState.ERROR_FATAL, f"sent {exc.code.name}: {exc.text}")
@@ -448,9 +457,9 @@ class CacheSession:
         self._last_update_mono = None
         self.synced.clear()
         self._set_state(CacheState.EXPIRED, f"no update for {age:.1f} s (expire {self.expire_s:.0f} s)")
-        self._event("rpki.cache.expired", Severity.CRITICAL,
-                    f"cache data older than expire interval ({self.expire_s:.0f} s): withdrawn",
-                    alarm=True, expire_s=f"{self.expire_s:g}")
+        self._event(EXPIRED_EVENT, Severity.CRITICAL,
+                    f"RPKI data from rtr:{self.name} expired (no update for {age:.0f} s): withdrawn",
+                    alarm=True, alarm_id=f"rpki-stale/rtr:{self.name}", expire_s=f"{self.expire_s:g}")
         self.listener.cache_withdrawn(self)
 
     # --- helpers ---------------------------------------------------------------------------------------
@@ -463,6 +472,15 @@ class CacheSession:
         if state is not self.state:
             log.info("rtr.state cache=%s from=%s to=%s reason=%r", self.name, self.state, state, reason)
             self.state = state
+        alarm_id = f"rtr-session/{self.name}"
+        if state in _DOWN_STATES and not self._down_alarm:
+            self._down_alarm = True
+            self._event(SESSION_EVENT, Severity.ERROR, f"RTR session to cache {self.name} down: {reason}",
+                        alarm=True, alarm_id=alarm_id, up="false", reason=reason)
+        elif state is CacheState.IN_SYNC and self._down_alarm is not False:
+            self._down_alarm = False
+            self._event(SESSION_EVENT, Severity.INFO, f"RTR session to cache {self.name} up",
+                        alarm_id=alarm_id, up="true")
 
     def _event(
         self, etype: str, severity: Severity, message: str, alarm: bool = False, **fields: str

@@ -205,7 +205,7 @@ def test_mock_version_error_downgrades_to_v1() -> None:
         await until("v1 data", lambda: tables.counts()["vrps"] == 1)
         assert manager.sessions[0].version == 1
         assert [q.version for q in cache.received if isinstance(q, P.ResetQuery)][:2] == [2, 1]
-        assert any(e.type == "rpki.cache.downgrade" for e in manager.events)
+        assert any(e.fields.get("detail") == "version-downgrade" for e in manager.events)
 
     run_case(script, check)
 

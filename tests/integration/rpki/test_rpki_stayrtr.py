@@ -140,8 +140,11 @@ def test_cache_gone_past_expire_withdraws_and_alarms(stayrtr: LocalStayRtr) -> N
             await until("expiry", lambda: tables.counts()["vrps"] == 0, timeout_s=6)
             assert tables.snapshot().aspas == ()
             assert manager.sessions[0].state is CacheState.EXPIRED
-            alarms = [e for e in manager.events if e.alarm]
-            assert {e.type for e in alarms} >= {"rpki.cache.expired", "rpki.no_cache"}
+            alarms = {e.fields["alarm_id"]: e for e in manager.events if e.alarm}
+            name = manager.sessions[0].name
+            assert alarms[f"rpki-stale/rtr:{name}"].type == "rpki-expired"
+            assert alarms["rpki-stale/rtr"].type == "rpki-expired"  # no cache left at all
+            assert alarms[f"rtr-session/{name}"].type == "rtr-session"  # the session went down first
         finally:
             await manager.stop()
 
