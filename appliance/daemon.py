@@ -30,6 +30,7 @@ import dataclasses
 import importlib
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -258,19 +259,24 @@ class Daemon:
         ports = ApiPorts(ctx.store, ctx.rules, ctx.rpki, PushedRules(ctx.store), ctx.monitor, ctx.counters,
                          ctx.metrics)
         app = create_app(ports, self.config.api)
-        server = _ApiServer(uvicorn.Config(app, host=self.config.api.host, port=self.config.api.port,
-                                           log_config=None, access_log=False, lifespan="off"))
-        task = asyncio.create_task(server.serve(), name="api")
+        host, port = self.config.api.host, self.config.api.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:  # bind here: a busy port is our clear OSError, not uvicorn's sys.exit
+            sock = socket.create_server((host, port), family=family, backlog=2048)
+        except OSError as exc:
+            raise OSError(exc.errno, f"API on {host}:{port}: {exc.strerror}") from exc
+        server = _ApiServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
         deadline = time.monotonic() + 10.0
         while not server.started:
             if task.done():
-                task.result()  # raises the bind error
-                raise OSError(f"API server on {self.config.api.host}:{self.config.api.port} did not start")
+                sock.close()
+                raise OSError(f"API server on {host}:{port} stopped while starting")
             if time.monotonic() > deadline:
                 raise TimeoutError("API server did not start within 10 s")
             await asyncio.sleep(0.02)
-        sock = server.servers[0].sockets[0].getsockname()
-        self.api_address = (str(sock[0]), int(sock[1]))
+        name = sock.getsockname()
+        self.api_address = (str(name[0]), int(name[1]))
         return server, task
 
     # --- the run loop --------------------------------------------------------------------------------
@@ -280,8 +286,13 @@ class Daemon:
         store = self._open_store()
         ctx = self.ctx = self._build_context(store)
         store.subscribe(lambda applied, change: self._dirty.set())
-        self._load_factories(ctx)
-        server, api_task = await self._serve_api(ctx)
+        try:
+            self._load_factories(ctx)
+            server, api_task = await self._serve_api(ctx)
+        except BaseException:
+            if self._journal is not None:
+                self._journal.close()
+            raise
         started: list[Component] = []
         background: list[asyncio.Task[None]] = []
         try:

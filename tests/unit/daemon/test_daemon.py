@@ -382,3 +382,18 @@ def test_reload_applies_the_engine_section_and_refuses_a_bad_file(
 
 async def _wanted(probe: Callable[[], Awaitable[str]], value: str) -> bool:
     return await probe() == value
+
+
+def test_an_api_port_in_use_is_a_clear_start_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SAVD_DAEMON_TEST_TOKEN", TOKEN)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "savd.toml"
+        cfg.write_text(config_text(tmp_path / "data", port))
+        assert main(["run", "--config", str(cfg)]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("savd: cannot start:") and "address already in use" in err.lower()
+
