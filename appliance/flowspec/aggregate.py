@@ -13,7 +13,8 @@ With two values the candidate sets are {in}, {out} or {in, out}; a node whose se
 value needs no rule. ORTC is optimal for any choice at the root; an implicit default only makes a root
 rule free when the default value is in the root's set (otherwise the root rule is needed anyway).
 The trie is implicit: nodes are (address, length) pairs split by binary search over sorted, disjoint
-blocks, so memory is proportional to the trie actually touched.
+blocks, so memory is proportional to the trie actually touched. Prefixes are handled as integers
+(address, length): the `ipaddress` objects cost 20x more than the algorithm at Internet scale.
 """
 
 from __future__ import annotations
@@ -26,10 +27,63 @@ IN = 1
 OUT = 2
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Block = tuple[int, int]   # (network address as int, prefix length)
+
+WIDTH = {4: 32, 6: 128}
+
+
+def parse_prefix(text: str) -> tuple[int, int, int]:
+    """(version, address, length) of a CIDR prefix; ValueError naming it if malformed or with host bits."""
+    addr, sep, plen_text = text.partition("/")
+    if not sep:
+        raise ValueError(f"{text!r} has no prefix length")
+    if ":" in addr:
+        net = ipaddress.IPv6Network(text, strict=True)
+        return 6, int(net.network_address), net.prefixlen
+    parts = addr.split(".")
+    try:
+        octets = [int(p) for p in parts]
+        plen = int(plen_text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 prefix") from None
+    if len(octets) != 4 or not all(0 <= o <= 255 for o in octets) or not 0 <= plen <= 32:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 prefix")
+    value = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+    if value & ((1 << (32 - plen)) - 1):
+        raise ValueError(f"{text!r} has host bits set")
+    return 4, value, plen
+
+
+def format_prefix(version: int, addr: int, plen: int) -> str:
+    """Canonical text of an integer prefix (same as str(ipaddress.ip_network(...)))."""
+    if version == 4:
+        return f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{plen}"
+    return f"{ipaddress.IPv6Address(addr)}/{plen}"
+
+
+def cover_blocks(blocks: Iterable[Block], width: int) -> list[Block]:
+    """The exact CIDR cover of a union of blocks, sorted: merge address ranges, then cut each range into
+    the largest aligned blocks (the same result as ipaddress.collapse_addresses)."""
+    ranges = sorted((a, a + (1 << (width - p)) - 1) for a, p in blocks)
+    merged: list[list[int]] = []
+    for lo, hi in ranges:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out: list[Block] = []
+    for lo, hi in merged:
+        while lo <= hi:
+            size = lo & -lo if lo else 1 << width
+            while size > hi - lo + 1:
+                size >>= 1
+            out.append((lo, width - size.bit_length() + 1))
+            lo += size
+    return out
 
 
 def exact_cover(prefixes: Iterable[IPNetwork]) -> list[IPNetwork]:
-    """The smallest set of disjoint CIDR blocks whose union is the union of `prefixes` (one family)."""
+    """The smallest set of disjoint CIDR blocks whose union is the union of `prefixes` (both families)."""
     nets = list(prefixes)
     v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
@@ -39,10 +93,10 @@ def exact_cover(prefixes: Iterable[IPNetwork]) -> list[IPNetwork]:
 class _Trie:
     """Pass 2 sets of the implicit trie over sorted disjoint blocks (start, length)."""
 
-    def __init__(self, blocks: list[IPNetwork], width: int) -> None:
+    def __init__(self, blocks: list[Block], width: int) -> None:
         self.width = width
-        self.starts = [int(b.network_address) for b in blocks]
-        self.lens = [b.prefixlen for b in blocks]
+        self.starts = [b[0] for b in blocks]
+        self.lens = [b[1] for b in blocks]
         self.sets: dict[tuple[int, int], int] = {}
 
     def _leaf(self, addr: int, plen: int, lo: int, hi: int) -> int:
@@ -84,17 +138,13 @@ class _Trie:
         self.choose(mid, plen + 1, cut, hi, inherited, out)
 
 
-def minimal_table(blocks: Iterable[IPNetwork], version: int, default: int) -> list[tuple[IPNetwork, int]]:
-    """Smallest LPM table equal to "IN inside `blocks`, OUT elsewhere" given that no match means `default`.
+def minimal_table(cover: list[Block], width: int, default: int) -> list[tuple[int, int, int]]:
+    """Smallest LPM table equal to "IN inside `cover`, OUT elsewhere" given that no match means `default`.
 
-    Returns (prefix, IN|OUT) entries in no particular order. `default` is IN or OUT.
+    `cover` is an exact cover (cover_blocks). Returns (address, length, IN|OUT) in trie pre-order.
     """
-    cover = sorted(exact_cover(b for b in blocks if b.version == version),
-                   key=lambda n: int(n.network_address))
-    width = 32 if version == 4 else 128
     trie = _Trie(cover, width)
     trie.build(0, 0, 0, len(cover))
-    raw: list[tuple[int, int, int]] = []
-    trie.choose(0, 0, 0, len(cover), default, raw)
-    make = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
-    return [(make((addr, plen)), value) for addr, plen, value in raw]
+    out: list[tuple[int, int, int]] = []
+    trie.choose(0, 0, 0, len(cover), default, out)
+    return out

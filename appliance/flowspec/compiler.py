@@ -57,10 +57,8 @@ from appliance.flowspec.rules import (
     FlowRule,
     FlowSpecPlan,
     InterfaceGroup,
-    IPNetwork,
     RouterFlowSpec,
     RouterStats,
-    sort_rules,
 )
 from appliance.model import (
     BgpPath,
@@ -120,28 +118,29 @@ def flow_action(rules: InterfaceRules) -> FlowAction | None:
     return None
 
 
+Prefix = tuple[int, int, int]   # (version, address, length): integers, see aggregate.py
+
+
 @dataclass(slots=True)
 class _Interface:
     rules: InterfaceRules
     action: FlowAction
-    nets: list[IPNetwork]
+    blocks: dict[int, list[aggregate.Block]]   # per version
 
 
-def _interface_table(iface: _Interface) -> tuple[list[tuple[IPNetwork, FlowAction]], int]:
+def _interface_table(iface: _Interface) -> tuple[list[tuple[Prefix, FlowAction]], int]:
     """Minimal (prefix, action) entries of one interface and its exact-cover rule count."""
-    entries: list[tuple[IPNetwork, FlowAction]] = []
+    entries: list[tuple[Prefix, FlowAction]] = []
     cover = 0
-    for version in (4, 6):
-        nets = [n for n in iface.nets if n.version == version]
-        if not nets:
-            continue
-        n_cover = len(aggregate.exact_cover(nets))
+    for version, blocks in sorted(iface.blocks.items()):
+        width = aggregate.WIDTH[version]
+        exact = aggregate.cover_blocks(blocks, width)
         if iface.rules.kind is ListKind.BLOCK:
-            inside, outside, default, cover = iface.action, ACCEPT, aggregate.OUT, cover + n_cover
+            inside, outside, default, cover = iface.action, ACCEPT, aggregate.OUT, cover + len(exact)
         else:
-            inside, outside, default, cover = ACCEPT, iface.action, aggregate.IN, cover + n_cover + 1
-        for net, value in aggregate.minimal_table(nets, version, default):
-            entries.append((net, inside if value == aggregate.IN else outside))
+            inside, outside, default, cover = ACCEPT, iface.action, aggregate.IN, cover + len(exact) + 1
+        for addr, plen, value in aggregate.minimal_table(exact, width, default):
+            entries.append(((version, addr, plen), inside if value == aggregate.IN else outside))
     return entries, cover
 
 
@@ -154,36 +153,44 @@ def _validate(rules: InterfaceRules, events: list[Event]) -> _Interface | None:
                              f"unusable action {rules.action} on {rules.router}:{rules.interface}; "
                              "interface left unfiltered", True, **where))
         return None
+    blocks: dict[int, list[aggregate.Block]] = {}
     try:
-        nets = [ipaddress.ip_network(p, strict=True) for p in rules.prefixes]
+        for p in rules.prefixes:
+            version, addr, plen = aggregate.parse_prefix(p)
+            blocks.setdefault(version, []).append((addr, plen))
     except ValueError as exc:
         events.append(_event("flowspec.bad-prefix", Severity.ERROR,
                              f"{rules.router}:{rules.interface}: {exc}; interface left unfiltered", True,
                              **where))
         return None
-    if rules.kind is ListKind.ALLOW and not nets:
+    if rules.kind is ListKind.ALLOW and not blocks:
         events.append(_event("flowspec.empty-allowlist", Severity.WARNING,
                              f"{rules.router}:{rules.interface}: empty allowlist ignored (fail open)", False,
                              **where))
         return None
-    return _Interface(rules, action, nets)
+    return _Interface(rules, action, blocks)
 
 
-def _merge(router: str, tables: list[tuple[int, list[tuple[IPNetwork, FlowAction]]]]
+def _merge(router: str, tables: list[tuple[int, list[tuple[Prefix, FlowAction]]]]
            ) -> list[FlowRule] | None:
-    """One rule per (prefix, action) with the union of groups; distinct NLRI per action of a prefix."""
-    by_prefix: dict[IPNetwork, dict[FlowAction, set[int]]] = defaultdict(lambda: defaultdict(set))
+    """One rule per (prefix, action) with the union of groups; distinct NLRI per action of a prefix.
+    Returned in RFC 8955 order (FlowMatch.order_key, computed here from the integers)."""
+    by_prefix: dict[Prefix, dict[FlowAction, set[int]]] = defaultdict(lambda: defaultdict(set))
     for group, entries in tables:
-        for net, action in entries:
-            by_prefix[net][action].add(group)
-    out: list[FlowRule] = []
-    for net, actions in by_prefix.items():
+        for prefix, action in entries:
+            by_prefix[prefix][action].add(group)
+    keyed: list[tuple[tuple[int, int, int, int, int], FlowRule]] = []
+    for (version, addr, plen), actions in by_prefix.items():
         if len(actions) > MAX_DISCRIMINATORS + 1:
             return None
+        text = aggregate.format_prefix(version, addr, plen)
+        last = addr + (1 << (aggregate.WIDTH[version] - plen)) - 1
         for i, action in enumerate(sorted(actions, key=FlowAction.sort_key)):
-            match = FlowMatch(str(net), None if i == 0 else i - 1)
-            out.append(FlowRule(router, match, action, tuple(sorted(actions[action]))))
-    return out
+            disc = None if i == 0 else i - 1
+            rule = FlowRule(router, FlowMatch(text, disc), action, tuple(sorted(actions[action])))
+            keyed.append(((version, last, -plen, 0 if disc is not None else 1, disc or 0), rule))
+    keyed.sort(key=lambda kr: kr[0])
+    return [rule for _, rule in keyed]
 
 
 def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpPath],
@@ -215,7 +222,7 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
         return _refused(router, groups, cover)
     if not _learned_ok(router, [i.rules for i in usable], learned, options.force, events):
         return _refused(router, groups, cover)
-    return RouterFlowSpec(router, sort_rules(merged), groups, stats)
+    return RouterFlowSpec(router, tuple(merged), groups, stats)
 
 
 def _refused(router: str, groups: tuple[InterfaceGroup, ...], cover: int) -> RouterFlowSpec:

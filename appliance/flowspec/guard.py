@@ -61,12 +61,16 @@ class _InterfaceIndex:
 
 def violations(rules: Iterable[InterfaceRules], learned: Iterable[BgpPath]) -> list[Violation]:
     """Every learned path that the blocking lists of `rules` would block, at least in part."""
-    index = {r.key(): _InterfaceIndex(r) for r in rules if r.action.mode in _BLOCKING and r.prefixes}
+    blocking = {r.key(): r for r in rules if r.action.mode in _BLOCKING and r.prefixes}
+    index: dict[tuple[str, str], _InterfaceIndex] = {}   # built only for interfaces with learned paths
     out: list[Violation] = []
     for path in learned:
-        entry = index.get((path.router, path.interface))
-        if entry is None:
+        key = (path.router, path.interface)
+        if key not in blocking:
             continue
+        entry = index.get(key)
+        if entry is None:
+            entry = index[key] = _InterfaceIndex(blocking[key])
         hit = entry.offending(path.prefix)
         if hit is not None:
             out.append(Violation(path, entry.kind, hit))
