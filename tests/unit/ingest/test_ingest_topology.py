@@ -135,3 +135,39 @@ def test_epe_link_joins_the_named_router_and_marks_the_border() -> None:
     assert (border.local, border.remote, border.local_address) == ("r1", "198.19.255.1", "198.18.30.1")
     assert ("r1", "eth2", True) in {(i.router, i.name, i.external) for i in t.interfaces()}
     assert t.neighbours("r1") == ("198.19.255.1", "r2")
+
+
+def test_ingest_stale_expiry_uses_the_given_clock() -> None:
+    from appliance.speakers.exabgp import EndOfRib, SessionDown, SessionUp
+    from appliance.topology.ingest import TopologyIngest
+
+    ing = TopologyIngest(topology=base("198.18.0.1"))
+    assert ing.handle(SessionDown("198.18.0.1", "r1"), now=100.0) is False  # stale, not gone
+    assert len(ing.topology.routers()) == 2
+    assert ing.expire_stale(now=129.0, hold_s=30.0) == []
+    assert ing.expire_stale(now=130.0, hold_s=30.0) == ["198.18.0.1"]
+    assert ing.topology.routers() == () and ing.down_since == {}
+    # a peer that comes back in time is not expired, and its End-of-RIB sweeps only what it dropped
+    ing = TopologyIngest(topology=base("198.18.0.1"))
+    ing.handle(SessionDown("198.18.0.1"), now=0.0)
+    ing.handle(SessionUp("198.18.0.1"), now=5.0)
+    assert ing.expire_stale(now=100.0, hold_s=30.0) == []
+    assert ing.handle(EndOfRib("198.18.0.1", family="bgp-ls bgp-ls"), now=6.0) is True
+    assert len(ing.topology) == 0 and ing.eor_seen == {"198.18.0.1"}
+
+
+def test_model_facts_cover_every_kind() -> None:
+    from appliance.model import IgpPrefix, PrefixReport, Router
+    from appliance.reports.tags import encode_tag
+    from appliance.topology.ingest import model_facts
+
+    t = base()
+    t.apply(LsAnnounce("a", LsPrefix(R1, "198.18.10.0/24", 1, metric=10, route_tags=(encode_tag(5),))))
+    facts = model_facts(t)
+    kinds = {type(f).__name__ for f in facts}
+    assert kinds == {"Router", "Interface", "Link", "IgpPrefix", "PrefixReport"}
+    assert PrefixReport("r1", "", "198.18.10.0/24", "5", source="bgp-ls") in facts
+    assert (
+        Router("r1", "198.18.255.1", 65000) in facts
+        and IgpPrefix("r1", "198.18.10.0/24", 10, (encode_tag(5),)) in facts
+    )
