@@ -42,7 +42,7 @@ import uvicorn
 from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
 from appliance.config import Config, ConfigError, load_config
-from appliance.model import SavRuleSet, Severity
+from appliance.model import Event, SavRuleSet, Severity
 from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
 from appliance.monitor.counters import CounterBoard, CounterSample
@@ -61,6 +61,7 @@ COMPONENT_FACTORIES: tuple[str, ...] = (
 )
 
 Engine = Callable[[StateSnapshot], SavRuleSet]
+Findings = Callable[[StateSnapshot], Iterable[Event]]
 RulesListener = Callable[[int, SavRuleSet, SavRuleSet], Awaitable[None]]
 
 
@@ -99,12 +100,14 @@ def engine_from_config(config: Config) -> Engine:
     """The real engine (appliance.engine) over the state's snapshot, completed by the configuration.
 
     Configuration facts that BGP-LS does not carry are merged at compute time rather than stored, so a
-    changed configuration never leaves stale facts in the journal: router roles and capabilities
+    changed configuration never leaves stale facts in the journal: reports resolved by precedence (api >
+    file > bgp-ls, appliance.reports.merge), router roles and capabilities
     ([[engine.router]] overrides what the state says, and adds routers it does not know), eBGP
     neighbours with their relationships ([[engine.neighbor]]), and the policy ([engine]).
     """
     from appliance.engine.snapshot import Snapshot, compute
     from appliance.model import Router
+    from appliance.reports.merge import resolve
 
     policy = config.engine.policy()
     overrides = {r.name: r for r in config.engine.routers}
@@ -118,8 +121,8 @@ def engine_from_config(config: Config) -> Engine:
         neighbors = tuple(dict.fromkeys((*snap.neighbors, *extra_neighbors)))
         return compute(Snapshot(
             routers=tuple(routers[n] for n in sorted(routers)), interfaces=snap.interfaces, links=snap.links,
-            reports=snap.reports, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps, aspas=snap.aspas,
-            policy=policy,
+            reports=resolve(snap.reports).prefixes, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps,
+            aspas=snap.aspas, policy=policy,
         ))
 
     return run
@@ -164,18 +167,27 @@ class Daemon:
         self._dirty = asyncio.Event()
         self._journal: Journal | None = None
         self._engine_from_config = False
+        self.findings: dict[str, Findings] = {}
 
     def add(self, component: Component) -> None:
         self.components.append(component)
+
+    def add_findings(self, scope: str, findings: Findings) -> None:
+        """A pure check run on each recompute; its alarm events are reconciled (raised/cleared) by scope."""
+        self.findings[scope] = findings
 
     def set_engine(self, engine: Engine) -> None:
         self.engine = engine
         self._engine_from_config = False
 
     def use_config_engine(self) -> None:
-        """Compute with `engine_from_config(self.config)`, rebuilt when the configuration is reloaded."""
+        """Compute with `engine_from_config(self.config)`, rebuilt when the configuration is reloaded;
+        report precedence and conflicts (appliance.reports.merge) become findings "reports"."""
+        from appliance.reports.merge import resolve
+
         self.engine = engine_from_config(self.config)
         self._engine_from_config = True
+        self.add_findings("reports", lambda snap: resolve(snap.reports).events)
 
     def reload(self) -> tuple[str, ...]:
         """Re-read the configuration (SIGHUP); returns the sections that changed.
@@ -301,7 +313,7 @@ class Daemon:
                 started.append(component)
             background = [asyncio.create_task(self._recompute_loop(ctx), name="recompute"),
                           asyncio.create_task(self._tick_loop(ctx), name="tick")]
-            if self.engine is not None and store.version > 0:
+            if (self.engine is not None or self.findings) and store.version > 0:
                 self._dirty.set()  # restored state: bring the rules up to date
             self._announce_start(ctx)
             self.ready.set()
@@ -340,15 +352,21 @@ class Daemon:
         ))
 
     async def _recompute_loop(self, ctx: DaemonContext) -> None:
-        """After each burst of state changes, compute rules from a frozen snapshot and publish them."""
+        """After each burst of state changes: run the findings, then compute rules from a frozen
+        snapshot in a worker thread and publish them."""
         loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
             await asyncio.sleep(self.debounce_s)
             self._dirty.clear()
+            snapshot = ctx.store.snapshot()
+            for scope, findings in self.findings.items():
+                try:
+                    ctx.monitor.reconcile(scope, findings(snapshot))
+                except Exception:
+                    log.exception("event=findings-failed scope=%s version=%d", scope, snapshot.version)
             if self.engine is None:
                 continue
-            snapshot = ctx.store.snapshot()
             try:
                 ruleset = await loop.run_in_executor(None, self.engine, snapshot)
             except Exception as exc:  # fail open: keep the rules in force, say why

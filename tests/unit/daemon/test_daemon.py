@@ -25,7 +25,7 @@ from appliance.cli import main
 from appliance.config import Config, load_config, parse_config
 from appliance.daemon import Daemon, DaemonContext, engine_from_config
 from appliance.model import Interface, PrefixReport, Router, SavRuleSet, Severity
-from appliance.state import Announce, StateSnapshot
+from appliance.state import Announce, StateSnapshot, Withdraw
 from appliance.state.journal import FILE_NAME
 
 REPO = Path(__file__).resolve().parents[3]
@@ -397,3 +397,26 @@ def test_an_api_port_in_use_is_a_clear_start_error(tmp_path: Path, monkeypatch: 
     err = capsys.readouterr().err
     assert err.startswith("savd: cannot start:") and "address already in use" in err.lower()
 
+
+
+def test_report_conflicts_raise_and_clear_alarms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = make_config(tmp_path, monkeypatch)
+    lan_a = PrefixReport("r1", "eth1", "198.18.1.0/24", subnet="a", source="api")
+    lan_b = PrefixReport("r2", "eth1", "198.18.1.0/24", subnet="b", source="file")
+
+    async def scenario() -> None:
+        daemon = Daemon(config, debounce_s=0.01)
+        daemon.use_config_engine()
+        task = await start(daemon)
+        assert daemon.ctx is not None
+        ctx = daemon.ctx
+        ctx.store.apply(Announce("api", (lan_a,)))
+        ctx.store.apply(Announce("file:reports.yaml", (lan_b,)))
+        (alarm,) = await poll("conflict alarm", lambda: _value(ctx.monitor.alarms.active()))
+        assert alarm.source == "reports" and "198.18.1.0/24" in alarm.message
+        ctx.store.apply(Withdraw("file:reports.yaml", (lan_b,)))
+        await poll("alarm cleared", lambda: _value(not ctx.monitor.alarms.active()))
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
