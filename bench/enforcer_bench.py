@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from appliance.enforcer.nft import NftTable
-from appliance.enforcer.nftplan import build_plan
+from appliance.enforcer.nftplan import PlanOptions, build_plan
 from appliance.enforcer.route import decode_route
 from appliance.enforcer.table import sorted_routes
 from appliance.enforcer.testbed import Testbed, wait_for
@@ -134,12 +134,12 @@ def load(n: int, ns: str) -> None:
     nets = list(ipaddress.ip_network("10.0.0.0/8").subnets(new_prefix=28))[:n]
     t0 = time.monotonic()
     routes = sorted_routes(decode_route("ipv4 flow", {"source-ipv4": [str(p)]}, DISCARD) for p in nets)
-    plan = build_plan(routes, {7: ["lo"]})
+    plan = build_plan(routes, {7: ["lo"]}, PlanOptions(table="savd_bench"))
     planned = time.monotonic() - t0
     table = NftTable(table="savd_bench", netns=ns)
     full = table.apply(plan)
     extra = decode_route("ipv4 flow", {"source-ipv4": ["192.0.2.0/24"]}, DISCARD)
-    plan2 = build_plan(sorted_routes([*routes, extra]), {7: ["lo"]})
+    plan2 = build_plan(sorted_routes([*routes, extra]), {7: ["lo"]}, PlanOptions(table="savd_bench"))
     inc = table.apply(plan2)
     counters_t0 = time.monotonic()
     counters, problems = table.counters()
@@ -150,13 +150,13 @@ def load(n: int, ns: str) -> None:
         "table inet savd_base {}\ndelete table inet savd_base\n"
         f"table inet savd_base {{\n set s {{ type ipv4_addr; flags interval; elements = {{ {elems} }} }}\n"
         " chain pre { type filter hook prerouting priority -300;"
-        " policy accept; ip saddr @s drop }\n}\n"
+        " policy accept;\n ip saddr @s drop\n }\n}\n"
     )
     b0 = time.monotonic()
     subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text, text=True, check=True)
     base = time.monotonic() - b0
     subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "savd_base"], check=True)
-    assert not problems and len(counters) == n, (problems[:3], len(counters))
+    assert not problems and len(counters) == n + 1, (problems[:3], len(counters))
     print(
         f"load    {n:7} rules: plan {planned:6.3f} s, nft full {full.seconds:6.3f} s ({len(plan.sets)} sets),"
         f" +1 route incremental {inc.seconds:6.3f} s, counters read {counters_s:6.3f} s;"

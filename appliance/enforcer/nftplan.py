@@ -212,17 +212,20 @@ class _Builder:
         rules: list[str] = []
         run: list[tuple[Route, str]] = []
         run_last = -1
+        run_shape: tuple[int, str, str] = (0, "", "")
         for route, other in routes:
-            if run and _settable(route) and _shape(route, other) == _shape(*run[0]):
-                net = ipaddress.ip_network(route.source.prefix)  # type: ignore[union-attr]
-                if int(net.network_address) > run_last:
+            if run and _settable(route) and _shape(route, other) == run_shape:
+                assert route.source is not None
+                if route.source.first > run_last:
                     run.append((route, other))
-                    run_last = max(run_last, int(net.broadcast_address))
+                    run_last = max(run_last, route.source.last)
                     continue
             rules.extend(self._flush(run))
             run = [(route, other)] if _settable(route) else []
             if run:
-                run_last = int(ipaddress.ip_network(route.source.prefix).broadcast_address)  # type: ignore[union-attr]
+                assert route.source is not None
+                run_last = route.source.last
+                run_shape = _shape(route, other)
             else:
                 rules.extend(self._inline(route, other))
         rules.extend(self._flush(run))

@@ -41,6 +41,7 @@ __all__ = [
     "compare_routes",
     "decode_route",
     "decode_withdraw_key",
+    "precedence_key",
     "route_key",
 ]
 
@@ -112,11 +113,17 @@ class PrefixMatch:
 
     prefix: str
     offset: int = 0
+    first: int = 0          # first and last address as integers, length: parsed once at decode time
+    last: int = 0
+    length: int = 0
+
+    @staticmethod
+    def of(prefix: str, offset: int = 0) -> PrefixMatch:
+        return _prefix_match(ipaddress.ip_network(prefix), offset)
 
     def order_key(self) -> tuple[int, int, int]:
         """RFC 8955 §5.1 / RFC 8956 App. A: lower offset, then more specific, then lower address."""
-        net = ipaddress.ip_network(self.prefix)
-        return (self.offset, int(net.broadcast_address), -net.prefixlen)
+        return (self.offset, self.last, -self.length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +153,7 @@ class Route:
     groups: tuple[int, ...] = ()           # input interface groups; () = every interface
     output_only: bool = False              # interface-set with only the O bit: not an input rule
     peer: str = ""
-
-    @property
-    def rid(self) -> str:
-        """Short stable identifier (counter names, comments)."""
-        return hashlib.sha1(self.key.encode()).hexdigest()[:12]
+    rid: str = ""                          # short stable identifier (counter names): sha1(key)[:12]
 
     def components(self) -> list[tuple[int, tuple[Any, ...]]]:
         """(type, comparable value) in type order, for RFC 8955 §5.1 comparison."""
@@ -164,6 +167,13 @@ class Route:
         for name in self.unsupported:
             out.append((COMPONENT_TYPES.get(name.split(" ")[0], 255), (name,)))
         return sorted(out, key=lambda c: c[0])
+
+
+def precedence_key(route: Route) -> tuple[Any, ...]:
+    """A sort key equal in order to `compare_routes`: components in type order, then a sentinel type 256
+    that sorts after every real type, so a route that runs out of components sorts after one that has
+    more (RFC 8955 §5.1: the longer has precedence); ties by NLRI key."""
+    return (*route.components(), (256,), route.key)
 
 
 def compare_routes(a: Route, b: Route) -> int:
@@ -242,8 +252,10 @@ def decode_route(afi_safi: str, nlri: Mapping[str, Any], attribute: Mapping[str,
         else:
             unsupported.append(f"{name} {' '.join(str(v) for v in values)}")
     action, groups, output_only = _decode_communities(attribute)
+    key = route_key(family, nlri)
     return Route(
-        key=route_key(family, nlri), family=family, nlri=str(nlri.get("string", "")),
+        key=key, rid=hashlib.sha1(key.encode()).hexdigest()[:12], family=family,
+        nlri=str(nlri.get("string", "")),
         destination=dest, source=src, numeric=tuple(sorted(numeric, key=lambda n: n.ctype)),
         unsupported=tuple(unsupported), action=action, groups=groups, output_only=output_only, peer=peer,
     )
@@ -263,7 +275,11 @@ def _prefix(values: Sequence[Any], family: int, name: str) -> PrefixMatch:
         raise RouteError(f"{name}: bad prefix {values[0]!r}", field=name) from exc
     if net.version != family:
         raise RouteError(f"{name}: IPv{net.version} prefix in an IPv{family} route", field=name)
-    return PrefixMatch(str(net), offset)
+    return _prefix_match(net, offset)
+
+
+def _prefix_match(net: ipaddress.IPv4Network | ipaddress.IPv6Network, offset: int) -> PrefixMatch:
+    return PrefixMatch(str(net), offset, int(net.network_address), int(net.broadcast_address), net.prefixlen)
 
 
 def _numeric(ctype: int, values: Sequence[Any], name: str) -> NumericMatch | None:

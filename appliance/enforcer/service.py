@@ -170,15 +170,19 @@ class EnforcerService:
                      generation, len(plan.statuses), installed, result.mode, result.seconds)
 
     async def read_snapshot(self) -> dict[str, Any]:
+        """Fresh counters from the kernel (one `nft -j list table`)."""
         async with self._lock:
             try:
                 counters, problems = await asyncio.to_thread(self.nft.counters)
             except NftError as exc:
                 counters, problems = {}, [f"nft: {exc}"]
-            speaker = self.speaker
-            doc = snapshot(self.options.node, self.nft.applied, counters, generation=self.table.generation,
-                           sessions=sorted(speaker.established()) if speaker else [], problems=problems,
-                           now=time.time())
+            return self._snapshot(counters, problems)
+
+    def _snapshot(self, counters: Mapping[str, Counters], problems: Sequence[str]) -> dict[str, Any]:
+        speaker = self.speaker
+        doc = snapshot(self.options.node, self.nft.applied, counters, generation=self.table.generation,
+                       sessions=sorted(speaker.established()) if speaker else [], problems=problems,
+                       now=time.time())
         self._last_snapshot = doc
         return doc
 
@@ -200,20 +204,25 @@ class EnforcerService:
                 await self.apply_now()
 
     async def _ticker(self) -> None:
+        """Reconcile and snapshot; the period stretches to 5x the last read so that a 100k-route
+        table (a multi-second `nft -j list`) never keeps a core busy."""
+        period = self.options.reconcile_s
         while True:
-            await asyncio.sleep(self.options.reconcile_s)
+            await asyncio.sleep(period)
             if self._reload_groups():
                 self._dirty.set()
+            started = time.monotonic()
             async with self._lock:
                 try:
-                    problems = await asyncio.to_thread(self.nft.reconcile)
+                    counters, problems = await asyncio.to_thread(self.nft.reconcile)
                 except NftError as exc:
                     log.error("event=enforcer-reconcile-failed error=%r", str(exc)[:500])
-                    problems = []
+                    counters, problems = {}, [f"nft: {exc}"]
+                doc = self._snapshot(counters, problems)
             if problems:
                 log.warning("event=enforcer-reconciled problems=%r", problems[:5])
-            doc = await self.read_snapshot()
             self._write_counters(doc)
+            period = max(self.options.reconcile_s, 5 * (time.monotonic() - started))
 
     def _write_counters(self, doc: Mapping[str, Any]) -> None:
         path = self.options.counters_file

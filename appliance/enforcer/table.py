@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.enforcer.route import Route, RouteError, compare_routes, decode_route, decode_withdraw_key
+from appliance.enforcer.route import Route, RouteError, decode_route, decode_withdraw_key, precedence_key
 
 __all__ = ["DecodeProblem", "RouteTable", "UpdateResult"]
 
@@ -97,6 +97,4 @@ class RouteTable:
 
 def sorted_routes(routes: Iterable[Route]) -> tuple[Route, ...]:
     """RFC 8955 §5.1 order (IPv4 and IPv6 never compete for a packet; IPv4 first for stable output)."""
-    from functools import cmp_to_key
-
-    return tuple(sorted(routes, key=lambda r: (r.family, cmp_to_key(compare_routes)(r))))
+    return tuple(sorted(routes, key=lambda r: (r.family, precedence_key(r))))

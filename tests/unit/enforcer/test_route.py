@@ -49,8 +49,12 @@ def test_corpus_actions_groups_and_withdraw() -> None:
 
 
 def test_numeric_terms_become_ranges() -> None:
-    nlri = {"source-ipv4": ["198.18.6.0/24"], "protocol": ["=udp", "=tcp"],
-            "destination-port": ["=53", ">1000&<2000"], "packet-length": [">100"]}
+    nlri = {
+        "source-ipv4": ["198.18.6.0/24"],
+        "protocol": ["=udp", "=tcp"],
+        "destination-port": ["=53", ">1000&<2000"],
+        "packet-length": [">100"],
+    }
     route = decode_route("ipv4 flow", nlri, {})
     ranges = {n.ctype: n.ranges for n in route.numeric}
     assert ranges == {3: ((6, 6), (17, 17)), 5: ((53, 53), (1001, 1999)), 10: ((101, 65535),)}
@@ -68,11 +72,14 @@ def test_unsupported_component_and_offset_are_reported() -> None:
     assert any(u.startswith("tcp-flags") for u in route.unsupported)
 
 
-@pytest.mark.parametrize("nlri, field", [
-    ({"source-ipv4": ["not-a-prefix"]}, "source-ipv4"),
-    ({"source-ipv4": ["2001:db8::/32"]}, "source-ipv4"),
-    ({"bogus-component": ["=1"]}, "bogus-component"),
-])
+@pytest.mark.parametrize(
+    "nlri, field",
+    [
+        ({"source-ipv4": ["not-a-prefix"]}, "source-ipv4"),
+        ({"source-ipv4": ["2001:db8::/32"]}, "source-ipv4"),
+        ({"bogus-component": ["=1"]}, "bogus-component"),
+    ],
+)
 def test_bad_nlri_names_the_field(nlri: dict[str, list[str]], field: str) -> None:
     with pytest.raises(RouteError) as info:
         decode_route("ipv4 flow", nlri, {})
@@ -101,17 +108,43 @@ def src(prefix: str, **extra: list[str]) -> object:
 
 
 def test_rfc8955_order_more_specific_first_then_lower_address() -> None:
-    routes = [src("0.0.0.0/0"), src("198.18.2.0/24"), src("198.18.1.0/24"), src("198.18.0.0/15"),
-              src("198.18.1.128/25")]
+    routes = [
+        src("0.0.0.0/0"),
+        src("198.18.2.0/24"),
+        src("198.18.1.0/24"),
+        src("198.18.0.0/15"),
+        src("198.18.1.128/25"),
+    ]
     ordered = [r.source.prefix for r in sorted_routes(routes)]  # type: ignore[attr-defined]
     assert ordered == ["198.18.1.128/25", "198.18.1.0/24", "198.18.2.0/24", "198.18.0.0/15", "0.0.0.0/0"]
 
 
 def test_rfc8955_order_destination_component_first_and_longer_wins_on_tie() -> None:
-    with_dst = decode_route("ipv4 flow", {"destination-ipv4": ["198.18.9.0/24"],
-                                          "source-ipv4": ["198.18.1.0/24"]}, {})
+    with_dst = decode_route(
+        "ipv4 flow", {"destination-ipv4": ["198.18.9.0/24"], "source-ipv4": ["198.18.1.0/24"]}, {}
+    )
     bare = src("198.18.1.0/24")
     longer = src("198.18.1.0/24", protocol=["=udp"])
-    assert compare_routes(with_dst, bare) < 0   # type 1 present beats a rule without it
-    assert compare_routes(longer, bare) < 0     # same prefix: more components first
+    assert compare_routes(with_dst, bare) < 0  # type 1 present beats a rule without it
+    assert compare_routes(longer, bare) < 0  # same prefix: more components first
     assert compare_routes(bare, bare) == 0
+
+
+def test_precedence_key_agrees_with_compare_routes() -> None:
+    from functools import cmp_to_key
+
+    from appliance.enforcer.route import precedence_key
+
+    routes = [
+        src("0.0.0.0/0"),
+        src("198.18.1.0/24", protocol=["=udp"]),
+        src("198.18.1.0/24"),
+        src("198.18.1.0/25"),
+        src("198.18.0.0/15"),
+        src("198.18.2.0/24", **{"destination-port": ["=53"]}),
+        decode_route("ipv4 flow", {"destination-ipv4": ["198.18.9.0/24"]}, {}),
+        decode_route("ipv4 flow", {"destination-ipv4": ["198.18.9.0/24"], "source-ipv4": ["10.0.0.0/8"]}, {}),
+    ]
+    by_cmp = sorted(routes, key=cmp_to_key(compare_routes))
+    by_key = sorted(routes, key=precedence_key)  # type: ignore[arg-type]
+    assert [r.key for r in by_cmp] == [r.key for r in by_key]  # type: ignore[attr-defined]
