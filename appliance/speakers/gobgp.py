@@ -19,6 +19,7 @@ routers that take identical rules); `peer` arguments are used for bookkeeping by
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -31,7 +32,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2
 
-from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, to_path
+from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, Message, to_path
 from appliance.flowspec.rules import FlowRule
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,24 @@ def path_message(spec: GoBgpFlowPath) -> Any:
     nlri = _pack(attr.FlowSpecNLRI(rules=rules))
     next_hop = "0.0.0.0" if spec.afi == 1 else "::"
     pattrs = [
-        _pack(attr.OriginAttribute(origin=0)),
+        _origin(),
         _pack(attr.MpReachNLRIAttribute(family=family, next_hops=[next_hop], nlris=[nlri])),
     ]
     if spec.communities:
-        comms = [_pack(getattr(attr, m.name)(**dict(m.fields))) for m in spec.communities]
-        pattrs.append(_pack(attr.ExtendedCommunitiesAttribute(communities=comms)))
+        pattrs.append(_communities(spec.communities))
     return api.Path(family=family, nlri=nlri, pattrs=pattrs)
+
+
+@functools.cache
+def _origin() -> Any:
+    return _pack(attr.OriginAttribute(origin=0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _communities(messages: tuple[Message, ...]) -> Any:
+    """Packed once per distinct (action, groups): large pushes mostly repeat a few of them."""
+    comms = [_pack(getattr(attr, m.name)(**dict(m.fields))) for m in messages]
+    return _pack(attr.ExtendedCommunitiesAttribute(communities=comms))
 
 
 def render_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -> str:
