@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from appliance.api.auth import Auth
-from appliance.api.explain import explain
+from appliance.api.explain import explain, parse_source
 from appliance.api.ports import ApiPorts
 from appliance.api.schemas import ReportIn
 from appliance.config import ApiConfig
@@ -161,6 +161,26 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         return {"version": current[0] if current else None, **result.to_dict()}
+
+    @app.get("/api/v1/trace", tags=["rules"], dependencies=read)
+    async def trace_source(
+        source: Annotated[str, Query(min_length=1, description="source address or prefix")],
+        router: str = "",
+    ) -> dict[str, Any]:
+        """Where would packets from `source` be stopped? The verdict on every interface with a rule."""
+        version, ruleset = _current(ports)
+        rules = ruleset.for_router(router) if router else ruleset.rules
+        try:
+            src = parse_source(source)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        results = [explain(r.router, r.interface, r, src) for r in rules]
+        return {
+            "version": version,
+            "source": src,
+            "stopped_on": [f"{e.router}:{e.interface}" for e in results if e.verdict != "pass"],
+            "verdicts": [e.to_dict() for e in results],
+        }
 
     @app.get("/api/v1/rpki", tags=["rpki"], dependencies=read)
     async def rpki() -> dict[str, Any]:

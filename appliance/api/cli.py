@@ -6,6 +6,7 @@
       reports list [--router R] [--interface I] | reports add ROUTER INTERFACE PREFIX [--subnet S]
         [--anycast] [--special] [--multihomed] | reports delete ROUTER INTERFACE PREFIX
       rules [--router R] | rules ROUTER INTERFACE | explain ROUTER INTERFACE SOURCE
+      trace SOURCE [--router R]
       flowspec [PEER]
 
 The address and token come from --config (its [api] section), else --url/--token, else the
@@ -66,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rules = sub.add_parser("rules")
     rules.add_argument("router", nargs="?", default="")
     rules.add_argument("interface", nargs="?", default="")
+    trace = sub.add_parser("trace", help="where packets from SOURCE would be stopped")
+    trace.add_argument("source", help="source address or prefix")
+    trace.add_argument("--router", default="")
     explain = sub.add_parser("explain")
     explain.add_argument("router")
     explain.add_argument("interface")
@@ -106,6 +110,8 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], Any
     if r == "explain":
         query = {"router": args.router, "interface": args.interface, "source": args.source}
         return "GET", "/api/v1/explain", query, None
+    if r == "trace":
+        return "GET", "/api/v1/trace", _drop_empty({"source": args.source, "router": args.router}), None
     if r == "flowspec":
         return "GET", f"/api/v1/flowspec/{args.peer}" if args.peer else "/api/v1/flowspec", {}, None
     raise ValueError(f"unknown resource {r}")

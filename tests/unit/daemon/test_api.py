@@ -191,6 +191,12 @@ def test_rules_and_explain(rig: Rig) -> None:
     assert why("eth7", "198.18.1.1")["reason"] == "no SAV rule on this interface (fail open)"
     bad = rig.client.get("/api/v1/explain", params={"router": "r1", "interface": "eth1", "source": "x"})
     assert bad.status_code == 422 and bad.json()["message"] == "not an IP address or prefix: 'x'"
+    spoofed = rig.client.get("/api/v1/trace", params={"source": "198.18.64.9"}).json()
+    assert spoofed["source"] == "198.18.64.9/32"
+    assert spoofed["stopped_on"] == ["r1:eth1", "r1:ge-0/0/1"]  # not in eth1's allowlist; ge-0/0/1 blocks it
+    legit = rig.client.get("/api/v1/trace", params={"source": "198.18.1.9", "router": "r1"}).json()
+    assert legit["stopped_on"] == [] and len(legit["verdicts"]) == 2
+    assert rig.client.get("/api/v1/trace", params={"source": "nope"}).status_code == 422
 
 
 def test_rpki_flowspec_and_counters(rig: Rig) -> None:

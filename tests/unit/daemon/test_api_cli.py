@@ -29,6 +29,9 @@ CASES: list[tuple[list[str], tuple[str, str, dict[str, Any], Any]]] = [
     (["rules", "r1", "ge-0/0/1"], ("GET", "/api/v1/rules/r1/ge-0/0/1", {}, None)),
     (["explain", "r1", "eth1", "198.18.1.9"],
      ("GET", "/api/v1/explain", {"router": "r1", "interface": "eth1", "source": "198.18.1.9"}, None)),
+    (["trace", "198.18.64.9"], ("GET", "/api/v1/trace", {"source": "198.18.64.9"}, None)),
+    (["trace", "198.18.64.9", "--router", "r4"],
+     ("GET", "/api/v1/trace", {"source": "198.18.64.9", "router": "r4"}, None)),
     (["flowspec"], ("GET", "/api/v1/flowspec", {}, None)),
     (["flowspec", "198.18.255.1"], ("GET", "/api/v1/flowspec/198.18.255.1", {}, None)),
 ]
