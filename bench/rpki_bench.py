@@ -146,7 +146,7 @@ def child_native(port: int, version: int) -> dict[str, Any]:
     result["peak_rss_kib"] = rtrlib.peak_rss_kib()
     tables = result.pop("tables")
     start = time.perf_counter()
-    tables.validate("198.18.0.0/24", 65001)  # builds the py-radix ROV index on first use
+    tables.validate("198.18.0.0/24", 65001)  # builds the ROV index on first use
     result["rov_index_s"] = time.perf_counter() - start
     result["rov_peak_rss_kib"] = rtrlib.peak_rss_kib()
     return result
@@ -177,7 +177,7 @@ def report(label: str, r: dict[str, Any], base: dict[str, Any] | None) -> None:
     print(f"  {label:<22} {r['sync_s']:6.2f} s (median {r['median_s']:.2f})  peak RSS "
           f"{r['peak_rss_kib'] / 1024:6.1f} MiB  vrps {r['vrps']} aspas {r['aspas']}{ratio}")
     if "rov_index_s" in r:
-        print(f"  {'':<22} then first validate() builds the py-radix ROV index: {r['rov_index_s']:.2f} s, "
+        print(f"  {'':<22} then the first validate() builds the ROV index: {r['rov_index_s']:.2f} s, "
               f"peak RSS {r['rov_peak_rss_kib'] / 1024:.1f} MiB")
 
 

@@ -10,6 +10,7 @@ withdrawal of an unknown record) are set operations at End of Data, in rpki/rtr/
 
 from __future__ import annotations
 
+import operator
 import struct
 from dataclasses import dataclass, field
 
@@ -32,6 +33,8 @@ _V6 = PduType.IPV6_PREFIX.value
 _ASPA = PduType.ASPA.value
 _ROUTER_KEY = PduType.ROUTER_KEY.value
 _ERROR_REPORT = PduType.ERROR_REPORT.value
+_RUN_MIN = 16  # shorter runs go PDU by PDU
+_RUN_CAP = 65536  # bounds the strided checks, so irregular streams stay linear
 
 AspaKey = tuple[int, int]
 """(customer AS, AFI) for the legacy layout; AFI is -1 for the current layout."""
@@ -73,6 +76,11 @@ def ingest(data: bytes, offset: int, version: int, pending: Pending | None) -> t
                 code = ErrorCode.UNSUPPORTED_PROTOCOL_VERSION
             raise PduError(code, f"version {pdu_version} on a version {version} session", data[offset:stop])
         if ptype == _V4 or ptype == _V6:
+            if pending is not None and not withdrawn and data[offset + 8] == 1:
+                ran = _announcement_run(data, offset, end, version, ptype, announced)
+                if ran:
+                    offset = ran
+                    continue
             if pending is None:
                 raise PduError(ErrorCode.CORRUPT_DATA, "Prefix outside a Cache Response", data[offset:stop])
             if length != (20 if ptype == _V4 else 32):
@@ -115,6 +123,44 @@ def ingest(data: bytes, offset: int, version: int, pending: Pending | None) -> t
             continue
         return stop, decode(data[offset:stop])
     return offset, None
+
+
+def _announcement_run(
+    data: bytes, start: int, end: int, version: int, ptype: int, announced: set[bytes]
+) -> int:
+    """Take a run of well-formed Prefix announcements in bulk; return the offset after it, or 0.
+
+    A cache sends its table as long runs of same-family announcements (StayRTR: ~100 runs for 650k
+    PDUs). Each header byte of the run is checked as one strided slice (data[i::size]) at C speed, and
+    the keys are sliced in one comprehension. Anything irregular (short run, bad lengths, host data
+    with a duplicate) returns 0 and the per-PDU path handles it, with its exact error.
+    """
+    size = 20 if ptype == _V4 else 32
+    count = min((end - start) // size, _RUN_CAP)
+    if count < _RUN_MIN:
+        return 0
+    header = bytes((version, ptype, 0, 0, 0, 0, 0, size, 1))
+    for i, byte in enumerate(header):
+        column = data[start + i : start + count * size : size]
+        count = min(count, len(column) - len(column.lstrip(bytes((byte,)))))
+        if count < _RUN_MIN:
+            return 0
+    stop = start + count * size
+    plens = data[start + 9 : stop : size]
+    maxes = data[start + 10 : stop : size]
+    if max(maxes) > (32 if ptype == _V4 else 128) or any(map(operator.gt, plens, maxes)):
+        return 0
+    if data[start + 11 : stop : size].strip(b"\0"):
+        return 0
+    keys = [data[o : o + size - 9] for o in range(start + 9, stop, size)]
+    before = len(announced)
+    if not announced.isdisjoint(keys):
+        return 0
+    announced.update(keys)
+    if len(announced) - before != count:  # a duplicate inside the run: undo, let the slow path name it
+        announced.difference_update(keys)
+        return 0
+    return stop
 
 
 def _ingest_aspa(raw: bytes, pending: Pending) -> None:

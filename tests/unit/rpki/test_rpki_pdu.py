@@ -133,3 +133,40 @@ def test_ingest_refuses_duplicates_and_foreign_versions() -> None:
     with pytest.raises(P.PduError) as err:
         ingest(rec, 0, 2, Pending(True, 1))
     assert err.value.code is P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION
+
+
+def _v4_stream(n: int, version: int = 1) -> list[bytes]:
+    return [P.encode(P.Prefix(version, True, f"10.{i >> 8 & 255}.{i & 255}.0", 24, 24, 65000 + i % 7))
+            for i in range(n)]
+
+
+def test_bulk_runs_equal_the_per_pdu_path() -> None:
+    pdus = _v4_stream(3000)
+    pdus[1500:1500] = [P.encode(P.Prefix(1, True, "2001:db8::", 32, 48, 1))] * 1  # break the run
+    bulk = Pending(True, 1)
+    offset, control = ingest(b"".join(pdus), 0, 1, bulk)
+    slow = Pending(True, 1)
+    for raw in pdus:  # one PDU per call: never a run
+        ingest(raw, 0, 1, slow)
+    assert control is None and offset == sum(map(len, pdus))
+    assert bulk.announced == slow.announced and len(bulk.announced) == 3001
+
+
+@pytest.mark.parametrize("where", [5, 2000, 2999])
+def test_bulk_run_duplicate_is_named_exactly(where: int) -> None:
+    pdus = _v4_stream(3000)
+    pdus.insert(where + 1, pdus[where])
+    pending = Pending(True, 1)
+    with pytest.raises(P.PduError) as err:
+        ingest(b"".join(pdus), 0, 1, pending)
+    assert err.value.code is P.ErrorCode.DUPLICATE_ANNOUNCEMENT and err.value.pdu == pdus[where]
+
+
+def test_bulk_run_with_bad_max_length_falls_back_to_the_exact_error() -> None:
+    pdus = _v4_stream(100)
+    bad = P.encode(P.Prefix(1, True, "10.99.0.0", 24, 24, 1))
+    bad = bad[:10] + bytes((23,)) + bad[11:]  # max length 23 < prefix length 24
+    pdus[60] = bad
+    with pytest.raises(P.PduError) as err:
+        ingest(b"".join(pdus), 0, 1, Pending(True, 1))
+    assert err.value.code is P.ErrorCode.CORRUPT_DATA and err.value.pdu == bad
