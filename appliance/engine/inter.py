@@ -268,11 +268,30 @@ class RouterRun:
         self._efp_b: frozenset[str] | None = None
         self._pi: frozenset[str] | None = None
         self._cones: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
+        self._d: dict[str, frozenset[int]] | None = None
 
     def cone(self, iface: str) -> tuple[frozenset[int], frozenset[str]]:
+        """BAR-SAV's (D, Q) of one interface; the first call computes every D the router will need, so the
+        origin index is built for those ASes only."""
         if iface not in self._cones:
-            self._cones[iface] = bar_sav(self.rib, self.rpki, iface, self.policy)
+            if self._d is None:
+                wanted = [
+                    i for i, n in self.rib.neighbors.items()
+                    if n.relationship is Relationship.CUSTOMER or (
+                        n.relationship is Relationship.PEER
+                        and self.policy.algorithm_for(self.rib.router, i) is Algorithm.BAR_SAV
+                    )
+                ]
+                self._d = {i: self._d_of(i) for i in sorted({*wanted, iface})}
+                self.rib.prefetch_origins(set().union(*self._d.values()))
+            d = self._d[iface] if iface in self._d else self._d_of(iface)
+            acl = self.policy.prefix_acl.get((self.rib.router, iface), ())
+            self._cones[iface] = (d, cone_prefixes(self.rib, self.rpki, d) | frozenset(acl))
         return self._cones[iface]
+
+    def _d_of(self, iface: str) -> frozenset[int]:
+        acl = self.policy.asn_acl.get((self.rib.router, iface), ())
+        return customer_cone(self.rib, self.rpki, self.rib.neighbors[iface].asn, acl)
 
     def strict_list(self, iface: str) -> frozenset[str]:
         if self._strict is None:

@@ -24,7 +24,7 @@ from appliance.engine.inter import (
     pi_member,
 )
 from appliance.engine.policy import Algorithm, Policy
-from appliance.engine.rib import RouterRib, Rov, RpkiView
+from appliance.engine.rib import RouterRib, Rov, RpkiView, path_verdict
 from appliance.model import BgpPath, Neighbor, Relationship, Router
 
 __all__ = ["LiveRouter", "PathKey"]
@@ -125,16 +125,21 @@ class LiveRouter:
         """The counters of `_index` for every loaded path at once (EFP-B's set A needs all customer paths
         before the peer/provider paths can be counted)."""
         lateral_or_up: list[BgpPath] = []
+        unique: Counter[tuple[tuple[int, ...], Relationship]] = Counter()
         for per in self.paths.values():
             for p in per.values():
-                op = self.origin_prefixes.setdefault(p.origin, Counter())
+                op = self.origin_prefixes.get(p.origin)
+                if op is None:
+                    op = self.origin_prefixes[p.origin] = Counter()
                 op[p.prefix] += 1
                 if p.interface in self.customer:
                     self.cust_prefixes[p.prefix] += 1
                     self.cust_origins[p.origin] += 1
                 elif p.interface in self.noncustomer:
                     lateral_or_up.append(p)
-                self._index_pairs(p, +1)
+                unique[(p.as_path, self.neighbors[p.interface].relationship)] += 1
+        for (as_path, rel), n in unique.items():
+            self._count_pairs(as_path, rel, n)
         for p in lateral_or_up:
             if p.origin in self.cust_origins:
                 self.q_count[p.prefix] += 1
@@ -181,12 +186,16 @@ class LiveRouter:
         return flipped, self._index_pairs(p, d)
 
     def _index_pairs(self, p: BgpPath, d: int) -> list[tuple[int, int]]:
+        return self._count_pairs(p.as_path, self.neighbors[p.interface].relationship, d)
+
+    def _count_pairs(self, as_path: tuple[int, ...], rel: Relationship, d: int) -> list[tuple[int, int]]:
+        """Count the trusted customer pairs of one AS_PATH `d` times; return the pairs that (dis)appeared."""
         if not self.rpki.ready:
             return []
         table = self.rpki.aspa_table
-        if self.shell.verdict(self.rpki, p) is PathVerdict.INVALID:
+        if path_verdict(table, as_path, rel) is PathVerdict.INVALID:
             return []
-        path = compress(p.as_path)
+        path = compress(as_path)
         changed: list[tuple[int, int]] = []
         for k in range(len(path) - 1):
             provider, customer = path[k], path[k + 1]

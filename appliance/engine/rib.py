@@ -26,7 +26,7 @@ from appliance.engine.aspa import (
 )
 from appliance.model import Aspa, BgpPath, Neighbor, Relationship, Vrp
 
-__all__ = ["RouterRib", "Rov", "RpkiView", "is_special_asn"]
+__all__ = ["RouterRib", "Rov", "RpkiView", "is_special_asn", "path_verdict"]
 
 
 def is_special_asn(asn: int) -> bool:
@@ -74,29 +74,36 @@ class RpkiView:
         return {p: frozenset(c) for p, c in acc.items()}
 
     @cached_property
-    def _vrp_index(self) -> tuple[radix.Radix, dict[str, list[tuple[int, int]]]]:
+    def _vrp_index(self) -> tuple[radix.Radix, dict[str, list[tuple[int, int]]], dict[int, frozenset[str]]]:
+        """One pass over the VRPs: radix of prefixes (no node data), entries per prefix, ROAs per ASN."""
         tree = radix.Radix()
+        add = tree.add
         by_prefix: dict[str, list[tuple[int, int]]] = {}
+        by_asn: dict[int, set[str]] = {}
         for v in self.vrps:
-            entries = by_prefix.get(v.prefix)
+            prefix, asn = v.prefix, v.asn
+            entries = by_prefix.get(prefix)
             if entries is None:
-                tree.add(v.prefix)
-                entries = by_prefix[v.prefix] = []
-            entries.append((v.max_length, v.asn))
-        return tree, by_prefix
+                add(prefix)
+                by_prefix[prefix] = [(v.max_length, asn)]
+            else:
+                entries.append((v.max_length, asn))
+            if asn:
+                mine = by_asn.get(asn)
+                if mine is None:
+                    by_asn[asn] = {prefix}
+                else:
+                    mine.add(prefix)
+        return tree, by_prefix, {a: frozenset(p) for a, p in by_asn.items()}
 
-    @cached_property
+    @property
     def roa_prefixes_by_asn(self) -> dict[int, frozenset[str]]:
         """Origin ASN -> prefixes of its ROAs (BAR-SAV step 11 and Procedure X step 7)."""
-        acc: dict[int, set[str]] = {}
-        for v in self.vrps:
-            if v.asn != 0:
-                acc.setdefault(v.asn, set()).add(v.prefix)
-        return {a: frozenset(p) for a, p in acc.items()}
+        return self._vrp_index[2]
 
     def covering_vrps(self, prefix: str) -> list[tuple[str, int, int]]:
         """(vrp prefix, max_length, asn) of every VRP covering `prefix`."""
-        tree, by_prefix = self._vrp_index
+        tree, by_prefix, _ = self._vrp_index
         out: list[tuple[str, int, int]] = []
         for node in tree.search_covering(prefix):
             out.extend((node.prefix, ml, asn) for ml, asn in by_prefix[node.prefix])
@@ -158,6 +165,25 @@ class RouterRib:
     def iface_prefixes(self, interface: str) -> frozenset[str]:
         return frozenset(p.prefix for p in self.by_iface.get(interface, ()))
 
+    def prefetch_origins(self, asns: Iterable[int]) -> None:
+        """Index the prefixes of these origins only (one pass, few inserts): cones ask for a small share."""
+        if "origin_prefixes" in self.__dict__:
+            return
+        wanted = set(asns)
+        acc: dict[int, set[str]] = {a: set() for a in wanted}
+        for paths in self.by_iface.values():
+            for p in paths:
+                mine = acc.get(p.origin)
+                if mine is not None:
+                    mine.add(p.prefix)
+        self._some_origins = acc
+
+    def prefixes_of(self, origin: int) -> set[str]:
+        some: dict[int, set[str]] | None = self.__dict__.get("_some_origins")
+        if some is not None and origin in some:
+            return some[origin]
+        return self.origin_prefixes.get(origin, set())
+
     @cached_property
     def origin_prefixes(self) -> dict[int, set[str]]:
         """Origin AS -> prefixes it originates, over all interfaces."""
@@ -191,7 +217,7 @@ class RouterRib:
         key = (id(rpki), origin)
         got = memo.get(key)
         if got is None:
-            mine = self.origin_prefixes.get(origin, set())
+            mine = self.prefixes_of(origin)
             if rpki.vrps:
                 got = frozenset(x for x in mine if rpki.rov(x, origin) is not Rov.INVALID)
             else:
@@ -213,24 +239,38 @@ class RouterRib:
         if cached is not None and cached[0] is rpki:
             return cached[1]  # type: ignore[no-any-return]
         table = rpki.aspa_table
-        unique: dict[tuple[tuple[int, ...], Relationship], None] = {}
-        for iface, paths in self.by_iface.items():
-            rel = self.relationship(iface)
-            for p in paths:
-                unique[(p.as_path, rel)] = None
         acc: dict[int, set[int]] = {}
-        for as_path, rel in unique:
-            if _verdict(table, as_path, rel) is PathVerdict.INVALID:
-                continue
-            path = compress(as_path)
-            for k in range(len(path) - 1):
-                provider, customer = path[k], path[k + 1]
-                if authorized(table, customer, provider) is Authorization.NOT_PROVIDER_PLUS:
-                    continue
-                acc.setdefault(provider, set()).add(customer)
+        for rel in sorted({n.relationship for n in self.neighbors.values()}):
+            unique = {p.as_path for i in self.ifaces(rel) for p in self.by_iface[i]}
+            for as_path in sorted(unique):
+                self._add_pairs(table, as_path, rel, acc)
         result = {a: frozenset(c) for a, c in acc.items()}
         self.__dict__["_pairs"] = (rpki, result)
         return result
+
+    @staticmethod
+    def _add_pairs(
+        table: Mapping[int, frozenset[int]],
+        as_path: tuple[int, ...],
+        rel: Relationship,
+        acc: dict[int, set[int]],
+    ) -> None:
+        """The trusted customer pairs of one AS_PATH into `acc` (none when the path is ASPA-Invalid)."""
+        if _verdict(table, as_path, rel) is PathVerdict.INVALID:
+            return
+        path = compress(as_path)
+        for k in range(len(path) - 1):
+            provider, customer = path[k], path[k + 1]
+            if authorized(table, customer, provider) is Authorization.NOT_PROVIDER_PLUS:
+                continue
+            acc.setdefault(provider, set()).add(customer)
+
+
+def path_verdict(
+    table: Mapping[int, frozenset[int]], as_path: tuple[int, ...], rel: Relationship
+) -> PathVerdict:
+    """ASPA verification of a path received over a neighbour with this relationship."""
+    return _verdict(table, as_path, rel)
 
 
 def _verdict(table: Mapping[int, frozenset[int]], as_path: tuple[int, ...], rel: Relationship) -> PathVerdict:

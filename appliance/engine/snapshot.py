@@ -118,11 +118,15 @@ def merge(key: Key, inter: Outcome | None, intra: IntraOutcome | None) -> Decisi
     return Decision(r, i, inter.kind, inter.prefixes, inter.algorithm, (*inter.notes, note), {}, True)
 
 
-def decide(snapshot: Snapshot) -> dict[Key, Decision]:
-    """Every interface's merged decision, keyed by (router, interface)."""
+def decide(snapshot: Snapshot, rpki: RpkiView | None = None) -> dict[Key, Decision]:
+    """Every interface's merged decision, keyed by (router, interface).
+
+    `rpki` may pass the indexes of an unchanged RPKI table from an earlier run (it must hold the snapshot's
+    VRPs and ASPAs); building the VRP index is most of the cost of a cold run.
+    """
     routers = snapshot.router_map()
     intra = compute_intra(routers, snapshot.interfaces, snapshot.reports, snapshot.policy)
-    rpki = snapshot.rpki()
+    rpki = rpki or snapshot.rpki()
     neighbors_by_router: dict[str, list[Neighbor]] = {}
     for n in snapshot.neighbors:
         neighbors_by_router.setdefault(n.router, []).append(n)
