@@ -211,7 +211,7 @@ class FileWatcher:
         paths: Sequence[str | os.PathLike[str]],
         tables: RpkiTables,
         interval_s: float = 2.0,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[Event], object] | None = None,
     ) -> None:
         self.paths = [str(p) for p in paths]
         self.tables = tables

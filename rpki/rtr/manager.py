@@ -30,7 +30,7 @@ class RtrManager:
         self,
         caches: Sequence[CacheConfig],
         tables: RpkiTables,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[Event], object] | None = None,
         source: str = "rtr",
         connector: Connector = tcp_connect,
     ) -> None:
