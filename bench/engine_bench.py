@@ -13,9 +13,9 @@ Baseline: inserting the same path prefixes into a bare py-radix tree, in the sam
 CPU seconds (the build machine is shared; wall time is noisier); latencies are wall time. Reported: full
 recompute (`decide`: every interface's list), cold (building the VRP/ASPA indexes too) and warm (RPKI
 unchanged since the previous run: its indexes and memoised ROV answers reused), and the incremental
-engine's build, with their ratio to the baseline; peak RSS; single-path change latency (`Engine.apply`, withdraw then re-announce random paths),
-median and p99. Materialising the full SavRuleSet (1,000 interfaces x the shared list, with provenance) is
-not part of these figures.
+engine's build, with their ratio to the baseline; peak RSS; single-path change latency (`Engine.apply`,
+withdraw then re-announce random paths), median and p99. Materialising the full SavRuleSet (1,000
+interfaces x the shared list, with provenance) is not part of these figures.
 
     .venv/bin/python bench/engine_bench.py [--paths 1000000] [--vrps 600000] [--changes 2000] [--quick]
 """
