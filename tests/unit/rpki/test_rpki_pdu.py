@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rpki.rtr import pdu as P
 from rpki.rtr.ingest import Pending, ingest
@@ -170,3 +172,43 @@ def test_bulk_run_with_bad_max_length_falls_back_to_the_exact_error() -> None:
     with pytest.raises(P.PduError) as err:
         ingest(b"".join(pdus), 0, 1, Pending(True, 1))
     assert err.value.code is P.ErrorCode.CORRUPT_DATA and err.value.pdu == bad
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([0, 1, 2]), st.booleans())
+def test_garbage_only_ever_raises_pdu_error(blob: bytes, version: int, in_response: bool) -> None:
+    """Fuzz: any byte string either decodes, waits for more bytes, or raises PduError with an RFC code."""
+    pending = Pending(True, 1) if in_response else None
+    try:
+        offset, _ = ingest(blob, 0, version, pending)
+        assert 0 <= offset <= len(blob)
+    except P.PduError as exc:
+        assert isinstance(exc.code, P.ErrorCode)
+    try:
+        P.decode(blob)
+    except P.PduError as exc:
+        assert isinstance(exc.code, P.ErrorCode)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(0, 2**32 - 1), max_size=20), st.booleans())
+def test_aspa_roundtrip_in_both_layouts(customer: int, providers: list[int], announce: bool) -> None:
+    current = P.AspaPdu(2, announce, customer, tuple(providers))
+    assert P.decode(P.encode(current)) == current or (
+        not announce and P.aspa_layout(P.encode(current)) is P.AspaLayout.LEGACY  # documented ambiguity
+    )
+    legacy = P.AspaPdu(2, announce, customer, tuple(providers), P.AspaLayout.LEGACY, 1)
+    assert P.decode(P.encode(legacy)) == legacy
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([0, 1, 2]), st.sampled_from([*range(12), 42]), st.binary(max_size=60))
+def test_well_framed_garbage_bodies_raise_only_pdu_error(version: int, ptype: int, body: bytes) -> None:
+    """Fuzz with a correct header and length, so every type's body decoder sees arbitrary bytes."""
+    raw = bytes((version, ptype, body[0] if body else 0, 0)) + (8 + len(body)).to_bytes(4, "big") + body
+    try:
+        pdu = P.decode(raw)
+    except P.PduError as exc:
+        assert isinstance(exc.code, P.ErrorCode)
+        return
+    assert P.frame_length(raw) == len(raw) and pdu.version == version
