@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.daemon",
     "appliance.api.cli",
     "appliance.engine.cli",
+    "appliance.flowspec_cli",
     "appliance.topology.cli", "appliance.reports.cli",
     "appliance.lab.cli",
     "appliance.demo",

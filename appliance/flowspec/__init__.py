@@ -3,6 +3,7 @@
 Pure (no I/O): imports only appliance.model, the standard library and py-radix.
 """
 
+from appliance.flowspec import render_exabgp, render_gobgp
 from appliance.flowspec.compiler import CompileOptions, compile_ruleset, flow_action
 from appliance.flowspec.diff import FlowDiff, diff
 from appliance.flowspec.evaluate import evaluate, first_match
@@ -36,5 +37,7 @@ __all__ = [
     "evaluate",
     "first_match",
     "flow_action",
+    "render_exabgp",
+    "render_gobgp",
     "sort_rules",
 ]
