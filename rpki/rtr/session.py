@@ -182,6 +182,7 @@ class CacheSession:
         self._expect_full = True
         self._refresh_at = 0.0
         self._down_alarm: bool | None = None  # None: never up nor down yet
+        self.cache_resets = 0
 
     @property
     def name(self) -> str:
@@ -310,6 +311,8 @@ class CacheSession:
                 await self._query(full=False)
             return pending
         if isinstance(pdu, CacheReset):
+            self.cache_resets += 1
+            log.info("rtr.cache_reset cache=%s serial=%s", self.name, self.serial)
             await self._query(full=True)
             return None
         if isinstance(pdu, ErrorReport):

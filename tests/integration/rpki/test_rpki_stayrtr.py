@@ -126,6 +126,30 @@ def test_cache_restart_mid_session_resyncs(stayrtr: LocalStayRtr, cache_file: Pa
     asyncio.run(main())
 
 
+def test_cache_reset_for_an_unknown_serial(stayrtr: LocalStayRtr) -> None:
+    """StayRTR answers a Serial Query for a serial it never had with Cache Reset; we resync in place."""
+    async def main() -> None:
+        tables = RpkiTables()
+        deltas: list[RpkiDelta] = []
+        tables.subscribe(deltas.append)
+        manager = RtrManager([CacheConfig("127.0.0.1", stayrtr.port, refresh_s=0.3)], tables)
+        await manager.start()
+        try:
+            assert await manager.wait_synced(10)
+            session = manager.sessions[0]
+            real_serial = session.serial
+            session.serial = 0xFFFF0000  # as if the cache had lost its history
+            await until("a Cache Reset", lambda: session.cache_resets > 0)
+            await until("the reset sync", lambda: session.serial != 0xFFFF0000)
+            assert session.serial is not None and session.serial >= (real_serial or 0)
+            assert set(tables.snapshot().vrps) == set(VRPS) and len(deltas) == 1  # no spurious delta
+            assert session.state is CacheState.IN_SYNC
+        finally:
+            await manager.stop()
+
+    asyncio.run(main())
+
+
 def test_cache_gone_past_expire_withdraws_and_alarms(stayrtr: LocalStayRtr) -> None:
     async def main() -> None:
         tables = RpkiTables()
