@@ -95,12 +95,20 @@ def _topology_path(args: argparse.Namespace) -> Path:
 
 
 def _running(args: argparse.Namespace) -> Lab:
-    """The recorded instance of the topology's lab (or of the only running lab when none is named)."""
+    """The recorded instance to act on. Without --prefix: the topology's lab (the only running lab when
+    no topology is named, else sav-basic), preferring instances started by `savd lab up` over those
+    owned by a running process (a test, `savd demo`), which act on their own labs."""
     explicit = getattr(args, "topology", None) or args.topo
     name = load_topology(explicit, check_files=False).name if explicit else None
     if name is None and not args.prefix and len(list_instances(args.state_root)) != 1:
         name = load_topology(default_topology(), check_files=False).name
-    return Lab.attach(name, prefix=args.prefix, state_root=args.state_root)
+    prefix = args.prefix
+    if prefix is None:
+        found = list_instances(args.state_root, name)
+        detached = [s for s in found if s.owner_pid is None]
+        if len(detached) == 1 or (not detached and len(found) == 1):
+            prefix = (detached or found)[0].prefix
+    return Lab.attach(name, prefix=prefix, state_root=args.state_root)
 
 
 def _fail(exc: LabError) -> int:
@@ -111,7 +119,9 @@ def _fail(exc: LabError) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     try:
         lab = Lab.load(_topology_path(args), prefix=args.prefix, state_root=args.state_root)
-        live = [s for s in list_instances(args.state_root, lab.name) if not s.is_stale()]
+        live = [
+            s for s in list_instances(args.state_root, lab.name) if s.owner_pid is None and not s.is_stale()
+        ]
         if live and not args.prefix:
             running = ", ".join(s.prefix for s in live)
             raise LabError(

@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from appliance.lab import frr, netns
-from appliance.lab.errors import LabError
+from appliance.lab.errors import LabError, TopologyError
 from appliance.lab.state import DEFAULT_ROOT, LabState, NodeState, instance_dir, list_instances
 from appliance.lab.status import bgp_neighbors, json_subset, ospf6_neighbors, ospf_neighbors
 from appliance.lab.topology import FRR_CONF_PATH, FRR_DAEMONS_PATH, Node, Topology, load_topology
@@ -92,7 +92,13 @@ class Lab:
             listing = ", ".join(f"{s.name}/{s.prefix}" for s in found)
             raise LabError(f"several instances running ({listing}): choose one with --prefix")
         state = found[0]
-        topo = load_topology(state.topology, check_files=False)
+        try:
+            topo = load_topology(state.topology, check_files=False)
+        except TopologyError as exc:
+            # The file moved or broke since `up`: the recorded node names still allow status and down.
+            log.warning("event=lab_topology_unreadable lab=%s error=%s", state.name, exc)
+            nodes = tuple(Node(name=n, kind="linux") for n in state.nodes)
+            topo = Topology(name=state.name, path=Path(state.topology), nodes=nodes)
         return cls(topo, prefix=state.prefix, state_root=state_root)
 
     # ---- names --------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
              ip ospf area 0
              ip ospf network point-to-point
              ip ospf hello-interval 1
-             ip ospf dead-interval 4
+             ip ospf dead-interval 8
              ip ospf retransmit-interval 1
             interface eth2
              ip address 198.18.1.1/24
@@ -95,7 +95,7 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
              ip ospf area 0
              ip ospf network point-to-point
              ip ospf hello-interval 1
-             ip ospf dead-interval 4
+             ip ospf dead-interval 8
              ip ospf retransmit-interval 1
             router ospf
              ospf router-id 198.18.255.2

@@ -134,3 +134,21 @@ def test_second_up_of_a_running_prefix_is_refused(
     finally:
         lab.down()
     assert_nothing_left(lab)
+
+
+def test_down_works_after_the_topology_file_moved(
+    require_root: None, tiny_topology: Callable[..., Path]
+) -> None:
+    topo = tiny_topology()
+    lab = Lab.load(topo)
+    try:
+        lab.up(detach=True)
+        topo.rename(topo.with_suffix(".moved"))
+        again = Lab.attach("savtest-tiny", prefix=lab.prefix)
+        status = again.status()
+        assert status["phase"] == "up" and status["owner_pid"] is None
+        assert status["nodes"]["r2"]["present"] and status["nodes"]["r2"]["daemons"]["bgpd"]["alive"]
+        again.down()
+    finally:
+        lab.down()
+    assert_nothing_left(lab)
