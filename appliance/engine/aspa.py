@@ -25,6 +25,7 @@ __all__ = [
     "authorized",
     "build_table",
     "compress",
+    "table_from_mapping",
     "verify_downstream",
     "verify_path",
     "verify_upstream",
@@ -55,6 +56,11 @@ def build_table(aspas: Iterable[Aspa]) -> dict[int, frozenset[int]]:
     for a in aspas:
         acc.setdefault(a.customer, set()).update(p for p in a.providers if p != 0)
     return {c: frozenset(p) for c, p in acc.items()}
+
+
+def table_from_mapping(providers_by_customer: Mapping[int, Iterable[int]]) -> dict[int, frozenset[int]]:
+    """An AspaTable from customer -> providers (e.g. rpki.tables.RpkiTables.aspas()); AS0 is dropped."""
+    return {c: frozenset(p for p in provs if p != 0) for c, provs in providers_by_customer.items()}
 
 
 def authorized(table: AspaTable, customer: int, provider: int) -> Authorization:

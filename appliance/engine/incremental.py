@@ -77,6 +77,7 @@ class RpkiChanged:
     aspas_added: tuple[Aspa, ...] = ()
     aspas_removed: tuple[Aspa, ...] = ()
     ready: bool | None = None
+    aspa_customers_removed: tuple[int, ...] = ()  # rpki.tables.RpkiDelta names removed ASPAs by customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,9 @@ class Engine:
         self.vrps.update(dict.fromkeys(event.vrps_added))
         for a in event.aspas_removed:
             self.aspas.pop(a, None)
+        gone = set(event.aspa_customers_removed)
+        for a in [a for a in self.aspas if a.customer in gone]:
+            del self.aspas[a]
         self.aspas.update(dict.fromkeys(event.aspas_added))
         if event.ready is not None:
             self.rpki_ready = event.ready

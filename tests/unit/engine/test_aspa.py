@@ -15,6 +15,7 @@ from appliance.engine.aspa import (
     authorized,
     build_table,
     compress,
+    table_from_mapping,
     verify_downstream,
     verify_upstream,
 )
@@ -88,3 +89,9 @@ def test_neighbor_mismatch_is_invalid() -> None:
     assert verify_upstream(table, [65002, 65001], neighbor_as=65003) is PathVerdict.INVALID
     assert verify_upstream(table, [65002, 65001], neighbor_as=65003, rs_client=True) is PathVerdict.VALID
     assert verify_downstream(table, [65002, 65001], neighbor_as=65002) is PathVerdict.VALID
+
+
+def test_table_from_mapping_matches_build_table() -> None:
+    rows = {65001: (65002, 0), 65003: (0,)}
+    assert table_from_mapping(rows) == build_table(Aspa(c, p) for c, p in rows.items())
+    assert table_from_mapping(rows)[65003] == frozenset()

@@ -146,3 +146,11 @@ def test_path_change_touches_only_its_interface_when_lists_do_not_move() -> None
     changed = engine.apply(PathAdded(BgpPath("b1", "u1", PREFIXES[3], (65020, 65001))))  # origin in EFP-B's A
     assert changed == {("b1", "c1"), ("b1", "c2"), ("b1", "c3"), ("b1", "u1")}
     assert PREFIXES[3] in engine.ruleset().get("b1", "c2").prefixes  # type: ignore[union-attr]
+
+
+def test_rpki_delta_by_customer_removes_every_aspa_of_it() -> None:
+    snap = _base().replace(aspas=(Aspa(65001, (65000,)), Aspa(65001, (65010,)), Aspa(65002, (65000,))))
+    engine = Engine(snap)
+    engine.apply(RpkiChanged(aspa_customers_removed=(65001,)))
+    assert engine.snapshot().aspas == (Aspa(65002, (65000,)),)
+    assert engine.ruleset().to_json() == compute(engine.snapshot()).to_json()
