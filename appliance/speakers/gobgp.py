@@ -11,9 +11,13 @@ reachable from every network namespace, where 127.0.0.1:50051 inside a lab names
 Next-hop detail (§2.1): AddPath of a FlowSpec path fails with "nexthop not found" unless the path
 carries an MpReachNLRIAttribute with next hop 0.0.0.0 (:: for IPv6) and the NLRI repeated in `nlris`.
 
-Targeting: gobgpd advertises its global RIB to every neighbour with the family. Rules for one router
-therefore go to a gobgpd that peers with that router only (one instance per router, or per group of
-routers that take identical rules); `peer` arguments are used for bookkeeping by the pusher.
+Targeting: gobgpd advertises its global RIB to every neighbour with the family, and rules carry
+interface-group IDs that only mean something on their own router. Rules for one router therefore go to
+a gobgpd that peers with that router only (one instance per router; several sessions to it, e.g. IPv4
+and IPv6, are fine). A managed speaker refuses neighbours with different `name`s (router names) and
+pushes for a peer it does not have; `peer` is otherwise bookkeeping for the pusher. A session reset does
+not lose gobgpd's RIB (it re-advertises by itself); a gobgpd restart does, so call the pusher's
+`session_up` after `start()`.
 """
 
 from __future__ import annotations
@@ -128,6 +132,10 @@ class GoBgpSpeaker:
         self.asn, self.router_id, self.neighbors = asn, router_id, tuple(neighbors)
         self.netns, self.gobgpd_bin = netns, gobgpd_bin
         self.managed = api_target is None
+        routers = {n.name for n in self.neighbors}
+        if len(routers) > 1:
+            raise GoBgpError(name, f"neighbours of several routers {sorted(routers)}: gobgpd sends its whole "
+                                   "RIB to every neighbour, use one speaker per router")
         self.target = api_target or f"unix://{self.workdir / 'api.sock'}"
         self.group_asn, self.batch_size = group_asn, batch_size
         self._proc: asyncio.subprocess.Process | None = None
@@ -196,8 +204,13 @@ class GoBgpSpeaker:
                 proc.kill()
                 await proc.wait()
 
+    def _check_peer(self, peer: str) -> None:
+        if self.managed and self.neighbors and peer not in {n.address for n in self.neighbors}:
+            raise GoBgpError(self.name, f"{peer} is not a neighbour of this speaker")
+
     async def announce(self, peer: str, rules: Sequence[FlowRule]) -> None:
         """Add (or replace, same NLRI) the rules in the global RIB, streamed in batches."""
+        self._check_peer(peer)
         if not rules:
             return
         paths = [path_message(to_path(r, self.group_asn)) for r in rules]
@@ -213,6 +226,7 @@ class GoBgpSpeaker:
 
     async def withdraw(self, peer: str, rules: Sequence[FlowRule], concurrency: int = 64) -> None:
         """DeletePath per rule (GoBGP has no streaming delete), `concurrency` calls in flight."""
+        self._check_peer(peer)
         sem = asyncio.Semaphore(concurrency)
 
         async def one(rule: FlowRule) -> None:

@@ -34,3 +34,21 @@ def test_ipv6_path_uses_ipv6_next_hop() -> None:
     reach = attr.MpReachNLRIAttribute()
     assert path.pattrs[1].Unpack(reach)
     assert (path.family.afi, list(reach.next_hops), len(path.pattrs)) == (2, ["::"], 3)  # + interface-set
+
+
+def test_speaker_refuses_several_routers_and_unknown_peers(tmp_path: object) -> None:
+    import asyncio
+    from pathlib import Path
+
+    import pytest
+
+    from appliance.speakers.gobgp import GoBgpError, GoBgpNeighbor, GoBgpSpeaker
+
+    work = Path(str(tmp_path))
+    with pytest.raises(GoBgpError, match="one speaker per router"):
+        GoBgpSpeaker(work, neighbors=[GoBgpNeighbor("198.18.0.1", 65010, name="r1"),
+                                      GoBgpNeighbor("198.18.0.5", 65011, name="r2")])
+    sp = GoBgpSpeaker(work, neighbors=[GoBgpNeighbor("198.18.0.1", 65010, name="r1"),
+                                       GoBgpNeighbor("2001:db8::1", 65010, name="r1")])
+    with pytest.raises(GoBgpError, match=r"198\.18\.0\.9 is not a neighbour"):
+        asyncio.run(sp.announce("198.18.0.9", []))
