@@ -60,6 +60,7 @@ __all__ = [
     "SpeakerEvent",
     "SpeakerRestarted",
     "UpdateReceived",
+    "normalise_line",
     "parse_api_line",
     "render_config",
     "render_env",
@@ -162,6 +163,21 @@ def _merge_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def loads(text: str) -> Any:
     """json.loads that keeps repeated keys (ExaBGP prints one key per repeated BGP-LS TLV)."""
     return json.loads(text, object_pairs_hook=_merge_duplicates)
+
+
+VOLATILE_KEYS = ("time", "host", "pid", "ppid", "counter")
+
+
+def normalise_line(line: str) -> str:
+    """A recorded API line without its volatile members (ExaBGP qa's _cleanup), for committed corpora.
+
+    Only the envelope is touched: the line is re-serialised from the duplicate-preserving parse, so a
+    repeated key inside the message comes back as one key holding a list of its values."""
+    doc = loads(line)
+    if isinstance(doc, dict):
+        for key in VOLATILE_KEYS:
+            doc.pop(key, None)
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -283,7 +299,10 @@ def render_env(listen: tuple[str, int] | None) -> str:
 
 
 class ExaBgpSpeaker:
-    """An asyncio wrapper around one ExaBGP child: start/stop, events, commands with acks."""
+    """An asyncio wrapper around one ExaBGP child: start/stop, events, commands with acks.
+
+    `record`: append every line ExaBGP writes to the API (not the acks) to this file, so a session can
+    be replayed through `parse_api_line` in tests (see normalise_line for committing them)."""
 
     def __init__(
         self,
@@ -293,6 +312,7 @@ class ExaBgpSpeaker:
         netns: str | None = None,
         listen: tuple[str, int] | None = None,
         exabgp_bin: str | None = None,
+        record: Path | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.neighbors = tuple(neighbors)
@@ -312,6 +332,7 @@ class ExaBgpSpeaker:
         self._stopping = False
         self._restarts = 0
         self._log_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._record = record
 
     # public API ----------------------------------------------------------------------------------------
 
@@ -534,6 +555,9 @@ class ExaBgpSpeaker:
 
     def _on_line(self, line: str) -> None:
         text = line.strip()
+        if self._record is not None and text and text not in ("done", "error"):
+            with self._record.open("a") as rec:  # record-and-replay (holo's event recorder): raw API lines
+                rec.write(text + "\n")
         if text in ("done", "error"):
             if self._pending:
                 fut = self._pending.popleft()
