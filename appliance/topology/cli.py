@@ -37,7 +37,9 @@ def register(subparsers: Any) -> None:
     src.add_argument("--config", type=Path, help="appliance TOML: collect once from its ExaBGP speakers")
     src.add_argument("--frr-json", type=Path, help="an FRR 'show bgp link-state link-state json' table")
     show.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for End-of-RIB")
-    show.add_argument("--reports", type=Path, help="declarative YAML report file")
+    show.add_argument(
+        "--reports", type=Path, help="declarative report file (default: the config's [reports] file)"
+    )
     show.add_argument("--data-dir", type=Path, help="report store folder (default: the config's data_dir)")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_show)
@@ -150,7 +152,7 @@ async def collect(config_path: Path, timeout_s: float) -> Topology:
 
 
 def _show(args: argparse.Namespace) -> int:
-    data_dir = args.data_dir
+    data_dir, reports_file = args.data_dir, args.reports
     try:
         if args.frr_json:
             topo = Topology()
@@ -159,12 +161,13 @@ def _show(args: argparse.Namespace) -> int:
                 print(f"savd topology: {args.frr_json}: skipped {err}", file=sys.stderr)
             topo.apply_all(LsAnnounce(str(args.frr_json), i) for i in items)
         else:
-            if data_dir is None:
-                from appliance.config import load_config
+            from appliance.config import load_config
 
-                data_dir = load_config(args.config).appliance.data_dir
+            cfg = load_config(args.config)
+            data_dir = data_dir or cfg.appliance.data_dir
+            reports_file = reports_file or cfg.reports.file
             topo = asyncio.run(collect(args.config, args.timeout))
-        prefixes, routers = load_sources(data_dir, args.reports)
+        prefixes, routers = load_sources(data_dir, reports_file)
     except (OSError, ValueError, ReportError, SpeakerError) as exc:
         print(f"savd topology: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 TopologyFact = Router | Interface | Link | IgpPrefix | PrefixReport
 TOPOLOGY_KINDS = ("router", "interface", "link", "igp-prefix", "report")
+MAX_SKIPPED = 100  # the last skipped NLRI kept for `savd topology show`/monitoring; each is logged anyway
 
 
 @dataclass
@@ -36,7 +37,7 @@ class TopologyIngest:
         before = self.topology.version
         if isinstance(event, UpdateReceived):
             events, errors = decode_update(event)
-            self.skipped.extend(errors)
+            self.skipped = (self.skipped + errors)[-MAX_SKIPPED:]
             self.topology.apply_all(events)
         elif isinstance(event, SessionDown):
             n = self.topology.mark_stale(event.neighbor)
