@@ -82,6 +82,36 @@ def cover_blocks(blocks: Iterable[Block], width: int) -> list[Block]:
     return out
 
 
+def _contains(outer: Block, inner: Block, width: int) -> bool:
+    shift = width - outer[1]
+    return outer[1] <= inner[1] and outer[0] >> shift == inner[0] >> shift
+
+
+def subtract(cover: list[Block], holes: Iterable[Block], width: int) -> list[Block]:
+    """The exact cover of `cover` minus `holes`: blocks inside a hole vanish, a block containing a hole
+    is replaced by the siblings along the path down to it."""
+    pieces = list(cover)
+    for hole in holes:
+        out: list[Block] = []
+        for block in pieces:
+            if _contains(hole, block, width):
+                continue
+            if not _contains(block, hole, width):
+                out.append(block)
+                continue
+            addr, plen = block
+            while plen < hole[1]:
+                plen += 1
+                half = 1 << (width - plen)
+                if hole[0] & half:          # the hole is in the upper half: keep the lower one
+                    out.append((addr, plen))
+                    addr += half
+                else:
+                    out.append((addr + half, plen))
+        pieces = out
+    return cover_blocks(pieces, width)
+
+
 def exact_cover(prefixes: Iterable[IPNetwork]) -> list[IPNetwork]:
     """The smallest set of disjoint CIDR blocks whose union is the union of `prefixes` (both families)."""
     nets = list(prefixes)

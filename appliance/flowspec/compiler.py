@@ -6,6 +6,8 @@ time 0.0 for the caller to stamp). Only rules with delivery FLOWSPEC are compile
 Meaning of one interface's list (what the property test checks the rules against):
 - blocklist: a source inside the listed prefixes gets the interface's action; others pass.
 - allowlist: a source inside the listed prefixes passes; others of the same family get the action.
+- sources in `always_allowed` (link-local and unspecified by default) always pass: they are not
+  routable, and dropping them breaks the link (IPv6 neighbour discovery under an allowlist's ::/0).
   An allowlist restricts only the address families it lists: one with no IPv6 prefix leaves IPv6
   unfiltered, and an empty allowlist compiles to nothing (fail open: no knowledge is not "nothing is
   legitimate"; an event says so).
@@ -78,6 +80,10 @@ SOURCE = "flowspec"
 class CompileOptions:
     max_rules_per_router: int = 10_000
     force: bool = False
+    #: sources that are never filtered: not routable, but needed on the link (IPv6 neighbour discovery
+    #: from link-local addresses, DAD and DHCP from the unspecified address). An allowlist allows them in
+    #: the families it lists; a blocklist never blocks them.
+    always_allowed: tuple[str, ...] = ("0.0.0.0/32", "fe80::/10", "::/128")
     #: explicit interface-set group IDs keyed by (router, interface); others are derived (groups.py)
     group_ids: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
@@ -128,13 +134,19 @@ class _Interface:
     blocks: dict[int, list[aggregate.Block]]   # per version
 
 
-def _interface_table(iface: _Interface) -> tuple[list[tuple[Prefix, FlowAction]], int]:
+def _interface_table(iface: _Interface, exempt: dict[int, list[aggregate.Block]]
+                     ) -> tuple[list[tuple[Prefix, FlowAction]], int]:
     """Minimal (prefix, action) entries of one interface and its exact-cover rule count."""
     entries: list[tuple[Prefix, FlowAction]] = []
     cover = 0
     for version, blocks in sorted(iface.blocks.items()):
         width = aggregate.WIDTH[version]
-        exact = aggregate.cover_blocks(blocks, width)
+        if iface.rules.kind is ListKind.BLOCK:
+            exact = aggregate.subtract(aggregate.cover_blocks(blocks, width), exempt.get(version, ()), width)
+        else:
+            exact = aggregate.cover_blocks(blocks + exempt.get(version, []), width)
+        if not exact:
+            continue
         if iface.rules.kind is ListKind.BLOCK:
             inside, outside, default, cover = iface.action, ACCEPT, aggregate.OUT, cover + len(exact)
         else:
@@ -203,8 +215,12 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
         return RouterFlowSpec(router, (), (), RouterStats(0, 0), refused=True)
     gid = {g.interface: g.group_id for g in groups}
     tables, cover = [], 0
+    exempt: dict[int, list[aggregate.Block]] = {}
+    for text in options.always_allowed:
+        version, addr, plen = aggregate.parse_prefix(text)
+        exempt.setdefault(version, []).append((addr, plen))
     for iface in usable:
-        entries, n_cover = _interface_table(iface)
+        entries, n_cover = _interface_table(iface, exempt)
         tables.append((gid[iface.rules.interface], entries))
         cover += n_cover
     merged = _merge(router, tables)

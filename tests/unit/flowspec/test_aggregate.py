@@ -49,3 +49,21 @@ def test_minimal_table_uses_exceptions() -> None:
     assert len(cover) == 8
     assert sorted(table) == sorted([(int(ipaddress.IPv4Address("198.18.0.0")), 16, aggregate.IN),
                                     (int(ipaddress.IPv4Address("198.18.9.0")), 24, aggregate.OUT)])
+
+
+@settings(max_examples=300)
+@given(st.lists(v4, min_size=1, max_size=10), st.lists(v4, max_size=3))
+def test_subtract_equals_set_difference(nets: list[ipaddress.IPv4Network],
+                                        holes: list[ipaddress.IPv4Network]) -> None:
+    cover = aggregate.cover_blocks([(int(n.network_address), n.prefixlen) for n in nets], 32)
+    got = aggregate.subtract(cover, [(int(h.network_address), h.prefixlen) for h in holes], 32)
+    remaining: list[ipaddress.IPv4Network] = list(ipaddress.collapse_addresses(nets))
+    for hole in holes:
+        nxt: list[ipaddress.IPv4Network] = []
+        for n in remaining:
+            if n.subnet_of(hole):
+                continue
+            nxt.extend(n.address_exclude(hole) if hole.subnet_of(n) else [n])
+        remaining = nxt
+    want = [(int(n.network_address), n.prefixlen) for n in ipaddress.collapse_addresses(remaining)]
+    assert got == want

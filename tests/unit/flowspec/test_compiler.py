@@ -39,8 +39,18 @@ def one(rules: list[InterfaceRules], **kw: object) -> list[tuple[str, int | None
          [("198.18.1.0/24", None, "discard", ("eth1",)), ("2001:db8:1::/48", None, "discard", ("eth1",))]),
         ("allowlist is accept above a default discard, per listed family only",
          [InterfaceRules("r1", "eth1", ListKind.ALLOW, ("198.18.1.0/24", "198.18.2.0/24"))],
-         [("198.18.1.0/24", None, "accept", ("eth1",)), ("198.18.2.0/24", None, "accept", ("eth1",)),
+         [("0.0.0.0/32", None, "accept", ("eth1",)),
+          ("198.18.1.0/24", None, "accept", ("eth1",)), ("198.18.2.0/24", None, "accept", ("eth1",)),
           ("0.0.0.0/0", None, "discard", ("eth1",))]),
+        ("IPv6 allowlist keeps link-local and unspecified sources (neighbour discovery, DAD)",
+         [InterfaceRules("r1", "eth1", ListKind.ALLOW, ("2001:db8:1::/48",))],
+         [("::/128", None, "accept", ("eth1",)), ("2001:db8:1::/48", None, "accept", ("eth1",)),
+          ("fe80::/10", None, "accept", ("eth1",)), ("::/0", None, "discard", ("eth1",))]),
+        ("a blocklist never blocks link-local sources",
+         # fe80::/9 = fe80::/10 + fec0::/10
+         [InterfaceRules("r1", "eth1", ListKind.BLOCK, ("fe80::/9", "::/1"))],
+         [("::/128", None, "accept", ("eth1",)), ("::/1", None, "discard", ("eth1",)),
+          ("fec0::/10", None, "discard", ("eth1",))]),
         ("adjacent blocks merge to the exact cover",
          [InterfaceRules("r1", "eth1", ListKind.BLOCK, ("198.18.0.0/24", "198.18.1.0/24"))],
          [("198.18.0.0/23", None, "discard", ("eth1",))]),
@@ -55,7 +65,8 @@ def one(rules: list[InterfaceRules], **kw: object) -> list[tuple[str, int | None
         ("allowed on eth1, blocked on eth2: distinct NLRI, each with its own interface",
          [InterfaceRules("r1", "eth1", ListKind.ALLOW, ("198.18.1.0/24",)),
           InterfaceRules("r1", "eth2", ListKind.BLOCK, ("198.18.1.0/24",))],
-         [("198.18.1.0/24", 0, "discard", ("eth2",)), ("198.18.1.0/24", None, "accept", ("eth1",)),
+         [("0.0.0.0/32", None, "accept", ("eth1",)),
+          ("198.18.1.0/24", 0, "discard", ("eth2",)), ("198.18.1.0/24", None, "accept", ("eth1",)),
           ("0.0.0.0/0", None, "discard", ("eth1",))]),
         ("modes: monitor samples, rate-limit 0 discards, rate and redirect carried",
          [InterfaceRules("r1", "eth1", ListKind.BLOCK, ("198.18.1.0/24",), Action(Mode.MONITOR)),
@@ -82,7 +93,8 @@ def test_stats_report_exact_cover() -> None:
              InterfaceRules("r1", "eth2", ListKind.ALLOW, ("198.18.1.0/24", "2001:db8::/48"))]
     r1 = compile_ruleset(SavRuleSet.of(rules)).get("r1")
     assert r1 is not None
-    assert (r1.stats.emitted, r1.stats.exact_cover) == (6, 8 + 2 + 2)
+    # eth2 also allows 0.0.0.0/32, fe80::/10 and ::/128 (always_allowed)
+    assert (r1.stats.emitted, r1.stats.exact_cover) == (2 + 3 + 4, 8 + (2 + 1) + (3 + 1))
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from appliance.flowspec import (
 from appliance.model import Action, InterfaceRules, ListKind, Mode, SavRuleSet
 
 IFACES = ("eth1", "eth2", "eth3", "eth4")
+ALWAYS_ALLOWED = [ipaddress.ip_network(p) for p in ("0.0.0.0/32", "fe80::/10", "::/128")]
 ROUTERS = ("r1", "r2")
 
 
@@ -42,7 +43,7 @@ def _v6_prefix(bits: int, length: int) -> str:
 prefixes = st.one_of(
     st.builds(_v4_prefix, st.integers(0, 2**11 - 1), st.integers(15, 26)),
     st.builds(_v6_prefix, st.integers(0, 2**8 - 1), st.integers(32, 40)),
-    st.sampled_from(["0.0.0.0/0", "198.0.0.0/8", "::/0"]),
+    st.sampled_from(["0.0.0.0/0", "198.0.0.0/8", "::/0", "0.0.0.0/31", "fe80::/9", "fe80::/64", "::/127"]),
 )
 actions = st.one_of(
     st.just(Action(Mode.DROP)),
@@ -63,6 +64,8 @@ def expected_action(rules: InterfaceRules | None, source: str) -> FlowAction:
     if rules is None:
         return ACCEPT
     addr = ipaddress.ip_address(source)
+    if any(addr.version == n.version and addr in n for n in ALWAYS_ALLOWED):
+        return ACCEPT
     nets = [ipaddress.ip_network(p) for p in rules.prefixes]
     listed = any(addr.version == n.version and addr in n for n in nets)
     act = rules.action
@@ -82,7 +85,8 @@ def expected_action(rules: InterfaceRules | None, source: str) -> FlowAction:
 
 def sources(ruleset: SavRuleSet, extra: list[int]) -> list[str]:
     """Edges of every listed prefix (first, last, one outside each side) plus random addresses."""
-    out = {"10.0.0.1", "2001:db9::1", "255.255.255.255", "::"}
+    out = {"10.0.0.1", "2001:db9::1", "255.255.255.255", "::", "::1", "0.0.0.1", "fe80::1", "febf::1",
+           "fec0::"}
     for r in ruleset.rules:
         for p in r.prefixes:
             net = ipaddress.ip_network(p)

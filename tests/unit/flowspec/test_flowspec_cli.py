@@ -28,10 +28,11 @@ def test_json_output(rules_file: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["flowspec", "compile", str(rules_file), "--format", "json"]) == 0
     view = json.loads(capsys.readouterr().out)
     r1, r2 = view["routers"]
-    assert (r1["router"], r1["emitted"], r1["exact_cover"]) == ("r1", 3, 3)
+    assert (r1["router"], r1["emitted"], r1["exact_cover"]) == ("r1", 4, 4)
     eth2 = next(g["group_id"] for g in r1["groups"] if g["interface"] == "eth2")
     assert {(x["source"], x["action"], x["packet_length_min"]) for x in r1["rules"]} == {
-        ("198.18.1.0/24", "accept", None), ("198.18.1.0/24", "sample", 0), ("0.0.0.0/0", "discard", None)}
+        ("198.18.1.0/24", "accept", None), ("198.18.1.0/24", "sample", 0), ("0.0.0.0/0", "discard", None),
+        ("0.0.0.0/32", "accept", None)}
     assert [x["groups"] for x in r1["rules"] if x["action"] == "sample"] == [[eth2]]
     assert [(x["source"], x["action"]) for x in r2["rules"]] == [("2001:db8::/32", "discard")]
 
@@ -46,7 +47,7 @@ def test_exabgp_output_for_one_router(rules_file: Path, capsys: pytest.CaptureFi
 
 
 def test_refused_router_exit_code(rules_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["flowspec", "compile", str(rules_file), "--max-rules", "2"]) == 3
+    assert main(["flowspec", "compile", str(rules_file), "--max-rules", "3"]) == 3
     captured = capsys.readouterr()
     assert "# r1: REFUSED" in captured.out and "flowspec.too-many-rules" in captured.err
 
