@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.model import PrefixFlags, PrefixReport
-from appliance.reports.records import Source
+from appliance.model import PrefixFlags, PrefixReport, Role
+from appliance.reports.records import RouterReport, Source
 from appliance.topology.graph import Topology
 
 TAG_MARKER, TAG_MARKER_MASK = 0xA0000000, 0xF0000000
@@ -67,7 +67,8 @@ def reports_from_topology(topology: Topology) -> list[PrefixReport]:
     out: set[PrefixReport] = set()
     for p in topology.ls_prefixes():
         tags = [t for t in map(decode_tag, p.route_tags) if t] + [
-            t for t in map(decode_extended_tag, p.extended_tags) if t]
+            t for t in map(decode_extended_tag, p.extended_tags) if t
+        ]
         if not tags:
             continue
         router = names[p.node]
@@ -77,3 +78,11 @@ def reports_from_topology(topology: Topology) -> list[PrefixReport]:
             for itf in itfs:
                 out.add(PrefixReport(router, itf, p.prefix, tag.subnet, tag.flags, str(Source.BGPLS)))
     return sorted(out, key=lambda r: (r.router, r.interface, r.prefix, r.subnet))
+
+
+def roles_from_topology(topology: Topology) -> list[RouterReport]:
+    """Source "bgp-ls" roles: a router with an AS-border link (RFC 9086 EPE link, or any link whose ends
+    are in different ASes) is a border router. Nothing else is inferred: access/core and capability come
+    from the file or the API (lowest precedence, so an operator's statement always wins)."""
+    border = sorted({lk.local for lk in topology.border_links()})
+    return [RouterReport(r, Role.BORDER, None, str(Source.BGPLS)) for r in border]

@@ -21,7 +21,7 @@ from typing import Any
 from appliance.reports.cli import load_sources, print_resolved, resolved_to_dict
 from appliance.reports.errors import ReportError
 from appliance.reports.merge import Resolved, apply_roles, resolve
-from appliance.reports.tags import reports_from_topology
+from appliance.reports.tags import reports_from_topology, roles_from_topology
 from appliance.speakers.bgpls import LsAnnounce
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SpeakerError
 from appliance.topology.frr_ls import items_from_frr_table
@@ -171,7 +171,9 @@ def _show(args: argparse.Namespace) -> int:
     except (OSError, ValueError, ReportError, SpeakerError) as exc:
         print(f"savd topology: {exc}", file=sys.stderr)
         return 2
-    resolved = resolve([*reports_from_topology(topo), *prefixes], routers, now=time.time())
+    resolved = resolve(
+        [*reports_from_topology(topo), *prefixes], [*roles_from_topology(topo), *routers], now=time.time()
+    )
     doc = view(topo, resolved)
     if args.json:
         print(json.dumps(doc, indent=1, sort_keys=True))

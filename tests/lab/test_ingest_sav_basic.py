@@ -213,3 +213,4 @@ def test_sav_basic_graph_equals_lab_and_follows_link_changes(
     doc = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in doc["routers"]] == list(ROUTERS)
     assert sum(1 for lk in doc["links"] if lk["border"]) == 2 and len(doc["links"]) == 8
+    assert {r["name"]: r["role"] for r in doc["routers"]}["r4"] == "border"  # inferred from its eBGP links

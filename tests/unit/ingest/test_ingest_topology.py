@@ -135,6 +135,11 @@ def test_epe_link_joins_the_named_router_and_marks_the_border() -> None:
     assert (border.local, border.remote, border.local_address) == ("r1", "198.19.255.1", "198.18.30.1")
     assert ("r1", "eth2", True) in {(i.router, i.name, i.external) for i in t.interfaces()}
     assert t.neighbours("r1") == ("198.19.255.1", "r2")
+    from appliance.model import Role
+    from appliance.reports.records import RouterReport
+    from appliance.reports.tags import roles_from_topology
+
+    assert roles_from_topology(t) == [RouterReport("r1", Role.BORDER, None, "bgp-ls")]
 
 
 def test_ingest_stale_expiry_uses_the_given_clock() -> None:
