@@ -77,8 +77,11 @@ class ExaBgpFlowAdapter:
 class FlowPusher:
     """Per-peer wanted/held rule state for one speaker; every change goes out as a diff."""
 
-    def __init__(self, speaker: FlowSpeaker, *, batch_size: int = 1000) -> None:
-        self.speaker, self.batch_size = speaker, batch_size
+    def __init__(self, speaker: FlowSpeaker, *, batch_size: int = 1000,
+                 on_applied: Callable[[str, FlowDiff], None] | None = None) -> None:
+        """`on_applied(peer, diff)` runs after each batch that reached the speaker, e.g.
+        `lambda peer, d: appliance.state.pushed.record_diff(store, peer, d)` to journal it."""
+        self.speaker, self.batch_size, self.on_applied = speaker, batch_size, on_applied
         self._wanted: dict[str, tuple[FlowRule, ...]] = {}
         self._held: dict[str, dict[FlowMatch, FlowRule]] = {}
         self._up: set[str] = set()
@@ -87,6 +90,11 @@ class FlowPusher:
     def held(self, peer: str) -> tuple[FlowRule, ...]:
         """What `peer` holds as far as the pusher knows, in RFC 8955 order."""
         return sort_rules(tuple(self._held.get(peer, {}).values()))
+
+    def restore(self, peer: str, held: Iterable[FlowRule]) -> None:
+        """Seed what `peer` holds (from the journal after a savd restart), so the next push or re-sync
+        withdraws rules that are no longer wanted instead of leaving them behind."""
+        self._held[peer] = {r.match: r for r in held}
 
     def is_up(self, peer: str) -> bool:
         return peer in self._up
@@ -137,10 +145,14 @@ class FlowPusher:
             if op == "announce":
                 await self.speaker.announce(peer, batch)
                 held.update((r.match, r) for r in batch)
+                done = FlowDiff(announce=tuple(batch))
             else:
                 await self.speaker.withdraw(peer, batch)
                 for r in batch:
                     held.pop(r.match, None)
+                done = FlowDiff(withdraw=tuple(batch))
+            if self.on_applied is not None:
+                self.on_applied(peer, done)
             i = j
         log.info("event=flowspec-pushed peer=%s announced=%d withdrawn=%d held=%d",
                  peer, len(change.announce), len(change.withdraw), len(held))

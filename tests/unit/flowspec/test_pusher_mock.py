@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from appliance.flowspec import ACCEPT, ActionKind, FlowAction, FlowMatch, FlowRule
+from appliance.flowspec import ACCEPT, ActionKind, FlowAction, FlowDiff, FlowMatch, FlowRule
 from appliance.speakers.exabgp import SessionDown, SessionUp
 from appliance.speakers.pusher import FlowPusher, PushError
 
@@ -131,3 +131,23 @@ def test_mock_delivery_compiles_pushes_per_router_and_respects_refusal() -> None
     assert p.held("198.18.0.2") == ()                                              # no rules: withdrawn
     assert events == ["flowspec.refused"]
     assert d.last_plan.get("r1") is not None and d.last_plan.get("r1").refused  # type: ignore[union-attr]
+
+
+def test_mock_restore_from_journal_withdraws_stale_and_records_batches() -> None:
+    from appliance.state.pushed import held_rules, record_diff
+    from appliance.state.store import StateStore
+
+    store = StateStore()
+    stale, keep, new = rule("198.18.1.0/24"), rule("198.18.2.0/24"), rule("198.18.3.0/24")
+    record_diff(store, "p", FlowDiff(announce=(stale, keep)))
+    sp = MockSpeaker()
+    p = FlowPusher(sp, on_applied=lambda peer, d: record_diff(store, peer, d))
+    p.restore("p", held_rules(store, "p"))
+
+    async def scenario() -> None:
+        await p.push("p", [keep, new])
+        await p.session_up("p")
+    run(scenario())
+    assert sp.calls == [("withdraw", "p", ("198.18.1.0/24",)),
+                        ("announce", "p", ("198.18.2.0/24", "198.18.3.0/24"))]
+    assert [r.match.source for r in held_rules(store, "p")] == ["198.18.2.0/24", "198.18.3.0/24"]
