@@ -194,6 +194,14 @@ class Lab:
         log.info("event=lab_down lab=%s prefix=%s", self.name, self.prefix)
 
     def _validate(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError(f"lab {self.name}: network namespaces need root (run as root or with sudo)")
+        if any(n.is_frr for n in self.topology.nodes) and (
+            shutil.which(frr.VTYSH) is None or not (frr.FRR_SBIN / "zebra").exists()
+        ):
+            raise LabError(
+                f"lab {self.name}: FRR is not installed (vtysh, {frr.FRR_SBIN}/zebra); run scripts/setup"
+            )
         for node in self.topology.nodes:
             for bind in node.binds:
                 if not bind.host.exists():

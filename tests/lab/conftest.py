@@ -1,7 +1,8 @@
 """Fixtures for lab tests: real FRR in network namespaces, always torn down.
 
-- `sav_basic` (session): containerlab/sav-basic up and converged (converged.json), shared by every lab
-  test of the session. Do not change it destructively; build your own with `lab_factory` for that.
+- `sav_basic` (module): containerlab/sav-basic up and converged (converged.json), shared by the tests of
+  one module and torn down after it (so no lab idles through the rest of the run). Do not change it
+  destructively; build your own with `lab_factory` for that.
 - `lab_factory` (function): `make(path, prefix=None, converge=True) -> Lab`, up (and converged when the
   lab has a converged.json); every lab made is torn down after the test, pass or fail.
 - `tiny_topology`: `make(r2_conf_extra=..., h1_exec=...)` writes a 2-router + 1-host lab (OSPF, one
@@ -25,7 +26,7 @@ SAV_BASIC = REPO / "containerlab" / "sav-basic" / "sav-basic.clab.yml"
 CONVERGE_TIMEOUT_S = 90.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sav_basic(require_root: None) -> Iterator[Lab]:
     lab = Lab.load(SAV_BASIC)
     try:
