@@ -18,8 +18,13 @@ EXABGP = str(Path(sys.executable).parent / "exabgp")
 
 def live_decode(shared_data: Path, name: str) -> tuple[str, str]:
     lines = (shared_data / "bgp-ls" / "exabgp-qa-decoding" / name).read_text().splitlines()
-    out = subprocess.run([EXABGP, "decode", "-f", "bgp-ls bgp-ls", "--update", lines[1].replace(" ", "")],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [EXABGP, "decode", "-f", "bgp-ls bgp-ls", "--update", lines[1].replace(" ", "")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     json_line = next(line for line in out.splitlines() if line.startswith("{"))
     return json_line, lines[2]
 

@@ -31,8 +31,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_for(events: AsyncIterator[SpeakerEvent], kind: type, what: str, timeout_s: float = 30.0
-                   ) -> list[SpeakerEvent]:
+async def wait_for(
+    events: AsyncIterator[SpeakerEvent], kind: type, what: str, timeout_s: float = 30.0
+) -> list[SpeakerEvent]:
     """Collect events until one of `kind` arrives; fail naming what was awaited and what was seen."""
     seen: list[SpeakerEvent] = []
     try:
@@ -49,19 +50,39 @@ async def wait_for(events: AsyncIterator[SpeakerEvent], kind: type, what: str, t
 def test_flow_updates_acks_and_restart(tmp_path: Path) -> None:
     async def scenario() -> None:
         port = free_port()
-        a = ExaBgpSpeaker(tmp_path / "a", [ExaNeighbor("127.0.0.2", "127.0.0.1", 65001, 65002, "198.18.0.1",
-                                                       ("ipv4 flow",), passive=True, name="b")],
-                          listen=("127.0.0.1", port))
-        b = ExaBgpSpeaker(tmp_path / "b", [ExaNeighbor("127.0.0.1", "127.0.0.2", 65002, 65001, "198.18.0.2",
-                                                       ("ipv4 flow",), port=port, name="a")])
+        a = ExaBgpSpeaker(
+            tmp_path / "a",
+            [
+                ExaNeighbor(
+                    "127.0.0.2",
+                    "127.0.0.1",
+                    65001,
+                    65002,
+                    "198.18.0.1",
+                    ("ipv4 flow",),
+                    passive=True,
+                    name="b",
+                )
+            ],
+            listen=("127.0.0.1", port),
+        )
+        b = ExaBgpSpeaker(
+            tmp_path / "b",
+            [
+                ExaNeighbor(
+                    "127.0.0.1", "127.0.0.2", 65002, 65001, "198.18.0.2", ("ipv4 flow",), port=port, name="a"
+                )
+            ],
+        )
         try:
             await a.start()
             await b.start()
             a_events, b_events = a.events(), b.events()
             assert (await wait_for(b_events, SessionUp, "b up"))[-1] == SessionUp("127.0.0.1", "a")
             assert b.established() == {"127.0.0.1"}
-            rule = ("neighbor 127.0.0.1 announce flow route "
-                    "{ match { source 198.18.1.0/24; } then { discard; } }")
+            rule = (
+                "neighbor 127.0.0.1 announce flow route { match { source 198.18.1.0/24; } then { discard; } }"
+            )
             assert await b.send(rule) is True
             assert await b.send("announce nonsense") is False
             seen = await wait_for(a_events, UpdateReceived, "flow update on a")

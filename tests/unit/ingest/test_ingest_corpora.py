@@ -136,8 +136,9 @@ def _frr_conf_truth(folder: Path) -> tuple[dict[str, str], set[tuple[str, str, s
         if not host or not net:
             continue
         sysid["".join(net.groups())] = host.group(1)
-        addrs[host.group(1)] = [ipaddress.IPv4Interface(a) for a in re.findall(r"ip address (\S+)", text)
-                                if not a.endswith("/32")]
+        addrs[host.group(1)] = [
+            ipaddress.IPv4Interface(a) for a in re.findall(r"ip address (\S+)", text) if not a.endswith("/32")
+        ]
     adj = set()
     for a, mine in addrs.items():
         for b, theirs in addrs.items():
@@ -158,8 +159,11 @@ def test_frr_topotest_table_matches_its_configs(shared_data: Path) -> None:
     sysid, adj = _frr_conf_truth(folder)
     names = {r.name for r in topo.routers()}
     assert names == set(sysid)  # 4 IS-IS routers, named by system ID (no node-name TLV in the table)
-    learned_v4 = {(sysid[lk.local], sysid[lk.remote], lk.local_address, lk.remote_address)
-                  for lk in topo.links() if ":" not in lk.local_address}
+    learned_v4 = {
+        (sysid[lk.local], sysid[lk.remote], lk.local_address, lk.remote_address)
+        for lk in topo.links()
+        if ":" not in lk.local_address
+    }
     assert learned_v4 == adj
     assert len(topo.links()) == 16  # 8 IPv4 + 8 IPv6 (MT 2) directed adjacencies
     r1 = next(k for k, v in sysid.items() if v == "r1")
@@ -173,7 +177,8 @@ def test_frr_topotest_table_matches_its_configs(shared_data: Path) -> None:
     itf = {(i.router, i.name): i for i in topo.interfaces()}
     assert itf[(r1, "10.0.1.1")].addresses == ("10.0.1.1/24",)
     assert [i.router for i in topo.interfaces_serving("10.0.5.0/24")] == sorted(
-        k for k, v in sysid.items() if v in ("r3", "r4"))
+        k for k, v in sysid.items() if v in ("r3", "r4")
+    )
 
 
 def test_frr_srv6_table_has_nodes_links_prefixes(shared_data: Path) -> None:
