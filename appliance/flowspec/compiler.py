@@ -156,8 +156,18 @@ def _interface_table(iface: _Interface, exempt: dict[int, list[aggregate.Block]]
     return entries, cover
 
 
-def _validate(rules: InterfaceRules, events: list[Event]) -> _Interface | None:
-    """Parse one interface's list; None (skip the interface: fail open) with an event when unusable."""
+def _parse(prefixes: tuple[str, ...]) -> dict[int, list[aggregate.Block]]:
+    blocks: dict[int, list[aggregate.Block]] = {}
+    for p in prefixes:
+        version, addr, plen = aggregate.parse_prefix(p)
+        blocks.setdefault(version, []).append((addr, plen))
+    return blocks
+
+
+def _validate(rules: InterfaceRules, events: list[Event],
+              parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]]) -> _Interface | None:
+    """Parse one interface's list (once per distinct list: `parsed`); None (skip the interface: fail
+    open) with an event when unusable."""
     where = {"router": rules.router, "interface": rules.interface}
     action = flow_action(rules)
     if action is None:
@@ -165,11 +175,10 @@ def _validate(rules: InterfaceRules, events: list[Event]) -> _Interface | None:
                              f"unusable action {rules.action} on {rules.router}:{rules.interface}; "
                              "interface left unfiltered", True, **where))
         return None
-    blocks: dict[int, list[aggregate.Block]] = {}
     try:
-        for p in rules.prefixes:
-            version, addr, plen = aggregate.parse_prefix(p)
-            blocks.setdefault(version, []).append((addr, plen))
+        blocks = parsed.get(rules.prefixes)
+        if blocks is None:
+            blocks = parsed[rules.prefixes] = _parse(rules.prefixes)
     except ValueError as exc:
         events.append(_event("flowspec.bad-prefix", Severity.ERROR,
                              f"{rules.router}:{rules.interface}: {exc}; interface left unfiltered", True,
@@ -207,7 +216,8 @@ def _merge(router: str, tables: list[tuple[int, list[tuple[Prefix, FlowAction]]]
 
 def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpPath],
                     options: CompileOptions, events: list[Event]) -> RouterFlowSpec:
-    usable = [i for i in (_validate(r, events) for r in lists) if i is not None]
+    parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]] = {}
+    usable = [i for i in (_validate(r, events, parsed) for r in lists) if i is not None]
     try:
         groups = assign_groups(router, (i.rules.interface for i in usable), options.group_ids)
     except ValueError as exc:
@@ -219,8 +229,12 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
     for text in options.always_allowed:
         version, addr, plen = aggregate.parse_prefix(text)
         exempt.setdefault(version, []).append((addr, plen))
+    memo: dict[tuple[ListKind, FlowAction, tuple[str, ...]], tuple[list[tuple[Prefix, FlowAction]], int]] = {}
     for iface in usable:
-        entries, n_cover = _interface_table(iface, exempt)
+        key = (iface.rules.kind, iface.action, iface.rules.prefixes)   # lists shared by many interfaces
+        if key not in memo:
+            memo[key] = _interface_table(iface, exempt)
+        entries, n_cover = memo[key]
         tables.append((gid[iface.rules.interface], entries))
         cover += n_cover
     merged = _merge(router, tables)
