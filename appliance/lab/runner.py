@@ -9,7 +9,14 @@ Owns bringing a lab up and down and answering questions about it; `appliance.lab
         lab.vtysh("r1", "show bgp summary json")             # -> stdout; vtysh_json() decodes it
         lab.netns("r1"), lab.vtysh_argv("r1"), lab.daemon_pids("r1"), lab.status()
         proc = lab.spawn("ctl", ["exabgp", ...], log=path)    # long-running; killed by down()
+        lab.wait_json("r4", "show bgp neighbors json", {"198.18.30.2": {"bgpState": "Established"}}, 30)
+    lab.up(detach=True)                         # outlives this process (what `savd lab up` does)
     Lab.attach("sav-basic").down()              # from another process, via the state file
+
+Names: namespace = FRR pathspace = `<prefix>-<node>`; vtysh for a node is `vtysh --vty_socket
+/var/run/frr/<prefix>-<node>` (or `vtysh -N <prefix>-<node>`), from any namespace. Daemons run with the
+node name as hostname (own UTS namespace), as in a container; their logs and the exec lines' output
+are in the instance folder /run/savd-lab/<lab>/<prefix>/<node>/ while the lab runs.
 
 What `up` does, in order (any failure: everything created so far is removed, then LabError):
 1. validate: bound files exist, each bound frr.conf passes `vtysh -C` (a bad line names node and line);
@@ -19,10 +26,10 @@ What `up` does, in order (any failure: everything created so far is removed, the
 5. per FRR node (binds /etc/frr/daemons or /etc/frr/frr.conf) the daemons its `daemons` file enables,
    in pathspace `<prefix>-<node>` (sockets and pid files in /var/run/frr/<prefix>-<node>/), then the
    bound frr.conf applied with `vtysh -f` once every daemon answers (what FRR's init does);
-6. each node's `exec` lines, in the node, in file order. In an exec line `vtysh` is pointed at the
-   node's daemons and container paths of binds (`/etc/frr/flowspec.conf`) are mapped to host paths,
-   so the same line works under real containerlab. Commands left running (`sh -c '... &'`) are
-   found by namespace and killed by `down`.
+6. each node's `exec` lines, in the node, in file order (one exiting non-zero fails `up`). In an exec
+   line `vtysh` is pointed at the node's daemons and container paths of binds (`/etc/frr/flowspec.conf`)
+   are mapped to host paths, so the same line works under real containerlab. Commands left running
+   (`sh -c '... &'`) are found by namespace and killed by `down`.
 """
 
 from __future__ import annotations
