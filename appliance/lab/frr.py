@@ -21,29 +21,10 @@ from appliance.lab.errors import LabError
 FRR_SBIN = Path("/usr/lib/frr")
 FRR_RUN = Path("/var/run/frr")
 VTYSH = "vtysh"
-# Start order of frrcommon.sh; zebra (and mgmtd on FRR >= 9) first, staticd always runs.
+# Start order of FRR's frrcommon.sh (zebra, then mgmtd on FRR >= 9); zebra and staticd always run.
 DAEMON_ORDER = (
-    "mgmtd",
-    "zebra",
-    "staticd",
-    "bgpd",
-    "ripd",
-    "ripngd",
-    "ospfd",
-    "ospf6d",
-    "isisd",
-    "babeld",
-    "pimd",
-    "pim6d",
-    "ldpd",
-    "nhrpd",
-    "eigrpd",
-    "sharpd",
-    "pbrd",
-    "bfdd",
-    "fabricd",
-    "vrrpd",
-    "pathd",
+    "zebra", "mgmtd", "bgpd", "ripd", "ripngd", "ospfd", "ospf6d", "isisd", "babeld", "pimd", "pim6d",
+    "ldpd", "nhrpd", "eigrpd", "sharpd", "pbrd", "staticd", "bfdd", "fabricd", "vrrpd", "pathd",
 )
 ALWAYS_ON = ("zebra", "staticd")
 # Options the runner sets itself; a daemons file's own values for them are dropped.

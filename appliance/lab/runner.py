@@ -277,7 +277,10 @@ class Lab:
         except LabError as exc:
             raise LabError(f"node {node.name}: {exc}", node=node.name) from exc
         if (frr.FRR_SBIN / "mgmtd").exists() and "mgmtd" not in parsed.enabled:
-            parsed = frr.DaemonsFile(enabled=("mgmtd", *parsed.enabled), options=parsed.options)
+            # FRR >= 9: mgmtd holds staticd's configuration and always runs
+            wanted = {*parsed.enabled, "mgmtd"}
+            order = tuple(d for d in frr.DAEMON_ORDER if d in wanted)
+            parsed = frr.DaemonsFile(enabled=order, options=parsed.options)
         return parsed
 
     def _start_frr(self, node: Node, state: LabState) -> None:

@@ -25,7 +25,7 @@ MAX_FDS=1024
 
 def test_daemons_file_enables_in_frr_start_order_with_options() -> None:
     parsed = parse_daemons(DEBIAN_STYLE)
-    assert parsed.enabled == ("zebra", "staticd", "bgpd", "ospf6d")
+    assert parsed.enabled == ("zebra", "bgpd", "ospf6d", "staticd")
     assert parsed.options["bgpd"] == ("-A", "127.0.0.1", "-M", "rpki")
     assert parsed.options["zebra"] == ("-A", "127.0.0.1", "-s", "90000000")
 
