@@ -23,7 +23,8 @@ interfaces are merged into one rule with several groups.
 
 Same prefix, different actions on different interfaces (allowed on eth1, blocked on eth2): a BGP speaker
 keys routes by NLRI, so two rules with one match would replace each other. The compiler emits one rule
-per distinct action, each with its own interface groups, and makes their NLRI distinct with an
+per distinct action, each with its own interface groups (and one per chunk of `max_groups_per_rule`
+groups, so the communities fit in a 4,096-octet UPDATE), and makes their NLRI distinct with an
 always-true `packet-length >= N` component (N = 0, 1, ...; the first action in ActionKind order gets no
 extra component). Their interface groups are disjoint, so their relative order never matters, and the
 extra component does not move them relative to other prefixes (RFC 8955 compares the source prefix,
@@ -84,6 +85,9 @@ class CompileOptions:
     #: from link-local addresses, DAD and DHCP from the unspecified address). An allowlist allows them in
     #: the families it lists; a blocklist never blocks them.
     always_allowed: tuple[str, ...] = ("0.0.0.0/32", "fe80::/10", "::/128")
+    #: interface-set communities per rule: 8 octets each, and an UPDATE is at most 4,096 octets (RFC 4271)
+    #: unless both ends do RFC 8654; more interfaces with one (prefix, action) become several rules.
+    max_groups_per_rule: int = 256
     #: explicit interface-set group IDs keyed by (router, interface); others are derived (groups.py)
     group_ids: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
@@ -192,26 +196,33 @@ def _validate(rules: InterfaceRules, events: list[Event],
     return _Interface(rules, action, blocks)
 
 
-def _merge(router: str, tables: list[tuple[int, list[tuple[Prefix, FlowAction]]]]
+def _merge(router: str, tables: list[tuple[int, list[tuple[Prefix, FlowAction]]]], max_groups: int
            ) -> list[FlowRule] | None:
-    """One rule per (prefix, action) with the union of groups; distinct NLRI per action of a prefix.
-    Returned in RFC 8955 order (FlowMatch.order_key, computed here from the integers)."""
+    """One rule per (prefix, action) with the union of groups, split into rules of at most `max_groups`
+    groups; every rule of one prefix gets a distinct NLRI. None when a prefix needs more variants than
+    there are discriminators. Returned in RFC 8955 order (FlowMatch.order_key, from the integers)."""
     by_prefix: dict[Prefix, dict[FlowAction, set[int]]] = defaultdict(lambda: defaultdict(set))
     for group, entries in tables:
         for prefix, action in entries:
             by_prefix[prefix][action].add(group)
     keyed: list[tuple[tuple[int, int, int, int, int], FlowRule]] = []
     for (version, addr, plen), actions in by_prefix.items():
-        if len(actions) > MAX_DISCRIMINATORS + 1:
+        variants = [(action, chunk) for action in sorted(actions, key=FlowAction.sort_key)
+                    for chunk in _chunks(sorted(actions[action]), max_groups)]
+        if len(variants) > MAX_DISCRIMINATORS + 1:
             return None
         text = aggregate.format_prefix(version, addr, plen)
         last = addr + (1 << (aggregate.WIDTH[version] - plen)) - 1
-        for i, action in enumerate(sorted(actions, key=FlowAction.sort_key)):
+        for i, (action, chunk) in enumerate(variants):
             disc = None if i == 0 else i - 1
-            rule = FlowRule(router, FlowMatch(text, disc), action, tuple(sorted(actions[action])))
+            rule = FlowRule(router, FlowMatch(text, disc), action, chunk)
             keyed.append(((version, last, -plen, 0 if disc is not None else 1, disc or 0), rule))
     keyed.sort(key=lambda kr: kr[0])
     return [rule for _, rule in keyed]
+
+
+def _chunks(groups: list[int], size: int) -> list[tuple[int, ...]]:
+    return [tuple(groups[i:i + size]) for i in range(0, len(groups), size)]
 
 
 def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpPath],
@@ -237,10 +248,11 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
         entries, n_cover = memo[key]
         tables.append((gid[iface.rules.interface], entries))
         cover += n_cover
-    merged = _merge(router, tables)
+    merged = _merge(router, tables, options.max_groups_per_rule)
     if merged is None:
         events.append(_event("flowspec.too-many-actions", Severity.ERROR,
-                             f"{router}: a prefix needs over {MAX_DISCRIMINATORS + 1} distinct actions",
+                             f"{router}: a prefix needs over {MAX_DISCRIMINATORS + 1} distinct (action, "
+                             "interface chunk) rules",
                              True, router=router))
         return _refused(router, groups, cover)
     stats = RouterStats(len(merged), cover)

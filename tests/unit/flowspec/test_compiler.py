@@ -205,3 +205,11 @@ def test_diff(pushed: object, wanted: object, steps: list[tuple[str, str]]) -> N
     d = diff(pushed, wanted)  # type: ignore[arg-type]
     assert [(op, r.match.source) for op, r in d.steps()] == steps
     assert d.empty() is (steps == [])
+
+
+def test_many_interfaces_are_split_into_rules_with_distinct_nlri() -> None:
+    rules = [InterfaceRules("r1", f"eth{i}", ListKind.BLOCK, ("198.18.1.0/24",)) for i in range(5)]
+    got = one(rules, max_groups_per_rule=2)
+    assert [(src, disc, len(ifs)) for src, disc, _, ifs in got] == [
+        ("198.18.1.0/24", 0, 2), ("198.18.1.0/24", 1, 1), ("198.18.1.0/24", None, 2)]
+    assert sorted(i for *_, ifs in got for i in ifs) == [f"eth{i}" for i in range(5)]

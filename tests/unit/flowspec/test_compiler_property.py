@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from appliance.flowspec import (
     ACCEPT,
     ActionKind,
+    CompileOptions,
     FlowAction,
     FlowMatch,
     compile_ruleset,
@@ -122,9 +123,10 @@ def rfc8955_compare(a: FlowMatch, b: FlowMatch) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(rulesets, st.lists(st.integers(0, 2**20), max_size=20))
-def test_compiled_rules_mean_exactly_the_rule_set(ruleset: SavRuleSet, extra: list[int]) -> None:
-    plan = compile_ruleset(ruleset)
+@given(rulesets, st.lists(st.integers(0, 2**20), max_size=20), st.sampled_from([1, 2, 256]))
+def test_compiled_rules_mean_exactly_the_rule_set(ruleset: SavRuleSet, extra: list[int],
+                                                  max_groups: int) -> None:
+    plan = compile_ruleset(ruleset, CompileOptions(max_groups_per_rule=max_groups))
     empty = {r.key() for r in ruleset.rules if r.kind is ListKind.ALLOW and not r.prefixes}
     assert {(e.fields["router"], e.fields["interface"]) for e in plan.events} == empty
     assert all(e.type == "flowspec.empty-allowlist" for e in plan.events)
@@ -140,11 +142,14 @@ def test_compiled_rules_mean_exactly_the_rule_set(ruleset: SavRuleSet, extra: li
 
 
 @settings(max_examples=200, deadline=None)
-@given(rulesets)
-def test_rules_are_minimal_ordered_and_unique(ruleset: SavRuleSet) -> None:
-    plan = compile_ruleset(ruleset)
+@given(rulesets, st.sampled_from([1, 2, 256]))
+def test_rules_are_minimal_ordered_and_unique(ruleset: SavRuleSet, max_groups: int) -> None:
+    plan = compile_ruleset(ruleset, CompileOptions(max_groups_per_rule=max_groups))
     for rplan in plan.routers:
-        assert rplan.stats.emitted == len(rplan.rules) <= rplan.stats.exact_cover
+        assert rplan.stats.emitted == len(rplan.rules)
+        assert all(len(r.groups) <= max_groups for r in rplan.rules)
+        if max_groups == 256:   # no chunking: at most the exact cover
+            assert rplan.stats.emitted <= rplan.stats.exact_cover
         keys = [r.key() for r in rplan.rules]
         assert len(keys) == len(set(keys)), "two rules share one NLRI and would replace each other"
         for fam in (4, 6):
