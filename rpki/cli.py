@@ -71,7 +71,7 @@ async def _run(args: argparse.Namespace, caches: list[CacheConfig]) -> int:
 
 def _print_status(as_json: bool, statuses: list[CacheStatus], watcher: FileWatcher | None,
                   tables: RpkiTables) -> None:
-    files = [{"path": p, "error": watcher.errors.get(p, "")} for p in watcher.paths] if watcher else []
+    files = watcher.status() if watcher else []
     if as_json:
         doc = {"caches": [s.to_dict() for s in statuses], "files": files, "tables": tables.counts()}
         print(json.dumps(doc, indent=2, sort_keys=True))

@@ -218,6 +218,8 @@ class FileWatcher:
         self.interval_s = interval_s
         self.on_event = on_event
         self.errors: dict[str, str] = {}
+        self.last_update: dict[str, float] = {}
+        self.counts: dict[str, tuple[int, int]] = {}
         self._seen: dict[str, tuple[float, int] | None] = {}
 
     def poll(self) -> list[str]:
@@ -234,6 +236,8 @@ class FileWatcher:
             self._seen[path] = stamp
             changed.append(path)
             if stamp is None:
+                self.last_update.pop(path, None)
+                self.counts.pop(path, None)
                 self._alarm(path, "rpki.file.missing", "file missing: its data withdrawn")
                 self.tables.remove_source(f"file:{path}")
                 continue
@@ -243,9 +247,20 @@ class FileWatcher:
                 self._alarm(path, "rpki.file.invalid", f"{exc}; keeping the last good data")
                 continue
             self.errors.pop(path, None)
+            self.last_update[path] = time.time()
+            self.counts[path] = (len(data.vrps), len(data.aspas))
             self.tables.set_source(f"file:{path}", data.vrps, data.aspas)
             log.info("rpki.file.loaded path=%s vrps=%d aspas=%d", path, len(data.vrps), len(data.aspas))
         return changed
+
+    def status_of(self, path: str) -> dict[str, Any]:
+        """JSON-ready status of one watched file (the daemon's RPKI status board takes one per file)."""
+        vrps, aspas = self.counts.get(path, (0, 0))
+        return {"path": path, "last_update": self.last_update.get(path), "vrps": vrps, "aspas": aspas,
+                "error": self.errors.get(path, "")}
+
+    def status(self) -> list[dict[str, Any]]:
+        return [self.status_of(p) for p in self.paths]
 
     async def run(self) -> None:
         while True:

@@ -62,6 +62,8 @@ class RpkiDelta:
     withdrawn_keys: KeySet = field(default_factory=frozenset)
     aspas_set: tuple[Aspa, ...] = ()
     aspas_removed: tuple[int, ...] = ()
+    aspas_old: tuple[Aspa, ...] = ()
+    """The previous value of every customer in `aspas_set` that existed before, and of `aspas_removed`."""
 
     def announced(self) -> tuple[Vrp, ...]:
         return keys_to_vrps(self.announced_keys)
@@ -127,11 +129,16 @@ class RpkiTables:
             Aspa(c, p) for c, p in sorted(merged.items()) if self._merged_aspas.get(c) != p
         )
         aspas_removed = tuple(sorted(self._merged_aspas.keys() - merged.keys()))
+        previous = self._merged_aspas
+        aspas_old = tuple(
+            Aspa(c, previous[c]) for c in sorted({a.customer for a in aspas_set} | set(aspas_removed))
+            if c in previous
+        )
         self._merged_aspas = merged
         if not (announced or withdrawn or aspas_set or aspas_removed):
             return RpkiDelta(self.version, source)  # nothing changed: no new version, nobody woken
         self.version += 1
-        delta = RpkiDelta(self.version, source, announced, withdrawn, aspas_set, aspas_removed)
+        delta = RpkiDelta(self.version, source, announced, withdrawn, aspas_set, aspas_removed, aspas_old)
         self._snapshot = None
         if self._index is not None:
             self._index.apply(announced, withdrawn)

@@ -1,0 +1,110 @@
+"""The RPKI part of a running appliance: config in, tables and state-store changes out.
+
+Owns only wiring: it builds an RtrManager and a FileWatcher from the [rpki] section of the appliance
+configuration, runs them as asyncio tasks, and (optionally) mirrors every table delta into the state
+store as Announce/Withdraw changes of model.Vrp / model.Aspa facts under one source, so the engine
+reads RPKI from the same versioned snapshot as everything else. It makes no RPKI decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from appliance.config import RpkiConfig
+from appliance.model import Event, Severity
+from appliance.state.changes import Announce, Change, Withdraw
+from appliance.state.facts import Fact
+from appliance.state.store import StateStore
+from rpki.files import FileWatcher
+from rpki.rtr.manager import RtrManager
+from rpki.rtr.session import CacheConfig, CacheStatus
+from rpki.tables import RpkiDelta, RpkiTables
+
+log = logging.getLogger(__name__)
+
+STATE_SOURCE = "rpki"
+
+
+def cache_configs(config: RpkiConfig) -> list[CacheConfig]:
+    """[[rpki.cache]] entries as client configs; `version` is the highest version offered."""
+    return [
+        CacheConfig(c.host, c.port, c.preference, c.name, max_version=c.version)
+        for c in config.caches
+    ]
+
+
+def delta_to_changes(delta: RpkiDelta, source: str = STATE_SOURCE) -> list[Change]:
+    """State-store changes equivalent to one table delta (withdrawals first, then announcements)."""
+    changes: list[Change] = []
+    withdrawn: tuple[Fact, ...] = (*delta.withdrawn(), *delta.aspas_old)
+    announced: tuple[Fact, ...] = (*delta.announced(), *delta.aspas_set)
+    if withdrawn:
+        changes.append(Withdraw(source, withdrawn))
+    if announced:
+        changes.append(Announce(source, announced))
+    return changes
+
+
+def feed_store(tables: RpkiTables, store: StateStore, source: str = STATE_SOURCE) -> Callable[[], None]:
+    """Mirror every table delta into `store`; returns the unsubscribe function."""
+
+    def apply(delta: RpkiDelta) -> None:
+        for change in delta_to_changes(delta, source):
+            store.apply(change)
+
+    return tables.subscribe(apply)
+
+
+class RpkiService:
+    """RTR caches and watched files from the config, feeding one RpkiTables."""
+
+    def __init__(
+        self,
+        config: RpkiConfig,
+        tables: RpkiTables | None = None,
+        on_event: Callable[[Event], object] | None = None,
+    ) -> None:
+        self.config = config
+        self.tables = tables or RpkiTables()
+        self.on_event = on_event
+        caches = cache_configs(config)
+        self.manager = RtrManager(caches, self.tables, on_event) if caches else None
+        paths = [str(f.path) for f in config.files]
+        interval = min((f.reload_s for f in config.files), default=60.0)
+        self.watcher = FileWatcher(paths, self.tables, interval, on_event) if paths else None
+        self._tasks: list[asyncio.Task[None]] = []
+        for c in config.caches:
+            if c.netns:
+                self._event(f"cache {c.name}: netns {c.netns!r} is not supported by the RTR client; "
+                            "connecting from the appliance's own namespace", c.name)
+
+    async def start(self) -> None:
+        if self.manager is not None:
+            await self.manager.start()
+        if self.watcher is not None:
+            self.watcher.poll()  # files are there at once, before the first interval
+            self._tasks.append(asyncio.create_task(self.watcher.run(), name="rpki-files"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.manager is not None:
+            await self.manager.stop()
+
+    def cache_status(self) -> Sequence[CacheStatus]:
+        return self.manager.status() if self.manager is not None else []
+
+    def file_status(self) -> list[dict[str, Any]]:
+        return self.watcher.status() if self.watcher is not None else []
+
+    def _event(self, message: str, cache: str) -> None:
+        log.warning("rpki.config message=%r", message)
+        if self.on_event is not None:
+            self.on_event(Event(time.time(), f"rtr:{cache}", "rtr-session", Severity.WARNING, message,
+                                {"cache": cache, "detail": "netns-unsupported"}))

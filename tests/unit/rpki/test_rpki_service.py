@@ -1,0 +1,63 @@
+"""RPKI service wiring: config -> client configs, table deltas -> state-store facts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from appliance.config import RpkiConfig, RpkiFileConfig, RtrCacheConfig
+from appliance.model import Aspa, Vrp
+from appliance.state.store import StateStore
+from rpki.keys import vrp_key
+from rpki.service import RpkiService, cache_configs, delta_to_changes, feed_store
+from rpki.tables import RpkiTables
+
+
+def test_cache_configs_carry_name_preference_and_version() -> None:
+    config = RpkiConfig(caches=(RtrCacheConfig("a", "127.0.0.1", 8282, 2, 1),
+                                RtrCacheConfig("b", "::1", 323, 1, 2)))
+    a, b = cache_configs(config)
+    assert (a.label, a.host, a.port, a.preference, a.max_version) == ("a", "127.0.0.1", 8282, 2, 1)
+    assert (b.label, b.preference, b.max_version) == ("b", 1, 2)
+
+
+def test_deltas_become_withdraw_then_announce_with_old_aspa_values() -> None:
+    tables = RpkiTables()
+    v1, v2 = Vrp("198.18.0.0/16", 24, 65001), Vrp("198.19.0.0/16", 16, 65002)
+    tables.set_source("s", frozenset({vrp_key(v1)}), {65001: (65010,)})
+    delta = tables.set_source("s", frozenset({vrp_key(v2)}), {65001: (65010, 65020)})
+    withdraw, announce = delta_to_changes(delta)
+    assert set(withdraw.facts) == {v1, Aspa(65001, (65010,))}
+    assert set(announce.facts) == {v2, Aspa(65001, (65010, 65020))}
+
+
+def test_service_feeds_files_into_the_state_store(tmp_path: Path) -> None:
+    path = tmp_path / "rp.json"
+    path.write_text(json.dumps({"roas": [{"asn": 65001, "prefix": "198.18.0.0/16", "maxLength": 24}],
+                                "aspas": [{"customer_asid": 65001, "providers": [65010]}]}))
+    store = StateStore()
+
+    async def main() -> None:
+        service = RpkiService(RpkiConfig(files=(RpkiFileConfig(path, reload_s=0.05),)))
+        feed_store(service.tables, store)
+        await service.start()
+        try:
+            assert set(store.facts("vrp")) == {Vrp("198.18.0.0/16", 24, 65001)}
+            assert set(store.facts("aspa")) == {Aspa(65001, (65010,))}
+            changed = {"roas": [], "aspas": [{"customer_asid": 65001, "providers": [65020]}]}
+            path.write_text(json.dumps(changed))
+            os.utime(path, (1, 1))
+            for _ in range(100):
+                if not store.facts("vrp"):
+                    break
+                await asyncio.sleep(0.02)
+            assert store.facts("vrp") == [] and set(store.facts("aspa")) == {Aspa(65001, (65020,))}
+            (status,) = service.file_status()
+            assert status["path"] == str(path) and status["aspas"] == 1 and status["last_update"]
+            assert service.cache_status() == []
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
