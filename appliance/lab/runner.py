@@ -291,6 +291,11 @@ class Lab:
         empty.write_text("")
         for path in (ndir, empty):
             shutil.chown(path, "frr", "frr")
+        shim = ndir / "bin" / frr.VTYSH
+        shim.parent.mkdir(exist_ok=True)
+        real = shutil.which(frr.VTYSH) or frr.VTYSH
+        shim.write_text(f'#!/bin/sh\nexec {real} --vty_socket {frr.run_dir(space)} "$@"\n')
+        shim.chmod(0o755)
         for daemon in self._daemons(node).enabled:
             argv = frr.daemon_argv(
                 daemon, space, self._daemons(node).options.get(daemon, ()), ndir / f"{daemon}.log", empty
@@ -370,7 +375,13 @@ class Lab:
         return out
 
     def node_env(self, node: str) -> dict[str, str]:
-        return {**os.environ, **dict(self.node(node).env)}
+        """Environment of commands in the node: the node's `env`, and for routers a PATH whose first
+        `vtysh` reaches the node's daemons (so `sh -c 'vtysh ...'` works as in a container)."""
+        env = {**os.environ, **dict(self.node(node).env)}
+        shim = self.node_dir(node) / "bin"
+        if shim.is_dir():
+            env["PATH"] = f"{shim}:{env.get('PATH', os.defpath)}"
+        return env
 
     def exec_argv(self, node: str, argv: Sequence[str]) -> list[str]:
         """The full command line running argv in the node (for callers that manage the process)."""

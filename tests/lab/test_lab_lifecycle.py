@@ -56,6 +56,8 @@ def test_up_then_down_leaves_nothing(require_root: None, tiny_topology: Callable
         assert set(daemons) == {"zebra", "staticd", "bgpd", "ospfd"}
         assert len(pids) >= 9  # 2 x 4 FRR daemons + the background sleep of h1's exec line
         assert lab.vtysh_json("r1", "show bgp neighbors json")["198.18.10.2"]["bgpState"] == "Established"
+        shell = lab.exec("r2", ["sh", "-c", "vtysh -c 'show running-config' | grep ^hostname"], check=True)
+        assert shell.stdout.startswith("hostname r2\n")  # vtysh inside a shell line reaches r2's daemons
     finally:
         lab.down()
     assert not any(pid_alive(p) for p in pids)
