@@ -17,7 +17,7 @@ from appliance.engine.intra import IntraOutcome, compute_intra
 from appliance.engine.live import LiveRouter
 from appliance.engine.policy import Policy
 from appliance.engine.rib import RpkiView
-from appliance.engine.snapshot import Decision, Evidence, Key, Snapshot, merge, rule_of
+from appliance.engine.snapshot import Decision, Evidence, Key, Snapshot, assemble, merge, rule_of
 from appliance.model import (
     Aspa,
     BgpPath,
@@ -104,17 +104,13 @@ class _LiveEvidence(Evidence):
     """Provenance from the engine's live state instead of a snapshot's tuples."""
 
     def __init__(self, engine: Engine) -> None:
+        super().__init__(Snapshot(vrps=tuple(engine.vrps), policy=engine.policy))
         self.engine = engine
-        self.paths = {}
-        self.vrps = {}
-        for v in engine.vrps:
-            self.vrps.setdefault(v.prefix, []).append(v)
-        self.policy = engine.policy
 
     def paths_for(self, router: str, interface: str, prefix: str) -> Iterable[BgpPath]:
         live = self.engine.live.get(router)
         paths = live.paths.get(prefix, {}).values() if live else ()
-        return [p for p in paths if p.interface == interface]
+        return tuple(p for p in paths if p.interface == interface)
 
 
 class Engine:
@@ -280,7 +276,7 @@ class Engine:
                 else:
                     self.rules[key] = rule_of(d, routers, evidence)
             self.dirty = set()
-        return SavRuleSet.of(self.rules.values())
+        return assemble(self.rules.values())
 
     def _names(self) -> set[str]:
         names = {k[0] for k in self.interfaces} | {k[0] for k in self.neighbors}

@@ -32,9 +32,10 @@ from appliance.model import (
     Router,
     SavRuleSet,
     Vrp,
+    prefix_sort_key,
 )
 
-__all__ = ["Decision", "Snapshot", "compute", "decide", "decide_router_inter", "materialize"]
+__all__ = ["Decision", "Snapshot", "assemble", "compute", "decide", "decide_router_inter", "materialize"]
 
 Key = tuple[str, str]
 
@@ -143,54 +144,96 @@ def decide(snapshot: Snapshot, rpki: RpkiView | None = None) -> dict[Key, Decisi
 
 
 class Evidence:
-    """Per-prefix inputs of one snapshot, indexed once, for provenance (paths per router, VRPs per prefix)."""
+    """Per-prefix inputs of one snapshot, indexed once, for provenance (paths per router, VRPs per prefix).
+
+    It also keeps the model's normal form cheap at scale: prefix sort keys are computed once per prefix, a
+    shared prefix set (EFP-B's list on a thousand interfaces) is sorted once, and equal provenance tuples are
+    stored once.
+    """
 
     def __init__(self, snapshot: Snapshot) -> None:
-        self.paths: dict[tuple[str, str], list[BgpPath]] = {}
+        self.paths: dict[tuple[str, str, str], list[BgpPath]] = {}
         for p in snapshot.paths:
-            self.paths.setdefault((p.router, p.prefix), []).append(p)
+            self.paths.setdefault((p.router, p.interface, p.prefix), []).append(p)
         self.vrps: dict[str, list[Vrp]] = {}
         for v in snapshot.vrps:
             self.vrps.setdefault(v.prefix, []).append(v)
         self.policy = snapshot.policy
+        self._keys: dict[str, tuple[int, int, int]] = {}
+        self._sorted: dict[int, tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._interned: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._plain: dict[tuple[str, bool, str], tuple[str, ...]] = {}
 
     def paths_for(self, router: str, interface: str, prefix: str) -> Iterable[BgpPath]:
         """Paths for `prefix` received on that interface: the local evidence (others' paths change too often
         to list on every interface that shares a list)."""
-        return [p for p in self.paths.get((router, prefix), ()) if p.interface == interface]
+        return self.paths.get((router, interface, prefix), ())
 
     def for_prefix(self, d: Decision, prefix: str) -> tuple[str, ...]:
-        out = [f"algorithm:{d.algorithm}"]
-        out.extend(d.intra_provenance.get(prefix, ()))
+        """The provenance of one prefix of one rule, sorted and de-duplicated (the model's normal form)."""
+        own = self.paths_for(d.router, d.interface, prefix) if d.inter else ()
+        intra = d.intra_provenance.get(prefix, ())
+        acl = d.inter and prefix in self.policy.prefix_acl.get((d.router, d.interface), ())
+        if own or intra or acl:
+            return self._build(d, prefix, own, intra, acl)
+        key = (d.algorithm, d.inter, prefix)
+        got = self._plain.get(key)
+        if got is None:
+            got = self._plain[key] = self._build(d, prefix, (), (), False)
+        return got
+
+    def _build(
+        self, d: Decision, prefix: str, own: Iterable[BgpPath], intra: Iterable[str], acl: bool
+    ) -> tuple[str, ...]:
+        out = [f"algorithm:{d.algorithm}", *intra]
         if d.inter:
-            for p in self.paths_for(d.router, d.interface, prefix):
-                out.append(f"path:{p.interface}:{'>'.join(str(a) for a in p.as_path)}")
-            for v in self.vrps.get(prefix, ()):
-                out.append(f"roa:{v.prefix}-{v.max_length} AS{v.asn}")
-            if prefix in self.policy.prefix_acl.get((d.router, d.interface), ()):
+            out.extend(f"path:{p.interface}:{'>'.join(str(a) for a in p.as_path)}" for p in own)
+            out.extend(f"roa:{v.prefix}-{v.max_length} AS{v.asn}" for v in self.vrps.get(prefix, ()))
+            if acl:
                 out.append("acl:prefix")
-        return tuple(out)
+        normal = tuple(sorted(set(out)))
+        return self._interned.setdefault(normal, normal)
+
+    def sort_key(self, prefix: str) -> tuple[int, int, int]:
+        key = self._keys.get(prefix)
+        if key is None:
+            key = self._keys[prefix] = prefix_sort_key(prefix)
+        return key
+
+    def sorted_prefixes(self, prefixes: frozenset[str]) -> tuple[str, ...]:
+        cached = self._sorted.get(id(prefixes))
+        if cached is None or cached[0] is not prefixes:
+            cached = (prefixes, tuple(sorted(prefixes, key=self.sort_key)))
+            self._sorted[id(prefixes)] = cached
+        return cached[1]
 
 
 def rule_of(d: Decision, routers: Mapping[str, Router], evidence: Evidence) -> InterfaceRules:
-    """One Decision as the model's InterfaceRules, with action, delivery and provenance."""
+    """One Decision as the model's InterfaceRules in normal form, with action, delivery and provenance."""
     router = routers.get(d.router, Router(d.router))
     delivery = Delivery.ACL if router.capability is Capability.LEGACY else Delivery.FLOWSPEC
     algorithm = d.algorithm
     fail_open = [n for n in d.notes if n.startswith("fail-open")]
     if fail_open:
         algorithm = f"{algorithm} [{'; '.join(fail_open)}]"
-    prov = {p: evidence.for_prefix(d, p) for p in d.prefixes}
+    prefixes = evidence.sorted_prefixes(d.prefixes)
+    prov = {p: evidence.for_prefix(d, p) for p in prefixes}
     return InterfaceRules(
-        d.router, d.interface, d.kind, tuple(d.prefixes),
+        d.router, d.interface, d.kind, prefixes,
         evidence.policy.action_for(d.router, d.interface), delivery, algorithm, prov,
     )
+
+
+def assemble(rules: Iterable[InterfaceRules]) -> SavRuleSet:
+    """SavRuleSet.of for rules already in normal form (rule_of's output), without normalising again: the
+    same result, minus re-sorting millions of prefixes (tests/unit/engine/test_snapshot.py checks it)."""
+    return SavRuleSet(tuple(sorted(rules, key=lambda r: r.key())))
 
 
 def materialize(snapshot: Snapshot, decisions: Mapping[Key, Decision]) -> SavRuleSet:
     routers = snapshot.router_map()
     evidence = Evidence(snapshot)
-    return SavRuleSet.of(rule_of(d, routers, evidence) for d in decisions.values())
+    return assemble(rule_of(d, routers, evidence) for d in decisions.values())
 
 
 def compute(snapshot: Snapshot) -> SavRuleSet:

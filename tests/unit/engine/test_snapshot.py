@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from appliance.engine.scenarios import Scenario, build
 from appliance.engine.snapshot import Snapshot, compute
+from appliance.model import SavRuleSet
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -37,3 +38,10 @@ def test_intra_permutation() -> None:
     want = compute(snap).to_json()
     assert compute(snap.replace(reports=snap.reports[::-1], routers=snap.routers[::-1])).to_json() == want
     assert '"kind":"block"' in want and '"kind":"allow"' in want
+
+
+def test_assemble_equals_model_normalisation() -> None:
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        rules = compute(_snap(path.stem))
+        assert rules.to_json() == SavRuleSet.of(rules.rules).to_json(), path.stem
+        assert rules.rules, path.stem
