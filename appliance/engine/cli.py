@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from appliance.engine.scenarios import (
     expected_mismatches,
     run_scenario,
 )
-from appliance.engine.snapshot import compute
+from appliance.engine.snapshot import compute, decide, materialize
 from appliance.model import SavRuleSet
 
 __all__ = ["explain_view", "register", "rules_view", "scenario_table"]
@@ -96,7 +97,14 @@ def rules_view(rules: SavRuleSet, router: str | None = None) -> dict[str, Any]:
     return data
 
 
-def explain_view(rules: SavRuleSet, prefix: str, router: str | None = None) -> list[dict[str, Any]]:
+def explain_view(
+    rules: SavRuleSet,
+    prefix: str,
+    router: str | None = None,
+    notes: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
+) -> list[dict[str, Any]]:
+    """Per interface: verdict, matched entries, the per-prefix reasons and the interface's engine notes."""
+    notes = notes or {}
     return [
         {
             "router": e.router,
@@ -107,6 +115,7 @@ def explain_view(rules: SavRuleSet, prefix: str, router: str | None = None) -> l
             "algorithm": e.algorithm,
             "mode": e.mode,
             "reasons": list(e.reasons),
+            "notes": list(notes.get((e.router, e.interface), ())),
         }
         for e in explain(rules, prefix, router)
     ]
@@ -169,11 +178,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    rules = _load_rules(args.snapshot)
-    if rules is None:
-        return 2
     try:
-        view = explain_view(rules, args.prefix, args.router)
+        snapshot = load_snapshot(args.snapshot)
+    except SnapshotError as exc:
+        print(f"savd rules: {exc}", file=sys.stderr)
+        return 2
+    decisions = decide(snapshot)
+    rules = materialize(snapshot, decisions)
+    notes = {k: d.notes for k, d in decisions.items()}
+    try:
+        view = explain_view(rules, args.prefix, args.router, notes)
     except ValueError as exc:
         print(f"savd rules explain: not a prefix or address: {args.prefix} ({exc})", file=sys.stderr)
         return 2
@@ -188,4 +202,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         )
         for why in e["reasons"]:
             print(f"    {why}")
+        for note in e["notes"]:
+            print(f"    note: {note}")
     return 0

@@ -42,6 +42,9 @@ def test_rules_explain(capsys: pytest.CaptureFixture[str]) -> None:
     assert view[("b1", "up0")]["verdict"] == "block"
     assert view[("b1", "cust0")]["verdict"] == "block"
     assert view[("b1", "cust0")]["reasons"] == ["not in the allowlist of b1:cust0"]
+    notes = view[("b1", "cust0")]["notes"]
+    assert notes[0] == "ASPA covers the customer cone"
+    assert notes[1].startswith("intra:border-block not applied: allowlist excludes blocklist")
 
 
 def test_scenarios_run_json(capsys: pytest.CaptureFixture[str]) -> None:
