@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from appliance.engine.intra import IntraOutcome, compute_intra
 from appliance.engine.live import LiveRouter
 from appliance.engine.policy import Policy
-from appliance.engine.rib import RpkiView
+from appliance.engine.rib import RpkiView, neighbors_by_interface
 from appliance.engine.snapshot import Decision, Evidence, Key, Snapshot, assemble, merge, rule_of
 from appliance.model import (
     Aspa,
@@ -121,7 +121,7 @@ class Engine:
         self.interfaces = {(i.router, i.name): i for i in snapshot.interfaces}
         self.links = tuple(snapshot.links)
         self.reports: dict[PrefixReport, None] = dict.fromkeys(snapshot.reports)
-        self.neighbors = {(n.router, n.interface): n for n in snapshot.neighbors}
+        self.neighbors = _one_per_interface(snapshot.neighbors)
         self.vrps: dict[Vrp, None] = dict.fromkeys(snapshot.vrps)
         self.aspas: dict[Aspa, None] = dict.fromkeys(snapshot.aspas)
         self.policy = snapshot.policy
@@ -247,7 +247,7 @@ class Engine:
         if event.links is not None:
             self.links = tuple(event.links)
         if event.neighbors is not None:
-            self.neighbors = {(n.router, n.interface): n for n in event.neighbors}
+            self.neighbors = _one_per_interface(event.neighbors)
         self._rebuild_inter(self._all_paths())
         self._recompute_intra()
 
@@ -281,6 +281,17 @@ class Engine:
     def _names(self) -> set[str]:
         names = {k[0] for k in self.interfaces} | {k[0] for k in self.neighbors}
         return names | {r.router for r in self.reports}
+
+
+def _one_per_interface(neighbors: Iterable[Neighbor]) -> dict[Key, Neighbor]:
+    by_router: dict[str, list[Neighbor]] = {}
+    for n in neighbors:
+        by_router.setdefault(n.router, []).append(n)
+    out: dict[Key, Neighbor] = {}
+    for router, ns in sorted(by_router.items()):
+        for iface, n in sorted(neighbors_by_interface(ns).items()):
+            out[(router, iface)] = n
+    return out
 
 
 def _path_key(p: BgpPath) -> tuple[str, str, str, int]:

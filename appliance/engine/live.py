@@ -24,7 +24,7 @@ from appliance.engine.inter import (
     pi_member,
 )
 from appliance.engine.policy import Algorithm, Policy
-from appliance.engine.rib import RouterRib, Rov, RpkiView, path_verdict
+from appliance.engine.rib import RouterRib, Rov, RpkiView, neighbors_by_interface, path_verdict
 from appliance.model import BgpPath, Neighbor, Relationship, Router
 
 __all__ = ["LiveRouter", "PathKey"]
@@ -53,7 +53,7 @@ class LiveRouter:
         self.router = router
         self.rpki = rpki
         self.policy = policy
-        self.neighbors = {n.interface: n for n in neighbors}
+        self.neighbors = neighbors_by_interface(neighbors)
         self.shell = RouterRib(router.name, router.asn, self.neighbors, ())
         self.algos = {i: policy.algorithm_for(router.name, i) for i in self.neighbors}
         self.customer = {i for i, n in self.neighbors.items() if n.relationship is Relationship.CUSTOMER}

@@ -26,7 +26,7 @@ from appliance.engine.aspa import (
 )
 from appliance.model import Aspa, BgpPath, Neighbor, Relationship, Vrp
 
-__all__ = ["RouterRib", "Rov", "RpkiView", "is_special_asn", "path_verdict"]
+__all__ = ["RouterRib", "Rov", "RpkiView", "is_special_asn", "neighbors_by_interface", "path_verdict"]
 
 
 def is_special_asn(asn: int) -> bool:
@@ -37,6 +37,27 @@ def is_special_asn(asn: int) -> bool:
     return (
         asn in (0, 23456, 65535, 4294967295) or 64496 <= asn <= 64511 or 65536 <= asn <= 65551
     )
+
+
+_FAIL_OPEN_ORDER = {
+    Relationship.PEER: 0,
+    Relationship.INTERNAL: 1,
+    Relationship.PROVIDER: 2,
+    Relationship.CUSTOMER: 3,
+}
+
+
+def neighbors_by_interface(neighbors: Iterable[Neighbor]) -> dict[str, Neighbor]:
+    """One neighbour per interface, whatever the input order. Contradictory records for one interface keep
+    the one whose default rule is loosest (peer: loose uRPF), so a configuration mistake fails open."""
+    out: dict[str, Neighbor] = {}
+    for n in neighbors:
+        cur = out.get(n.interface)
+        if cur is None or (_FAIL_OPEN_ORDER[n.relationship], n.asn, n.address) < (
+            _FAIL_OPEN_ORDER[cur.relationship], cur.asn, cur.address
+        ):
+            out[n.interface] = n
+    return out
 
 
 class Rov(enum.StrEnum):

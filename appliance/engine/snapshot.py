@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from appliance.engine.inter import Outcome, compute_router
 from appliance.engine.intra import IntraOutcome, compute_intra
 from appliance.engine.policy import Policy
-from appliance.engine.rib import RouterRib, RpkiView
+from appliance.engine.rib import RouterRib, RpkiView, neighbors_by_interface
 from appliance.model import (
     Aspa,
     BgpPath,
@@ -91,7 +91,7 @@ def decide_router_inter(
     router: Router, neighbors: Iterable[Neighbor], paths: Iterable[BgpPath], rpki: RpkiView, policy: Policy
 ) -> tuple[RouterRib, dict[str, Outcome]]:
     """The inter-domain outcomes of one router (used by the full and the incremental computation)."""
-    rib = RouterRib(router.name, router.asn, {n.interface: n for n in neighbors}, paths)
+    rib = RouterRib(router.name, router.asn, neighbors_by_interface(neighbors), paths)
     return rib, compute_router(rib, rpki, policy)
 
 

@@ -104,3 +104,13 @@ def test_bar_sav_excludes_rov_invalid_routes() -> None:
     c2 = rules.get("b", "c2")
     assert c2 is not None and c2.kind is ListKind.ALLOW
     assert c2.prefixes == ("198.18.3.0/24",)
+
+
+def test_contradictory_neighbor_records_fail_open_whatever_the_order() -> None:
+    base = _snapshot(Policy())
+    dup = Neighbor("b", "c1", 65001, P)  # the same interface also configured as a lateral peer
+    a = compute(base.replace(neighbors=(*base.neighbors, dup)))
+    b = compute(base.replace(neighbors=(dup, *base.neighbors)))
+    assert a.to_json() == b.to_json()
+    c1 = a.get("b", "c1")
+    assert c1 is not None and c1.kind is ListKind.BLOCK and c1.algorithm.startswith("auto:loose")
