@@ -31,6 +31,10 @@ from appliance.enforcer.nftplan import PlanOptions, build_plan
 from appliance.enforcer.route import decode_route
 from appliance.enforcer.table import sorted_routes
 from appliance.enforcer.testbed import Testbed, wait_for
+from appliance.flowspec import render_exabgp
+from appliance.flowspec.compiler import CompileOptions, compile_ruleset
+from appliance.flowspec.diff import diff as flow_diff
+from appliance.model import InterfaceRules, ListKind, SavRuleSet
 
 G7 = "scope { interface-set transitive:input:1:7; }"
 DISCARD = {"extended-community": [{"value": 0x8006000000000000}, {"value": 0x0702000000014007}]}
@@ -103,6 +107,45 @@ def latency(tb: Testbed, samples: int) -> None:
             f" p95={pct(values, 0.95) * 1000:6.1f} ms"
             f"  baseline(pusher ack)={base * 1000:5.1f} ms ratio={med / base:5.1f}x  target<300 ms"
         )
+
+
+def ruleset_latency(tb: Testbed, samples: int) -> None:
+    """SavRuleSet change -> compile (appliance.flowspec) -> ExaBGP text -> FRR -> enforcer -> nftables."""
+    opts = CompileOptions(group_ids={("r", "r-h1"): 7})
+    base_rules = [InterfaceRules("r", "r-h1", ListKind.BLOCK, ("198.19.210.0/24",))]
+    pushed = compile_ruleset(SavRuleSet.of(base_rules), opts).rules()
+    tb.push([render_exabgp.announce(r, group_asn=1) for r in pushed])
+    mon = Monitor(tb)
+    values, compile_s = [], []
+    try:
+        for i in range(samples):
+            prefix = f"198.19.{220 + i // 200}.{i % 200}"
+            ruleset = SavRuleSet.of(
+                [InterfaceRules("r", "r-h1", ListKind.BLOCK, ("198.19.210.0/24", f"{prefix}/32"))]
+            )
+            mon.drain()
+            t0 = time.monotonic()
+            wanted = compile_ruleset(ruleset, opts).rules()
+            change = flow_diff(pushed, wanted)
+            compile_s.append(time.monotonic() - t0)
+            tb.push(
+                [
+                    render_exabgp.announce(r, group_asn=1) if op == "announce" else render_exabgp.withdraw(r)
+                    for op, r in change.steps()
+                ]
+            )
+            values.append(mon.wait(f"ip saddr {prefix}") - t0)
+            pushed = wanted
+            time.sleep(0.05)
+    finally:
+        mon.close()
+        tb.push([render_exabgp.withdraw(r) for r in pushed])
+    med, base = statistics.median(values), statistics.median(compile_s)
+    print(
+        f"latency {'ruleset->active':18} n={len(values)} median={med * 1000:6.1f} ms"
+        f" p95={pct(values, 0.95) * 1000:6.1f} ms  baseline(compile+diff)={base * 1000:5.1f} ms"
+        f" ratio={med / base:5.1f}x  target<300 ms"
+    )
 
 
 def bulk(tb: Testbed, n: int) -> None:
@@ -181,6 +224,7 @@ def main() -> int:
         with Testbed() as tb:
             if args.samples:
                 latency(tb, args.samples)
+                ruleset_latency(tb, args.samples)
             for n in args.bulk:
                 bulk(tb, n)
     return 0

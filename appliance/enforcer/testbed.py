@@ -1,8 +1,9 @@
 """A self-contained enforcer testbed in network namespaces (tests, bench, demos; never production).
 
     h1 ──h1-r/r-h1── r (FRR zebra+bgpd AS 65000, savd-enforcer) ──r-h2/h2-r── h2 (receiver)
-                     │ r-p
-                     p  (pusher: ExaBGP 5 AS 65100, eBGP; FlowSpec + one unicast route)
+                     │ r-p               │ r-g
+                     p (pusher: ExaBGP)  g (optional pusher: gobgpd AS 65200, 198.18.100.6/30)
+                       AS 65100, eBGP; FlowSpec + one unicast route
 
 Addresses: h1 198.18.101.10/24 + 2001:db8:101::10/64, h2 198.18.102.10/24 + 2001:db8:102::10/64,
 p 198.18.100.2/30, r the .1 of each; the enforcer's in-node veth 198.18.254.0/30 in r. Interface group
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Testbed", "TestbedError", "ThreadedSpeaker", "rx_counter", "wait_for"]
 
-ASN_R, ASN_P = 65000, 65100
+ASN_R, ASN_P, ASN_G = 65000, 65100, 65200
 GROUPS = {7: ("r-h1",), 8: ("r-h2",)}
 LINKS = (
     (
@@ -68,6 +69,16 @@ LINKS = (
         "p-r",
         "198.18.100.2/30",
         "2001:db8:100::2/64",
+    ),
+    (
+        "r",
+        "r-g",
+        "198.18.100.5/30",
+        "2001:db8:104::1/64",
+        "g",
+        "g-r",
+        "198.18.100.6/30",
+        "2001:db8:104::2/64",
     ),
 )
 T = TypeVar("T")
@@ -166,9 +177,12 @@ class Testbed:
         shard_size: int = 1024,
         workroot: Path = Path("/run/savd-enforcer-tb"),
         keep_files: bool = False,
+        gobgp: bool = False,
     ) -> None:
         self.prefix = prefix or "enf" + secrets.token_hex(2)
         self.keep_files = bool(keep_files)
+        self.with_gobgp = gobgp
+        self.gobgp: Any = None
         self.table_range_fix = table_range_fix
         self.with_enforcer = enforcer
         self.shard_size = shard_size
@@ -222,7 +236,7 @@ class Testbed:
     def _build(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.dir, "frr", "frr")
-        for node in ("r", "h1", "h2", "p"):
+        for node in ("r", "h1", "h2", "p", "g"):
             _run(["ip", "netns", "add", self.ns(node)])
             self._namespaces.append(self.ns(node))
             _run(["ip", "-n", self.ns(node), "link", "set", "lo", "up"])
@@ -267,6 +281,8 @@ class Testbed:
         self.pusher = ThreadedSpeaker.pusher(self.dir / "pusher", self.ns("p"))
         self.pusher.start()
         wait_for("eBGP session p -> r established", self.pusher.established, 60)
+        if self.with_gobgp:
+            self._start_gobgp()
         if self.with_enforcer:
             self.start_enforcer()
 
@@ -276,6 +292,7 @@ class Testbed:
         bgpd_conf = (
             f"hostname r\nrouter bgp {ASN_R}\n bgp router-id 198.18.100.1\n no bgp ebgp-requires-policy\n"
             f" no bgp default ipv4-unicast\n neighbor 198.18.100.2 remote-as {ASN_P}\n"
+            f" neighbor 198.18.100.6 remote-as {ASN_G}\n"
             " address-family ipv4 unicast\n  neighbor 198.18.100.2 activate\n exit-address-family\n"
         )
         for name, text in (("zebra.conf", zebra_conf), ("bgpd.conf", bgpd_conf)):
@@ -304,9 +321,38 @@ class Testbed:
             lines += [
                 f"address-family {afi} flowspec",
                 "neighbor 198.18.100.2 activate",
+                "neighbor 198.18.100.6 activate",
                 "exit-address-family",
             ]
         self.vtysh(*lines)
+
+    def _start_gobgp(self) -> None:
+        """gobgpd in g (AS 65200, eBGP to r), driven by appliance.speakers.gobgp on the pusher's loop."""
+        from appliance.speakers.gobgp import GoBgpNeighbor, GoBgpSpeaker
+
+        assert self.pusher is not None
+        neighbor = GoBgpNeighbor("198.18.100.5", ASN_R, local_address="198.18.100.6", name="r")
+        self.gobgp = GoBgpSpeaker(
+            self.dir / "gobgp",
+            asn=ASN_G,
+            router_id="198.18.100.6",
+            name="g",
+            neighbors=[neighbor],
+            netns=self.ns("g"),
+            group_asn=1,
+        )
+        self.pusher.call(self.gobgp.start())
+        wait_for(
+            "GoBGP session g -> r established",
+            lambda: self.pusher.call(self.gobgp.established()) if self.pusher else None,
+            60,
+            0.25,
+        )
+
+    def gobgp_call(self, method: str, *args: Any) -> Any:
+        """Run `GoBgpSpeaker.<method>(*args)` (a coroutine) on the pusher's loop."""
+        assert self.pusher is not None and self.gobgp is not None
+        return self.pusher.call(getattr(self.gobgp, method)(*args))
 
     def start_enforcer(self, extra: Sequence[str] = ()) -> None:
         groups = [f"--group={gid}={','.join(names)}" for gid, names in GROUPS.items()]
@@ -366,6 +412,10 @@ class Testbed:
         """Stop everything this testbed started, by PID, and delete its namespaces (idempotent)."""
         with contextlib.suppress(Exception):
             self.stop_enforcer()
+        if self.gobgp is not None and self.pusher is not None:
+            with contextlib.suppress(Exception):
+                self.pusher.call(self.gobgp.stop(), timeout=30)
+            self.gobgp = None
         if self.pusher:
             self.pusher.stop()
             self.pusher = None
