@@ -1,7 +1,7 @@
 """FlowSpec benchmarks: push rates into a real FRR bgpd, and rule counts against the exact CIDR cover.
 
-    .venv/bin/python bench/flowspec_bench.py [all|push|compress] [--sizes 1000,10000,100000]
-                                             [--speakers gobgp,exabgp] [--interfaces 16]
+    .venv/bin/python bench/flowspec_bench.py [all|push|compress|engine] [--sizes 1000,10000,100000]
+                                             [--speakers gobgp,exabgp] [--interfaces 16] [--quick]
 
 push: N distinct /32 discard rules through the FlowPusher into FRR 8.4.4 bgpd (-Z) in a namespace
 pair (bench/flowspec_lab.py); time until FRR's pfxRcd reaches N. Baselines measured in the same run
@@ -9,7 +9,8 @@ at the smallest size: ExaBGP with one command in flight (window 1) and GoBGP wit
 per rule; the figures printed are rules/s and the ratio to that baseline.
 compress: the compiler on CAIDA pfx2as (RouteViews 2016-02-02, ../shared/data) split by origin AS over
 customer allowlists plus a provider blocklist: rules emitted vs the exact CIDR cover (the baseline a
-merge-adjacent compiler emits), and compile time. Needs root for push.
+merge-adjacent compiler emits), and compile time. engine: the same on the engine's Internet-scale rule
+set (bench/engine_bench.py inputs: 1,000 customer interfaces of a CAIDA transit AS). Needs root for push.
 """
 
 from __future__ import annotations
@@ -160,15 +161,56 @@ def bench_compress(interfaces: int) -> None:
           "merge-only time)")
 
 
+def bench_engine(quick: bool) -> None:
+    """The engine's Internet-scale rule set (bench/engine_bench.py inputs) through the compiler."""
+    import engine_bench  # bench/ is sys.path[0]
+
+    from appliance.engine.snapshot import compute
+
+    args = argparse.Namespace(paths=100_000 if quick else 1_000_000, vrps=60_000 if quick else 600_000,
+                              customers=1000, aspa_every=20)
+    if not engine_bench.REL.exists():
+        print(f"skip: {engine_bench.REL} not present")
+        return
+    t = time.monotonic()
+    snap, info = engine_bench.build(args)
+    ruleset = compute(snap)
+    t_engine = time.monotonic() - t
+    listed = sum(len(r.prefixes) for r in ruleset.rules)
+    distinct = len({(r.kind, r.prefixes) for r in ruleset.rules})
+    t = time.monotonic()
+    plan = compile_ruleset(ruleset, CompileOptions(max_rules_per_router=100_000_000))
+    t_compile = time.monotonic() - t
+    totals = plan.totals()
+    unbounded = compile_ruleset(ruleset, CompileOptions(max_rules_per_router=100_000_000,
+                                                        max_groups_per_rule=1 << 14)).totals()
+    merged: set[tuple[str, str, str]] = set()   # exact cover, equal (prefix, action) merged across interfaces
+    for r in ruleset.rules:
+        nets = [ipaddress.ip_network(p) for p in r.prefixes]
+        inside = "accept" if r.kind is ListKind.ALLOW else str(r.action.mode)
+        merged.update((str(n), inside, "") for n in exact_cover(nets))
+        if r.kind is ListKind.ALLOW:
+            merged.update((f"default/{v}", str(r.action.mode), "") for v in {n.version for n in nets})
+    print(f"engine rule set ({info['paths']:,} paths): {len(ruleset.rules)} interfaces, {distinct} distinct "
+          f"lists, {listed:,} listed prefixes (built and computed in {t_engine:.1f}s)")
+    print(f"exact CIDR cover per interface: {totals.exact_cover:,} rules; emitted: {totals.emitted:,} = "
+          f"{totals.emitted / max(totals.exact_cover, 1):.4f} of it (compile {t_compile:.1f}s)")
+    print(f"exact cover merged across interfaces: {len(merged):,} rules; emitted without the 256-group "
+          f"split: {unbounded.emitted:,} = {unbounded.emitted / max(len(merged), 1):.3f} of it")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", choices=["push", "compress", "all"], default="all")
+    ap.add_argument("what", nargs="?", choices=["push", "compress", "engine", "all"], default="all")
+    ap.add_argument("--quick", action="store_true", help="engine: 100k paths instead of 1M")
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--speakers", default="gobgp,exabgp")
     ap.add_argument("--interfaces", type=int, default=16)
     args = ap.parse_args()
     if args.what in ("compress", "all"):
         bench_compress(args.interfaces)
+    if args.what in ("engine", "all"):
+        bench_engine(args.quick)
     if args.what in ("push", "all"):
         bench_push([int(s) for s in args.sizes.split(",")], args.speakers.split(","))
 
