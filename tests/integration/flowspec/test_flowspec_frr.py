@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.flowspec import ActionKind, FlowRule, compile_ruleset
+from appliance.flowspec import ActionKind, FlowAction, FlowMatch, FlowRule, compile_ruleset
 from appliance.model import Action, InterfaceRules, ListKind, Mode, SavRuleSet
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SessionUp
 from appliance.speakers.gobgp import GoBgpNeighbor, GoBgpSpeaker
@@ -51,6 +51,8 @@ RULESET = SavRuleSet.of([
                    Action(Mode.REDIRECT, redirect="65001:100")),
 ])
 SMALLER = SavRuleSet.of([InterfaceRules("r1", "eth2", ListKind.BLOCK, ("198.18.16.0/20",))])
+# the most interface-set communities the compiler puts on one rule (max_groups_per_rule)
+WIDE = FlowRule("r1", FlowMatch("198.18.99.0/24"), FlowAction(ActionKind.DISCARD), tuple(range(1, 257)))
 
 
 def frr_key(rule: FlowRule) -> tuple[str, str, str, int]:
@@ -107,7 +109,7 @@ async def exabgp(lab: FrrFlowLab) -> AsyncIterator[ExaBgpSpeaker]:
 
 
 def test_exabgp_push_withdraw_and_resync_after_speaker_restart(lab: FrrFlowLab) -> None:
-    full, small = plan_rules(RULESET), plan_rules(SMALLER)
+    full, small = (*plan_rules(RULESET), WIDE), plan_rules(SMALLER)
     assert any(r.match.packet_length_min is not None for r in full)  # the per-interface conflict case
 
     async def scenario() -> None:
@@ -154,7 +156,7 @@ async def gobgp_up(sp: GoBgpSpeaker, timeout: float = 30.0) -> None:
 
 
 def test_gobgp_push_withdraw_and_resync_after_gobgpd_restart(lab: FrrFlowLab) -> None:
-    full, small = plan_rules(RULESET), plan_rules(SMALLER)
+    full, small = (*plan_rules(RULESET), WIDE), plan_rules(SMALLER)
     neighbor = GoBgpNeighbor(FRR_ADDR, FRR_AS, local_address=SPEAKER_ADDR)
 
     def speaker() -> GoBgpSpeaker:
