@@ -6,11 +6,11 @@ time 0.0 for the caller to stamp). Only rules with delivery FLOWSPEC are compile
 Meaning of one interface's list (what the property test checks the rules against):
 - blocklist: a source inside the listed prefixes gets the interface's action; others pass.
 - allowlist: a source inside the listed prefixes passes; others of the same family get the action.
-- sources in `always_allowed` (link-local and unspecified by default) always pass: they are not
-  routable, and dropping them breaks the link (IPv6 neighbour discovery under an allowlist's ::/0).
   An allowlist restricts only the address families it lists: one with no IPv6 prefix leaves IPv6
   unfiltered, and an empty allowlist compiles to nothing (fail open: no knowledge is not "nothing is
   legitimate"; an event says so).
+- sources in `always_allowed` (link-local and unspecified by default) always pass: they are not
+  routable, and dropping them breaks the link (IPv6 neighbour discovery under an allowlist's ::/0).
 - interfaces without a list, and packets matching no rule, pass.
 
 Encoding: every rule carries a source-prefix component and an interface-set community with the group
