@@ -153,7 +153,8 @@ class Engine:
         return self.routers.get(name) or Router(name)
 
     def _rpki(self) -> RpkiView:
-        return RpkiView.of(self.vrps, self.aspas, self.rpki_ready)
+        self.rpki = RpkiView.of(self.vrps, self.aspas, self.rpki_ready)
+        return self.rpki
 
     # --- recomputation --------------------------------------------------------------------------------
 
@@ -225,9 +226,13 @@ class Engine:
             self.dirty.add((path.router, iface))
 
     def _on_rpki(self, event: RpkiChanged) -> None:
-        for v in event.vrps_removed:
-            self.vrps.pop(v, None)
-        self.vrps.update(dict.fromkeys(event.vrps_added))
+        had_vrps = bool(self.vrps)
+        removed = [v for v in event.vrps_removed if v in self.vrps]
+        added = [v for v in event.vrps_added if v not in self.vrps]
+        for v in removed:
+            del self.vrps[v]
+        self.vrps.update(dict.fromkeys(added))
+        old_aspas, old_ready = set(self.aspas), self.rpki.ready
         for a in event.aspas_removed:
             self.aspas.pop(a, None)
         gone = set(event.aspa_customers_removed)
@@ -236,6 +241,18 @@ class Engine:
         self.aspas.update(dict.fromkeys(event.aspas_added))
         if event.ready is not None:
             self.rpki_ready = event.ready
+        ready = bool(self.vrps or self.aspas) if self.rpki_ready is None else self.rpki_ready
+        if set(self.aspas) == old_aspas and ready == old_ready and bool(self.vrps) == had_vrps:
+            # VRPs only: AS cones stand (they read ASPAs and paths); patch the VRP index, redo Q and S
+            self.rpki = self.rpki.with_vrp_delta(tuple(self.vrps), added, removed)
+            for name, live in self.live.items():
+                self.dirty |= {(name, i) for i in live.refresh_rpki(self.rpki)}
+            # provenance lists the ROAs of each prefix: rules holding a changed VRP prefix are rebuilt
+            moved = {v.prefix for v in (*added, *removed)}
+            for key, rule in self.rules.items():
+                if key[0] in self.live and not moved.isdisjoint(rule.prefixes):
+                    self.dirty.add(key)
+            return
         self._rebuild_inter(self._all_paths())
 
     def _on_topology(self, event: TopologyChanged) -> None:

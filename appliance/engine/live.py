@@ -275,14 +275,7 @@ class LiveRouter:
             self.cones[i] = cone
             for asn in cone:
                 self.as_to_ifaces.setdefault(asn, set()).add(i)
-            prefixes: set[str] = set(self.policy.prefix_acl.get((self.router.name, i), ()))
-            for asn in cone:
-                prefixes |= self.rpki.roa_prefixes_by_asn.get(asn, frozenset())
-                prefixes |= {
-                    x for x in self.origin_prefixes.get(asn, ())
-                    if not self.rpki.vrps or self.rpki.rov(x, asn) is not Rov.INVALID
-                }
-            flips = self._set_q(i, prefixes)
+            flips = self._set_q(i, self._q_of(i, cone))
             covered = all(asn in self.rpki.aspa_table for asn in cone)
             if flips or old != cone or self.covered.get(i) != covered:
                 changed.add(i)
@@ -301,6 +294,17 @@ class LiveRouter:
         elif q_flips:
             changed |= self._recheck_s(q_flips)
         return changed
+
+    def _q_of(self, iface: str, cone: frozenset[int]) -> set[str]:
+        """BAR-SAV's Q for one interface: its ACL, the cone's ROA prefixes and its routes not ROV-Invalid."""
+        prefixes: set[str] = set(self.policy.prefix_acl.get((self.router.name, iface), ()))
+        for asn in cone:
+            prefixes |= self.rpki.roa_prefixes_by_asn.get(asn, frozenset())
+            prefixes |= {
+                x for x in self.origin_prefixes.get(asn, ())
+                if not self.rpki.vrps or self.rpki.rov(x, asn) is not Rov.INVALID
+            }
+        return prefixes
 
     def _s_member(self, prefix: str) -> bool:
         if prefix not in self.qu:
@@ -336,6 +340,24 @@ class LiveRouter:
             ):
                 out.add(i)
         return out
+
+    def refresh_rpki(self, rpki: RpkiView) -> set[str]:
+        """Take a view whose VRPs changed (ASPAs, readiness and VRP presence unchanged): the cones stand,
+        every Q and S are recomputed from them. Returns the interfaces whose list moved."""
+        self.rpki = rpki
+        if self.whole:
+            previous = self._whole
+            self._recompute_whole()
+            return {i for i in self.neighbors if previous.get(i) != self._whole.get(i)}
+        changed: set[str] = set()
+        for i in sorted(self.cones):
+            if self._set_q(i, self._q_of(i, self.cones[i])):
+                changed.add(i)
+        new_s = {x for x in self.qu if self._s_member(x)}
+        if new_s != self.s:
+            self.s = new_s
+            changed |= self._pi_ifaces()
+        return changed
 
     # --- events ---------------------------------------------------------------------------------------
 

@@ -81,6 +81,49 @@ class RpkiView:
         v, a = tuple(vrps), tuple(aspas)
         return RpkiView(v, a, bool(v or a) if ready is None else ready)
 
+    def with_vrp_delta(self, vrps: tuple[Vrp, ...], added: Iterable[Vrp], removed: Iterable[Vrp]) -> RpkiView:
+        """A view of `vrps` (this view's VRPs plus `added` minus `removed`, ASPAs and readiness unchanged),
+        made by patching this view's indexes in place instead of rebuilding them. This view must not be used
+        afterwards: its VRP index now belongs to the new one. ROV answers are recomputed on demand."""
+        new = RpkiView(vrps, self.aspas, self.ready)
+        for name in ("aspa_table", "aspa_customers_of"):
+            if name in self.__dict__:
+                new.__dict__[name] = self.__dict__[name]
+        if "_vrp_index" not in self.__dict__:
+            return new
+        tree, by_prefix, by_asn = self.__dict__.pop("_vrp_index")
+        touched: dict[int, None] = {}
+        for v in removed:
+            entries = by_prefix.get(v.prefix)
+            if entries and (v.max_length, v.asn) in entries:
+                entries.remove((v.max_length, v.asn))
+                if not entries:
+                    del by_prefix[v.prefix]
+                    tree.delete(v.prefix)
+                touched[v.asn] = None
+        for v in added:
+            entries = by_prefix.get(v.prefix)
+            if entries is None:
+                tree.add(v.prefix)
+                entries = by_prefix[v.prefix] = []
+            if (v.max_length, v.asn) not in entries:
+                entries.append((v.max_length, v.asn))
+            touched[v.asn] = None
+        by_asn = dict(by_asn)
+        for asn in touched:
+            if not asn:
+                continue
+            kept = {
+                p for p in (*by_asn.get(asn, ()), *(v.prefix for v in added if v.asn == asn))
+                if any(a == asn for _, a in by_prefix.get(p, ()))
+            }
+            if kept:
+                by_asn[asn] = frozenset(kept)
+            else:
+                by_asn.pop(asn, None)
+        new.__dict__["_vrp_index"] = (tree, by_prefix, by_asn)
+        return new
+
     @cached_property
     def aspa_table(self) -> dict[int, frozenset[int]]:
         return build_table(self.aspas)

@@ -154,3 +154,31 @@ def test_rpki_delta_by_customer_removes_every_aspa_of_it() -> None:
     engine.apply(RpkiChanged(aspa_customers_removed=(65001,)))
     assert engine.snapshot().aspas == (Aspa(65002, (65000,)),)
     assert engine.ruleset().to_json() == compute(engine.snapshot()).to_json()
+
+
+def test_vrp_only_delta_patches_in_place() -> None:
+    paths = (
+        BgpPath("b1", "c1", PREFIXES[0], (65001,)),
+        BgpPath("b1", "c2", PREFIXES[1], (65002, 65003)),
+        BgpPath("b1", "u1", PREFIXES[2], (65020, 65030)),
+    )
+    snap = _base().replace(
+        paths=paths,
+        vrps=(Vrp(PREFIXES[0], 24, 65001), Vrp(PREFIXES[1], 24, 65003)),
+        aspas=(Aspa(65001, (LOCAL,)), Aspa(65002, (LOCAL,)), Aspa(65003, (65002,))),
+    )
+    engine = Engine(snap)
+    before = engine.ruleset().get("b1", "c2")
+    assert before is not None and before.algorithm == "auto:bar-sav" and PREFIXES[1] in before.prefixes
+    live = engine.live["b1"]
+    # AS65099 takes over the ROA of 198.18.1.0/24: AS65003's route becomes ROV-Invalid, BAR-SAV drops it
+    delta = RpkiChanged(
+        vrps_added=(Vrp(PREFIXES[1], 24, 65099),), vrps_removed=(Vrp(PREFIXES[1], 24, 65003),)
+    )
+    changed = engine.apply(delta)
+    assert engine.live["b1"] is live  # no rebuild of the router's state
+    assert ("b1", "c2") in changed
+    after = engine.ruleset()
+    assert after.to_json() == compute(engine.snapshot()).to_json()
+    c2 = after.get("b1", "c2")
+    assert c2 is not None and PREFIXES[1] not in c2.prefixes
