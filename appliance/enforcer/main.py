@@ -29,11 +29,11 @@ from typing import Any
 
 from appliance.enforcer import groupmap
 from appliance.enforcer.httpd import serve
-from appliance.enforcer.nftplan import PlanOptions, build_plan, render_full
+from appliance.enforcer.nftplan import PlanOptions, render_full
 from appliance.enforcer.node import NodeError, Sidecar, VethPair, configure_frr, frr_commands
+from appliance.enforcer.recording import replay
 from appliance.enforcer.service import EnforcerOptions, EnforcerService
-from appliance.enforcer.table import RouteTable
-from appliance.speakers.exabgp import SpeakerError, UpdateReceived, parse_api_line
+from appliance.speakers.exabgp import SpeakerError
 
 log = logging.getLogger("appliance.enforcer")
 
@@ -94,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-http", action="store_true")
     run.add_argument("--counters-file", type=Path, help="write the counters snapshot here every tick")
     run.add_argument("--reconcile-s", type=float, default=5.0, help="drift check / snapshot period")
+    run.add_argument("--record", type=Path, help="append every received event (JSON lines) for replay")
     run.set_defaults(func=cmd_run)
 
     plan = sub.add_parser("plan", help="print the nft text for recorded ExaBGP JSON updates (dry run)")
     common(plan)
-    plan.add_argument("--updates", type=Path, required=True, help="ExaBGP JSON lines")
+    plan.add_argument("--updates", type=Path, required=True,
+                      help="ExaBGP JSON lines or an enforcer --record file")
     plan.add_argument("--status", action="store_true", help="print route states as JSON instead")
     plan.set_defaults(func=cmd_plan)
 
@@ -116,14 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    table = RouteTable()
-    for lineno, line in enumerate(args.updates.read_text().splitlines(), 1):
-        event = parse_api_line(line)
-        if isinstance(event, UpdateReceived):
-            result = table.apply_update(event.neighbor, event.attribute, event.announce, event.withdraw)
-            for p in result.problems:
-                print(f"{args.updates}:{lineno}: {p.error}", file=sys.stderr)
-    plan = build_plan(table.routes(), _groups(args), _plan_options(args))
+    service = EnforcerService(EnforcerOptions(node="plan", asn=1, frr_address="", exa_address="",
+                                              workdir=Path("."), groups=_groups(args),
+                                              plan=_plan_options(args)))
+    try:
+        lines = args.updates.read_text().splitlines()
+    except OSError as exc:
+        print(f"savd-enforcer plan: {args.updates}: {exc.strerror}", file=sys.stderr)
+        return 2
+    for lineno, event in replay(lines):
+        if isinstance(event, str):
+            print(f"{args.updates}:{lineno}: {event}", file=sys.stderr)
+        else:
+            service.handle(event)
+    plan = service.plan()
     if args.status:
         print(json.dumps([dataclasses.asdict(s) for s in plan.statuses], indent=1))
     else:
@@ -171,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workdir=(args.workdir or Path("/run/savd-enforcer") / args.node).resolve(), groups=groups,
         group_file=args.groups_file, plan=_plan_options(args, (pair.frr_ifname, pair.exa_ifname)),
         reconcile_s=args.reconcile_s, netns=args.netns, counters_file=args.counters_file,
-        exabgp_prefix=tuple(sidecar.prefix()) if sidecar else ())
+        exabgp_prefix=tuple(sidecar.prefix()) if sidecar else (), record=args.record)
     try:
         return asyncio.run(_run(options, None if args.no_http else args.http))
     except SpeakerError as exc:

@@ -28,6 +28,7 @@ from typing import Any
 from appliance.enforcer import groupmap
 from appliance.enforcer.nft import NftError, NftTable
 from appliance.enforcer.nftplan import Counters, Plan, PlanOptions, build_plan
+from appliance.enforcer.recording import record_of
 from appliance.enforcer.table import RouteTable
 from appliance.speakers.exabgp import (
     ExaBgpSpeaker,
@@ -57,6 +58,7 @@ class EnforcerOptions:
     netns: str | None = None            # run nft and ExaBGP inside this namespace (tests, bench)
     counters_file: Path | None = None
     exabgp_prefix: tuple[str, ...] = ()   # e.g. nsenter into the receiver's sidecar namespace
+    record: Path | None = None            # append every received event here (recording.py)
 
 
 def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
@@ -136,6 +138,11 @@ class EnforcerService:
 
     def handle(self, event: SpeakerEvent) -> bool:
         """Apply one speaker event to the route table; True if the table changed."""
+        if self.options.record is not None:
+            rec = record_of(event)
+            if rec is not None:
+                with self.options.record.open("a") as f:
+                    f.write(json.dumps(rec, sort_keys=True) + "\n")
         if isinstance(event, UpdateReceived):
             result = self.table.apply_update(event.neighbor, event.attribute, event.announce, event.withdraw)
             for p in result.problems:

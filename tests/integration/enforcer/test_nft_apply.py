@@ -111,3 +111,24 @@ def test_discard_counts_drops(ns: str) -> None:
     ping(ns, 2)
     counts, _ = table.counters()
     assert counts[blocker.rid].packets == 2 and counts[blocker.rid].dropped_packets == 2  # no replies
+
+
+def test_golden_text_is_accepted_by_nft(ns: str) -> None:
+    from pathlib import Path
+
+    golden = Path(__file__).parents[2] / "unit" / "enforcer" / "corpus" / "frr-8.4.4-via-exabgp-5.0.15.nft"
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "-f", "-"],
+        input=golden.read_text(),
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "savd_enforcer", "c_i0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "limit rate over 125000 bytes/second" in listed and "ip dscp set af11" in listed
