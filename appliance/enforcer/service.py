@@ -103,6 +103,7 @@ class EnforcerService:
         self.applies = 0
         self.last_applied_at = 0.0
         self._last_snapshot: dict[str, Any] = {}
+        self.error = ""     # non-empty while the last plan could not be applied (nothing enforced)
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -166,8 +167,15 @@ class EnforcerService:
             try:
                 result = await asyncio.to_thread(self.nft.apply, plan)
             except NftError as exc:
-                log.error("event=enforcer-apply-failed error=%r", str(exc)[:1000])
+                # fail open: an old table may still drop what was withdrawn; enforce nothing instead
+                self.error = f"nft refused the plan: {str(exc)[:500]}"
+                log.error("event=enforcer-apply-failed action=table-removed error=%r", str(exc)[:1000])
+                try:
+                    await asyncio.to_thread(self.nft.delete)
+                except NftError as exc2:
+                    log.critical("event=enforcer-table-remove-failed error=%r", str(exc2)[:500])
                 return
+            self.error = ""
             self._applied_generation = generation
             self.last_apply_s = time.monotonic() - started
             self.last_applied_at = time.time()
@@ -188,8 +196,8 @@ class EnforcerService:
     def _snapshot(self, counters: Mapping[str, Counters], problems: Sequence[str]) -> dict[str, Any]:
         speaker = self.speaker
         doc = snapshot(self.options.node, self.nft.applied, counters, generation=self.table.generation,
-                       sessions=sorted(speaker.established()) if speaker else [], problems=problems,
-                       now=time.time())
+                       sessions=sorted(speaker.established()) if speaker else [],
+                       problems=[*problems, *([self.error] if self.error else [])], now=time.time())
         self._last_snapshot = doc
         return doc
 
@@ -207,7 +215,7 @@ class EnforcerService:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            if self.table.generation != self._applied_generation:
+            if self.table.generation != self._applied_generation or self.error:
                 await self.apply_now()
 
     async def _ticker(self) -> None:
@@ -216,7 +224,7 @@ class EnforcerService:
         period = self.options.reconcile_s
         while True:
             await asyncio.sleep(period)
-            if self._reload_groups():
+            if self._reload_groups() or self.error:
                 self._dirty.set()
             started = time.monotonic()
             async with self._lock:
