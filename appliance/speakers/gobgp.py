@@ -23,6 +23,7 @@ not lose gobgpd's RIB (it re-advertises by itself); a gobgpd restart does, so ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import logging
@@ -38,6 +39,11 @@ from google.protobuf import any_pb2
 
 from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, Message, to_path
 from appliance.flowspec.rules import FlowRule
+from appliance.speakers.exabgp import SessionDown, SessionUp, SpeakerRestarted
+
+GoBgpEvent = SessionUp | SessionDown | SpeakerRestarted
+WATCH_INTERVAL_S = 0.5
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +147,83 @@ class GoBgpSpeaker:
         self._proc: asyncio.subprocess.Process | None = None
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
+        self._queue: asyncio.Queue[GoBgpEvent] = asyncio.Queue()
+        self._up: set[str] = set()       # neighbours reported up since this gobgpd (generation) started
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._restarts = 0
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def restarts(self) -> int:
+        return self._restarts
+
     async def start(self, timeout_s: float = 10.0) -> None:
+        """Spawn (managed) and connect; then watch sessions and, if managed, restart gobgpd when it dies."""
+        self._stopping = False
+        await self._connect(timeout_s)
+        log.info("event=gobgp-started speaker=%s target=%s pid=%s", self.name, self.target, self.pid)
+        self._tasks = [asyncio.create_task(self._watch(), name=f"gobgp-watch-{self.name}")]
+        if self.managed:
+            self._tasks.append(asyncio.create_task(self._supervise(), name=f"gobgp-supervise-{self.name}"))
+
+    async def _connect(self, timeout_s: float) -> None:
         if self.managed:
             await self._spawn()
+        if self._channel is not None:
+            await self._channel.close()
         self._channel = grpc.aio.insecure_channel(self.target)
         self._stub = api_grpc.GobgpApiStub(self._channel)
         await self._wait_ready(timeout_s)
-        log.info("gobgp started speaker=%s target=%s pid=%s", self.name, self.target, self.pid)
+
+    async def events(self) -> AsyncIterator[GoBgpEvent]:
+        """SessionUp once per neighbour per gobgpd generation (gobgpd keeps its RIB across session resets,
+        so flaps are not reported); SessionDown for every neighbour when gobgpd is lost (RIB gone);
+        SpeakerRestarted after a managed restart. Feed them to FlowPusher.on_event."""
+        while True:
+            yield await self._queue.get()
+
+    def _lost(self, reason: str) -> None:
+        for address in sorted(self._up):
+            self._queue.put_nowait(SessionDown(address, self.name, reason))
+        self._up.clear()
+
+    async def _watch(self) -> None:
+        while not self._stopping:
+            try:
+                up = await self.established()
+            except (grpc.aio.AioRpcError, AttributeError):
+                if self._up:
+                    log.warning("event=gobgp-unreachable speaker=%s target=%s", self.name, self.target)
+                self._lost("gobgpd unreachable")
+                up = set()
+            for address in sorted(up - self._up):
+                self._up.add(address)
+                self._queue.put_nowait(SessionUp(address, self.name))
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+    async def _supervise(self) -> None:
+        backoff = BACKOFF_FIRST_S
+        while not self._stopping:
+            proc = self._proc
+            assert proc is not None
+            code = await proc.wait()
+            if self._stopping:
+                return
+            log.warning("event=gobgp-exited speaker=%s pid=%s code=%s", self.name, proc.pid, code)
+            self._lost(f"gobgpd exited with {code}")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            try:
+                await self._connect(10.0)
+            except GoBgpError as exc:
+                log.warning("event=gobgp-restart-failed speaker=%s error=%s", self.name, exc)
+                continue
+            self._restarts += 1
+            self._queue.put_nowait(SpeakerRestarted(self._restarts, code))
 
     async def _spawn(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +261,14 @@ class GoBgpSpeaker:
         raise GoBgpError(self.name, f"gRPC API at {self.target} not ready after {timeout_s}s: {last}")
 
     async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self._up.clear()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None

@@ -142,12 +142,19 @@ class FlowPusher:
             while j < len(steps) and j - i < self.batch_size and steps[j][0] == op:
                 j += 1
             batch = [rule for _, rule in steps[i:j]]
+            try:
+                if op == "announce":
+                    await self.speaker.announce(peer, batch)
+                else:
+                    await self.speaker.withdraw(peer, batch)
+            except PushError:
+                raise
+            except Exception as exc:   # speaker-specific errors (GoBgpError, gRPC) at the boundary
+                raise PushError(peer, f"{op} of {len(batch)} rules: {exc}") from exc
             if op == "announce":
-                await self.speaker.announce(peer, batch)
                 held.update((r.match, r) for r in batch)
                 done = FlowDiff(announce=tuple(batch))
             else:
-                await self.speaker.withdraw(peer, batch)
                 for r in batch:
                     held.pop(r.match, None)
                 done = FlowDiff(withdraw=tuple(batch))

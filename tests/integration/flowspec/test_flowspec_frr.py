@@ -147,44 +147,41 @@ def test_exabgp_push_withdraw_and_resync_after_speaker_restart(lab: FrrFlowLab) 
     asyncio.run(scenario())
 
 
-async def gobgp_up(sp: GoBgpSpeaker, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while FRR_ADDR not in await sp.established():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"GoBGP session to {FRR_ADDR} not Established after {timeout}s")
-        await asyncio.sleep(0.1)
-
-
 def test_gobgp_push_withdraw_and_resync_after_gobgpd_restart(lab: FrrFlowLab) -> None:
     full, small = (*plan_rules(RULESET), WIDE), plan_rules(SMALLER)
     neighbor = GoBgpNeighbor(FRR_ADDR, FRR_AS, local_address=SPEAKER_ADDR)
-
-    def speaker() -> GoBgpSpeaker:
-        return GoBgpSpeaker(lab.dir / "gobgp", asn=SPEAKER_AS, router_id=SPEAKER_ADDR, neighbors=[neighbor],
-                            netns=lab.ns_speaker)
+    sp = GoBgpSpeaker(lab.dir / "gobgp", asn=SPEAKER_AS, router_id=SPEAKER_ADDR, neighbors=[neighbor],
+                      netns=lab.ns_speaker)
 
     async def scenario() -> None:
-        sp = speaker()
         await sp.start()
+        pusher = FlowPusher(sp)
+        ups: list[str] = []
+
+        async def follow() -> None:
+            async for ev in sp.events():
+                if isinstance(ev, SessionUp):
+                    ups.append(ev.neighbor)
+                await pusher.on_event(ev)
+
+        task = asyncio.create_task(follow())
         try:
-            pusher = FlowPusher(sp)
-            await gobgp_up(sp)
-            await pusher.session_up(FRR_ADDR)
-            await pusher.push(FRR_ADDR, full)
-            assert await sp.count_paths(1) + await sp.count_paths(2) == len(full)
+            await pusher.push(FRR_ADDR, full)          # held back until the session is up, then re-synced
             await wait_frr(lab, full, "the full rule set via GoBGP")
+            assert await sp.count_paths(1) + await sp.count_paths(2) == len(full)
             await pusher.push(FRR_ADDR, small)
             await wait_frr(lab, small, "the smaller set after DeletePath")
-            await sp.stop()                      # gobgpd gone: its RIB with it
-            pusher.session_down(FRR_ADDR)
-            sp = speaker()
-            await sp.start()
-            pusher.speaker = sp
-            await gobgp_up(sp)
-            assert await sp.count_paths(1) == 0
-            await pusher.session_up(FRR_ADDR)
+            # gobgpd dies with its RIB; the supervisor restarts it and the pusher re-syncs on SessionUp
+            os.kill(sp.pid or 0, signal.SIGKILL)
+            deadline = time.monotonic() + 40
+            while ups.count(FRR_ADDR) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert ups.count(FRR_ADDR) == 2 and sp.restarts == 1
             await wait_frr(lab, small, "the rules re-synced after the gobgpd restart")
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await sp.stop()
 
     asyncio.run(scenario())
