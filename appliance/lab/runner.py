@@ -294,7 +294,11 @@ class Lab:
         shim = ndir / "bin" / frr.VTYSH
         shim.parent.mkdir(exist_ok=True)
         real = shutil.which(frr.VTYSH) or frr.VTYSH
-        shim.write_text(f'#!/bin/sh\nexec {real} --vty_socket {frr.run_dir(space)} "$@"\n')
+        shim.write_text(
+            "#!/bin/sh\n# savd lab: vtysh reaching this node's FRR unless told where to go\n"
+            'for a in "$@"; do case "$a" in -N*|--pathspace*|--vty_socket*) exec '
+            f'{real} "$@";; esac; done\nexec {real} --vty_socket {frr.run_dir(space)} "$@"\n'
+        )
         shim.chmod(0o755)
         for daemon in self._daemons(node).enabled:
             argv = frr.daemon_argv(
@@ -370,7 +374,9 @@ class Lab:
                 out.append(f"{arg.split('=', 1)[0]}={spec.host_path(val)}")
             else:
                 out.append(arg)
-        if out and os.path.basename(out[0]) == frr.VTYSH:
+        if out and os.path.basename(out[0]) == frr.VTYSH and not any(
+            a.startswith(("-N", "--pathspace", "--vty_socket")) for a in out[1:]
+        ):
             out = [*self.vtysh_argv(node), *out[1:]]
         return out
 

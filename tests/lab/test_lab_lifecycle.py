@@ -58,6 +58,12 @@ def test_up_then_down_leaves_nothing(require_root: None, tiny_topology: Callable
         assert lab.vtysh_json("r1", "show bgp neighbors json")["198.18.10.2"]["bgpState"] == "Established"
         shell = lab.exec("r2", ["sh", "-c", "vtysh -c 'show running-config' | grep ^hostname"], check=True)
         assert shell.stdout.startswith("hostname r2\n")  # vtysh inside a shell line reaches r2's daemons
+        space = lab.netns("r2")  # an explicit pathspace is left alone, in a shell line or as argv
+        for argv in (
+            ["sh", "-c", f"vtysh -N {space} -c 'show running-config' | grep ^hostname"],
+            ["vtysh", "-N", space, "-c", "show running-config"],
+        ):
+            assert "hostname r2\n" in lab.exec("r1", argv, check=True).stdout
     finally:
         lab.down()
     assert not any(pid_alive(p) for p in pids)
