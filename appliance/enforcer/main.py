@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = counters.add_mutually_exclusive_group()
     src.add_argument("--url", default="http://127.0.0.1:9180")
     src.add_argument("--file", type=Path)
+    counters.add_argument("--json", action="store_true", help="print the raw /counters document")
     counters.set_defaults(func=cmd_counters)
     return parser
 
@@ -154,6 +155,9 @@ def cmd_counters(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"savd-enforcer counters: {exc}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps(doc, sort_keys=True))
+        return 0
     for rule in doc.get("rules", []):
         print(f"{rule['state']:9} {rule['packets']:>10} pkts {rule['dropped_packets']:>10} dropped  "
               f"{rule['action']:<14} {','.join(rule['interfaces']):<12} {rule['nlri']}")

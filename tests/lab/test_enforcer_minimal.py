@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from appliance.config import EnforcerConfig
+from appliance.enforcer.poller import fetch, samples_from
 from appliance.enforcer.testbed import Testbed, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -75,7 +77,11 @@ def test_blocklist_drops_spoofed_v4_v6_and_counts(tb: Testbed) -> None:
     got = wait_for("enforcer drop counters", counted, 10)
     assert got["198.18.77.0/24"]["dropped_packets"] == 20
     assert got["2001:db8:77::/48"]["dropped_packets"] == 10
-    # a spoofed source arriving from h2's side is not scoped by group 7: it passes
+    # the appliance-side poller reads the same counters through the node's namespace
+    samples = samples_from("r", fetch(EnforcerConfig("r", netns=tb.ns("r"))))
+    by_source = {x.source_prefix: x for x in samples}
+    assert by_source["198.18.77.0/24"].packets == 20 and by_source["198.18.77.0/24"].spoofed
+    assert by_source["198.18.77.0/24"].interface == "r-h1"
     listing = tb.nft_listing()
     assert listing is not None and any("r-h1" in str(item) for item in listing["nftables"])
 

@@ -1,0 +1,133 @@
+"""Appliance side: collect every router's enforcer counters and hand them to the monitor.
+
+For each `[[enforcer]]` of the configuration (appliance.config.EnforcerConfig): GET `<url>/counters`,
+or, for `netns = "..."`, run `savd-enforcer counters --json` inside that namespace (the node's endpoint
+listens on 127.0.0.1 there). The document's `samples` become monitor.counters.CounterSample records
+(absolute counters; the CounterBoard turns rises of drop counters into spoofing alarms). An enforcer that
+does not answer is logged and skipped: its counters simply stop rising, nothing else changes.
+
+Wiring for the daemon: add "appliance.enforcer.poller:factory" to daemon.COMPONENT_FACTORIES.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from appliance.monitor.counters import CounterSample
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EnforcerPoller", "PollError", "factory", "fetch", "samples_from"]
+
+
+class PollError(RuntimeError):
+    """An enforcer could not be read; `router` names it."""
+
+    def __init__(self, router: str, message: str) -> None:
+        super().__init__(f"enforcer {router}: {message}")
+        self.router = router
+
+
+class _Target(Protocol):
+    @property
+    def router(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def netns(self) -> str: ...
+
+
+def samples_from(router: str, doc: Mapping[str, Any]) -> list[CounterSample]:
+    """CounterSamples of one /counters document, attributed to `router` (the configuration's name)."""
+    out = []
+    for s in doc.get("samples", []) or []:
+        if not isinstance(s, Mapping):
+            continue
+        try:
+            out.append(CounterSample(router=router, interface=str(s["interface"]),
+                                     source_prefix=str(s["source_prefix"]), action=str(s.get("action", "")),
+                                     packets=int(s["packets"]), bytes=int(s["bytes"]),
+                                     spoofed=bool(s.get("spoofed", True))))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("event=enforcer-sample-invalid router=%s error=%r sample=%r", router, exc, s)
+    return out
+
+
+def fetch(target: _Target, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The enforcer's /counters document (blocking)."""
+    try:
+        if target.url:
+            with urllib.request.urlopen(target.url.rstrip("/") + "/counters", timeout=timeout_s) as resp:
+                doc = json.loads(resp.read())
+        elif target.netns:
+            argv = ["ip", "netns", "exec", target.netns, sys.executable, "-m", "appliance.enforcer.main",
+                    "counters", "--json"]
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+            if proc.returncode != 0:
+                raise PollError(target.router, f"netns {target.netns}: {proc.stderr.strip()[-300:]}")
+            doc = json.loads(proc.stdout)
+        else:
+            raise PollError(target.router, "neither url nor netns configured")
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        raise PollError(target.router, str(exc)) from exc
+    if not isinstance(doc, dict):
+        raise PollError(target.router, "counters document is not a JSON object")
+    return doc
+
+
+class _Context(Protocol):
+    def report_counters(self, samples: Iterable[CounterSample]) -> None: ...
+
+
+class EnforcerPoller:
+    """A daemon component polling every configured enforcer every `interval_s`."""
+
+    name = "enforcer-poller"
+
+    def __init__(self, targets: Sequence[_Target], interval_s: float = 5.0,
+                 fetcher: Callable[[_Target], dict[str, Any]] = fetch) -> None:
+        self.targets = tuple(targets)
+        self.interval_s = interval_s
+        self._fetch = fetcher
+        self._task: asyncio.Task[None] | None = None
+
+    async def poll_once(self, ctx: _Context) -> int:
+        """One round; returns how many enforcers answered."""
+        answered = 0
+        for target in self.targets:
+            try:
+                doc = await asyncio.to_thread(self._fetch, target)
+            except PollError as exc:
+                log.warning("event=enforcer-poll-failed router=%s error=%r", target.router, str(exc))
+                continue
+            answered += 1
+            ctx.report_counters(samples_from(target.router, doc))
+        return answered
+
+    async def start(self, ctx: Any) -> None:
+        async def loop() -> None:
+            while True:
+                await self.poll_once(ctx)
+                await asyncio.sleep(self.interval_s)
+        self._task = asyncio.create_task(loop(), name="enforcer-poller")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def factory(ctx: Any) -> EnforcerPoller | None:
+    """daemon.COMPONENT_FACTORIES entry: a poller when the configuration names enforcers."""
+    targets = tuple(getattr(ctx.config, "enforcers", ()) or ())
+    return EnforcerPoller(targets) if targets else None

@@ -1,0 +1,100 @@
+"""The appliance-side poller against the enforcer's real HTTP endpoint (httpd.serve on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from appliance.config import EnforcerConfig
+from appliance.enforcer.httpd import serve
+from appliance.enforcer.poller import EnforcerPoller, factory, samples_from
+from appliance.monitor.counters import CounterSample
+
+DOC = {
+    "node": "r",
+    "rules": [],
+    "samples": [
+        {
+            "router": "r",
+            "interface": "eth1",
+            "source_prefix": "0.0.0.0/0",
+            "action": "discard",
+            "packets": 20,
+            "bytes": 560,
+            "spoofed": True,
+        },
+        {
+            "router": "r",
+            "interface": "eth1",
+            "source_prefix": "198.18.1.0/24",
+            "action": "accept",
+            "packets": 7,
+            "bytes": 700,
+            "spoofed": False,
+        },
+        {"router": "r", "interface": "eth1"},  # malformed: skipped, logged
+    ],
+}
+
+
+class Ctx:
+    def __init__(self) -> None:
+        self.samples: list[CounterSample] = []
+
+    def report_counters(self, samples: Any) -> None:
+        self.samples.extend(samples)
+
+
+def test_samples_are_attributed_to_the_configured_router() -> None:
+    samples = samples_from("r1", DOC)
+    assert [(s.router, s.source_prefix, s.packets, s.spoofed) for s in samples] == [
+        ("r1", "0.0.0.0/0", 20, True),
+        ("r1", "198.18.1.0/24", 7, False),
+    ]
+
+
+def test_poller_reads_http_endpoints_and_skips_dead_ones() -> None:
+    async def run() -> tuple[int, Ctx, int]:
+        async def handler(path: str) -> tuple[int, Any]:
+            return (200, DOC) if path == "/counters" else (404, {})
+
+        server = await serve("127.0.0.1", 0, handler)
+        port = server.sockets[0].getsockname()[1]
+        dead = await serve("127.0.0.1", 0, handler)
+        dead_port = dead.sockets[0].getsockname()[1]
+        dead.close()
+        await dead.wait_closed()
+        ctx = Ctx()
+        poller = EnforcerPoller(
+            [
+                EnforcerConfig("r1", url=f"http://127.0.0.1:{port}"),
+                EnforcerConfig("r2", url=f"http://127.0.0.1:{dead_port}"),
+            ]
+        )
+        answered = await poller.poll_once(ctx)
+        server.close()
+        await server.wait_closed()
+        return answered, ctx, len(poller.targets)
+
+    answered, ctx, targets = asyncio.run(run())
+    assert (answered, targets) == (1, 2)
+    assert {(s.router, s.source_prefix) for s in ctx.samples} == {
+        ("r1", "0.0.0.0/0"),
+        ("r1", "198.18.1.0/24"),
+    }
+
+
+def test_factory_only_with_configured_enforcers() -> None:
+    class Config:
+        enforcers = (EnforcerConfig("r1", netns="sv01-r1"),)
+
+    class Context:
+        config = Config()
+
+    class Empty:
+        class config:
+            enforcers = ()
+
+    poller = factory(Context())
+    assert poller is not None and poller.targets[0].netns == "sv01-r1"
+    assert factory(Empty()) is None
