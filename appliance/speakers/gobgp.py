@@ -15,9 +15,13 @@ Targeting: gobgpd advertises its global RIB to every neighbour with the family, 
 interface-group IDs that only mean something on their own router. Rules for one router therefore go to
 a gobgpd that peers with that router only (one instance per router; several sessions to it, e.g. IPv4
 and IPv6, are fine). A managed speaker refuses neighbours with different `name`s (router names) and
-pushes for a peer it does not have; `peer` is otherwise bookkeeping for the pusher. A session reset does
-not lose gobgpd's RIB (it re-advertises by itself); a gobgpd restart does, so call the pusher's
-`session_up` after `start()`.
+pushes for a peer it does not have; `peer` is otherwise bookkeeping for the pusher.
+
+Sessions and restarts: a session reset does not lose gobgpd's RIB (gobgpd re-advertises by itself), a
+gobgpd restart does. So `events()` reports SessionUp once per neighbour per gobgpd generation (first
+Established, polled with ListPeer), SessionDown for every neighbour when gobgpd dies or becomes
+unreachable, and a managed gobgpd is restarted with capped exponential backoff. Fed to
+FlowPusher.on_event, that re-syncs exactly when the RIB was lost.
 """
 
 from __future__ import annotations
