@@ -34,6 +34,7 @@ from appliance.enforcer.testbed import Testbed, wait_for
 from appliance.flowspec import render_exabgp
 from appliance.flowspec.compiler import CompileOptions, compile_ruleset
 from appliance.flowspec.diff import diff as flow_diff
+from appliance.flowspec.rules import ActionKind, FlowAction, FlowMatch, FlowRule
 from appliance.model import InterfaceRules, ListKind, SavRuleSet
 
 G7 = "scope { interface-set transitive:input:1:7; }"
@@ -158,19 +159,47 @@ def bulk(tb: Testbed, n: int) -> None:
     tb.push(commands)
     pushed = time.monotonic() - t0
 
-    def installed() -> bool:
-        listing = tb.nft_listing() or {"nftables": []}
-        elems = sum(len(i["set"].get("elem", [])) for i in listing["nftables"] if "set" in i)
-        return elems >= n
-
-    wait_for(f"{n} rules in nftables", installed, 600, 0.2)
+    wait_for(f"{n} rules in nftables", lambda: installed(tb, n), 1200, 0.2)
     total = time.monotonic() - t0
     print(
-        f"bulk    {n:7} rules: pushed (acked) in {pushed:6.2f} s, all active in nftables after {total:6.2f} s"
-        f" ({n / total:7.0f} rules/s end to end)"
+        f"bulk    {n:7} rules via ExaBGP: pushed (acked) in {pushed:6.2f} s, all active in nftables after"
+        f" {total:6.2f} s ({n / total:7.0f} rules/s end to end)"
     )
     tb.push([c.replace("announce", "withdraw").replace(f" {G7} then {{ discard; }}", "") for c in commands])
-    wait_for("table removed", lambda: tb.nft_listing() is None, 600, 0.5)
+    wait_for("table removed", lambda: installed(tb, 0), 1200, 0.5)
+
+
+def installed(tb: Testbed, n: int) -> bool:
+    """The enforcer has applied its latest table generation and it holds exactly n routes."""
+    st = tb.enforcer_status()
+    return bool(st["applied_generation"] == st["generation"] and st["installed"] == n)
+
+
+def bulk_gobgp(tb: Testbed, n: int) -> None:
+    rules = [
+        FlowRule(
+            "r",
+            FlowMatch(f"198.{20 + i // 65536}.{(i // 256) % 256}.{i % 256}/32"),
+            FlowAction(ActionKind.DISCARD),
+            (7,),
+        )
+        for i in range(n)
+    ]
+    t0 = time.monotonic()
+    tb.gobgp_call("announce", "198.18.100.5", rules)
+    pushed = time.monotonic() - t0
+    wait_for(f"{n} rules in nftables", lambda: installed(tb, n), 1800, 0.5)
+    total = time.monotonic() - t0
+    print(
+        f"bulk    {n:7} rules via GoBGP:  pushed in {pushed:6.2f} s, all active in nftables after"
+        f" {total:6.2f} s ({n / total:7.0f} rules/s end to end)"
+    )
+    t1 = time.monotonic()
+    tb.gobgp_call("withdraw_all")
+    wait_for("table removed", lambda: installed(tb, 0), 1800, 0.5)
+    print(
+        f"bulk    {n:7} rules via GoBGP:  withdraw all -> table removed after {time.monotonic() - t1:6.2f} s"
+    )
 
 
 def load(n: int, ns: str) -> None:
@@ -212,6 +241,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--bulk", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--load", type=int, nargs="*", default=[1000, 10000, 100000])
+    parser.add_argument("--bulk-gobgp", type=int, nargs="*", default=[10000])
     args = parser.parse_args()
     ns = "enfbench-" + str(threading.get_native_id())
     subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -220,13 +250,15 @@ def main() -> int:
             load(n, ns)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
-    if args.samples or args.bulk:
-        with Testbed() as tb:
+    if args.samples or args.bulk or args.bulk_gobgp:
+        with Testbed(gobgp=bool(args.bulk_gobgp)) as tb:
             if args.samples:
                 latency(tb, args.samples)
                 ruleset_latency(tb, args.samples)
             for n in args.bulk:
                 bulk(tb, n)
+            for n in args.bulk_gobgp:
+                bulk_gobgp(tb, n)
     return 0
 
 

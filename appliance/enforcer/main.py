@@ -225,7 +225,8 @@ def _handler(service: EnforcerService) -> Any:
             return 200, {"node": service.options.node, "generation": service.table.generation,
                          "routes": len(service.table), "applies": service.applies,
                          "last_apply_s": service.last_apply_s, "last_applied_at": service.last_applied_at,
-                         "error": service.error,
+                         "error": service.error, "applied_generation": service.applied_generation,
+                         "installed": service.installed_count(),
                          "sessions": sorted(service.speaker.established()) if service.speaker else [],
                          "groups": {str(k): list(v) for k, v in service.groups().items()}}
         if path == "/healthz":

@@ -132,6 +132,15 @@ class EnforcerService:
         log.info("event=enforcer-groups-loaded path=%s groups=%d", path, len(self._groups))
         return True
 
+    @property
+    def applied_generation(self) -> int:
+        return self._applied_generation
+
+    def installed_count(self) -> int:
+        """Routes of the plan in the kernel that are installed as received or degraded (fail-open)."""
+        plan = self.nft.applied
+        return sum(1 for s in plan.statuses if s.state in ("installed", "degraded")) if plan else 0
+
     def plan(self) -> Plan:
         return build_plan(self.table.routes(), self._groups, self.options.plan)
 
