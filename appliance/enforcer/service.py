@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -296,6 +297,8 @@ def _default_speaker(options: EnforcerOptions) -> ExaBgpSpeaker:
         return ExaBgpSpeaker(options.workdir, [neighbor], netns=options.netns)
     options.workdir.mkdir(parents=True, exist_ok=True)
     exabgp = Path(sys.executable).parent / "exabgp"
+    if not exabgp.exists():
+        exabgp = Path(shutil.which("exabgp") or exabgp)
     wrapper = options.workdir / "exabgp-in-sidecar"
     wrapper.write_text("#!/bin/sh\nexec " + shlex.join([*options.exabgp_prefix, str(exabgp)]) + ' "$@"\n')
     wrapper.chmod(0o755)
