@@ -21,7 +21,7 @@ from appliance.flowspec import ActionKind, FlowAction, FlowMatch, FlowRule, comp
 from appliance.model import Action, InterfaceRules, ListKind, Mode, SavRuleSet
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SessionUp
 from appliance.speakers.gobgp import GoBgpNeighbor, GoBgpSpeaker
-from appliance.speakers.pusher import ExaBgpFlowAdapter, FlowPusher
+from appliance.speakers.pusher import ExaBgpFlowAdapter, FlowPusher, PushError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from bench.flowspec_lab import (
@@ -139,6 +139,11 @@ def test_exabgp_push_withdraw_and_resync_after_speaker_restart(lab: FrrFlowLab) 
                 await wait_frr(lab, small, "the rules re-synced after the ExaBGP restart")
                 await pusher.push(FRR_ADDR, ())
                 await wait_frr(lab, (), "an empty FlowSpec RIB after withdrawing everything")
+                # ExaBGP refuses a command for a neighbour it does not have: a PushError, nothing held
+                await pusher.session_up("198.19.254.9")
+                with pytest.raises(PushError, match=r"198\.19\.254\.9"):
+                    await pusher.push("198.19.254.9", small)
+                assert pusher.held("198.19.254.9") == ()
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
