@@ -131,6 +131,18 @@ class FrrFlowLab:
         doc = json.loads(self.vtysh(f"show bgp ipv{afi} flowspec summary json") or "{}")
         return int(doc.get("peers", {}).get(SPEAKER_ADDR, {}).get("pfxRcd", 0))
 
+    def connections(self) -> int:
+        """How often the session to the speaker has been Established (FRR's connectionsEstablished)."""
+        doc = json.loads(self.vtysh("show bgp ipv4 flowspec summary json") or "{}")
+        return int(doc.get("peers", {}).get(SPEAKER_ADDR, {}).get("connectionsEstablished", 0))
+
+    def reset_session(self) -> None:
+        """`clear bgp` the speaker's session and wait until it is Established again."""
+        before = self.connections()
+        self.vtysh(f"clear bgp {SPEAKER_ADDR}")
+        self.wait(lambda: (self.connections() > before and self.session_up()) or None,
+                  f"session re-established after clear (was {before} connections)", 60)
+
     def session_up(self) -> bool:
         doc = json.loads(self.vtysh(f"show bgp neighbor {SPEAKER_ADDR} json") or "{}")
         return bool(doc.get(SPEAKER_ADDR, {}).get("bgpState") == "Established")
