@@ -42,7 +42,8 @@ from typing import Any
 
 from appliance.enforcer.route import ActionKind, NumericMatch, Route, RouteAction
 
-__all__ = ["Counters", "Plan", "PlanOptions", "RouteStatus", "SetSpec", "build_plan", "counters_from_listing",
+__all__ = ["Counters", "Plan", "PlanOptions", "RouteStatus", "SetSpec", "build_plan", "counter_key",
+           "counters_from_listing", "per_route",
            "render_full", "render_incremental", "verify_listing"]
 
 PORT_PROTOCOLS = ((6, 6), (17, 17), (132, 132))   # tcp, udp, sctp: the protocols with ports
@@ -206,9 +207,14 @@ class _Builder:
     counters: set[str] = field(default_factory=set)
     counter_owner: dict[str, tuple[str, bool]] = field(default_factory=dict)
     element_owner: dict[tuple[str, str], str] = field(default_factory=dict)
+    chain_name: str = ""
+    iface: str = "*"
 
-    def chain(self, routes: Sequence[tuple[Route, str]]) -> tuple[str, ...]:
-        """Rules for one interface chain from (route, other-match) pairs already in RFC order."""
+    def chain(self, name: str, iface: str, routes: Sequence[tuple[Route, str]]) -> tuple[str, ...]:
+        """Rules for one interface chain from (route, other-match) pairs already in RFC order.
+
+        Counters and sets are per chain, so counts are attributed to (route, interface)."""
+        self.chain_name, self.iface = name, iface
         rules: list[str] = []
         run: list[tuple[Route, str]] = []
         run_last = -1
@@ -248,17 +254,19 @@ class _Builder:
             if not shard:
                 continue
             elements = tuple(r.source.prefix for r in shard)  # type: ignore[union-attr]
-            ident = f"{family}|{other}|{verdict}|" + ",".join(sorted(elements))
+            ident = f"{self.chain_name}|{family}|{other}|{verdict}|" + ",".join(sorted(elements))
             name = "s_" + hashlib.sha1(ident.encode()).hexdigest()[:16]
             self.sets[name] = SetSpec(name, family, elements, first.action.drops_all)
             for route in shard:
-                self.element_owner[(name, route.source.prefix)] = route.rid  # type: ignore[union-attr]
+                key = counter_key(route.rid, self.iface)
+                self.element_owner[(name, route.source.prefix)] = key  # type: ignore[union-attr]
             lines.append(" ".join(p for p in (other, f"{ip} saddr @{name}", verdict) if p))
         return lines
 
-    def _count(self, name: str, rid: str, drops: bool) -> str:
+    def _count(self, prefix: str, rid: str, drops: bool) -> str:
+        name = f"{prefix}_{rid}_{self.chain_name.removeprefix('c_')}"
         self.counters.add(name)
-        self.counter_owner[name] = (rid, drops)
+        self.counter_owner[name] = (counter_key(rid, self.iface), drops)
         return f'counter name "{name}"'
 
     def _inline(self, route: Route, other: str) -> list[str]:
@@ -273,9 +281,9 @@ class _Builder:
             unit = "bytes/second" if action.kind is ActionKind.RATE_BYTES else "/second"
             over = f"limit rate over {rate} {unit}" if unit != "/second" else f"limit rate over {rate}/second"
             forward = _verdict(replace(action, kind=ActionKind.ACCEPT), route.family)
-            return [f"{match} {over} {self._count('d_' + route.rid, route.rid, True)} drop",
-                    f"{match} {self._count('c_' + route.rid, route.rid, False)} {forward}".rstrip()]
-        counter = self._count("c_" + route.rid, route.rid, action.drops_all)
+            return [f"{match} {over} {self._count('d', route.rid, True)} drop",
+                    f"{match} {self._count('c', route.rid, False)} {forward}".rstrip()]
+        counter = self._count("c", route.rid, action.drops_all)
         return [f"{match} {counter} {_verdict(action, route.family)}".rstrip()]
 
 
@@ -308,10 +316,10 @@ def build_plan(routes: Iterable[Route], groups: Mapping[int, Sequence[str]],
     for index, ifname in enumerate(sorted(ifnames)):
         applicable = [(r, o) for r, o in rendered
                       if not r.groups or any(ifname in groups.get(g, ()) for g in r.groups)]
-        chains.append((f"c_i{index}", builder.chain(applicable)))
+        chains.append((f"c_i{index}", builder.chain(f"c_i{index}", ifname, applicable)))
         dispatch.append((ifname, f"c_i{index}"))
     if unscoped:
-        chains.append(("c_any", builder.chain(unscoped)))
+        chains.append(("c_any", builder.chain("c_any", "*", unscoped)))
     return Plan(options.table, options.priority, tuple(sorted(builder.sets.values(), key=lambda s: s.name)),
                 tuple(sorted(options.exempt)), options.allow_nd,
                 tuple(chains), tuple(dispatch), bool(unscoped), tuple(sorted(builder.counters)),
@@ -403,8 +411,22 @@ def _objects(listing: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
     return [item[kind] for item in listing.get("nftables", []) if isinstance(item, dict) and kind in item]
 
 
+def counter_key(rid: str, iface: str) -> str:
+    """Counters are kept per route and interface ("*" = every interface without a scoped chain)."""
+    return f"{rid}@{iface}"
+
+
+def per_route(counters: Mapping[str, Counters]) -> dict[str, Counters]:
+    """Sum per-(route, interface) counters to per-route totals."""
+    out: dict[str, Counters] = {}
+    for key, value in counters.items():
+        rid = key.split("@", 1)[0]
+        out[rid] = out.get(rid, Counters()) + value
+    return out
+
+
 def counters_from_listing(plan: Plan, listing: Mapping[str, Any]) -> dict[str, Counters]:
-    """Per route id: packets/bytes matched and dropped, from `nft -j list table` output."""
+    """Per `counter_key(route id, interface)`: packets/bytes matched and dropped, from `nft -j list`."""
     out: dict[str, Counters] = {}
     for obj in _objects(listing, "counter"):
         owner = plan.counter_owner.get(str(obj.get("name")))

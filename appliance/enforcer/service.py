@@ -64,25 +64,36 @@ class EnforcerOptions:
 
 def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
              sessions: Sequence[str], problems: Sequence[str], now: float) -> dict[str, Any]:
-    """The JSON document the appliance collects: one entry per route with its counters.
-
-    `samples` has one row per (interface, source prefix) in appliance.monitor.counters.CounterSample
-    shape, so the monitor can ingest it unchanged.
+    """The JSON document the appliance collects: one entry per route with its counters (total and per
+    interface; "*" = interfaces without a scoped chain), plus `samples`: one row per (interface, route)
+    in appliance.monitor.counters.CounterSample shape, so the monitor ingests it unchanged and spoofing
+    is attributed to the interface it arrived on.
     """
+    by_route: dict[str, dict[str, Counters]] = {}
+    for key, value in counters.items():
+        rid, _, iface = key.partition("@")
+        by_route.setdefault(rid, {})[iface or "*"] = value
     rules, samples = [], []
     for st in plan.statuses if plan else ():
-        c = counters.get(st.rid, Counters())
+        per_iface = by_route.get(st.rid, {})
+        if not per_iface and st.state in ("installed", "degraded"):
+            per_iface = {ifname: Counters() for ifname in st.interfaces}
+        total = sum(per_iface.values(), Counters())
+        spoofed = st.action.startswith(("discard", "rate-limit"))
         rules.append({"id": st.rid, "nlri": st.nlri, "source": st.source, "state": st.state,
                       "action": st.action, "reason": st.reason, "interfaces": list(st.interfaces),
-                      "groups": list(st.groups),
-                      "packets": c.packets, "bytes": c.bytes, "dropped_packets": c.dropped_packets,
-                      "dropped_bytes": c.dropped_bytes})
-        for ifname in st.interfaces:
+                      "groups": list(st.groups), **_counts(total),
+                      "per_interface": {i: _counts(c) for i, c in sorted(per_iface.items())}})
+        for ifname, c in sorted(per_iface.items()):
             samples.append({"router": node, "interface": ifname, "source_prefix": st.source,
-                            "action": st.action, "packets": c.packets, "bytes": c.bytes,
-                            "spoofed": st.action.startswith(("discard", "rate-limit"))})
+                            "action": st.action, "packets": c.packets, "bytes": c.bytes, "spoofed": spoofed})
     return {"node": node, "time": now, "generation": generation, "sessions": list(sessions),
             "in_sync": not problems, "problems": list(problems), "rules": rules, "samples": samples}
+
+
+def _counts(c: Counters) -> dict[str, int]:
+    return {"packets": c.packets, "bytes": c.bytes, "dropped_packets": c.dropped_packets,
+            "dropped_bytes": c.dropped_bytes}
 
 
 class EnforcerService:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from appliance.enforcer.nft import NftTable
-from appliance.enforcer.nftplan import Plan, PlanOptions, build_plan
+from appliance.enforcer.nftplan import Plan, PlanOptions, build_plan, counter_key, per_route
 from appliance.enforcer.route import Route, decode_route
 from appliance.enforcer.table import sorted_routes
 
@@ -65,7 +65,7 @@ def ping(ns: str, count: int = 3) -> None:
 
 
 ALLOW = [route(p, ACCEPT) for p in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-LOOPBACK = ALLOW[0].rid
+LOOPBACK = counter_key(ALLOW[0].rid, "lo")  # counted per (route, interface)
 
 
 def test_incremental_changes_keep_counts_monotonic(ns: str) -> None:
@@ -109,7 +109,7 @@ def test_discard_counts_drops(ns: str) -> None:
     blocker = route("127.0.0.0/8", DISCARD)
     table.apply(plan_of(blocker))
     ping(ns, 2)
-    counts, _ = table.counters()
+    counts = per_route(table.counters()[0])
     assert counts[blocker.rid].packets == 2 and counts[blocker.rid].dropped_packets == 2  # no replies
 
 

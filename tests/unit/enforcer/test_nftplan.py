@@ -8,6 +8,7 @@ from appliance.enforcer.nftplan import (
     PlanOptions,
     build_plan,
     counters_from_listing,
+    per_route,
     render_full,
     render_incremental,
     verify_listing,
@@ -146,7 +147,8 @@ def test_counters_attributed_to_routes_from_sets_and_named_counters() -> None:
     elems = [("198.18.0.0/24", 5), ("198.18.1.0/24", 0), ("198.18.2.0/24", 0), ("198.18.3.0/24", 1)]
     data = listing([(spec.name, elems)], [(plan.counters[0], 7)],
                    {"c_i0": 2, "pre": 2})
-    counters = counters_from_listing(plan, data)
+    counters = per_route(counters_from_listing(plan, data))
+    assert set(counters_from_listing(plan, data)) == {f"{rid}@eth1" for rid in counters}
     rid = {r.source.prefix: r.rid for r in routes if r.source}
     assert counters[rid["198.18.0.0/24"]].packets == 5 and counters[rid["198.18.0.0/24"]].dropped_packets == 0
     assert counters[rid["0.0.0.0/0"]].dropped_packets == 7 and counters[rid["0.0.0.0/0"]].bytes == 700

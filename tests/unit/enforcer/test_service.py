@@ -88,3 +88,31 @@ def test_mock_nft_refusal_removes_the_table_and_reports(tmp_path: Path) -> None:
     mock.refuse = False
     asyncio.run(svc.apply_now())
     assert svc.error == ""
+
+
+def test_snapshot_attributes_counts_to_the_interface_they_arrived_on() -> None:
+    from appliance.enforcer.nftplan import build_plan, counter_key
+    from appliance.enforcer.route import decode_route
+    from appliance.enforcer.service import snapshot
+
+    two_groups = {
+        "extended-community": [
+            {"value": 0x8006000000000000},
+            {"value": (0x0702 << 48) | (1 << 16) | 0x4000 | 7},
+            {"value": (0x0702 << 48) | (1 << 16) | 0x4000 | 8},
+        ]
+    }
+    route = decode_route("ipv4 flow", {"source-ipv4": ["0.0.0.0/0"]}, two_groups)
+    plan = build_plan([route], {7: ("eth1",), 8: ("eth2",)})
+    assert len(plan.counters) == 2  # one counter per interface chain
+    counters = {
+        counter_key(route.rid, "eth1"): Counters(5, 500, 5, 500),
+        counter_key(route.rid, "eth2"): Counters(1, 100, 1, 100),
+    }
+    doc = snapshot("r2", plan, counters, generation=1, sessions=[], problems=[], now=0.0)
+    (rule,) = doc["rules"]
+    assert rule["packets"] == 6 and rule["per_interface"]["eth1"]["dropped_packets"] == 5
+    assert [(s["interface"], s["packets"], s["spoofed"]) for s in doc["samples"]] == [
+        ("eth1", 5, True),
+        ("eth2", 1, True),
+    ]
