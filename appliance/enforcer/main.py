@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--counters-file", type=Path, help="write the counters snapshot here every tick")
     run.add_argument("--reconcile-s", type=float, default=5.0, help="drift check / snapshot period")
     run.add_argument("--record", type=Path, help="append every received event (JSON lines) for replay")
+    run.add_argument("--reconfigure-after-s", type=float, default=30.0,
+                     help="with --configure-frr: re-apply FRR's lines when the session stays down this long")
     run.set_defaults(func=cmd_run)
 
     plan = sub.add_parser("plan", help="print the nft text for recorded ExaBGP JSON updates (dry run)")
@@ -183,7 +185,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         workdir=(args.workdir or Path("/run/savd-enforcer") / args.node).resolve(), groups=groups,
         group_file=args.groups_file, plan=_plan_options(args, (pair.frr_ifname, pair.exa_ifname)),
         reconcile_s=args.reconcile_s, netns=args.netns, counters_file=args.counters_file,
-        exabgp_prefix=tuple(sidecar.prefix()) if sidecar else (), record=args.record)
+        exabgp_prefix=tuple(sidecar.prefix()) if sidecar else (), record=args.record,
+        reconfigure=(lambda: configure_frr(shlex.split(args.vtysh), args.asn, pair.exa_ip))
+        if args.configure_frr else None, reconfigure_after_s=args.reconfigure_after_s)
     try:
         return asyncio.run(_run(options, None if args.no_http else args.http))
     except SpeakerError as exc:

@@ -60,6 +60,10 @@ class EnforcerOptions:
     counters_file: Path | None = None
     exabgp_prefix: tuple[str, ...] = ()   # e.g. nsenter into the receiver's sidecar namespace
     record: Path | None = None            # append every received event here (recording.py)
+    #: re-applies FRR's receiver configuration (idempotent); called when the session stays down, e.g.
+    #: after FRR restarted without the runtime-added neighbour in its startup config
+    reconfigure: Callable[[], None] | None = None
+    reconfigure_after_s: float = 30.0
 
 
 def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
@@ -116,6 +120,7 @@ class EnforcerService:
         self.last_applied_at = 0.0
         self._last_snapshot: dict[str, Any] = {}
         self.error = ""     # non-empty while the last plan could not be applied (nothing enforced)
+        self._down_since: float | None = None
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -258,7 +263,29 @@ class EnforcerService:
             if problems:
                 log.warning("event=enforcer-reconciled problems=%r", problems[:5])
             self._write_counters(doc)
+            await self._maybe_reconfigure()
             period = max(self.options.reconcile_s, 5 * (time.monotonic() - started))
+
+    async def _maybe_reconfigure(self) -> None:
+        """No session for `reconfigure_after_s`: FRR may have restarted and lost the neighbour."""
+        speaker, again = self.speaker, self.options.reconfigure
+        if again is None or speaker is None:
+            return
+        now = time.monotonic()
+        if speaker.established():
+            self._down_since = None
+            return
+        if self._down_since is None:
+            self._down_since = now
+            return
+        if now - self._down_since < self.options.reconfigure_after_s:
+            return
+        self._down_since = now
+        try:
+            await asyncio.to_thread(again)
+            log.warning("event=enforcer-frr-reconfigured down_for_s=%.0f", self.options.reconfigure_after_s)
+        except Exception as exc:   # FRR down or vtysh failing: try again later, never crash
+            log.error("event=enforcer-frr-reconfigure-failed error=%r", str(exc)[:500])
 
     def _write_counters(self, doc: Mapping[str, Any]) -> None:
         path = self.options.counters_file

@@ -379,6 +379,8 @@ class Testbed:
             str(self.dir / "counters.json"),
             "--reconcile-s",
             "1",
+            "--reconfigure-after-s",
+            "3",
             "--shard-size",
             str(self.shard_size),
             *groups,

@@ -150,6 +150,18 @@ def test_session_loss_fails_open_and_resyncs(tb: Testbed) -> None:
     wait_rules(tb, {})
 
 
+def test_frr_losing_the_receiver_neighbour_is_repaired(tb: Testbed) -> None:
+    """As after an FRR restart without the runtime-added neighbour: the enforcer re-adds it."""
+    tb.push([f"announce flow route {{ match {{ source 198.18.67.0/24; }} {G7} then {{ discard; }} }}"])
+    wait_rules(tb, {"198.18.67.0/24": "installed"})
+    tb.vtysh("configure terminal", "router bgp 65000", "no neighbor 198.18.254.2")
+    wait_rules(tb, {})
+    wait_rules(tb, {"198.18.67.0/24": "installed"}, 60)
+    assert "198.18.254.2" in tb.vtysh("show running-config", daemon="bgpd")
+    tb.push(["withdraw flow route { match { source 198.18.67.0/24; } }"])
+    wait_rules(tb, {})
+
+
 def test_burst_of_1000_rules_keeps_zebra_and_unicast_alive(tb: Testbed) -> None:
     zebra = tb.frr_pid("zebra")
     assert zebra is not None
