@@ -7,7 +7,7 @@ Owns bringing a lab up and down and answering questions about it; `appliance.lab
         lab.wait_converged()                    # polls <lab dir>/converged.json (subset match) or raises
         lab.exec("h1", ["ping", "-c1", "198.18.3.10"])        # -> CompletedProcess[str], in the node
         lab.vtysh("r1", "show bgp summary json")             # -> stdout; vtysh_json() decodes it
-        lab.netns("r1"), lab.vtysh_argv("r1"), lab.daemon_pids("r1"), lab.status()
+        lab.netns("r1"), lab.vtysh_argv("r1"), lab.daemon_pids("r1"), lab.pids("r1"), lab.status()
         proc = lab.spawn("ctl", ["exabgp", ...], log=path)    # long-running; killed by down()
         lab.wait_json("r4", "show bgp neighbors json", {"198.18.30.2": {"bgpState": "Established"}}, 30)
     lab.up(detach=True)                         # outlives this process (what `savd lab up` does)
@@ -107,6 +107,9 @@ class Lab:
             nodes = tuple(Node(name=n, kind="linux") for n in state.nodes)
             topo = Topology(name=state.name, path=Path(state.topology), nodes=nodes)
         return cls(topo, prefix=state.prefix, state_root=state_root)
+
+    def __repr__(self) -> str:
+        return f"Lab({self.name!r}, prefix={self.prefix!r}, topology={str(self.topology.path)!r})"
 
     # ---- names --------------------------------------------------------------------------------
     @property
@@ -497,6 +500,10 @@ class Lab:
     def _state(self) -> LabState | None:
         path = self.directory / "state.json"
         return LabState.load(path) if path.exists() else None
+
+    def pids(self, node: str) -> list[int]:
+        """Every process living in the node's namespace (daemons, exec-line children, spawned ones)."""
+        return netns.netns_pids(self.netns(node))
 
     def daemon_pids(self, node: str) -> dict[str, int]:
         state = self._state()

@@ -12,7 +12,7 @@ import pytest
 
 from appliance.lab import Lab, LabError, TopologyError
 from appliance.lab.frr import run_dir
-from appliance.lab.netns import list_netns, netns_pids, pid_alive
+from appliance.lab.netns import list_netns, pid_alive
 
 pytestmark = pytest.mark.lab
 
@@ -51,7 +51,8 @@ def test_up_then_down_leaves_nothing(require_root: None, tiny_topology: Callable
         lab.wait_converged(timeout_s=60)
         ping = lab.exec("h1", ["ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.255.2"])
         assert "2 received" in ping.stdout, ping.stdout
-        pids = [p for n in lab.topology.nodes for p in netns_pids(lab.netns(n.name))]
+        pids = [p for n in lab.topology.nodes for p in lab.pids(n.name)]
+        assert set(lab.daemon_pids("r1").values()) <= set(lab.pids("r1"))
         daemons = lab.daemon_pids("r1")
         assert set(daemons) == {"zebra", "staticd", "bgpd", "ospfd"}
         assert len(pids) >= 9  # 2 x 4 FRR daemons + the background sleep of h1's exec line
