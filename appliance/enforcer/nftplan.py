@@ -14,10 +14,11 @@ Consecutive routes with the same action and the same other components and pairwi
 prefixes form a *run*; a run of at least `set_min` routes becomes interval sets with per-element counters
 (`set ... { flags interval; counter; }`), sharded into sets of at most `shard_size` elements by a stable
 hash so that one changed route rewrites one small set, never a 100k-element one (nft fetches a whole
-set before changing elements: §3.10). Sets are named by a hash of their content, so an unchanged set
-survives a transaction with its counters. Shorter runs are inline rules with named counter objects
-(`counter name "c_<rid>"`), which also survive chain flushes. Other match components come before the
-set lookup in a rule, so element counters only count packets that match the whole route.
+set before changing elements: §3.10). Sets are named by a hash of their chain and content, so an
+unchanged set survives a transaction with its counters. Shorter runs are inline rules with named counter
+objects (`counter name "c_<rid>_<chain>"`), which also survive chain flushes. Counters and sets are per
+chain, so every count belongs to one (route, interface) pair (`counter_key`). Other match components come
+before the set lookup in a rule, so element counters only count packets that match the whole route.
 
 Fail open, never fail closed (DESIGN.md): a route this node cannot render exactly is degraded so that it
 never drops more than the route asked for: an unsupported component on a discard route skips the route
