@@ -161,3 +161,12 @@ def test_down_works_after_the_topology_file_moved(
     finally:
         lab.down()
     assert_nothing_left(lab)
+
+
+def test_lab_factory_returns_a_converged_lab(
+    lab_factory: Callable[..., Lab], tiny_topology: Callable[..., Path]
+) -> None:
+    lab = lab_factory(tiny_topology())
+    route = lab.vtysh_json("r2", "show ip route 198.18.1.0/24 json")["198.18.1.0/24"][0]
+    assert route["protocol"] == "ospf" and route["installed"] is True
+    assert lab.status()["phase"] == "up"
