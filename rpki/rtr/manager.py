@@ -48,8 +48,13 @@ class RtrManager:
         self._tasks = [asyncio.create_task(s.run(), name=f"rtr:{s.name}") for s in self.sessions]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        """Cancel the sessions; cancel again while any survives (a cancel racing a timeout can be lost)."""
+        pending = [t for t in self._tasks if not t.done()]
+        while pending:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.5)
+            pending = [t for t in pending if not t.done()]
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 

@@ -141,6 +141,13 @@ class SessionListener(Protocol):
     def cache_event(self, event: Event) -> None: ...
 
 
+def _raise_if_cancelled() -> None:
+    """A cancel that races a timeout can surface as TimeoutError (Python 3.11); never swallow it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class _Retry(Exception):
     """Leave the connection; reconnect after `delay_s`."""
 
@@ -219,6 +226,7 @@ class CacheSession:
                     self._set_state(exc.state, exc.reason)
                     delay = self.retry_s if exc.delay_s is None else exc.delay_s
                 except (OSError, EOFError, TimeoutError) as exc:
+                    _raise_if_cancelled()
                     self._set_state(CacheState.ERROR_TRANSPORT, f"{type(exc).__name__}: {exc}")
                 log.info("rtr.reconnect cache=%s in_s=%.1f state=%s", self.name, delay, self.state)
                 await asyncio.sleep(delay)
@@ -250,9 +258,9 @@ class CacheSession:
         while True:
             timeout = self.config.response_timeout_s if self._outstanding else self._refresh_at - loop.time()
             try:
-                async with asyncio.timeout(max(timeout, 0.0)):  # cheaper than wait_for on this hot path
-                    chunk = await reader.read(self.config.read_size)
+                chunk = await asyncio.wait_for(reader.read(self.config.read_size), max(timeout, 0.0))
             except TimeoutError:
+                _raise_if_cancelled()
                 if self._outstanding:
                     raise _Retry(CacheState.ERROR_TRANSPORT, "no response from cache") from None
                 await self._query(full=False)
