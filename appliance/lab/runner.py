@@ -300,7 +300,8 @@ class Lab:
         shim.write_text(
             "#!/bin/sh\n# savd lab: vtysh reaching this node's FRR unless told where to go\n"
             'for a in "$@"; do case "$a" in -N*|--pathspace*|--vty_socket*) exec '
-            f'{real} "$@";; esac; done\nexec {real} --vty_socket {frr.run_dir(space)} "$@"\n'
+            f'{real} "$@";; esac; done\nexec {shlex.join(netns.with_hostname(node.name, [real]))} '
+            f'--vty_socket {frr.run_dir(space)} "$@"\n'
         )
         shim.chmod(0o755)
         for daemon in self._daemons(node).enabled:
@@ -337,7 +338,7 @@ class Lab:
         if conf is None:
             return
         proc = subprocess.run(
-            [*self.vtysh_argv(node.name), "-f", str(conf)],
+            netns.with_hostname(node.name, [*self.vtysh_argv(node.name), "-f", str(conf)]),
             capture_output=True,
             text=True,
             timeout=60,
@@ -377,10 +378,12 @@ class Lab:
                 out.append(f"{arg.split('=', 1)[0]}={spec.host_path(val)}")
             else:
                 out.append(arg)
-        if out and os.path.basename(out[0]) == frr.VTYSH and not any(
-            a.startswith(("-N", "--pathspace", "--vty_socket")) for a in out[1:]
+        if (
+            out
+            and os.path.basename(out[0]) == frr.VTYSH
+            and not any(a.startswith(("-N", "--pathspace", "--vty_socket")) for a in out[1:])
         ):
-            out = [*self.vtysh_argv(node), *out[1:]]
+            out = netns.with_hostname(node, [*self.vtysh_argv(node), *out[1:]])
         return out
 
     def node_env(self, node: str) -> dict[str, str]:
@@ -476,6 +479,9 @@ class Lab:
     def vtysh(self, node: str, *commands: str, daemon: str | None = None, timeout_s: float = 30.0) -> str:
         """stdout of vtysh `-c` commands on the node; LabError when vtysh fails."""
         argv = [*self.vtysh_argv(node), *(["-d", daemon] if daemon else [])]
+        argv = netns.with_hostname(
+            node, argv
+        )  # vtysh shows its own hostname too: the node's, as in a container
         for command in commands:
             argv += ["-c", command]
         try:
