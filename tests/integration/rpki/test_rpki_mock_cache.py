@@ -261,3 +261,34 @@ def test_mock_prefix_outside_cache_response_is_corrupt_data() -> None:
         assert tables.counts()["vrps"] == 0
 
     run_case(script, check)
+
+
+def test_mock_fatal_error_report_is_never_answered_and_raises_the_session_alarm() -> None:
+    def script(conn: int, query: P.Pdu) -> list[bytes]:
+        return [P.encode(P.ErrorReport(2, 1, P.encode(query), "internal error")), b"CLOSE"]
+
+    async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
+        await until("two connections", lambda: cache.connections >= 2)
+        session = manager.sessions[0]
+        assert not cache.errors()  # RFC 8210 section 5.11: no Error Report about an Error Report
+        assert "internal error" in session.last_error and tables.counts()["vrps"] == 0
+        (down,) = [e for e in manager.events if e.alarm]
+        assert down.type == "rtr-session" and down.fields["alarm_id"] == f"rtr-session/{session.name}"
+
+    run_case(script, check, retry_s=0.1)
+
+
+def test_mock_serial_notify_triggers_serial_query_and_up_event_clears() -> None:
+    def script(conn: int, query: P.Pdu) -> list[bytes]:
+        if isinstance(query, P.SerialQuery):
+            return full(2, V4_B)  # the incremental answer: one more VRP
+        return [*full(1, V4_A), P.encode(P.SerialNotify(2, SESSION, 2))]
+
+    async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
+        await until("the notified change", lambda: tables.counts()["vrps"] == 2)
+        kinds = [type(q).__name__ for q in cache.received]
+        assert kinds == ["ResetQuery", "SerialQuery"] and manager.sessions[0].serial == 2
+        ups = [e for e in manager.events if e.fields.get("up") == "true"]
+        assert len(ups) == 1 and not any(e.alarm for e in manager.events)
+
+    run_case(script, check, refresh_s=3600)
