@@ -17,15 +17,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gzip
 import ipaddress
+import statistics
 import time
 import zlib
 from pathlib import Path
 
 from flowspec_lab import FRR_ADDR, FRR_AS, SPEAKER_ADDR, SPEAKER_AS, FrrFlowLab  # bench/ is sys.path[0]
 
-from appliance.flowspec import ActionKind, CompileOptions, FlowAction, FlowMatch, FlowRule, compile_ruleset
+from appliance.flowspec import (
+    ActionKind,
+    CompileOptions,
+    FlowAction,
+    FlowMatch,
+    FlowRule,
+    TableCache,
+    compile_ruleset,
+    diff,
+)
 from appliance.flowspec.aggregate import exact_cover
 from appliance.flowspec.render_gobgp import to_path
 from appliance.model import InterfaceRules, ListKind, SavRuleSet
@@ -197,6 +208,30 @@ def bench_engine(quick: bool) -> None:
           f"{totals.emitted / max(totals.exact_cover, 1):.4f} of it (compile {t_compile:.1f}s)")
     print(f"exact cover merged across interfaces: {len(merged):,} rules; emitted without the 256-group "
           f"split: {unbounded.emitted:,} = {unbounded.emitted / max(len(merged), 1):.3f} of it")
+    bench_incremental(ruleset)
+
+
+def bench_incremental(ruleset: SavRuleSet, runs: int = 5) -> None:
+    """One interface's list loses a prefix: recompile with a warm TableCache and diff, vs a cold compile."""
+    options = CompileOptions(max_rules_per_router=100_000_000)
+    cache = TableCache()
+    t = time.monotonic()
+    before = compile_ruleset(ruleset, options, cache=cache)
+    cold = time.monotonic() - t
+    lists = [r for r in ruleset.rules if len(r.prefixes) > 1]
+    times = []
+    for i in range(runs):
+        target = lists[(i * 7919) % len(lists)]
+        changed = dataclasses.replace(target, prefixes=target.prefixes[1:])
+        new = SavRuleSet.of([changed if r.key() == target.key() else r for r in ruleset.rules])
+        t = time.monotonic()
+        after = compile_ruleset(new, options, cache=cache)
+        change = diff(before.rules(), after.rules())
+        times.append(time.monotonic() - t)
+    print(f"incremental: one list changed -> recompile + diff {statistics.median(times) * 1000:.0f} ms "
+          f"median (max {max(times) * 1000:.0f} ms, last diff {len(change.announce)} announce / "
+          f"{len(change.withdraw)} withdraw) vs cold compile {cold * 1000:.0f} ms = "
+          f"{statistics.median(times) / cold:.2f}x")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Pure (no I/O): imports only appliance.model, the standard library and py-radix.
 """
 
 from appliance.flowspec import render_exabgp, render_gobgp
-from appliance.flowspec.compiler import CompileOptions, compile_ruleset, flow_action
+from appliance.flowspec.compiler import CompileOptions, TableCache, compile_ruleset, flow_action
 from appliance.flowspec.diff import FlowDiff, diff
 from appliance.flowspec.evaluate import evaluate, first_match
 from appliance.flowspec.rules import (
@@ -32,6 +32,7 @@ __all__ = [
     "InterfaceGroup",
     "RouterFlowSpec",
     "RouterStats",
+    "TableCache",
     "compile_ruleset",
     "diff",
     "evaluate",

@@ -44,7 +44,7 @@ what it pushed before and an alarm says why):
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -196,15 +196,15 @@ def _validate(rules: InterfaceRules, events: list[Event],
     return _Interface(rules, action, blocks)
 
 
-def _merge(router: str, tables: list[tuple[int, list[tuple[Prefix, FlowAction]]]], max_groups: int
+def _merge(router: str, tables: list[tuple[list[int], list[tuple[Prefix, FlowAction]]]], max_groups: int
            ) -> list[FlowRule] | None:
     """One rule per (prefix, action) with the union of groups, split into rules of at most `max_groups`
     groups; every rule of one prefix gets a distinct NLRI. None when a prefix needs more variants than
     there are discriminators. Returned in RFC 8955 order (FlowMatch.order_key, from the integers)."""
     by_prefix: dict[Prefix, dict[FlowAction, set[int]]] = defaultdict(lambda: defaultdict(set))
-    for group, entries in tables:
+    for groups, entries in tables:
         for prefix, action in entries:
-            by_prefix[prefix][action].add(group)
+            by_prefix[prefix][action].update(groups)
     keyed: list[tuple[tuple[int, int, int, int, int], FlowRule]] = []
     for (version, addr, plen), actions in by_prefix.items():
         variants = [(action, chunk) for action in sorted(actions, key=FlowAction.sort_key)
@@ -225,29 +225,76 @@ def _chunks(groups: list[int], size: int) -> list[tuple[int, ...]]:
     return [tuple(groups[i:i + size]) for i in range(0, len(groups), size)]
 
 
-def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpPath],
-                    options: CompileOptions, events: list[Event]) -> RouterFlowSpec:
-    parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]] = {}
-    usable = [i for i in (_validate(r, events, parsed) for r in lists) if i is not None]
-    try:
-        groups = assign_groups(router, (i.rules.interface for i in usable), options.group_ids)
-    except ValueError as exc:
-        events.append(_event("flowspec.bad-groups", Severity.ERROR, str(exc), True, router=router))
-        return RouterFlowSpec(router, (), (), RouterStats(0, 0), refused=True)
-    gid = {g.interface: g.group_id for g in groups}
-    tables, cover = [], 0
+Table = tuple[list[tuple[Prefix, FlowAction]], int]   # (entries, exact cover count) of one list
+TableKey = tuple[ListKind, FlowAction, tuple[str, ...], tuple[str, ...]]
+
+
+class TableCache:
+    """Aggregated tables of the lists seen by earlier compiles, least recently used first out.
+
+    Passing one to `compile_ruleset` makes a recompile after a change re-aggregate only the lists that
+    changed (the engine recomputes one interface, the rest are equal tuples). The output is the same
+    with or without it; it only holds derived values, so the compiler stays a function of its inputs.
+    """
+
+    def __init__(self, max_lists: int = 4096) -> None:
+        self.max_lists = max_lists
+        self._tables: OrderedDict[TableKey, Table] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: TableKey) -> Table | None:
+        table = self._tables.get(key)
+        if table is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._tables.move_to_end(key)
+        return table
+
+    def put(self, key: TableKey, table: Table) -> None:
+        self._tables[key] = table
+        while len(self._tables) > self.max_lists:
+            self._tables.popitem(last=False)
+
+
+def _tables(lists: list[InterfaceRules], options: CompileOptions, cache: TableCache, events: list[Event]
+            ) -> list[tuple[str, Table]]:
+    """(interface, table) of every usable list; unusable ones are skipped with an event (fail open)."""
     exempt: dict[int, list[aggregate.Block]] = {}
     for text in options.always_allowed:
         version, addr, plen = aggregate.parse_prefix(text)
         exempt.setdefault(version, []).append((addr, plen))
-    memo: dict[tuple[ListKind, FlowAction, tuple[str, ...]], tuple[list[tuple[Prefix, FlowAction]], int]] = {}
-    for iface in usable:
-        key = (iface.rules.kind, iface.action, iface.rules.prefixes)   # lists shared by many interfaces
-        if key not in memo:
-            memo[key] = _interface_table(iface, exempt)
-        entries, n_cover = memo[key]
-        tables.append((gid[iface.rules.interface], entries))
-        cover += n_cover
+    parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]] = {}
+    out: list[tuple[str, Table]] = []
+    for rules in lists:
+        action = flow_action(rules)
+        key = (rules.kind, action, rules.prefixes, options.always_allowed) if action else None
+        table = cache.get(key) if key is not None else None
+        if table is None:
+            iface = _validate(rules, events, parsed)
+            if iface is None:
+                continue
+            table = _interface_table(iface, exempt)
+            cache.put((rules.kind, iface.action, rules.prefixes, options.always_allowed), table)
+        out.append((rules.interface, table))
+    return out
+
+
+def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpPath],
+                    options: CompileOptions, events: list[Event], cache: TableCache) -> RouterFlowSpec:
+    per_iface = _tables(lists, options, cache, events)
+    try:
+        groups = assign_groups(router, (name for name, _ in per_iface), options.group_ids)
+    except ValueError as exc:
+        events.append(_event("flowspec.bad-groups", Severity.ERROR, str(exc), True, router=router))
+        return RouterFlowSpec(router, (), (), RouterStats(0, 0), refused=True)
+    gid = {g.interface: g.group_id for g in groups}
+    shared: dict[int, tuple[list[int], list[tuple[Prefix, FlowAction]]]] = {}   # one pass per distinct list
+    for name, (entries, _) in per_iface:
+        shared.setdefault(id(entries), ([], entries))[0].append(gid[name])
+    tables = list(shared.values())
+    cover = sum(n for _, (_, n) in per_iface)
+    usable = [r for r in lists if r.interface in gid]
     merged = _merge(router, tables, options.max_groups_per_rule)
     if merged is None:
         events.append(_event("flowspec.too-many-actions", Severity.ERROR,
@@ -262,7 +309,7 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
                              "rule set refused", True, router=router, rules=str(len(merged)),
                              limit=str(options.max_rules_per_router)))
         return _refused(router, groups, cover)
-    if not _learned_ok(router, [i.rules for i in usable], learned, options.force, events):
+    if not _learned_ok(router, usable, learned, options.force, events):
         return _refused(router, groups, cover)
     return RouterFlowSpec(router, tuple(merged), groups, stats)
 
@@ -292,9 +339,11 @@ def _learned_ok(router: str, lists: list[InterfaceRules], learned: list[BgpPath]
 
 
 def compile_ruleset(ruleset: SavRuleSet, options: CompileOptions | None = None,
-                    learned: Iterable[BgpPath] = ()) -> FlowSpecPlan:
-    """Compile every router's FlowSpec-delivered lists; `learned` feeds the blocked-route guardrail."""
+                    learned: Iterable[BgpPath] = (), cache: TableCache | None = None) -> FlowSpecPlan:
+    """Compile every router's FlowSpec-delivered lists; `learned` feeds the blocked-route guardrail;
+    `cache` (optional, kept by the caller between compiles) makes recompiles incremental."""
     options = options or CompileOptions()
+    cache = cache if cache is not None else TableCache()
     events: list[Event] = []
     per_router: dict[str, list[InterfaceRules]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
@@ -312,5 +361,6 @@ def compile_ruleset(ruleset: SavRuleSet, options: CompileOptions | None = None,
     for p in learned:
         if p.router in per_router:
             paths[p.router].append(p)
-    plans = tuple(_compile_router(r, per_router[r], paths[r], options, events) for r in sorted(per_router))
+    plans = tuple(_compile_router(r, per_router[r], paths[r], options, events, cache)
+                  for r in sorted(per_router))
     return FlowSpecPlan(plans, tuple(events))

@@ -19,6 +19,7 @@ from appliance.flowspec import (
     CompileOptions,
     FlowAction,
     FlowMatch,
+    TableCache,
     compile_ruleset,
     evaluate,
 )
@@ -173,3 +174,13 @@ def test_output_is_deterministic_and_order_independent(rules: list[InterfaceRule
     a = compile_ruleset(SavRuleSet.of(rules))
     b = compile_ruleset(SavRuleSet.of(shuffled))
     assert a == b
+
+
+SHARED_CACHE = TableCache(max_lists=8)   # small: evictions happen too
+
+
+@settings(max_examples=150, deadline=None)
+@given(rulesets)
+def test_cache_never_changes_the_output(ruleset: SavRuleSet) -> None:
+    assert compile_ruleset(ruleset, cache=SHARED_CACHE) == compile_ruleset(ruleset)
+    assert compile_ruleset(ruleset, cache=SHARED_CACHE) == compile_ruleset(ruleset)   # now from the cache
