@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from appliance.flowspec import render_exabgp
-from appliance.flowspec.compiler import CompileOptions, compile_ruleset
+from appliance.flowspec.compiler import CompileOptions, TableCache, compile_ruleset
 from appliance.flowspec.diff import FlowDiff, diff
 from appliance.flowspec.rules import FlowMatch, FlowRule, FlowSpecPlan, sort_rules
 from appliance.model import BgpPath, Event, SavRuleSet, Severity
@@ -179,9 +179,10 @@ class FlowSpecDelivery:
         self.targets, self.options = targets, options or CompileOptions()
         self.learned, self.emit = learned, emit
         self.last_plan = FlowSpecPlan(())
+        self.cache = TableCache()   # recompiles re-aggregate only the lists that changed
 
     async def on_rules(self, version: int, new: SavRuleSet, old: SavRuleSet) -> FlowSpecPlan:
-        plan = compile_ruleset(new, self.options, self.learned())
+        plan = compile_ruleset(new, self.options, self.learned(), cache=self.cache)
         for event in plan.events:
             self.emit(event)
         for router in sorted(self.targets):
