@@ -139,7 +139,7 @@ def child_native(port: int, version: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         counts = tables.counts()
         await manager.stop()
-        return {"ok": ok, "sync_s": elapsed, "vrps": counts["vrps"], "aspas": counts["aspas"],
+        return {"ok": ok, "sync_s": elapsed, "vrps": counts["vrp"], "aspas": counts["aspa"],
                 "tables": tables}
 
     result = asyncio.run(main())

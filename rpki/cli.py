@@ -61,7 +61,7 @@ async def _run(args: argparse.Namespace, caches: list[CacheConfig]) -> int:
             statuses = manager.status()  # before stop(), which marks every session stopped
         finally:
             await manager.stop()
-    has_data = tables.counts()["vrps"] > 0 or tables.counts()["aspas"] > 0
+    has_data = tables.counts()["vrp"] > 0 or tables.counts()["aspa"] > 0
     if args.action == "status":
         _print_status(args.json, statuses, watcher, tables)
     else:
@@ -87,8 +87,8 @@ def _print_status(as_json: bool, statuses: list[CacheStatus], watcher: FileWatch
     for f in files:
         print(f"file {f['path']}: {f['error'] or 'ok'}")
     c = tables.counts()
-    print(f"tables: version {c['version']} vrps {c['vrps']} (v4 {c['vrps_v4']}, v6 {c['vrps_v6']}) "
-          f"aspas {c['aspas']}")
+    print(f"tables: version {c['version']} vrps {c['vrp']} (v4 {c['vrp_v4']}, v6 {c['vrp_v6']}) "
+          f"aspas {c['aspa']}")
 
 
 def _print_dump(as_json: bool, tables: RpkiTables) -> None:

@@ -191,11 +191,12 @@ class RpkiTables:
         return dict(self._merged_aspas)
 
     def counts(self) -> dict[str, int]:
+        """{"vrp", "vrp_v4", "vrp_v6", "aspa", "version"}: the keys of the daemon's RPKI status port."""
         with self._lock:
             keys = self.vrp_keys()
             v4 = sum(1 for k in keys if len(k) == 11)
-            return {"vrps": len(keys), "vrps_v4": v4, "vrps_v6": len(keys) - v4,
-                    "aspas": len(self._merged_aspas), "version": self.version}
+            return {"vrp": len(keys), "vrp_v4": v4, "vrp_v6": len(keys) - v4,
+                    "aspa": len(self._merged_aspas), "version": self.version}
 
     def validate(self, prefix: str, origin_asn: int) -> RovResult:
         """Route origin validation of (prefix, origin AS) per RFC 6811 section 2."""

@@ -124,7 +124,7 @@ def test_mock_corrupt_prefix_length_gets_error_report_and_nothing_applied() -> N
         await until("an Error Report", lambda: bool(cache.errors()))
         report = cache.errors()[0]
         assert report.code == P.ErrorCode.CORRUPT_DATA and report.pdu == bytes(bad)
-        assert tables.counts()["vrps"] == 0
+        assert tables.counts()["vrp"] == 0
         assert manager.sessions[0].state in (CacheState.ERROR_FATAL, CacheState.CONNECTING,
                                              CacheState.SYNCING)
 
@@ -152,7 +152,7 @@ def test_mock_truncated_stream_applies_nothing_and_recovers() -> None:
         return full(2, V4_A, V4_B)
 
     async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
-        await until("second connection's data", lambda: tables.counts()["vrps"] == 2)
+        await until("second connection's data", lambda: tables.counts()["vrp"] == 2)
         assert cache.connections >= 2 and not cache.errors()
         assert all(isinstance(q, P.ResetQuery) for q in cache.received)
 
@@ -170,8 +170,8 @@ def test_mock_cache_reset_answers_serial_query_then_full_resync() -> None:
     cache_ref: list[FakeCache] = []
 
     async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
-        await until("data after Cache Reset", lambda: tables.counts()["vrps"] == 2 and
-                    tables.counts()["aspas"] == 0 and manager.sessions[0].serial == 5)
+        await until("data after Cache Reset", lambda: tables.counts()["vrp"] == 2 and
+                    tables.counts()["aspa"] == 0 and manager.sessions[0].serial == 5)
         kinds = [type(q).__name__ for q in cache.received]
         assert kinds[:3] == ["ResetQuery", "SerialQuery", "ResetQuery"]
         assert cache.connections == 1 and not cache.errors()
@@ -202,7 +202,7 @@ def test_mock_version_error_downgrades_to_v1() -> None:
         return full(3, P.Prefix(1, True, "198.18.0.0", 16, 24, 65001), version=1)
 
     async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
-        await until("v1 data", lambda: tables.counts()["vrps"] == 1)
+        await until("v1 data", lambda: tables.counts()["vrp"] == 1)
         assert manager.sessions[0].version == 1
         assert [q.version for q in cache.received if isinstance(q, P.ResetQuery)][:2] == [2, 1]
         assert any(e.fields.get("detail") == "version-downgrade" for e in manager.events)
@@ -217,7 +217,7 @@ def test_mock_no_data_available_is_not_fatal_and_retried() -> None:
         return full(1, V4_A)
 
     async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
-        await until("data after No Data Available", lambda: tables.counts()["vrps"] == 1)
+        await until("data after No Data Available", lambda: tables.counts()["vrp"] == 1)
         assert cache.connections == 2 and not cache.errors()
 
     run_case(script, check)
@@ -258,7 +258,7 @@ def test_mock_prefix_outside_cache_response_is_corrupt_data() -> None:
     async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
         await until("an Error Report", lambda: bool(cache.errors()))
         assert cache.errors()[0].code == P.ErrorCode.CORRUPT_DATA
-        assert tables.counts()["vrps"] == 0
+        assert tables.counts()["vrp"] == 0
 
     run_case(script, check)
 
@@ -271,7 +271,7 @@ def test_mock_fatal_error_report_is_never_answered_and_raises_the_session_alarm(
         await until("two connections", lambda: cache.connections >= 2)
         session = manager.sessions[0]
         assert not cache.errors()  # RFC 8210 section 5.11: no Error Report about an Error Report
-        assert "internal error" in session.last_error and tables.counts()["vrps"] == 0
+        assert "internal error" in session.last_error and tables.counts()["vrp"] == 0
         (down,) = [e for e in manager.events if e.alarm]
         assert down.type == "rtr-session" and down.fields["alarm_id"] == f"rtr-session/{session.name}"
 
@@ -285,7 +285,7 @@ def test_mock_serial_notify_triggers_serial_query_and_up_event_clears() -> None:
         return [*full(1, V4_A), P.encode(P.SerialNotify(2, SESSION, 2))]
 
     async def check(cache: FakeCache, manager: RtrManager, tables: RpkiTables) -> None:
-        await until("the notified change", lambda: tables.counts()["vrps"] == 2)
+        await until("the notified change", lambda: tables.counts()["vrp"] == 2)
         kinds = [type(q).__name__ for q in cache.received]
         assert kinds == ["ResetQuery", "SerialQuery"] and manager.sessions[0].serial == 2
         ups = [e for e in manager.events if e.fields.get("up") == "true"]

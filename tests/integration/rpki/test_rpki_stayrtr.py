@@ -161,7 +161,7 @@ def test_cache_gone_past_expire_withdraws_and_alarms(stayrtr: LocalStayRtr) -> N
             assert await manager.wait_synced(10)
             assert len(tables.snapshot().vrps) == len(VRPS)
             await asyncio.to_thread(stayrtr.stop)
-            await until("expiry", lambda: tables.counts()["vrps"] == 0, timeout_s=6)
+            await until("expiry", lambda: tables.counts()["vrp"] == 0, timeout_s=6)
             assert tables.snapshot().aspas == ()
             assert manager.sessions[0].state is CacheState.EXPIRED
             alarms = {e.fields["alarm_id"]: e for e in manager.events if e.alarm}
@@ -242,7 +242,7 @@ def test_both_backends_yield_identical_vrps(
         manager = RtrManager([CacheConfig("127.0.0.1", stayrtr.port)], native)
         await manager.start()
         try:
-            await until("the new file", lambda: native.counts()["vrps"] == len(data.vrps))
+            await until("the new file", lambda: native.counts()["vrp"] == len(data.vrps))
         finally:
             await manager.stop()
 
@@ -269,7 +269,7 @@ def test_rtrlib_source_feeds_tables_and_follows_updates(
             assert set(tables.snapshot().vrps) == {*VRPS[1:], new_vrp}
         finally:
             await source.stop()
-        assert tables.counts()["vrps"] == 0
+        assert tables.counts()["vrp"] == 0
 
     asyncio.run(main())
 
@@ -290,7 +290,7 @@ def test_savd_rpki_status_and_dump_cli(stayrtr: LocalStayRtr, tmp_path: Path) ->
     assert cache["state"] == "in-sync" and cache["version"] == 2 and cache["vrps"] == len(VRPS)
     assert cache["aspas"] == len(ASPAS) and cache["session_id"] is not None and cache["active"]
     (file_status,) = doc["files"]
-    assert doc["tables"]["vrps"] == len(VRPS) + 1
+    assert doc["tables"]["vrp"] == len(VRPS) + 1
     assert file_status["path"] == str(extra) and file_status["vrps"] == 1 and file_status["error"] == ""
     dump = subprocess.run([*base, "dump", *where], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr

@@ -102,18 +102,18 @@ def test_watcher_reloads_keeps_last_good_and_withdraws_missing(tmp_path: Path) -
     tables = RpkiTables()
     events: list[Any] = []
     watcher = files.FileWatcher([path], tables, on_event=events.append)
-    assert watcher.poll() == [str(path)] and tables.counts()["vrps"] == 1
+    assert watcher.poll() == [str(path)] and tables.counts()["vrp"] == 1
     assert watcher.poll() == []  # unchanged
     doc = dict(RPKI_CLIENT_NEW, roas=[*RPKI_CLIENT_NEW["roas"],  # type: ignore[list-item]
                                       {"asn": 65002, "prefix": "198.19.0.0/16", "maxLength": 16}])
     path.write_text(json.dumps(doc))
     os.utime(path, (1, 1))  # a distinct mtime even within the filesystem's resolution
     watcher.poll()
-    assert tables.counts()["vrps"] == 2
+    assert tables.counts()["vrp"] == 2
     path.write_text('{"roas": [')
     os.utime(path, (2, 2))
     watcher.poll()
-    assert tables.counts()["vrps"] == 2 and events[-1].type == "rpki.file.invalid" and events[-1].alarm
+    assert tables.counts()["vrp"] == 2 and events[-1].type == "rpki.file.invalid" and events[-1].alarm
     path.unlink()
     watcher.poll()
-    assert tables.counts()["vrps"] == 0 and events[-1].type == "rpki.file.missing"
+    assert tables.counts()["vrp"] == 0 and events[-1].type == "rpki.file.missing"
