@@ -57,7 +57,10 @@ log = logging.getLogger("savd.daemon")
 
 #: "module:function" factories of real components; each gets the DaemonContext, returns a Component or None.
 COMPONENT_FACTORIES: tuple[str, ...] = (
-    # the integrator adds speakers, RTR, RPKI files, reports file, enforcer pollers here
+    "appliance.wiring:reports_file",        # [reports] file -> store "file:<path>"
+    "appliance.wiring:rpki",                # [rpki] caches and files -> tables -> store
+    "appliance.wiring:speakers",            # [[speaker]]: BGP-LS in -> store; rules -> FlowSpec out
+    "appliance.enforcer.poller:factory",    # [[enforcer]]: counters -> monitor (spoofing seen)
 )
 
 Engine = Callable[[StateSnapshot], SavRuleSet]

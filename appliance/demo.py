@@ -1,125 +1,471 @@
-"""`savd demo`: what a newcomer sees first. Until the appliance runs end to end it brings the sav-basic
-lab up with real FRR, shows its status and an IPv4/IPv6 reachability matrix between the hosts, and
-tears it down (unless --keep). Exit code 0 only when the lab converged and every host reached every
-other host over both families.
+"""`savd demo`: the whole appliance on the sav-basic lab, end to end, and a verdict.
+
+Brings containerlab/sav-basic up with real FRR in network namespaces (prefix `svdemo`), starts StayRTR
+with a small RPKI file, a savd-enforcer on every router (FRR's FlowSpec -> nftables), and `savd run`
+with configs/demo.toml as a subprocess (killed by PID at the end). savd learns the topology over BGP-LS
+from the routers' exporters, the subnets' prefixes from configs/demo-reports.yaml, computes the SAV
+rules and pushes them as FlowSpec to r1..r4. Once every router's enforcer has them in nftables, real
+legitimate and spoofed packets (IPv4 and IPv6) are sent and counted at the receiver. Exit code 0 only
+when every spoofed packet was dropped and every legitimate one delivered.
+
+`Appliance` (start/stop savd, enforcers and StayRTR around a running Lab) and `Flow`/`send_flow` are
+reused by the lab tests that drive `savd run` (tests/lab/test_run_*.py, test_demo*.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import secrets
+import signal
+import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.lab.cli import default_topology, format_status
+from appliance.enforcer.testbed import rx_counter
+from appliance.lab.cli import default_topology
 from appliance.lab.errors import LabError
 from appliance.lab.netns import list_netns
 from appliance.lab.runner import Lab
+from appliance.model import Vrp
+from rpki.localcache import LocalStayRtr, free_port, write_stayrtr_json
 
-PING_COUNT = 2
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "configs" / "demo.toml"
+PREFIX = "svdemo"
+ROUTERS = ("r1", "r2", "r3", "r4")
+WORKDIR = Path("/tmp/savd-demo")
+DEMO_VRPS = (
+    Vrp("198.18.0.0/16", 24, 65000),
+    Vrp("2001:db8::/48", 64, 65000),
+    Vrp("198.19.0.0/16", 24, 65100),
+    Vrp("2001:db8:100::/48", 64, 65100),
+)
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and why."""
+
+
+def wait_until(what: str, probe: Callable[[], Any], timeout_s: float, interval_s: float = 0.25) -> Any:
+    """Poll `probe` until it returns something truthy; DemoError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except (OSError, ValueError, LabError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval_s)
+    raise DemoError(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r})")
+
+
+def runtime_config(template: Path, out: Path, *, prefix: str, data_dir: Path, api_port: int,
+                   rtr_port: int) -> Path:
+    """configs/demo.toml made concrete for one run: lab prefix, data dir, API and RTR ports, reports path."""
+    text = template.read_text()
+    text = text.replace('"svdemo-', f'"{prefix}-')
+    text = re.sub(r'(?m)^data_dir = .*$', f'data_dir = "{data_dir}"', text)
+    text = re.sub(r'(?m)^listen = "127\.0\.0\.1:\d+"', f'listen = "127.0.0.1:{api_port}"', text)
+    text = re.sub(r'(?m)^port = 8282$', f"port = {rtr_port}", text)
+    text = re.sub(r'(?m)^file = "([^"/]+)"', lambda m: f'file = "{template.parent / m.group(1)}"', text)
+    out.write_text(text)
+    return out
+
+
+class Appliance:
+    """savd run + StayRTR + one savd-enforcer per router around a running sav-basic Lab; `stop()` ends
+    every process it started, by PID."""
+
+    def __init__(self, lab: Lab, workdir: Path, template: Path = TEMPLATE,
+                 env: dict[str, str] | None = None) -> None:
+        self.lab, self.workdir, self.template = lab, workdir, template
+        self.data_dir = workdir / "data"
+        self.token = secrets.token_hex(16)
+        self.api_port = free_port()
+        self.env = env or {}
+        self.stayrtr: LocalStayRtr | None = None
+        self.enforcers: dict[str, subprocess.Popen[bytes]] = {}
+        self.savd: subprocess.Popen[bytes] | None = None
+        self.config: Path | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    # --- processes -----------------------------------------------------------------------------------
+
+    def start_stayrtr(self, vrps: Sequence[Vrp] = DEMO_VRPS) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cache_file = self.workdir / "rpki.json"
+        write_stayrtr_json(cache_file, vrps)
+        self.stayrtr = LocalStayRtr(cache_file, refresh_s=1, protocol=1,
+                                    log_path=self.workdir / "stayrtr.log")
+        self.stayrtr.start()
+
+    def start_enforcers(self, routers: Sequence[str] = ROUTERS) -> None:
+        groups = self.data_dir / "enforcer-groups"
+        groups.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        for router in routers:
+            gfile = groups / f"{router}.json"
+            if not gfile.exists():
+                gfile.write_text("[]")
+            argv = [*self.lab.exec_argv(router, [sys.executable, "-m", "appliance.enforcer.main", "run",
+                                                 "--node", router, "--asn", "65000", "--configure-frr",
+                                                 "--vtysh", " ".join(self.lab.vtysh_argv(router)),
+                                                 "--groups-file", str(gfile),
+                                                 "--workdir", str(self.workdir / f"enforcer-{router}"),
+                                                 "--reconcile-s", "1"])]
+            with (self.workdir / f"enforcer-{router}.log").open("ab") as log:
+                self.enforcers[router] = subprocess.Popen(
+                    argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+    def start_savd(self) -> None:
+        """`savd run --config <runtime copy of configs/demo.toml>` as a subprocess."""
+        if self.stayrtr is None:
+            raise DemoError("start StayRTR first")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config = runtime_config(self.template, self.workdir / "savd.toml", prefix=self.lab.prefix,
+                                     data_dir=self.data_dir, api_port=self.api_port,
+                                     rtr_port=self.stayrtr.port)
+        env = dict(os.environ, SAVD_API_TOKEN=self.token, PYTHONPATH=str(REPO), **self.env)
+        argv = [sys.executable, "-m", "appliance.cli", "run", "--config", str(self.config)]
+        with (self.workdir / "savd.log").open("ab") as log:
+            self.savd = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        wait_until("savd's API", lambda: self.savd_alive() and self.get("/health"), 30)
+
+    def savd_alive(self) -> bool:
+        if self.savd is None or self.savd.poll() is not None:
+            tail = self.log_tail("savd.log")
+            raise DemoError(f"savd is not running (exit {self.savd.returncode if self.savd else None}):\n"
+                            f"{tail}")
+        return True
+
+    def kill_savd(self, sig: int = signal.SIGKILL) -> None:
+        if self.savd is not None and self.savd.poll() is None:
+            self.savd.send_signal(sig)
+            try:
+                self.savd.wait(20)
+            except subprocess.TimeoutExpired:
+                self.savd.kill()
+                self.savd.wait(5)
+        self.savd = None
+
+    def stop(self) -> None:
+        """Stop savd (SIGTERM), the enforcers and StayRTR, each by PID; kill what does not go."""
+        self.kill_savd(signal.SIGTERM)
+        for proc in self.enforcers.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.enforcers.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.enforcers = {}
+        if self.stayrtr is not None:
+            self.stayrtr.stop()
+            self.stayrtr = None
+        for leftover in _speaker_pids(self.data_dir):  # ExaBGP children of a SIGKILLed savd
+            _kill_pid(leftover)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / name
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    # --- HTTP ----------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.api + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw)
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
+    def get(self, path: str) -> Any:
+        code, doc = self.request("GET", path)
+        if code != 200:
+            raise ValueError(f"GET {path}: HTTP {code}: {doc}")
+        return doc
+
+    def enforcer(self, router: str, path: str = "/status") -> dict[str, Any]:
+        code = ("import sys,urllib.request;sys.stdout.write(urllib.request.urlopen("
+                f"'http://127.0.0.1:9180{path}',timeout=10).read().decode())")
+        proc = self.lab.exec(router, [sys.executable, "-c", code])
+        if proc.returncode != 0:
+            raise ValueError(f"{router}: enforcer {path} not answering: {proc.stderr.strip()[-200:]}")
+        doc: dict[str, Any] = json.loads(proc.stdout)
+        return doc
+
+    def installed(self, router: str) -> int:
+        return sum(1 for r in self.enforcer(router, "/counters")["rules"] if r["state"] == "installed")
+
+    def pushed(self) -> dict[str, int]:
+        """Rules savd holds as pushed, per router (from the API's FlowSpec view)."""
+        doc = self.get("/api/v1/flowspec")
+        return _pushed_counts(doc)
+
+    def rules_active(self) -> dict[str, int] | None:
+        """Per router, the rules installed in nftables, once savd has pushed rules to every router that
+        has SAV rules and every router's nftables holds exactly what savd pushed to it; else None."""
+        with_rules = {r["router"] for r in _items(self.get("/api/v1/rules"), "rules") if isinstance(r, dict)}
+        pushed = self.pushed()
+        if not with_rules or any(pushed.get(r, 0) == 0 for r in with_rules):
+            return None
+        installed = {r: self.installed(r) for r in ROUTERS}
+        ok = all(installed.get(r, 0) == pushed.get(r, 0) for r in ROUTERS)
+        return installed if ok else None
+
+    def dropped(self, router: str) -> int:
+        return sum(int(r.get("dropped_packets", 0)) for r in self.enforcer(router, "/counters")["rules"])
+
+
+def _pushed_counts(doc: Any) -> dict[str, int]:
+    """{router: rules held} from GET /api/v1/flowspec, whatever its exact nesting (peers or routers)."""
+    out: dict[str, int] = {}
+    peers = doc.get("peers", doc) if isinstance(doc, dict) else doc
+    items = peers.items() if isinstance(peers, dict) else ((p.get("peer", ""), p) for p in peers or ())
+    for peer, entry in items:
+        router = ROUTER_OF_PEER.get(str(peer), str(peer))
+        if isinstance(entry, dict):
+            n = entry.get("held", entry.get("rules", entry.get("count", 0)))
+        else:
+            n = entry
+        out[router] = out.get(router, 0) + (len(n) if isinstance(n, list | dict) else int(n or 0))
+    return out
+
+
+ROUTER_OF_PEER = {f"198.18.255.{i}": f"r{i}" for i in range(1, 5)}
+
+
+def _speaker_pids(data_dir: Path) -> list[int]:
+    """ExaBGP processes whose command line names a config under `data_dir` (ours, nobody else's)."""
+    found = []
+    marker = str(data_dir / "speakers").encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# --- traffic -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """`count` packets from node `sender` with source `source` to `dst` on node `receiver`."""
+
+    label: str
+    sender: str
+    source: str
+    receiver: str
+    dst: str
+    count: int
+    spoofed: bool
+
+
+H1_DST = ("h1", "198.18.1.10", "2001:db8:0:1::10")
+H2_DST = ("h2", "198.18.3.10", "2001:db8:0:3::10")
+
+
+def demo_flows(count: int = 20) -> tuple[Flow, ...]:
+    def f(label: str, sender: str, source: str, spoofed: bool, to: tuple[str, str, str] = H2_DST) -> Flow:
+        return Flow(label, sender, source, to[0], to[2] if ":" in source else to[1], count, spoofed)
+
+    return (
+        f("h1 own P1 via r1", "h1", "198.18.1.10", False),
+        f("h1 own P1 via r1", "h1", "2001:db8:0:1::10", False),
+        f("h1 own P2 via r1 (multi-homed, r1 does not announce P2)", "h1", "198.18.2.10", False),
+        f("h1 own P2 via r1 (multi-homed, r1 does not announce P2)", "h1", "2001:db8:0:2::10", False),
+        f("h2 own prefix via r2", "h2", "198.18.3.10", False, H1_DST),
+        f("h2 own prefix via r2", "h2", "2001:db8:0:3::10", False, H1_DST),
+        f("Internet source via border r4", "inet", "198.19.1.10", False),
+        f("Internet source via border r4", "inet", "2001:db8:100:1::10", False),
+        f("h1 spoofs h2's prefix at access r1", "h1", "198.18.3.77", True),
+        f("h1 spoofs h2's prefix at access r1", "h1", "2001:db8:0:3::77", True),
+        f("h1 spoofs a foreign source at access r1", "h1", "198.19.7.7", True),
+        f("h2 spoofs subnet 1's P1 at access r2", "h2", "198.18.1.77", True, H1_DST),
+        f("h2 spoofs subnet 1's P1 at access r2", "h2", "2001:db8:0:1::77", True, H1_DST),
+        f("Internet spoofs an internal source at border r4", "inet", "198.18.1.77", True),
+        f("Internet spoofs an internal source at border r4", "inet", "2001:db8:0:1::77", True),
+    )
+
+
+def send_flow(lab: Lab, flow: Flow, count: int | None = None, interval: str = "u2000") -> int:
+    """Send the flow's packets (hping3 UDP for IPv4, ping -I for IPv6) and return how many reached the
+    receiver (nft counter per source in the receiver's namespace, appliance.enforcer.testbed)."""
+    n = count if count is not None else flow.count
+    rx = lab.netns(flow.receiver)
+    before = rx_counter(rx, flow.source)
+    if ":" in flow.source:
+        have = lab.exec(flow.sender, ["ip", "-6", "addr", "show"]).stdout
+        if flow.source + "/" not in have:
+            lab.exec(flow.sender, ["ip", "-6", "addr", "add", f"{flow.source}/128", "dev", "eth1", "nodad",
+                                   "preferred_lft", "0"], check=True)
+        secs = "0.01" if interval == "u2000" else str(int(interval.lstrip("u")) / 1e6)
+        lab.exec(flow.sender, ["ping", "-6", "-q", "-n", "-I", flow.source, "-c", str(n), "-i", secs,
+                               "-W", "1", flow.dst], timeout_s=120)
+    else:
+        lab.exec(flow.sender, ["hping3", "--udp", "-p", "5000", "-a", flow.source, "-c", str(n), "-i",
+                               interval, "-q", flow.dst], timeout_s=120)
+    time.sleep(0.3)
+    return rx_counter(rx, flow.source) - before
+
+
+# --- the command -----------------------------------------------------------------------------------------
 
 
 def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
-        "demo",
-        help="bring the sav-basic lab up, show status and reachability, tear it down",
-        description="Start containerlab/sav-basic in network namespaces with real FRR (OSPFv2/v3, eBGP "
-        "at the border), wait for convergence, print every node's daemons and neighbours and a "
-        "ping matrix between the hosts (IPv4 and IPv6), then remove everything. Needs root.",
-    )
-    demo.add_argument(
-        "--keep", action="store_true", help="leave the lab running (stop it with savd lab down)"
-    )
+        "demo", help="the appliance end to end on the sav-basic lab: rules pushed, spoofing dropped",
+        description=__doc__.split("\n\n")[1] if __doc__ else None)
+    demo.add_argument("--keep", action="store_true",
+                      help="leave lab, savd, enforcers and StayRTR running (prints how to stop them)")
     demo.add_argument("--topo", type=Path, help="another topology file (default: sav-basic)")
-    demo.add_argument("--timeout", type=float, default=90.0, metavar="S", help="convergence timeout")
+    demo.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                      help="timeout for convergence and for rules becoming active")
     demo.set_defaults(func=run)
 
 
-def host_addresses(lab: Lab) -> dict[str, dict[int, str]]:
-    """First global IPv4 and IPv6 address of every node without FRR (the hosts)."""
-    out: dict[str, dict[int, str]] = {}
-    for node in lab.topology.nodes:
-        if node.is_frr:
-            continue
-        addrs = json.loads(lab.exec(node.name, ["ip", "-j", "addr", "show"], check=True).stdout)
-        found: dict[int, str] = {}
-        for link in addrs:
-            for info in link.get("addr_info", []):
-                family = 4 if info["family"] == "inet" else 6
-                if info.get("scope") == "global" and family not in found:
-                    found[family] = info["local"]
-        out[node.name] = found
-    return out
-
-
-def _ping(lab: Lab, src: str, dst_addr: str, family: int) -> int:
-    proc = lab.exec(src, ["ping", f"-{family}", "-c", str(PING_COUNT), "-i", "0.2", "-W", "2", dst_addr])
-    match = re.search(r"(\d+) (?:packets )?received", proc.stdout)
-    return int(match.group(1)) if match else 0
-
-
-def reachability(lab: Lab) -> tuple[str, bool]:
-    """A matrix 'received/sent' per (source, destination), IPv4 then IPv6; True when all arrived."""
-    hosts = host_addresses(lab)
-    names = sorted(hosts)
-    jobs = [(s, d, f) for f in (4, 6) for s in names for d in names if s != d and f in hosts[d]]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = dict(
-            zip(jobs, pool.map(lambda j: _ping(lab, j[0], hosts[j[1]][j[2]], j[2]), jobs), strict=True)
-        )
-    lines: list[str] = []
-    for family in (4, 6):
-        lines.append(f"IPv{family} ping ({PING_COUNT} packets), rows = from, columns = to:")
-        lines.append("        " + "".join(f"{d:>8}" for d in names))
-        for src in names:
-            cells = [
-                ("-" if src == dst else f"{results.get((src, dst, family), 0)}/{PING_COUNT}") for dst in names
-            ]
-            lines.append(f"{src:>8}" + "".join(f"{c:>8}" for c in cells))
-        lines.append("        " + "  ".join(f"{n}={hosts[n].get(family, '?')}" for n in names))
-    ok = all(v == PING_COUNT for v in results.values()) and bool(results)
-    return "\n".join(lines), ok
+def report(results: Sequence[tuple[Flow, int]]) -> tuple[list[str], bool]:
+    lines = [f"  {'class':<58} {'src':<18} {'sent':>4} {'delivered':>9} {'dropped':>7}"]
+    ok = True
+    for flow, got in results:
+        verdict = "ok" if (got == 0 if flow.spoofed else got == flow.count) else "WRONG"
+        ok = ok and verdict == "ok"
+        kind = "SPOOFED " if flow.spoofed else "legit   "
+        lines.append(f"  {kind}{flow.label:<50} {flow.source:<18} {flow.count:>4} {got:>9} "
+                     f"{flow.count - got:>7}  {verdict}")
+    spoofed = [(f, g) for f, g in results if f.spoofed]
+    legit = [(f, g) for f, g in results if not f.spoofed]
+    s_sent, s_got = sum(f.count for f, _ in spoofed), sum(g for _, g in spoofed)
+    l_sent, l_got = sum(f.count for f, _ in legit), sum(g for _, g in legit)
+    share = 100 * (s_sent - s_got) / max(s_sent, 1)
+    lines.append(f"  spoofed: {s_sent - s_got}/{s_sent} dropped ({share:.0f}%);"
+                 f" legitimate: {l_got}/{l_sent} delivered, {l_sent - l_got} dropped")
+    return lines, ok
 
 
 def run(args: argparse.Namespace) -> int:
     topo = args.topo or default_topology()
     try:
-        lab = Lab.load(topo)
+        lab = Lab.load(topo, prefix=PREFIX)
     except LabError as exc:
         print(f"savd demo: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"== savd demo: lab {lab.name} ({len(lab.topology.nodes)} nodes, {len(lab.topology.links)} links), "
-        f"real FRR in network namespaces {lab.prefix}-*"
-    )
+    workdir = WORKDIR
+    subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    workdir.mkdir(parents=True)
+    app = Appliance(lab, workdir)
     ok = False
+    t0 = time.monotonic()
     try:
-        start = time.monotonic()
+        print(f"== savd demo: lab {lab.name} ({len(lab.topology.nodes)} nodes), real FRR in network "
+              f"namespaces {lab.prefix}-*; work files in {workdir}")
         lab.up(detach=args.keep)
-        print(f"== up in {time.monotonic() - start:.1f} s; waiting for OSPF/BGP convergence")
         waited = lab.wait_converged(timeout_s=args.timeout)
-        print(f"== converged in {waited:.1f} s\n")
-        print(format_status(lab.status()) + "\n")
-        matrix, ok = reachability(lab)
-        print(matrix + "\n")
-        print(
-            "== reachability: "
-            + ("every host reaches every host (IPv4 and IPv6)" if ok else "LOSS (see above)")
-        )
-    except LabError as exc:
+        print(f"== lab up and converged (OSPF, eBGP) in {time.monotonic() - t0:.1f} s "
+              f"({waited:.1f} s waiting)")
+        app.start_stayrtr()
+        app.start_enforcers()
+        print(f"== StayRTR on 127.0.0.1:{app.stayrtr.port if app.stayrtr else '?'} ({len(DEMO_VRPS)} VRPs), "
+              f"savd-enforcer on {', '.join(ROUTERS)}")
+        t_savd = time.monotonic()
+        app.start_savd()
+        print(f"== savd run --config {app.config} (pid {app.savd.pid if app.savd else '?'}), API {app.api}")
+        installed = wait_until("rules active in every router's nftables",
+                               lambda: app.savd_alive() and app.rules_active(), args.timeout, 0.5)
+        t_active = time.monotonic() - t_savd
+        print(f"== rules active {t_active:.1f} s after savd started ({time.monotonic() - t0:.1f} s after "
+              "the demo started); FlowSpec rules installed in nftables per router:")
+        rules = app.get("/api/v1/rules")
+        print("   " + ", ".join(f"{r}: {n}" for r, n in sorted(installed.items())))
+        for line in _rules_summary(rules):
+            print("   " + line)
+        print("== traffic (counted at the receiver):")
+        results = [(flow, send_flow(lab, flow)) for flow in demo_flows()]
+        lines, ok = report(results)
+        print("\n".join(lines))
+        time.sleep(1.5)
+        print("== drops counted by the enforcers: "
+              + ", ".join(f"{r}: {app.dropped(r)}" for r in ROUTERS))
+        alarms = app.get("/api/v1/alarms")
+        spoof_alarms = [a for a in _items(alarms, "alarms") if "spoof" in json.dumps(a)]
+        print(f"== savd alarms: {len(_items(alarms, 'alarms'))} raised ({len(spoof_alarms)} spoofing-seen)")
+        print("== verdict: " + ("PASS: every spoofed packet dropped, no legitimate packet dropped" if ok
+                                else "FAIL (see WRONG above)"))
+    except (DemoError, LabError, OSError) as exc:
         print(f"savd demo: {exc}", file=sys.stderr)
+        for name in ("savd.log",):
+            print(f"--- {name} (last lines)\n{app.log_tail(name)}", file=sys.stderr)
+        ok = False
     finally:
         if args.keep:
-            print(
-                f"== lab left running (prefix {lab.prefix}): savd lab status | savd lab exec h1 -- ping "
-                "198.19.1.10 | stop with: savd lab down"
-            )
+            procs = (app.savd, *app.enforcers.values(), app.stayrtr.proc if app.stayrtr else None)
+            pids = [p.pid for p in procs if p is not None]
+            print(f"== left running: lab {lab.prefix}-*, savd (pid {app.savd.pid if app.savd else '-'}), "
+                  f"API {app.api}, token {app.token}\n"
+                  f"   try:  SAVD_API_URL={app.api} SAVD_API_TOKEN={app.token} .venv/bin/savd api rules\n"
+                  f"   stop: kill {' '.join(map(str, pids))}; .venv/bin/savd lab down --prefix {lab.prefix}")
         else:
+            app.stop()
             lab.down()
             left = [n for n in list_netns() if n.startswith(lab.prefix + "-")]
-            print(f"== torn down: {len(left)} namespaces left, FRR processes killed")
+            print(f"== torn down in total {time.monotonic() - t0:.1f} s: {len(left)} namespaces left, "
+                  "savd, enforcers, StayRTR and FRR stopped")
     return 0 if ok else 1
+
+
+def _items(doc: Any, key: str) -> list[Any]:
+    if isinstance(doc, dict):
+        value = doc.get(key, [])
+        return list(value) if isinstance(value, list) else []
+    return list(doc) if isinstance(doc, list) else []
+
+
+def _rules_summary(doc: Any) -> list[str]:
+    """One line per (router, interface) rule from GET /api/v1/rules."""
+    out = []
+    for rule in _items(doc, "rules"):
+        if not isinstance(rule, dict):
+            continue
+        prefixes = [str(p) for p in rule.get("prefixes") or []]
+        mode = (rule.get("action") or {}).get("mode", "")
+        shown = ", ".join(prefixes[:6]) + (f" (+{len(prefixes) - 6})" if len(prefixes) > 6 else "")
+        out.append(f"{rule.get('router')}:{rule.get('interface')} {rule.get('kind')}list [{mode}] {shown}")
+    return out
