@@ -73,3 +73,20 @@ def test_gobgp_path(action: FlowAction, messages: list[tuple[str, object]]) -> N
     assert got[: len(messages)] == messages
     iset = gob.interface_set_value(5, 65000)
     assert got[len(messages):] == [("UnknownExtended", (("type", 7), ("value", iset)))]
+
+
+def test_interface_set_bytes_match_exabgp_qa_corpus(shared_data: object) -> None:
+    """ExaBGP's qa/api/api-flow-merge.ci decodes `interface-set:input:3405770241:1` (non-transitive,
+    0x47); the 7 octets after the type must equal ours for that AS and group."""
+    import json
+    from pathlib import Path
+
+    text = (Path(str(shared_data)) / "flowspec" / "exabgp-qa-api" / "api-flow-merge.ci").read_text()
+    values = {}
+    for line in text.splitlines():
+        if ":json:" in line:
+            doc = json.loads(line.split(":json:", 1)[1])
+            for comm in doc["neighbor"]["message"]["update"]["attribute"].get("extended-community", []):
+                values[comm["string"]] = comm["value"]
+    raw = values["interface-set:input:3405770241:1"].to_bytes(8, "big")
+    assert raw[0] == 0x47 and raw[1:] == gob.interface_set_value(1, 3405770241)
