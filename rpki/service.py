@@ -67,12 +67,17 @@ class RpkiService:
         config: RpkiConfig,
         tables: RpkiTables | None = None,
         on_event: Callable[[Event], object] | None = None,
+        on_clear: Callable[[str, str, str], object] | None = None,
     ) -> None:
+        """`on_event` gets every event (e.g. Monitor.publish); `on_clear(alarm_id, source, message)`
+        (e.g. Monitor.clear), if given, gets the events that end an alarm instead: those carry the
+        alarm's `alarm_id` and `up="true"` in their fields, with alarm=False."""
         self.config = config
         self.tables = tables or RpkiTables()
         self.on_event = on_event
+        self.on_clear = on_clear
         caches = cache_configs(config)
-        self.manager = RtrManager(caches, self.tables, on_event) if caches else None
+        self.manager = RtrManager(caches, self.tables, self._route) if caches else None
         paths = [str(f.path) for f in config.files]
         interval = min((f.reload_s for f in config.files), default=60.0)
         self.watcher = FileWatcher(paths, self.tables, interval, on_event) if paths else None
@@ -102,6 +107,13 @@ class RpkiService:
 
     def file_status(self) -> list[dict[str, Any]]:
         return self.watcher.status() if self.watcher is not None else []
+
+    def _route(self, event: Event) -> None:
+        alarm_id = event.fields.get("alarm_id", "")
+        if self.on_clear is not None and alarm_id and event.fields.get("up") == "true" and not event.alarm:
+            self.on_clear(alarm_id, event.source, event.message)
+        elif self.on_event is not None:
+            self.on_event(event)
 
     def _event(self, message: str, cache: str) -> None:
         log.warning("rpki.config message=%r", message)

@@ -42,6 +42,7 @@ class RtrManager:
         self.events: list[Event] = []
         self.sessions = [CacheSession(c, self, connector) for c in caches]
         self.active: CacheSession | None = None
+        self._no_cache_alarm = False
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -105,8 +106,14 @@ class RtrManager:
             self.cache_event(
                 Event(time.time(), self.source, EXPIRED_EVENT, Severity.CRITICAL, message, fields, True)
             )
+            self._no_cache_alarm = True
             return
         self.tables.set_source(self.source, best.vrps, best.aspa_by_customer())
+        if self._no_cache_alarm:
+            self._no_cache_alarm = False
+            fields = {"alarm_id": f"rpki-stale/{self.source}", "up": "true", "cache": best.name}
+            self.cache_event(Event(time.time(), self.source, EXPIRED_EVENT, Severity.INFO,
+                                   f"RPKI data back from cache {best.name}", fields))
         if previous is not None or len(self.sessions) > 1:
             severity = Severity.WARNING if previous else Severity.INFO
             fields = {"cache": best.name, "previous": previous.name if previous else "", "detail": "failover"}

@@ -169,6 +169,10 @@ def test_cache_gone_past_expire_withdraws_and_alarms(stayrtr: LocalStayRtr) -> N
             assert alarms[f"rpki-stale/rtr:{name}"].type == "rpki-expired"
             assert alarms["rpki-stale/rtr"].type == "rpki-expired"  # no cache left at all
             assert alarms[f"rtr-session/{name}"].type == "rtr-session"  # the session went down first
+            await asyncio.to_thread(stayrtr.start)
+            await until("data back", lambda: tables.counts()["vrp"] == len(VRPS), timeout_s=6)
+            cleared = {e.fields["alarm_id"] for e in manager.events if e.fields.get("up") == "true"}
+            assert {"rpki-stale/rtr", f"rtr-session/{name}"} <= cleared
         finally:
             await manager.stop()
 

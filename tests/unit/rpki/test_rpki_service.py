@@ -61,3 +61,20 @@ def test_service_feeds_files_into_the_state_store(tmp_path: Path) -> None:
             await service.stop()
 
     asyncio.run(main())
+
+
+def test_alarm_ending_events_go_to_on_clear() -> None:
+    from appliance.model import Event, Severity
+
+    published: list[Event] = []
+    cleared: list[tuple[str, str, str]] = []
+    config = RpkiConfig(caches=(RtrCacheConfig("a", "127.0.0.1", 1),))
+    service = RpkiService(config, on_event=published.append,
+                          on_clear=lambda *a: cleared.append(a))
+    down = Event(0, "rtr:a", "rtr-session", Severity.ERROR, "down", {"alarm_id": "rtr-session/a"}, True)
+    up = Event(0, "rtr:a", "rtr-session", Severity.INFO, "up", {"alarm_id": "rtr-session/a", "up": "true"})
+    assert service.manager is not None and service.manager.on_event is not None
+    route = service.manager.on_event  # what the sessions and the manager report through
+    route(down)
+    route(up)
+    assert published == [down] and cleared == [("rtr-session/a", "rtr:a", "up")]
