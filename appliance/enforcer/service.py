@@ -111,6 +111,7 @@ class EnforcerService:
         self._speaker_factory = speaker_factory or _default_speaker
         self.speaker: ExaBgpSpeaker | None = None
         self._groups = groupmap.merge(options.groups)
+        self._groups_changed = False
         self._group_file_mtime = 0.0
         self._lock = asyncio.Lock()
         self._dirty = asyncio.Event()
@@ -146,6 +147,7 @@ class EnforcerService:
             return False
         self._group_file_mtime = mtime
         self._groups = groupmap.merge(self.options.groups, from_file)
+        self._groups_changed = True   # same routes, new mapping: the applier must re-plan
         log.info("event=enforcer-groups-loaded path=%s groups=%d", path, len(self._groups))
         return True
 
@@ -188,6 +190,7 @@ class EnforcerService:
         """Render and apply the current table (under the lock: one nft transaction at a time)."""
         async with self._lock:
             generation = self.table.generation
+            self._groups_changed = False
             plan = self.plan()
             started = time.monotonic()
             try:
@@ -241,7 +244,7 @@ class EnforcerService:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            if self.table.generation != self._applied_generation or self.error:
+            if self.table.generation != self._applied_generation or self.error or self._groups_changed:
                 await self.apply_now()
 
     async def _ticker(self) -> None:

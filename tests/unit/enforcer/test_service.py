@@ -116,3 +116,34 @@ def test_snapshot_attributes_counts_to_the_interface_they_arrived_on() -> None:
         ("eth1", 5, True),
         ("eth2", 1, True),
     ]
+
+
+def test_mock_nft_new_group_file_re_plans_routes_already_received(tmp_path: Path) -> None:
+    """Routes may arrive before the group mapping that names their interface (savd writes the file,
+    FRR relays the rules): a changed group file alone must re-apply, not wait for the next route."""
+    gfile = tmp_path / "groups.json"
+    gfile.write_text("[]")
+    svc = EnforcerService(EnforcerOptions(node="r1", asn=65000, frr_address="198.18.254.1",
+                                          exa_address="198.18.254.2", workdir=tmp_path, group_file=gfile))
+    mock = MockNft()
+    svc.nft = mock  # type: ignore[assignment]
+
+    def installed() -> int:
+        plan = mock.applied
+        return sum(1 for s in plan.statuses if s.state == "installed") if plan else 0
+
+    async def scenario() -> tuple[int, int]:
+        svc._reload_groups()
+        feed(svc)
+        await svc.apply_now()
+        before = installed()
+        gfile.write_text(json.dumps([{"interface": "eth1", "group_id": 7}]))
+        applier = asyncio.create_task(svc._applier())
+        assert svc._reload_groups()
+        svc._dirty.set()
+        await asyncio.sleep(0.2)
+        applier.cancel()
+        return before, installed()
+
+    before, after = asyncio.run(scenario())
+    assert after > before
