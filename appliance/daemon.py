@@ -442,7 +442,8 @@ def run_command(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem.render(exc.source), file=sys.stderr)
         return 2
-    logging.getLogger("savd").setLevel(config.appliance.log_level.upper())
+    for name in ("savd", "appliance", "rpki"):  # the wired components log under their module names
+        logging.getLogger(name).setLevel(config.appliance.log_level.upper())
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     daemon = Daemon(config, reset_corrupt_journal=args.reset_corrupt_journal)

@@ -99,6 +99,7 @@ class Appliance:
         self.enforcers: dict[str, subprocess.Popen[bytes]] = {}
         self.savd: subprocess.Popen[bytes] | None = None
         self.config: Path | None = None
+        self.last_check: dict[str, Any] = {}
 
     @property
     def api(self) -> str:
@@ -122,7 +123,7 @@ class Appliance:
             gfile = groups / f"{router}.json"
             if not gfile.exists():
                 gfile.write_text("[]")
-            argv = [*self.lab.exec_argv(router, [sys.executable, "-m", "appliance.enforcer.main", "run",
+            argv = [*self.lab.exec_argv(router, [sys.executable, "-m", "appliance.enforcer.main", "-v", "run",
                                                  "--node", router, "--asn", "65000", "--configure-frr",
                                                  "--vtysh", " ".join(self.lab.vtysh_argv(router)),
                                                  "--groups-file", str(gfile),
@@ -231,12 +232,15 @@ class Appliance:
     def rules_active(self) -> dict[str, int] | None:
         """Per router, the rules installed in nftables, once savd has pushed rules to every router that
         has SAV rules and every router's nftables holds exactly what savd pushed to it; else None."""
-        with_rules = {r["router"] for r in _items(self.get("/api/v1/rules"), "rules") if isinstance(r, dict)}
+        with_rules = {r["router"] for r in _items(self.get("/api/v1/rules"), "rules")
+                      if isinstance(r, dict) and (r.get("kind") == "allow" or r.get("prefixes"))}
         pushed = self.pushed()
+        self.last_check = {"pushed": pushed, "routers_with_rules": sorted(with_rules)}
         if not with_rules or any(pushed.get(r, 0) == 0 for r in with_rules):
             return None
         installed = {r: self.installed(r) for r in ROUTERS}
         ok = all(installed.get(r, 0) == pushed.get(r, 0) for r in ROUTERS)
+        self.last_check = {"pushed": pushed, "installed": installed, "routers_with_rules": sorted(with_rules)}
         return installed if ok else None
 
     def dropped(self, router: str) -> int:

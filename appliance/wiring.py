@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,27 @@ def write_groups(directory: Path, ruleset: SavRuleSet) -> dict[str, list[dict[st
     return out
 
 
+def reap_stale(workdir: Path) -> list[int]:
+    """Kill (SIGKILL, by PID) processes left over from a savd that died without stopping its speakers:
+    an ExaBGP or relay whose command line names this speaker's work directory (ours alone: it lies in
+    our data_dir). Without this the restarted speaker cannot bind its listening port."""
+    marker = str(workdir).encode()
+    me = os.getpid()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(marker) for arg in argv):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
 class SpeakerSet:
     """Every configured ExaBGP speaker, the BGP-LS ingest per speaker, and FlowSpec delivery."""
 
@@ -152,6 +174,10 @@ class SpeakerSet:
                 await self.delivery.on_rules(current[0], current[1], SavRuleSet())
             ctx.on_rules(self.on_rules)
         for name, speaker in self.speakers.items():
+            reaped = reap_stale(speaker.workdir)
+            if reaped:
+                log.warning("event=stale-speaker-killed speaker=%s pids=%s", name, ",".join(map(str, reaped)))
+                await asyncio.sleep(0.5)  # let the kernel release the listening socket
             await speaker.start()
             self._tasks.append(asyncio.create_task(self._consume(name, speaker), name=f"speaker-{name}"))
             if name in self.ingests:

@@ -1,0 +1,177 @@
+"""Through `savd run` itself on sav-basic: savd (subprocess) learns the topology over BGP-LS from the
+routers' exporters, reports from configs/demo-reports.yaml and the API, RPKI from a local StayRTR, and
+pushes FlowSpec to FRR r1..r4, where savd-enforcer turns it into nftables. Verdicts come from real
+packets counted at the receiver (appliance.demo.send_flow).
+
+One lab and one appliance for the module (prefix `svrn`); the tests restore what they change, and the
+restart test runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.demo import Appliance, Flow, demo_flows, send_flow, wait_until
+from appliance.enforcer.testbed import rx_counter
+from appliance.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
+
+SAV_BASIC = Path(__file__).resolve().parents[2] / "containerlab" / "sav-basic" / "sav-basic.clab.yml"
+PREFIX = "svrn"
+
+
+@pytest.fixture(scope="module")
+def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+    lab = Lab.load(SAV_BASIC, prefix=PREFIX)
+    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-run"))
+    try:
+        lab.up()
+        lab.wait_converged(timeout_s=90)
+        appliance.start_stayrtr()
+        appliance.start_enforcers()
+        appliance.start_savd()
+        try:
+            wait_until("rules active", lambda: appliance.savd_alive() and appliance.rules_active(), 90, 0.5)
+        except Exception as exc:
+            raise AssertionError(f"{exc}; last check: {appliance.last_check}") from exc
+        yield appliance
+    finally:
+        appliance.stop()
+        lab.down()
+
+
+def rules_of(app: Appliance, router: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = app.get(f"/api/v1/rules?router={router}")["rules"]
+    return rules
+
+
+def flow(label: str, sender: str, source: str, spoofed: bool, count: int = 10) -> Flow:
+    to_h1, to_h2 = ("h1", "198.18.1.10", "2001:db8:0:1::10"), ("h2", "198.18.3.10", "2001:db8:0:3::10")
+    dst = to_h1 if sender == "h2" else to_h2
+    return Flow(label, sender, source, dst[0], dst[2] if ":" in source else dst[1], count, spoofed)
+
+
+def test_every_class_of_traffic_gets_its_verdict(app: Appliance) -> None:
+    for f in demo_flows(count=10):
+        got = send_flow(app.lab, f)
+        assert got == (0 if f.spoofed else f.count), f"{f.label} from {f.source}: {got}/{f.count} delivered"
+
+
+def test_api_report_changes_rules_and_verdicts(app: Appliance) -> None:
+    new = flow("h1 from a newly reported prefix", "h1", "198.18.7.7", spoofed=False)
+    assert send_flow(app.lab, new) == 0  # not reported yet: r1's allowlist drops it
+    before = app.installed("r1")
+    code, doc = app.request("POST", "/api/v1/reports",
+                            {"router": "r1", "interface": "eth1", "prefix": "198.18.7.0/24", "subnet": "1"})
+    assert code == 201, doc
+    try:
+        wait_until("r1's rules to allow 198.18.7.0/24",
+                   lambda: any("198.18.7.0/24" in r["prefixes"] for r in rules_of(app, "r1")), 20)
+        wait_until("r1's nftables to follow",
+                   lambda: app.rules_active() and app.installed("r1") != before, 30)
+        assert send_flow(app.lab, new) == new.count
+    finally:
+        code, doc = app.request("DELETE", "/api/v1/reports?router=r1&interface=eth1&prefix=198.18.7.0/24")
+        assert code == 200, doc
+    wait_until("r1's rules back", lambda: app.rules_active() and app.installed("r1") == before, 30)
+    assert send_flow(app.lab, new) == 0
+
+
+def test_malformed_api_input_is_refused_with_a_message_and_changes_nothing(app: Appliance) -> None:
+    version = app.get("/api/v1/reports")["version"]
+    rules = app.get("/api/v1/rules")
+    bad = [
+        {"router": "r1", "interface": "eth1", "prefix": "198.18.7.1/24"},  # host bits set
+        {"router": "r1", "interface": "eth1", "prefix": "not-a-prefix"},
+        {"router": "r1", "prefix": "198.18.7.0/24"},  # no interface
+        {"router": "r1", "interface": "eth1", "prefix": "198.18.7.0/24", "colour": "red"},  # unknown field
+    ]
+    for body in bad:
+        code, doc = app.request("POST", "/api/v1/reports", body)
+        assert 400 <= code < 500, (body, code, doc)
+        assert isinstance(doc, dict) and doc.get("message"), doc
+    code, doc = app.request("DELETE", "/api/v1/reports?router=r1&interface=eth1&prefix=198.18.1.0/24")
+    assert code == 409 and "file:" in doc["message"]  # the file's report cannot be deleted through the API
+    saved, app.token = app.token, "wrong-token"
+    try:
+        code, doc = app.request("POST", "/api/v1/reports",
+                                {"router": "r1", "interface": "eth1", "prefix": "198.18.7.0/24"})
+    finally:
+        app.token = saved
+    assert code in (401, 403) and doc.get("message")
+    assert app.get("/api/v1/reports")["version"] == version
+    assert app.get("/api/v1/rules") == rules
+
+
+def test_link_failure_is_withdrawn_over_bgp_ls_and_the_rules_follow(app: Appliance) -> None:
+    before = rules_of(app, "r4")
+    assert any(r["interface"] == "eth2" for r in before)  # the border's blocklist toward AS 65100
+
+    def border_links() -> int:
+        topo = app.get("/api/v1/topology")
+        links = [json.dumps(lk) for lk in topo.get("links", [])]
+        return sum(1 for lk in links if "r4" in lk and "198.18.30" in lk)
+
+    assert border_links() > 0
+    # Linux flushes an interface's IPv6 addresses when it goes down unless told to keep them
+    app.lab.exec("r4", ["sysctl", "-qw", "net.ipv6.conf.eth2.keep_addr_on_down=1"], check=True)
+    app.lab.exec("r4", ["ip", "link", "set", "eth2", "down"], check=True)
+    try:
+        wait_until("r4's eBGP link withdrawn over BGP-LS", lambda: border_links() == 0, 60)
+        # BAR-SAV at the border with no eBGP link left: an empty blocklist (fail open), nothing to push
+        wait_until("r4's blocklist to empty", lambda: all(not r["prefixes"] for r in rules_of(app, "r4")), 30)
+        wait_until("r4's nftables to follow", lambda: app.rules_active() and app.installed("r4") == 0, 30)
+    finally:
+        app.lab.exec("r4", ["ip", "link", "set", "eth2", "up"], check=True)
+    wait_until("r4's eBGP link back over BGP-LS", lambda: border_links() > 0, 90)
+    wait_until("r4's rules back", lambda: rules_of(app, "r4") == before, 30)
+    wait_until("r4's nftables back", lambda: app.rules_active() and app.installed("r4") > 0, 30)
+    assert send_flow(app.lab, flow("Internet spoofs P1", "inet", "198.18.1.78", spoofed=True)) == 0
+    assert send_flow(app.lab, flow("Internet spoofs P1", "inet", "2001:db8:0:1::78", spoofed=True)) == 0
+    for f in demo_flows(count=10):
+        if f.sender == "inet" and not f.spoofed:
+            wait_until(f"{f.source} delivered again after the link came back",
+                       lambda f=f: send_flow(app.lab, f) == f.count, 60, 1.0)
+
+
+def test_restart_under_traffic_drops_no_legitimate_packet_and_restores_rules(app: Appliance) -> None:
+    installed = app.rules_active()
+    assert installed
+    # to h2 only: then no reply (ICMP) from one flow is counted as another flow's packet
+    legit = [f for f in demo_flows() if not f.spoofed and f.receiver == "h2"]
+    for f in legit:  # create the receiver's counters before the threads race to
+        rx_counter(app.lab.netns(f.receiver), f.source)
+    sent = 1500  # 1500 packets at 200/s: ~7.5 s of traffic per flow, across the kill and the restart
+    results: dict[int, int] = {}
+
+    def run(i: int, f: Flow) -> None:
+        results[i] = send_flow(app.lab, f, count=sent, interval="u5000")
+
+    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(legit)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    app.kill_savd(signal.SIGKILL)
+    time.sleep(1.0)
+    app.start_savd()
+    for t in threads:
+        t.join(120)
+    assert {legit[i].source: n for i, n in results.items()} == {f.source: sent for f in legit}
+    wait_until("rules active again", app.rules_active, 60)
+    assert app.rules_active() == installed
+    log = (app.workdir / "savd.log").read_text()
+    restart = log[log.rindex("event=state-restored"):]  # the restarted savd opening its journal
+    resyncs = [line for line in restart.splitlines() if "event=flowspec-resync" in line]
+    assert resyncs and all("withdraw=0" in line for line in resyncs), resyncs
+    for f in demo_flows(count=10):
+        if f.spoofed:
+            assert send_flow(app.lab, f) == 0, f"{f.label} from {f.source} passed after the restart"
