@@ -230,17 +230,25 @@ class Appliance:
         return _pushed_counts(doc)
 
     def rules_active(self) -> dict[str, int] | None:
-        """Per router, the rules installed in nftables, once savd has pushed rules to every router that
-        has SAV rules and every router's nftables holds exactly what savd pushed to it; else None."""
-        with_rules = {r["router"] for r in _items(self.get("/api/v1/rules"), "rules")
+        """Per router, the rules installed in nftables, once savd learned every router over BGP-LS,
+        computed rules from its latest state, pushed rules to every router that has SAV rules, and every
+        router's nftables holds exactly what savd pushed to it; else None."""
+        topo = self.get("/api/v1/topology")
+        rules = self.get("/api/v1/rules")
+        learned = {r.get("name") for r in topo.get("routers", []) if isinstance(r, dict)}
+        self.last_check = {"routers_learned": sorted(map(str, learned)), "state_version": topo["version"],
+                           "rules_version": rules.get("version")}
+        if not set(ROUTERS) <= learned or rules.get("version") != topo["version"]:
+            return None  # BGP-LS not synced yet, or rules not computed from the latest state
+        with_rules = {r["router"] for r in _items(rules, "rules")
                       if isinstance(r, dict) and (r.get("kind") == "allow" or r.get("prefixes"))}
         pushed = self.pushed()
-        self.last_check = {"pushed": pushed, "routers_with_rules": sorted(with_rules)}
+        self.last_check.update(pushed=pushed, routers_with_rules=sorted(with_rules))
         if not with_rules or any(pushed.get(r, 0) == 0 for r in with_rules):
             return None
         installed = {r: self.installed(r) for r in ROUTERS}
         ok = all(installed.get(r, 0) == pushed.get(r, 0) for r in ROUTERS)
-        self.last_check = {"pushed": pushed, "installed": installed, "routers_with_rules": sorted(with_rules)}
+        self.last_check.update(installed=installed)
         return installed if ok else None
 
     def dropped(self, router: str) -> int:
@@ -361,6 +369,9 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--keep", action="store_true",
                       help="leave lab, savd, enforcers and StayRTR running (prints how to stop them)")
     demo.add_argument("--topo", type=Path, help="another topology file (default: sav-basic)")
+    demo.add_argument("--prefix", default=PREFIX,
+                      help=f"namespace prefix of the lab (default {PREFIX}; another one runs a second demo)")
+    demo.add_argument("--workdir", type=Path, help=f"work files, emptied first (default {WORKDIR}[-PREFIX])")
     demo.add_argument("--timeout", type=float, default=120.0, metavar="S",
                       help="timeout for convergence and for rules becoming active")
     demo.set_defaults(func=run)
@@ -388,11 +399,15 @@ def report(results: Sequence[tuple[Flow, int]]) -> tuple[list[str], bool]:
 def run(args: argparse.Namespace) -> int:
     topo = args.topo or default_topology()
     try:
-        lab = Lab.load(topo, prefix=PREFIX)
+        lab = Lab.load(topo, prefix=args.prefix)
     except LabError as exc:
         print(f"savd demo: {exc}", file=sys.stderr)
         return 1
-    workdir = WORKDIR
+    workdir = args.workdir or (WORKDIR if args.prefix == PREFIX else Path(f"{WORKDIR}-{args.prefix}"))
+    if lab.directory.joinpath("state.json").exists():
+        print(f"savd demo: lab {lab.name} with prefix {lab.prefix} is already running (stop it with "
+              f"savd lab down --prefix {lab.prefix}, or run another demo with --prefix)", file=sys.stderr)
+        return 1
     subprocess.run(["rm", "-rf", str(workdir)], check=False)
     workdir.mkdir(parents=True)
     app = Appliance(lab, workdir)
