@@ -68,6 +68,10 @@ Findings = Callable[[StateSnapshot], Iterable[Event]]
 RulesListener = Callable[[int, SavRuleSet, SavRuleSet], Awaitable[None]]
 
 
+class StartError(RuntimeError):
+    """A component (speaker, RPKI, poller ...) could not start; the message names it."""
+
+
 class Component(Protocol):
     name: str
 
@@ -312,7 +316,11 @@ class Daemon:
         background: list[asyncio.Task[None]] = []
         try:
             for component in self.components:
-                await component.start(ctx)
+                try:
+                    await component.start(ctx)
+                except Exception as exc:  # a component that cannot start: a clear message, not a traceback
+                    log.exception("event=component-start-failed component=%s", component.name)
+                    raise StartError(f"component {component.name} did not start: {exc}") from exc
                 started.append(component)
             background = [asyncio.create_task(self._recompute_loop(ctx), name="recompute"),
                           asyncio.create_task(self._tick_loop(ctx), name="tick")]
@@ -455,7 +463,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"savd: fix or remove the journal in {config.appliance.data_dir}, or start with "
               "--reset-corrupt-journal to move it aside", file=sys.stderr)
         return 3
-    except OSError as exc:
+    except (OSError, StartError) as exc:
         print(f"savd: cannot start: {exc}", file=sys.stderr)
         return 4
     return 0

@@ -207,10 +207,14 @@ algorithm = "bar-sav-pi"
 
 def test_demo_config_is_valid_for_the_sav_basic_lab() -> None:
     config = load_config(REPO / "configs" / "demo.toml")
-    (speaker,) = config.speakers
-    assert speaker.netns == "svdemo-ctl" and speaker.listen_host == "198.18.20.10"
-    assert sorted({p.router for p in speaker.peers}) == ["r1", "r2", "r3", "r4"]
-    assert len(speaker.peers) == 8
+    flow, ls = config.speakers  # FlowSpec out (connects to FRR's port 179), BGP-LS in (listens on 1179)
+    assert flow.netns == ls.netns == "svdemo-ctl" and not flow.listen_host
+    assert (ls.listen_host, ls.listen_port) == ("198.18.20.10", 1179)
+    for speaker in (flow, ls):
+        assert sorted(p.router for p in speaker.peers) == ["r1", "r2", "r3", "r4"]
+    assert all(p.passive and p.families == (Family.BGP_LS,) for p in ls.peers)
+    assert all(set(p.families) == {Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC} for p in flow.peers)
+    assert config.reports.file == REPO / "configs" / "demo-reports.yaml"
     assert [e.netns for e in config.enforcers] == ["svdemo-r1", "svdemo-r2", "svdemo-r3", "svdemo-r4"]
 
 

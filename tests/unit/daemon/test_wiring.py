@@ -1,0 +1,105 @@
+"""appliance/wiring.py pieces that need no network: enforcer group files, the reports-file component,
+component start failures, and the demo's runtime configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from appliance.config import load_config
+from appliance.daemon import Daemon, DaemonContext, StartError
+from appliance.demo import TEMPLATE, runtime_config
+from appliance.flowspec.compiler import compile_ruleset
+from appliance.model import InterfaceRules, ListKind, SavRuleSet
+from appliance.monitor import Monitor
+from appliance.state import StateStore
+from appliance.wiring import ReportsFile, reap_stale, write_groups
+
+from .test_daemon import make_config
+
+
+def ruleset(*keys: tuple[str, str]) -> SavRuleSet:
+    return SavRuleSet(tuple(InterfaceRules(r, i, ListKind.ALLOW, ("198.18.1.0/24",)) for r, i in keys))
+
+
+def test_group_files_match_the_compiler_and_follow_routers_that_lose_their_rules(tmp_path: Path) -> None:
+    rules = ruleset(("r1", "eth1"), ("r2", "eth1"), ("r2", "eth2"))
+    write_groups(tmp_path, rules)
+    plan = compile_ruleset(rules)
+    for spec in plan.routers:  # the enforcer's mapping is the one the compiled rules use
+        on_disk = json.loads((tmp_path / f"{spec.router}.json").read_text())
+        assert on_disk == [{"group_id": g.group_id, "interface": g.interface} for g in spec.groups]
+    before = (tmp_path / "r1.json").stat().st_mtime_ns
+    time.sleep(0.01)
+    write_groups(tmp_path, ruleset(("r1", "eth1")))
+    assert (tmp_path / "r1.json").stat().st_mtime_ns == before  # unchanged: not rewritten, no reload
+    assert json.loads((tmp_path / "r2.json").read_text()) == []  # r2 lost its rules: empty mapping
+    assert oct(os.stat(tmp_path / "r1.json").st_mode & 0o777) == "0o644"
+
+
+def test_reports_file_loads_keeps_the_last_good_facts_on_error_and_raises_then_clears_an_alarm(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reports.yaml"
+    path.write_text("prefixes:\n  - {router: r1, interface: eth1, prefix: 198.18.1.0/24, subnet: '1'}\n")
+    ctx = SimpleNamespace(monitor=Monitor(), store=StateStore())
+    component = ReportsFile(path)
+    assert component.load(ctx)
+    assert [(r.router, r.prefix) for r in ctx.store.snapshot().reports] == [("r1", "198.18.1.0/24")]
+    assert ctx.store.sources() == {f"file:{path}": 1}
+    path.write_text("prefixes:\n  - {router: r1, interface: eth1, prefix: 198.18.1.1/24}\n")
+    os.utime(path, (time.time() + 1, time.time() + 1))
+    assert not component.load(ctx)
+    alarms = ctx.monitor.alarms.active("reports.file-error")
+    assert len(alarms) == 1 and str(path) in alarms[0].message and "prefixes[0]" in alarms[0].message
+    assert len(ctx.store.snapshot().reports) == 1  # the last good facts stand
+    path.write_text("prefixes:\n  - {router: r2, interface: eth2, prefix: 198.18.3.0/24, subnet: '2'}\n")
+    os.utime(path, (time.time() + 2, time.time() + 2))
+    assert component.load(ctx)
+    assert not ctx.monitor.alarms.active("reports.file-error")
+    assert [(r.router, r.prefix) for r in ctx.store.snapshot().reports] == [("r2", "198.18.3.0/24")]
+
+
+class Broken:
+    name = "broken-speaker"
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def start(self, ctx: DaemonContext) -> None:
+        raise RuntimeError("exabgp exited with 1: cannot bind 198.18.20.10:1179")
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_component_that_cannot_start_is_a_start_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = Daemon(make_config(tmp_path, monkeypatch))
+    broken = Broken()
+    daemon.add(broken)
+    with pytest.raises(StartError, match="component broken-speaker did not start: exabgp exited with 1"):
+        asyncio.run(daemon.run())
+    assert not broken.stopped  # never started, so not stopped either
+
+
+def test_reap_stale_touches_only_processes_naming_the_work_directory(tmp_path: Path) -> None:
+    assert reap_stale(tmp_path / "speakers" / "nobody-runs-here") == []
+
+
+def test_runtime_config_makes_the_demo_config_concrete(tmp_path: Path) -> None:
+    out = runtime_config(TEMPLATE, tmp_path / "savd.toml", prefix="svxx", data_dir=tmp_path / "d",
+                         api_port=18181, rtr_port=18282)
+    config = load_config(out)
+    assert {s.netns for s in config.speakers} == {"svxx-ctl"}
+    assert [e.netns for e in config.enforcers] == ["svxx-r1", "svxx-r2", "svxx-r3", "svxx-r4"]
+    assert config.appliance.data_dir == tmp_path / "d" and config.api.port == 18181
+    assert [c.port for c in config.rpki.caches] == [18282]
+    assert config.reports.file == TEMPLATE.parent / "demo-reports.yaml" and config.reports.file.exists()
