@@ -1,4 +1,4 @@
-"""`savd lab up|down|status|list|exec`: run containerlab topologies in network namespaces.
+"""`savd lab up|down|status|ping|list|exec`: run containerlab topologies in network namespaces.
 
 The shell around `appliance.lab.Lab`: argument parsing, finding the running instance from the state
 folder, and printing. A lab started here is detached (it outlives the command) and is found again by
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.lab.errors import LabError
+from appliance.lab.reach import check_reachability
 from appliance.lab.runner import Lab
 from appliance.lab.state import DEFAULT_ROOT, list_instances
 from appliance.lab.topology import load_topology
@@ -59,6 +60,16 @@ def register(subparsers: Any) -> None:
     _topology_args(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=cmd_status)
+
+    ping = sub.add_parser(
+        "ping",
+        help="reachability matrix between the lab's hosts (IPv4 and IPv6 pings)",
+        description="Ping every host (node without FRR) from every other host, IPv4 and IPv6, and print "
+        "a received/sent matrix. Exit code 0 only when every packet arrived.",
+    )
+    _topology_args(ping)
+    ping.add_argument("--count", type=int, default=2, help="packets per pair (default 2)")
+    ping.set_defaults(func=cmd_ping)
 
     lst = sub.add_parser("list", help="running lab instances recorded in the state folder")
     lst.add_argument("--state-root", type=Path, default=DEFAULT_ROOT, help=argparse.SUPPRESS)
@@ -193,6 +204,16 @@ def format_status(status: dict[str, Any]) -> str:
                 extra = f"AS{nbr['remote_as']}" if "remote_as" in nbr else nbr.get("interface", "")
                 lines.append(f"         {proto:<6} {nbr['neighbor']:<20} {extra:<9} {nbr['state']}")
     return "\n".join(lines)
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    try:
+        result = check_reachability(_running(args), count=args.count)
+    except LabError as exc:
+        return _fail(exc)
+    print(result.matrix())
+    print("every host reaches every host (IPv4 and IPv6)" if result.ok else "LOSS: see the matrix above")
+    return 0 if result.ok else 1
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -34,6 +34,8 @@ What `up` does, in order (any failure: everything created so far is removed, the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -42,7 +44,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -79,6 +81,7 @@ class Lab:
         self.prefix = prefix or new_prefix()
         self.state_root = state_root
         self._nodes = {n.name: n for n in topology.nodes}
+        self._owned = False  # this object started (or attached to) the instance: down() may remove it
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -106,7 +109,9 @@ class Lab:
             log.warning("event=lab_topology_unreadable lab=%s error=%s", state.name, exc)
             nodes = tuple(Node(name=n, kind="linux") for n in state.nodes)
             topo = Topology(name=state.name, path=Path(state.topology), nodes=nodes)
-        return cls(topo, prefix=state.prefix, state_root=state_root)
+        lab = cls(topo, prefix=state.prefix, state_root=state_root)
+        lab._owned = True
+        return lab
 
     def __repr__(self) -> str:
         return f"Lab({self.name!r}, prefix={self.prefix!r}, topology={str(self.topology.path)!r})"
@@ -153,8 +158,16 @@ class Lab:
     def up(self, *, detach: bool = False) -> None:
         """Create everything; on any failure remove what was created and raise LabError."""
         self._validate()
-        self._clean_stale()
-        state = LabState(
+        with self._lock():  # check and record atomically: two processes never build the same prefix
+            self._clean_stale()
+            state = self._new_state()
+            state.save()
+        self._owned = True
+        log.info("event=lab_up_start lab=%s prefix=%s nodes=%d", self.name, self.prefix, len(state.nodes))
+        self._build(state, detach)
+
+    def _new_state(self) -> LabState:
+        return LabState(
             name=self.name,
             prefix=self.prefix,
             topology=str(self.topology.path),
@@ -164,8 +177,8 @@ class Lab:
             created_s=time.time(),
             nodes={n.name: NodeState(netns=self.netns(n.name), frr=n.is_frr) for n in self.topology.nodes},
         )
-        state.save()
-        log.info("event=lab_up_start lab=%s prefix=%s nodes=%d", self.name, self.prefix, len(state.nodes))
+
+    def _build(self, state: LabState, detach: bool) -> None:
         try:
             self._create(state)
         except BaseException as exc:
@@ -186,9 +199,24 @@ class Lab:
 
     def down(self) -> None:
         """Kill every process of the lab, delete its namespaces, veths and state; idempotent."""
+        with self._lock():
+            self._down_locked()
+        self._owned = False
+
+    def _down_locked(self) -> None:
         path = self.directory / "state.json"
         if path.exists():
-            _teardown(LabState.load(path))
+            state = LabState.load(path)
+            if not self._owned and state.owner_pid not in (None, os.getpid()) and not state.is_stale():
+                # e.g. a `finally: lab.down()` after up() was refused because this prefix is in use
+                log.warning(
+                    "event=lab_down_skipped lab=%s prefix=%s owner_pid=%s reason=owned-by-another-process",
+                    self.name,
+                    self.prefix,
+                    state.owner_pid,
+                )
+                return
+            _teardown(state)
         else:
             _teardown(
                 LabState(
@@ -202,6 +230,17 @@ class Lab:
                 )
             )
         log.info("event=lab_down lab=%s prefix=%s", self.name, self.prefix)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise up/down of one lab name across processes (flock on <root>/<lab>.lock)."""
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        with open(self.state_root / f"{self.name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _validate(self) -> None:
         if os.geteuid() != 0:

@@ -5,7 +5,7 @@
   destructively; build your own with `lab_factory` for that.
 - `lab_factory` (function): `make(path, prefix=None, converge=True) -> Lab`, up (and converged when the
   lab has a converged.json); every lab made is torn down after the test, pass or fail.
-- `tiny_topology`: `make(r2_conf_extra=..., h1_exec=...)` writes a 2-router + 1-host lab (OSPF, one
+- `tiny_topology`: `make(r2_conf_extra=..., h1_exec=...)` writes a 2-router + 2-host lab (OSPF, one
   eBGP session) under tmp_path and returns its path.
 """
 
@@ -57,7 +57,7 @@ def lab_factory(require_root: None) -> Iterator[Callable[..., Lab]]:
 
 
 def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[str, ...] = ()) -> Path:
-    """r1 -- r2 routers (OSPF v2, eBGP 65001/65002) and host h1 behind r1."""
+    """r1 -- r2 routers (OSPF v2, eBGP 65001/65002), host h1 behind r1 and h2 behind r2 (IPv4 only)."""
     files = {
         "r1/daemons": 'bgpd=yes\nospfd=yes\nzebra_options="-A 127.0.0.1 -s 90000000"\n',
         "r2/daemons": "bgpd=yes\nospfd=yes\n",
@@ -98,6 +98,9 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
              ip ospf hello-interval 1
              ip ospf dead-interval 8
              ip ospf retransmit-interval 1
+            interface eth2
+             ip address 198.18.2.1/24
+             ip ospf area 0
             router ospf
              ospf router-id 198.18.255.2
              timers throttle lsa all 100
@@ -110,7 +113,8 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
         + r2_conf_extra,
         "converged.json": """
             {"r1": {"show ip ospf neighbor json": {"neighbors": {"198.18.255.2": [{"converged": "Full"}]}},
-                    "show bgp neighbors json": {"198.18.10.2": {"bgpState": "Established"}}},
+                    "show bgp neighbors json": {"198.18.10.2": {"bgpState": "Established"}},
+                    "show ip route 198.18.2.0/24 json": {"198.18.2.0/24": [{"protocol": "ospf"}]}},
              "r2": {"show ip route 198.18.1.0/24 json": {"198.18.1.0/24": [{"protocol": "ospf"}]}}}
             """,
     }
@@ -135,11 +139,15 @@ def write_tiny_topology(root: Path, *, r2_conf_extra: str = "", h1_exec: tuple[s
         "  nodes:\n"
         "    r1: {kind: linux, binds: [r1/daemons:/etc/frr/daemons, r1/frr.conf:/etc/frr/frr.conf]}\n"
         "    r2: {kind: linux, binds: [r2/daemons:/etc/frr/daemons, r2/frr.conf:/etc/frr/frr.conf]}\n"
+        "    h2:\n"
+        "      kind: linux\n"
+        "      exec: [ip addr add 198.18.2.10/24 dev eth1, ip route add 198.18.0.0/15 via 198.18.2.1]\n"
         "    h1:\n"
         "      kind: linux\n"
         "      exec:\n" + execs + "  links:\n"
         "    - endpoints: [r1:eth1, r2:eth1]\n"
         "    - endpoints: [r1:eth2, h1:eth1]\n"
+        "    - endpoints: [r2:eth2, h2:eth1]\n"
     )
     return topo
 

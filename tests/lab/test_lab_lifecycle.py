@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,3 +171,30 @@ def test_lab_factory_returns_a_converged_lab(
     route = lab.vtysh_json("r2", "show ip route 198.18.1.0/24 json")["198.18.1.0/24"][0]
     assert route["protocol"] == "ospf" and route["installed"] is True
     assert lab.status()["phase"] == "up"
+
+
+def test_another_process_cannot_take_down_an_owned_lab(
+    require_root: None, tiny_topology: Callable[..., Path]
+) -> None:
+    """The pattern `try: lab.up() finally: lab.down()` with a fixed prefix already in use elsewhere."""
+    topo = tiny_topology()
+    lab = Lab.load(topo)
+    code = (
+        "import sys\nfrom appliance.lab import Lab, LabError\n"
+        f"other = Lab.load({str(topo)!r}, prefix={lab.prefix!r})\n"
+        "try:\n    other.up()\nexcept LabError as exc:\n    print('refused:', exc)\n"
+        "finally:\n    other.down()\n"
+    )
+    try:
+        lab.up()
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert "refused:" in out.stdout and "already running" in out.stdout
+        assert "event=lab_down_skipped" in out.stderr
+        status = lab.status()
+        assert all(n["present"] for n in status["nodes"].values())
+        assert all(d["alive"] for n in status["nodes"].values() for d in n["daemons"].values())
+    finally:
+        lab.down()
+    assert_nothing_left(lab)
