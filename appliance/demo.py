@@ -229,7 +229,7 @@ class Appliance:
         doc = self.get("/api/v1/flowspec")
         return _pushed_counts(doc)
 
-    def rules_active(self) -> dict[str, int] | None:
+    def rules_active(self, learned_routers: Sequence[str] = ROUTERS) -> dict[str, int] | None:
         """Per router, the rules installed in nftables, once savd learned every router over BGP-LS,
         computed rules from its latest state, pushed rules to every router that has SAV rules, and every
         router's nftables holds exactly what savd pushed to it; else None."""
@@ -238,7 +238,7 @@ class Appliance:
         learned = {r.get("name") for r in topo.get("routers", []) if isinstance(r, dict)}
         self.last_check = {"routers_learned": sorted(map(str, learned)), "state_version": topo["version"],
                            "rules_version": rules.get("version")}
-        if not set(ROUTERS) <= learned or rules.get("version") != topo["version"]:
+        if not set(learned_routers) <= learned or rules.get("version") != topo["version"]:
             return None  # BGP-LS not synced yet, or rules not computed from the latest state
         with_rules = {r["router"] for r in _items(rules, "rules")
                       if isinstance(r, dict) and (r.get("kind") == "allow" or r.get("prefixes"))}

@@ -10,6 +10,7 @@ restart test runs last.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -32,7 +33,8 @@ PREFIX = "svrn"
 @pytest.fixture(scope="module")
 def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     lab = Lab.load(SAV_BASIC, prefix=PREFIX)
-    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-run"))
+    # a lost BGP-LS peer is expired after 4 s here (90 s by default), so the fail-open test stays short
+    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-run"), env={"SAVD_BGPLS_HOLD_S": "4"})
     try:
         lab.up()
         lab.wait_converged(timeout_s=90)
@@ -64,6 +66,54 @@ def test_every_class_of_traffic_gets_its_verdict(app: Appliance) -> None:
     for f in demo_flows(count=10):
         got = send_flow(app.lab, f)
         assert got == (0 if f.spoofed else f.count), f"{f.label} from {f.source}: {got}/{f.count} delivered"
+
+    def spoofing_seen() -> set[tuple[str, str]]:
+        alarms = app.get("/api/v1/alarms?type=spoofing-seen")["alarms"]
+        return {(a["fields"].get("router", ""), a["fields"].get("interface", "")) for a in alarms}
+
+    # the enforcer poller (every 5 s) turns rising drop counters into alarms naming router and interface
+    wait_until("spoofing-seen alarms", lambda: {("r1", "eth1"), ("r2", "eth2"), ("r4", "eth2")}
+               <= spoofing_seen(), 20, 1.0)
+
+
+def exporter_pids(app: Appliance, router: str) -> list[int]:
+    out = []
+    for pid in app.lab.pids(router):
+        try:
+            if b"bgpls_exporter" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def test_a_lost_bgp_ls_peer_is_expired_with_an_alarm_and_the_rules_follow(app: Appliance) -> None:
+    """Fail open: r2's exporter dies; after the hold time r2's topology goes, an alarm says so, and the
+    rules are recomputed from what is left (r2's reports come from the file, so its allowlists stay)."""
+    pids = exporter_pids(app, "r2")
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+    def r2_learned() -> bool:
+        return any(r["name"] == "r2" for r in app.get("/api/v1/topology")["routers"])
+
+    wait_until("r2 expired from the topology", lambda: not r2_learned(), 30)
+    alarms = app.get("/api/v1/alarms?type=bgpls.peer-expired")["alarms"]
+    assert [a["fields"]["peer"] for a in alarms] == ["198.18.255.2"]
+    assert app.get("/api/v1/alarms?type=bgp.session-down")["alarms"]
+    wait_until("rules recomputed and active", lambda: app.rules_active(("r1", "r3", "r4")), 30)
+    assert app.get("/api/v1/rules")["version"] == app.get("/api/v1/topology")["version"]
+    flows = demo_flows(count=10)
+    for f in flows:  # verdicts unchanged: nothing was widened or narrowed on a guess
+        got = send_flow(app.lab, f)
+        assert got == (0 if f.spoofed else f.count), f"{f.label} from {f.source}: {got}/{f.count} delivered"
+    # bring the exporter back as the lab's exec line does; r2 is learned again
+    node = app.lab.topology.nodes[[n.name for n in app.lab.topology.nodes].index("r2")]
+    line = next(cmd for cmd in node.exec if "bgpls_exporter" in cmd)
+    app.lab._run_exec_line(node, line)  # exactly as `lab up` ran it (bind paths, output to exec.log)
+    wait_until("r2 learned again", r2_learned, 60)
+    wait_until("rules active", app.rules_active, 30)
 
 
 def test_api_report_changes_rules_and_verdicts(app: Appliance) -> None:
