@@ -63,7 +63,7 @@ EXABGP_FAMILIES = {
 FLOW_FAMILIES = (Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
 
 
-def _event(source: str, type_: str, severity: Severity, message: str, alarm: bool = False,
+def _event(source: str, type_: str, severity: Severity, message: str, *, alarm: bool = False,
            **fields: str) -> Event:
     return Event(0.0, source, type_, severity, message, fields, alarm)
 
@@ -245,13 +245,13 @@ class SpeakerSet:
         alarm_id = f"bgp-session/{name}/{ev.neighbor}"
         if isinstance(ev, SessionDown):
             what = "BGP-LS" if bgpls else "FlowSpec"
-            monitor.publish(_event(f"speaker:{name}", "bgp.session-down", Severity.WARNING,
-                                   f"{what} session to {ev.name or ev.neighbor} down: {ev.reason}", True,
-                                   alarm_id=alarm_id, **fields))
+            monitor.publish(Event(0.0, f"speaker:{name}", "bgp.session-down", Severity.WARNING,
+                                  f"{what} session to {ev.name or ev.neighbor} down: {ev.reason}",
+                                  {**fields, "alarm_id": alarm_id}, alarm=True))
         else:
             monitor.clear(alarm_id, f"speaker:{name}", f"session to {ev.name or ev.neighbor} up")
-            monitor.publish(_event(f"speaker:{name}", "bgp.session-up", Severity.INFO,
-                                   f"session to {ev.name or ev.neighbor} up", **fields))
+            monitor.publish(Event(0.0, f"speaker:{name}", "bgp.session-up", Severity.INFO,
+                                  f"session to {ev.name or ev.neighbor} up", fields))
 
     def _ready(self, name: str) -> bool:
         """Publish the graph only once it is whole: every BGP-LS peer sent End-of-RIB, or time is up."""
@@ -296,7 +296,7 @@ class SpeakerSet:
                     self._ctx.monitor.publish(_event(
                         f"speaker:{name}", "bgpls.peer-expired", Severity.ERROR,
                         f"BGP-LS peer {peer} down for {self.bgpls_hold_s:.0f} s: its topology and the rules "
-                        "it supported are withdrawn", True, speaker=name, peer=peer))
+                        "it supported are withdrawn", alarm=True, speaker=name, peer=peer))
                 if gone:
                     self._synced.add(name)
                     self._dirty[name].set()
@@ -374,7 +374,7 @@ class ReportsFile:
             mtime = self.path.stat().st_mtime
         except OSError as exc:
             ctx.monitor.publish(_event(self.source, "reports.file-error", Severity.ERROR,
-                                       f"{self.path}: {exc.strerror}", True, path=str(self.path)))
+                                       f"{self.path}: {exc.strerror}", alarm=True, path=str(self.path)))
             return False
         if mtime == self._mtime:
             return False
@@ -382,8 +382,8 @@ class ReportsFile:
         try:
             prefixes, _roles = load_report_file(self.path)
         except ReportError as exc:
-            ctx.monitor.publish(_event(self.source, "reports.file-error", Severity.ERROR, str(exc), True,
-                                       path=str(self.path)))
+            ctx.monitor.publish(_event(self.source, "reports.file-error", Severity.ERROR, str(exc),
+                                       alarm=True, path=str(self.path)))
             return False
         ctx.monitor.clear(f"reports.file-error/path={self.path}", self.source, f"{self.path} loads again")
         ctx.store.apply(ReplaceSource(self.source, ("report",), tuple(prefixes)))
