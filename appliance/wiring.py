@@ -4,7 +4,8 @@
   that feeds BGP-LS to a TopologyIngest (-> store `ReplaceSource("bgp-ls:<speaker>", TOPOLOGY_KINDS)`)
   and session events to a FlowPusher; every new SavRuleSet is compiled and pushed as a diff to the
   FlowSpec peers (FlowSpecDelivery), and each push is journalled (state.pushed.record_diff).
-- `rpki(ctx)`: the [rpki] caches and files (rpki.service.RpkiService) mirrored into the store.
+- `rpki(ctx)`: the [rpki] caches and files (rpki.service.RpkiService) mirrored into the store; once all
+  have delivered, one ReplaceSource drops what the journal restored but the sources no longer say.
 - `reports_file(ctx)`: the [reports] file loaded into the store under "file:<path>", reloaded on change.
 - the enforcer poller is the enforcer engineer's factory (appliance.enforcer.poller:factory).
 
@@ -52,6 +53,8 @@ from appliance.state.pushed import held_rules, record_diff
 from appliance.topology.ingest import TOPOLOGY_KINDS, TopologyIngest, model_facts
 
 log = logging.getLogger("savd.wiring")
+
+STATE_SOURCE = "rpki"  # rpki.service.STATE_SOURCE: the store source of every VRP and ASPA
 
 EXABGP_FAMILIES = {
     Family.IPV4_UNICAST: "ipv4 unicast",
@@ -330,17 +333,41 @@ class RpkiComponent:
         self.config = config
         self.service: Any = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._resync: asyncio.Task[None] | None = None
 
     async def start(self, ctx: Any) -> None:
         from rpki.service import RpkiService, feed_store
 
         self.service = RpkiService(self.config.rpki, on_event=ctx.monitor.publish)
-        self._unsubscribe = feed_store(self.service.tables, ctx.store)
+        self._unsubscribe = feed_store(self.service.tables, ctx.store, STATE_SOURCE)
         ctx.rpki.add_caches(self.service.cache_status)
+        watcher = self.service.watcher
+        for path in watcher.paths if watcher is not None else ():
+            ctx.rpki.add_file(lambda p=path: watcher.status_of(p))
         ctx.rpki.set_counts(self.service.tables.counts)
         await self.service.start()
+        self._resync = asyncio.create_task(self._resync_when_loaded(ctx), name="rpki-resync")
+
+    async def _resync_when_loaded(self, ctx: Any, interval_s: float = 0.5) -> None:
+        """Once every cache and file has delivered data, replace what the journal restored with the
+        tables' content: VRPs and ASPAs withdrawn while savd was down go too (deltas alone cannot)."""
+        from appliance.state.changes import ReplaceSource
+
+        while True:
+            status = ctx.rpki.rpki_status()
+            sources = [*status.get("caches", ()), *status.get("files", ())]
+            if sources and all(s.get("last_update") is not None for s in sources):
+                break
+            await asyncio.sleep(interval_s)
+        snap = self.service.tables.snapshot()
+        applied = ctx.store.apply(ReplaceSource(STATE_SOURCE, ("vrp", "aspa"), (*snap.vrps, *snap.aspas)))
+        log.info("event=rpki-resynced vrps=%d aspas=%d changed=%s version=%d", len(snap.vrps),
+                 len(snap.aspas), applied.changed, applied.version)
 
     async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            await asyncio.gather(self._resync, return_exceptions=True)
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.service is not None:

@@ -4,6 +4,7 @@ component start failures, and the demo's runtime configuration."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -103,3 +104,37 @@ def test_runtime_config_makes_the_demo_config_concrete(tmp_path: Path) -> None:
     assert config.appliance.data_dir == tmp_path / "d" and config.api.port == 18181
     assert [c.port for c in config.rpki.caches] == [18282]
     assert config.reports.file == TEMPLATE.parent / "demo-reports.yaml" and config.reports.file.exists()
+
+
+def test_rpki_resync_drops_vrps_the_journal_restored_but_the_sources_no_longer_say(tmp_path: Path) -> None:
+    """A VRP withdrawn while savd was down must not survive the restart: deltas alone never withdraw it."""
+    from appliance.api.memory import RpkiStatusBoard
+    from appliance.config import RpkiConfig, RpkiFileConfig
+    from appliance.model import Vrp
+    from appliance.state import Announce
+    from appliance.wiring import RpkiComponent
+    from rpki.localcache import write_stayrtr_json
+
+    rpki_file = tmp_path / "vrps.json"
+    kept, gone = Vrp("198.18.0.0/16", 24, 65000), Vrp("198.19.0.0/16", 24, 65100)
+    write_stayrtr_json(rpki_file, [kept])
+    store = StateStore()
+    store.apply(Announce("rpki", (kept, gone)))  # as restored from the journal
+    config = dataclasses.replace(load_config(TEMPLATE), rpki=RpkiConfig(files=(RpkiFileConfig(rpki_file),)))
+    ctx = SimpleNamespace(monitor=Monitor(), store=store, rpki=RpkiStatusBoard())
+    component = RpkiComponent(config)
+
+    async def scenario() -> tuple[tuple[Vrp, ...], list[dict[str, object]]]:
+        await component.start(ctx)
+        try:
+            for _ in range(100):
+                if gone not in store.snapshot().vrps:
+                    break
+                await asyncio.sleep(0.05)
+            return store.snapshot().vrps, list(ctx.rpki.rpki_status()["files"])
+        finally:
+            await component.stop()
+
+    vrps, files = asyncio.run(scenario())
+    assert vrps == (kept,)
+    assert files and files[0]["path"] == str(rpki_file) and files[0]["last_update"] is not None
