@@ -338,7 +338,7 @@ class RpkiComponent:
     async def start(self, ctx: Any) -> None:
         from rpki.service import RpkiService, feed_store
 
-        self.service = RpkiService(self.config.rpki, on_event=ctx.monitor.publish)
+        self.service = RpkiService(self.config.rpki, on_event=ctx.monitor.publish, on_clear=ctx.monitor.clear)
         self._unsubscribe = feed_store(self.service.tables, ctx.store, STATE_SOURCE)
         ctx.rpki.add_caches(self.service.cache_status)
         watcher = self.service.watcher
