@@ -111,28 +111,12 @@ def engine_from_config(config: Config) -> Engine:
     file > bgp-ls, appliance.reports.merge), router roles and capabilities
     ([[engine.router]] overrides what the state says, and adds routers it does not know), eBGP
     neighbours with their relationships ([[engine.neighbor]]), and the policy ([engine]).
+    Incremental (appliance.recompute.ConfigEngine): each call applies the difference from the previous
+    snapshot to one live engine; the rules equal a full `compute()` of the same snapshot.
     """
-    from appliance.engine.snapshot import Snapshot, compute
-    from appliance.model import Router
-    from appliance.reports.merge import resolve
+    from appliance.recompute import ConfigEngine
 
-    policy = config.engine.policy()
-    overrides = {r.name: r for r in config.engine.routers}
-    extra_neighbors = config.engine.neighbors
-
-    def run(snap: StateSnapshot) -> SavRuleSet:
-        routers = {r.name: r for r in snap.routers}
-        for name, o in overrides.items():
-            base = routers.get(name, Router(name))
-            routers[name] = dataclasses.replace(base, role=o.role, capability=o.capability)
-        neighbors = tuple(dict.fromkeys((*snap.neighbors, *extra_neighbors)))
-        return compute(Snapshot(
-            routers=tuple(routers[n] for n in sorted(routers)), interfaces=snap.interfaces, links=snap.links,
-            reports=resolve(snap.reports).prefixes, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps,
-            aspas=snap.aspas, policy=policy,
-        ))
-
-    return run
+    return ConfigEngine(config)
 
 
 #: Sections a reload applies without a restart ("appliance" only for its log level).

@@ -1,0 +1,160 @@
+"""The daemon's recompute path: state snapshots in, rules out, incrementally.
+
+`ConfigEngine` turns each store snapshot into the engine's input (`engine_input`: configuration overrides,
+extra neighbours, reports resolved by precedence, the policy) and keeps one incremental
+`appliance.engine.incremental.Engine` built from the first snapshot. For the next snapshot it diffs the fact
+sets of the two inputs (the store reuses unchanged tuples and fact objects, so a diff skips the identical head
+and tail and hashes only the window between) and applies the matching events: paths and reports one by one,
+VRPs/ASPAs as one `RpkiChanged`, topology as one `TopologyChanged`. It rebuilds from scratch when the
+policy changed (a configuration reload builds a new ConfigEngine anyway) and after any exception (logged).
+Two paths with the same (router, interface, prefix, path_id) key (two sources disagreeing on one path) cannot
+be held by the engine: while they last each call is a full `compute()`. The result equals
+`snapshot.compute(engine_input(...))` byte for byte
+(tests/unit/daemon/test_recompute.py drives random store changes to check it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from appliance.config import Config
+from appliance.engine.incremental import (
+    Engine,
+    EngineEvent,
+    PathAdded,
+    PathRemoved,
+    ReportAdded,
+    ReportRemoved,
+    RpkiChanged,
+    TopologyChanged,
+)
+from appliance.engine.snapshot import Snapshot, compute
+from appliance.model import BgpPath, Router, SavRuleSet
+from appliance.reports.merge import resolve
+from appliance.state import StateSnapshot
+
+log = logging.getLogger("savd.recompute")
+
+T = TypeVar("T")
+
+
+def engine_input(config: Config, snap: StateSnapshot) -> Snapshot:
+    """The engine's input for a store snapshot, completed by the configuration (see engine_from_config)."""
+    routers = {r.name: r for r in snap.routers}
+    for o in config.engine.routers:
+        base = routers.get(o.name, Router(o.name))
+        routers[o.name] = dataclasses.replace(base, role=o.role, capability=o.capability)
+    neighbors = tuple(dict.fromkeys((*snap.neighbors, *config.engine.neighbors)))
+    return Snapshot(
+        routers=tuple(routers[n] for n in sorted(routers)), interfaces=snap.interfaces, links=snap.links,
+        reports=resolve(snap.reports).prefixes, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps,
+        aspas=snap.aspas, policy=config.engine.policy(),
+    )
+
+
+class _Rebuild(Exception):
+    """The difference between two inputs has no incremental event; say why."""
+
+
+def _diff(old: Sequence[T], new: Sequence[T]) -> tuple[list[T], list[T]]:
+    """(removed, added) between two tuples of distinct facts, in their order.
+
+    The store keeps the same fact objects and sorts each kind the same way, so the common head and tail are
+    skipped by identity first; only the window in between is hashed (one change: a handful of facts).
+    """
+    if old is new:
+        return [], []
+    n, m = len(old), len(new)
+    head, limit = 0, min(n, m)
+    while head < limit and old[head] is new[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and old[n - 1 - tail] is new[m - 1 - tail]:
+        tail += 1
+    window_old, window_new = old[head:n - tail], new[head:m - tail]
+    old_set, new_set = set(window_old), set(window_new)
+    return [x for x in window_old if x not in new_set], [x for x in window_new if x not in old_set]
+
+
+def _path_key(p: BgpPath) -> tuple[str, str, str, int]:
+    return (p.router, p.interface, p.prefix, p.path_id)
+
+
+PathKeys = set[tuple[str, str, str, int]]
+
+
+def events_between(old: Snapshot, new: Snapshot, keys: PathKeys) -> list[EngineEvent]:
+    """The engine events turning input `old` into `new`; raise _Rebuild when there are none.
+
+    `keys` holds the path keys of `old` (one path each) and is updated to those of `new` on success.
+    """
+    if old.policy != new.policy or old.rpki_ready != new.rpki_ready:
+        raise _Rebuild("policy")
+    paths_gone, paths_new = _diff(old.paths, new.paths)
+    gone_keys = {_path_key(p) for p in paths_gone}
+    new_keys = [_path_key(p) for p in paths_new]
+    if len(set(new_keys)) != len(new_keys) or any(k in keys and k not in gone_keys for k in new_keys):
+        raise _Rebuild("paths sharing a (router, interface, prefix, path_id) key")
+    events: list[EngineEvent] = []
+    if (old.routers, old.interfaces, old.links, old.neighbors) != \
+            (new.routers, new.interfaces, new.links, new.neighbors):
+        events.append(TopologyChanged(routers=new.routers, interfaces=new.interfaces, links=new.links,
+                                      neighbors=new.neighbors))
+    vrps_gone, vrps_new = _diff(old.vrps, new.vrps)
+    aspas_gone, aspas_new = _diff(old.aspas, new.aspas)
+    if vrps_gone or vrps_new or aspas_gone or aspas_new:
+        events.append(RpkiChanged(vrps_added=tuple(vrps_new), vrps_removed=tuple(vrps_gone),
+                                  aspas_added=tuple(aspas_new), aspas_removed=tuple(aspas_gone)))
+    reports_gone, reports_new = _diff(old.reports, new.reports)
+    events += [ReportRemoved(r) for r in reports_gone] + [ReportAdded(r) for r in reports_new]
+    # a replaced path is one PathAdded; removing it first would drop then re-add its key
+    replaced = set(new_keys)
+    events += [PathRemoved(p) for p in paths_gone if _path_key(p) not in replaced]
+    events += [PathAdded(p) for p in paths_new]
+    keys -= gone_keys
+    keys |= replaced
+    return events
+
+
+class ConfigEngine:
+    """`Daemon` engine: fn(StateSnapshot) -> SavRuleSet, incremental between calls (one caller at a time)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.engine: Engine | None = None
+        self.input: Snapshot | None = None
+        self.path_keys: PathKeys = set()
+        self.rebuilds = 0  # full builds so far (first snapshot included), for tests and the bench
+
+    def __call__(self, snap: StateSnapshot) -> SavRuleSet:
+        new = engine_input(self.config, snap)
+        if self.engine is not None and self.input is not None:
+            try:
+                self._apply(events_between(self.input, new, self.path_keys))
+                self.input = new
+                return self.engine.ruleset()
+            except _Rebuild as why:
+                log.info("event=recompute-rebuild version=%d reason=%s", snap.version, why)
+            except Exception:
+                log.exception("event=recompute-incremental-failed version=%d action=rebuild", snap.version)
+        return self._rebuild(new)
+
+    def _apply(self, events: Iterable[EngineEvent]) -> None:
+        assert self.engine is not None
+        for event in events:
+            self.engine.apply(event)
+
+    def _rebuild(self, new: Snapshot) -> SavRuleSet:
+        self.engine, self.input = None, None  # a failed build leaves nothing half-applied behind
+        self.rebuilds += 1
+        self.path_keys = {_path_key(p) for p in new.paths}
+        if len(self.path_keys) != len(new.paths):
+            # two sources state different AS paths under one key: only compute() sees both
+            return compute(new)
+        engine = Engine(new)
+        ruleset = engine.ruleset()
+        self.engine, self.input = engine, new
+        return ruleset
