@@ -1,0 +1,108 @@
+"""The daemon's recompute path after one report or path change: incremental (appliance.recompute) against
+a full compute() of the same snapshot, measured in the same run.
+
+    .venv/bin/python bench/recompute_bench.py [--paths 100000] [--changes 20]
+
+Synthetic mid-size state: 4 border routers, 8 eBGP customer/peer/provider interfaces each, `--paths` paths
+spread over them (prefixes in 198.18.0.0/15 and 2001:db8::/32 sub-blocks, private ASNs), one VRP per 4
+prefixes, 200 reports. Each change is one store change (a path announced or withdrawn, a report announced or
+withdrawn) followed by the daemon's call `engine(store.snapshot())`; the baseline is `compute()` of the
+same snapshot. Prints median times and the ratio full / incremental.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from appliance.config import parse_config
+from appliance.engine.snapshot import compute
+from appliance.model import BgpPath, Interface, Neighbor, PrefixReport, Relationship, Router, Vrp
+from appliance.recompute import ConfigEngine, engine_input
+from appliance.state import Announce, StateStore, Withdraw
+from appliance.state.changes import Change
+from appliance.state.facts import Fact
+
+RELS = (Relationship.CUSTOMER, Relationship.PEER, Relationship.PROVIDER)
+
+
+def prefix(i: int) -> str:
+    """Distinct for i < 131072: /48s in 2001:db8::/32, /29s in 198.18.0.0/15."""
+    if i % 2:
+        return str(ipaddress.IPv6Network((int(ipaddress.IPv6Address("2001:db8::")) + (i // 2 << 80), 48)))
+    return str(ipaddress.IPv4Network((int(ipaddress.IPv4Address("198.18.0.0")) + (i // 2 << 3), 29)))
+
+
+def state(n_paths: int) -> list[Fact]:
+    facts: list[Fact] = []
+    for r in range(4):
+        name = f"r{r}"
+        facts.append(Router(name, f"198.18.255.{r + 1}", 65000))
+        for i in range(8):
+            facts += [Interface(name, f"eth{i}", external=True),
+                      Neighbor(name, f"eth{i}", 64512 + i, RELS[i % 3])]
+    for i in range(n_paths):
+        r, iface = i % 4, (i // 4) % 8
+        origin = 4200000000 + (i // 7) % 5000
+        facts.append(BgpPath(f"r{r}", f"eth{iface}", prefix(i // 3), (64512 + iface, 64600 + i % 50, origin)))
+        if i % 12 == 0:
+            facts.append(Vrp(prefix(i // 3), 48 if (i // 3) % 2 else 29, origin))
+    facts += [PrefixReport(f"r{i % 4}", "lan0", f"198.19.{i}.0/24") for i in range(200)]
+    return facts
+
+
+def changes(n: int) -> list[Change]:
+    out: list[Change] = []
+    for i in range(n):
+        path = BgpPath(f"r{i % 4}", "eth1", f"198.19.{200 + i}.0/24", (64513, 4200009999), 0)
+        report = PrefixReport(f"r{i % 4}", "lan1", f"198.19.{100 + i}.0/24")
+        out += [Announce("bgp", (path,)), Announce("api", (report,)), Withdraw("bgp", (path,)),
+                Withdraw("api", (report,))]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--paths", type=int, default=100_000)
+    ap.add_argument("--changes", type=int, default=5, help="rounds of 4 changes")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = parse_config(f'[appliance]\nasn = 65000\nrouter_id = "198.18.20.10"\ndata_dir = "{tmp}"\n',
+                              Path(tmp) / "savd.toml")
+    store = StateStore()
+    store.apply(Announce("bgp", tuple(state(args.paths))))
+    engine = ConfigEngine(config)
+    t0 = time.perf_counter()
+    engine(store.snapshot())
+    print(f"state: {args.paths} paths, first build {time.perf_counter() - t0:.2f} s")
+    inc, full, snap_t = [], [], []
+    for change in changes(args.changes):
+        store.apply(change)
+        t0 = time.perf_counter()
+        snapshot = store.snapshot()
+        t1 = time.perf_counter()
+        got = engine(snapshot)
+        t2 = time.perf_counter()
+        want = compute(engine_input(config, snapshot))
+        t3 = time.perf_counter()
+        if got != want:
+            print("MISMATCH: incremental rules differ from compute()", file=sys.stderr)
+            return 1
+        snap_t.append(t1 - t0)
+        inc.append(t2 - t1)
+        full.append(t3 - t2)
+    mi, mf = statistics.median(inc), statistics.median(full)
+    print(f"changes: {len(inc)} (path and report, announce and withdraw); rebuilds: {engine.rebuilds - 1}")
+    print(f"store snapshot: {statistics.median(snap_t) * 1000:.1f} ms (both paths pay it)")
+    print(f"incremental: {mi * 1000:.1f} ms median, full compute(): {mf * 1000:.1f} ms median")
+    print(f"ratio full/incremental: {mf / mi:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
