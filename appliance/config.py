@@ -375,6 +375,22 @@ def _peer(t: Table) -> PeerConfig | None:
     return PeerConfig(address, asn, router, families, local, passive)
 
 
+def _check_gobgp(t: Table, api: str, peer_tables: list[Table], peers: tuple[PeerConfig, ...]) -> None:
+    """GoBGP pushes FlowSpec only, and sends its whole RIB to every neighbour: savd runs one managed
+    gobgpd per router, and an external one (`api`) may serve one router only."""
+    if not peer_tables:
+        t.error("type", "a gobgp speaker needs [[speaker.peers]] (the routers it pushes FlowSpec to)")
+    for pt, peer in zip(peer_tables, peers, strict=False):
+        other = [f.value for f in peer.families if f not in (Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)]
+        if other:
+            pt.error("families", f"a gobgp speaker carries ipv4-flowspec/ipv6-flowspec only, got "
+                                 f"{', '.join(other)} (BGP-LS goes through an exabgp speaker)")
+    routers = sorted({p.router for p in peers})
+    if api and len(routers) > 1:
+        t.error("api", f"an external gobgpd sends its whole RIB to every neighbour: one router per speaker, "
+                       f"got {', '.join(routers)} (omit 'api' and savd runs one gobgpd per router)")
+
+
 def _speaker(t: Table, appliance: ApplianceConfig) -> SpeakerConfig | None:
     name = t.get_str("name", required=True)
     kind = t.choice("type", SpeakerType, required=True)
@@ -384,12 +400,12 @@ def _speaker(t: Table, appliance: ApplianceConfig) -> SpeakerConfig | None:
     host, port = _host_port(t, "listen", 179)
     netns = t.get_str("netns")
     api = t.get_str("api")
-    if kind is SpeakerType.GOBGP and not api:
-        t.error("type", "a gobgp speaker needs 'api' (gRPC host:port, e.g. 127.0.0.1:50051)")
     if kind is SpeakerType.EXABGP and api:
         t.error("api", "only gobgp speakers take 'api'")
     peer_tables = t.tables("peers")
     peers = read_each(peer_tables, _peer)
+    if kind is SpeakerType.GOBGP:
+        _check_gobgp(t, api, peer_tables, peers)
     # a router may have several sessions (IPv4 and IPv6), an address only one
     _unique(peer_tables, "peer address", "address", at="address")
     if not name or kind is None:
