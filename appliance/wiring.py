@@ -2,7 +2,10 @@
 
 - `speakers(ctx)`: one managed ExaBGP per `[[speaker]]` of type exabgp. Its events go to one consumer
   that feeds BGP-LS to a TopologyIngest (-> store `ReplaceSource("bgp-ls:<speaker>", TOPOLOGY_KINDS)`)
-  and session events to a FlowPusher; every new SavRuleSet is compiled and pushed as a diff to the
+  and session events to a FlowPusher. A `[[speaker]]` of type gobgp pushes FlowSpec only, through one
+  GoBgpSpeaker per router (gobgpd sends its whole RIB to every neighbour, and group IDs mean something
+  on their own router only): a managed, supervised gobgpd each, or the external one at `api`; each has
+  its own FlowPusher fed by its events; every new SavRuleSet is compiled and pushed as a diff to the
   FlowSpec peers (FlowSpecDelivery), and each push is journalled (state.pushed.record_diff).
 - `rpki(ctx)`: the [rpki] caches and files (rpki.service.RpkiService) mirrored into the store; once all
   have delivered, one ReplaceSource drops what the journal restored but the sources no longer say.
@@ -47,6 +50,7 @@ from appliance.speakers.exabgp import (
     SessionUp,
     UpdateReceived,
 )
+from appliance.speakers.gobgp import GoBgpNeighbor, GoBgpSpeaker
 from appliance.speakers.pusher import ExaBgpFlowAdapter, FlowPusher, FlowSpecDelivery
 from appliance.state.changes import ReplaceSource
 from appliance.state.pushed import held_rules, record_diff
@@ -132,7 +136,7 @@ class SpeakerSet:
         self.config = config
         self.bgpls_hold_s, self.initial_sync_s, self.publish_delay_s = (
             bgpls_hold_s, initial_sync_s, publish_delay_s)
-        self.speakers: dict[str, ExaBgpSpeaker] = {}
+        self.speakers: dict[str, ExaBgpSpeaker | GoBgpSpeaker] = {}
         self.ingests: dict[str, TopologyIngest] = {}
         self.bgpls_peers: dict[str, set[str]] = {}
         self.pushers: dict[str, FlowPusher] = {}
@@ -147,10 +151,16 @@ class SpeakerSet:
     async def start(self, ctx: Any) -> None:
         self._ctx = ctx
         targets: dict[str, list[tuple[FlowPusher, str]]] = {}
+        journal = lambda peer, d: record_diff(ctx.store, peer, d)  # noqa: E731
         for spk in self.config.speakers:
-            if spk.type is not SpeakerType.EXABGP:
-                log.warning("event=speaker-skipped speaker=%s type=%s reason=only-exabgp-wired", spk.name,
-                            spk.type)
+            if spk.type is SpeakerType.GOBGP:
+                for key, gobgp in self._build_gobgp(spk).items():
+                    self.speakers[key] = gobgp
+                    pusher = FlowPusher(gobgp, on_applied=journal)
+                    self.pushers[key] = pusher
+                    for n in gobgp.neighbors:
+                        pusher.restore(n.address, held_rules(ctx.store, n.address))
+                        targets.setdefault(n.name, []).append((pusher, n.address))
                 continue
             speaker = self._build(spk)
             self.speakers[spk.name] = speaker
@@ -161,8 +171,7 @@ class SpeakerSet:
                 self._dirty[spk.name] = asyncio.Event()
             flow_peers = [p for p in spk.peers if any(f in p.families for f in FLOW_FAMILIES)]
             if flow_peers:
-                pusher = FlowPusher(ExaBgpFlowAdapter(speaker),
-                                    on_applied=lambda peer, d: record_diff(ctx.store, peer, d))
+                pusher = FlowPusher(ExaBgpFlowAdapter(speaker), on_applied=journal)
                 self.pushers[spk.name] = pusher
                 for p in flow_peers:
                     pusher.restore(p.address, held_rules(ctx.store, p.address))
@@ -176,13 +185,13 @@ class SpeakerSet:
                 write_groups(groups_dir(self.config), current[1])
                 await self.delivery.on_rules(current[0], current[1], SavRuleSet())
             ctx.on_rules(self.on_rules)
-        for name, speaker in self.speakers.items():
-            reaped = reap_stale(speaker.workdir)
+        for name, running in self.speakers.items():
+            reaped = reap_stale(running.workdir)
             if reaped:
                 log.warning("event=stale-speaker-killed speaker=%s pids=%s", name, ",".join(map(str, reaped)))
                 await asyncio.sleep(0.5)  # let the kernel release the listening socket
-            await speaker.start()
-            self._tasks.append(asyncio.create_task(self._consume(name, speaker), name=f"speaker-{name}"))
+            await running.start()
+            self._tasks.append(asyncio.create_task(self._consume(name, running), name=f"speaker-{name}"))
             if name in self.ingests:
                 self._tasks.append(asyncio.create_task(self._publish_loop(name), name=f"bgpls-{name}"))
         if self.ingests:
@@ -211,6 +220,23 @@ class SpeakerSet:
         workdir = self.config.appliance.data_dir / "speakers" / spk.name
         return ExaBgpSpeaker(workdir, neighbors, netns=spk.netns or None, listen=listen)
 
+    def _build_gobgp(self, spk: SpeakerConfig) -> dict[str, GoBgpSpeaker]:
+        """One GoBgpSpeaker per router of the speaker's peers, keyed "<speaker>/<router>"; managed ones
+        work in <data_dir>/speakers/<speaker>/<router> (reap_stale finds a killed savd's gobgpd there)."""
+        by_router: dict[str, list[GoBgpNeighbor]] = {}
+        for p in spk.peers:
+            families = tuple(f.value for f in p.families if f in FLOW_FAMILIES)
+            by_router.setdefault(p.router, []).append(GoBgpNeighbor(
+                address=p.address, peer_as=p.asn, local_address=p.local_address, families=families,
+                passive=p.passive, name=p.router))
+        out: dict[str, GoBgpSpeaker] = {}
+        for router, neighbors in sorted(by_router.items()):
+            workdir = self.config.appliance.data_dir / "speakers" / spk.name / router
+            out[f"{spk.name}/{router}"] = GoBgpSpeaker(
+                workdir, asn=spk.asn, router_id=spk.router_id, name=router, neighbors=neighbors,
+                netns=spk.netns or None, api_target=spk.api or None)
+        return out
+
     # --- rules out -------------------------------------------------------------------------------------
 
     async def on_rules(self, version: int, new: SavRuleSet, old: SavRuleSet) -> None:
@@ -222,7 +248,7 @@ class SpeakerSet:
 
     # --- events in -------------------------------------------------------------------------------------
 
-    async def _consume(self, name: str, speaker: ExaBgpSpeaker) -> None:
+    async def _consume(self, name: str, speaker: ExaBgpSpeaker | GoBgpSpeaker) -> None:
         ingest = self.ingests.get(name)
         pusher = self.pushers.get(name)
         monitor = self._ctx.monitor
