@@ -112,7 +112,8 @@ force = "yes"
         (19, "speaker[0].peers[1].asn", "must be an integer, got str"),
         (21, "speaker[0].peers[1].familes", "unknown key"),
         (23, "speaker[1]", "duplicate speaker name 'a' (first at speaker[0])"),
-        (25, "speaker[1].type", "a gobgp speaker needs [[speaker.peers]] (the routers it pushes FlowSpec to)"),
+        (25, "speaker[1].type",
+         "a gobgp speaker needs [[speaker.peers]] (the routers it pushes FlowSpec to)"),
         (28, "flowspec.force", "must be true or false, got 'yes'"),
     ]
 
