@@ -40,6 +40,7 @@ from rpki.localcache import LocalStayRtr, free_port, write_stayrtr_json
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "configs" / "demo.toml"
+TEMPLATES = {"exabgp": TEMPLATE, "gobgp": REPO / "configs" / "demo-gobgp.toml"}  # FlowSpec speaker -> config
 PREFIX = "svdemo"
 ROUTERS = ("r1", "r2", "r3", "r4")
 WORKDIR = Path("/tmp/savd-demo")
@@ -372,6 +373,9 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--prefix", default=PREFIX,
                       help=f"namespace prefix of the lab (default {PREFIX}; another one runs a second demo)")
     demo.add_argument("--workdir", type=Path, help=f"work files, emptied first (default {WORKDIR}[-PREFIX])")
+    demo.add_argument("--speaker", choices=sorted(TEMPLATES), default="exabgp",
+                      help="what pushes the FlowSpec to the routers: ExaBGP (configs/demo.toml, default) or "
+                           "one gobgpd per router (configs/demo-gobgp.toml)")
     demo.add_argument("--timeout", type=float, default=120.0, metavar="S",
                       help="timeout for convergence and for rules becoming active")
     demo.set_defaults(func=run)
@@ -410,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     subprocess.run(["rm", "-rf", str(workdir)], check=False)
     workdir.mkdir(parents=True)
-    app = Appliance(lab, workdir)
+    app = Appliance(lab, workdir, template=TEMPLATES[args.speaker])
     ok = False
     t0 = time.monotonic()
     try:
@@ -426,7 +430,8 @@ def run(args: argparse.Namespace) -> int:
               f"savd-enforcer on {', '.join(ROUTERS)}")
         t_savd = time.monotonic()
         app.start_savd()
-        print(f"== savd run --config {app.config} (pid {app.savd.pid if app.savd else '?'}), API {app.api}")
+        print(f"== savd run --config {app.config} (pid {app.savd.pid if app.savd else '?'}), API {app.api}, "
+              f"FlowSpec pushed by {args.speaker}")
         installed = wait_until("rules active in every router's nftables",
                                lambda: app.savd_alive() and app.rules_active(), args.timeout, 0.5)
         t_active = time.monotonic() - t_savd

@@ -185,12 +185,22 @@ class SpeakerSet:
                 write_groups(groups_dir(self.config), current[1])
                 await self.delivery.on_rules(current[0], current[1], SavRuleSet())
             ctx.on_rules(self.on_rules)
+        reaped_any = False
         for name, running in self.speakers.items():
             reaped = reap_stale(running.workdir)
             if reaped:
+                reaped_any = True
                 log.warning("event=stale-speaker-killed speaker=%s pids=%s", name, ",".join(map(str, reaped)))
-                await asyncio.sleep(0.5)  # let the kernel release the listening socket
-            await running.start()
+        if reaped_any:
+            await asyncio.sleep(0.5)  # let the kernel release the listening sockets
+        # together: a gobgpd takes ~1 s to answer gRPC, and there is one per router
+        results = await asyncio.gather(*(running.start() for running in self.speakers.values()),
+                                       return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:  # stop the ones that did start: the daemon does not stop a component that failed
+            await self.stop()
+            raise failed[0]
+        for name, running in self.speakers.items():
             self._tasks.append(asyncio.create_task(self._consume(name, running), name=f"speaker-{name}"))
             if name in self.ingests:
                 self._tasks.append(asyncio.create_task(self._publish_loop(name), name=f"bgpls-{name}"))

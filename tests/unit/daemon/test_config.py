@@ -291,3 +291,48 @@ def test_any_text_gives_a_config_or_a_config_error_with_lines(lines: list[str]) 
     except ConfigError as exc:
         assert exc.problems
         assert all(0 <= p.line <= text.count("\n") + 1 for p in exc.problems)
+
+
+def test_gobgp_speaker_errors_name_their_key(tmp_path: Path) -> None:
+    text = MINIMAL + """
+[[speaker]]
+name = "fs"
+type = "gobgp"
+api = "127.0.0.1:50051"
+
+  [[speaker.peers]]
+  address = "198.18.255.1"
+  asn = 65000
+  router = "r1"
+  families = ["ipv4-flowspec", "bgp-ls"]
+
+  [[speaker.peers]]
+  address = "198.18.255.2"
+  asn = 65000
+  router = "r2"
+
+[[speaker]]
+name = "ls"
+type = "exabgp"
+api = "127.0.0.1:50052"
+"""
+    assert problems(text, tmp_path) == [  # peers[1] has no families: a gobgp peer's default is FlowSpec
+        (8, "speaker[0].api", "an external gobgpd sends its whole RIB to every neighbour: one router per "
+                              "speaker, got r1, r2 (omit 'api' and savd runs one gobgpd per router)"),
+        (14, "speaker[0].peers[0].families", "a gobgp speaker carries ipv4-flowspec/ipv6-flowspec only, "
+                                             "got bgp-ls (BGP-LS goes through an exabgp speaker)"),
+        (24, "speaker[1].api", "only gobgp speakers take 'api'"),
+    ]
+    one_router = text.replace('families = ["ipv4-flowspec", "bgp-ls"]', "").replace('"r2"', '"r1"')
+    config = parse_config(one_router.split("[[speaker]]\nname = \"ls\"")[0], tmp_path / "savd.toml")
+    flowspec = (Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
+    assert [p.families for p in config.speakers[0].peers] == [flowspec, flowspec]
+
+
+def test_demo_gobgp_config_differs_from_the_demo_config_in_the_flowspec_speaker_only() -> None:
+    exa = load_config(REPO / "configs" / "demo.toml")
+    gobgp = load_config(REPO / "configs" / "demo-gobgp.toml")
+    assert [s.type for s in gobgp.speakers] == [SpeakerType.GOBGP, SpeakerType.EXABGP]
+    assert gobgp.speakers[0].peers == exa.speakers[0].peers and not gobgp.speakers[0].api
+    assert gobgp.speakers[1:] == exa.speakers[1:]
+    assert (gobgp.engine, gobgp.enforcers, gobgp.rpki) == (exa.engine, exa.enforcers, exa.rpki)

@@ -1,0 +1,152 @@
+"""Through `savd run` with GoBGP pushing the FlowSpec (configs/demo-gobgp.toml) on sav-basic: savd runs one
+gobgpd per router in the controller's namespace, each peering with its router's FRR; savd-enforcer turns
+what FRR receives into nftables, and real packets counted at the receiver give the verdicts.
+
+One lab and one appliance for the module (prefix `svgb`); the savd restart test runs last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.demo import TEMPLATES, Appliance, Flow, demo_flows, send_flow, wait_until
+from appliance.enforcer.testbed import rx_counter
+from appliance.lab import Lab
+from appliance.speakers.gobgp import GoBgpSpeaker
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
+
+SAV_BASIC = Path(__file__).resolve().parents[2] / "containerlab" / "sav-basic" / "sav-basic.clab.yml"
+PREFIX = "svgb"
+ROUTERS = ("r1", "r2", "r3", "r4")
+
+
+@pytest.fixture(scope="module")
+def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+    lab = Lab.load(SAV_BASIC, prefix=PREFIX)
+    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-gobgp"), template=TEMPLATES["gobgp"])
+    try:
+        lab.up()
+        lab.wait_converged(timeout_s=90)
+        appliance.start_stayrtr()
+        appliance.start_enforcers()
+        appliance.start_savd()
+        try:  # GoBGP waits 5-10 s before its first connect (fsm.go connectLoop), so allow for it
+            wait_until("rules active", lambda: appliance.savd_alive() and appliance.rules_active(), 90, 0.5)
+        except Exception as exc:
+            raise AssertionError(f"{exc}; last check: {appliance.last_check}") from exc
+        yield appliance
+    finally:
+        appliance.stop()
+        lab.down()
+
+
+def gobgpd_pids(app: Appliance) -> dict[str, int]:
+    """{router: pid} of the gobgpd processes savd runs (their command line names their work directory)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"gobgpd"):
+            for router in ROUTERS:
+                if str(app.data_dir / "speakers" / "ctl-fs" / router).encode() in b" ".join(argv):
+                    out[router] = int(entry.name)
+    return out
+
+
+def rib_size(app: Appliance, router: str) -> int:
+    """IPv4 + IPv6 FlowSpec paths in the global RIB of `router`'s gobgpd, read over its gRPC socket."""
+    sock = app.data_dir / "speakers" / "ctl-fs" / router / "api.sock"
+
+    async def count() -> int:
+        client = GoBgpSpeaker(app.workdir / "rib-reader", name=router, api_target=f"unix://{sock}")
+        await client.start()
+        try:
+            return await client.count_paths(1) + await client.count_paths(2)
+        finally:
+            await client.stop()
+
+    return asyncio.run(count())
+
+
+def in_netns(pid: int, netns: str) -> bool:
+    return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{netns}").st_ino
+
+
+def test_one_gobgpd_per_router_holds_what_savd_pushed_and_verdicts_follow(app: Appliance) -> None:
+    pids = gobgpd_pids(app)
+    assert sorted(pids) == list(ROUTERS)
+    assert all(in_netns(pid, app.lab.netns("ctl")) for pid in pids.values())
+    pushed = app.pushed()
+    assert {r: rib_size(app, r) for r in ROUTERS} == {r: pushed.get(r, 0) for r in ROUTERS}
+    assert all(pushed[r] > 0 for r in ("r1", "r2", "r4"))
+    for f in demo_flows(count=10):
+        got = send_flow(app.lab, f)
+        assert got == (0 if f.spoofed else f.count), f"{f.label} from {f.source}: {got}/{f.count} delivered"
+
+
+def test_a_killed_gobgpd_is_restarted_with_an_alarm_and_its_router_resynced(app: Appliance) -> None:
+    installed = app.rules_active()
+    assert installed
+    old = gobgpd_pids(app)["r1"]
+    os.kill(old, signal.SIGKILL)
+
+    def session_alarm() -> list[dict[str, object]]:
+        alarms: list[dict[str, object]] = app.get("/api/v1/alarms?type=bgp.session-down")["alarms"]
+        return [a for a in alarms if a["fields"].get("router") == "r1"]  # type: ignore[attr-defined]
+
+    wait_until("a session-down alarm for r1", session_alarm, 20)
+    wait_until("a new gobgpd for r1", lambda: gobgpd_pids(app).get("r1", old) != old, 30)
+    wait_until("r1's rules active again", lambda: app.rules_active() == installed, 60, 0.5)
+    wait_until("the alarm cleared", lambda: not session_alarm(), 20)
+    assert rib_size(app, "r1") == installed["r1"]
+    spoofed_at_r1 = [f for f in demo_flows(count=10) if f.spoofed and f.sender == "h1"]
+    assert spoofed_at_r1 and all(send_flow(app.lab, f) == 0 for f in spoofed_at_r1)
+
+
+def test_savd_restart_under_traffic_drops_no_legitimate_packet_and_restores_rules(app: Appliance) -> None:
+    installed = app.rules_active()
+    assert installed
+    before = gobgpd_pids(app)
+    legit = [f for f in demo_flows() if not f.spoofed and f.receiver == "h2"]
+    for f in legit:  # create the receiver's counters before the threads race to
+        rx_counter(app.lab.netns(f.receiver), f.source)
+    sent = 1500  # 1500 packets at 200/s: ~7.5 s of traffic per flow, across the kill and the restart
+    results: dict[int, int] = {}
+
+    def run(i: int, f: Flow) -> None:
+        results[i] = send_flow(app.lab, f, count=sent, interval="u5000")
+
+    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(legit)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    app.kill_savd(signal.SIGKILL)
+    time.sleep(1.0)
+    app.start_savd()
+    for t in threads:
+        t.join(120)
+    assert {legit[i].source: n for i, n in results.items()} == {f.source: sent for f in legit}
+    wait_until("rules active again", lambda: app.rules_active() == installed, 60, 0.5)
+    after = gobgpd_pids(app)
+    assert sorted(after) == list(ROUTERS) and not set(before.values()) & set(after.values())
+    log = (app.workdir / "savd.log").read_text()
+    restart = log[log.rindex("event=state-restored"):]  # the restarted savd opening its journal
+    assert "event=stale-speaker-killed" in restart  # the killed savd's gobgpd processes were reaped
+    resyncs = [line for line in restart.splitlines() if "event=flowspec-resync" in line]
+    assert resyncs and all("withdraw=0" in line for line in resyncs), resyncs
+    for f in demo_flows(count=10):
+        if f.spoofed:
+            assert send_flow(app.lab, f) == 0, f"{f.label} from {f.source} passed after the restart"
