@@ -33,7 +33,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from appliance.speakers.exabgp import (
     UpdateReceived,
 )
 from appliance.speakers.gobgp import GoBgpNeighbor, GoBgpSpeaker
+from appliance.speakers.holdover import DEFAULT_GRACE_S, reap
 from appliance.speakers.pusher import ExaBgpFlowAdapter, FlowPusher, FlowSpecDelivery
 from appliance.state.changes import ReplaceSource
 from appliance.state.pushed import held_rules, record_diff
@@ -105,35 +105,15 @@ def write_groups(directory: Path, ruleset: SavRuleSet) -> dict[str, list[dict[st
     return out
 
 
-def reap_stale(workdir: Path) -> list[int]:
-    """Kill (SIGKILL, by PID) processes left over from a savd that died without stopping its speakers:
-    an ExaBGP or relay whose command line names this speaker's work directory (ours alone: it lies in
-    our data_dir). Without this the restarted speaker cannot bind its listening port."""
-    marker = str(workdir).encode()
-    me = os.getpid()
-    killed = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg.startswith(marker) for arg in argv):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-    return killed
-
-
 class SpeakerSet:
     """Every configured ExaBGP speaker, the BGP-LS ingest per speaker, and FlowSpec delivery."""
 
     name = "speakers"
 
     def __init__(self, config: Config, *, bgpls_hold_s: float = 90.0, initial_sync_s: float = 60.0,
-                 publish_delay_s: float = 0.3) -> None:
+                 publish_delay_s: float = 0.3, holdover_s: float = DEFAULT_GRACE_S) -> None:
         self.config = config
+        self.holdover_s = holdover_s
         self.bgpls_hold_s, self.initial_sync_s, self.publish_delay_s = (
             bgpls_hold_s, initial_sync_s, publish_delay_s)
         self.speakers: dict[str, ExaBgpSpeaker | GoBgpSpeaker] = {}
@@ -187,7 +167,9 @@ class SpeakerSet:
             ctx.on_rules(self.on_rules)
         reaped_any = False
         for name, running in self.speakers.items():
-            reaped = reap_stale(running.workdir)
+            if isinstance(running, GoBgpSpeaker):
+                continue  # adopts the gobgpd a killed savd left in holdover, or reaps it itself
+            reaped = reap(running.workdir)
             if reaped:
                 reaped_any = True
                 log.warning("event=stale-speaker-killed speaker=%s pids=%s", name, ",".join(map(str, reaped)))
@@ -232,7 +214,7 @@ class SpeakerSet:
 
     def _build_gobgp(self, spk: SpeakerConfig) -> dict[str, GoBgpSpeaker]:
         """One GoBgpSpeaker per router of the speaker's peers, keyed "<speaker>/<router>"; managed ones
-        work in <data_dir>/speakers/<speaker>/<router> (reap_stale finds a killed savd's gobgpd there)."""
+        work in <data_dir>/speakers/<speaker>/<router>, where a restarted savd adopts a gobgpd in holdover."""
         by_router: dict[str, list[GoBgpNeighbor]] = {}
         for p in spk.peers:
             families = tuple(f.value for f in p.families if f in FLOW_FAMILIES)
@@ -244,7 +226,7 @@ class SpeakerSet:
             workdir = self.config.appliance.data_dir / "speakers" / spk.name / router
             out[f"{spk.name}/{router}"] = GoBgpSpeaker(
                 workdir, asn=spk.asn, router_id=spk.router_id, name=router, neighbors=neighbors,
-                netns=spk.netns or None, api_target=spk.api or None)
+                netns=spk.netns or None, api_target=spk.api or None, holdover_s=self.holdover_s)
         return out
 
     # --- rules out -------------------------------------------------------------------------------------
@@ -357,7 +339,8 @@ def speakers(ctx: Any) -> SpeakerSet | None:
     if not config.speakers:
         return None
     return SpeakerSet(config, bgpls_hold_s=_env_float("SAVD_BGPLS_HOLD_S", 90.0),
-                      initial_sync_s=_env_float("SAVD_BGPLS_INITIAL_SYNC_S", 60.0))
+                      initial_sync_s=_env_float("SAVD_BGPLS_INITIAL_SYNC_S", 60.0),
+                      holdover_s=_env_float("SAVD_SPEAKER_HOLDOVER_S", DEFAULT_GRACE_S))
 
 
 class RpkiComponent:

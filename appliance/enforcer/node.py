@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.speakers.holdover import die_with_parent
+
 log = logging.getLogger(__name__)
 
 __all__ = ["NodeError", "Sidecar", "VethPair", "configure_frr", "frr_commands"]
@@ -57,15 +59,6 @@ def _ip(args: Sequence[str], step: str, netns: str | None = None) -> str:
     if proc.returncode != 0:
         raise NodeError(f"`{shlex.join(argv)}` failed: {proc.stderr.strip()}", step=step)
     return proc.stdout
-
-
-def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG(SIGKILL): the holder lives outside the node's namespace, where no `ip netns
-    pids` sweep would find it, so it must not outlive a killed enforcer (ExaBGP exits with its relay)."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def _links(netns: str | None) -> set[str]:
@@ -104,9 +97,10 @@ class Sidecar:
         argv = ["unshare", "--net", "sleep", "infinity"]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
+        # dies with the enforcer: outside the node's namespace no `ip netns pids` sweep would find it
         self.holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL, start_new_session=True,
-                                       preexec_fn=_die_with_parent)
+                                       preexec_fn=die_with_parent)
         try:
             self._wait_unshared()
             _ip(["link", "add", self.pair.frr_ifname, "type", "veth", "peer", "name", self.pair.exa_ifname,

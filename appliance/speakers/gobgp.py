@@ -18,10 +18,14 @@ and IPv6, are fine). A managed speaker refuses neighbours with different `name`s
 pushes for a peer it does not have; `peer` is otherwise bookkeeping for the pusher.
 
 Sessions and restarts: a session reset does not lose gobgpd's RIB (gobgpd re-advertises by itself), a
-gobgpd restart does. So `events()` reports SessionUp once per neighbour per gobgpd generation (first
-Established, polled with ListPeer), SessionDown for every neighbour when gobgpd dies or becomes
-unreachable, and a managed gobgpd is restarted with capped exponential backoff. Fed to
-FlowPusher.on_event, that re-syncs exactly when the RIB was lost.
+gobgpd restart does. With `holdover_s` set, a managed gobgpd runs under a holdover guard
+(speakers/holdover.py): when savd dies it keeps its sessions and RIB, so the routers keep their rules
+(FRR has no graceful restart for FlowSpec), for `holdover_s` seconds; a restarted savd adopts it if its
+configuration is unchanged, else kills it and starts a new one. `events()` reports SessionUp once per
+neighbour per gobgpd generation or adoption (first Established, polled with ListPeer), SessionDown for
+every neighbour when gobgpd dies or becomes unreachable, and a managed gobgpd is restarted with capped
+exponential backoff. Fed to FlowPusher.on_event, that re-syncs exactly when the RIB may differ from
+what savd believes (an adopted gobgpd is re-synced too: announcing what it holds changes nothing).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from google.protobuf import any_pb2
 from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, Message, to_path
 from appliance.flowspec.rules import FlowRule
 from appliance.speakers.exabgp import SessionDown, SessionUp, SpeakerRestarted
+from appliance.speakers.holdover import alive, claim, guard_argv, guard_pid, reap
 
 GoBgpEvent = SessionUp | SessionDown | SpeakerRestarted
 WATCH_INTERVAL_S = 0.5
@@ -113,6 +118,17 @@ def _communities(messages: tuple[Message, ...]) -> Any:
     return _pack(attr.ExtendedCommunitiesAttribute(communities=comms))
 
 
+async def _end(pid: int, timeout_s: float = 5.0) -> None:
+    """SIGTERM a process that is not our child, wait for it to go, SIGKILL it if it does not."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(int(timeout_s / 0.1)):
+            if not alive(pid):
+                return
+            await asyncio.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+
 def render_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -> str:
     """gobgpd TOML: no BGP listener (port -1); active or passive sessions to each neighbour."""
     lines = ["[global.config]", f"  as = {asn}", f'  router-id = "{router_id}"', "  port = -1", ""]
@@ -136,7 +152,7 @@ class GoBgpSpeaker:
     def __init__(self, workdir: Path, *, asn: int = 0, router_id: str = "", name: str = "gobgp",
                  neighbors: Sequence[GoBgpNeighbor] = (), netns: str | None = None,
                  api_target: str | None = None, gobgpd_bin: str = "gobgpd", group_asn: int = 0,
-                 batch_size: int = 1000) -> None:
+                 batch_size: int = 1000, holdover_s: float | None = None) -> None:
         self.workdir = workdir.resolve()
         self.name = name
         self.asn, self.router_id, self.neighbors = asn, router_id, tuple(neighbors)
@@ -148,7 +164,9 @@ class GoBgpSpeaker:
                                    "RIB to every neighbour, use one speaker per router")
         self.target = api_target or f"unix://{self.workdir / 'api.sock'}"
         self.group_asn, self.batch_size = group_asn, batch_size
+        self.holdover_s = holdover_s
         self._proc: asyncio.subprocess.Process | None = None
+        self._adopted: int | None = None  # the holdover guard of a gobgpd a previous savd left running
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
         self._queue: asyncio.Queue[GoBgpEvent] = asyncio.Queue()
@@ -159,7 +177,8 @@ class GoBgpSpeaker:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        """Our child (gobgpd, or its holdover guard), or the guard we adopted."""
+        return self._proc.pid if self._proc else self._adopted
 
     @property
     def restarts(self) -> int:
@@ -175,13 +194,49 @@ class GoBgpSpeaker:
             self._tasks.append(asyncio.create_task(self._supervise(), name=f"gobgp-supervise-{self.name}"))
 
     async def _connect(self, timeout_s: float) -> None:
-        if self.managed:
+        if self.managed and not await self._adopt():
+            for pid in reap(self.workdir):
+                log.warning("event=stale-speaker-killed speaker=%s pid=%d", self.name, pid)
             await self._spawn()
+        await self._open_channel()
+        await self._wait_ready(timeout_s)
+
+    async def _open_channel(self) -> None:
         if self._channel is not None:
             await self._channel.close()
         self._channel = grpc.aio.insecure_channel(self.target)
         self._stub = api_grpc.GobgpApiStub(self._channel)
-        await self._wait_ready(timeout_s)
+
+    async def _adopt(self) -> bool:
+        """Take over the gobgpd a dead savd left under its holdover guard, sessions and RIB included, when
+        it runs this very configuration and answers; otherwise it is killed and a new one started."""
+        self._adopted = None
+        pid = guard_pid(self.workdir) if self.holdover_s is not None else None
+        if pid is None:
+            return False
+        try:
+            same = (self.workdir / "gobgpd.toml").read_text() == self._config()
+        except OSError:
+            same = False
+        if same:
+            claim(self.workdir)
+            self._adopted = pid
+            await self._open_channel()
+            try:
+                await self._wait_ready(3.0)
+            except GoBgpError:
+                same = False
+        if not same:
+            log.warning("event=gobgp-not-adopted speaker=%s pid=%d reason=%s", self.name, pid,
+                        "not answering" if self._adopted else "configuration changed")
+            self._adopted = None
+            await _end(pid)
+            return False
+        log.info("event=gobgp-adopted speaker=%s pid=%d", self.name, pid)
+        return True
+
+    def _config(self) -> str:
+        return render_config(self.asn, self.router_id, self.neighbors)
 
     async def events(self) -> AsyncIterator[GoBgpEvent]:
         """SessionUp once per neighbour per gobgpd generation (gobgpd keeps its RIB across session resets,
@@ -212,12 +267,11 @@ class GoBgpSpeaker:
     async def _supervise(self) -> None:
         backoff = BACKOFF_FIRST_S
         while not self._stopping:
-            proc = self._proc
-            assert proc is not None
-            code = await proc.wait()
+            pid = self.pid
+            code = await self._exited()
             if self._stopping:
                 return
-            log.warning("event=gobgp-exited speaker=%s pid=%s code=%s", self.name, proc.pid, code)
+            log.warning("event=gobgp-exited speaker=%s pid=%s code=%s", self.name, pid, code)
             self._lost(f"gobgpd exited with {code}")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -229,14 +283,26 @@ class GoBgpSpeaker:
             self._restarts += 1
             self._queue.put_nowait(SpeakerRestarted(self._restarts, code))
 
+    async def _exited(self) -> int | None:
+        """Wait until our gobgpd is gone: its exit code, or None for an adopted one (not our child)."""
+        if self._proc is not None:
+            return await self._proc.wait()
+        while self._adopted is not None and alive(self._adopted):
+            await asyncio.sleep(WATCH_INTERVAL_S)
+        self._adopted = None
+        return None
+
     async def _spawn(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "gobgpd.toml"
-        conf.write_text(render_config(self.asn, self.router_id, self.neighbors))
+        conf.write_text(self._config())
         sock = self.workdir / "api.sock"
         sock.unlink(missing_ok=True)
         argv = [self.gobgpd_bin, "-f", str(conf), "--api-hosts", self.target, "-p", "--pprof-disable",
                 "--log-plain"]
+        if self.holdover_s is not None:
+            claim(self.workdir)
+            argv = guard_argv(self.workdir, self.holdover_s, argv)
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         logf = (self.workdir / "gobgpd.log").open("ab")
@@ -277,6 +343,11 @@ class GoBgpSpeaker:
             await self._channel.close()
             self._channel = None
         proc, self._proc = self._proc, None
+        adopted, self._adopted = self._adopted, None
+        if adopted is not None:
+            await _end(adopted)
+            for pid in reap(self.workdir):  # gobgpd itself, had its guard to be killed
+                log.warning("event=stale-speaker-killed speaker=%s pid=%d", self.name, pid)
         if proc is None or proc.returncode is not None:
             return
         try:

@@ -2,7 +2,10 @@
 gobgpd per router in the controller's namespace, each peering with its router's FRR; savd-enforcer turns
 what FRR receives into nftables, and real packets counted at the receiver give the verdicts.
 
-One lab and one appliance for the module (prefix `svgb`); the savd restart test runs last.
+One lab and one appliance for the module (prefix `svgb`). savd's gobgpd processes outlive a killed savd
+for SAVD_SPEAKER_HOLDOVER_S (8 s here, 120 s by default) under their holdover guards: the restart test
+asserts that the next savd adopts them, so spoofed traffic stays dropped throughout; the last test lets the
+holdover run out and asserts the routers' rules go (fail open).
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
 SAV_BASIC = Path(__file__).resolve().parents[2] / "containerlab" / "sav-basic" / "sav-basic.clab.yml"
 PREFIX = "svgb"
 ROUTERS = ("r1", "r2", "r3", "r4")
+HOLDOVER_S = 8
 
 
 @pytest.fixture(scope="module")
 def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     lab = Lab.load(SAV_BASIC, prefix=PREFIX)
-    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-gobgp"), template=TEMPLATES["gobgp"])
+    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-gobgp"), template=TEMPLATES["gobgp"],
+                          env={"SAVD_SPEAKER_HOLDOVER_S": str(HOLDOVER_S)})
     try:
         lab.up()
         lab.wait_converged(timeout_s=90)
@@ -59,7 +64,7 @@ def gobgpd_pids(app: Appliance) -> dict[str, int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"gobgpd"):
+        if argv and argv[0].endswith(b"gobgpd"):  # not the holdover guard (python) around it
             for router in ROUTERS:
                 if str(app.data_dir / "speakers" / "ctl-fs" / router).encode() in b" ".join(argv):
                     out[router] = int(entry.name)
@@ -116,12 +121,18 @@ def test_a_killed_gobgpd_is_restarted_with_an_alarm_and_its_router_resynced(app:
     assert spoofed_at_r1 and all(send_flow(app.lab, f) == 0 for f in spoofed_at_r1)
 
 
-def test_savd_restart_under_traffic_drops_no_legitimate_packet_and_restores_rules(app: Appliance) -> None:
+def test_savd_restart_under_traffic_keeps_every_verdict_as_the_gobgpd_processes_are_adopted(
+    app: Appliance,
+) -> None:
+    """kill -9 savd while legitimate and spoofed traffic flows: the gobgpd processes stay (holdover), keep
+    their sessions and the routers their rules, and the restarted savd adopts them: no legitimate packet
+    dropped and no spoofed packet delivered at any time."""
     installed = app.rules_active()
     assert installed
     before = gobgpd_pids(app)
-    legit = [f for f in demo_flows() if not f.spoofed and f.receiver == "h2"]
-    for f in legit:  # create the receiver's counters before the threads race to
+    flows = [f for f in demo_flows() if f.receiver == "h2"]  # one receiver: no reply counted as a flow
+    assert any(f.spoofed for f in flows) and any(not f.spoofed for f in flows)
+    for f in flows:  # create the receiver's counters before the threads race to
         rx_counter(app.lab.netns(f.receiver), f.source)
     sent = 1500  # 1500 packets at 200/s: ~7.5 s of traffic per flow, across the kill and the restart
     results: dict[int, int] = {}
@@ -129,7 +140,7 @@ def test_savd_restart_under_traffic_drops_no_legitimate_packet_and_restores_rule
     def run(i: int, f: Flow) -> None:
         results[i] = send_flow(app.lab, f, count=sent, interval="u5000")
 
-    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(legit)]
+    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(flows)]
     for t in threads:
         t.start()
     time.sleep(1.0)
@@ -138,15 +149,27 @@ def test_savd_restart_under_traffic_drops_no_legitimate_packet_and_restores_rule
     app.start_savd()
     for t in threads:
         t.join(120)
-    assert {legit[i].source: n for i, n in results.items()} == {f.source: sent for f in legit}
+    delivered = {(flows[i].source, flows[i].spoofed): n for i, n in results.items()}
+    assert delivered == {(f.source, f.spoofed): 0 if f.spoofed else sent for f in flows}
     wait_until("rules active again", lambda: app.rules_active() == installed, 60, 0.5)
-    after = gobgpd_pids(app)
-    assert sorted(after) == list(ROUTERS) and not set(before.values()) & set(after.values())
+    assert gobgpd_pids(app) == before  # adopted, sessions and RIB kept
     log = (app.workdir / "savd.log").read_text()
     restart = log[log.rindex("event=state-restored"):]  # the restarted savd opening its journal
-    assert "event=stale-speaker-killed" in restart  # the killed savd's gobgpd processes were reaped
+    assert restart.count("event=gobgp-adopted") == len(ROUTERS)
     resyncs = [line for line in restart.splitlines() if "event=flowspec-resync" in line]
     assert resyncs and all("withdraw=0" in line for line in resyncs), resyncs
+
+
+def test_without_savd_the_holdover_runs_out_and_the_rules_go(app: Appliance) -> None:
+    """Fail open: savd killed and not restarted; after the holdover its gobgpd processes stop, the routers
+    drop savd's FlowSpec, the enforcers empty nftables, and spoofed traffic is no longer dropped."""
+    assert app.rules_active()
+    app.kill_savd(signal.SIGKILL)
+    time.sleep(HOLDOVER_S / 2)
+    assert sorted(gobgpd_pids(app)) == list(ROUTERS)  # still holding
+    assert app.installed("r1") > 0
+    wait_until("the gobgpd processes gone", lambda: not gobgpd_pids(app), HOLDOVER_S + 15)
+    wait_until("the enforcers' rules gone", lambda: all(app.installed(r) == 0 for r in ROUTERS), 30)
     for f in demo_flows(count=10):
-        if f.spoofed:
-            assert send_flow(app.lab, f) == 0, f"{f.label} from {f.source} passed after the restart"
+        got = send_flow(app.lab, f)
+        assert got == f.count, f"{f.label} from {f.source}: {got}/{f.count} delivered without savd"

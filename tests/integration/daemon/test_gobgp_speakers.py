@@ -1,13 +1,19 @@
 """savd's gobgp speakers with real gobgpd processes (no lab, no BGP session: the peers never answer and
-GoBGP waits 5-10 s before its first connect): one managed gobgpd per router, started together, and no
-gobgpd left behind when one of them cannot start."""
+GoBGP waits 5-10 s before its first connect): one managed gobgpd per router, started together, no
+gobgpd left behind when one of them cannot start, and the holdover of a killed savd's gobgpd (adopted
+by the next savd, or gone once the grace time is over)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +25,7 @@ from appliance.monitor import Monitor
 from appliance.state import StateStore
 from appliance.wiring import SpeakerSet
 
+REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -51,13 +58,25 @@ def context() -> SimpleNamespace:
                            on_rules=lambda listener: None)
 
 
-def test_one_gobgpd_per_router_and_none_left_when_one_cannot_start(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def gobgpd_pids(data_dir: Path) -> list[int]:
+    """gobgpd processes under `data_dir` (without their holdover guards)."""
+    pids = _speaker_pids(data_dir)
+    return sorted(p for p in pids if Path(f"/proc/{p}/comm").read_text().strip() == "gobgpd")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    data = tmp_path / "data"
     try:
-        check_start_and_failed_start(tmp_path, data_dir)
+        yield data
     finally:  # a failing check leaves no gobgpd behind either
-        for pid in _speaker_pids(data_dir):
-            os.kill(pid, signal.SIGKILL)
+        for pid in _speaker_pids(data):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_one_gobgpd_per_router_and_none_left_when_one_cannot_start(tmp_path: Path, data_dir: Path) -> None:
+    check_start_and_failed_start(tmp_path, data_dir)
 
 
 def check_start_and_failed_start(tmp_path: Path, data_dir: Path) -> None:
@@ -66,13 +85,13 @@ def check_start_and_failed_start(tmp_path: Path, data_dir: Path) -> None:
     async def start_and_stop() -> list[int]:
         speakers = SpeakerSet(config)
         await speakers.start(context())
-        running = _speaker_pids(data_dir)
+        running = gobgpd_pids(data_dir)
         assert sorted(speakers.speakers) == ["fs/r1", "fs/r2"]
         await speakers.stop()
         return running
 
     running = asyncio.run(start_and_stop())
-    assert len(running) == 2, running  # one gobgpd per router, each naming its own work directory
+    assert len(running) == 2, running  # one gobgpd per router (each under its guard), in its own directory
     assert _speaker_pids(data_dir) == []
 
     blocked = data_dir / "speakers" / "fs" / "r2"  # r2's work directory cannot be created
@@ -85,3 +104,68 @@ def check_start_and_failed_start(tmp_path: Path, data_dir: Path) -> None:
     with pytest.raises(OSError):
         asyncio.run(SpeakerSet(config).start(context()))
     assert _speaker_pids(data_dir) == []  # r1's gobgpd, which did start, was stopped again
+
+
+SAVD_STANDIN = """
+import asyncio, sys
+from pathlib import Path
+from types import SimpleNamespace
+from appliance.config import load_config
+from appliance.monitor import Monitor
+from appliance.state import StateStore
+from appliance.wiring import SpeakerSet
+
+class Rules:
+    def current(self):
+        return None
+
+async def main():
+    ctx = SimpleNamespace(store=StateStore(), monitor=Monitor(), rules=Rules(), on_rules=lambda f: None)
+    await SpeakerSet(load_config(Path(sys.argv[1])), holdover_s=float(sys.argv[2])).start(ctx)
+    print("started", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def killed_savd(tmp_path: Path, data_dir: Path, holdover_s: float) -> list[int]:
+    """Start the speakers in a stand-in savd process, SIGKILL it; the gobgpd pids it left."""
+    conf = tmp_path / "savd.toml"
+    conf.write_text(config_text(data_dir))
+    proc = subprocess.Popen([sys.executable, "-c", SAVD_STANDIN, str(conf), str(holdover_s)],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        left = gobgpd_pids(data_dir)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(left) == 2
+    return left
+
+
+def test_a_killed_savds_gobgpd_is_adopted_by_the_next_savd(tmp_path: Path, data_dir: Path) -> None:
+    left = killed_savd(tmp_path, data_dir, holdover_s=30)
+    time.sleep(1.5)  # the guards noticed their owner is gone, and hold on
+    assert gobgpd_pids(data_dir) == left
+    config = parse_config(config_text(data_dir), tmp_path / "savd.toml")
+
+    async def restart() -> list[int]:
+        speakers = SpeakerSet(config, holdover_s=30)
+        await speakers.start(context())
+        try:
+            return gobgpd_pids(data_dir)
+        finally:
+            await speakers.stop()
+
+    assert asyncio.run(restart()) == left  # adopted, not restarted
+    assert _speaker_pids(data_dir) == []  # a clean stop ends guard and gobgpd alike
+
+
+def test_a_killed_savds_gobgpd_goes_once_the_holdover_is_over(tmp_path: Path, data_dir: Path) -> None:
+    killed_savd(tmp_path, data_dir, holdover_s=1)
+    deadline = time.monotonic() + 15
+    while _speaker_pids(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _speaker_pids(data_dir) == []  # fail open: nobody drives it, so its rules go with it

@@ -19,8 +19,9 @@ from appliance.demo import TEMPLATE, runtime_config
 from appliance.flowspec.compiler import compile_ruleset
 from appliance.model import InterfaceRules, ListKind, SavRuleSet
 from appliance.monitor import Monitor
+from appliance.speakers.holdover import reap
 from appliance.state import StateStore
-from appliance.wiring import ReportsFile, reap_stale, write_groups
+from appliance.wiring import ReportsFile, write_groups
 
 from .test_daemon import make_config
 
@@ -91,8 +92,8 @@ def test_a_component_that_cannot_start_is_a_start_error_naming_it(
     assert not broken.stopped  # never started, so not stopped either
 
 
-def test_reap_stale_touches_only_processes_naming_the_work_directory(tmp_path: Path) -> None:
-    assert reap_stale(tmp_path / "speakers" / "nobody-runs-here") == []
+def test_reap_touches_only_processes_naming_the_work_directory(tmp_path: Path) -> None:
+    assert reap(tmp_path / "speakers" / "nobody-runs-here") == []
 
 
 def test_runtime_config_makes_the_demo_config_concrete(tmp_path: Path) -> None:

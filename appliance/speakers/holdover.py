@@ -1,0 +1,158 @@
+"""Speaker holdover: a managed speaker outlives a crashed savd for a bounded time, then goes.
+
+Why: FRR applies BGP graceful restart to unicast, multicast, VPN and EVPN only (`FOREACH_AFI_SAFI_NSF` in
+FRR's lib/zebra.h, 8.4 to master), so when savd's FlowSpec session drops, the router drops savd's rules at
+once, whatever GR capability the speaker advertised (seen in the lab: r1's FlowSpec table empty as soon as
+the speaker died). Keeping the speaker process, its session and its RIB alive across a savd restart keeps
+the rules in force, and the restarted savd adopts it. But a speaker nobody drives must not hold rules for
+ever (fail open): a guard process stops it once no live savd has owned it for `grace_s` seconds.
+
+    python -m appliance.speakers.holdover --workdir W --grace-s G -- CMD ...
+
+runs CMD as its child and records its own PID in W/holdover.pid. Every second it reads W/owner.pid (written
+by `claim`); when that process has not been alive for G seconds, it terminates CMD and exits. It exits with
+CMD's status when CMD exits, and terminates CMD on SIGTERM/SIGINT. Nothing here is BGP-specific.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+GUARD_FILE, OWNER_FILE = "holdover.pid", "owner.pid"
+MODULE = "appliance.speakers.holdover"
+DEFAULT_GRACE_S = 120.0  # FRR's default graceful-restart restart time: the same promise, kept by us
+POLL_S = 1.0
+
+log = logging.getLogger(__name__)
+
+
+def alive(pid: int) -> bool:
+    """A running process (zombies are dead: a killed savd stays a zombie until its parent reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def claim(workdir: Path, pid: int | None = None) -> None:
+    """Make `pid` (default: this process) the owner the guard in `workdir` checks for."""
+    tmp = workdir / f".{OWNER_FILE}.tmp"
+    tmp.write_text(f"{pid or os.getpid()}\n")
+    tmp.replace(workdir / OWNER_FILE)
+
+
+def guard_pid(workdir: Path) -> int | None:
+    """The PID of the live guard running in `workdir`, if any (checked against its command line)."""
+    pid = _read_pid(workdir / GUARD_FILE)
+    if pid is None or not alive(pid):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return pid if MODULE.encode() in argv and str(workdir).encode() in argv else None
+
+
+def reap(workdir: Path) -> list[int]:
+    """Kill (SIGKILL, by PID) processes left over from a savd that died without stopping its speakers:
+    an ExaBGP or relay whose command line names this speaker's work directory (ours alone: it lies in
+    our data_dir). Without this the restarted speaker cannot bind its listening port."""
+    marker = str(workdir).encode()
+    me = os.getpid()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(marker) for arg in argv):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
+def guard_argv(workdir: Path, grace_s: float, command: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", MODULE, "--workdir", str(workdir), "--grace-s", f"{grace_s:g}", "--",
+            *command]
+
+
+def die_with_parent() -> None:
+    """preexec_fn: PR_SET_PDEATHSIG(SIGKILL), so a child never outlives the process that watches it."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def watch(workdir: Path, grace_s: float, command: Sequence[str]) -> int:
+    """Run `command` until it exits, or until its owner has been gone for `grace_s` seconds. The child
+    dies with the guard (a guard killed by SIGKILL must not leave a speaker holding rules for ever)."""
+    child = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    (workdir / GUARD_FILE).write_text(f"{os.getpid()}\n")
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        _terminate(child)
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    orphaned_at: float | None = None
+    while (code := child.poll()) is None:
+        owner = _read_pid(workdir / OWNER_FILE)
+        if owner is not None and alive(owner):
+            orphaned_at = None
+        elif orphaned_at is None:
+            orphaned_at = time.monotonic()
+            log.warning("event=speaker-orphaned workdir=%s owner=%s grace_s=%g", workdir, owner, grace_s)
+        elif time.monotonic() - orphaned_at >= grace_s:
+            log.warning("event=speaker-holdover-expired workdir=%s pid=%d", workdir, child.pid)
+            _terminate(child)
+            return 0
+        time.sleep(POLL_S)
+    return code
+
+
+def _terminate(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m " + MODULE, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--grace-s", type=float, default=DEFAULT_GRACE_S)
+    parser.add_argument("command", nargs="+")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        return watch(args.workdir.resolve(), args.grace_s, args.command)
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
