@@ -361,7 +361,7 @@ def _api(t: Table, base: Path) -> ApiConfig:
 
 
 _DEFAULT_FAMILIES = (Family.BGP_LS, Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
-_FLOWSPEC_FAMILIES = (Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)  # all a gobgp peer carries, its default
+FLOWSPEC_FAMILIES = (Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)  # all a gobgp peer carries, its default
 
 
 def _peer(t: Table, default_families: tuple[Family, ...] = _DEFAULT_FAMILIES) -> PeerConfig | None:
@@ -382,7 +382,7 @@ def _check_gobgp(t: Table, api: str, peer_tables: list[Table], peers: tuple[Peer
     if not peer_tables:
         t.error("type", "a gobgp speaker needs [[speaker.peers]] (the routers it pushes FlowSpec to)")
     for pt, peer in zip(peer_tables, peers, strict=False):
-        other = [f.value for f in peer.families if f not in _FLOWSPEC_FAMILIES]
+        other = [f.value for f in peer.families if f not in FLOWSPEC_FAMILIES]
         if other:
             pt.error("families", f"a gobgp speaker carries ipv4-flowspec/ipv6-flowspec only, got "
                                  f"{', '.join(other)} (BGP-LS goes through an exabgp speaker)")
@@ -404,7 +404,7 @@ def _speaker(t: Table, appliance: ApplianceConfig) -> SpeakerConfig | None:
     if kind is SpeakerType.EXABGP and api:
         t.error("api", "only gobgp speakers take 'api'")
     peer_tables = t.tables("peers")
-    defaults = _FLOWSPEC_FAMILIES if kind is SpeakerType.GOBGP else _DEFAULT_FAMILIES
+    defaults = FLOWSPEC_FAMILIES if kind is SpeakerType.GOBGP else _DEFAULT_FAMILIES
     peers = read_each(peer_tables, lambda pt: _peer(pt, defaults))
     if kind is SpeakerType.GOBGP:
         _check_gobgp(t, api, peer_tables, peers)

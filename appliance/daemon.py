@@ -41,17 +41,20 @@ import uvicorn
 
 from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
-from appliance.config import Config, ConfigError, load_config
+from appliance.config import FLOWSPEC_FAMILIES, Config, ConfigError, load_config
+from appliance.flowspec.rules import FlowRule
 from appliance.model import Event, SavRuleSet, Severity
 from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
 from appliance.monitor.counters import CounterBoard, CounterSample
 from appliance.monitor.events import EventType, Operational
 from appliance.monitor.freshness import FreshnessWatch
+from appliance.monitor.installed import RuleKey, install_findings, pushed_key
 from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
 from appliance.state import Journal, StateError, StateSnapshot, StateStore
 from appliance.state.journal import FILE_NAME
+from appliance.state.pushed import held_rules
 
 log = logging.getLogger("savd.daemon")
 
@@ -92,6 +95,7 @@ class DaemonContext:
     rules: RulesHolder
     rpki: RpkiStatusBoard
     rules_listeners: list[RulesListener] = field(default_factory=list)
+    install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
 
     def on_rules(self, listener: RulesListener) -> None:
         """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
@@ -101,6 +105,26 @@ class DaemonContext:
         """For enforcer pollers: absolute counters in; spoofing-seen alarms raised as drop counters rise."""
         for notice in self.counters.update(samples, self.monitor.clock.now()):
             self.monitor.emit(notice)
+
+    def report_rules(self, router: str, reported: Iterable[Any]) -> None:
+        """For enforcer pollers: the rules a router's enforcer holds in; a rule savd pushed to the router
+        that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is."""
+        pushed: dict[RuleKey, FlowRule] = {}
+        for peer in flowspec_peers(self.config, router):
+            try:
+                pushed.update((pushed_key(r), r) for r in held_rules(self.store, peer))
+            except StateError as exc:
+                log.warning("event=installed-check-skipped router=%s error=%r", router, str(exc))
+                return
+        notices, self.install_missing[router] = install_findings(
+            router, pushed.values(), reported, self.install_missing.get(router, frozenset()))
+        self.monitor.reconcile_notices(f"installed:{router}", notices)
+
+
+def flowspec_peers(config: Config, router: str) -> list[str]:
+    """Addresses of the configured peers that receive `router`'s FlowSpec."""
+    return [p.address for s in config.speakers for p in s.peers
+            if p.router == router and any(f in FLOWSPEC_FAMILIES for f in p.families)]
 
 
 def engine_from_config(config: Config) -> Engine:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.config import Config, Family, SpeakerConfig, SpeakerType
+from appliance.config import FLOWSPEC_FAMILIES, Config, Family, SpeakerConfig, SpeakerType
 from appliance.flowspec.compiler import CompileOptions
 from appliance.flowspec.groups import assign_groups
 from appliance.model import Delivery, Event, SavRuleSet, Severity
@@ -67,7 +67,6 @@ EXABGP_FAMILIES = {
     Family.IPV4_FLOWSPEC: "ipv4 flow",
     Family.IPV6_FLOWSPEC: "ipv6 flow",
 }
-FLOW_FAMILIES = (Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
 
 
 def _event(source: str, type_: str, severity: Severity, message: str, *, alarm: bool = False,
@@ -149,7 +148,7 @@ class SpeakerSet:
                 self.ingests[spk.name] = TopologyIngest()
                 self.bgpls_peers[spk.name] = ls_peers
                 self._dirty[spk.name] = asyncio.Event()
-            flow_peers = [p for p in spk.peers if any(f in p.families for f in FLOW_FAMILIES)]
+            flow_peers = [p for p in spk.peers if any(f in p.families for f in FLOWSPEC_FAMILIES)]
             if flow_peers:
                 pusher = FlowPusher(ExaBgpFlowAdapter(speaker), on_applied=journal)
                 self.pushers[spk.name] = pusher
@@ -217,7 +216,7 @@ class SpeakerSet:
         work in <data_dir>/speakers/<speaker>/<router>, where a restarted savd adopts a gobgpd in holdover."""
         by_router: dict[str, list[GoBgpNeighbor]] = {}
         for p in spk.peers:
-            families = tuple(f.value for f in p.families if f in FLOW_FAMILIES)
+            families = tuple(f.value for f in p.families if f in FLOWSPEC_FAMILIES)
             by_router.setdefault(p.router, []).append(GoBgpNeighbor(
                 address=p.address, peer_as=p.asn, local_address=p.local_address, families=families,
                 passive=p.passive, name=p.router))

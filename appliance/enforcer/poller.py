@@ -3,8 +3,10 @@
 For each `[[enforcer]]` of the configuration (appliance.config.EnforcerConfig): GET `<url>/counters`,
 or, for `netns = "..."`, run `savd-enforcer counters --json` inside that namespace (the node's endpoint
 listens on 127.0.0.1 there). The document's `samples` become monitor.counters.CounterSample records
-(absolute counters; the CounterBoard turns rises of drop counters into spoofing alarms). An enforcer that
-does not answer is logged and skipped: its counters simply stop rising, nothing else changes.
+(absolute counters; the CounterBoard turns rises of drop counters into spoofing alarms); its `rules`
+(state per route) go to the daemon, which alarms on a pushed rule the router did not install
+(appliance.monitor.installed). An enforcer that does not answer is logged and skipped: its counters
+simply stop rising, its alarms stay as they were, nothing else changes.
 
 Wiring for the daemon: add "appliance.enforcer.poller:factory" to daemon.COMPONENT_FACTORIES.
 """
@@ -110,6 +112,9 @@ class EnforcerPoller:
                 continue
             answered += 1
             ctx.report_counters(samples_from(target.router, doc))
+            report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
+            if report_rules is not None:
+                report_rules(target.router, doc.get("rules") or [])
         return answered
 
     async def start(self, ctx: Any) -> None:

@@ -28,19 +28,17 @@ class Monitor:
         self._scopes: dict[str, set[str]] = {}
 
     def emit(self, notice: Notice) -> Record:
-        now = self.clock.now()
-        alarm_id = notice.alarm_id
-        fields = notice.fields()
-        if alarm_id:
-            fields["alarm_id"] = alarm_id
-        raised = bool(alarm_id) and notice.raises
-        event = Event(now, notice.source, str(notice.event_type), notice.severity, notice.message,
-                      fields, alarm=raised)
-        if raised:
-            self.alarms.raise_(_alarm(alarm_id, event))
-        elif alarm_id:
-            self.alarms.clear(alarm_id)
+        event = _event_of(notice, self.clock.now())
+        if event.alarm:
+            self.alarms.raise_(_alarm(notice.alarm_id, event))
+        elif notice.alarm_id:
+            self.alarms.clear(notice.alarm_id)
         return self.bus.publish(event)
+
+    def reconcile_notices(self, scope: str, notices: Iterable[Notice]) -> list[Record]:
+        """`reconcile` for producers of typed notices (each one raising its alarm)."""
+        now = self.clock.now()
+        return self.reconcile(scope, [_event_of(n, now) for n in notices])
 
     def publish(self, event: Event) -> Record:
         """Publish a ready event (time 0 = now); alarm events raise an alarm identified by type and fields."""
@@ -86,6 +84,15 @@ class Monitor:
             return None
         fields = {**old.fields, "alarm_id": alarm_id, "cleared": "true"}
         return self.bus.publish(Event(self.clock.now(), source, old.type, Severity.INFO, message, fields))
+
+
+def _event_of(notice: Notice, now: float) -> Event:
+    alarm_id = notice.alarm_id
+    fields = notice.fields()
+    if alarm_id:
+        fields["alarm_id"] = alarm_id
+    return Event(now, notice.source, str(notice.event_type), notice.severity, notice.message, fields,
+                 alarm=bool(alarm_id) and notice.raises)
 
 
 def _alarm_id(event: Event) -> str:

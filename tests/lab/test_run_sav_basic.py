@@ -76,6 +76,30 @@ def test_every_class_of_traffic_gets_its_verdict(app: Appliance) -> None:
                <= spoofing_seen(), 20, 1.0)
 
 
+def test_a_rule_the_router_did_not_install_raises_an_alarm_until_it_is_installed(app: Appliance) -> None:
+    """r1's enforcer loses its interface-group mapping: the pushed rules are `unmapped` there, not in
+    nftables; savd's enforcer poller says so with a rule-not-installed alarm per rule, naming the reason,
+    and clears them once the mapping is back."""
+
+    def not_installed() -> list[dict[str, Any]]:
+        alarms: list[dict[str, Any]] = app.get("/api/v1/alarms?type=rule-not-installed")["alarms"]
+        return alarms
+
+    assert not_installed() == []  # the previous test ran through several polls with every rule installed
+    groups = app.data_dir / "enforcer-groups" / "r1.json"
+    mapping = groups.read_text()
+    try:
+        groups.write_text("[]")
+        alarms = wait_until("rule-not-installed alarms for r1", not_installed, 30, 1.0)
+        assert {a["fields"]["router"] for a in alarms} == {"r1"}
+        assert all("unmapped" in a["fields"]["reason"] for a in alarms), alarms
+        assert len(alarms) == app.pushed()["r1"]
+    finally:
+        groups.write_text(mapping)
+    wait_until("the alarms cleared", lambda: not not_installed(), 30, 1.0)
+    wait_until("rules active", app.rules_active, 30)
+
+
 def exporter_pids(app: Appliance, router: str) -> list[int]:
     out = []
     for pid in app.lab.pids(router):

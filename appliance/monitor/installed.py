@@ -1,0 +1,56 @@
+"""Did each router install what savd pushed? savd's held FlowSpec rules for a router against the rules the
+router's enforcer reports (GET /counters: `rules`, each with its source prefix, interface groups, state and
+reason). Pure: the caller keeps the previous round's missing keys and reconciles the notices as alarms.
+
+A pushed rule is not installed when the enforcer lists it in a state other than "installed" (skipped,
+unmapped interface group, degraded to forwarding: its reason says why), or does not list it at all in two
+polls running (the router refused it, or did not re-advertise it; one poll may simply come before the
+router had it). Rules are matched by source prefix and interface groups: the route's identity at the
+router (per-interface variants of one prefix differ by their groups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from appliance.flowspec.rules import FlowRule
+from appliance.monitor.events import RuleInstalled
+
+RuleKey = tuple[str, tuple[int, ...]]
+
+
+def pushed_key(rule: FlowRule) -> RuleKey:
+    return rule.match.source, tuple(sorted(rule.groups))
+
+
+def reported_key(entry: Mapping[str, Any]) -> RuleKey | None:
+    """The key of one enforcer rule entry, None when it is not well formed."""
+    try:
+        return str(entry["source"]), tuple(sorted(int(g) for g in entry.get("groups") or ()))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable[Any],
+                     missing_before: frozenset[RuleKey]) -> tuple[list[RuleInstalled], frozenset[RuleKey]]:
+    """Not-installed notices for `router`, and the keys missing this round (pass them in next time)."""
+    states: dict[RuleKey, Mapping[str, Any]] = {}
+    for entry in reported:
+        key = reported_key(entry) if isinstance(entry, Mapping) else None
+        if key is not None:
+            states[key] = entry
+    notices, missing = [], set()
+    for rule in pushed:
+        key = pushed_key(rule)
+        label = f"{rule.match} groups [{','.join(map(str, key[1]))}]"
+        entry = states.get(key)
+        if entry is None:
+            missing.add(key)
+            if key in missing_before:
+                notices.append(RuleInstalled(router, label, False, "pushed, but not in the router's FlowSpec "
+                                                                   "table (refused, or not re-advertised)"))
+        elif entry.get("state") != "installed":
+            reason = f"{entry.get('state', '?')}: {entry.get('reason') or 'no reason given'}"
+            notices.append(RuleInstalled(router, label, False, reason))
+    return notices, frozenset(missing)
