@@ -252,6 +252,14 @@ class Appliance:
         self.last_check.update(installed=installed)
         return installed if ok else None
 
+    def speaker_pids(self) -> list[int]:
+        """savd's speaker processes (ExaBGP, gobgpd, their guards and relays), alive with or without savd."""
+        return _speaker_pids(self.data_dir)
+
+    def rules_withdrawn(self) -> bool:
+        """Fail open reached: no speaker of savd's left and no rule in any router's nftables."""
+        return not self.speaker_pids() and all(self.installed(r) == 0 for r in ROUTERS)
+
     def dropped(self, router: str) -> int:
         return sum(int(r.get("dropped_packets", 0)) for r in self.enforcer(router, "/counters")["rules"])
 

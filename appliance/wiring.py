@@ -209,7 +209,8 @@ class SpeakerSet:
         ]
         listen = (spk.listen_host, spk.listen_port) if spk.listen_host else None
         workdir = self.config.appliance.data_dir / "speakers" / spk.name
-        return ExaBgpSpeaker(workdir, neighbors, netns=spk.netns or None, listen=listen)
+        return ExaBgpSpeaker(workdir, neighbors, netns=spk.netns or None, listen=listen,
+                             holdover_s=self.holdover_s)
 
     def _build_gobgp(self, spk: SpeakerConfig) -> dict[str, GoBgpSpeaker]:
         """One GoBgpSpeaker per router of the speaker's peers, keyed "<speaker>/<router>"; managed ones

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.speakers.holdover import claim, guard_argv
+
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -313,6 +315,7 @@ class ExaBgpSpeaker:
         listen: tuple[str, int] | None = None,
         exabgp_bin: str | None = None,
         record: Path | None = None,
+        holdover_s: float | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.neighbors = tuple(neighbors)
@@ -333,6 +336,7 @@ class ExaBgpSpeaker:
         self._restarts = 0
         self._log_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._record = record
+        self.holdover_s = holdover_s
 
     # public API ----------------------------------------------------------------------------------------
 
@@ -431,12 +435,16 @@ class ExaBgpSpeaker:
     def _argv(self) -> list[str]:
         argv = [self.exabgp_bin, "--env-file", str(self.workdir / "exabgp.env"), "server",
                 str(self.workdir / "exabgp.conf")]
+        if self.holdover_s is not None:  # outlives a killed savd by holdover_s at most (fail open)
+            argv = guard_argv(self.workdir, self.holdover_s, argv)
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         return argv
 
     async def _spawn(self) -> None:
         self._relay_ready.clear()
+        if self.holdover_s is not None:
+            claim(self.workdir)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CONFIG_DIR.parent), env.get("PYTHONPATH")) if p)
         env.pop("EXABGP_ENVFILE", None)

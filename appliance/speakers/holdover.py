@@ -4,8 +4,10 @@ Why: FRR applies BGP graceful restart to unicast, multicast, VPN and EVPN only (
 FRR's lib/zebra.h, 8.4 to master), so when savd's FlowSpec session drops, the router drops savd's rules at
 once, whatever GR capability the speaker advertised (seen in the lab: r1's FlowSpec table empty as soon as
 the speaker died). Keeping the speaker process, its session and its RIB alive across a savd restart keeps
-the rules in force, and the restarted savd adopts it. But a speaker nobody drives must not hold rules for
-ever (fail open): a guard process stops it once no live savd has owned it for `grace_s` seconds.
+the rules in force, and a restarted savd adopts it (gobgpd: speakers/gobgp.py; ExaBGP, whose API pipe
+cannot be re-attached, is replaced). But a speaker nobody drives must not hold rules for ever (fail open;
+an orphaned ExaBGP was seen doing just that): a guard process stops it once no live savd has owned it for
+`grace_s` seconds.
 
     python -m appliance.speakers.holdover --workdir W --grace-s G -- CMD ...
 

@@ -3,8 +3,8 @@ routers' exporters, reports from configs/demo-reports.yaml and the API, RPKI fro
 pushes FlowSpec to FRR r1..r4, where savd-enforcer turns it into nftables. Verdicts come from real
 packets counted at the receiver (appliance.demo.send_flow).
 
-One lab and one appliance for the module (prefix `svrn`); the tests restore what they change, and the
-restart test runs last.
+One lab and one appliance for the module (prefix `svrn`); the tests restore what they change, the
+restart test runs next to last and the holdover test, which leaves savd dead, last.
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
 
 SAV_BASIC = Path(__file__).resolve().parents[2] / "containerlab" / "sav-basic" / "sav-basic.clab.yml"
 PREFIX = "svrn"
+HOLDOVER_S = 8  # SAVD_SPEAKER_HOLDOVER_S: how long savd's ExaBGP outlives a killed savd (120 s by default)
 
 
 @pytest.fixture(scope="module")
 def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     lab = Lab.load(SAV_BASIC, prefix=PREFIX)
     # a lost BGP-LS peer is expired after 4 s here (90 s by default), so the fail-open test stays short
-    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-run"), env={"SAVD_BGPLS_HOLD_S": "4"})
+    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-run"),
+                          env={"SAVD_BGPLS_HOLD_S": "4", "SAVD_SPEAKER_HOLDOVER_S": str(HOLDOVER_S)})
     try:
         lab.up()
         lab.wait_converged(timeout_s=90)
@@ -249,3 +251,17 @@ def test_restart_under_traffic_drops_no_legitimate_packet_and_restores_rules(app
     for f in demo_flows(count=10):
         if f.spoofed:
             assert send_flow(app.lab, f) == 0, f"{f.label} from {f.source} passed after the restart"
+
+
+def test_without_savd_the_exabgp_holdover_runs_out_and_the_rules_go(app: Appliance) -> None:
+    """Fail open: savd killed and not restarted. Its ExaBGP keeps the sessions (and the routers their
+    rules) for the holdover, then its guard stops it: FRR drops the FlowSpec, nftables empties, and
+    spoofed traffic is no longer dropped (legitimate traffic never was)."""
+    assert app.rules_active()
+    app.kill_savd(signal.SIGKILL)
+    time.sleep(HOLDOVER_S / 2)
+    assert app.speaker_pids() and app.installed("r1") > 0  # still holding
+    wait_until("speakers and rules gone", app.rules_withdrawn, HOLDOVER_S + 30)
+    for f in demo_flows(count=10):
+        got = send_flow(app.lab, f)
+        assert got == f.count, f"{f.label} from {f.source}: {got}/{f.count} delivered without savd"
