@@ -22,6 +22,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -251,6 +252,33 @@ class Appliance:
         ok = all(installed.get(r, 0) == pushed.get(r, 0) for r in ROUTERS)
         self.last_check.update(installed=installed)
         return installed if ok else None
+
+    def restart_under_traffic(self, flows: Sequence[Flow], sent: int = 1500) -> list[int]:
+        """kill -9 savd and start it again while each flow sends `sent` packets at 200/s (1500: ~7.5 s,
+        across the kill and the restart); the packets delivered, per flow. Give flows of one receiver, or
+        replies (ICMP) of one flow may be counted as another's packets."""
+        for f in flows:  # create the receiver's counters before the threads race to
+            rx_counter(self.lab.netns(f.receiver), f.source)
+        results = [0] * len(flows)
+
+        def run(i: int, f: Flow) -> None:
+            results[i] = send_flow(self.lab, f, count=sent, interval="u5000")
+
+        threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(flows)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        self.kill_savd(signal.SIGKILL)
+        time.sleep(1.0)
+        self.start_savd()
+        for t in threads:
+            t.join(120)
+        return results
+
+    def log_since_restart(self) -> str:
+        """savd.log from the last savd that opened its journal (`event=state-restored`) on."""
+        log = (self.workdir / "savd.log").read_text()
+        return log[log.rindex("event=state-restored"):]
 
     def speaker_pids(self) -> list[int]:
         """savd's speaker processes (ExaBGP, gobgpd, their guards and relays), alive with or without savd."""

@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from appliance.demo import TEMPLATES, Appliance, Flow, demo_flows, send_flow, wait_until
-from appliance.enforcer.testbed import rx_counter
+from appliance.demo import TEMPLATES, Appliance, demo_flows, send_flow, wait_until
 from appliance.lab import Lab
 from appliance.speakers.gobgp import GoBgpSpeaker
 
@@ -132,29 +130,13 @@ def test_savd_restart_under_traffic_keeps_every_verdict_as_the_gobgpd_processes_
     before = gobgpd_pids(app)
     flows = [f for f in demo_flows() if f.receiver == "h2"]  # one receiver: no reply counted as a flow
     assert any(f.spoofed for f in flows) and any(not f.spoofed for f in flows)
-    for f in flows:  # create the receiver's counters before the threads race to
-        rx_counter(app.lab.netns(f.receiver), f.source)
-    sent = 1500  # 1500 packets at 200/s: ~7.5 s of traffic per flow, across the kill and the restart
-    results: dict[int, int] = {}
-
-    def run(i: int, f: Flow) -> None:
-        results[i] = send_flow(app.lab, f, count=sent, interval="u5000")
-
-    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(flows)]
-    for t in threads:
-        t.start()
-    time.sleep(1.0)
-    app.kill_savd(signal.SIGKILL)
-    time.sleep(1.0)
-    app.start_savd()
-    for t in threads:
-        t.join(120)
-    delivered = {(flows[i].source, flows[i].spoofed): n for i, n in results.items()}
-    assert delivered == {(f.source, f.spoofed): 0 if f.spoofed else sent for f in flows}
+    sent = 1500
+    delivered = app.restart_under_traffic(flows, sent)
+    assert [(f.source, n) for f, n in zip(flows, delivered, strict=True)] == [
+        (f.source, 0 if f.spoofed else sent) for f in flows]
     wait_until("rules active again", lambda: app.rules_active() == installed, 60, 0.5)
     assert gobgpd_pids(app) == before  # adopted, sessions and RIB kept
-    log = (app.workdir / "savd.log").read_text()
-    restart = log[log.rindex("event=state-restored"):]  # the restarted savd opening its journal
+    restart = app.log_since_restart()
     assert restart.count("event=gobgp-adopted") == len(ROUTERS)
     resyncs = [line for line in restart.splitlines() if "event=flowspec-resync" in line]
     assert resyncs and all("withdraw=0" in line for line in resyncs), resyncs

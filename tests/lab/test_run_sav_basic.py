@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 
 from appliance.demo import Appliance, Flow, demo_flows, send_flow, wait_until
-from appliance.enforcer.testbed import rx_counter
 from appliance.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -224,28 +222,12 @@ def test_restart_under_traffic_drops_no_legitimate_packet_and_restores_rules(app
     assert installed
     # to h2 only: then no reply (ICMP) from one flow is counted as another flow's packet
     legit = [f for f in demo_flows() if not f.spoofed and f.receiver == "h2"]
-    for f in legit:  # create the receiver's counters before the threads race to
-        rx_counter(app.lab.netns(f.receiver), f.source)
-    sent = 1500  # 1500 packets at 200/s: ~7.5 s of traffic per flow, across the kill and the restart
-    results: dict[int, int] = {}
-
-    def run(i: int, f: Flow) -> None:
-        results[i] = send_flow(app.lab, f, count=sent, interval="u5000")
-
-    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(legit)]
-    for t in threads:
-        t.start()
-    time.sleep(1.0)
-    app.kill_savd(signal.SIGKILL)
-    time.sleep(1.0)
-    app.start_savd()
-    for t in threads:
-        t.join(120)
-    assert {legit[i].source: n for i, n in results.items()} == {f.source: sent for f in legit}
+    sent = 1500
+    delivered = app.restart_under_traffic(legit, sent)
+    assert [(f.source, n) for f, n in zip(legit, delivered, strict=True)] == [(f.source, sent) for f in legit]
     wait_until("rules active again", app.rules_active, 60)
     assert app.rules_active() == installed
-    log = (app.workdir / "savd.log").read_text()
-    restart = log[log.rindex("event=state-restored"):]  # the restarted savd opening its journal
+    restart = app.log_since_restart()
     resyncs = [line for line in restart.splitlines() if "event=flowspec-resync" in line]
     assert resyncs and all("withdraw=0" in line for line in resyncs), resyncs
     for f in demo_flows(count=10):
