@@ -151,6 +151,21 @@ class Appliance:
                                          start_new_session=True)
         wait_until("savd's API", lambda: self.savd_alive() and self.get("/health"), 30)
 
+    def start_on_converged_lab(self, timeout_s: float = 90.0) -> dict[str, int]:
+        """Bring the lab up and converged, start StayRTR, the enforcers and savd, and wait until the rules
+        are active (as `rules_active`); DemoError with the last check on timeout."""
+        self.lab.up()
+        self.lab.wait_converged(timeout_s=timeout_s)
+        self.start_stayrtr()
+        self.start_enforcers()
+        self.start_savd()
+        try:
+            installed: dict[str, int] = wait_until(
+                "rules active", lambda: self.savd_alive() and self.rules_active(), timeout_s, 0.5)
+        except DemoError as exc:
+            raise DemoError(f"{exc}; last check: {self.last_check}") from exc
+        return installed
+
     def savd_alive(self) -> bool:
         if self.savd is None or self.savd.poll() is not None:
             tail = self.log_tail("savd.log")

@@ -36,15 +36,7 @@ def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     appliance = Appliance(lab, tmp_path_factory.mktemp("savd-run"),
                           env={"SAVD_BGPLS_HOLD_S": "4", "SAVD_SPEAKER_HOLDOVER_S": str(HOLDOVER_S)})
     try:
-        lab.up()
-        lab.wait_converged(timeout_s=90)
-        appliance.start_stayrtr()
-        appliance.start_enforcers()
-        appliance.start_savd()
-        try:
-            wait_until("rules active", lambda: appliance.savd_alive() and appliance.rules_active(), 90, 0.5)
-        except Exception as exc:
-            raise AssertionError(f"{exc}; last check: {appliance.last_check}") from exc
+        appliance.start_on_converged_lab(90)
         yield appliance
     finally:
         appliance.stop()
