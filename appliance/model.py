@@ -306,8 +306,8 @@ class SavRuleSet:
         added = tuple(new[k] for k in sorted(new.keys() - old.keys()))
         removed = tuple(old[k] for k in sorted(old.keys() - new.keys()))
         common = sorted(old.keys() & new.keys())
-        changed = tuple(
-            (old[k], new[k]) for k in common if _rules_to_dict(old[k]) != _rules_to_dict(new[k])
+        changed = tuple(  # unchanged rules are mostly the same objects (the incremental engine keeps them)
+            (old[k], new[k]) for k in common if old[k] is not new[k] and old[k] != new[k]
         )
         return RuleSetDiff(added, removed, changed)
 
