@@ -238,6 +238,10 @@ class InterfaceRules:
     def key(self) -> tuple[str, str]:
         return (self.router, self.interface)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types; `SavRuleSet.from_dict({"rules": [...]})` reads a list of these back."""
+        return _rules_to_dict(self)
+
 
 @dataclass(frozen=True, slots=True)
 class SavRuleSet:

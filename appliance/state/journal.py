@@ -5,7 +5,10 @@ Tables (schema version 1):
 - checkpoint(id=1, seq, version, time, facts): the compacted state, {kind: [facts, their sources]};
 - pushed(peer, key, rule, time): the FlowSpec rules each peer holds, keyed by NLRI, so a restarted
   pusher diffs against what routers have instead of withdrawing everything first;
-- ruleset(id=1, version, time, rules): the last rule set computed, served by the API at once.
+- ruleset(id=1, version, time, rules) and ruleset_rule(router, interface, rule): the last rule set
+  computed, served by the API at once; one row per interface rule, and a save writes only the rules that
+  changed since the previous one (at Internet scale the whole set is hundreds of MB of JSON, one change a
+  few rules). `ruleset.rules` holds the whole set as written by earlier versions, read when no rows exist.
 
 Restore = checkpoint + replay of later inputs. WAL mode; one connection, used by the one writer task.
 A file that is not a database, a newer schema or a row that does not decode raises StateError naming
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from appliance.model import SavRuleSet
+from appliance.model import InterfaceRules, SavRuleSet
 from appliance.state.changes import Change, decode_change, encode_change
 from appliance.state.errors import StateError
 from appliance.state.facts import Fact, decode_facts, encode_facts
@@ -38,6 +41,8 @@ CREATE TABLE IF NOT EXISTS pushed(peer TEXT NOT NULL, key TEXT NOT NULL, rule TE
                                   time REAL NOT NULL, PRIMARY KEY(peer, key));
 CREATE TABLE IF NOT EXISTS ruleset(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL,
                                    time REAL NOT NULL, rules TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ruleset_rule(router TEXT NOT NULL, interface TEXT NOT NULL, rule TEXT NOT NULL,
+                                        PRIMARY KEY(router, interface));
 """
 
 FactSources = Mapping[Fact, frozenset[str]]
@@ -49,6 +54,7 @@ class Journal:
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
+        self._saved_rules: dict[tuple[str, str], InterfaceRules] | None = None  # as in ruleset_rule
 
     @classmethod
     def open(cls, data_dir: Path) -> Journal:
@@ -169,13 +175,41 @@ class Journal:
     # --- last rule set -------------------------------------------------------------------------------
 
     def save_ruleset(self, ruleset: SavRuleSet, version: int, time: float) -> None:
-        self._run("INSERT OR REPLACE INTO ruleset VALUES(1,?,?,?)", (version, time, ruleset.to_json()))
+        """Write the interface rules that differ from the last save (all of them the first time)."""
+        rules = {r.key(): r for r in ruleset.rules}
+        saved = self._saved_rules
+        if saved is None:
+            gone: Iterable[tuple[str, str]] = ()
+            write = list(rules.values())
+        else:
+            gone = saved.keys() - rules.keys()
+            write = [r for k, r in rules.items() if (old := saved.get(k)) is not r and old != r]
+        try:
+            with self._conn:
+                self._conn.execute("BEGIN")
+                self._conn.execute("INSERT OR REPLACE INTO ruleset VALUES(1,?,?,'')", (version, time))
+                if saved is None:
+                    self._conn.execute("DELETE FROM ruleset_rule")
+                self._conn.executemany("DELETE FROM ruleset_rule WHERE router=? AND interface=?", gone)
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO ruleset_rule VALUES(?,?,?)",
+                    [(r.router, r.interface, json.dumps(r.to_dict(), sort_keys=True, separators=(",", ":")))
+                     for r in write])
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"saving the rule set failed: {exc}", self.path) from exc
+        self._saved_rules = rules
 
     def load_ruleset(self) -> tuple[int, SavRuleSet] | None:
         row = self._run("SELECT version, rules FROM ruleset WHERE id=1").fetchone()
         if row is None:
             return None
+        rows = self._run("SELECT rule FROM ruleset_rule ORDER BY router, interface").fetchall()
         try:
-            return int(row[0]), SavRuleSet.from_dict(json.loads(row[1]))
+            if rows:
+                ruleset = SavRuleSet.from_dict({"rules": [json.loads(r[0]) for r in rows]})
+            else:  # empty, or the whole set in one text as earlier versions wrote it
+                ruleset = SavRuleSet.from_dict(json.loads(row[1])) if row[1] else SavRuleSet()
         except (ValueError, KeyError, TypeError) as exc:
             raise StateError(f"saved rule set does not decode: {exc}", self.path) from exc
+        self._saved_rules = {r.key(): r for r in ruleset.rules}
+        return int(row[0]), ruleset

@@ -1,0 +1,59 @@
+"""The journal keeps the last rule set one row per interface rule and writes only what changed, so a
+recompute at scale does not re-serialise every rule; what it reads back equals what was saved, including
+a rule set written whole by an earlier version."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from appliance.model import InterfaceRules, ListKind, SavRuleSet
+from appliance.state.journal import FILE_NAME, Journal
+
+
+def rule(router: str, interface: str, *prefixes: str) -> InterfaceRules:
+    return InterfaceRules(router, interface, ListKind.ALLOW, prefixes,
+                          provenance={p: (f"report:{p}",) for p in prefixes})
+
+
+def sql(data_dir: Path, statement: str, *params: object) -> list[tuple[str, ...]]:
+    with closing(sqlite3.connect(data_dir / FILE_NAME)) as conn, conn:
+        return list(conn.execute(statement, params))
+
+
+def rows(data_dir: Path) -> dict[tuple[str, str], str]:
+    return {(r, i): text for r, i, text in sql(data_dir, "SELECT router, interface, rule FROM ruleset_rule")}
+
+
+def test_only_changed_rules_are_written_and_the_set_reads_back_equal(tmp_path: Path) -> None:
+    first = SavRuleSet.of([rule("r1", "eth1", "198.18.1.0/24"), rule("r2", "eth1", "198.18.2.0/24"),
+                           rule("r3", "eth1", "2001:db8:0:3::/64")])
+    with Journal.open(tmp_path) as journal:
+        journal.save_ruleset(first, 3, 1000.0)
+        before = rows(tmp_path)
+        assert set(before) == {("r1", "eth1"), ("r2", "eth1"), ("r3", "eth1")}
+        second = SavRuleSet.of([*first.rules[:1], rule("r2", "eth1", "198.18.2.0/24", "198.18.7.0/24")])
+        sql(tmp_path, "UPDATE ruleset_rule SET rule=rule||' ' WHERE router='r1'")  # kept unless rewritten
+        journal.save_ruleset(second, 4, 1001.0)
+        after = rows(tmp_path)
+        assert set(after) == {("r1", "eth1"), ("r2", "eth1")}  # r3's rule is gone
+        assert after[("r1", "eth1")] == before[("r1", "eth1")] + " "  # unchanged: not written again
+        assert after[("r2", "eth1")] != before[("r2", "eth1")]
+    with Journal.open(tmp_path) as journal:
+        assert journal.load_ruleset() == (4, second)
+        third = SavRuleSet.of([rule("r1", "eth1", "198.18.9.0/24")])
+        journal.save_ruleset(third, 5, 1002.0)  # after a load, saves are incremental against it
+    with Journal.open(tmp_path) as journal:
+        assert journal.load_ruleset() == (5, third)
+        journal.save_ruleset(SavRuleSet(), 6, 1003.0)
+        assert rows(tmp_path) == {} and journal.load_ruleset() == (6, SavRuleSet())
+
+
+def test_a_rule_set_saved_whole_by_an_earlier_version_is_read(tmp_path: Path) -> None:
+    old = SavRuleSet.of([rule("r1", "eth1", "198.18.1.0/24")])
+    with Journal.open(tmp_path):
+        pass
+    sql(tmp_path, "INSERT INTO ruleset VALUES(1, 7, 1000.0, ?)", old.to_json())
+    with Journal.open(tmp_path) as journal:
+        assert journal.load_ruleset() == (7, old)
