@@ -2,7 +2,14 @@
 
 The daemon's one writer task calls `apply(change)`; each change that alters anything bumps the version
 and is appended to the journal before it is visible. `snapshot()` gives the frozen, numbered view the
-engine reads (rebuilt only for the kinds that changed). `StateStore.restore(journal)` rebuilds the state
+engine reads. It is patched, not rebuilt: per kind the store keeps its facts in a sorted list and
+remembers the facts added and removed since the last snapshot; a snapshot bisects those into the list
+(in place when few, one linear merge when more, a full sort when a large part changed), copies it to
+a tuple, and gives `sources` as a LayeredSources (a shared base plus a small delta, compacted every
+~sqrt(n) changes). So after one changed fact a snapshot costs a few bisections and one tuple copy of
+pointers, not a sort of the kind's whole table. A plain list and bisect rather than sortedcontainers:
+the snapshot must hold plain tuples of the same fact objects (the engine diffs them by identity), and
+`tuple(list)` is the cheapest way to get one. `StateStore.restore(journal)` rebuilds the state
 from the journal's checkpoint plus later inputs; every `checkpoint_every` inputs the journal is
 compacted. Rules pushed per peer and the last rule set pass through to the journal, so a restart can
 re-sync peers by diff instead of withdrawing everything first.
@@ -10,11 +17,13 @@ re-sync peers by diff instead of withdrawing everything first.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
+import math
 import operator
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +32,7 @@ from appliance.model import PrefixReport, SavRuleSet
 from appliance.state.changes import Announce, Change, ReplaceSource, Withdraw, WithdrawSource
 from appliance.state.facts import FACT_KINDS, Fact, kind_of
 from appliance.state.journal import Journal
-from appliance.state.snapshot import StateSnapshot
+from appliance.state.snapshot import LayeredSources, StateSnapshot
 
 log = logging.getLogger("savd.state")
 
@@ -65,18 +74,78 @@ def _sort_key(fact: Fact) -> Any:
     return (kind_of(fact), _KEYS[type(fact)](fact))
 
 
+#: re-sort a kind whole when more than 1/RESORT_FRACTION of it changed (bisecting each costs more then)
+RESORT_FRACTION = 4
+#: up to this many changed facts of a kind are bisected into its list in place (memmove), more are merged
+IN_PLACE_MAX = 32
+#: compact a kind's sources delta into a new base past max(this, sqrt(n)) entries
+MIN_DELTA = 16
+
+
+def edit_sorted(order: list[Fact], added: Iterable[Fact], removed: Iterable[Fact],
+                key: Callable[[Any], Any]) -> bool:
+    """Bisect `removed` out of and `added` into `order` (sorted by `key`, keys distinct), in place.
+
+    O(changed * log n) key calls plus a memmove each; False if a removed fact is not in `order`.
+    """
+    for fact in removed:
+        i = bisect.bisect_left(order, key(fact), key=key)
+        if i == len(order) or order[i] != fact:
+            return False
+        del order[i]
+    for fact in added:
+        bisect.insort(order, fact, key=key)
+    return True
+
+
+def merge_sorted(old: Sequence[Fact], added: Iterable[Fact], removed: Iterable[Fact],
+                 key: Callable[[Any], Any]) -> list[Fact] | None:
+    """`old` (sorted by `key`, keys distinct) without `removed` and with `added`, as a new list.
+
+    One pass over `old` plus O(changed * log n) key calls; None if a removed fact is not in `old`.
+    """
+    cuts: list[tuple[int, int, int]] = []  # (index in old, 0 = insert adds[j] before it / 1 = drop it, j)
+    for fact in removed:
+        i = bisect.bisect_left(old, key(fact), key=key)
+        if i == len(old) or old[i] != fact:
+            return None
+        cuts.append((i, 1, 0))
+    adds = sorted(added, key=key)
+    cuts += [(bisect.bisect_left(old, key(fact), key=key), 0, j) for j, fact in enumerate(adds)]
+    cuts.sort()  # inserts at one index stay in key order (j), before the drop there
+    out: list[Fact] = []
+    start = 0
+    for i, drop, j in cuts:
+        out.extend(old[start:i])
+        if drop:
+            start = i + 1
+        else:
+            out.append(adds[j])
+            start = i
+    out.extend(old[start:])
+    return out
+
+
 class StateStore:
     def __init__(self, journal: Journal | None = None, now: Callable[[], float] = time.time,
                  checkpoint_every: int = 5000) -> None:
         self.journal = journal
         self._now = now
         self.checkpoint_every = checkpoint_every
-        self._facts: dict[str, dict[Fact, set[str]]] = {k: {} for k in FACT_KINDS}
+        self._facts: dict[str, dict[Fact, frozenset[str]]] = {k: {} for k in FACT_KINDS}
         self._by_source: dict[str, set[Fact]] = {}
         self._version = 0
         self._since_checkpoint = 0
         self._dirty: set[str] = set(FACT_KINDS)
+        # per kind since the last snapshot: facts that entered / left the table (not just changed sources)
+        self._added: dict[str, set[Fact]] = {k: set() for k in FACT_KINDS}
+        self._removed: dict[str, set[Fact]] = {k: set() for k in FACT_KINDS}
+        self._order: dict[str, list[Fact]] = {}  # per kind, sorted as of the last snapshot
         self._sorted: dict[str, tuple[Fact, ...]] = {}
+        # per kind: a base no snapshot sees change, and the sources changed since (None = gone)
+        self._base: dict[str, dict[Fact, frozenset[str]]] = {k: {} for k in FACT_KINDS}
+        self._delta: dict[str, dict[Fact, frozenset[str] | None]] = {k: {} for k in FACT_KINDS}
+        self._interned: dict[frozenset[str], frozenset[str]] = {}
         self._sources: dict[str, Mapping[Fact, frozenset[str]]] = {}
         self._snapshot: StateSnapshot | None = None
         self._listeners: list[Callable[[Applied, Change], None]] = []
@@ -91,9 +160,10 @@ class StateStore:
         version, facts = journal.load_checkpoint()
         for kind, table in facts.items():
             for fact, sources in table.items():
-                store._facts[kind][fact] = set(sources)
+                store._facts[kind][fact] = store._intern(frozenset(sources))
                 for s in sources:
                     store._by_source.setdefault(s, set()).add(fact)
+            store._base[kind] = dict(store._facts[kind])
         store._version = version
         replayed = 0
         for _, row_version, change in journal.replay():
@@ -131,11 +201,8 @@ class StateStore:
 
     def checkpoint(self) -> None:
         if self.journal is not None:
-            self.journal.checkpoint(self._facts_view(), self._version, self._now())
+            self.journal.checkpoint(self._facts, self._version, self._now())
             self._since_checkpoint = 0
-
-    def _facts_view(self) -> dict[str, dict[Fact, frozenset[str]]]:
-        return {k: {f: frozenset(s) for f, s in t.items()} for k, t in self._facts.items()}
 
     # --- mutation ------------------------------------------------------------------------------------
 
@@ -164,17 +231,26 @@ class StateStore:
             self._dirty |= kinds
         return kinds, changed
 
+    def _intern(self, sources: frozenset[str]) -> frozenset[str]:
+        """One object per distinct set of sources (few): 100k facts from one source share one set."""
+        return self._interned.setdefault(sources, sources)
+
     def _add(self, source: str, fact: Fact, kinds: set[str]) -> bool:
         kind = kind_of(fact)
         table = self._facts[kind]
         sources = table.get(fact)
         if sources is None:
-            table[fact] = {source}
+            table[fact] = self._delta[kind][fact] = self._intern(frozenset((source,)))
             kinds.add(kind)
+            removed = self._removed[kind]
+            if fact in removed:
+                removed.discard(fact)  # back before any snapshot saw it go: still in the sorted tuple
+            else:
+                self._added[kind].add(fact)
         elif source in sources:
             return False
         else:
-            sources.add(source)
+            table[fact] = self._delta[kind][fact] = self._intern(sources | {source})
             self._dirty.add(kind)
         self._by_source.setdefault(source, set()).add(fact)
         return True
@@ -185,11 +261,17 @@ class StateStore:
         sources = table.get(fact)
         if sources is None or source not in sources:
             return False
-        sources.discard(source)
-        if not sources:
+        if len(sources) == 1:
             del table[fact]
+            self._delta[kind][fact] = None
             kinds.add(kind)
+            added = self._added[kind]
+            if fact in added:
+                added.discard(fact)
+            else:
+                self._removed[kind].add(fact)
         else:
+            table[fact] = self._delta[kind][fact] = self._intern(sources - {source})
             self._dirty.add(kind)
         held = self._by_source.get(source)
         if held is not None:
@@ -205,20 +287,50 @@ class StateStore:
         if self._snapshot is not None:
             return self._snapshot
         for kind in self._dirty:
-            table = self._facts[kind]
-            self._sorted[kind] = tuple(sorted(table, key=_KEYS[FACT_KINDS[kind]]))
-            self._sources[kind] = MappingProxyType({f: frozenset(s) for f, s in table.items()})
+            self._sorted[kind] = self._sorted_facts(kind)
+            self._sources[kind] = self._sources_view(kind)
         self._dirty.clear()
         values: dict[str, Any] = {_SNAPSHOT_FIELD[k]: v for k, v in self._sorted.items()}
         self._snapshot = StateSnapshot(self._version, **values, sources=MappingProxyType(dict(self._sources)))
         return self._snapshot
+
+    def _sorted_facts(self, kind: str) -> tuple[Fact, ...]:
+        """The kind's facts in key order: its list patched, or sorted whole after a big change."""
+        added, removed, table = self._added[kind], self._removed[kind], self._facts[kind]
+        key = _KEYS[FACT_KINDS[kind]]
+        order = self._order.get(kind)
+        changed = len(added) + len(removed)
+        if order is not None and changed * RESORT_FRACTION <= len(order):
+            if changed <= IN_PLACE_MAX:
+                order = order if edit_sorted(order, added, removed, key) else None
+            else:
+                order = merge_sorted(order, added, removed, key)
+            if order is None or len(order) != len(table):
+                log.warning("event=state-sort-mismatch kind=%s action=resort", kind)
+                order = None
+        else:
+            order = None
+        added.clear()
+        removed.clear()
+        if order is None:
+            order = sorted(table, key=key)
+        self._order[kind] = order
+        return tuple(order)
+
+    def _sources_view(self, kind: str) -> Mapping[Fact, frozenset[str]]:
+        """A frozen fact -> sources view: base + a copy of the delta; a new base once the delta is big."""
+        table, delta = self._facts[kind], self._delta[kind]
+        if len(delta) > max(MIN_DELTA, math.isqrt(len(table))):
+            self._base[kind] = dict(table)
+            delta.clear()
+        return LayeredSources(self._base[kind], dict(delta), len(table))
 
     def facts(self, kind: str) -> list[Fact]:
         facts: tuple[Fact, ...] = getattr(self.snapshot(), _SNAPSHOT_FIELD[kind])
         return list(facts)
 
     def sources_of(self, fact: Fact) -> frozenset[str]:
-        return frozenset(self._facts[kind_of(fact)].get(fact, ()))
+        return self._facts[kind_of(fact)].get(fact, frozenset())
 
     def sources(self) -> dict[str, int]:
         """Each source with the number of facts it states."""

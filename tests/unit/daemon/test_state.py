@@ -127,6 +127,44 @@ def test_snapshots_are_frozen_numbered_and_order_independent() -> None:
     assert second.snapshot() is second.snapshot()
 
 
+def test_snapshots_stay_frozen_and_ordered_across_interleaved_adds_and_removes() -> None:
+    vrps = sorted((Vrp(f"2001:db8:{i:x}::/48", 48, 65000 + i % 3) for i in range(400)),
+                  key=lambda v: (v.prefix, v.max_length, v.asn))  # the store's order
+    store = StateStore()
+    store.apply(Announce("rtr:a", tuple(vrps[::2])))
+    first = store.snapshot()
+    store.apply(Announce("rtr:a", (vrps[1], vrps[399])))
+    store.apply(Withdraw("rtr:a", (vrps[0], vrps[100])))
+    store.apply(Announce("rtr:b", (vrps[2],)))  # a second source only: same facts, new provenance
+    second = store.snapshot()
+    store.apply(Withdraw("rtr:a", (vrps[1],)))
+    store.apply(Announce("rtr:a", (vrps[1], vrps[0])))  # gone and back before any snapshot saw it
+    store.apply(Announce("rtr:a", tuple(vrps[3:83:2])))  # 40 at once: merged, not bisected one by one
+    third = store.snapshot()
+    assert first.vrps == tuple(vrps[::2]) and first.sources_of(vrps[2]) == {"rtr:a"}
+    assert first.sources_of(vrps[1]) == frozenset() and len(first.sources["vrp"]) == 200
+    want = sorted({*vrps[::2], vrps[1], vrps[399]} - {vrps[0], vrps[100]}, key=vrps.index)
+    assert second.vrps == tuple(want) and second.sources_of(vrps[2]) == {"rtr:a", "rtr:b"}
+    assert second.sources_of(vrps[0]) == frozenset() and set(second.sources["vrp"]) == set(want)
+    want = sorted({*want, vrps[0], *vrps[3:83:2]}, key=vrps.index)
+    assert third.vrps == tuple(want) and dict(third.sources["vrp"]) == {
+        v: frozenset({"rtr:a", "rtr:b"} if v == vrps[2] else {"rtr:a"}) for v in want}
+    assert store.snapshot() is third and first.vrps == tuple(vrps[::2])
+
+
+def test_a_patch_that_misses_a_removed_fact_says_so() -> None:
+    from appliance.state.store import edit_sorted, merge_sorted
+
+    def key(v: Vrp) -> tuple[str, int, int]:
+        return (v.prefix, v.max_length, v.asn)
+
+    assert merge_sorted((VRP_A,), (), (VRP_B,), key) is None
+    assert edit_sorted([VRP_A], (), (VRP_B,), key) is False
+    assert merge_sorted((VRP_A,), (VRP_B,), (), key) == [VRP_A, VRP_B]
+    order = [VRP_B]
+    assert edit_sorted(order, (VRP_A,), (VRP_B,), key) and order == [VRP_A]
+
+
 def test_listeners_hear_real_changes_only() -> None:
     store = StateStore()
     heard: list[int] = []
