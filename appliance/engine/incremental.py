@@ -169,12 +169,16 @@ class Engine:
             paths_by_router.setdefault(p.router, []).append(p)
         old_keys = {(r, i) for r, live in self.live.items() for i in live.neighbors}
         self.live = {}
+        orphans: list[BgpPath] = []
         for name in sorted(by_router):
             live = LiveRouter(self._router(name), by_router[name], rpki, self.policy)
-            live.load(paths_by_router.pop(name, []))
+            mine = paths_by_router.pop(name, [])
+            live.load(mine)
+            orphans += [p for p in mine if p.interface not in live.neighbors]
             self.live[name] = live
-        # paths of routers without neighbours are kept so snapshot() round-trips
-        self._orphans = tuple(p for ps in paths_by_router.values() for p in ps)
+        # paths the live state does not hold (router or interface without a neighbour) are kept: a later
+        # topology change may give them one, and snapshot() round-trips
+        self._orphans = tuple(orphans + [p for ps in paths_by_router.values() for p in ps])
         self.dirty |= old_keys | {(r, i) for r, live in self.live.items() for i in live.neighbors}
 
     def _recompute_intra(self) -> None:

@@ -182,3 +182,19 @@ def test_vrp_only_delta_patches_in_place() -> None:
     assert after.to_json() == compute(engine.snapshot()).to_json()
     c2 = after.get("b1", "c2")
     assert c2 is not None and PREFIXES[1] not in c2.prefixes
+
+
+def test_a_path_learned_before_its_interface_has_a_neighbour_counts_once_it_has_one() -> None:
+    """The path on eth1 arrives while only eth2 has a neighbour; the topology then gives eth1 one: the
+    incremental engine must still hold the path (it kept it aside), like a full computation does."""
+    path = BgpPath("r1", "eth1", "198.18.1.0/24", (64512,))
+    first = Snapshot(routers=(Router("r1", role=Role.BORDER),),
+                     neighbors=(Neighbor("r1", "eth2", 64512, C),), paths=(path,))
+    engine = Engine(first)
+    neighbors = (Neighbor("r1", "eth1", 64512, C), Neighbor("r1", "eth2", 64512, C))
+    engine.apply(TopologyChanged(neighbors=neighbors))
+    expected = compute(first.replace(neighbors=neighbors))
+    assert engine.ruleset() == expected
+    assert expected.get("r1", "eth1").prefixes == ("198.18.1.0/24",)  # type: ignore[union-attr]
+    engine.apply(TopologyChanged(neighbors=neighbors[1:]))  # and aside again when it loses it
+    assert engine.ruleset() == compute(first)
