@@ -15,6 +15,7 @@ per fact: what `snapshot()` did before it patched), on the same facts in the sam
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import statistics
 import sys
@@ -73,10 +74,13 @@ def changes(n: int) -> list[Change]:
 def rebuild_paths(snapshot: StateSnapshot) -> float:
     """Seconds to build the path kind's part of `snapshot` from scratch; checks the patched one equals it."""
     table = {f: set(s) for f, s in snapshot.sources["path"].items()}  # as the store's old live table
+    gc.collect()
+    gc.disable()  # its passes depend on what else the heap holds: they doubled this figure in some runs
     t0 = time.perf_counter()
     paths = tuple(sorted(table, key=_KEYS[BgpPath]))
     sources = MappingProxyType({f: frozenset(s) for f, s in table.items()})
     elapsed = time.perf_counter() - t0
+    gc.enable()
     if paths != snapshot.paths or len(sources) != len(snapshot.sources["path"]):
         raise SystemExit("MISMATCH: patched snapshot differs from a full sort")
     return elapsed  # `sources` is freed after the timing, as the store frees an old snapshot in apply()
@@ -99,9 +103,12 @@ def main() -> int:
     inc, full, snap_t, path_snaps = [], [], [], []
     for change in changes(args.changes):
         store.apply(change)
+        gc.collect()
+        gc.disable()  # the snapshot and its baseline are timed without the collector (see rebuild_paths)
         t0 = time.perf_counter()
         snapshot = store.snapshot()
         t1 = time.perf_counter()
+        gc.enable()
         if isinstance(change, Announce | Withdraw) and isinstance(change.facts[0], BgpPath):
             snap_t.append(t1 - t0)
             path_snaps.append(snapshot)

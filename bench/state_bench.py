@@ -9,12 +9,14 @@ that baseline (apply: the journal's cost; restore: replay from SQLite vs applyin
 
 Snapshot after one change: one VRP announced or withdrawn, then `snapshot()` (median of `--changes`),
 against a rebuild of the changed kind from scratch as the store did before it patched snapshots (sort
-the whole table, one frozenset per fact), timed on the same facts in the same run.
+the whole table, one frozenset per fact), timed on the same facts in the same run, both with the cyclic
+garbage collector off (its passes depend on what else the heap holds, which skewed the comparison).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -67,13 +69,19 @@ def one_change(store: StateStore, rounds: int) -> tuple[float, float]:
     for i in range(rounds):
         vrp = Vrp(f"2001:db8:ffff:{i // 2:x}::/64", 64, 64999)  # announced, then withdrawn
         store.apply((Withdraw if i % 2 else Announce)("rtr:one", (vrp,)))
+        gc.collect()  # both sides timed without the collector: its passes depend on the rest of the heap
+        gc.disable()
         t0 = time.perf_counter()
         snap = store.snapshot()
         t1 = time.perf_counter()
+        gc.enable()
         table = {f: set(s) for f, s in snap.sources["vrp"].items()}  # untimed: the store's old live table
+        gc.collect()
+        gc.disable()
         t2 = time.perf_counter()
         rebuilt_kind = full_rebuild("vrp", table)
         t3 = time.perf_counter()
+        gc.enable()
         assert rebuilt_kind[0] == snap.vrps, "patched snapshot differs from a full sort"
         del rebuilt_kind, table  # freed outside the timing, as the store frees an old snapshot in apply()
         patched.append(t1 - t0)

@@ -67,6 +67,11 @@ class LayeredSources(Mapping[Fact, frozenset[str]]):
             return sources
         return self._base[fact]
 
+    def __contains__(self, fact: object) -> bool:
+        if fact in self._delta:
+            return self._delta[fact] is not None  # type: ignore[index]
+        return fact in self._base
+
     def __iter__(self) -> Iterator[Fact]:
         delta = self._delta
         if not delta:

@@ -3,7 +3,7 @@
 The daemon's one writer task calls `apply(change)`; each change that alters anything bumps the version
 and is appended to the journal before it is visible. `snapshot()` gives the frozen, numbered view the
 engine reads. It is patched, not rebuilt: per kind the store keeps its facts in a sorted list and
-remembers the facts added and removed since the last snapshot; a snapshot bisects those into the list
+remembers the facts touched since the last snapshot; a snapshot bisects those added or removed into the list
 (in place when few, one linear merge when more, a full sort when a large part changed), copies it to
 a tuple, and gives `sources` as a LayeredSources (a shared base plus a small delta, compacted every
 ~sqrt(n) changes). So after one changed fact a snapshot costs a few bisections and one tuple copy of
@@ -137,12 +137,11 @@ class StateStore:
         self._version = 0
         self._since_checkpoint = 0
         self._dirty: set[str] = set(FACT_KINDS)
-        # per kind since the last snapshot: facts that entered / left the table (not just changed sources)
-        self._added: dict[str, set[Fact]] = {k: set() for k in FACT_KINDS}
-        self._removed: dict[str, set[Fact]] = {k: set() for k in FACT_KINDS}
+        # per kind: facts added, removed or given other sources since the last snapshot (one hash each)
+        self._touched: dict[str, set[Fact]] = {k: set() for k in FACT_KINDS}
         self._order: dict[str, list[Fact]] = {}  # per kind, sorted as of the last snapshot
         self._sorted: dict[str, tuple[Fact, ...]] = {}
-        # per kind: a base no snapshot sees change, and the sources changed since (None = gone)
+        # per kind: a base no snapshot sees change, and the sources changed since up to the last snapshot
         self._base: dict[str, dict[Fact, frozenset[str]]] = {k: {} for k in FACT_KINDS}
         self._delta: dict[str, dict[Fact, frozenset[str] | None]] = {k: {} for k in FACT_KINDS}
         self._interned: dict[frozenset[str], frozenset[str]] = {}
@@ -240,18 +239,14 @@ class StateStore:
         table = self._facts[kind]
         sources = table.get(fact)
         if sources is None:
-            table[fact] = self._delta[kind][fact] = self._intern(frozenset((source,)))
+            table[fact] = self._intern(frozenset((source,)))
             kinds.add(kind)
-            removed = self._removed[kind]
-            if fact in removed:
-                removed.discard(fact)  # back before any snapshot saw it go: still in the sorted tuple
-            else:
-                self._added[kind].add(fact)
         elif source in sources:
             return False
         else:
-            table[fact] = self._delta[kind][fact] = self._intern(sources | {source})
+            table[fact] = self._intern(sources | {source})
             self._dirty.add(kind)
+        self._touched[kind].add(fact)
         self._by_source.setdefault(source, set()).add(fact)
         return True
 
@@ -263,16 +258,11 @@ class StateStore:
             return False
         if len(sources) == 1:
             del table[fact]
-            self._delta[kind][fact] = None
             kinds.add(kind)
-            added = self._added[kind]
-            if fact in added:
-                added.discard(fact)
-            else:
-                self._removed[kind].add(fact)
         else:
-            table[fact] = self._delta[kind][fact] = self._intern(sources - {source})
+            table[fact] = self._intern(sources - {source})
             self._dirty.add(kind)
+        self._touched[kind].add(fact)
         held = self._by_source.get(source)
         if held is not None:
             held.discard(fact)
@@ -286,7 +276,7 @@ class StateStore:
         """The current facts as a frozen, numbered snapshot (cached until the next change)."""
         if self._snapshot is not None:
             return self._snapshot
-        for kind in self._dirty:
+        for kind in self._dirty:  # the order first: it reads the previous view of sources
             self._sorted[kind] = self._sorted_facts(kind)
             self._sources[kind] = self._sources_view(kind)
         self._dirty.clear()
@@ -296,12 +286,13 @@ class StateStore:
 
     def _sorted_facts(self, kind: str) -> tuple[Fact, ...]:
         """The kind's facts in key order: its list patched, or sorted whole after a big change."""
-        added, removed, table = self._added[kind], self._removed[kind], self._facts[kind]
+        touched, table, before = self._touched[kind], self._facts[kind], self._sources.get(kind)
         key = _KEYS[FACT_KINDS[kind]]
         order = self._order.get(kind)
-        changed = len(added) + len(removed)
-        if order is not None and changed * RESORT_FRACTION <= len(order):
-            if changed <= IN_PLACE_MAX:
+        if order is not None and before is not None and len(touched) * RESORT_FRACTION <= len(order):
+            added = [f for f in touched if f in table and f not in before]
+            removed = [f for f in touched if f not in table and f in before]
+            if len(added) + len(removed) <= IN_PLACE_MAX:
                 order = order if edit_sorted(order, added, removed, key) else None
             else:
                 order = merge_sorted(order, added, removed, key)
@@ -310,8 +301,6 @@ class StateStore:
                 order = None
         else:
             order = None
-        added.clear()
-        removed.clear()
         if order is None:
             order = sorted(table, key=key)
         self._order[kind] = order
@@ -319,10 +308,13 @@ class StateStore:
 
     def _sources_view(self, kind: str) -> Mapping[Fact, frozenset[str]]:
         """A frozen fact -> sources view: base + a copy of the delta; a new base once the delta is big."""
-        table, delta = self._facts[kind], self._delta[kind]
-        if len(delta) > max(MIN_DELTA, math.isqrt(len(table))):
+        touched, table, delta = self._touched[kind], self._facts[kind], self._delta[kind]
+        if len(delta) + len(touched) > max(MIN_DELTA, math.isqrt(len(table))):
             self._base[kind] = dict(table)
             delta.clear()
+        else:
+            delta.update((f, table.get(f)) for f in touched)
+        touched.clear()
         return LayeredSources(self._base[kind], dict(delta), len(table))
 
     def facts(self, kind: str) -> list[Fact]:
