@@ -292,6 +292,8 @@ class StateStore:
         if order is not None and before is not None and len(touched) * RESORT_FRACTION <= len(order):
             added = [f for f in touched if f in table and f not in before]
             removed = [f for f in touched if f not in table and f in before]
+            if not added and not removed and kind in self._sorted:
+                return self._sorted[kind]  # only sources changed: the same tuple (the engine skips it)
             if len(added) + len(removed) <= IN_PLACE_MAX:
                 order = order if edit_sorted(order, added, removed, key) else None
             else:
