@@ -22,11 +22,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import waiting
 
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SpeakerRestarted
 from appliance.topology.ingest import TopologyIngest
@@ -248,17 +250,7 @@ def lab(require_root: None) -> Iterator[Lab]:
         lab.teardown()
 
 
-async def until(check: Callable[[], Any], what: str, timeout_s: float = 40.0) -> None:
-    """Poll `check` (returns a falsy value or a description of the mismatch) until it passes."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while loop.time() < deadline:
-        last = check()
-        if last is True:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last mismatch: {last}")
+until = partial(waiting.until, timeout_s=40.0)  # this module's wait per step
 
 
 def test_exporter_exabgp_topology_matches_lab_and_follows_changes(lab: Lab) -> None:

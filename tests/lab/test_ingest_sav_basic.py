@@ -17,10 +17,12 @@ import ipaddress
 import json
 import subprocess
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import waiting
 
 from appliance.cli import main
 from appliance.lab import Lab
@@ -66,16 +68,7 @@ def kernel_truth(lab: Lab) -> tuple[set[tuple[str, str, str, str]], set[tuple[st
     return adj, {(r, str(x.network)) for r in addrs for x in addrs[r]}
 
 
-async def until(check: Callable[[], Any], what: str, timeout_s: float = 45.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while loop.time() < deadline:
-        last = check()
-        if last is True:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last mismatch: {last}")
+until = partial(waiting.until, timeout_s=45.0)  # this module's wait per step
 
 
 def test_sav_basic_graph_equals_lab_and_follows_link_changes(

@@ -9,17 +9,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support import waiting
 
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SpeakerError
 from appliance.topology.ingest import TopologyIngest
+from rpki.localcache import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 HERE = Path(__file__).parent
@@ -27,22 +27,7 @@ DATA = HERE.parents[1] / "unit" / "ingest" / "data" / "frr-8.4.4-sav-basic-ospf.
 REPO = HERE.parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def until(check: Callable[[], Any], what: str, timeout_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while loop.time() < deadline:
-        last = check()
-        if last is True:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last}")
+until = partial(waiting.until, timeout_s=30.0, interval_s=0.1)  # this module's wait per step
 
 
 def test_exporter_session_diffs_and_reconnect_mock_vtysh(tmp_path: Path) -> None:

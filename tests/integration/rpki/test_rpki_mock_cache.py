@@ -7,11 +7,11 @@ Reports with the right code and the offending PDU) and what reached the tables (
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from support import waiting
 
 from rpki.rtr import pdu as P
 from rpki.rtr.manager import RtrManager
@@ -82,12 +82,7 @@ class FakeCache:
 
 
 async def until(what: str, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    await waiting.until(predicate, what, timeout_s, interval_s=0.02)
 
 
 Check = Callable[[FakeCache, RtrManager, RpkiTables], object]

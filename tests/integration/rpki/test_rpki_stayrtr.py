@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import waiting
 
 from appliance.model import Aspa, Vrp
 from rpki import rtrlib
@@ -39,12 +40,7 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = 10.0) 
 
 
 async def until(what: str, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    await waiting.until(predicate, what, timeout_s, interval_s=0.05)
 
 
 @pytest.fixture
