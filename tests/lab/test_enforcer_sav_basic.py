@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from appliance.enforcer.testbed import ThreadedSpeaker, rx_counter, wait_for
+from appliance.demo import Appliance, Flow, send_flow
+from appliance.enforcer.testbed import ThreadedSpeaker, wait_for
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.flowspec import render_exabgp
 from appliance.flowspec.compiler import compile_ruleset
@@ -61,72 +59,33 @@ def lab_plan() -> FlowSpecPlan:
 
 
 class Proof:
-    def __init__(self, lab: Lab, plan: FlowSpecPlan, speaker: ThreadedSpeaker, workdir: Path) -> None:
-        self.lab, self.plan, self.speaker, self.workdir = lab, plan, speaker, workdir
-        self.enforcers: dict[str, subprocess.Popen[bytes]] = {}
+    """The lab, the engine's FlowSpec plan, the ctl ExaBGP speaker and the enforcers (run and stopped by
+    appliance.demo.Appliance, as in `savd demo`, here without savd and StayRTR)."""
 
-    def start_enforcer(self, router: str) -> None:
-        spec = self.plan.get(router)
-        groups = [{"interface": g.interface, "group_id": g.group_id} for g in spec.groups] if spec else []
-        gfile = self.workdir / f"{router}-groups.json"
-        gfile.write_text(json.dumps(groups))
-        vtysh = " ".join(self.lab.vtysh_argv(router))
-        argv = [
-            "ip",
-            "netns",
-            "exec",
-            self.lab.netns(router),
-            sys.executable,
-            "-m",
-            "appliance.enforcer.main",
-            "-v",
-            "run",
-            "--node",
-            router,
-            "--asn",
-            "65000",
-            "--configure-frr",
-            "--vtysh",
-            vtysh,
-            "--groups-file",
-            str(gfile),
-            "--workdir",
-            str(self.workdir / router),
-            "--reconcile-s",
-            "1",
-        ]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        with (self.workdir / f"{router}-enforcer.log").open("ab") as log:
-            self.enforcers[router] = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+    def __init__(self, lab: Lab, plan: FlowSpecPlan, speaker: ThreadedSpeaker, workdir: Path) -> None:
+        self.lab, self.plan, self.speaker = lab, plan, speaker
+        self.app = Appliance(lab, workdir)
+
+    def start_enforcers(self) -> None:
+        groups_dir = self.app.data_dir / "enforcer-groups"  # read by Appliance.start_enforcers
+        groups_dir.mkdir(parents=True, exist_ok=True)
+        for router in ROUTERS:
+            spec = self.plan.get(router)
+            groups = [{"interface": g.interface, "group_id": g.group_id} for g in spec.groups] if spec else []
+            (groups_dir / f"{router}.json").write_text(json.dumps(groups))
+        self.app.start_enforcers(tuple(ROUTERS))
 
     def get(self, router: str, path: str = "/counters") -> dict[str, Any]:
-        code = (
-            "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen("
-            f"'http://127.0.0.1:9180{path}',timeout=10).read().decode())"
-        )
-        proc = self.lab.exec(router, [sys.executable, "-c", code])
-        if proc.returncode != 0:   # not listening yet: wait_for retries on ValueError
-            raise ValueError(f"{router}: enforcer endpoint {path} not answering: {proc.stderr[-300:]}")
-        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+        return self.app.enforcer(router, path)  # ValueError while not answering: wait_for retries
 
     def installed(self, router: str) -> int:
-        return sum(1 for r in self.get(router)["rules"] if r["state"] == "installed")
+        return self.app.installed(router)
 
     def push(self, commands: list[str]) -> int:
         return self.speaker.send_many(commands)
 
     def stop(self) -> None:
-        for proc in self.enforcers.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.enforcers.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.app.stop()
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +113,7 @@ def proof(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         speaker = ThreadedSpeaker(workdir / "ctl-speaker", lab.netns("ctl"), neighbors)
         speaker.call(speaker.speaker.start())
         p = Proof(lab, lab_plan(), speaker, workdir)
-        for router in ROUTERS:
-            p.start_enforcer(router)
+        p.start_enforcers()
         wait_for(
             "ctl speaker established with r1..r4",
             lambda: speaker.established(4) if speaker else None,
@@ -178,31 +136,10 @@ def proof(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         lab.down()
 
 
-def delivered(proof: Proof, sender: str, source: str, count: int) -> int:
-    rx = proof.lab.netns("h2")
-    before = rx_counter(rx, source)
-    if ":" in source:
-        have = proof.lab.exec(sender, ["ip", "-6", "addr", "show"]).stdout
-        ifname = "eth1"
-        if source + "/" not in have:
-            proof.lab.exec(
-                sender,
-                ["ip", "-6", "addr", "add", f"{source}/128", "dev", ifname, "nodad", "preferred_lft", "0"],
-                check=True,
-            )
-        proof.lab.exec(
-            sender,
-            ["ping", "-6", "-q", "-n", "-I", source, "-c", str(count), "-i", "0.01", "-W", "1", H2_V6],
-            timeout_s=60,
-        )
-    else:
-        proof.lab.exec(
-            sender,
-            ["hping3", "--udp", "-p", "5000", "-a", source, "-c", str(count), "-i", "u2000", "-q", H2_V4],
-            timeout_s=60,
-        )
-    time.sleep(0.3)
-    return rx_counter(rx, source) - before
+def delivered(proof: Proof, sender: str, source: str, count: int, spoofed: bool = False) -> int:
+    """Packets from `sender` with `source` that reached h2 (appliance.demo.send_flow)."""
+    dst = H2_V6 if ":" in source else H2_V4
+    return send_flow(proof.lab, Flow(f"{sender} from {source}", sender, source, "h2", dst, count, spoofed))
 
 
 def test_engine_rules_pushed_and_installed_on_every_router(proof: Proof) -> None:
@@ -231,11 +168,11 @@ def test_legitimate_traffic_passes_including_the_asymmetric_multihomed_prefix(pr
 
 def test_spoofed_traffic_is_dropped_and_counted(proof: Proof) -> None:
     before_r1 = {r["source"]: r for r in proof.get("r1")["rules"]}
-    assert delivered(proof, "h1", "198.18.3.77", 20) == 0  # h2's prefix from subnet 1 (access)
-    assert delivered(proof, "h1", "198.19.7.7", 20) == 0  # a foreign source from subnet 1
-    assert delivered(proof, "h1", "2001:db8:0:3::77", 10) == 0
-    assert delivered(proof, "inet", "198.18.1.77", 20) == 0  # internal source from outside (border)
-    assert delivered(proof, "inet", "2001:db8:0:1::77", 10) == 0
+    assert delivered(proof, "h1", "198.18.3.77", 20, spoofed=True) == 0  # h2's prefix from subnet 1 (access)
+    assert delivered(proof, "h1", "198.19.7.7", 20, spoofed=True) == 0  # a foreign source from subnet 1
+    assert delivered(proof, "h1", "2001:db8:0:3::77", 10, spoofed=True) == 0
+    assert delivered(proof, "inet", "198.18.1.77", 20, spoofed=True) == 0  # internal source from outside
+    assert delivered(proof, "inet", "2001:db8:0:1::77", 10, spoofed=True) == 0
     time.sleep(1.5)
     r1 = proof.get("r1")["rules"]
     dropped_r1 = sum(r["dropped_packets"] for r in r1) - sum(r["dropped_packets"] for r in before_r1.values())
@@ -250,8 +187,8 @@ def test_after_withdraw_spoofed_traffic_passes_again(proof: Proof) -> None:
         proof.push([f"neighbor {peer} {render_exabgp.withdraw(rule)}" for rule in spec.rules])
     for router in ROUTERS:
         wait_for(f"{router}: no rules", lambda r=router: proof.get(r)["rules"] == [] or None, 30, 0.25)
-    assert delivered(proof, "h1", "198.18.3.78", 20) == 20
-    assert delivered(proof, "inet", "198.18.1.78", 20) == 20
-    assert delivered(proof, "h1", "2001:db8:0:3::78", 10) == 10
+    assert delivered(proof, "h1", "198.18.3.78", 20, spoofed=True) == 20
+    assert delivered(proof, "inet", "198.18.1.78", 20, spoofed=True) == 20
+    assert delivered(proof, "h1", "2001:db8:0:3::78", 10, spoofed=True) == 10
     for router in ("r1", "r2", "r3", "r4"):
         assert proof.lab.exec(router, ["nft", "list", "table", "inet", "savd_enforcer"]).returncode != 0
