@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,14 +20,9 @@ from appliance.speakers.exabgp import (
     SpeakerRestarted,
     UpdateReceived,
 )
+from rpki.localcache import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_for(

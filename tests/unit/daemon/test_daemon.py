@@ -27,6 +27,7 @@ from appliance.daemon import Daemon, DaemonContext, engine_from_config
 from appliance.model import Interface, PrefixReport, Router, SavRuleSet, Severity
 from appliance.state import Announce, StateSnapshot, Withdraw
 from appliance.state.journal import FILE_NAME
+from rpki.localcache import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = "daemon-test-token"
@@ -241,12 +242,6 @@ async def _value(value: Any) -> Any:
     return value
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def savd(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "appliance.cli", *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -396,7 +391,6 @@ def test_an_api_port_in_use_is_a_clear_start_error(tmp_path: Path, monkeypatch: 
         assert main(["run", "--config", str(cfg)]) == 4
     err = capsys.readouterr().err
     assert err.startswith("savd: cannot start:") and "address already in use" in err.lower()
-
 
 
 def test_report_conflicts_raise_and_clear_alarms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
