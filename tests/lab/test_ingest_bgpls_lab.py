@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from support import waiting
+from support.graphs import adjacencies, graph_mismatch, prefixes
 
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SpeakerRestarted
 from appliance.topology.ingest import TopologyIngest
@@ -193,25 +194,15 @@ class Lab:
     def truth(self) -> tuple[set[tuple[str, str, str, str]], set[tuple[str, str]]]:
         """Adjacencies (router, neighbour, local addr, neighbour addr) and prefixes (router, prefix)
         read from the kernel: every OSPF-facing interface address (not ctl, not 127/8)."""
-        addrs: dict[str, list[tuple[str, ipaddress.IPv4Interface]]] = {}
+        addrs: dict[str, list[ipaddress.IPv4Interface]] = {}
         for r in ROUTERS:
             for link in json.loads(sh("ip", "-n", self.ns[r], "-j", "-4", "addr", "show")):
                 up = "UP" in link.get("flags", []) and "NO-CARRIER" not in link.get("flags", [])
                 for a in link.get("addr_info", []):
                     itf = ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}")
                     if link["ifname"] != "ctl" and not itf.ip.is_loopback and up:
-                        addrs.setdefault(r, []).append((link["ifname"], itf))
-        adj = {
-            (a, b, str(x.ip), str(y.ip))
-            for a in addrs
-            for b in addrs
-            if a != b
-            for _, x in addrs[a]
-            for _, y in addrs[b]
-            if x.network == y.network
-        }
-        prefixes = {(r, str(x.network)) for r in addrs for _, x in addrs[r]}
-        return adj, prefixes
+                        addrs.setdefault(r, []).append(itf)
+        return adjacencies(addrs), prefixes(addrs)
 
     def teardown(self) -> None:
         for proc in self.exporters:
@@ -289,17 +280,11 @@ def test_exporter_exabgp_topology_matches_lab_and_follows_changes(lab: Lab) -> N
             topo = ingest.topology
 
             def matches() -> Any:
-                adj, prefixes = lab.truth()
+                adj, expected = lab.truth()
                 links = {(lk.local, lk.remote, lk.local_address, lk.remote_address) for lk in topo.links()}
                 learned = {(p.router, p.prefix) for p in topo.igp_prefixes()}
-                if links == adj and learned == prefixes and {r.name for r in topo.routers()} == set(ROUTERS):
-                    return True
-                return {
-                    "links-missing": adj - links,
-                    "links-extra": links - adj,
-                    "prefixes-missing": prefixes - learned,
-                    "prefixes-extra": learned - prefixes,
-                }
+                routers = [r.name for r in topo.routers()]
+                return graph_mismatch(links, adj, learned, expected, routers, ROUTERS)
 
             await until(matches, "learned graph == lab topology")
             assert topo.neighbours("r2") == ("r1", "r3")

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from support import waiting
+from support.graphs import adjacencies, graph_mismatch, prefixes
 
 from appliance.cli import main
 from appliance.lab import Lab
@@ -56,16 +57,7 @@ def kernel_truth(lab: Lab) -> tuple[set[tuple[str, str, str, str]], set[tuple[st
                 itf = ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}")
                 if not itf.ip.is_loopback and not itf.ip.is_link_local:
                     addrs.setdefault(r, []).append(itf)
-    adj = {
-        (a, b, str(x.ip), str(y.ip))
-        for a in addrs
-        for b in addrs
-        if a != b
-        for x in addrs[a]
-        for y in addrs[b]
-        if x.version == 4 and x.network == y.network
-    }
-    return adj, {(r, str(x.network)) for r in addrs for x in addrs[r]}
+    return adjacencies(addrs), prefixes(addrs)
 
 
 until = partial(waiting.until, timeout_s=45.0)  # this module's wait per step
@@ -103,7 +95,7 @@ def test_sav_basic_graph_equals_lab_and_follows_link_changes(
                 ingest.handle(ev)
 
         def matches() -> Any:
-            adj, prefixes = kernel_truth(lab)
+            adj, expected = kernel_truth(lab)
             border = set(topo.border_links())
             links = {
                 (lk.local, lk.remote, lk.local_address, lk.remote_address)
@@ -113,14 +105,7 @@ def test_sav_basic_graph_equals_lab_and_follows_link_changes(
             intra = {
                 (topo.router_name(p.node), p.prefix) for p in topo.ls_prefixes() if p.ospf_route_type == 1
             }
-            if links == adj and intra == prefixes and {r.name for r in topo.routers()} == set(ROUTERS):
-                return True
-            return {
-                "links-missing": adj - links,
-                "links-extra": links - adj,
-                "prefixes-missing": prefixes - intra,
-                "prefixes-extra": intra - prefixes,
-            }
+            return graph_mismatch(links, adj, intra, expected, [r.name for r in topo.routers()], ROUTERS)
 
         await speaker.start()
         consumer = asyncio.create_task(consume())
