@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,6 +109,14 @@ async def exabgp(lab: FrrFlowLab) -> AsyncIterator[ExaBgpSpeaker]:
         await sp.stop()
 
 
+async def follow(events: AsyncIterator[Any], pusher: FlowPusher, ups: list[str]) -> None:
+    """Feed a speaker's events to the pusher (its re-sync on SessionUp), noting each SessionUp's neighbour."""
+    async for ev in events:
+        if isinstance(ev, SessionUp):
+            ups.append(ev.neighbor)
+        await pusher.on_event(ev)
+
+
 def test_exabgp_push_withdraw_and_resync_after_speaker_restart(lab: FrrFlowLab) -> None:
     full, small = (*plan_rules(RULESET), WIDE), plan_rules(SMALLER)
     assert any(r.match.packet_length_min is not None for r in full)  # the per-interface conflict case
@@ -117,13 +126,7 @@ def test_exabgp_push_withdraw_and_resync_after_speaker_restart(lab: FrrFlowLab) 
             pusher = FlowPusher(ExaBgpFlowAdapter(sp))
             ups: list[str] = []
 
-            async def follow() -> None:
-                async for ev in sp.events():
-                    if isinstance(ev, SessionUp):
-                        ups.append(ev.neighbor)
-                    await pusher.on_event(ev)
-
-            task = asyncio.create_task(follow())
+            task = asyncio.create_task(follow(sp.events(), pusher, ups))
             try:
                 await pusher.push(FRR_ADDR, full)
                 await wait_frr(lab, full, "the full rule set via ExaBGP")
@@ -166,13 +169,7 @@ def test_gobgp_push_withdraw_and_resync_after_gobgpd_restart(lab: FrrFlowLab) ->
         pusher = FlowPusher(sp)
         ups: list[str] = []
 
-        async def follow() -> None:
-            async for ev in sp.events():
-                if isinstance(ev, SessionUp):
-                    ups.append(ev.neighbor)
-                await pusher.on_event(ev)
-
-        task = asyncio.create_task(follow())
+        task = asyncio.create_task(follow(sp.events(), pusher, ups))
         try:
             await pusher.push(FRR_ADDR, full)          # held back until the session is up, then re-synced
             await wait_frr(lab, full, "the full rule set via GoBGP")
