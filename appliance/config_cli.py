@@ -29,8 +29,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem.render(exc.source), file=sys.stderr)
+        print(exc, file=sys.stderr)  # one line per problem, with file, line and key
         print(f"{len(exc.problems)} error(s) in {exc.source}", file=sys.stderr)
         return 1
     print(summary(config))

@@ -455,8 +455,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem.render(exc.source), file=sys.stderr)
+        print(exc, file=sys.stderr)  # one line per problem, with file, line and key
         return 2
     for name in ("savd", "appliance", "rpki"):  # the wired components log under their module names
         logging.getLogger(name).setLevel(config.appliance.log_level.upper())

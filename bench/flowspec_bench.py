@@ -23,6 +23,7 @@ import ipaddress
 import statistics
 import time
 import zlib
+from collections.abc import Awaitable
 from pathlib import Path
 
 from flowspec_lab import FRR_ADDR, FRR_AS, SPEAKER_ADDR, SPEAKER_AS, FrrFlowLab  # bench/ is sys.path[0]
@@ -63,6 +64,21 @@ async def wait_received(lab: FrrFlowLab, n: int, timeout: float) -> float:
     raise RuntimeError(f"FRR received {lab.received(4)} of {n} rules within {timeout}s")
 
 
+async def timed(lab: FrrFlowLab, n: int, push: Awaitable[object]) -> tuple[float, float]:
+    """(seconds until `push` returned, seconds until FRR holds `n` rules), both from its start."""
+    t0 = time.monotonic()
+    await push
+    t_acked = time.monotonic()
+    t_frr = await wait_received(lab, n, 900)
+    return t_acked - t0, t_frr - t0
+
+
+async def add_paths_unary(sp: GoBgpSpeaker, rules: list[FlowRule]) -> None:
+    """The baseline: one unary AddPath call per rule."""
+    for r in rules:
+        await sp._stub.AddPath(api.AddPathRequest(table_type=api.GLOBAL, path=path_message(to_path(r))))
+
+
 async def push_exabgp(lab: FrrFlowLab, rules: list[FlowRule], window: int) -> tuple[float, float]:
     nb = ExaNeighbor(FRR_ADDR, SPEAKER_ADDR, SPEAKER_AS, FRR_AS, SPEAKER_ADDR, ("ipv4 flow", "ipv6 flow"))
     sp = ExaBgpSpeaker(lab.dir / "exabgp", [nb], netns=lab.ns_speaker)
@@ -71,11 +87,7 @@ async def push_exabgp(lab: FrrFlowLab, rules: list[FlowRule], window: int) -> tu
         await asyncio.to_thread(lab.wait, lab.session_up, "BGP session", 30)
         pusher = FlowPusher(ExaBgpFlowAdapter(sp, window=window))
         await pusher.session_up(FRR_ADDR)
-        t0 = time.monotonic()
-        await pusher.push(FRR_ADDR, rules)
-        t_acked = time.monotonic()
-        t_frr = await wait_received(lab, len(rules), 900)
-        return t_acked - t0, t_frr - t0
+        return await timed(lab, len(rules), pusher.push(FRR_ADDR, rules))
     finally:
         await sp.stop()
 
@@ -86,18 +98,11 @@ async def push_gobgp(lab: FrrFlowLab, rules: list[FlowRule], unary: bool) -> tup
     await sp.start()
     try:
         await asyncio.to_thread(lab.wait, lab.session_up, "BGP session", 30)
-        t0 = time.monotonic()
         if unary:
-            for r in rules:
-                path = path_message(to_path(r))
-                await sp._stub.AddPath(api.AddPathRequest(table_type=api.GLOBAL, path=path))
-        else:
-            pusher = FlowPusher(sp)
-            await pusher.session_up(FRR_ADDR)
-            await pusher.push(FRR_ADDR, rules)
-        t_acked = time.monotonic()
-        t_frr = await wait_received(lab, len(rules), 900)
-        return t_acked - t0, t_frr - t0
+            return await timed(lab, len(rules), add_paths_unary(sp, rules))
+        pusher = FlowPusher(sp)
+        await pusher.session_up(FRR_ADDR)
+        return await timed(lab, len(rules), pusher.push(FRR_ADDR, rules))
     finally:
         await sp.stop()
 

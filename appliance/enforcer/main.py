@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from appliance.cli import configure_logging
 from appliance.enforcer import groupmap
 from appliance.enforcer.httpd import serve
 from appliance.enforcer.nftplan import PlanOptions, render_full
@@ -242,8 +243,7 @@ def _handler(service: EnforcerService) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(args.verbose)
     with contextlib.suppress(BrokenPipeError):
         return int(args.func(args))
     return 0
