@@ -38,13 +38,19 @@ POLL_S = 1.0
 log = logging.getLogger(__name__)
 
 
-def alive(pid: int) -> bool:
-    """A running process (zombies are dead: a killed savd stays a zombie until its parent reaps it)."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first); [] when there is no such process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+        return []
+
+
+def alive(pid: int, started: str = "") -> bool:
+    """A running process (zombies are dead: a killed savd stays a zombie until its parent reaps it); with
+    `started` (its start time in clock ticks), that very process and not a later one given its PID."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] not in ("Z", "X") and (not started or fields[19] == started)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -55,10 +61,21 @@ def _read_pid(path: Path) -> int | None:
 
 
 def claim(workdir: Path, pid: int | None = None) -> None:
-    """Make `pid` (default: this process) the owner the guard in `workdir` checks for."""
+    """Make `pid` (default: this process) the owner the guard in `workdir` checks for; its start time is
+    recorded too, so a new process that gets the PID of a dead savd does not keep the speaker alive."""
+    pid = pid or os.getpid()
+    fields = _stat(pid)
     tmp = workdir / f".{OWNER_FILE}.tmp"
-    tmp.write_text(f"{pid or os.getpid()}\n")
+    tmp.write_text(f"{pid} {fields[19] if fields else ''}\n")
     tmp.replace(workdir / OWNER_FILE)
+
+
+def owner_alive(workdir: Path) -> bool:
+    try:
+        pid, _, started = (workdir / OWNER_FILE).read_text().strip().partition(" ")
+        return alive(int(pid), started)
+    except (OSError, ValueError):
+        return False
 
 
 def guard_pid(workdir: Path) -> int | None:
@@ -120,12 +137,11 @@ def watch(workdir: Path, grace_s: float, command: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     orphaned_at: float | None = None
     while (code := child.poll()) is None:
-        owner = _read_pid(workdir / OWNER_FILE)
-        if owner is not None and alive(owner):
+        if owner_alive(workdir):
             orphaned_at = None
         elif orphaned_at is None:
             orphaned_at = time.monotonic()
-            log.warning("event=speaker-orphaned workdir=%s owner=%s grace_s=%g", workdir, owner, grace_s)
+            log.warning("event=speaker-orphaned workdir=%s grace_s=%g", workdir, grace_s)
         elif time.monotonic() - orphaned_at >= grace_s:
             log.warning("event=speaker-holdover-expired workdir=%s pid=%d", workdir, child.pid)
             _terminate(child)

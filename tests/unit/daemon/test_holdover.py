@@ -1,0 +1,48 @@
+"""The holdover guard (appliance/speakers/holdover.py) with a real child process: it keeps the child while
+its owner lives, stops it once the owner has been gone for the grace time, and an owner is that very
+process (PID and start time), not a later one that got its PID."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from appliance.speakers.holdover import OWNER_FILE, alive, claim, guard_argv, guard_pid, owner_alive
+
+
+def test_the_owner_is_that_very_process(tmp_path: Path) -> None:
+    claim(tmp_path)
+    assert owner_alive(tmp_path)
+    pid, started = (tmp_path / OWNER_FILE).read_text().split()
+    assert int(pid) == os.getpid()
+    (tmp_path / OWNER_FILE).write_text(f"{pid} {int(started) + 1}\n")  # same PID, another process
+    assert not owner_alive(tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    claim(tmp_path, gone.pid)
+    assert not alive(gone.pid) and not owner_alive(tmp_path)
+
+
+def test_the_guard_stops_its_child_once_the_owner_is_gone_for_the_grace_time(tmp_path: Path) -> None:
+    owner = subprocess.Popen(["sleep", "60"])
+    claim(tmp_path, owner.pid)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    guard = subprocess.Popen(guard_argv(tmp_path, 1.0, ["sleep", "60"]), env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while guard_pid(tmp_path) != guard.pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert guard_pid(tmp_path) == guard.pid
+        time.sleep(2.5)  # owner alive: the child is held well past the grace time
+        assert guard.poll() is None
+        owner.kill()
+        owner.wait()
+        assert guard.wait(10) == 0  # stopped about 1 s after the owner went
+        assert guard_pid(tmp_path) is None
+    finally:
+        for proc in (owner, guard):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
