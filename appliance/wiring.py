@@ -166,8 +166,8 @@ class SpeakerSet:
             ctx.on_rules(self.on_rules)
         reaped_any = False
         for name, running in self.speakers.items():
-            if isinstance(running, GoBgpSpeaker):
-                continue  # adopts the gobgpd a killed savd left in holdover, or reaps it itself
+            if isinstance(running, GoBgpSpeaker) or running.adopts:
+                continue  # adopts the speaker a killed savd left in holdover, or reaps it itself
             reaped = reap(running.workdir)
             if reaped:
                 reaped_any = True
@@ -209,8 +209,11 @@ class SpeakerSet:
         ]
         listen = (spk.listen_host, spk.listen_port) if spk.listen_host else None
         workdir = self.config.appliance.data_dir / "speakers" / spk.name
+        # a FlowSpec-only ExaBGP left by a killed savd is adopted (routers keep their rules); one with
+        # BGP-LS peers is replaced, since the topology it received cannot be asked for again
+        flowspec_only = all(f in FLOWSPEC_FAMILIES for p in spk.peers for f in p.families)
         return ExaBgpSpeaker(workdir, neighbors, netns=spk.netns or None, listen=listen,
-                             holdover_s=self.holdover_s)
+                             holdover_s=self.holdover_s, adoptable=flowspec_only)
 
     def _build_gobgp(self, spk: SpeakerConfig) -> dict[str, GoBgpSpeaker]:
         """One GoBgpSpeaker per router of the speaker's peers, keyed "<speaker>/<router>"; managed ones

@@ -11,6 +11,12 @@ How the API is wired: ExaBGP talks to "API processes" over their stdin/stdout. O
 Unix socket this object serves in its work directory; Unix sockets live in the file system, so this
 also works when ExaBGP runs inside another network namespace.
 
+Holdover and adoption (with `holdover_s`): ExaBGP runs under a holdover guard (speakers/holdover.py), its
+output goes to <workdir>/exabgp.log, and the relay (`relay SOCKET hold`) waits for the next savd when this
+one goes. With `adoptable` (FlowSpec-only speakers), a restarted savd takes that ExaBGP over when its
+configuration is unchanged: the relay connects to the new socket, `show neighbor json` gives the sessions
+that are up (SessionUp for each), and the pusher re-syncs without withdrawing. Otherwise it is reaped.
+
 Must not: interpret families (BGP-LS decoding lives in speakers/bgpls.py, FlowSpec rendering in
 appliance/flowspec/), or keep route state: ExaBGP forgets nothing on reconnect and withdraws nothing on
 stop, so callers own their announcements and re-send them on `SessionUp`.
@@ -39,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.speakers.holdover import claim, guard_argv
+from appliance.speakers.holdover import alive, claim, end_process, guard_argv, guard_pid, reap
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +322,7 @@ class ExaBgpSpeaker:
         exabgp_bin: str | None = None,
         record: Path | None = None,
         holdover_s: float | None = None,
+        adoptable: bool = False,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.neighbors = tuple(neighbors)
@@ -334,15 +341,20 @@ class ExaBgpSpeaker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._restarts = 0
-        self._log_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._record = record
         self.holdover_s = holdover_s
+        self.adopts = adoptable and holdover_s is not None  # a killed savd's ExaBGP is taken over
+        self._adopted: int | None = None  # the holdover guard of an ExaBGP a previous savd left running
+        self._capture: list[str] | None = None  # answers of a `show` command being collected
 
     # public API ----------------------------------------------------------------------------------------
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc and self._proc.returncode is None else None
+        """Our child (ExaBGP, or its holdover guard), or the guard we adopted."""
+        if self._proc and self._proc.returncode is None:
+            return self._proc.pid
+        return self._adopted
 
     @property
     def restarts(self) -> int:
@@ -359,15 +371,69 @@ class ExaBgpSpeaker:
             sock.unlink()
         self._server = await asyncio.start_unix_server(self._on_relay, path=str(sock), limit=MAX_LINE_BYTES)
         relay = f"{sys.executable} -m appliance.speakers.exabgp relay {sock}"
-        (self.workdir / "exabgp.conf").write_text(render_config(self.neighbors, relay))
-        (self.workdir / "exabgp.env").write_text(render_env(self.listen))
-        await self._spawn()
-        try:
-            await self._wait_relay()
-        except SpeakerError:
-            await self.stop()
-            raise
+        if self.holdover_s is not None:
+            relay += " hold"  # the relay waits for the next savd instead of ending with this one
+        config, env = render_config(self.neighbors, relay), render_env(self.listen)
+        if not (self.adopts and await self._adopt(config, env)):
+            for pid in reap(self.workdir) if self.adopts else ():
+                log.warning("event=stale-speaker-killed workdir=%s pid=%d", self.workdir, pid)
+            (self.workdir / "exabgp.conf").write_text(config)
+            (self.workdir / "exabgp.env").write_text(env)
+            await self._spawn()
+            try:
+                await self._wait_relay()
+            except SpeakerError:
+                await self.stop()
+                raise
         self._supervisor = asyncio.create_task(self._supervise(), name="exabgp-supervisor")
+
+    async def _adopt(self, config: str, env: str) -> bool:
+        """Take over the ExaBGP a killed savd left under its holdover guard, sessions and routes included:
+        same configuration, its relay connects to our socket, and it says which sessions are up."""
+        pid = guard_pid(self.workdir)
+        if pid is None:
+            return False
+        try:
+            same = ((self.workdir / "exabgp.conf").read_text(), (self.workdir / "exabgp.env").read_text()) \
+                == (config, env)
+        except OSError:
+            same = False
+        up = None
+        if same:
+            claim(self.workdir)
+            self._adopted = pid
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._relay_ready.wait(), 5.0)
+            up = await self._established_now() if self._relay_ready.is_set() else None
+        if up is None:
+            log.warning("event=exabgp-not-adopted workdir=%s pid=%d reason=%s", self.workdir, pid,
+                        "no answer" if same else "configuration changed")
+            self._adopted = None
+            await end_process(pid)
+            return False
+        for peer in sorted(up):
+            self._established.add(peer)
+            self._queue.put_nowait(SessionUp(peer, self._names.get(peer, "")))
+        log.info("event=exabgp-adopted workdir=%s pid=%d established=%s", self.workdir, pid,
+                 ",".join(sorted(up)))
+        return True
+
+    async def _established_now(self) -> set[str] | None:
+        """The neighbours ExaBGP has Established (`show neighbor json`), None when it does not answer."""
+        self._capture = []
+        try:
+            ok = await self.send("show neighbor json")
+            answer = "".join(self._capture)
+        finally:
+            self._capture = None
+        try:
+            doc = json.loads(answer) if ok else None
+        except ValueError:
+            doc = None
+        if not isinstance(doc, list):
+            return None
+        return {str(n["peer"]["address"]) for n in doc
+                if isinstance(n, dict) and str(n.get("fsm", "")).lower() == "established"}
 
     async def stop(self) -> None:
         """Stop ExaBGP (SIGTERM, then SIGKILL by PID) and the relay server; idempotent."""
@@ -378,6 +444,11 @@ class ExaBgpSpeaker:
                 await self._supervisor
             self._supervisor = None
         await self._kill()
+        if self._adopted is not None:
+            adopted, self._adopted = self._adopted, None
+            await end_process(adopted)
+            for pid in reap(self.workdir):  # ExaBGP itself, had its guard to be killed
+                log.warning("event=stale-speaker-killed workdir=%s pid=%d", self.workdir, pid)
         if self._writer:
             self._writer.close()
             self._writer = None
@@ -448,13 +519,14 @@ class ExaBgpSpeaker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CONFIG_DIR.parent), env.get("PYTHONPATH")) if p)
         env.pop("EXABGP_ENVFILE", None)
-        self._proc = await asyncio.create_subprocess_exec(
-            *self._argv(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, cwd=str(self.workdir), start_new_session=True,
-        )
+        # output to a file, not a pipe: ExaBGP in holdover outlives the savd that would read the pipe
+        with (self.workdir / "exabgp.log").open("ab") as logf:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._argv(), stdin=asyncio.subprocess.DEVNULL, stdout=logf,
+                stderr=asyncio.subprocess.STDOUT, env=env, cwd=str(self.workdir), start_new_session=True,
+            )
         log.info("event=exabgp-started pid=%s netns=%s workdir=%s",
                  self._proc.pid, self.netns or "", self.workdir)
-        self._track(asyncio.create_task(self._drain_output(self._proc)))
 
     async def _wait_relay(self) -> None:
         proc = self._proc
@@ -467,32 +539,30 @@ class ExaBgpSpeaker:
         exited.cancel()
         if waiter in done:
             return
-        tail = " | ".join(self._log_tail)
+        tail = " | ".join(self._log_tail())
         why = f"exited with {proc.returncode}" if exited in done else "API relay did not connect"
         raise SpeakerError(f"exabgp {why} (workdir {self.workdir}); last output: {tail[-2000:]}")
 
-    async def _drain_output(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while True:
-            raw = await proc.stdout.readline()
-            if not raw:
-                return
-            text = raw.decode(errors="replace").rstrip()
-            self._log_tail.append(text)
-            log.debug("event=exabgp-log pid=%s line=%r", proc.pid, text)
+    def _log_tail(self, lines: int = 40) -> list[str]:
+        """The last lines ExaBGP wrote to <workdir>/exabgp.log (for error messages)."""
+        try:
+            with (self.workdir / "exabgp.log").open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+                return f.read().decode(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return []
 
     async def _supervise(self) -> None:
         """Restart ExaBGP with capped exponential backoff whenever it dies."""
         backoff = BACKOFF_FIRST_S
         while not self._stopping:
-            proc = self._proc
-            assert proc is not None
+            pid = self.pid
             started = time.monotonic()
-            code = await proc.wait()
+            code = await self._exited()
             if self._stopping:
                 return
             log.warning("event=exabgp-died pid=%s exit=%s tail=%r",
-                        proc.pid, code, " | ".join(self._log_tail)[-500:])
+                        pid, code, " | ".join(self._log_tail())[-500:])
             self._reset_sessions(f"exabgp exited with {code}")
             if time.monotonic() - started > HEALTHY_AFTER_S:
                 backoff = BACKOFF_FIRST_S
@@ -507,6 +577,15 @@ class ExaBgpSpeaker:
                 await self._kill()
                 continue
             self._queue.put_nowait(SpeakerRestarted(self._restarts, code))
+
+    async def _exited(self) -> int | None:
+        """Wait until our ExaBGP is gone: its exit code, or None for an adopted one (not our child)."""
+        if self._proc is not None:
+            return await self._proc.wait()
+        while self._adopted is not None and alive(self._adopted):
+            await asyncio.sleep(0.5)
+        self._adopted = None
+        return None
 
     def _reset_sessions(self, reason: str) -> None:
         for peer in sorted(self._established):
@@ -563,6 +642,9 @@ class ExaBgpSpeaker:
 
     def _on_line(self, line: str) -> None:
         text = line.strip()
+        if self._capture is not None and text.startswith("["):  # the answer of a `show ... json`
+            self._capture.append(text)
+            return
         if self._record is not None and text and text not in ("done", "error"):
             with self._record.open("a") as rec:  # record-and-replay (holo's event recorder): raw API lines
                 rec.write(text + "\n")
@@ -597,39 +679,66 @@ def _default_exabgp() -> str:
 # --- the relay (runs as ExaBGP's API process) ----------------------------------------------------------
 
 
-def _relay_main(sock_path: str) -> int:
-    """Copy ExaBGP's stdin (JSON, acks) to the Unix socket and the socket (commands) to stdout."""
-    import threading
-
-    deadline = time.monotonic() + RELAY_CONNECT_TIMEOUT_S
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _relay_connect(sock_path: str, deadline: float | None) -> socket.socket | None:
+    """Connect to savd's Unix socket, retrying until `deadline` (None: for ever)."""
     while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(sock_path)
-            break
+            return sock
         except OSError:
-            if time.monotonic() > deadline:
-                return 1
+            sock.close()
+            if deadline is not None and time.monotonic() > deadline:
+                return None
             time.sleep(0.1)
 
+
+def _relay_main(sock_path: str, hold: bool = False) -> int:
+    """Copy ExaBGP's stdin (JSON, acks) to the Unix socket and the socket (commands) to stdout.
+
+    With `hold` (ExaBGP under a holdover guard), a savd that goes away is waited for: what ExaBGP writes
+    meanwhile is dropped (the next savd asks for the session states), and the relay connects to the
+    next savd's socket at the same path. The guard ends ExaBGP, and so the relay, after the holdover."""
+    import threading
+
+    first = _relay_connect(sock_path, time.monotonic() + RELAY_CONNECT_TIMEOUT_S)
+    if first is None:
+        return 1
+    lock = threading.Lock()
+    current: list[socket.socket | None] = [first]
+
     def to_exabgp() -> None:
-        with sock.makefile("rb") as src:
-            for raw in src:
-                sys.stdout.buffer.write(raw)
-                sys.stdout.buffer.flush()
-        os._exit(0)
+        sock: socket.socket | None = first
+        while sock is not None:
+            with sock.makefile("rb") as src:
+                for raw in src:
+                    sys.stdout.buffer.write(raw)
+                    sys.stdout.buffer.flush()
+            if not hold:
+                os._exit(0)
+            with lock:
+                current[0] = None
+            sock.close()
+            sock = _relay_connect(sock_path, None)
+            with lock:
+                current[0] = sock
 
     threading.Thread(target=to_exabgp, daemon=True).start()
-    try:
-        for raw in sys.stdin.buffer:
+    for raw in sys.stdin.buffer:
+        with lock:
+            sock = current[0]
+        if sock is None:
+            continue  # savd away: dropped
+        try:
             sock.sendall(raw)
-    except OSError:
-        pass
+        except OSError:
+            if not hold:
+                break
     os._exit(0)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "relay":
-        sys.exit(_relay_main(sys.argv[2]))
-    print("usage: python -m appliance.speakers.exabgp relay SOCKET", file=sys.stderr)
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "relay" and sys.argv[3:] in ([], ["hold"]):
+        sys.exit(_relay_main(sys.argv[2], hold=sys.argv[3:] == ["hold"]))
+    print("usage: python -m appliance.speakers.exabgp relay SOCKET [hold]", file=sys.stderr)
     sys.exit(2)

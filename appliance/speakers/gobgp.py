@@ -48,7 +48,7 @@ from google.protobuf import any_pb2
 from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, Message, to_path
 from appliance.flowspec.rules import FlowRule
 from appliance.speakers.exabgp import SessionDown, SessionUp, SpeakerRestarted
-from appliance.speakers.holdover import alive, claim, guard_argv, guard_pid, reap
+from appliance.speakers.holdover import alive, claim, end_process, guard_argv, guard_pid, reap
 
 GoBgpEvent = SessionUp | SessionDown | SpeakerRestarted
 WATCH_INTERVAL_S = 0.5
@@ -116,17 +116,6 @@ def _communities(messages: tuple[Message, ...]) -> Any:
     """Packed once per distinct (action, groups): large pushes mostly repeat a few of them."""
     comms = [_pack(getattr(attr, m.name)(**dict(m.fields))) for m in messages]
     return _pack(attr.ExtendedCommunitiesAttribute(communities=comms))
-
-
-async def _end(pid: int, timeout_s: float = 5.0) -> None:
-    """SIGTERM a process that is not our child, wait for it to go, SIGKILL it if it does not."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(int(timeout_s / 0.1)):
-            if not alive(pid):
-                return
-            await asyncio.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
 
 
 def render_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -> str:
@@ -230,7 +219,7 @@ class GoBgpSpeaker:
             log.warning("event=gobgp-not-adopted speaker=%s pid=%d reason=%s", self.name, pid,
                         "not answering" if self._adopted else "configuration changed")
             self._adopted = None
-            await _end(pid)
+            await end_process(pid)
             return False
         log.info("event=gobgp-adopted speaker=%s pid=%d", self.name, pid)
         return True
@@ -345,7 +334,7 @@ class GoBgpSpeaker:
         proc, self._proc = self._proc, None
         adopted, self._adopted = self._adopted, None
         if adopted is not None:
-            await _end(adopted)
+            await end_process(adopted)
             for pid in reap(self.workdir):  # gobgpd itself, had its guard to be killed
                 log.warning("event=stale-speaker-killed speaker=%s pid=%d", self.name, pid)
         if proc is None or proc.returncode is not None:

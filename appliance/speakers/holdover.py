@@ -4,10 +4,10 @@ Why: FRR applies BGP graceful restart to unicast, multicast, VPN and EVPN only (
 FRR's lib/zebra.h, 8.4 to master), so when savd's FlowSpec session drops, the router drops savd's rules at
 once, whatever GR capability the speaker advertised (seen in the lab: r1's FlowSpec table empty as soon as
 the speaker died). Keeping the speaker process, its session and its RIB alive across a savd restart keeps
-the rules in force, and a restarted savd adopts it (gobgpd: speakers/gobgp.py; ExaBGP, whose API pipe
-cannot be re-attached, is replaced). But a speaker nobody drives must not hold rules for ever (fail open;
-an orphaned ExaBGP was seen doing just that): a guard process stops it once no live savd has owned it for
-`grace_s` seconds.
+the rules in force, and a restarted savd adopts it (speakers/gobgp.py, speakers/exabgp.py; an ExaBGP
+with BGP-LS peers is replaced, its received topology cannot be asked for again). But a speaker nobody
+drives must not hold rules for ever (fail open; an orphaned ExaBGP was seen doing just that): a guard
+process stops it once no live savd has owned it for `grace_s` seconds.
 
     python -m appliance.speakers.holdover --workdir W --grace-s G -- CMD ...
 
@@ -19,6 +19,7 @@ CMD's status when CMD exits, and terminates CMD on SIGTERM/SIGINT. Nothing here 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -109,6 +110,17 @@ def reap(workdir: Path) -> list[int]:
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed.append(int(entry.name))
     return killed
+
+
+async def end_process(pid: int, timeout_s: float = 5.0) -> None:
+    """SIGTERM a process that is not our child, wait for it to go, SIGKILL it if it does not."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(int(timeout_s / 0.1)):
+            if not alive(pid):
+                return
+            await asyncio.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
 
 
 def guard_argv(workdir: Path, grace_s: float, command: Sequence[str]) -> list[str]:
