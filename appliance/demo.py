@@ -290,6 +290,15 @@ class Appliance:
             t.join(120)
         return results
 
+    def verdicts_across_restart(self, sent: int = 1500) -> list[str]:
+        """kill -9 and restart savd while every demo flow to h2, legitimate and spoofed, sends `sent`
+        packets: the flows whose verdict did not hold throughout (a legitimate packet lost, a spoofed one
+        delivered), as text; [] when every packet got its verdict."""
+        flows = [f for f in demo_flows() if f.receiver == "h2"]  # one receiver: no reply counted as a flow
+        delivered = self.restart_under_traffic(flows, sent)
+        return [f"{f.label} from {f.source}: {n}/{sent} delivered"
+                for f, n in zip(flows, delivered, strict=True) if n != (0 if f.spoofed else sent)]
+
     def log_since_restart(self) -> str:
         """savd.log from the last savd that opened its journal (`event=state-restored`) on."""
         log = (self.workdir / "savd.log").read_text()
