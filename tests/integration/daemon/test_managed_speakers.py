@@ -1,7 +1,7 @@
-"""savd's gobgp speakers with real gobgpd processes (no lab, no BGP session: the peers never answer and
-GoBGP waits 5-10 s before its first connect): one managed gobgpd per router, started together, no
-gobgpd left behind when one of them cannot start, and the holdover of a killed savd's gobgpd (adopted
-by the next savd, or gone once the grace time is over)."""
+"""The speakers savd manages, as real gobgpd and ExaBGP processes (no lab, no BGP session: the peers never
+answer, GoBGP waits 5-10 s before its first connect, the ExaBGP peer is passive): one gobgpd per router,
+started together, none left behind when one cannot start, and the holdover of a killed savd's speakers
+(adopted by the next savd, relay and all, or gone once the grace time is over)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import pytest
 from appliance.config import parse_config
 from appliance.demo import _speaker_pids
 from appliance.monitor import Monitor
+from appliance.speakers.exabgp import ExaBgpSpeaker
 from appliance.state import StateStore
 from appliance.wiring import SpeakerSet
 
@@ -29,8 +30,20 @@ REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(60)
 
 
-def config_text(data_dir: Path) -> str:
-    return textwrap.dedent(f"""\
+def config_text(data_dir: Path, exabgp: bool = False) -> str:
+    """Two routers' gobgpd; with `exabgp`, also a FlowSpec ExaBGP speaker (passive: it connects nowhere)."""
+    extra = textwrap.dedent("""
+        [[speaker]]
+        name = "xfs"
+        type = "exabgp"
+          [[speaker.peers]]
+          address = "127.0.0.9"
+          asn = 65000
+          router = "r9"
+          families = ["ipv4-flowspec", "ipv6-flowspec"]
+          passive = true
+        """) if exabgp else ""
+    return extra + textwrap.dedent(f"""\
         [appliance]
         asn = 65000
         router_id = "198.18.20.10"
@@ -112,6 +125,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from appliance.config import load_config
 from appliance.monitor import Monitor
+from appliance.speakers.exabgp import ExaBgpSpeaker
 from appliance.state import StateStore
 from appliance.wiring import SpeakerSet
 
@@ -130,40 +144,44 @@ asyncio.run(main())
 
 
 def killed_savd(tmp_path: Path, data_dir: Path, holdover_s: float) -> list[int]:
-    """Start the speakers in a stand-in savd process, SIGKILL it; the gobgpd pids it left."""
+    """Start the speakers (gobgpd and ExaBGP) in a stand-in savd process, SIGKILL it; every process of its
+    speakers it left (guards, gobgpd, ExaBGP, its API relay)."""
     conf = tmp_path / "savd.toml"
-    conf.write_text(config_text(data_dir))
+    conf.write_text(config_text(data_dir, exabgp=True))
     proc = subprocess.Popen([sys.executable, "-c", SAVD_STANDIN, str(conf), str(holdover_s)],
                             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
-        left = gobgpd_pids(data_dir)
+        left = sorted(_speaker_pids(data_dir))
+        assert len(gobgpd_pids(data_dir)) == 2
     finally:
         proc.kill()
         proc.wait()
-    assert len(left) == 2
     return left
 
 
-def test_a_killed_savds_gobgpd_is_adopted_by_the_next_savd(tmp_path: Path, data_dir: Path) -> None:
+def test_a_killed_savds_speakers_are_adopted_by_the_next_savd(tmp_path: Path, data_dir: Path) -> None:
     left = killed_savd(tmp_path, data_dir, holdover_s=30)
-    time.sleep(1.5)  # the guards noticed their owner is gone, and hold on
-    assert gobgpd_pids(data_dir) == left
-    config = parse_config(config_text(data_dir), tmp_path / "savd.toml")
+    time.sleep(1.5)  # the guards noticed their owner is gone, and hold on; ExaBGP's relay waits
+    assert sorted(_speaker_pids(data_dir)) == left
+    config = parse_config(config_text(data_dir, exabgp=True), tmp_path / "savd.toml")
 
-    async def restart() -> list[int]:
+    async def restart() -> tuple[list[int], bool]:
         speakers = SpeakerSet(config, holdover_s=30)
         await speakers.start(context())
         try:
-            return gobgpd_pids(data_dir)
+            exabgp = speakers.speakers["xfs"]
+            assert isinstance(exabgp, ExaBgpSpeaker)
+            answers = await exabgp.send("show neighbor json")  # the relay carries savd's commands again
+            return sorted(_speaker_pids(data_dir)), answers
         finally:
             await speakers.stop()
 
-    assert asyncio.run(restart()) == left  # adopted, not restarted
-    assert _speaker_pids(data_dir) == []  # a clean stop ends guard and gobgpd alike
+    assert asyncio.run(restart()) == (left, True)  # adopted, not restarted: the same processes
+    assert _speaker_pids(data_dir) == []  # a clean stop ends guards and speakers alike
 
 
-def test_a_killed_savds_gobgpd_goes_once_the_holdover_is_over(tmp_path: Path, data_dir: Path) -> None:
+def test_a_killed_savds_speakers_go_once_the_holdover_is_over(tmp_path: Path, data_dir: Path) -> None:
     killed_savd(tmp_path, data_dir, holdover_s=1)
     deadline = time.monotonic() + 15
     while _speaker_pids(data_dir) and time.monotonic() < deadline:
