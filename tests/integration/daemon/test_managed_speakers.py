@@ -23,6 +23,7 @@ from appliance.config import parse_config
 from appliance.demo import _speaker_pids
 from appliance.monitor import Monitor
 from appliance.speakers.exabgp import ExaBgpSpeaker
+from appliance.speakers.gobgp import GoBgpSpeaker
 from appliance.state import StateStore
 from appliance.wiring import SpeakerSet
 
@@ -126,6 +127,7 @@ from types import SimpleNamespace
 from appliance.config import load_config
 from appliance.monitor import Monitor
 from appliance.speakers.exabgp import ExaBgpSpeaker
+from appliance.speakers.gobgp import GoBgpSpeaker
 from appliance.state import StateStore
 from appliance.wiring import SpeakerSet
 
@@ -187,3 +189,44 @@ def test_a_killed_savds_speakers_go_once_the_holdover_is_over(tmp_path: Path, da
     while _speaker_pids(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _speaker_pids(data_dir) == []  # fail open: nobody drives it, so its rules go with it
+
+
+def test_an_external_gobgpd_named_by_api_is_driven_but_never_started_or_stopped(tmp_path: Path) -> None:
+    sock = tmp_path / "ext.sock"
+    conf = tmp_path / "gobgpd.toml"
+    conf.write_text('[global.config]\n  as = 65000\n  router-id = "198.18.20.10"\n  port = -1\n')
+    with (tmp_path / "gobgpd.log").open("wb") as log:
+        external = subprocess.Popen(["gobgpd", "-f", str(conf), "--api-hosts", f"unix://{sock}", "-p",
+                                     "--pprof-disable", "--log-plain"], stdout=log, stderr=log)
+    config = parse_config(textwrap.dedent(f"""\
+        [appliance]
+        asn = 65000
+        router_id = "198.18.20.10"
+        data_dir = "{tmp_path / 'data'}"
+
+        [[speaker]]
+        name = "ext"
+        type = "gobgp"
+        api = "unix://{sock}"
+          [[speaker.peers]]
+          address = "127.0.0.5"
+          asn = 65000
+          router = "r1"
+        """), tmp_path / "savd.toml")
+
+    async def run() -> tuple[int | None, set[str]]:
+        speakers = SpeakerSet(config)
+        await speakers.start(context())
+        try:
+            ext = speakers.speakers["ext/r1"]
+            assert isinstance(ext, GoBgpSpeaker)
+            return ext.pid, await ext.established()
+        finally:
+            await speakers.stop()
+
+    try:
+        assert asyncio.run(run()) == (None, set())  # reached over gRPC, not a child of savd
+        assert external.poll() is None  # savd's stop leaves the operator's gobgpd running
+    finally:
+        external.kill()
+        external.wait()
