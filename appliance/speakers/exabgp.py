@@ -710,7 +710,7 @@ def _relay_main(sock_path: str, hold: bool = False) -> int:
     def to_exabgp() -> None:
         sock: socket.socket | None = first
         while sock is not None:
-            with sock.makefile("rb") as src:
+            with contextlib.suppress(OSError), sock.makefile("rb") as src:  # a killed savd: reset or EOF
                 for raw in src:
                     sys.stdout.buffer.write(raw)
                     sys.stdout.buffer.flush()
