@@ -54,7 +54,7 @@ from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
 from appliance.state import Journal, StateError, StateSnapshot, StateStore
 from appliance.state.journal import FILE_NAME
-from appliance.state.pushed import held_rules
+from appliance.state.pushed import decode_held
 
 log = logging.getLogger("savd.daemon")
 
@@ -96,6 +96,7 @@ class DaemonContext:
     rpki: RpkiStatusBoard
     rules_listeners: list[RulesListener] = field(default_factory=list)
     install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
+    install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
 
     def on_rules(self, listener: RulesListener) -> None:
         """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
@@ -109,13 +110,17 @@ class DaemonContext:
     def report_rules(self, router: str, reported: Iterable[Any]) -> None:
         """For enforcer pollers: the rules a router's enforcer holds in; a rule savd pushed to the router
         that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is."""
-        pushed: dict[RuleKey, FlowRule] = {}
-        for peer in flowspec_peers(self.config, router):
-            try:
-                pushed.update((pushed_key(r), r) for r in held_rules(self.store, peer))
-            except StateError as exc:
-                log.warning("event=installed-check-skipped router=%s error=%r", router, str(exc))
-                return
+        known = self.install_decoded.get(router, {})
+        held: dict[str, FlowRule] = {}  # rule text -> rule: each poll decodes only what is new
+        try:
+            for peer in flowspec_peers(self.config, router):
+                for key, text in self.store.pushed(peer).items():
+                    held[text] = known.get(text) or decode_held(peer, key, text)
+        except StateError as exc:
+            log.warning("event=installed-check-skipped router=%s error=%r", router, str(exc))
+            return
+        self.install_decoded[router] = held
+        pushed = {pushed_key(r): r for r in held.values()}
         notices, self.install_missing[router] = install_findings(
             router, pushed.values(), reported, self.install_missing.get(router, frozenset()))
         self.monitor.reconcile_notices(f"installed:{router}", notices)

@@ -37,6 +37,7 @@ from appliance.lab.errors import LabError
 from appliance.lab.netns import list_netns
 from appliance.lab.runner import Lab
 from appliance.model import Vrp
+from appliance.speakers.holdover import processes_naming, reap
 from rpki.localcache import LocalStayRtr, free_port, write_stayrtr_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,8 +200,7 @@ class Appliance:
         if self.stayrtr is not None:
             self.stayrtr.stop()
             self.stayrtr = None
-        for leftover in _speaker_pids(self.data_dir):  # ExaBGP children of a SIGKILLed savd
-            _kill_pid(leftover)
+        reap(self.data_dir / "speakers")  # speakers a SIGKILLed savd left in holdover
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.workdir / name
@@ -335,25 +335,8 @@ ROUTER_OF_PEER = {f"198.18.255.{i}": f"r{i}" for i in range(1, 5)}
 
 
 def _speaker_pids(data_dir: Path) -> list[int]:
-    """ExaBGP processes whose command line names a config under `data_dir` (ours, nobody else's)."""
-    found = []
-    marker = str(data_dir / "speakers").encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _kill_pid(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """savd's speaker processes (guards, ExaBGP, relays, gobgpd) under `data_dir` (ours, nobody else's)."""
+    return processes_naming(data_dir / "speakers")
 
 
 # --- traffic -------------------------------------------------------------------------------------------

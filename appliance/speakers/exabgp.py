@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.speakers.holdover import alive, claim, end_process, guard_argv, guard_pid, reap
+from appliance.speakers.holdover import adopt, claim, guard_argv, reap, release, wait_gone
 
 log = logging.getLogger(__name__)
 
@@ -390,31 +390,22 @@ class ExaBgpSpeaker:
     async def _adopt(self, config: str, env: str) -> bool:
         """Take over the ExaBGP a killed savd left under its holdover guard, sessions and routes included:
         same configuration, its relay connects to our socket, and it says which sessions are up."""
-        pid = guard_pid(self.workdir)
-        if pid is None:
-            return False
-        try:
-            same = ((self.workdir / "exabgp.conf").read_text(), (self.workdir / "exabgp.env").read_text()) \
-                == (config, env)
-        except OSError:
-            same = False
-        up = None
-        if same:
-            claim(self.workdir)
-            self._adopted = pid
+        up: set[str] | None = None
+
+        async def answers() -> bool:
+            nonlocal up
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._relay_ready.wait(), 5.0)
             up = await self._established_now() if self._relay_ready.is_set() else None
-        if up is None:
-            log.warning("event=exabgp-not-adopted workdir=%s pid=%d reason=%s", self.workdir, pid,
-                        "no answer" if same else "configuration changed")
-            self._adopted = None
-            await end_process(pid)
+            return up is not None
+
+        self._adopted = await adopt(self.workdir, {"exabgp.conf": config, "exabgp.env": env}, answers)
+        if self._adopted is None or up is None:
             return False
         for peer in sorted(up):
             self._established.add(peer)
             self._queue.put_nowait(SessionUp(peer, self._names.get(peer, "")))
-        log.info("event=exabgp-adopted workdir=%s pid=%d established=%s", self.workdir, pid,
+        log.info("event=exabgp-adopted workdir=%s pid=%d established=%s", self.workdir, self._adopted,
                  ",".join(sorted(up)))
         return True
 
@@ -446,8 +437,7 @@ class ExaBgpSpeaker:
         await self._kill()
         if self._adopted is not None:
             adopted, self._adopted = self._adopted, None
-            await end_process(adopted)
-            for pid in reap(self.workdir):  # ExaBGP itself, had its guard to be killed
+            for pid in await release(self.workdir, adopted):
                 log.warning("event=stale-speaker-killed workdir=%s pid=%d", self.workdir, pid)
         if self._writer:
             self._writer.close()
@@ -582,8 +572,8 @@ class ExaBgpSpeaker:
         """Wait until our ExaBGP is gone: its exit code, or None for an adopted one (not our child)."""
         if self._proc is not None:
             return await self._proc.wait()
-        while self._adopted is not None and alive(self._adopted):
-            await asyncio.sleep(0.5)
+        if self._adopted is not None:
+            await wait_gone(self._adopted)
         self._adopted = None
         return None
 

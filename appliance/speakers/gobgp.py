@@ -48,7 +48,7 @@ from google.protobuf import any_pb2
 from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, Message, to_path
 from appliance.flowspec.rules import FlowRule
 from appliance.speakers.exabgp import SessionDown, SessionUp, SpeakerRestarted
-from appliance.speakers.holdover import alive, claim, end_process, guard_argv, guard_pid, reap
+from appliance.speakers.holdover import adopt, claim, guard_argv, reap, release, wait_gone
 
 GoBgpEvent = SessionUp | SessionDown | SpeakerRestarted
 WATCH_INTERVAL_S = 0.5
@@ -199,30 +199,21 @@ class GoBgpSpeaker:
     async def _adopt(self) -> bool:
         """Take over the gobgpd a dead savd left under its holdover guard, sessions and RIB included, when
         it runs this very configuration and answers; otherwise it is killed and a new one started."""
-        self._adopted = None
-        pid = guard_pid(self.workdir) if self.holdover_s is not None else None
-        if pid is None:
-            return False
-        try:
-            same = (self.workdir / "gobgpd.toml").read_text() == self._config()
-        except OSError:
-            same = False
-        if same:
-            claim(self.workdir)
-            self._adopted = pid
+        async def answers() -> bool:
             await self._open_channel()
             try:
                 await self._wait_ready(3.0)
             except GoBgpError:
-                same = False
-        if not same:
-            log.warning("event=gobgp-not-adopted speaker=%s pid=%d reason=%s", self.name, pid,
-                        "not answering" if self._adopted else "configuration changed")
-            self._adopted = None
-            await end_process(pid)
+                return False
+            return True
+
+        self._adopted = None
+        if self.holdover_s is None:
             return False
-        log.info("event=gobgp-adopted speaker=%s pid=%d", self.name, pid)
-        return True
+        self._adopted = await adopt(self.workdir, {"gobgpd.toml": self._config()}, answers)
+        if self._adopted is not None:
+            log.info("event=gobgp-adopted speaker=%s pid=%d", self.name, self._adopted)
+        return self._adopted is not None
 
     def _config(self) -> str:
         return render_config(self.asn, self.router_id, self.neighbors)
@@ -276,8 +267,8 @@ class GoBgpSpeaker:
         """Wait until our gobgpd is gone: its exit code, or None for an adopted one (not our child)."""
         if self._proc is not None:
             return await self._proc.wait()
-        while self._adopted is not None and alive(self._adopted):
-            await asyncio.sleep(WATCH_INTERVAL_S)
+        if self._adopted is not None:
+            await wait_gone(self._adopted)
         self._adopted = None
         return None
 
@@ -334,8 +325,7 @@ class GoBgpSpeaker:
         proc, self._proc = self._proc, None
         adopted, self._adopted = self._adopted, None
         if adopted is not None:
-            await end_process(adopted)
-            for pid in reap(self.workdir):  # gobgpd itself, had its guard to be killed
+            for pid in await release(self.workdir, adopted):
                 log.warning("event=stale-speaker-killed speaker=%s pid=%d", self.name, pid)
         if proc is None or proc.returncode is not None:
             return

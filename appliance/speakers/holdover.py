@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -91,13 +91,12 @@ def guard_pid(workdir: Path) -> int | None:
     return pid if MODULE.encode() in argv and str(workdir).encode() in argv else None
 
 
-def reap(workdir: Path) -> list[int]:
-    """Kill (SIGKILL, by PID) processes left over from a savd that died without stopping its speakers:
-    an ExaBGP or relay whose command line names this speaker's work directory (ours alone: it lies in
-    our data_dir). Without this the restarted speaker cannot bind its listening port."""
-    marker = str(workdir).encode()
+def processes_naming(path: Path) -> list[int]:
+    """Processes (not this one) with a command-line argument under `path`: a speaker's guard, the speaker
+    and its helpers all name its work directory, which lies in savd's data_dir and so is ours alone."""
+    marker = str(path).encode()
     me = os.getpid()
-    killed = []
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
@@ -106,10 +105,54 @@ def reap(workdir: Path) -> list[int]:
         except OSError:
             continue
         if any(arg.startswith(marker) for arg in argv):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
+            found.append(int(entry.name))
+    return found
+
+
+def reap(workdir: Path) -> list[int]:
+    """Kill (SIGKILL, by PID) what a savd that died without stopping its speakers left in `workdir`.
+    Without this the restarted speaker cannot bind its listening port."""
+    killed = []
+    for pid in processes_naming(workdir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
     return killed
+
+
+async def adopt(workdir: Path, files: Mapping[str, str],
+                answers: Callable[[], Awaitable[bool]]) -> int | None:
+    """The guard PID of the speaker a dead savd left in `workdir`, taken over by this process when its
+    configuration `files` (name -> text) are unchanged and `answers()` (it talks to us) says yes;
+    otherwise that speaker is ended and None returned, as when there is none."""
+    pid = guard_pid(workdir)
+    if pid is None:
+        return None
+    try:
+        same = all((workdir / name).read_text() == text for name, text in files.items())
+    except OSError:
+        same = False
+    if same:
+        claim(workdir)
+        if await answers():
+            return pid
+    log.warning("event=speaker-not-adopted workdir=%s pid=%d reason=%s", workdir, pid,
+                "no answer" if same else "configuration changed")
+    await end_process(pid)
+    return None
+
+
+async def release(workdir: Path, guard: int) -> list[int]:
+    """Stop an adopted speaker: its guard (which ends the speaker), then whatever still names `workdir`
+    (the speaker itself, had the guard to be killed); the PIDs killed that way."""
+    await end_process(guard)
+    return reap(workdir)
+
+
+async def wait_gone(pid: int, interval_s: float = 0.5) -> None:
+    """Until `pid` (not our child: no wait() for it) has ended."""
+    while alive(pid):
+        await asyncio.sleep(interval_s)
 
 
 async def end_process(pid: int, timeout_s: float = 5.0) -> None:

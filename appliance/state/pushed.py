@@ -52,10 +52,12 @@ def record_diff(record: PushRecord, peer: str, change: FlowDiff) -> None:
 
 def held_rules(record: PushRecord, peer: str) -> tuple[FlowRule, ...]:
     """The rules `peer` held when savd last recorded a push (raises StateError on a damaged record)."""
-    out = []
-    for key, text in sorted(record.pushed(peer).items()):
-        try:
-            out.append(decode_rule(text))
-        except ValueError as exc:
-            raise StateError(f"pushed rule {key!r} of peer {peer} does not decode: {exc}") from exc
-    return tuple(out)
+    return tuple(decode_held(peer, key, text) for key, text in sorted(record.pushed(peer).items()))
+
+
+def decode_held(peer: str, key: str, text: str) -> FlowRule:
+    """One recorded rule of `peer` (StateError naming it when it does not decode)."""
+    try:
+        return decode_rule(text)
+    except ValueError as exc:
+        raise StateError(f"pushed rule {key!r} of peer {peer} does not decode: {exc}") from exc

@@ -11,6 +11,7 @@ holdover run out and asserts the routers' rules go (fail open).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ import pytest
 from appliance.demo import TEMPLATES, Appliance, demo_flows, send_flow, wait_until
 from appliance.lab import Lab
 from appliance.speakers.gobgp import GoBgpSpeaker
+from appliance.speakers.holdover import processes_naming
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -45,19 +47,13 @@ def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def gobgpd_pids(app: Appliance) -> dict[str, int]:
-    """{router: pid} of the gobgpd processes savd runs (their command line names their work directory)."""
+    """{router: pid} of the gobgpd processes savd runs (not their holdover guards)."""
     out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"gobgpd"):  # not the holdover guard (python) around it
-            for router in ROUTERS:
-                if str(app.data_dir / "speakers" / "ctl-fs" / router).encode() in b" ".join(argv):
-                    out[router] = int(entry.name)
+    for router in ROUTERS:
+        for pid in processes_naming(app.data_dir / "speakers" / "ctl-fs" / router):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "gobgpd":
+                    out[router] = pid
     return out
 
 
