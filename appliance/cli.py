@@ -1,29 +1,36 @@
 """`savd …`: one entry point; each concept registers its own subcommands.
 
-Every module listed in COMMAND_MODULES exposes `register(subparsers)`, adding a subcommand whose
-handler is stored as `func` (taking the parsed args, returning an exit code). Keeping the
+Every module listed in COMMANDS exposes `register(subparsers)`, adding a subcommand whose handler is
+stored as `func` (taking the parsed args, returning an exit code). Keeping the
 subcommands next to the code they drive keeps this file a table of contents.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = (
-    # one line per concept; add yours here
-    "rpki.cli",
-    "appliance.config_cli",
-    "appliance.daemon",
-    "appliance.api.cli",
-    "appliance.engine.cli",
-    "appliance.flowspec_cli",
-    "appliance.topology.cli", "appliance.reports.cli",
-    "appliance.lab.cli",
-    "appliance.demo",
+from appliance import config_cli, daemon, demo, flowspec_cli
+from appliance.api import cli as api_cli
+from appliance.engine import cli as engine_cli
+from appliance.lab import cli as lab_cli
+from appliance.sources.bgpls import cli as topology_cli
+from appliance.sources.reports import cli as report_cli
+from rpki import cli as rpki_cli
+
+COMMANDS = (  # one line per concept; add yours here
+    rpki_cli,
+    config_cli,
+    daemon,
+    api_cli,
+    engine_cli,
+    flowspec_cli,
+    topology_cli,
+    report_cli,
+    lab_cli,
+    demo,
 )
 
 
@@ -35,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMANDS:
+        module.register(sub)
     return parser
 
 

@@ -8,14 +8,17 @@ module and cli.py are the only places that read os.environ.
 
 Sections: [appliance], [api], [[speaker]] with [[speaker.peers]], [rpki] with [[rpki.cache]] and
 [[rpki.file]], [reports], [engine] with [engine.default], [[engine.router]], [[engine.mode]],
-[[engine.interface_algorithm]] and [[engine.neighbor]], [flowspec], [[enforcer]].
+[[engine.interface_algorithm]] and [[engine.neighbor]], [flowspec], [[enforcer]], [[bmp]] with
+[bmp.routers], [timers].
 configs/example.toml documents each key; `EngineConfig.policy()` gives the engine's Policy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -39,6 +42,7 @@ __all__ = [
     "AlgorithmOverride",
     "ApiConfig",
     "ApplianceConfig",
+    "BmpConfig",
     "Config",
     "ConfigError",
     "ConfigProblem",
@@ -55,6 +59,7 @@ __all__ = [
     "RtrCacheConfig",
     "SpeakerConfig",
     "SpeakerType",
+    "TimersConfig",
     "load_config",
     "parse_config",
 ]
@@ -166,6 +171,33 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BmpConfig:
+    """A BMP station (RFC 7854) the routers connect to; their eBGP paths become the engine's BgpPaths.
+
+    `routers` maps a BMP session's source address to a router name; without an entry the router is named
+    by the sysName of its BMP Initiation (FRR: its hostname).
+    """
+
+    name: str
+    host: str
+    port: int = 11019
+    netns: str = ""
+    routers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TimersConfig:
+    """Timing of the daemon's loops; SAVD_<KEY upper-cased> in the environment overrides each."""
+
+    recompute_debounce_s: float = 0.2
+    bgpls_hold_s: float = 90.0
+    bgpls_initial_sync_s: float = 60.0
+    speaker_holdover_s: float = 120.0
+    reports_poll_s: float = 2.0
+    bmp_flush_s: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
 class ModeOverride:
     """The action for a router's interfaces (interface "" = every interface of that router)."""
 
@@ -249,6 +281,8 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     flowspec: FlowspecConfig = field(default_factory=FlowspecConfig)
     enforcers: tuple[EnforcerConfig, ...] = ()
+    bmp: tuple[BmpConfig, ...] = ()
+    timers: TimersConfig = field(default_factory=TimersConfig)
 
     def peers(self) -> tuple[tuple[SpeakerConfig, PeerConfig], ...]:
         return tuple((s, p) for s in self.speakers for p in s.peers)
@@ -516,6 +550,47 @@ def _algorithm(t: Table) -> AlgorithmOverride | None:
     return AlgorithmOverride(router, interface, algorithm) if router and interface and algorithm else None
 
 
+def _bmp(t: Table) -> BmpConfig | None:
+    name = t.get_str("name", default="bmp")
+    host, port = _host_port(t, "listen", 11019, required=True)
+    netns = t.get_str("netns")
+    routers_table = t.table("routers")
+    routers: list[tuple[str, str]] = []
+    for address, router in sorted(routers_table.data.items()):
+        routers_table.used.add(address)
+        canonical = _check_ip(routers_table, address, address)
+        if not isinstance(router, str) or not router:
+            routers_table.error(address, f"must be a router name, got {router!r}")
+            continue
+        routers.append((canonical, router))
+    if not host:
+        return None
+    return BmpConfig(name, host, port, netns, tuple(routers))
+
+
+#: [timers] keys, each overridable by the environment variable SAVD_<KEY>: (default, minimum).
+_TIMERS = {f.name: f.default for f in dataclasses.fields(TimersConfig)}
+
+
+def _timers(t: Table, problems: Problems) -> TimersConfig:
+    values: dict[str, float] = {}
+    for key, default in _TIMERS.items():
+        values[key] = t.get_float(key, float(default))  # type: ignore[arg-type]
+        env = f"SAVD_{key.upper()}"
+        text = os.environ.get(env)
+        if text is None:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (value >= 0.0 and math.isfinite(value)):
+            problems.add((), f"environment variable {env} must be a number of seconds >= 0, got {text!r}")
+            continue
+        values[key] = value
+    return TimersConfig(**values)
+
+
 def _flowspec(t: Table) -> FlowspecConfig:
     max_rules = t.get_int("max_rules_per_router", default=2000, lo=1, hi=10_000_000)
     return FlowspecConfig(max_rules, t.get_bool("force"))
@@ -567,12 +642,16 @@ def parse_config(text: str, source: Path) -> Config:
     enforcer_tables = root.tables("enforcer")
     enforcers = read_each(enforcer_tables, _enforcer)
     _unique(enforcer_tables, "enforcer for router", "router")
+    bmp_tables = root.tables("bmp")
+    bmp = read_each(bmp_tables, _bmp)
+    _unique(bmp_tables, "bmp station", "name")
+    timers = _timers(section("timers"), problems)
     for t in sections.values():
         t.finish()
     root.finish()
     if problems.items:
         raise ConfigError(str(source), problems.items)
-    return Config(source, appliance, api, speakers, rpki, reports, engine, flowspec, enforcers)
+    return Config(source, appliance, api, speakers, rpki, reports, engine, flowspec, enforcers, bmp, timers)
 
 
 def _decode_line(exc: tomllib.TOMLDecodeError) -> int:

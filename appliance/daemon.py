@@ -16,8 +16,8 @@ events have one writer), the recompute loop and the component lifecycle. The bra
   every `on_rules` listener (the pusher diffs it against what each peer holds: store.pushed(peer)).
 - `Daemon.add(component)`: anything with `name`, `async start(ctx)` and `async stop()` (speakers, RTR
   managers, file watchers, enforcer pollers); started in order, stopped in reverse.
-- COMPONENT_FACTORIES: "module:function" names called with the DaemonContext at start, each returning
-  a Component or None (not configured); the integrator lists the real ones there.
+- appliance/wiring.py `components(ctx)`: the real ones (sources, speakers, enforcer poller), typed
+  imports, in start order; the configuration decides which are there.
 Nothing here pretends to be a speaker, an RTR session or an engine.
 """
 
@@ -27,109 +27,41 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import logging
 import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import uvicorn
 
 from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
-from appliance.config import FLOWSPEC_FAMILIES, Config, ConfigError, load_config
-from appliance.flowspec.rules import FlowRule
+from appliance.config import Config, ConfigError, load_config
+from appliance.context import Component, DaemonContext, flowspec_peers
 from appliance.model import Event, SavRuleSet, Severity
 from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
-from appliance.monitor.counters import CounterBoard, CounterSample
+from appliance.monitor.counters import CounterBoard
 from appliance.monitor.events import EventType, Operational
 from appliance.monitor.freshness import FreshnessWatch
-from appliance.monitor.installed import RuleKey, install_findings, pushed_key
 from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
+from appliance.sources.assemble import engine_input
 from appliance.state import Journal, StateError, StateSnapshot, StateStore
 from appliance.state.journal import FILE_NAME
-from appliance.state.pushed import decode_held
+from appliance.wiring import components
 
 log = logging.getLogger("savd.daemon")
 
-#: "module:function" factories of real components; each gets the DaemonContext, returns a Component or None.
-COMPONENT_FACTORIES: tuple[str, ...] = (
-    "appliance.wiring:reports_file",        # [reports] file -> store "file:<path>"
-    "appliance.wiring:rpki",                # [rpki] caches and files -> tables -> store
-    "appliance.wiring:speakers",            # [[speaker]]: BGP-LS in -> store; rules -> FlowSpec out
-    "appliance.enforcer.poller:factory",    # [[enforcer]]: counters -> monitor (spoofing seen)
-)
-
 Engine = Callable[[StateSnapshot], SavRuleSet]
 Findings = Callable[[StateSnapshot], Iterable[Event]]
-RulesListener = Callable[[int, SavRuleSet, SavRuleSet], Awaitable[None]]
 
 
 class StartError(RuntimeError):
     """A component (speaker, RPKI, poller ...) could not start; the message names it."""
-
-
-class Component(Protocol):
-    name: str
-
-    async def start(self, ctx: DaemonContext) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-@dataclass
-class DaemonContext:
-    """What components get: the configuration and the shared parts they feed or read."""
-
-    config: Config
-    store: StateStore
-    monitor: Monitor
-    counters: CounterBoard
-    metrics: Metrics
-    rules: RulesHolder
-    rpki: RpkiStatusBoard
-    rules_listeners: list[RulesListener] = field(default_factory=list)
-    install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
-    install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
-
-    def on_rules(self, listener: RulesListener) -> None:
-        """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
-        self.rules_listeners.append(listener)
-
-    def report_counters(self, samples: Iterable[CounterSample]) -> None:
-        """For enforcer pollers: absolute counters in; spoofing-seen alarms raised as drop counters rise."""
-        for notice in self.counters.update(samples, self.monitor.clock.now()):
-            self.monitor.emit(notice)
-
-    def report_rules(self, router: str, reported: Iterable[Any]) -> None:
-        """For enforcer pollers: the rules a router's enforcer holds in; a rule savd pushed to the router
-        that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is."""
-        known = self.install_decoded.get(router, {})
-        held: dict[str, FlowRule] = {}  # rule text -> rule: each poll decodes only what is new
-        try:
-            for peer in flowspec_peers(self.config, router):
-                for key, text in self.store.pushed(peer).items():
-                    held[text] = known.get(text) or decode_held(peer, key, text)
-        except StateError as exc:
-            log.warning("event=installed-check-skipped router=%s error=%r", router, str(exc))
-            return
-        self.install_decoded[router] = held
-        pushed = {pushed_key(r): r for r in held.values()}
-        notices, self.install_missing[router] = install_findings(
-            router, pushed.values(), reported, self.install_missing.get(router, frozenset()))
-        self.monitor.reconcile_notices(f"installed:{router}", notices)
-
-
-def flowspec_peers(config: Config, router: str) -> list[str]:
-    """Addresses of the configured peers that receive `router`'s FlowSpec."""
-    return [p.address for s in config.speakers for p in s.peers
-            if p.router == router and any(f in FLOWSPEC_FAMILIES for f in p.families)]
 
 
 def engine_from_config(config: Config) -> Engine:
@@ -137,7 +69,7 @@ def engine_from_config(config: Config) -> Engine:
 
     Configuration facts that BGP-LS does not carry are merged at compute time rather than stored, so a
     changed configuration never leaves stale facts in the journal: reports resolved by precedence (api >
-    file > bgp-ls, appliance.reports.merge), router roles and capabilities
+    file > bgp-ls, appliance.sources.reports.merge), router roles and capabilities
     ([[engine.router]] overrides what the state says, and adds routers it does not know), eBGP
     neighbours with their relationships ([[engine.neighbor]]), and the policy ([engine]).
     Incremental (appliance.recompute.ConfigEngine): each call applies the difference from the previous
@@ -154,7 +86,8 @@ LIVE_SECTIONS = ("engine", "flowspec", "appliance")
 
 def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
     """Top-level sections whose values differ (typed ConfigChange, coarse: per section)."""
-    names = ("appliance", "api", "speakers", "rpki", "reports", "engine", "flowspec", "enforcers")
+    names = ("appliance", "api", "speakers", "rpki", "reports", "engine", "flowspec", "enforcers", "bmp",
+             "timers")
     changed = [n for n in names if getattr(old, n) != getattr(new, n)]
     if "appliance" in changed and dataclasses.replace(old.appliance, log_level=new.appliance.log_level) \
             != new.appliance:
@@ -171,11 +104,11 @@ class _ApiServer(uvicorn.Server):
 
 
 class Daemon:
-    def __init__(self, config: Config, clock: Clock | None = None, debounce_s: float = 0.2,
+    def __init__(self, config: Config, clock: Clock | None = None, debounce_s: float | None = None,
                  tick_s: float = 5.0, reset_corrupt_journal: bool = False) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.debounce_s = debounce_s
+        self.debounce_s = config.timers.recompute_debounce_s if debounce_s is None else debounce_s
         self.tick_s = tick_s
         self.reset_corrupt_journal = reset_corrupt_journal
         self.components: list[Component] = []
@@ -202,8 +135,8 @@ class Daemon:
 
     def use_config_engine(self) -> None:
         """Compute with `engine_from_config(self.config)`, rebuilt when the configuration is reloaded;
-        report precedence and conflicts (appliance.reports.merge) become findings "reports"."""
-        from appliance.reports.merge import resolve
+        report precedence and conflicts (appliance.sources.reports.merge) become findings "reports"."""
+        from appliance.sources.reports.merge import resolve
 
         self.engine = engine_from_config(self.config)
         self._engine_from_config = True
@@ -280,16 +213,13 @@ class Daemon:
                           lambda: {(): float(len(c[1].rules)) if (c := rules.current()) else 0.0})
         return DaemonContext(self.config, store, monitor, counters, metrics, rules, RpkiStatusBoard())
 
-    def _load_factories(self, ctx: DaemonContext) -> None:
-        for spec in COMPONENT_FACTORIES:
-            module_name, _, func_name = spec.partition(":")
-            component = getattr(importlib.import_module(module_name), func_name)(ctx)
-            if component is not None:
-                self.add(component)
+    def _load_components(self, ctx: DaemonContext) -> None:
+        for component in components(ctx):
+            self.add(component)
 
     async def _serve_api(self, ctx: DaemonContext) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         ports = ApiPorts(ctx.store, ctx.rules, ctx.rpki, PushedRules(ctx.store), ctx.monitor, ctx.counters,
-                         ctx.metrics)
+                         ctx.metrics, inputs=lambda snap: engine_input(self.config, snap))
         app = create_app(ports, self.config.api)
         host, port = self.config.api.host, self.config.api.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -319,7 +249,7 @@ class Daemon:
         ctx = self.ctx = self._build_context(store)
         store.subscribe(lambda applied, change: self._dirty.set())
         try:
-            self._load_factories(ctx)
+            self._load_components(ctx)
             server, api_task = await self._serve_api(ctx)
         except BaseException:
             if self._journal is not None:
@@ -494,5 +424,5 @@ async def _run_with_signals(daemon: Daemon) -> None:
                 loop.remove_signal_handler(sig)
 
 
-__all__ = ["COMPONENT_FACTORIES", "Component", "Daemon", "DaemonContext", "Engine", "engine_from_config",
+__all__ = ["Component", "Daemon", "DaemonContext", "Engine", "engine_from_config", "flowspec_peers",
            "register"]

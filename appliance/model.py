@@ -53,6 +53,7 @@ class Relationship(enum.StrEnum):
     CUSTOMER = "customer"
     PEER = "peer"
     PROVIDER = "provider"
+    ROUTE_SERVER = "route-server"  # an IXP route server: a lateral peer that does not add its AS
     INTERNAL = "internal"
 
 
@@ -166,6 +167,20 @@ class PrefixReport:
     source: str = "api"
 
 
+@dataclass(frozen=True, slots=True)
+class RouterRole:
+    """A router's role and SAVNET capability as one source reports it; None = this source does not say.
+
+    Sources: the reports file or `savd report role` (operator), the API, BGP-LS (a router with an eBGP link
+    is a border router). appliance.sources.reports.merge.resolve picks per router by source precedence.
+    """
+
+    router: str
+    role: Role | None = None
+    capability: Capability | None = None
+    source: str = "api"
+
+
 # --- inter-domain inputs -----------------------------------------------------------------------------
 
 
@@ -184,7 +199,10 @@ class Neighbor:
 class BgpPath:
     """One path in the Adj-RIB-In of `router` from the neighbour on `interface`.
 
-    `as_path` is in wire order: neighbour first, origin last.
+    `as_path` is the AS_SEQUENCE part in wire order: neighbour first, origin last. `as_set` holds the
+    members of the path's AS_SET segments (deprecated by RFC 9774, still seen after aggregation), kept
+    apart rather than flattened: a path with an AS_SET has no single origin (RFC 6811: NONE, so `origin` is
+    0) and ASPA verification returns Invalid for it.
     """
 
     router: str
@@ -192,9 +210,12 @@ class BgpPath:
     prefix: str
     as_path: tuple[int, ...]
     path_id: int = 0
+    as_set: tuple[int, ...] = ()
 
     @property
     def origin(self) -> int:
+        if self.as_set:
+            return 0
         return self.as_path[-1] if self.as_path else 0
 
 

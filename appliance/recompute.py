@@ -1,21 +1,19 @@
 """The daemon's recompute path: state snapshots in, rules out, incrementally.
 
-`ConfigEngine` turns each store snapshot into the engine's input (`engine_input`: configuration overrides,
-extra neighbours, reports resolved by precedence, the policy) and keeps one incremental
-`appliance.engine.incremental.Engine` built from the first snapshot. For the next snapshot it diffs the fact
-sets of the two inputs (the store reuses unchanged tuples and fact objects, so a diff skips the identical head
-and tail and hashes only the window between) and applies the matching events: paths and reports one by one,
-VRPs/ASPAs as one `RpkiChanged`, topology as one `TopologyChanged`. It rebuilds from scratch when the
-policy changed (a configuration reload builds a new ConfigEngine anyway) and after any exception (logged).
-Two paths with the same (router, interface, prefix, path_id) key (two sources disagreeing on one path) cannot
-be held by the engine: while they last each call is a full `compute()`. The result equals
-`snapshot.compute(engine_input(...))` byte for byte
-(tests/unit/daemon/test_recompute.py drives random store changes to check it).
-"""
+`ConfigEngine` turns each store snapshot into the engine's input (sources/assemble.py `engine_input`:
+configuration overrides, roles and reports resolved by precedence, extra neighbours, the policy) and keeps
+one incremental `appliance.engine.incremental.Engine` built from the first snapshot. For the next snapshot
+it diffs the fact sets of the two inputs (the store reuses unchanged tuples and fact objects, so a diff
+skips the identical head and tail and hashes only the window between) and applies the matching events: paths
+and reports one by one, VRPs/ASPAs as one `RpkiChanged`, topology as one `TopologyChanged`. It rebuilds from
+scratch when the policy changed (a configuration reload builds a new ConfigEngine anyway) and after any
+exception (logged). Two paths with the same (router, interface, prefix, path_id) key (two sources
+disagreeing on one path) cannot be held by the engine: while they last each call is a full `compute()`. The
+result equals `snapshot.compute(engine_input(...))` byte for byte (tests/unit/daemon/test_recompute.py
+drives random store changes to check it)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
@@ -32,27 +30,13 @@ from appliance.engine.incremental import (
     TopologyChanged,
 )
 from appliance.engine.snapshot import Snapshot, compute
-from appliance.model import BgpPath, Router, SavRuleSet
-from appliance.reports.merge import resolve
+from appliance.model import BgpPath, SavRuleSet
+from appliance.sources.assemble import engine_input
 from appliance.state import StateSnapshot
 
 log = logging.getLogger("savd.recompute")
 
 T = TypeVar("T")
-
-
-def engine_input(config: Config, snap: StateSnapshot) -> Snapshot:
-    """The engine's input for a store snapshot, completed by the configuration (see engine_from_config)."""
-    routers = {r.name: r for r in snap.routers}
-    for o in config.engine.routers:
-        base = routers.get(o.name, Router(o.name))
-        routers[o.name] = dataclasses.replace(base, role=o.role, capability=o.capability)
-    neighbors = tuple(dict.fromkeys((*snap.neighbors, *config.engine.neighbors)))
-    return Snapshot(
-        routers=tuple(routers[n] for n in sorted(routers)), interfaces=snap.interfaces, links=snap.links,
-        reports=resolve(snap.reports).prefixes, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps,
-        aspas=snap.aspas, policy=config.engine.policy(),
-    )
 
 
 class _Rebuild(Exception):

@@ -14,9 +14,9 @@ import ipaddress
 import json
 import time
 
-from appliance.speakers.bgpls import decode_update
+from appliance.sources.bgpls.decode import decode_update
+from appliance.sources.bgpls.graph import Topology
 from appliance.speakers.exabgp import UpdateReceived, parse_api_line
-from appliance.topology.graph import Topology
 
 
 def desc(rid: str) -> list[dict[str, object]]:

@@ -32,7 +32,8 @@ from appliance.config import parse_config
 from appliance.engine.snapshot import compute
 from appliance.flowspec.compiler import TableCache, compile_ruleset
 from appliance.model import BgpPath, Interface, Neighbor, PrefixReport, Relationship, Router, SavRuleSet, Vrp
-from appliance.recompute import ConfigEngine, engine_input
+from appliance.recompute import ConfigEngine
+from appliance.sources.assemble import engine_input
 from appliance.state import Announce, StateSnapshot, StateStore, Withdraw
 from appliance.state.changes import Change
 from appliance.state.facts import Fact

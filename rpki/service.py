@@ -1,9 +1,8 @@
-"""The RPKI part of a running appliance: config in, tables and state-store changes out.
+"""The RPKI part of a running appliance: config in, tables out.
 
 Owns only wiring: it builds an RtrManager and a FileWatcher from the [rpki] section of the appliance
-configuration, runs them as asyncio tasks, and (optionally) mirrors every table delta into the state
-store as Announce/Withdraw changes of model.Vrp / model.Aspa facts under one source, so the engine
-reads RPKI from the same versioned snapshot as everything else. It makes no RPKI decisions.
+configuration and runs them as asyncio tasks feeding one RpkiTables. Mirroring the tables into the state
+store is the RPKI source's job (appliance/sources/rpki/component.py). It makes no RPKI decisions.
 """
 
 from __future__ import annotations
@@ -16,18 +15,12 @@ from typing import Any
 
 from appliance.config import RpkiConfig
 from appliance.model import Event, Severity
-from appliance.state.changes import Announce, Change, Withdraw
-from appliance.state.facts import Fact
-from appliance.state.store import StateStore
 from rpki.files import FileWatcher
 from rpki.rtr.manager import RtrManager
 from rpki.rtr.session import CacheConfig, CacheStatus
-from rpki.tables import RpkiDelta, RpkiTables
+from rpki.tables import RpkiTables
 
 log = logging.getLogger(__name__)
-
-STATE_SOURCE = "rpki"
-
 
 def cache_configs(config: RpkiConfig) -> list[CacheConfig]:
     """[[rpki.cache]] entries as client configs; `version` is the highest version offered."""
@@ -35,28 +28,6 @@ def cache_configs(config: RpkiConfig) -> list[CacheConfig]:
         CacheConfig(c.host, c.port, c.preference, c.name, max_version=c.version)
         for c in config.caches
     ]
-
-
-def delta_to_changes(delta: RpkiDelta, source: str = STATE_SOURCE) -> list[Change]:
-    """State-store changes equivalent to one table delta (withdrawals first, then announcements)."""
-    changes: list[Change] = []
-    withdrawn: tuple[Fact, ...] = (*delta.withdrawn(), *delta.aspas_old)
-    announced: tuple[Fact, ...] = (*delta.announced(), *delta.aspas_set)
-    if withdrawn:
-        changes.append(Withdraw(source, withdrawn))
-    if announced:
-        changes.append(Announce(source, announced))
-    return changes
-
-
-def feed_store(tables: RpkiTables, store: StateStore, source: str = STATE_SOURCE) -> Callable[[], None]:
-    """Mirror every table delta into `store`; returns the unsubscribe function."""
-
-    def apply(delta: RpkiDelta) -> None:
-        for change in delta_to_changes(delta, source):
-            store.apply(change)
-
-    return tables.subscribe(apply)
 
 
 class RpkiService:

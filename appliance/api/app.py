@@ -82,13 +82,17 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     @app.get("/api/v1/topology", tags=["topology"], dependencies=read)
     async def topology() -> dict[str, Any]:
         snap = ports.facts.snapshot()
+        inputs = ports.inputs(snap) if ports.inputs is not None else None
+        routers = inputs.routers if inputs is not None else snap.routers  # roles resolved, config applied
+        neighbors = inputs.neighbors if inputs is not None else snap.neighbors
         return {
             "version": snap.version,
-            "routers": [encode_fact(r) for r in snap.routers],
+            "routers": [encode_fact(r) for r in routers],
             "interfaces": [encode_fact(i) for i in snap.interfaces],
             "links": [encode_fact(link) for link in snap.links],
             "igp_prefixes": [encode_fact(p) for p in snap.igp_prefixes],
-            "neighbors": [encode_fact(n) for n in snap.neighbors],
+            "neighbors": [encode_fact(n) for n in neighbors],
+            "paths": len(snap.paths),
         }
 
     @app.get("/api/v1/reports", tags=["reports"], dependencies=read)

@@ -7,10 +7,11 @@ satisfy; memory.py has the holders the daemon uses until (and while) those parts
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from appliance.engine.snapshot import Snapshot as EngineInput
 from appliance.model import SavRuleSet
 from appliance.monitor import Monitor
 from appliance.monitor.counters import CounterBoard
@@ -55,3 +56,6 @@ class ApiPorts:
     monitor: Monitor
     counters: CounterBoard
     metrics: Metrics
+    #: the engine's input for a snapshot (sources/assemble.py with the daemon's configuration): the
+    #: topology endpoint shows routers with their resolved roles and the configured eBGP neighbours
+    inputs: Callable[[StateSnapshot], EngineInput] | None = None

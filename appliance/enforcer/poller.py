@@ -8,7 +8,7 @@ listens on 127.0.0.1 there). The document's `samples` become monitor.counters.Co
 (appliance.monitor.installed). An enforcer that does not answer is logged and skipped: its counters
 simply stop rising, its alarms stay as they were, nothing else changes.
 
-Wiring for the daemon: add "appliance.enforcer.poller:factory" to daemon.COMPONENT_FACTORIES.
+Wired into the daemon by appliance/wiring.py (`factory`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance.monitor.counters import CounterSample
+
+if TYPE_CHECKING:
+    from appliance.context import DaemonContext
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ class EnforcerPoller:
             self._task = None
 
 
-def factory(ctx: Any) -> EnforcerPoller | None:
-    """daemon.COMPONENT_FACTORIES entry: a poller when the configuration names enforcers."""
-    targets = tuple(getattr(ctx.config, "enforcers", ()) or ())
+def factory(ctx: DaemonContext) -> EnforcerPoller | None:
+    """A poller when the configuration names enforcers."""
+    targets = tuple(ctx.config.enforcers)
     return EnforcerPoller(targets) if targets else None

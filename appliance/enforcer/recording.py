@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from appliance.speakers.exabgp import SessionDown, SessionUp, SpeakerEvent, UpdateReceived, parse_api_line
+from appliance.speakers.events import SessionDown, SessionUp, SpeakerEvent, UpdateReceived
+from appliance.speakers.exabgp import parse_api_line
 
 __all__ = ["record_of", "replay"]
 

@@ -17,7 +17,7 @@ one goes. With `adoptable` (FlowSpec-only speakers), a restarted savd takes that
 configuration is unchanged: the relay connects to the new socket, `show neighbor json` gives the sessions
 that are up (SessionUp for each), and the pusher re-syncs without withdrawing. Otherwise it is reaped.
 
-Must not: interpret families (BGP-LS decoding lives in speakers/bgpls.py, FlowSpec rendering in
+Must not: interpret families (BGP-LS decoding lives in sources/bgpls/decode.py, FlowSpec rendering in
 appliance/flowspec/), or keep route state: ExaBGP forgets nothing on reconnect and withdraws nothing on
 stop, so callers own their announcements and re-send them on `SessionUp`.
 
@@ -41,10 +41,19 @@ import string
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.speakers.events import (
+    EndOfRib,
+    MalformedLine,
+    SessionDown,
+    SessionUp,
+    SpeakerEvent,
+    SpeakerRestarted,
+    UpdateReceived,
+)
 from appliance.speakers.holdover import adopt, claim, guard_argv, reap, release, wait_gone
 
 log = logging.getLogger(__name__)
@@ -96,58 +105,6 @@ class ExaNeighbor:
     passive: bool = False
     port: int = 179
     name: str = ""
-
-
-# --- events -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SessionUp:
-    neighbor: str
-    name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionDown:
-    neighbor: str
-    name: str = ""
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class EndOfRib:
-    neighbor: str
-    name: str = ""
-    family: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateReceived:
-    """A parsed UPDATE as ExaBGP printed it: `announce[family][next_hop] = [nlri, ...]`,
-    `withdraw[family] = [nlri, ...]`, `attribute` = path attributes (one dict)."""
-
-    neighbor: str
-    name: str = ""
-    attribute: Mapping[str, Any] = field(default_factory=dict)
-    announce: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
-    withdraw: Mapping[str, Sequence[Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class SpeakerRestarted:
-    """ExaBGP died and was started again; every session was reset (a SessionDown preceded this)."""
-
-    attempt: int
-    exit_code: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MalformedLine:
-    line: str
-    error: str
-
-
-SpeakerEvent = SessionUp | SessionDown | EndOfRib | UpdateReceived | SpeakerRestarted | MalformedLine
 
 
 # --- pure parsing -------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from google.protobuf import any_pb2
 
 from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, Message, to_path
 from appliance.flowspec.rules import FlowRule
-from appliance.speakers.exabgp import SessionDown, SessionUp, SpeakerRestarted
+from appliance.speakers.events import SessionDown, SessionUp, SpeakerRestarted
 from appliance.speakers.holdover import adopt, claim, guard_argv, reap, release, wait_gone
 
 GoBgpEvent = SessionUp | SessionDown | SpeakerRestarted

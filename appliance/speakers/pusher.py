@@ -24,7 +24,8 @@ from appliance.flowspec.compiler import CompileOptions, TableCache, compile_rule
 from appliance.flowspec.diff import FlowDiff, diff
 from appliance.flowspec.rules import FlowMatch, FlowRule, FlowSpecPlan, sort_rules
 from appliance.model import BgpPath, Event, SavRuleSet, Severity
-from appliance.speakers.exabgp import ExaBgpSpeaker, SessionDown, SessionUp, SpeakerEvent
+from appliance.speakers.events import SessionDown, SessionUp, SpeakerEvent
+from appliance.speakers.exabgp import ExaBgpSpeaker
 
 log = logging.getLogger(__name__)
 

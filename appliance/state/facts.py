@@ -1,10 +1,9 @@
 """The input facts the store keeps, by kind, and their JSON codec.
 
 A fact is one model record that came from outside: topology (Router, Interface, Link, IgpPrefix), a
-source-prefix report, an eBGP neighbour, a BGP path, an RPKI VRP or ASPA. The codec uses pydantic's
-TypeAdapter (already a dependency through FastAPI) rather than a hand-written one: it validates types
-on the way back in, so a damaged journal row is reported, not half-loaded.
-"""
+source-prefix report, a router role report, an eBGP neighbour, a BGP path, an RPKI VRP or ASPA. The codec
+uses pydantic's TypeAdapter (already a dependency through FastAPI) rather than a hand-written one: it
+validates types on the way back in, so a damaged journal row is reported, not half-loaded."""
 
 from __future__ import annotations
 
@@ -13,9 +12,20 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from appliance.model import Aspa, BgpPath, IgpPrefix, Interface, Link, Neighbor, PrefixReport, Router, Vrp
+from appliance.model import (
+    Aspa,
+    BgpPath,
+    IgpPrefix,
+    Interface,
+    Link,
+    Neighbor,
+    PrefixReport,
+    Router,
+    RouterRole,
+    Vrp,
+)
 
-Fact = Router | Interface | Link | IgpPrefix | PrefixReport | Neighbor | BgpPath | Vrp | Aspa
+Fact = Router | Interface | Link | IgpPrefix | PrefixReport | RouterRole | Neighbor | BgpPath | Vrp | Aspa
 
 FACT_KINDS: dict[str, type[Any]] = {
     "router": Router,
@@ -23,6 +33,7 @@ FACT_KINDS: dict[str, type[Any]] = {
     "link": Link,
     "igp-prefix": IgpPrefix,
     "report": PrefixReport,
+    "role": RouterRole,
     "neighbor": Neighbor,
     "path": BgpPath,
     "vrp": Vrp,

@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from appliance.model import Aspa, BgpPath, IgpPrefix, Interface, Link, Neighbor, PrefixReport, Router, Vrp
+from appliance.model import (
+    Aspa,
+    BgpPath,
+    IgpPrefix,
+    Interface,
+    Link,
+    Neighbor,
+    PrefixReport,
+    Router,
+    RouterRole,
+    Vrp,
+)
 from appliance.state.facts import Fact, kind_of
 
 
@@ -22,6 +33,7 @@ class StateSnapshot:
     links: tuple[Link, ...] = ()
     igp_prefixes: tuple[IgpPrefix, ...] = ()
     reports: tuple[PrefixReport, ...] = ()
+    roles: tuple[RouterRole, ...] = ()
     neighbors: tuple[Neighbor, ...] = ()
     paths: tuple[BgpPath, ...] = ()
     vrps: tuple[Vrp, ...] = ()
@@ -36,6 +48,7 @@ class StateSnapshot:
             "link": len(self.links),
             "igp-prefix": len(self.igp_prefixes),
             "report": len(self.reports),
+            "role": len(self.roles),
             "neighbor": len(self.neighbors),
             "path": len(self.paths),
             "vrp": len(self.vrps),

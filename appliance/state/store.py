@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from appliance.model import PrefixReport, SavRuleSet
+from appliance.model import PrefixReport, RouterRole, SavRuleSet
 from appliance.state.changes import Announce, Change, ReplaceSource, Withdraw, WithdrawSource
 from appliance.state.facts import FACT_KINDS, Fact, kind_of
 from appliance.state.journal import Journal
@@ -42,6 +42,7 @@ _SNAPSHOT_FIELD = {
     "link": "links",
     "igp-prefix": "igp_prefixes",
     "report": "reports",
+    "role": "roles",
     "neighbor": "neighbors",
     "path": "paths",
     "vrp": "vrps",
@@ -63,6 +64,8 @@ def _kind_key(cls: type[Any]) -> Callable[[Any], Any]:
     names = [f.name for f in dataclasses.fields(cls)]
     if cls is PrefixReport:
         return lambda f: (f.router, f.interface, f.prefix, f.subnet, repr(f.flags), f.source)
+    if cls is RouterRole:  # role/capability may be None (the source does not say)
+        return lambda f: (f.router, str(f.role or ""), str(f.capability or ""), f.source)
     return operator.attrgetter(*names)
 
 

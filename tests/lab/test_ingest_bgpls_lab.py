@@ -31,8 +31,8 @@ import pytest
 from support import waiting
 from support.graphs import adjacencies, graph_mismatch, prefixes
 
+from appliance.sources.bgpls.ingest import TopologyIngest
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SpeakerRestarted
-from appliance.topology.ingest import TopologyIngest
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(170)]
 

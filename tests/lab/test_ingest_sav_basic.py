@@ -27,8 +27,8 @@ from support.graphs import adjacencies, graph_mismatch, prefixes
 
 from appliance.cli import main
 from appliance.lab import Lab
+from appliance.sources.bgpls.ingest import TopologyIngest
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor
-from appliance.topology.ingest import TopologyIngest
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(170)]
 

@@ -24,8 +24,8 @@ from appliance.demo import _speaker_pids
 from appliance.monitor import Monitor
 from appliance.speakers.exabgp import ExaBgpSpeaker
 from appliance.speakers.gobgp import GoBgpSpeaker
+from appliance.speakers.sessions import SpeakerSet
 from appliance.state import StateStore
-from appliance.wiring import SpeakerSet
 
 REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(60)
@@ -129,7 +129,7 @@ from appliance.monitor import Monitor
 from appliance.speakers.exabgp import ExaBgpSpeaker
 from appliance.speakers.gobgp import GoBgpSpeaker
 from appliance.state import StateStore
-from appliance.wiring import SpeakerSet
+from appliance.speakers.sessions import SpeakerSet
 
 class Rules:
     def current(self):

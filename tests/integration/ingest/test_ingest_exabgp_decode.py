@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.speakers.bgpls import LsLink, decode_update
+from appliance.sources.bgpls.decode import LsLink, decode_update
 from appliance.speakers.exabgp import UpdateReceived, parse_api_line
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

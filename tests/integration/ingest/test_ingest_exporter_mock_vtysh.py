@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from support import waiting
 
+from appliance.sources.bgpls.ingest import TopologyIngest
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SpeakerError
-from appliance.topology.ingest import TopologyIngest
 from rpki.localcache import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

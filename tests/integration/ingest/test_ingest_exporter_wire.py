@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.lab.bgpls_exporter import LsdbView, Route, export_lsdb, update_announce, update_withdraw
-from appliance.speakers.bgpls import LsAnnounce, LsLink, LsNode, LsPrefix, LsWithdraw, decode_update
+from appliance.sources.bgpls.decode import LsAnnounce, LsLink, LsNode, LsPrefix, LsWithdraw, decode_update
 from appliance.speakers.exabgp import UpdateReceived, parse_api_line
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -336,3 +336,39 @@ def test_demo_gobgp_config_differs_from_the_demo_config_in_the_flowspec_speaker_
     assert gobgp.speakers[0].peers == exa.speakers[0].peers and not gobgp.speakers[0].api
     assert gobgp.speakers[1:] == exa.speakers[1:]
     assert (gobgp.engine, gobgp.enforcers, gobgp.rpki) == (exa.engine, exa.enforcers, exa.rpki)
+
+
+def test_bmp_stations_and_their_router_names(tmp_path: Path) -> None:
+    text = MINIMAL + '[[bmp]]\nname = "ctl"\nlisten = "[2001:db8::10]:11020"\nnetns = "lab-ctl"\n' \
+        '  [bmp.routers]\n  "198.18.255.1" = "b1"\n'
+    config = parse_config(text, tmp_path / "s.toml")
+    (station,) = config.bmp  # type: ignore[attr-defined]
+    assert (station.name, station.host, station.port, station.netns, station.routers) == \
+        ("ctl", "2001:db8::10", 11020, "lab-ctl", (("198.18.255.1", "b1"),))
+    bad = problems(MINIMAL + '[[bmp]]\nlisten = "198.18.20.10:99999"\n  [bmp.routers]\n  "r1" = "b1"\n'
+                   '[[bmp]]\nport = 1\n', tmp_path)
+    assert [(line, key) for line, key, _ in bad] == [
+        (5, "bmp[0].listen"), (7, "bmp[0].routers.r1"), (8, "bmp[1]"), (9, "bmp[1].port")]
+
+
+def test_timers_from_the_file_and_the_environment_which_wins(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config(MINIMAL + "[timers]\nbgpls_hold_s = 30\nbmp_flush_s = 0.5\n", tmp_path / "s.toml")
+    assert (config.timers.bgpls_hold_s, config.timers.bmp_flush_s, config.timers.speaker_holdover_s) == \
+        (30.0, 0.5, 120.0)
+    monkeypatch.setenv("SAVD_BGPLS_HOLD_S", "4")
+    timers = parse_config(MINIMAL + "[timers]\nbgpls_hold_s = 30\n", tmp_path / "s.toml").timers
+    assert timers.bgpls_hold_s == 4.0
+    monkeypatch.setenv("SAVD_SPEAKER_HOLDOVER_S", "soon")
+    assert problems(MINIMAL, tmp_path) == [
+        (0, "", "environment variable SAVD_SPEAKER_HOLDOVER_S must be a number of seconds >= 0, got "
+                "'soon'")]
+    monkeypatch.delenv("SAVD_SPEAKER_HOLDOVER_S")
+    bad = problems(MINIMAL + "[timers]\nbgpls_hold = 3\n", tmp_path)
+    assert [k for _, k, _ in bad] == ["timers.bgpls_hold"]
+
+
+def test_a_route_server_neighbour_is_a_relationship(tmp_path: Path) -> None:
+    config = parse_config(MINIMAL + '[[engine.neighbor]]\nrouter = "b1"\ninterface = "ix0"\nasn = 65050\n'
+                          'relationship = "route-server"\naddress = "198.18.44.1"\n', tmp_path / "s.toml")
+    assert config.engine.neighbors[0].relationship is Relationship.ROUTE_SERVER

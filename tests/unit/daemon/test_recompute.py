@@ -23,7 +23,8 @@ from appliance.model import (
     Router,
     Vrp,
 )
-from appliance.recompute import ConfigEngine, engine_input
+from appliance.recompute import ConfigEngine
+from appliance.sources.assemble import engine_input
 from appliance.state import Announce, StateStore, Withdraw
 from appliance.state.changes import Change, ReplaceSource, WithdrawSource
 from appliance.state.facts import Fact

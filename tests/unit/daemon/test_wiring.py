@@ -1,4 +1,4 @@
-"""appliance/wiring.py pieces that need no network: enforcer group files, the reports-file component,
+"""Daemon components that need no network: enforcer group files, the report sources (file and store),
 component start failures, and the demo's runtime configuration."""
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from appliance.config import load_config
+from appliance.config import Config, load_config
 from appliance.daemon import Daemon, DaemonContext, StartError
 from appliance.demo import TEMPLATE, runtime_config
 from appliance.flowspec.compiler import compile_ruleset
 from appliance.model import InterfaceRules, ListKind, SavRuleSet
 from appliance.monitor import Monitor
+from appliance.sources.reports.component import report_file
 from appliance.speakers.holdover import reap
+from appliance.speakers.sessions import write_groups
 from appliance.state import StateStore
-from appliance.wiring import ReportsFile, write_groups
 
 from .test_daemon import make_config
 
@@ -51,7 +52,7 @@ def test_reports_file_loads_keeps_the_last_good_facts_on_error_and_raises_then_c
     path = tmp_path / "reports.yaml"
     path.write_text("prefixes:\n  - {router: r1, interface: eth1, prefix: 198.18.1.0/24, subnet: '1'}\n")
     ctx = SimpleNamespace(monitor=Monitor(), store=StateStore())
-    component = ReportsFile(path)
+    component = report_file(path)
     assert component.load(ctx)
     assert [(r.router, r.prefix) for r in ctx.store.snapshot().reports] == [("r1", "198.18.1.0/24")]
     assert ctx.store.sources() == {f"file:{path}": 1}
@@ -112,8 +113,8 @@ def test_rpki_resync_drops_vrps_the_journal_restored_but_the_sources_no_longer_s
     from appliance.api.memory import RpkiStatusBoard
     from appliance.config import RpkiConfig, RpkiFileConfig
     from appliance.model import Vrp
+    from appliance.sources.rpki.component import RpkiComponent
     from appliance.state import Announce
-    from appliance.wiring import RpkiComponent
     from rpki.localcache import write_stayrtr_json
 
     rpki_file = tmp_path / "vrps.json"
@@ -139,3 +140,57 @@ def test_rpki_resync_drops_vrps_the_journal_restored_but_the_sources_no_longer_s
     vrps, files = asyncio.run(scenario())
     assert vrps == (kept,)
     assert files and files[0]["path"] == str(rpki_file) and files[0]["last_update"] is not None
+
+
+def test_savd_report_role_reaches_the_engine_input_of_savd_run_through_the_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One pipeline: `savd report role --config` writes where `savd run` with that config reads, and the
+    role reaches the engine (the daemon used to drop roles from report files)."""
+    from appliance.cli import main
+    from appliance.sources.assemble import engine_input
+
+    cfg = tmp_path / "savd.toml"
+    reports_yaml = tmp_path / "reports.yaml"
+    reports_yaml.write_text("routers:\n  r2: {role: border, capability: legacy}\n")
+    cfg.write_text('[appliance]\nasn = 65000\nrouter_id = "198.18.20.10"\ndata_dir = "data"\n'
+                   '[reports]\nfile = "reports.yaml"\n')
+    assert main(["report", "role", "--config", str(cfg), "--router", "r1", "--role", "access"]) == 0
+    config = load_config(cfg)
+    ctx = SimpleNamespace(config=config, monitor=Monitor(), store=StateStore())
+    from appliance.sources.reports.component import components
+
+    for component in components(ctx):  # type: ignore[arg-type]
+        assert component.load(ctx)  # type: ignore[arg-type]
+    routers = {r.name: r for r in engine_input(config, ctx.store.snapshot()).routers}
+    assert (routers["r1"].role.value, routers["r2"].role.value, routers["r2"].capability.value) == \
+        ("access", "border", "legacy")
+    capsys.readouterr()
+    assert main(["report", "list", "--config", str(cfg), "--json"]) == 0  # the CLI sees the same facts
+    listed = {r["router"]: r["role"] for r in json.loads(capsys.readouterr().out)["routers"]}
+    assert listed == {"r1": "access", "r2": "border"}
+
+
+def test_bgpls_border_links_make_border_routers_in_the_engine_input(tmp_path: Path) -> None:
+    from appliance.model import Link, Router
+    from appliance.sources.assemble import engine_input
+    from appliance.sources.bgpls.ingest import TOPOLOGY_KINDS
+    from appliance.sources.reports.tags import roles_from_topology
+    from appliance.state.changes import ReplaceSource
+
+    class Topo:  # roles_from_topology reads only the border links
+        def border_links(self) -> list[Link]:
+            return [Link("r4", "ext")]
+
+    config = load_config_text(tmp_path, '[appliance]\nasn = 65000\nrouter_id = "198.18.20.10"\n')
+    store = StateStore()
+    store.apply(ReplaceSource("bgp-ls:x", TOPOLOGY_KINDS, (Router("r4"), Router("r3"),
+                                                            *roles_from_topology(Topo()))))  # type: ignore[arg-type]
+    routers = {r.name: r.role.value for r in engine_input(config, store.snapshot()).routers}
+    assert routers == {"r3": "core", "r4": "border"}
+
+
+def load_config_text(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return load_config(path)

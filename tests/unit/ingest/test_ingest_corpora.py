@@ -13,10 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from appliance.speakers.bgpls import LsAnnounce, LsLink, LsNode, LsPrefix, NodeId, decode_nlri, decode_update
+from appliance.sources.bgpls.decode import (
+    LsAnnounce,
+    LsLink,
+    LsNode,
+    LsPrefix,
+    NodeId,
+    decode_nlri,
+    decode_update,
+)
+from appliance.sources.bgpls.frr_ls import items_from_frr_table
+from appliance.sources.bgpls.graph import Topology
 from appliance.speakers.exabgp import UpdateReceived, loads, parse_api_line
-from appliance.topology.frr_ls import items_from_frr_table
-from appliance.topology.graph import Topology
 
 
 def qa(shared_data: Path, name: str) -> tuple[str, str]:

@@ -207,7 +207,7 @@ def test_bgpls_decoder_isolates_any_malformed_nlri(
 ) -> None:
     """Whatever shape the NLRI and attributes take, decode_update returns (events, errors) and never raises;
     every NLRI is accounted for exactly once."""
-    from appliance.speakers.bgpls import decode_update
+    from appliance.sources.bgpls.decode import decode_update
 
     update = UpdateReceived(
         "198.18.0.1",

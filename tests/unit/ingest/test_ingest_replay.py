@@ -8,8 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from appliance.sources.bgpls.ingest import TopologyIngest
 from appliance.speakers.exabgp import MalformedLine, parse_api_line
-from appliance.topology.ingest import TopologyIngest
 
 CASE = Path(__file__).parent / "corpora" / "exabgp-5.0.15" / "sav-basic"
 UPDATE = os.environ.get("SAVD_UPDATE_GOLDEN") == "1"

@@ -11,20 +11,20 @@ from hypothesis import strategies as st
 
 from appliance.cli import main
 from appliance.model import Capability, PrefixFlags, PrefixReport, Role, Router
-from appliance.reports.errors import ReportError
-from appliance.reports.merge import apply_roles, resolve
-from appliance.reports.records import RouterReport
-from appliance.reports.store import ReportStore
-from appliance.reports.tags import (
+from appliance.sources.bgpls.decode import LsAnnounce, LsLink, LsNode, LsPrefix, NodeId
+from appliance.sources.bgpls.graph import Topology
+from appliance.sources.reports.errors import ReportError
+from appliance.sources.reports.merge import apply_roles, resolve
+from appliance.sources.reports.records import RouterReport
+from appliance.sources.reports.store import ReportStore
+from appliance.sources.reports.tags import (
     decode_extended_tag,
     decode_tag,
     encode_extended_tag,
     encode_tag,
     reports_from_topology,
 )
-from appliance.reports.yamlfile import load_report_file, parse_report_doc
-from appliance.speakers.bgpls import LsAnnounce, LsLink, LsNode, LsPrefix, NodeId
-from appliance.topology.graph import Topology
+from appliance.sources.reports.yamlfile import load_report_file, parse_report_doc
 
 flags_st = st.builds(PrefixFlags, st.booleans(), st.booleans(), st.booleans())
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from appliance.model import Interface, Link
-from appliance.speakers.bgpls import LsAnnounce, LsLink, LsNode, LsPrefix, LsWithdraw, NodeId
-from appliance.topology.graph import Topology
+from appliance.sources.bgpls.decode import LsAnnounce, LsLink, LsNode, LsPrefix, LsWithdraw, NodeId
+from appliance.sources.bgpls.graph import Topology
 
 
 def nid(rid: str, asn: int = 65000, pseudo: str = "") -> NodeId:
@@ -136,15 +136,15 @@ def test_epe_link_joins_the_named_router_and_marks_the_border() -> None:
     assert ("r1", "eth2", True) in {(i.router, i.name, i.external) for i in t.interfaces()}
     assert t.neighbours("r1") == ("198.19.255.1", "r2")
     from appliance.model import Role
-    from appliance.reports.records import RouterReport
-    from appliance.reports.tags import roles_from_topology
+    from appliance.sources.reports.records import RouterReport
+    from appliance.sources.reports.tags import roles_from_topology
 
     assert roles_from_topology(t) == [RouterReport("r1", Role.BORDER, None, "bgp-ls")]
 
 
 def test_ingest_stale_expiry_uses_the_given_clock() -> None:
+    from appliance.sources.bgpls.ingest import TopologyIngest
     from appliance.speakers.exabgp import EndOfRib, SessionDown, SessionUp
-    from appliance.topology.ingest import TopologyIngest
 
     ing = TopologyIngest(topology=base("198.18.0.1"))
     assert ing.handle(SessionDown("198.18.0.1", "r1"), now=100.0) is False  # stale, not gone
@@ -163,8 +163,8 @@ def test_ingest_stale_expiry_uses_the_given_clock() -> None:
 
 def test_model_facts_cover_every_kind() -> None:
     from appliance.model import IgpPrefix, PrefixReport, Router
-    from appliance.reports.tags import encode_tag
-    from appliance.topology.ingest import model_facts
+    from appliance.sources.bgpls.ingest import model_facts
+    from appliance.sources.reports.tags import encode_tag
 
     t = base()
     t.apply(LsAnnounce("a", LsPrefix(R1, "198.18.10.0/24", 1, metric=10, route_tags=(encode_tag(5),))))

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from appliance.config import RpkiConfig, RpkiFileConfig, RtrCacheConfig
 from appliance.model import Aspa, Vrp
+from appliance.sources.rpki.component import delta_to_changes, feed_store
 from appliance.state.store import StateStore
 from rpki.keys import vrp_key
-from rpki.service import RpkiService, cache_configs, delta_to_changes, feed_store
+from rpki.service import RpkiService, cache_configs
 from rpki.tables import RpkiTables
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from appliance.speakers.bgpls import LsItem, LsLink, LsNode, LsPrefix, NodeId
+from appliance.sources.bgpls.decode import LsItem, LsLink, LsNode, LsPrefix, NodeId
 
 _SYSID = re.compile(r"^([0-9a-fA-F]{4})\.([0-9a-fA-F]{4})\.([0-9a-fA-F]{4})(?:\.([0-9a-fA-F]{2}))?$")
 

@@ -1,7 +1,10 @@
 """`savd report add|del|list|role`: operator/IPAM reports persisted in the data directory.
 
 `list` shows the merged view (store + optional YAML file), with overrides and conflicts, so an import
-can be checked before the appliance uses it. Exit codes: 0 ok, 1 conflicts found (list --check), 2 bad input.
+can be checked before the appliance uses it: the files go through the same loaders and the same store
+as in `savd run` (sources/reports/component.py), resolved by the same function (sources/assemble.py).
+With `--config`, the data directory is the one `savd run` watches.
+Exit codes: 0 ok, 1 conflicts found (list --check), 2 bad input.
 """
 
 from __future__ import annotations
@@ -9,16 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from appliance.config import ConfigError
 from appliance.model import Capability, PrefixReport, Role, canonical_prefix
-from appliance.reports.errors import ReportError
-from appliance.reports.merge import Resolved, resolve
-from appliance.reports.records import FLAG_NAMES, RouterReport, flag_names, flags_from_names
-from appliance.reports.store import ReportStore, default_data_dir
-from appliance.reports.yamlfile import load_report_file
+from appliance.sources.assemble import resolved
+from appliance.sources.reports.component import KINDS, load_store_file
+from appliance.sources.reports.errors import ReportError
+from appliance.sources.reports.merge import Resolved
+from appliance.sources.reports.records import FLAG_NAMES, RouterReport, flag_names, flags_from_names
+from appliance.sources.reports.store import FILE_NAME, ReportStore, default_data_dir
+from appliance.sources.reports.yamlfile import load_report_file
+from appliance.state import StateStore
+from appliance.state.changes import Change, ReplaceSource
 
 
 def register(subparsers: Any) -> None:
@@ -27,10 +34,18 @@ def register(subparsers: Any) -> None:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="savd's TOML configuration: use its data_dir (and, for list, its [reports] file), so a "
+            "running `savd run` with that configuration picks the change up within seconds",
+        )
+        sp.add_argument(
             "--data-dir",
             type=Path,
             default=None,
-            help="where reports.json lives (default /var/lib/savd, or ./var when not root)",
+            help="where reports.json lives (default: the --config data_dir, else /var/lib/savd, or ./var "
+            "when not root)",
         )
 
     add = sub.add_parser("add", help="add or replace the report for (router, interface, prefix)")
@@ -64,8 +79,20 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(func=_list)
 
 
+def _config_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """(data dir, reports file) from --data-dir/--file, else --config, else the defaults."""
+    data_dir, file = args.data_dir, getattr(args, "file", None)
+    if args.config is not None:
+        from appliance.config import load_config
+
+        config = load_config(args.config)
+        data_dir = data_dir or config.appliance.data_dir
+        file = file or config.reports.file
+    return data_dir or default_data_dir(), file
+
+
 def _store(args: argparse.Namespace) -> ReportStore:
-    return ReportStore(args.data_dir or default_data_dir())
+    return ReportStore(_config_paths(args)[0])
 
 
 def _fail(exc: Exception) -> int:
@@ -115,15 +142,17 @@ def _role(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_sources(data_dir: Path | None, file: Path | None) -> tuple[list[PrefixReport], list[RouterReport]]:
-    """Store (api) + file reports; raises ReportError naming the bad file/field."""
-    store = ReportStore.load(data_dir or default_data_dir())
-    prefixes, routers = list(store.prefixes), list(store.routers)
+def load_sources(data_dir: Path | None, file: Path | None) -> list[Change]:
+    """The store changes `savd run`'s report sources would make for these files (same loaders, same
+    source names); raises ReportError naming the bad file/field."""
+    changes: list[Change] = []
+    store_file = (data_dir or default_data_dir()) / FILE_NAME
+    prefixes, routers = load_store_file(store_file)
+    changes.append(ReplaceSource(f"report-store:{store_file}", KINDS, (*prefixes, *routers)))
     if file:
         fp, fr = load_report_file(file)
-        prefixes += fp
-        routers += fr
-    return prefixes, routers
+        changes.append(ReplaceSource(f"file:{file}", KINDS, (*fp, *fr)))
+    return changes
 
 
 def resolved_to_dict(res: Resolved) -> dict[str, Any]:
@@ -166,10 +195,14 @@ def print_resolved(res: Resolved) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        prefixes, routers = load_sources(args.data_dir, args.file)
-    except ReportError as exc:
+        data_dir, file = _config_paths(args)
+        changes = load_sources(data_dir, file)
+    except (ReportError, ConfigError) as exc:
         return _fail(exc)
-    res = resolve(prefixes, routers, now=time.time())
+    store = StateStore()
+    for change in changes:
+        store.apply(change)
+    res = resolved(store.snapshot())
     if args.json:
         print(json.dumps(resolved_to_dict(res), indent=1, sort_keys=True))
     else:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
-from appliance.model import Capability, PrefixFlags, Role
+from appliance.model import PrefixFlags, RouterRole
 
 
 class Source(enum.StrEnum):
@@ -20,14 +19,7 @@ class Source(enum.StrEnum):
         return {Source.BGPLS: 1, Source.FILE: 2, Source.API: 3}[self]
 
 
-@dataclass(frozen=True, slots=True)
-class RouterReport:
-    """A router's role and SAVNET capability as reported; None = this source does not say."""
-
-    router: str
-    role: Role | None = None
-    capability: Capability | None = None
-    source: str = Source.API
+RouterReport = RouterRole  # the model's record: role reports are store facts like prefix reports
 
 
 FLAG_NAMES = ("anycast", "special", "multihomed")

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import radix
 
 from appliance.model import IgpPrefix, Interface, Link, Router, prefix_sort_key
-from appliance.speakers.bgpls import LsAnnounce, LsEvent, LsItem, LsLink, LsNode, LsPrefix, NodeId
+from appliance.sources.bgpls.decode import LsAnnounce, LsEvent, LsItem, LsLink, LsNode, LsPrefix, NodeId
 
 __all__ = ["Topology"]
 

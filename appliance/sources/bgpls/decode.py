@@ -7,8 +7,8 @@ into announce/withdraw events. JSON shapes: integration.md §1.2 (5.0 descriptor
 objects; 4.2's flat objects are accepted too), quirks §1.3 (repeated keys arrive as lists).
 
 Errors are isolated per NLRI: a malformed NLRI is reported (with its JSON text) and skipped, the rest of
-the UPDATE is still used. Must not: build the graph (appliance/topology/) or derive SAV meaning from tags
-(appliance/reports/).
+the UPDATE is still used. Must not: build the graph (graph.py beside this) or derive SAV meaning from
+tags (appliance/sources/reports/).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.speakers.exabgp import UpdateReceived
+from appliance.speakers.events import UpdateReceived
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.model import Capability, PrefixReport, Role, canonical_prefix
-from appliance.reports.errors import ReportError
-from appliance.reports.records import RouterReport, Source, flag_names, flags_from_names
+from appliance.sources.reports.errors import ReportError
+from appliance.sources.reports.records import RouterReport, Source, flag_names, flags_from_names
 
 FILE_NAME = "reports.json"
 FORMAT_VERSION = 1

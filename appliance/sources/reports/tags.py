@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.model import PrefixFlags, PrefixReport, Role
-from appliance.reports.records import RouterReport, Source
-from appliance.topology.graph import Topology
+from appliance.sources.bgpls.graph import Topology
+from appliance.sources.reports.records import RouterReport, Source
 
 TAG_MARKER, TAG_MARKER_MASK = 0xA0000000, 0xF0000000
 EXT_MARKER = 0x5341

@@ -3,7 +3,8 @@
 Until the daemon serves it, `show` runs a one-shot collection: it starts ExaBGP for the configured
 speakers (listen mode, bgp-ls family only), waits for End-of-RIB from every BGP-LS peer (or --timeout),
 stops it and prints. `--frr-json FILE` reads an FRR `show bgp link-state link-state json` table instead
-(offline). Reports: BGP-LS route tags (reports/tags.py) + the store in --data-dir + --reports FILE.
+(offline). Reports and roles: BGP-LS route tags and border links (reports/tags.py) + the store in
+--data-dir + --reports FILE, through the same store and resolution as `savd run` (sources/assemble.py).
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ import contextlib
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from appliance.reports.cli import load_sources, print_resolved, resolved_to_dict
-from appliance.reports.errors import ReportError
-from appliance.reports.merge import Resolved, apply_roles, resolve
-from appliance.reports.tags import reports_from_topology, roles_from_topology
-from appliance.speakers.bgpls import LsAnnounce
+from appliance.config import Config, load_config
+from appliance.model import Router
+from appliance.sources import assemble
+from appliance.sources.bgpls.decode import LsAnnounce
+from appliance.sources.bgpls.frr_ls import items_from_frr_table
+from appliance.sources.bgpls.graph import Topology
+from appliance.sources.bgpls.ingest import TOPOLOGY_KINDS, TopologyIngest, model_facts
+from appliance.sources.reports.cli import load_sources, print_resolved, resolved_to_dict
+from appliance.sources.reports.errors import ReportError
+from appliance.sources.reports.merge import Resolved
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor, SpeakerError
-from appliance.topology.frr_ls import items_from_frr_table
-from appliance.topology.graph import Topology
-from appliance.topology.ingest import TopologyIngest
+from appliance.state import StateStore
+from appliance.state.changes import ReplaceSource
 
 
 def register(subparsers: Any) -> None:
@@ -45,10 +49,9 @@ def register(subparsers: Any) -> None:
     show.set_defaults(func=_show)
 
 
-def view(topology: Topology, resolved: Resolved) -> dict[str, Any]:
-    """Graph + reports as one JSON-ready document; routers carry their reported role/capability."""
+def view(topology: Topology, routers: tuple[Router, ...], resolved: Resolved) -> dict[str, Any]:
+    """Graph + reports as one JSON-ready document; routers carry their resolved role/capability."""
     doc = topology.to_dict()
-    routers = apply_roles(topology.routers(), resolved.routers)
     doc["routers"] = [
         {
             "name": r.name,
@@ -153,6 +156,7 @@ async def collect(config_path: Path, timeout_s: float) -> Topology:
 
 def _show(args: argparse.Namespace) -> int:
     data_dir, reports_file = args.data_dir, args.reports
+    cfg: Config | None = None
     try:
         if args.frr_json:
             topo = Topology()
@@ -161,20 +165,22 @@ def _show(args: argparse.Namespace) -> int:
                 print(f"savd topology: {args.frr_json}: skipped {err}", file=sys.stderr)
             topo.apply_all(LsAnnounce(str(args.frr_json), i) for i in items)
         else:
-            from appliance.config import load_config
-
             cfg = load_config(args.config)
             data_dir = data_dir or cfg.appliance.data_dir
             reports_file = reports_file or cfg.reports.file
             topo = asyncio.run(collect(args.config, args.timeout))
-        prefixes, routers = load_sources(data_dir, reports_file)
+        changes = load_sources(data_dir, reports_file)
     except (OSError, ValueError, ReportError, SpeakerError) as exc:
         print(f"savd topology: {exc}", file=sys.stderr)
         return 2
-    resolved = resolve(
-        [*reports_from_topology(topo), *prefixes], [*roles_from_topology(topo), *routers], now=time.time()
-    )
-    doc = view(topo, resolved)
+    # the same facts, store and resolution as `savd run` (sources/assemble.py)
+    store = StateStore()
+    store.apply(ReplaceSource("bgp-ls:topology-show", TOPOLOGY_KINDS, model_facts(topo)))
+    for change in changes:
+        store.apply(change)
+    snap = store.snapshot()
+    resolved = assemble.resolved(snap)
+    doc = view(topo, assemble.routers(cfg, snap, resolved), resolved)
     if args.json:
         print(json.dumps(doc, indent=1, sort_keys=True))
     else:

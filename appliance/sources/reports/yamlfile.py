@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from appliance.model import Capability, PrefixFlags, PrefixReport, Role, canonical_prefix
-from appliance.reports.errors import ReportError
-from appliance.reports.records import RouterReport, Source, flags_from_names
+from appliance.sources.reports.errors import ReportError
+from appliance.sources.reports.records import RouterReport, Source, flags_from_names
 
 
 def load_report_file(path: Path) -> tuple[list[PrefixReport], list[RouterReport]]:

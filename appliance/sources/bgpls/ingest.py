@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from appliance.model import IgpPrefix, Interface, Link, PrefixReport, Router
-from appliance.reports.tags import reports_from_topology
-from appliance.speakers.bgpls import BGPLS_FAMILIES, decode_update
-from appliance.speakers.exabgp import EndOfRib, SessionDown, SessionUp, SpeakerEvent, UpdateReceived
-from appliance.topology.graph import Topology
+from appliance.model import IgpPrefix, Interface, Link, PrefixReport, Router, RouterRole
+from appliance.sources.bgpls.decode import BGPLS_FAMILIES, decode_update
+from appliance.sources.bgpls.graph import Topology
+from appliance.sources.reports.tags import reports_from_topology, roles_from_topology
+from appliance.speakers.events import EndOfRib, SessionDown, SessionUp, SpeakerEvent, UpdateReceived
 
 log = logging.getLogger(__name__)
 
-TopologyFact = Router | Interface | Link | IgpPrefix | PrefixReport
-TOPOLOGY_KINDS = ("router", "interface", "link", "igp-prefix", "report")
+TopologyFact = Router | Interface | Link | IgpPrefix | PrefixReport | RouterRole
+TOPOLOGY_KINDS = ("router", "interface", "link", "igp-prefix", "report", "role")
 MAX_SKIPPED = 100  # the last skipped NLRI kept for `savd topology show`/monitoring; each is logged anyway
 
 
@@ -69,11 +69,13 @@ class TopologyIngest:
 
 def model_facts(topology: Topology) -> tuple[TopologyFact, ...]:
     """The graph as state facts (kinds TOPOLOGY_KINDS), for `ReplaceSource("bgp-ls:<speaker>", ...)`:
-    routers, interfaces, links, IGP prefixes, and the source-prefix reports carried in route tags."""
+    routers, interfaces, links, IGP prefixes, the source-prefix reports carried in route tags, and the
+    border role of every router with an AS-border link."""
     return (
         *topology.routers(),
         *topology.interfaces(),
         *topology.links(),
         *topology.igp_prefixes(),
         *reports_from_topology(topology),
+        *roles_from_topology(topology),
     )

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from appliance.model import Event, PrefixReport, Router, Severity, prefix_sort_key
-from appliance.reports.records import RouterReport, Source
+from appliance.sources.reports.records import RouterReport, Source
 
 EVENT_SOURCE = "reports"
 

@@ -1,0 +1,88 @@
+"""What the daemon hands its components: the configuration and the shared parts they feed or read.
+
+Lives apart from daemon.py so components (appliance/sources/*, speakers, the enforcer poller) can type
+their `start(ctx)` against it without importing the daemon that imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from appliance.api.memory import RpkiStatusBoard, RulesHolder
+from appliance.config import FLOWSPEC_FAMILIES, Config
+from appliance.flowspec.rules import FlowRule
+from appliance.model import SavRuleSet
+from appliance.monitor import Monitor
+from appliance.monitor.counters import CounterBoard, CounterSample
+from appliance.monitor.installed import RuleKey, install_findings, pushed_key
+from appliance.monitor.metrics import Metrics
+from appliance.state import StateError, StateStore
+from appliance.state.pushed import decode_held
+
+log = logging.getLogger("savd.daemon")
+
+RulesListener = Callable[[int, SavRuleSet, SavRuleSet], Awaitable[None]]
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self, ctx: DaemonContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class DaemonContext:
+    """What components get: the configuration and the shared parts they feed or read."""
+
+    config: Config
+    store: StateStore
+    monitor: Monitor
+    counters: CounterBoard
+    metrics: Metrics
+    rules: RulesHolder
+    rpki: RpkiStatusBoard
+    rules_listeners: list[RulesListener] = field(default_factory=list)
+    install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
+    install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
+
+    def on_rules(self, listener: RulesListener) -> None:
+        """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
+        self.rules_listeners.append(listener)
+
+    def report_counters(self, samples: Iterable[CounterSample]) -> None:
+        """For enforcer pollers: absolute counters in; spoofing-seen alarms raised as drop counters rise."""
+        for notice in self.counters.update(samples, self.monitor.clock.now()):
+            self.monitor.emit(notice)
+
+    def report_rules(self, router: str, reported: Iterable[Any]) -> None:
+        """For enforcer pollers: the rules a router's enforcer holds in; a rule savd pushed to the router
+        that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is."""
+        known = self.install_decoded.get(router, {})
+        held: dict[str, FlowRule] = {}  # rule text -> rule: each poll decodes only what is new
+        try:
+            for peer in flowspec_peers(self.config, router):
+                for key, text in self.store.pushed(peer).items():
+                    held[text] = known.get(text) or decode_held(peer, key, text)
+        except StateError as exc:
+            log.warning("event=installed-check-skipped router=%s error=%r", router, str(exc))
+            return
+        self.install_decoded[router] = held
+        pushed = {pushed_key(r): r for r in held.values()}
+        notices, self.install_missing[router] = install_findings(
+            router, pushed.values(), reported, self.install_missing.get(router, frozenset()))
+        self.monitor.reconcile_notices(f"installed:{router}", notices)
+
+
+
+def flowspec_peers(config: Config, router: str) -> list[str]:
+    """Addresses of the configured peers that receive `router`'s FlowSpec."""
+    return [p.address for s in config.speakers for p in s.peers
+            if p.router == router and any(f in FLOWSPEC_FAMILIES for f in p.families)]
+
+
+__all__ = ["Component", "DaemonContext", "RulesListener", "flowspec_peers"]

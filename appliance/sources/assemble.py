@@ -1,0 +1,57 @@
+"""One store snapshot + the configuration -> the engine's input: the same for `savd run`, the CLIs and tests.
+
+Configuration facts are merged here at compute time rather than stored, so a changed configuration never
+leaves stale facts in the journal:
+- prefix reports resolved by precedence (api > file > bgp-ls, sources/reports/merge.py);
+- router roles and capabilities: every source's RouterRole facts (BGP-LS infers border routers from their
+  AS-border links, the reports file and `savd report role` say the rest) resolved by the same precedence,
+  then [[engine.router]] overrides, which also add routers the state does not know;
+- eBGP neighbours with their relationships: the state's plus [[engine.neighbor]];
+- the policy ([engine]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from appliance.config import Config
+from appliance.engine.snapshot import Snapshot
+from appliance.model import Router
+from appliance.sources.reports.merge import Resolved, resolve
+from appliance.state import StateSnapshot
+
+__all__ = ["engine_input", "resolved", "routers"]
+
+
+def resolved(snap: StateSnapshot) -> Resolved:
+    """The state's prefix reports and role reports, each resolved by source precedence."""
+    return resolve(snap.reports, snap.roles)
+
+
+def routers(config: Config | None, snap: StateSnapshot, res: Resolved | None = None) -> tuple[Router, ...]:
+    """Every router with its role and capability: state, then reported roles, then [[engine.router]]
+    (none without a configuration, e.g. `savd topology show --frr-json`)."""
+    res = res or resolved(snap)
+    out = {r.name: r for r in snap.routers}
+    for name, report in res.routers.items():
+        base = out.get(name, Router(name))
+        out[name] = dataclasses.replace(
+            base,
+            role=report.role if report.role is not None else base.role,
+            capability=report.capability if report.capability is not None else base.capability,
+        )
+    for o in config.engine.routers if config is not None else ():
+        base = out.get(o.name, Router(o.name))
+        out[o.name] = dataclasses.replace(base, role=o.role, capability=o.capability)
+    return tuple(out[n] for n in sorted(out))
+
+
+def engine_input(config: Config, snap: StateSnapshot) -> Snapshot:
+    """The engine's input for a store snapshot, completed by the configuration."""
+    res = resolved(snap)
+    neighbors = tuple(dict.fromkeys((*snap.neighbors, *config.engine.neighbors)))
+    return Snapshot(
+        routers=routers(config, snap, res), interfaces=snap.interfaces, links=snap.links,
+        reports=res.prefixes, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps, aspas=snap.aspas,
+        policy=config.engine.policy(),
+    )

@@ -1,1 +1,0 @@
-"""savd topology."""
