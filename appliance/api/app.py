@@ -23,7 +23,7 @@ from appliance.config import ApiConfig
 from appliance.model import PrefixReport, SavRuleSet, Severity, canonical_prefix
 from appliance.monitor.events import EventType, Operational
 from appliance.monitor.metrics import CONTENT_TYPE
-from appliance.state import Announce, Withdraw
+from appliance.state import Announce, StateSnapshot, Withdraw
 from appliance.state.facts import encode_fact
 
 API_SOURCE = "api"
@@ -37,8 +37,31 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def _rules_json(ruleset: SavRuleSet) -> list[dict[str, Any]]:
+def _rules_json(ruleset: SavRuleSet, snap: StateSnapshot | None = None) -> list[dict[str, Any]]:
+    """Rules as JSON; with a snapshot, each path in a provenance also names the sources that reported it
+    ("path:eth2:65010>65011 via bmp:b1/198.18.40.2"), so an operator sees which router feed it came from."""
     rules: list[dict[str, Any]] = ruleset.to_dict()["rules"]
+    if snap is None or not snap.paths:
+        return rules
+    wanted = {(r["router"], r["interface"]) for r in rules
+              if any(e.startswith("path:") for prov in r["provenance"].values() for e in prov)}
+    if not wanted:
+        return rules
+    by_key: dict[tuple[str, str, str, str], set[str]] = {}
+    for path in snap.paths:
+        if (path.router, path.interface) in wanted:
+            entry = f"path:{path.interface}:{'>'.join(str(a) for a in path.as_path)}"
+            by_key.setdefault((path.router, path.interface, path.prefix, entry), set()).update(
+                snap.sources_of(path))
+    for r in rules:
+        if (r["router"], r["interface"]) not in wanted:
+            continue
+        for prefix, prov in r["provenance"].items():
+            r["provenance"][prefix] = [
+                f"{e} via {','.join(sorted(by_key.get((r['router'], r['interface'], prefix, e), ())))}"
+                if e.startswith("path:") and by_key.get((r["router"], r["interface"], prefix, e)) else e
+                for e in prov
+            ]
     return rules
 
 
@@ -142,7 +165,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def rules(router: str = "") -> dict[str, Any]:
         version, ruleset = _current(ports)
         chosen = SavRuleSet(ruleset.for_router(router)) if router else ruleset
-        return {"version": version, "rules": _rules_json(chosen)}
+        return {"version": version, "rules": _rules_json(chosen, ports.facts.snapshot())}
 
     @app.get("/api/v1/rules/{router}/{interface:path}", tags=["rules"], dependencies=read)
     async def interface_rules(router: str, interface: str) -> dict[str, Any]:
@@ -150,7 +173,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         rule = ruleset.get(router, interface)
         if rule is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SAV rule on {router} {interface}")
-        return {"version": version, "rule": _rules_json(SavRuleSet((rule,)))[0]}
+        return {"version": version, "rule": _rules_json(SavRuleSet((rule,)), ports.facts.snapshot())[0]}
 
     @app.get("/api/v1/explain", tags=["rules"], dependencies=read)
     async def explain_source(

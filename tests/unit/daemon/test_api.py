@@ -15,6 +15,7 @@ from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
 from appliance.config import ApiConfig
 from appliance.model import (
     Action,
+    BgpPath,
     Interface,
     InterfaceRules,
     ListKind,
@@ -265,3 +266,19 @@ def test_any_body_is_accepted_or_a_4xx_that_changes_nothing(rig: Rig, body: Any)
         assert report["prefix"] in {"198.18.1.0/24", "2001:db8::/32"}
         listed = rig.client.get("/api/v1/reports").json()["reports"]
         assert any(x["prefix"] == report["prefix"] for x in listed)
+
+
+def test_rule_provenance_names_the_bmp_feed_of_each_path(rig: Rig) -> None:
+    path = BgpPath("b1", "eth2", "198.18.50.0/24", (65010, 65011))
+    rig.store.apply(Announce("bmp:b1/198.18.40.2", (path,)))
+    rule = InterfaceRules("b1", "eth2", ListKind.ALLOW, ("198.18.50.0/24", "198.18.51.0/24"),
+                          algorithm="auto:bar-sav", provenance={
+                              "198.18.50.0/24": ("algorithm:auto:bar-sav", "path:eth2:65010>65011"),
+                              "198.18.51.0/24": ("algorithm:auto:bar-sav", "roa:198.18.51.0/24-24 AS65011")})
+    rig.rules.publish(3, SavRuleSet((rule,)))
+    prov = rig.client.get("/api/v1/rules").json()["rules"][0]["provenance"]
+    assert prov["198.18.50.0/24"] == ["algorithm:auto:bar-sav",
+                                      "path:eth2:65010>65011 via bmp:b1/198.18.40.2"]
+    assert prov["198.18.51.0/24"] == ["algorithm:auto:bar-sav", "roa:198.18.51.0/24-24 AS65011"]
+    one = rig.client.get("/api/v1/rules/b1/eth2").json()["rule"]["provenance"]
+    assert one["198.18.50.0/24"][1].endswith("via bmp:b1/198.18.40.2")
