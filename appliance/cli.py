@@ -17,6 +17,7 @@ from appliance.api import cli as api_cli
 from appliance.engine import cli as engine_cli
 from appliance.lab import cli as lab_cli
 from appliance.sources.bgpls import cli as topology_cli
+from appliance.sources.paths import cli as paths_cli
 from appliance.sources.reports import cli as report_cli
 from rpki import cli as rpki_cli
 
@@ -28,6 +29,7 @@ COMMANDS = (  # one line per concept; add yours here
     engine_cli,
     flowspec_cli,
     topology_cli,
+    paths_cli,
     report_cli,
     lab_cli,
     demo,

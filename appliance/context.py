@@ -50,6 +50,15 @@ class DaemonContext:
     install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
     install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
 
+    @staticmethod
+    def standalone(config: Config, store: StateStore | None = None) -> DaemonContext:
+        """A context with fresh parts and no journal, for the CLIs that run a source once (the same
+        components as `savd run`, e.g. `savd paths show`) and for tests."""
+        monitor = Monitor()
+        counters = CounterBoard()
+        return DaemonContext(config, store or StateStore(), monitor, counters, Metrics(monitor, counters),
+                             RulesHolder(), RpkiStatusBoard())
+
     def on_rules(self, listener: RulesListener) -> None:
         """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
         self.rules_listeners.append(listener)

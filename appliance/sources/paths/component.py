@@ -132,10 +132,11 @@ class PathSource:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        ctx, self._ctx = self._ctx, None  # our own closing of the sessions withdraws nothing: the journal
+        if ctx is not None:               # keeps the paths for the next start (they expire if unconfirmed)
+            self.flush(ctx)
         for station in self.stations:
             await station.stop()
-        if self._ctx is not None:
-            self.flush(self._ctx)  # what arrived is kept in the journal for the next start
 
     def status(self) -> list[dict[str, object]]:
         return [s for station in self.stations for s in station.status()]

@@ -10,8 +10,14 @@ no [[engine.neighbor]] (or iBGP ones, or post-policy routes) give no facts, the 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from appliance.config import parse_config
 from appliance.model import BgpPath, Relationship, Role
@@ -156,3 +162,46 @@ def test_restored_paths_of_a_peer_that_never_comes_back_are_withdrawn(tmp_path: 
     source.initial_sync_s = 0.01
     asyncio.run(source._expire_restored(ctx))  # type: ignore[arg-type]
     assert paths(ctx) == []
+
+
+def test_savd_paths_show_runs_the_daemons_path_source_on_a_live_feed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`savd paths show` listens like `savd run` and prints the facts the engine would get, with alarms."""
+    from test_bmp import NH4, ORIGIN, PEER4, PEER_AS, as_path, initiation, monitoring, nlri, peer_up, update
+
+    from appliance.cli import main
+    from rpki.localcache import free_port
+
+    port = free_port()
+    cfg = tmp_path / "savd.toml"
+    cfg.write_text(CONFIG.replace("127.0.0.1:11019", f"127.0.0.1:{port}").replace(C1, PEER4)
+                   .replace("asn = 65010", f"asn = {PEER_AS}"))
+    feed = b"".join([
+        initiation("b1"), peer_up(),
+        monitoring(update(attrs=ORIGIN + as_path((2, [PEER_AS, 65011])) + NH4,
+                          announced=nlri("198.18.50.0/24"))),
+        monitoring(update()),  # End-of-RIB
+        peer_up("198.18.42.2", 65030),  # no [[engine.neighbor]]: an alarm
+    ])
+
+    def router() -> None:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                    sock.sendall(feed)
+                    time.sleep(1)
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=router, daemon=True)
+    thread.start()
+    code = main(["paths", "show", "--config", str(cfg), "--timeout", "10", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    thread.join()
+    assert code == 0
+    assert [(p["router"], p["interface"], p["prefix"], p["as_path"]) for p in doc["paths"]] == [
+        ("b1", "eth2", "198.18.50.0/24", [PEER_AS, 65011])]
+    assert doc["peers"][0]["synced"] is True
+    assert [a["type"] for a in doc["alarms"]] == ["bmp.unknown-peer"]
