@@ -120,7 +120,7 @@ class EnforcerPoller:
                 report_rules(target.router, doc.get("rules") or [])
         return answered
 
-    async def start(self, ctx: Any) -> None:
+    async def start(self, ctx: DaemonContext) -> None:
         async def loop() -> None:
             while True:
                 await self.poll_once(ctx)
