@@ -7,8 +7,11 @@ influence).
 
 Paths are in BGP wire order (neighbour first, origin last), as model.BgpPath. The draft numbers the
 COMPRESSED_AS_PATH origin-first: A(1) = origin ... A(N) = neighbour; `_ramps` works on that order.
-AS_SETs are not representable in model.BgpPath, so the AS_SET rule of sections 5.4/5.5 has no input here;
-the speakers drop such paths or pass them as Invalid. Pure: no I/O.
+The checks of sections 5.4/5.5 before the ramps: an empty path is Invalid; a path whose first AS is not the
+neighbour AS is Invalid unless the route came from a route server (the RS does not prepend its AS, so the
+receiving AS is an RS-client and skips the check; `neighbor_as=None` skips it too, for callers that do not
+know the neighbour); a path with an AS_SET segment (`as_set`, kept apart from the sequence as in
+model.BgpPath) is Invalid. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -103,13 +106,20 @@ def _ramps(table: AspaTable, seq: Sequence[int]) -> tuple[int, int, int, int]:
 
 
 def verify_upstream(
-    table: AspaTable, as_path: Sequence[int], neighbor_as: int | None = None, *, rs_client: bool = False
+    table: AspaTable,
+    as_path: Sequence[int],
+    neighbor_as: int | None = None,
+    *,
+    rs_client: bool = False,
+    as_set: Sequence[int] = (),
 ) -> PathVerdict:
     """Section 5.4: a route received from a customer, lateral peer, or RS / RS-client."""
     path = compress(as_path)
     if not path:
         return PathVerdict.INVALID
     if neighbor_as is not None and not rs_client and path[0] != neighbor_as:
+        return PathVerdict.INVALID
+    if as_set:
         return PathVerdict.INVALID
     seq = path[::-1]
     n = len(seq)
@@ -122,13 +132,15 @@ def verify_upstream(
 
 
 def verify_downstream(
-    table: AspaTable, as_path: Sequence[int], neighbor_as: int | None = None
+    table: AspaTable, as_path: Sequence[int], neighbor_as: int | None = None, *, as_set: Sequence[int] = ()
 ) -> PathVerdict:
     """Section 5.5: a route received from a provider."""
     path = compress(as_path)
     if not path:
         return PathVerdict.INVALID
     if neighbor_as is not None and path[0] != neighbor_as:
+        return PathVerdict.INVALID
+    if as_set:
         return PathVerdict.INVALID
     seq = path[::-1]
     n = len(seq)
@@ -140,8 +152,16 @@ def verify_downstream(
     return PathVerdict.VALID
 
 
-def verify_path(table: AspaTable, as_path: Sequence[int], *, from_provider: bool) -> PathVerdict:
-    """Dispatch on the direction the route came from."""
+def verify_path(
+    table: AspaTable,
+    as_path: Sequence[int],
+    *,
+    from_provider: bool,
+    neighbor_as: int | None = None,
+    rs_client: bool = False,
+    as_set: Sequence[int] = (),
+) -> PathVerdict:
+    """Dispatch on the direction the route came from (a route server's routes are checked upstream)."""
     if from_provider:
-        return verify_downstream(table, as_path)
-    return verify_upstream(table, as_path)
+        return verify_downstream(table, as_path, neighbor_as, as_set=as_set)
+    return verify_upstream(table, as_path, neighbor_as, rs_client=rs_client, as_set=as_set)

@@ -248,11 +248,12 @@ class Engine:
         ready = bool(self.vrps or self.aspas) if self.rpki_ready is None else self.rpki_ready
         if set(self.aspas) == old_aspas and ready == old_ready and bool(self.vrps) == had_vrps:
             # VRPs only: AS cones stand (they read ASPAs and paths); patch the VRP index, redo Q and S
+            moved = {v.prefix for v in (*added, *removed)}
+            u_before = {name: live.u_members(moved) for name, live in self.live.items()}
             self.rpki = self.rpki.with_vrp_delta(tuple(self.vrps), added, removed)
             for name, live in self.live.items():
-                self.dirty |= {(name, i) for i in live.refresh_rpki(self.rpki)}
+                self.dirty |= {(name, i) for i in live.refresh_rpki(self.rpki, u_before[name])}
             # provenance lists the ROAs of each prefix: rules holding a changed VRP prefix are rebuilt
-            moved = {v.prefix for v in (*added, *removed)}
             for key, rule in self.rules.items():
                 if key[0] in self.live and not moved.isdisjoint(rule.prefixes):
                     self.dirty.add(key)

@@ -8,8 +8,13 @@ BAR-SAV-PI yield blocklists: loose lists nothing (the router's own FIB check doe
 the prefixes that can only arrive from the customer cone (the complement of its allowlist G within the routed
 space, so the router need not carry a full-table allowlist).
 
+A route server (Relationship.ROUTE_SERVER) is a lateral peer throughout: loose uRPF by default, in EFP-uRPF
+B's set Q with the peers, BAR-SAV's lateral-peer procedure when chosen, with the RS-clients behind it (the
+first AS of its paths; the RS does not prepend its own AS) as the seeds of the cone.
+
 Fail open (BAR-SAV section 6.5.1): with no RPKI data at all, BAR-SAV and BAR-SAV-PI fall back to loose uRPF
-on that interface and say so in the interface notes. Pure: no I/O, no clock.
+on that interface and say so in the interface notes; so does the default, `auto` (policy.py). Pure: no I/O,
+no clock.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 
 from appliance.engine.aspa import PathVerdict, compress
 from appliance.engine.policy import Algorithm, Policy
-from appliance.engine.rib import RouterRib, Rov, RpkiView, is_special_asn
+from appliance.engine.rib import LATERAL, RouterRib, Rov, RpkiView, is_special_asn
 from appliance.model import BgpPath, ListKind, Relationship
 
 __all__ = [
@@ -36,11 +41,13 @@ __all__ = [
     "pi_member",
     "procedure_x",
     "strict",
+    "unproven",
 ]
 
 _REL_PREFERENCE = {
     Relationship.CUSTOMER: 0,
     Relationship.PEER: 1,
+    Relationship.ROUTE_SERVER: 1,
     Relationship.PROVIDER: 2,
     Relationship.INTERNAL: 3,
 }
@@ -120,7 +127,7 @@ def efp_b(rib: RouterRib) -> frozenset[str]:
             set_a.add(p.origin)
     set_q = {
         p.prefix
-        for iface in rib.ifaces(Relationship.PEER, Relationship.PROVIDER)
+        for iface in rib.ifaces(*LATERAL, Relationship.PROVIDER)
         for p in rib.by_iface[iface]
         if p.origin in set_a
     }
@@ -161,10 +168,13 @@ def expand_cone(pairs: Mapping[int, Iterable[int]], rpki: RpkiView, seeds: Itera
 
 
 def customer_cone(
-    rib: RouterRib, rpki: RpkiView, neighbor_asn: int, asn_acl: Iterable[int] = ()
+    rib: RouterRib, rpki: RpkiView, neighbor_asn: int | Iterable[int], asn_acl: Iterable[int] = ()
 ) -> frozenset[int]:
-    """AS-set D of BAR-SAV steps 1-10: expand by ASPA (step 5) and AS_PATH pairs (step 7) together."""
-    return expand_cone(rib.customer_pairs(rpki), rpki, (neighbor_asn, *asn_acl))
+    """AS-set D of BAR-SAV steps 1-10: expand by ASPA (step 5) and AS_PATH pairs (step 7) together.
+
+    `neighbor_asn` is AS-k, or several seeds (behind a route server: RouterRib.cone_seeds)."""
+    seeds = (neighbor_asn,) if isinstance(neighbor_asn, int) else tuple(neighbor_asn)
+    return expand_cone(rib.customer_pairs(rpki), rpki, (*seeds, *asn_acl))
 
 
 def cone_prefixes(rib: RouterRib, rpki: RpkiView, cone: frozenset[int]) -> frozenset[str]:
@@ -181,7 +191,7 @@ def bar_sav(
 ) -> tuple[frozenset[int], frozenset[str]]:
     """BAR-SAV (v09 section 4) on one customer or lateral-peer interface: (AS-set D, Pfx-set Q)."""
     key = (rib.router, interface)
-    cone = customer_cone(rib, rpki, rib.neighbors[interface].asn, policy.asn_acl.get(key, ()))
+    cone = customer_cone(rib, rpki, rib.cone_seeds(interface), policy.asn_acl.get(key, ()))
     prefixes = cone_prefixes(rib, rpki, cone) | frozenset(policy.prefix_acl.get(key, ()))
     return cone, prefixes
 
@@ -237,11 +247,18 @@ def _providers_inside(table: dict[int, frozenset[int]], as_path: tuple[int, ...]
     return True
 
 
+def unproven(rib: RouterRib, rpki: RpkiView) -> frozenset[str]:
+    """Prefixes ASPA cannot place outside any customer cone: those with an origin (of a route the router
+    holds, or of a ROA) that is not `RpkiView.attested_up`. Such an origin may be a hidden customer of any
+    cone (NO_EXPORT, announcements to some neighbours only), so the default keeps its prefixes permitted on
+    every customer interface; ROV is not applied here (an Invalid route only widens the set: fail open)."""
+    attested = rpki.attested_up(rib.local_asn)
+    out = set(rpki.unproven_roa_prefixes(rib.local_asn))
+    out.update(x for x, origins in rib.prefix_origins.items() if not origins <= attested)
+    return frozenset(out)
+
+
 # --- per-router driver ----------------------------------------------------------------------------------
-
-
-def _aspa_covers(rpki: RpkiView, cone: frozenset[int]) -> bool:
-    return all(asn in rpki.aspa_table for asn in cone)
 
 
 def compute_router(rib: RouterRib, rpki: RpkiView, policy: Policy) -> dict[str, Outcome]:
@@ -267,6 +284,7 @@ class RouterRun:
         self._efp_a: dict[str, frozenset[str]] | None = None
         self._efp_b: frozenset[str] | None = None
         self._pi: frozenset[str] | None = None
+        self._unproven: frozenset[str] | None = None
         self._cones: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
         self._d: dict[str, frozenset[int]] | None = None
 
@@ -278,7 +296,7 @@ class RouterRun:
                 wanted = [
                     i for i, n in self.rib.neighbors.items()
                     if n.relationship is Relationship.CUSTOMER or (
-                        n.relationship is Relationship.PEER
+                        n.relationship in LATERAL
                         and self.policy.algorithm_for(self.rib.router, i) is Algorithm.BAR_SAV
                     )
                 ]
@@ -291,7 +309,7 @@ class RouterRun:
 
     def _d_of(self, iface: str) -> frozenset[int]:
         acl = self.policy.asn_acl.get((self.rib.router, iface), ())
-        return customer_cone(self.rib, self.rpki, self.rib.neighbors[iface].asn, acl)
+        return customer_cone(self.rib, self.rpki, self.rib.cone_seeds(iface), acl)
 
     def strict_list(self, iface: str) -> frozenset[str]:
         if self._strict is None:
@@ -305,6 +323,11 @@ class RouterRun:
         if self._efp_b is None:
             self._efp_b = efp_b(self.rib)
         return self._efp_b
+
+    def unproven(self) -> frozenset[str]:
+        if self._unproven is None:
+            self._unproven = unproven(self.rib, self.rpki)
+        return self._unproven
 
     def pi(self) -> frozenset[str]:
         if self._pi is None:
@@ -344,19 +367,23 @@ class RouterRun:
         return Outcome(ListKind.BLOCK, self.pi(), str(algo))
 
     def auto(self, iface: str, rel: Relationship) -> Outcome:
-        """The default: RFC 8704's recommendation, with BAR-SAV where ASPA covers the customer cone."""
+        """The default (policy.py): narrow a customer allowlist only where RPKI proves it, else fail open.
+
+        Without RPKI data every interface is on loose uRPF: RFC 8704's EFP-uRPF B would drop a customer's
+        prefix it never sees (NO_EXPORT, limited propagation) and a DSR server's anycast source. With RPKI
+        data a customer interface allows BAR-SAV's list plus every prefix ASPA cannot place outside the cone
+        (`unproven`); lateral peers (and route servers) stay loose; providers get BAR-SAV-PI's blocklist.
+        """
         rpki = self.rpki
+        if not rpki.ready:
+            return Outcome(ListKind.BLOCK, frozenset(), "auto:loose", ("fail-open:no-rpki-data",))
         if rel is Relationship.PROVIDER:
-            if not rpki.ready:
-                return _loose("auto: no RPKI data, loose uRPF (fail open)")
             return Outcome(ListKind.BLOCK, self.pi(), "auto:bar-sav-pi")
         if rel is not Relationship.CUSTOMER:
             return Outcome(ListKind.BLOCK, frozenset(), "auto:loose")
-        if not rpki.ready:
-            return _allow(self.z(), "auto:efp-b", "no RPKI data: EFP-uRPF B only")
-        as_set, q = self.cone(iface)
-        if _aspa_covers(rpki, as_set):
-            return _allow(q, "auto:bar-sav", "ASPA covers the customer cone")
-        z = self.z()
-        both = z if q <= z else z | q  # share Z's set when BAR-SAV adds nothing (memory at 1,000 interfaces)
-        return _allow(both, "auto:efp-b+bar-sav", "ASPA misses part of the cone: EFP-B | BAR-SAV")
+        q = self.cone(iface)[1]
+        u = self.unproven()
+        if len(u) <= len(q) and u <= q:
+            return _allow(q, "auto:bar-sav", "ASPA places every other prefix outside the cone")
+        both = u if q <= u else u | q  # share U's set when BAR-SAV adds nothing (memory at 1,000 interfaces)
+        return _allow(both, "auto:bar-sav+unproven", "BAR-SAV | prefixes of origins ASPA does not cover")

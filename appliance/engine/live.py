@@ -3,17 +3,20 @@
 `LiveRouter` holds the router's Adj-RIBs-In as counters and the pieces several interfaces share: EFP-uRPF B's
 list Z (kept by counting customer origins, RFC 8704 section 3.4 steps 2-5), BAR-SAV's AS_PATH customer pairs,
 each interface's cone D and list Q, the union cone and BAR-SAV-PI's set S, strict uRPF's best interface per
-prefix. A path change touches only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S)
-are rebuilt only when a pair inside a cone appears or disappears. EFP-uRPF A has no cheap update, so a router
-with an efp-a interface is recomputed whole on each change. The decision table itself is inter.RouterRun:
-`LiveRun` only says where the shared pieces come from, so the incremental and the full computation cannot
-drift apart. Pure, no I/O.
+prefix, and the default's set U of prefixes whose origin ASPA does not place (inter.unproven: counted per
+prefix over the paths whose origin is not attested; the ROA part is the RPKI view's). A path change touches
+only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S) are rebuilt only when a pair
+inside a cone appears or disappears (or, behind a route server, a client). EFP-uRPF A has no cheap update, so
+a router with an efp-a interface is recomputed whole on each change. The decision table itself is
+inter.RouterRun: `LiveRun` only says where the shared pieces come from, so the incremental and the full
+computation cannot drift apart. Pure, no I/O.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TypeVar
 
 from appliance.engine.aspa import Authorization, PathVerdict, authorized, compress
 from appliance.engine.inter import (
@@ -24,16 +27,23 @@ from appliance.engine.inter import (
     pi_member,
 )
 from appliance.engine.policy import Algorithm, Policy
-from appliance.engine.rib import RouterRib, Rov, RpkiView, neighbors_by_interface, path_verdict
+from appliance.engine.rib import LATERAL, RouterRib, Rov, RpkiView, neighbors_by_interface, path_verdict
 from appliance.model import BgpPath, Neighbor, Relationship, Router
 
 __all__ = ["LiveRouter", "PathKey"]
 
+K = TypeVar("K")
 PathKey = tuple[str, int]  # (interface, path_id) within one prefix
-_PREF = {Relationship.CUSTOMER: 0, Relationship.PEER: 1, Relationship.PROVIDER: 2, Relationship.INTERNAL: 3}
+_PREF = {
+    Relationship.CUSTOMER: 0,
+    Relationship.PEER: 1,
+    Relationship.ROUTE_SERVER: 1,
+    Relationship.PROVIDER: 2,
+    Relationship.INTERNAL: 3,
+}
 
 
-def _bump(counter: Counter[str], key: str, delta: int) -> bool:
+def _bump(counter: Counter[K], key: K, delta: int) -> bool:
     """Add `delta`; True when the key appeared or disappeared."""
     before = counter[key]
     after = before + delta
@@ -57,8 +67,12 @@ class LiveRouter:
         self.shell = RouterRib(router.name, router.asn, self.neighbors, ())
         self.algos = {i: policy.algorithm_for(router.name, i) for i in self.neighbors}
         self.customer = {i for i, n in self.neighbors.items() if n.relationship is Relationship.CUSTOMER}
-        lateral_or_up = (Relationship.PEER, Relationship.PROVIDER)
+        lateral_or_up = (*LATERAL, Relationship.PROVIDER)
         self.noncustomer = {i for i, n in self.neighbors.items() if n.relationship in lateral_or_up}
+        self.rs_ifaces = {
+            i for i, n in self.neighbors.items() if n.relationship is Relationship.ROUTE_SERVER
+        }
+        self.attested = rpki.attested_up(router.asn) if rpki.ready else frozenset()
         self.whole = any(a is Algorithm.EFP_A for a in self.algos.values())
         self.uses_strict = any(a is Algorithm.STRICT for a in self.algos.values())
         self.paths: dict[str, dict[PathKey, BgpPath]] = {}
@@ -78,7 +92,9 @@ class LiveRouter:
         self.strict_sets: dict[str, set[str]] = {i: set() for i in self.neighbors}
         self.cones: dict[str, frozenset[int]] = {}
         self.q: dict[str, set[str]] = {}
-        self.covered: dict[str, bool] = {}
+        self.rs_first: dict[str, Counter[int]] = {i: Counter() for i in self.rs_ifaces}
+        self.u_count: Counter[str] = Counter()
+        self._u_frozen: frozenset[str] | None = None
         self.as_to_ifaces: dict[int, set[str]] = {}
         self.qu: Counter[str] = Counter()
         self.du: set[int] = set()
@@ -108,7 +124,7 @@ class LiveRouter:
         out = sorted(self.customer)
         out += sorted(
             i for i, a in self.algos.items()
-            if a is Algorithm.BAR_SAV and self.neighbors[i].relationship is Relationship.PEER
+            if a is Algorithm.BAR_SAV and self.neighbors[i].relationship in LATERAL
         )
         return out
 
@@ -125,9 +141,14 @@ class LiveRouter:
         """The counters of `_index` for every loaded path at once (EFP-B's set A needs all customer paths
         before the peer/provider paths can be counted)."""
         lateral_or_up: list[BgpPath] = []
-        unique: Counter[tuple[tuple[int, ...], Relationship]] = Counter()
+        unique: Counter[tuple[tuple[int, ...], tuple[int, ...], Relationship, int]] = Counter()
+        track_u = self.rpki.ready
         for per in self.paths.values():
             for p in per.values():
+                if track_u and p.origin not in self.attested:
+                    self.u_count[p.prefix] += 1
+                if p.interface in self.rs_ifaces and p.as_path:
+                    self.rs_first[p.interface][p.as_path[0]] += 1
                 op = self.origin_prefixes.get(p.origin)
                 if op is None:
                     op = self.origin_prefixes[p.origin] = Counter()
@@ -137,9 +158,10 @@ class LiveRouter:
                     self.cust_origins[p.origin] += 1
                 elif p.interface in self.noncustomer:
                     lateral_or_up.append(p)
-                unique[(p.as_path, self.neighbors[p.interface].relationship)] += 1
-        for (as_path, rel), n in unique.items():
-            self._count_pairs(as_path, rel, n)
+                nb = self.neighbors[p.interface]
+                unique[(p.as_path, p.as_set, nb.relationship, nb.asn)] += 1
+        for (as_path, as_set, rel, asn), n in unique.items():
+            self._count_pairs(as_path, rel, n, asn, as_set)
         for p in lateral_or_up:
             if p.origin in self.cust_origins:
                 self.q_count[p.prefix] += 1
@@ -186,14 +208,23 @@ class LiveRouter:
         return flipped, self._index_pairs(p, d)
 
     def _index_pairs(self, p: BgpPath, d: int) -> list[tuple[int, int]]:
-        return self._count_pairs(p.as_path, self.neighbors[p.interface].relationship, d)
+        nb = self.neighbors[p.interface]
+        return self._count_pairs(p.as_path, nb.relationship, d, nb.asn, p.as_set)
 
-    def _count_pairs(self, as_path: tuple[int, ...], rel: Relationship, d: int) -> list[tuple[int, int]]:
-        """Count the trusted customer pairs of one AS_PATH `d` times; return the pairs that (dis)appeared."""
+    def _count_pairs(
+        self,
+        as_path: tuple[int, ...],
+        rel: Relationship,
+        d: int,
+        neighbor_as: int = 0,
+        as_set: tuple[int, ...] = (),
+    ) -> list[tuple[int, int]]:
+        """Count the trusted customer pairs of one AS_PATH `d` times; return the pairs that (dis)appeared.
+        The verdict depends on the path, its AS_SET, the neighbour's relationship and AS: all in the key."""
         if not self.rpki.ready:
             return []
         table = self.rpki.aspa_table
-        if path_verdict(table, as_path, rel) is PathVerdict.INVALID:
+        if path_verdict(table, as_path, rel, neighbor_as, as_set) is PathVerdict.INVALID:
             return []
         path = compress(as_path)
         changed: list[tuple[int, int]] = []
@@ -271,15 +302,13 @@ class LiveRouter:
             for asn in old or ():
                 self.as_to_ifaces[asn].discard(i)
             acl = self.policy.asn_acl.get((self.router.name, i), ())
-            cone = expand_cone(self.pairs, self.rpki, (self.neighbors[i].asn, *acl))
+            cone = expand_cone(self.pairs, self.rpki, (*self._seeds(i), *acl))
             self.cones[i] = cone
             for asn in cone:
                 self.as_to_ifaces.setdefault(asn, set()).add(i)
             flips = self._set_q(i, self._q_of(i, cone))
-            covered = all(asn in self.rpki.aspa_table for asn in cone)
-            if flips or old != cone or self.covered.get(i) != covered:
+            if flips or old != cone:
                 changed.add(i)
-            self.covered[i] = covered
             if i in self.customer:
                 q_flips |= flips
         du = {self.router.asn}
@@ -294,6 +323,12 @@ class LiveRouter:
         elif q_flips:
             changed |= self._recheck_s(q_flips)
         return changed
+
+    def _seeds(self, iface: str) -> tuple[int, ...]:
+        """RouterRib.cone_seeds from the counters: the neighbour AS, and behind a route server its clients."""
+        asn = self.neighbors[iface].asn
+        first = self.rs_first.get(iface)
+        return (asn, *sorted(first)) if first is not None else (asn,)
 
     def _q_of(self, iface: str, cone: frozenset[int]) -> set[str]:
         """BAR-SAV's Q for one interface: its ACL, the cone's ROA prefixes and its routes not ROV-Invalid."""
@@ -332,19 +367,34 @@ class LiveRouter:
         }
 
     def _z_users(self) -> set[str]:
-        out = set()
-        for i in self.customer:
-            a = self.algos[i]
-            if a is Algorithm.EFP_B or (
-                a is Algorithm.AUTO and (not self.rpki.ready or not self.covered.get(i, False))
-            ):
-                out.add(i)
-        return out
+        return {i for i in self.customer if self.algos[i] is Algorithm.EFP_B}
 
-    def refresh_rpki(self, rpki: RpkiView) -> set[str]:
+    def _u_users(self) -> set[str]:
+        """Interfaces whose list holds U: customers on `auto` with RPKI data."""
+        if not self.rpki.ready:
+            return set()
+        return {i for i in self.customer if self.algos[i] is Algorithm.AUTO}
+
+    def u_member(self, prefix: str) -> bool:
+        return prefix in self.u_count or prefix in self.rpki.unproven_roa_prefixes(self.router.asn)
+
+    def u_members(self, prefixes: Iterable[str]) -> dict[str, bool]:
+        """U membership of `prefixes` now (asked before the VRP index is patched, see refresh_rpki)."""
+        if not self._u_users():
+            return {}
+        return {x: self.u_member(x) for x in prefixes}
+
+    def unproven(self) -> frozenset[str]:
+        if self._u_frozen is None:
+            self._u_frozen = frozenset(self.u_count.keys() | self.rpki.unproven_roa_prefixes(self.router.asn))
+        return self._u_frozen
+
+    def refresh_rpki(self, rpki: RpkiView, u_before: dict[str, bool] | None = None) -> set[str]:
         """Take a view whose VRPs changed (ASPAs, readiness and VRP presence unchanged): the cones stand,
-        every Q and S are recomputed from them. Returns the interfaces whose list moved."""
+        every Q and S are recomputed from them. `u_before` is `u_members` of the changed VRP prefixes asked
+        before the change (U's ROA part moves with them). Returns the interfaces whose list moved."""
         self.rpki = rpki
+        self._u_frozen = None
         if self.whole:
             previous = self._whole
             self._recompute_whole()
@@ -357,6 +407,8 @@ class LiveRouter:
         if new_s != self.s:
             self.s = new_s
             changed |= self._pi_ifaces()
+        if u_before is None or any(self.u_member(x) != was for x, was in u_before.items()):
+            changed |= self._u_users()
         return changed
 
     # --- events ---------------------------------------------------------------------------------------
@@ -390,6 +442,12 @@ class LiveRouter:
         on_iface = sum(1 for k in self.paths.get(x, {}) if k[0] == p.interface)
         feasible_flip = on_iface == (1 if d > 0 else 0)
         z_flips, pair_flips = self._index(p, d)
+        if self.rpki.ready and p.origin not in self.attested:
+            self._u_frozen = None
+            if _bump(self.u_count, x, d) and x not in self.rpki.unproven_roa_prefixes(self.router.asn):
+                changed |= self._u_users()
+        first = self.rs_first.get(p.interface)
+        rs_moved = first is not None and bool(p.as_path) and _bump(first, p.as_path[0], d)
         if feasible_flip and self.algos[p.interface] is Algorithm.FEASIBLE:
             changed.add(p.interface)
         if self.uses_strict:
@@ -398,7 +456,7 @@ class LiveRouter:
             changed |= self._z_users()
         if not self.cones:
             return changed
-        affected: set[str] = set()
+        affected: set[str] = {p.interface} if rs_moved and p.interface in self.cones else set()
         for provider, _ in pair_flips:
             affected |= self.as_to_ifaces.get(provider, set())
         if affected:
@@ -455,6 +513,9 @@ class LiveRun(RouterRun):
 
     def cone(self, iface: str) -> tuple[frozenset[int], frozenset[str]]:
         return self.live.cones[iface], frozenset(self.live.q[iface])
+
+    def unproven(self) -> frozenset[str]:
+        return self.live.unproven()
 
     def pi(self) -> frozenset[str]:
         return frozenset(self.live.s)

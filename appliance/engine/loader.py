@@ -33,6 +33,7 @@ import yaml
 
 from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.relationships import AsRelationships, AsRelError, parse_as_rel
+from appliance.engine.scenarios import Scenario
 from appliance.engine.snapshot import Snapshot
 from appliance.model import (
     Action,
@@ -52,7 +53,7 @@ from appliance.model import (
     canonical_prefix,
 )
 
-__all__ = ["SnapshotError", "load_as_rel", "load_snapshot", "parse_snapshot", "read_data"]
+__all__ = ["SnapshotError", "load_as_rel", "load_scenario", "load_snapshot", "parse_snapshot", "read_data"]
 
 T = TypeVar("T")
 
@@ -87,6 +88,14 @@ def load_as_rel(path: Path) -> AsRelationships:
         raise SnapshotError(str(path), f"cannot read: {exc}") from exc
     except AsRelError as exc:
         raise SnapshotError(str(path), str(exc)) from exc
+
+
+def load_scenario(path: Path) -> Scenario:
+    """A scenario file (format: scenarios.py); unknown keys raise ScenarioError naming the file and key."""
+    data = read_data(path)
+    if not isinstance(data, Mapping):
+        raise SnapshotError(str(path), "a scenario must be a mapping")
+    return Scenario(str(data.get("id", path.stem)), data, str(path))
 
 
 def load_snapshot(path: Path) -> Snapshot:

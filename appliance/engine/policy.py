@@ -1,11 +1,12 @@
 """Operator policy for the engine: which SAV algorithm runs where, and what a failing packet gets.
 
-Defaults live here and nowhere else. The default algorithm, `auto`, follows RFC 8704's recommendation
-(EFP-uRPF algorithm B on customer interfaces, loose uRPF on lateral-peer and provider interfaces) and switches
-a customer interface to BAR-SAV where ASPA data covers that customer's cone; with RPKI data but incomplete
-coverage it permits the union of EFP-uRPF B and BAR-SAV (both lists are justified, the union only widens, so
-the DSR/anycast case of BAR-SAV v09 section 5.1 is not improperly blocked). On provider interfaces it uses
-BAR-SAV-PI when RPKI data is present.
+Defaults live here and nowhere else. The default algorithm, `auto`, narrows a list only where the inputs
+prove it (inter.RouterRun.auto): with no RPKI data every interface is on loose uRPF (RFC 8704's EFP-uRPF B
+improperly blocks prefixes hidden by NO_EXPORT or limited propagation, and DSR sources); with RPKI data a
+customer interface allows BAR-SAV's list plus every prefix whose origin ASPA does not place outside the cone
+(an origin whose providers are not all attested), lateral peers and route servers stay loose, and provider
+interfaces get BAR-SAV-PI. The README section "Rules and scenarios" gives what each choice costs in improper
+permit on the scenario suite.
 """
 
 from __future__ import annotations

@@ -26,7 +26,18 @@ from appliance.engine.aspa import (
 )
 from appliance.model import Aspa, BgpPath, Neighbor, Relationship, Vrp
 
-__all__ = ["RouterRib", "Rov", "RpkiView", "is_special_asn", "neighbors_by_interface", "path_verdict"]
+__all__ = [
+    "LATERAL",
+    "RouterRib",
+    "Rov",
+    "RpkiView",
+    "is_special_asn",
+    "neighbors_by_interface",
+    "path_verdict",
+]
+
+LATERAL = (Relationship.PEER, Relationship.ROUTE_SERVER)
+"""Lateral peers for SAV: a route server is a peer that does not add its AS to the AS_PATH."""
 
 
 def is_special_asn(asn: int) -> bool:
@@ -41,15 +52,17 @@ def is_special_asn(asn: int) -> bool:
 
 _FAIL_OPEN_ORDER = {
     Relationship.PEER: 0,
-    Relationship.INTERNAL: 1,
-    Relationship.PROVIDER: 2,
-    Relationship.CUSTOMER: 3,
+    Relationship.ROUTE_SERVER: 1,
+    Relationship.INTERNAL: 2,
+    Relationship.PROVIDER: 3,
+    Relationship.CUSTOMER: 4,
 }
 
 
 def neighbors_by_interface(neighbors: Iterable[Neighbor]) -> dict[str, Neighbor]:
     """One neighbour per interface, whatever the input order. Contradictory records for one interface keep
-    the one whose default rule is loosest (peer: loose uRPF), so a configuration mistake fails open."""
+    the one whose default rule is loosest (peer or route server: loose uRPF), so a configuration mistake
+    fails open."""
     out: dict[str, Neighbor] = {}
     for n in neighbors:
         cur = out.get(n.interface)
@@ -122,6 +135,19 @@ class RpkiView:
             else:
                 by_asn.pop(asn, None)
         new.__dict__["_vrp_index"] = (tree, by_prefix, by_asn)
+        memo: dict[int, set[str]] | None = self.__dict__.get("_unproven_roas")
+        if memo is not None:
+            new.__dict__["_attested"] = self.__dict__.get("_attested", {})
+            moved = {v.prefix for v in (*removed, *added)}
+            for local, prefixes in memo.items():
+                attested = self.attested_up(local)
+                for prefix in moved:
+                    if any(a and a not in attested for _, a in by_prefix.get(prefix, ())):
+                        prefixes.add(prefix)
+                    else:
+                        prefixes.discard(prefix)
+            new.__dict__["_unproven_roas"] = memo
+            del self.__dict__["_unproven_roas"]
         return new
 
     @cached_property
@@ -136,6 +162,37 @@ class RpkiView:
             for p in providers:
                 acc.setdefault(p, set()).add(customer)
         return {p: frozenset(c) for p, c in acc.items()}
+
+    def attested_up(self, local_asn: int) -> frozenset[int]:
+        """ASes whose every provider, transitively up to the local AS, holds an ASPA (the local AS counts as
+        attested: nothing above it is in a customer's cone). For such an AS the ASPAs prove which customer
+        cones it is in; for any other AS a hidden customer link cannot be excluded."""
+        memo: dict[int, frozenset[int]] = self.__dict__.setdefault("_attested", {})
+        got = memo.get(local_asn)
+        if got is None:
+            table = self.aspa_table
+            bad = {p for provs in table.values() for p in provs if p not in table and p != local_asn}
+            stack = list(bad)
+            while stack:
+                for c in self.aspa_customers_of.get(stack.pop(), ()):
+                    if c not in bad and c != local_asn:
+                        bad.add(c)
+                        stack.append(c)
+            got = memo[local_asn] = frozenset(a for a in table if a not in bad) | {local_asn}
+        return got
+
+    def unproven_roa_prefixes(self, local_asn: int) -> set[str]:
+        """ROA prefixes with an authorised origin that is not `attested_up` (owned by the view: read only)."""
+        memo: dict[int, set[str]] = self.__dict__.setdefault("_unproven_roas", {})
+        got = memo.get(local_asn)
+        if got is None:
+            attested = self.attested_up(local_asn)
+            got = set()
+            for asn, prefixes in self.roa_prefixes_by_asn.items():
+                if asn not in attested:
+                    got |= prefixes
+            memo[local_asn] = got
+        return got
 
     @cached_property
     def _vrp_index(self) -> tuple[radix.Radix, dict[str, list[tuple[int, int]]], dict[int, frozenset[str]]]:
@@ -219,6 +276,14 @@ class RouterRib:
     def relationship(self, interface: str) -> Relationship:
         return self.neighbors[interface].relationship
 
+    def cone_seeds(self, interface: str) -> tuple[int, ...]:
+        """BAR-SAV step 1's AS-k: the neighbour AS; behind a route server, which does not put its AS in the
+        path, the RS-clients the traffic really comes from (the first AS of each path) as well."""
+        n = self.neighbors[interface]
+        if n.relationship is not Relationship.ROUTE_SERVER:
+            return (n.asn,)
+        return (n.asn, *sorted({p.as_path[0] for p in self.by_iface.get(interface, ()) if p.as_path}))
+
     def ifaces(self, *relationships: Relationship) -> tuple[str, ...]:
         return tuple(sorted(i for i, n in self.neighbors.items() if n.relationship in relationships))
 
@@ -290,8 +355,10 @@ class RouterRib:
         return got
 
     def verdict(self, rpki: RpkiView, path: BgpPath) -> PathVerdict:
-        """ASPA verification in the direction the path arrived (downstream from providers)."""
-        return _verdict(rpki.aspa_table, path.as_path, self.relationship(path.interface))
+        """ASPA verification in the direction the path arrived (downstream from providers), with the
+        neighbour-AS and AS_SET checks."""
+        n = self.neighbors[path.interface]
+        return _verdict(rpki.aspa_table, path.as_path, n.relationship, n.asn, path.as_set)
 
     def customer_pairs(self, rpki: RpkiView) -> dict[int, frozenset[int]]:
         """AS -> its customers according to unique AS_PATHs in all Adj-RIBs-In (BAR-SAV step 7).
@@ -305,9 +372,13 @@ class RouterRib:
         table = rpki.aspa_table
         acc: dict[int, set[int]] = {}
         for rel in sorted({n.relationship for n in self.neighbors.values()}):
-            unique = {p.as_path for i in self.ifaces(rel) for p in self.by_iface[i]}
-            for as_path in sorted(unique):
-                self._add_pairs(table, as_path, rel, acc)
+            unique = {
+                (p.as_path, p.as_set, self.neighbors[i].asn)
+                for i in self.ifaces(rel)
+                for p in self.by_iface[i]
+            }
+            for as_path, as_set, neighbor_as in sorted(unique):
+                self._add_pairs(table, as_path, rel, acc, neighbor_as, as_set)
         result = {a: frozenset(c) for a, c in acc.items()}
         self.__dict__["_pairs"] = (rpki, result)
         return result
@@ -318,9 +389,11 @@ class RouterRib:
         as_path: tuple[int, ...],
         rel: Relationship,
         acc: dict[int, set[int]],
+        neighbor_as: int = 0,
+        as_set: tuple[int, ...] = (),
     ) -> None:
         """The trusted customer pairs of one AS_PATH into `acc` (none when the path is ASPA-Invalid)."""
-        if _verdict(table, as_path, rel) is PathVerdict.INVALID:
+        if _verdict(table, as_path, rel, neighbor_as, as_set) is PathVerdict.INVALID:
             return
         path = compress(as_path)
         for k in range(len(path) - 1):
@@ -331,13 +404,30 @@ class RouterRib:
 
 
 def path_verdict(
-    table: Mapping[int, frozenset[int]], as_path: tuple[int, ...], rel: Relationship
+    table: Mapping[int, frozenset[int]],
+    as_path: tuple[int, ...],
+    rel: Relationship,
+    neighbor_as: int = 0,
+    as_set: tuple[int, ...] = (),
 ) -> PathVerdict:
-    """ASPA verification of a path received over a neighbour with this relationship."""
-    return _verdict(table, as_path, rel)
+    """ASPA verification of a path received over a neighbour with this relationship and AS.
+
+    Downstream from a provider, upstream otherwise. The first AS must be the neighbour's, except behind a
+    route server (the RS does not prepend itself: the local AS is its RS-client), on iBGP paths and when the
+    neighbour AS is unknown (0). A path with an AS_SET is Invalid.
+    """
+    return _verdict(table, as_path, rel, neighbor_as, as_set)
 
 
-def _verdict(table: Mapping[int, frozenset[int]], as_path: tuple[int, ...], rel: Relationship) -> PathVerdict:
+def _verdict(
+    table: Mapping[int, frozenset[int]],
+    as_path: tuple[int, ...],
+    rel: Relationship,
+    neighbor_as: int = 0,
+    as_set: tuple[int, ...] = (),
+) -> PathVerdict:
+    check = neighbor_as if neighbor_as and rel is not Relationship.INTERNAL else None
     if rel is Relationship.PROVIDER:
-        return verify_downstream(table, as_path)
-    return verify_upstream(table, as_path)
+        return verify_downstream(table, as_path, check, as_set=as_set)
+    rs_client = rel is Relationship.ROUTE_SERVER
+    return verify_upstream(table, as_path, check, rs_client=rs_client, as_set=as_set)

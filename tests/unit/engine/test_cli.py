@@ -19,8 +19,10 @@ def test_rules_show_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "show", "--snapshot", str(SNAP), "--json"]) == 0
     rules = {(r["router"], r["interface"]): r for r in json.loads(capsys.readouterr().out)["rules"]}
     cust = rules[("b1", "cust0")]
-    assert cust["kind"] == "allow" and cust["algorithm"] == "auto:bar-sav"  # ASPAs cover 65001, 65002
-    assert cust["prefixes"] == ["198.18.64.0/24", "198.18.65.0/24", "198.18.66.0/24"]
+    # ASPAs cover 65001 and 65002 (BAR-SAV's list); AS65200 has none, so ASPA cannot rule out that it is a
+    # hidden customer of AS65001: its prefix stays permitted (the default narrows only on proof)
+    assert cust["kind"] == "allow" and cust["algorithm"] == "auto:bar-sav+unproven"
+    assert cust["prefixes"] == ["198.18.64.0/24", "198.18.65.0/24", "198.18.66.0/24", "2001:db8:100::/48"]
     up = rules[("b1", "up0")]
     assert up["kind"] == "block" and up["action"]["mode"] == "rate-limit"
     assert "198.18.9.0/24" not in up["prefixes"] and "198.18.0.0/24" in up["prefixes"]
@@ -43,7 +45,7 @@ def test_rules_explain(capsys: pytest.CaptureFixture[str]) -> None:
     assert view[("b1", "cust0")]["verdict"] == "block"
     assert view[("b1", "cust0")]["reasons"] == ["not in the allowlist of b1:cust0"]
     notes = view[("b1", "cust0")]["notes"]
-    assert notes[0] == "ASPA covers the customer cone"
+    assert notes[0] == "BAR-SAV | prefixes of origins ASPA does not cover"
     assert notes[1].startswith("intra:border-block not applied: allowlist excludes blocklist")
 
 
@@ -52,6 +54,8 @@ def test_scenarios_run_json(capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads(capsys.readouterr().out)
     auto = [r for r in rows if r["algorithm"] == "auto"]
     assert len(auto) >= 13 and all(r["improper_block"] == 0 for r in auto)
+    no_rpki = [r for r in rows if r["algorithm"] == "auto-no-rpki"]
+    assert len(no_rpki) >= 10 and all(r["improper_block"] == 0 for r in no_rpki)
     assert all(r["reproduced"] for r in rows)
     fig4 = {r["algorithm"]: r for r in rows if r["scenario"] == "rfc8704-fig4"}
     assert fig4["efp-a"]["improper_block"] == 2 and fig4["efp-b"]["improper_block"] == 0

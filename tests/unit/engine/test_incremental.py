@@ -32,8 +32,12 @@ from appliance.model import (
 )
 
 C, P, V = Relationship.CUSTOMER, Relationship.PEER, Relationship.PROVIDER
+RS = Relationship.ROUTE_SERVER
 LOCAL = 65000
-NEIGHBORS = {"c1": (65001, C), "c2": (65002, C), "c3": (65003, C), "p1": (65010, P), "u1": (65020, V)}
+NEIGHBORS = {
+    "c1": (65001, C), "c2": (65002, C), "c3": (65003, C),
+    "p1": (65010, P), "u1": (65020, V), "x1": (65040, RS),
+}
 ASNS = [65001, 65002, 65003, 65004, 65005, 65010, 65020, 65030]
 DEFAULT_RELS = {i: r for i, (_, r) in NEIGHBORS.items()}
 PREFIXES = [f"198.18.{k}.0/24" for k in range(8)] + ["2001:db8:1::/48", "2001:db8:2::/48"]
@@ -52,8 +56,11 @@ def _base(rels: dict[str, Relationship] | None = None) -> Snapshot:
 def paths(draw: st.DrawFn) -> BgpPath:
     iface = draw(st.sampled_from(sorted(NEIGHBORS)))
     tail = draw(st.lists(st.sampled_from(ASNS), max_size=3))
+    # mostly the neighbour first; sometimes another AS (a route server's client, or a neighbour-check failure)
+    first = draw(st.sampled_from([NEIGHBORS[iface][0]] * 3 + ASNS[:3]))
+    as_set = draw(st.sampled_from([(), (), (), (65004, 65005)]))
     return BgpPath(
-        "b1", iface, draw(st.sampled_from(PREFIXES)), (NEIGHBORS[iface][0], *tail), draw(st.integers(0, 1))
+        "b1", iface, draw(st.sampled_from(PREFIXES)), (first, *tail), draw(st.integers(0, 1)), as_set
     )
 
 
@@ -95,7 +102,7 @@ events = st.one_of(
             ),
         ),
     ),
-    st.dictionaries(st.sampled_from(sorted(NEIGHBORS)), st.sampled_from([C, P, V]), max_size=2).map(
+    st.dictionaries(st.sampled_from(sorted(NEIGHBORS)), st.sampled_from([C, P, V, RS]), max_size=2).map(
         lambda flip: TopologyChanged(neighbors=_base({**DEFAULT_RELS, **flip}).neighbors)
     ),
 )
@@ -137,7 +144,8 @@ def test_new_customer_prefix_reaches_border_blocklists() -> None:
 
 def test_path_change_touches_only_its_interface_when_lists_do_not_move() -> None:
     snap = _base().replace(
-        paths=(BgpPath("b1", "c1", PREFIXES[0], (65001,)), BgpPath("b1", "u1", PREFIXES[1], (65020, 65030)))
+        paths=(BgpPath("b1", "c1", PREFIXES[0], (65001,)), BgpPath("b1", "u1", PREFIXES[1], (65020, 65030))),
+        policy=Policy(Algorithm.EFP_B),
     )
     engine = Engine(snap)
     engine.ruleset()
@@ -165,11 +173,13 @@ def test_vrp_only_delta_patches_in_place() -> None:
     snap = _base().replace(
         paths=paths,
         vrps=(Vrp(PREFIXES[0], 24, 65001), Vrp(PREFIXES[1], 24, 65003)),
-        aspas=(Aspa(65001, (LOCAL,)), Aspa(65002, (LOCAL,)), Aspa(65003, (65002,))),
+        aspas=(Aspa(65001, (LOCAL,)), Aspa(65002, (LOCAL,)), Aspa(65003, (65002,)), Aspa(65099, (LOCAL,))),
     )
     engine = Engine(snap)
     before = engine.ruleset().get("b1", "c2")
-    assert before is not None and before.algorithm == "auto:bar-sav" and PREFIXES[1] in before.prefixes
+    # 65030 (origin of PREFIXES[2]) has no ASPA: its prefix stays permitted on every customer interface
+    assert before is not None and before.algorithm == "auto:bar-sav+unproven"
+    assert PREFIXES[1] in before.prefixes and PREFIXES[2] in before.prefixes
     live = engine.live["b1"]
     # AS65099 takes over the ROA of 198.18.1.0/24: AS65003's route becomes ROV-Invalid, BAR-SAV drops it
     delta = RpkiChanged(
@@ -189,7 +199,8 @@ def test_a_path_learned_before_its_interface_has_a_neighbour_counts_once_it_has_
     incremental engine must still hold the path (it kept it aside), like a full computation does."""
     path = BgpPath("r1", "eth1", "198.18.1.0/24", (64512,))
     first = Snapshot(routers=(Router("r1", role=Role.BORDER),),
-                     neighbors=(Neighbor("r1", "eth2", 64512, C),), paths=(path,))
+                     neighbors=(Neighbor("r1", "eth2", 64512, C),), paths=(path,),
+                     policy=Policy(Algorithm.EFP_B))
     engine = Engine(first)
     neighbors = (Neighbor("r1", "eth1", 64512, C), Neighbor("r1", "eth2", 64512, C))
     engine.apply(TopologyChanged(neighbors=neighbors))

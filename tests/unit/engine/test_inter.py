@@ -89,10 +89,10 @@ def test_bar_sav_fails_open_without_rpki() -> None:
 
 
 def test_allowlist_wins_over_intra_blocklist_and_provider_gets_both_blocklists() -> None:
-    rules = compute(_snapshot(Policy()))
+    rules = compute(_snapshot(Policy(default_algorithm=Algorithm.EFP_B)))
     c2 = rules.get("b", "c2")
     p1 = rules.get("b", "p1")
-    assert c2 is not None and c2.kind is ListKind.ALLOW and c2.algorithm == "auto:efp-b"
+    assert c2 is not None and c2.kind is ListKind.ALLOW and c2.algorithm == "efp-b"
     assert "198.18.200.0/24" not in c2.prefixes
     assert p1 is not None and p1.kind is ListKind.BLOCK and p1.prefixes == ("198.18.200.0/24",)
     assert "path:c2:65002>65003" in c2.provenance["198.18.2.0/24"]
