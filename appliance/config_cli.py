@@ -21,6 +21,7 @@ def summary(config: Config) -> str:
     return (
         f"OK {config.source}: AS{config.appliance.asn}, {len(config.speakers)} speaker(s), {peers} peer(s), "
         f"{len(config.rpki.caches)} RTR cache(s), {len(config.rpki.files)} RPKI file(s), "
+        f"{len(config.bmp)} BMP station(s), {len(config.engine.neighbors)} eBGP neighbour(s), "
         f"{len(config.enforcers)} enforcer(s), API {config.api.host}:{config.api.port}"
     )
 
