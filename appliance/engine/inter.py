@@ -19,16 +19,19 @@ no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from appliance.engine.aspa import PathVerdict, compress
 from appliance.engine.policy import Algorithm, Policy
+from appliance.engine.prefixset import PrefixSet, supernets
 from appliance.engine.rib import LATERAL, RouterRib, Rov, RpkiView, is_special_asn
 from appliance.model import BgpPath, ListKind, Relationship
 
 __all__ = [
+    "PROVEN_BLOCK",
     "Outcome",
+    "Proven",
     "RouterRun",
     "bar_sav",
     "bar_sav_pi_blocklist",
@@ -40,9 +43,15 @@ __all__ = [
     "feasible",
     "pi_member",
     "procedure_x",
+    "proven_block",
+    "proven_outside",
+    "split_known",
     "strict",
     "unproven",
 ]
+
+PROVEN_BLOCK = "auto:bar-sav-proven-block"
+"""The default's blocklist on a customer interface (RouterRun.auto); snapshot.merge keys on it."""
 
 _REL_PREFERENCE = {
     Relationship.CUSTOMER: 0,
@@ -61,6 +70,10 @@ class Outcome:
     prefixes: frozenset[str]
     algorithm: str
     notes: tuple[str, ...] = ()
+    spare: Callable[[frozenset[str]], frozenset[str]] | None = field(default=None, compare=False, repr=False)
+    """For a blocklist standing for an allowlist (PROVEN_BLOCK): the given prefixes (an intra-domain
+    blocklist) that overlap none of the allowed ones, so that adding them blocks nothing the allowlist
+    passes (snapshot.merge)."""
 
 
 def _allow(prefixes: Iterable[str], algorithm: str, *notes: str) -> Outcome:
@@ -252,10 +265,125 @@ def unproven(rib: RouterRib, rpki: RpkiView) -> frozenset[str]:
     holds, or of a ROA) that is not `RpkiView.attested_up`. Such an origin may be a hidden customer of any
     cone (NO_EXPORT, announcements to some neighbours only), so the default keeps its prefixes permitted on
     every customer interface; ROV is not applied here (an Invalid route only widens the set: fail open)."""
+    return split_known(rib, rpki)[0]
+
+
+def split_known(rib: RouterRib, rpki: RpkiView) -> tuple[frozenset[str], set[str]]:
+    """(`unproven`, candidates of `proven_outside`): one pass over the router's paths. The candidates are the
+    known prefixes (routed here, or in a ROA) with at least one attested origin; some may be unproven too."""
     attested = rpki.attested_up(rib.local_asn)
     out = set(rpki.unproven_roa_prefixes(rib.local_asn))
-    out.update(x for x, origins in rib.prefix_origins.items() if not origins <= attested)
-    return frozenset(out)
+    seen: set[str] = set()
+    for paths in rib.by_iface.values():
+        for p in paths:
+            if p.origin in attested:
+                seen.add(p.prefix)
+            else:
+                out.add(p.prefix)
+    return frozenset(out), seen | attested_roa_prefixes(rpki, attested)
+
+
+def attested_roa_prefixes(rpki: RpkiView, attested: Iterable[int]) -> set[str]:
+    """ROA prefixes of the attested ASes (candidates of `proven_outside` from the RPKI side)."""
+    out: set[str] = set()
+    by_asn = rpki.roa_prefixes_by_asn
+    for asn in attested:
+        out.update(by_asn.get(asn, ()))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Proven:
+    """The router-wide half of the default's customer blocklist (`RouterRun.auto`).
+
+    P = the known prefixes (routed at the router on any interface, or in a ROA) that are not `unproven`: every
+    origin of theirs is attested, so ASPA proves which customer cones they belong to. `blockable` = P minus
+    every prefix that contains, equals or lies inside an unproven prefix (blocking it would drop sources that
+    every customer allowlist passes: fail open). `overlaps` maps a blockable prefix to the other members of P
+    that contain it or lie inside it: an interface whose BAR-SAV list holds one of those must not block it.
+    """
+
+    blockable: frozenset[str]
+    overlaps: Mapping[str, tuple[str, ...]]
+
+
+def proven_outside(
+    candidates: Iterable[str], unproven_set: frozenset[str], scan_unproven: bool | None = None
+) -> Proven:
+    """`Proven` from the candidates (known prefixes with an attested origin) and the unproven set U.
+
+    The overlap with U is found from the smaller side, with py-radix (prefixset.py): a tree of P scanned
+    with every member of U plus the supernets of each member of P when P is small (partial ASPA deployment,
+    the usual case), a tree of U asked about each member of P otherwise. `scan_unproven` forces one side
+    (tests check that both agree)."""
+    members = PrefixSet(x for x in candidates if x not in unproven_set)
+    if not members:
+        return Proven(frozenset(), {})
+    if scan_unproven is None:
+        scan_unproven = len(members) * 16 < len(unproven_set)
+    hit: set[str] = set()
+    if scan_unproven:
+        for x in members:
+            if any(s in unproven_set for s in supernets(x)):
+                hit.add(x)
+        tree = members.tree()
+        best, covering = tree.search_best, tree.search_covering
+        for u in unproven_set:
+            if best(u) is not None:
+                hit.update(n.prefix for n in covering(u))
+    else:
+        u_set = PrefixSet(unproven_set)
+        hit = {x for x in members if u_set.overlaps(x)}
+    overlaps: dict[str, tuple[str, ...]] = {}
+    blockable = frozenset(members.members - hit)
+    for x in blockable:
+        others = tuple(o for o in members.overlapping(x) if o != x)
+        if others:
+            overlaps[x] = others
+    return Proven(blockable, overlaps)
+
+
+def overlapping_unproven(prefixes: frozenset[str], unproven_set: frozenset[str]) -> frozenset[str]:
+    """The members of `prefixes` that contain, equal or lie inside a member of U (one scan of U)."""
+    if not prefixes:
+        return frozenset()
+    members = PrefixSet(prefixes)
+    hit = {x for x in prefixes if x in unproven_set or any(s in unproven_set for s in supernets(x))}
+    tree = members.tree()
+    best, covering = tree.search_best, tree.search_covering
+    for u in unproven_set:
+        if best(u) is not None:
+            hit.update(n.prefix for n in covering(u))
+    return frozenset(hit)
+
+
+def proven_block(
+    proven: Proven, allowed: frozenset[str], acl: Iterable[str], limit: int
+) -> frozenset[str] | None:
+    """The blocklist of one customer interface whose BAR-SAV list is `allowed` (ACL included): the blockable
+    prefixes not in it and overlapping none of its members; None when it has `limit` prefixes or more."""
+    overlaps, acl_set = proven.overlaps, PrefixSet(acl)
+
+    def blocked(x: str) -> bool:
+        if x in allowed or (x in overlaps and any(o in allowed for o in overlaps[x])):
+            return False
+        return not (acl_set and acl_set.overlaps(x))
+
+    if len(proven.blockable) > 2 * limit + len(allowed):  # likely too long: stop counting at `limit`
+        found: list[str] = []
+        for x in proven.blockable:
+            if blocked(x):
+                found.append(x)
+                if len(found) >= limit:
+                    return None
+        return frozenset(found)
+    out = proven.blockable - allowed
+    drop = {x for x in out if x in overlaps and any(o in allowed for o in overlaps[x])}
+    if acl_set:
+        drop.update(x for x in out if acl_set.overlaps(x))
+    if len(out) - len(drop) >= limit:
+        return None
+    return out - drop if drop else out
 
 
 # --- per-router driver ----------------------------------------------------------------------------------
@@ -285,6 +413,9 @@ class RouterRun:
         self._efp_b: frozenset[str] | None = None
         self._pi: frozenset[str] | None = None
         self._unproven: frozenset[str] | None = None
+        self._candidates: set[str] = set()
+        self._proven: Proven | None = None
+        self._spared: dict[frozenset[str], frozenset[str]] = {}
         self._cones: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
         self._d: dict[str, frozenset[int]] | None = None
 
@@ -326,8 +457,19 @@ class RouterRun:
 
     def unproven(self) -> frozenset[str]:
         if self._unproven is None:
-            self._unproven = unproven(self.rib, self.rpki)
+            self._unproven, self._candidates = split_known(self.rib, self.rpki)
         return self._unproven
+
+    def spared_memo(self) -> dict[frozenset[str], frozenset[str]]:
+        """overlapping_unproven answers of this U (the intra blocklist is one set for every interface)."""
+        return self._spared
+
+    def proven(self) -> Proven:
+        if self._proven is None:
+            u = self.unproven()
+            self._proven = proven_outside(self._candidates, u)
+            self._candidates = set()
+        return self._proven
 
     def pi(self) -> frozenset[str]:
         if self._pi is None:
@@ -367,12 +509,19 @@ class RouterRun:
         return Outcome(ListKind.BLOCK, self.pi(), str(algo))
 
     def auto(self, iface: str, rel: Relationship) -> Outcome:
-        """The default (policy.py): narrow a customer allowlist only where RPKI proves it, else fail open.
+        """The default (policy.py): narrow a customer's list only where RPKI proves it, else fail open.
 
         Without RPKI data every interface is on loose uRPF: RFC 8704's EFP-uRPF B would drop a customer's
         prefix it never sees (NO_EXPORT, limited propagation) and a DSR server's anycast source. With RPKI
-        data a customer interface allows BAR-SAV's list plus every prefix ASPA cannot place outside the cone
-        (`unproven`); lateral peers (and route servers) stay loose; providers get BAR-SAV-PI's blocklist.
+        data a customer interface gets the smaller (fewer prefixes; a tie keeps the allowlist) of two rules
+        with one intent: the allowlist of BAR-SAV's list Q plus every prefix ASPA cannot place outside the
+        cone (`unproven`, U), or the blocklist of the known prefixes (routed here on any interface, or in a
+        ROA) outside that allowlist, i.e. those whose origins ASPA all places outside the cone, minus every
+        one that contains, equals or lies inside an allowed prefix (`proven_outside`, `proven_block`), so the
+        blocklist drops no source the allowlist would pass. The blocklist is strict for the proven-outside
+        space and loose-like for the rest: unrouted, unknown source space passes it (the allowlist dropped
+        it). With partial ASPA deployment U is most of the table and the blocklist is the short one. Lateral
+        peers (and route servers) stay loose; providers get BAR-SAV-PI's blocklist.
         """
         rpki = self.rpki
         if not rpki.ready:
@@ -383,7 +532,32 @@ class RouterRun:
             return Outcome(ListKind.BLOCK, frozenset(), "auto:loose")
         q = self.cone(iface)[1]
         u = self.unproven()
-        if len(u) <= len(q) and u <= q:
+        q_only = [x for x in q if x not in u]
+        n_allow = len(u) + len(q_only)
+        acl = self.policy.prefix_acl.get((self.rib.router, iface), ())
+        block = proven_block(self.proven(), q, acl, n_allow)
+        if block is not None:
+            return Outcome(
+                ListKind.BLOCK, block, PROVEN_BLOCK,
+                (f"allowlist would list {n_allow} prefixes, blocklist {len(block)}: ASPA places the blocked "
+                 "origins outside the cone; unknown source space passes",),
+                self._spare(u, q, acl),
+            )
+        if n_allow == len(q):
             return _allow(q, "auto:bar-sav", "ASPA places every other prefix outside the cone")
-        both = u if q <= u else u | q  # share U's set when BAR-SAV adds nothing (memory at 1,000 interfaces)
+        both = u if not q_only else u | q  # share U when BAR-SAV adds nothing (memory at 1,000 interfaces)
         return _allow(both, "auto:bar-sav+unproven", "BAR-SAV | prefixes of origins ASPA does not cover")
+
+    def _spare(
+        self, u: frozenset[str], q: frozenset[str], acl: Iterable[str]
+    ) -> Callable[[frozenset[str]], frozenset[str]]:
+        memo = self.spared_memo()
+        allowed = PrefixSet(q.union(acl))
+
+        def keep(prefixes: frozenset[str]) -> frozenset[str]:
+            hit = memo.get(prefixes)
+            if hit is None:
+                hit = memo[prefixes] = overlapping_unproven(prefixes, u)
+            return frozenset(x for x in prefixes if x not in hit and not allowed.overlaps(x))
+
+        return keep

@@ -4,7 +4,9 @@
 list Z (kept by counting customer origins, RFC 8704 section 3.4 steps 2-5), BAR-SAV's AS_PATH customer pairs,
 each interface's cone D and list Q, the union cone and BAR-SAV-PI's set S, strict uRPF's best interface per
 prefix, and the default's set U of prefixes whose origin ASPA does not place (inter.unproven: counted per
-prefix over the paths whose origin is not attested; the ROA part is the RPKI view's). A path change touches
+prefix over the paths whose origin is not attested; the ROA part is the RPKI view's) with the default's
+blocklist candidates (inter.proven_outside, rebuilt lazily once U or the known prefixes move; such a move
+touches every `auto` customer interface, the one choosing between allow- and blocklist). A path change touches
 only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S) are rebuilt only when a pair
 inside a cone appears or disappears (or, behind a route server, a client). EFP-uRPF A has no cheap update, so
 a router with an efp-a interface is recomputed whole on each change. The decision table itself is
@@ -21,10 +23,13 @@ from typing import TypeVar
 from appliance.engine.aspa import Authorization, PathVerdict, authorized, compress
 from appliance.engine.inter import (
     Outcome,
+    Proven,
     RouterRun,
+    attested_roa_prefixes,
     compute_router,
     expand_cone,
     pi_member,
+    proven_outside,
 )
 from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.rib import LATERAL, RouterRib, Rov, RpkiView, neighbors_by_interface, path_verdict
@@ -95,6 +100,8 @@ class LiveRouter:
         self.rs_first: dict[str, Counter[int]] = {i: Counter() for i in self.rs_ifaces}
         self.u_count: Counter[str] = Counter()
         self._u_frozen: frozenset[str] | None = None
+        self._proven: Proven | None = None
+        self.spared: dict[frozenset[str], frozenset[str]] = {}
         self.as_to_ifaces: dict[int, set[str]] = {}
         self.qu: Counter[str] = Counter()
         self.du: set[int] = set()
@@ -389,12 +396,23 @@ class LiveRouter:
             self._u_frozen = frozenset(self.u_count.keys() | self.rpki.unproven_roa_prefixes(self.router.asn))
         return self._u_frozen
 
+    def proven(self) -> Proven:
+        """inter.proven_outside of the current state; kept until U or the known prefixes move."""
+        if self._proven is None:
+            candidates = attested_roa_prefixes(self.rpki, self.attested)
+            for asn in self.attested:
+                candidates.update(self.origin_prefixes.get(asn, ()))
+            self._proven = proven_outside(candidates, self.unproven())
+        return self._proven
+
     def refresh_rpki(self, rpki: RpkiView, u_before: dict[str, bool] | None = None) -> set[str]:
         """Take a view whose VRPs changed (ASPAs, readiness and VRP presence unchanged): the cones stand,
         every Q and S are recomputed from them. `u_before` is `u_members` of the changed VRP prefixes asked
         before the change (U's ROA part moves with them). Returns the interfaces whose list moved."""
         self.rpki = rpki
         self._u_frozen = None
+        self._proven = None
+        self.spared = {}
         if self.whole:
             previous = self._whole
             self._recompute_whole()
@@ -407,7 +425,7 @@ class LiveRouter:
         if new_s != self.s:
             self.s = new_s
             changed |= self._pi_ifaces()
-        if u_before is None or any(self.u_member(x) != was for x, was in u_before.items()):
+        if u_before is None or u_before:  # a moved ROA prefix may be known, proven or unproven now
             changed |= self._u_users()
         return changed
 
@@ -442,9 +460,20 @@ class LiveRouter:
         on_iface = sum(1 for k in self.paths.get(x, {}) if k[0] == p.interface)
         feasible_flip = on_iface == (1 if d > 0 else 0)
         z_flips, pair_flips = self._index(p, d)
-        if self.rpki.ready and p.origin not in self.attested:
-            self._u_frozen = None
-            if _bump(self.u_count, x, d) and x not in self.rpki.unproven_roa_prefixes(self.router.asn):
+        if self.rpki.ready:
+            # U (inter.unproven) or the known prefixes moved: every auto customer list may move (the
+            # allowlist holds U, the blocklist the known prefixes outside it)
+            u_flip = (
+                p.origin not in self.attested
+                and _bump(self.u_count, x, d)
+                and x not in self.rpki.unproven_roa_prefixes(self.router.asn)  # else U holds x anyway
+            )
+            if u_flip:
+                self._u_frozen = None
+            known_flip = len(self.paths.get(x, ())) == (1 if d > 0 else 0)
+            if u_flip or (known_flip and not self.u_member(x)):
+                self._proven = None
+                self.spared = {}
                 changed |= self._u_users()
         first = self.rs_first.get(p.interface)
         rs_moved = first is not None and bool(p.as_path) and _bump(first, p.as_path[0], d)
@@ -516,6 +545,12 @@ class LiveRun(RouterRun):
 
     def unproven(self) -> frozenset[str]:
         return self.live.unproven()
+
+    def proven(self) -> Proven:
+        return self.live.proven()
+
+    def spared_memo(self) -> dict[frozenset[str], frozenset[str]]:
+        return self.live.spared
 
     def pi(self) -> frozenset[str]:
         return frozenset(self.live.s)

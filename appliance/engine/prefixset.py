@@ -13,6 +13,7 @@ IPSet and cidr_merge; nothing here reimplements CIDR maths.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Iterator
 
 import netaddr
@@ -20,7 +21,7 @@ import radix
 
 from appliance.model import prefix_sort_key
 
-__all__ = ["PrefixSet", "minimal_cover", "subtract_space"]
+__all__ = ["PrefixSet", "minimal_cover", "subtract_space", "supernets"]
 
 
 class PrefixSet:
@@ -77,6 +78,10 @@ class PrefixSet:
 
     # --- cover queries (radix) ---------------------------------------------------------------------------
 
+    def tree(self) -> radix.Radix:
+        """The py-radix tree of the members, built once (read only: nodes carry no data)."""
+        return self._radix()
+
     def _radix(self) -> radix.Radix:
         if self._tree is None:
             tree = radix.Radix()
@@ -101,6 +106,19 @@ class PrefixSet:
     def overlaps(self, prefix: str) -> bool:
         """True when some member covers `prefix` or lies inside it."""
         return self.covers(prefix) or bool(self._radix().search_covered(prefix))
+
+    def overlapping(self, prefix: str) -> tuple[str, ...]:
+        """Members that contain `prefix` or lie inside it (itself included), in model order."""
+        tree = self._radix()
+        found = {n.prefix for n in tree.search_covering(prefix)}
+        found.update(n.prefix for n in tree.search_covered(prefix))
+        return tuple(sorted(found, key=prefix_sort_key))
+
+
+def supernets(prefix: str) -> tuple[str, ...]:
+    """Every prefix strictly containing canonical `prefix`, shortest first (ipaddress does the maths)."""
+    net = ipaddress.ip_network(prefix)
+    return tuple(str(net.supernet(new_prefix=k)) for k in range(net.prefixlen))
 
 
 def subtract_space(prefixes: Iterable[str], holes: Iterable[str]) -> tuple[str, ...]:

@@ -4,7 +4,10 @@
 (inter.py), then merges them per interface; `materialize` attaches mode, delivery and per-prefix provenance
 and returns the model's SavRuleSet. Merging follows general-sav-capabilities section 2: an interface allowlist
 and an interface blocklist are exclusive, and the allowlist wins; two blocklists add up; an intra allowlist
-never narrows an eBGP interface whose inter-domain rule is a blocklist (fail open). The same snapshot gives a
+never narrows an eBGP interface whose inter-domain rule is a blocklist (fail open). The default's blocklist on
+a customer interface (inter.PROVEN_BLOCK) stands for an allowlist: an intra blocklist adds only its prefixes
+that overlap no allowed one (`Outcome.spare`; a border-block of an internal prefix would otherwise drop a
+customer's more-specific of it, which that allowlist passes: fail open). The same snapshot gives a
 byte-identical to_json(); nothing here reads a clock, the environment or a file.
 """
 
@@ -109,9 +112,17 @@ def merge(key: Key, inter: Outcome | None, intra: IntraOutcome | None) -> Decisi
             inter.notes, intra.provenance, True,
         )
     if inter.kind is ListKind.BLOCK and intra.kind is ListKind.BLOCK:
+        notes, extra, prov = inter.notes, intra.prefixes, intra.provenance
+        if inter.spare is not None:  # the blocklist stands for an allowlist: add only what it drops
+            extra = inter.spare(intra.prefixes)
+            prov = {p: why for p, why in intra.provenance.items() if p in extra}
+            if len(extra) < len(intra.prefixes):
+                dropped = len(intra.prefixes) - len(extra)
+                notes = (*notes, f"{intra.algorithm}: {dropped} prefixes not applied, overlapping an allowed "
+                         "prefix (fail open)")
         return Decision(
-            r, i, ListKind.BLOCK, inter.prefixes | intra.prefixes, f"{inter.algorithm}+{intra.algorithm}",
-            inter.notes, intra.provenance, True,
+            r, i, ListKind.BLOCK, inter.prefixes | extra, f"{inter.algorithm}+{intra.algorithm}",
+            notes, prov, True,
         )
     note = f"{intra.algorithm} not applied: the inter-domain {inter.kind}list decides (fail open)"
     if inter.kind is ListKind.ALLOW:

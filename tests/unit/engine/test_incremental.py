@@ -22,6 +22,7 @@ from appliance.model import (
     Aspa,
     BgpPath,
     Interface,
+    ListKind,
     Neighbor,
     PrefixFlags,
     PrefixReport,
@@ -177,9 +178,10 @@ def test_vrp_only_delta_patches_in_place() -> None:
     )
     engine = Engine(snap)
     before = engine.ruleset().get("b1", "c2")
-    # 65030 (origin of PREFIXES[2]) has no ASPA: its prefix stays permitted on every customer interface
-    assert before is not None and before.algorithm == "auto:bar-sav+unproven"
-    assert PREFIXES[1] in before.prefixes and PREFIXES[2] in before.prefixes
+    # 65030 (origin of PREFIXES[2]) has no ASPA: its prefix stays permitted on every customer interface; the
+    # blocklist form (c1's prefix only) is shorter than the allowlist (PREFIXES[1] and [2])
+    assert before is not None and before.algorithm.startswith("auto:bar-sav-proven-block")
+    assert before.prefixes == (PREFIXES[0],)
     live = engine.live["b1"]
     # AS65099 takes over the ROA of 198.18.1.0/24: AS65003's route becomes ROV-Invalid, BAR-SAV drops it
     delta = RpkiChanged(
@@ -191,7 +193,8 @@ def test_vrp_only_delta_patches_in_place() -> None:
     after = engine.ruleset()
     assert after.to_json() == compute(engine.snapshot()).to_json()
     c2 = after.get("b1", "c2")
-    assert c2 is not None and PREFIXES[1] not in c2.prefixes
+    # PREFIXES[1] is now proven outside the cone: the allowlist (PREFIXES[2]) is the shorter form again
+    assert c2 is not None and c2.kind is ListKind.ALLOW and c2.prefixes == (PREFIXES[2],)
 
 
 def test_a_path_learned_before_its_interface_has_a_neighbour_counts_once_it_has_one() -> None:
