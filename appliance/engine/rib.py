@@ -358,7 +358,7 @@ class RouterRib:
         """ASPA verification in the direction the path arrived (downstream from providers), with the
         neighbour-AS and AS_SET checks."""
         n = self.neighbors[path.interface]
-        return _verdict(rpki.aspa_table, path.as_path, n.relationship, n.asn, path.as_set)
+        return path_verdict(rpki.aspa_table, path.as_path, n.relationship, n.asn, path.as_set)
 
     def customer_pairs(self, rpki: RpkiView) -> dict[int, frozenset[int]]:
         """AS -> its customers according to unique AS_PATHs in all Adj-RIBs-In (BAR-SAV step 7).
@@ -393,7 +393,7 @@ class RouterRib:
         as_set: tuple[int, ...] = (),
     ) -> None:
         """The trusted customer pairs of one AS_PATH into `acc` (none when the path is ASPA-Invalid)."""
-        if _verdict(table, as_path, rel, neighbor_as, as_set) is PathVerdict.INVALID:
+        if path_verdict(table, as_path, rel, neighbor_as, as_set) is PathVerdict.INVALID:
             return
         path = compress(as_path)
         for k in range(len(path) - 1):
@@ -416,16 +416,6 @@ def path_verdict(
     route server (the RS does not prepend itself: the local AS is its RS-client), on iBGP paths and when the
     neighbour AS is unknown (0). A path with an AS_SET is Invalid.
     """
-    return _verdict(table, as_path, rel, neighbor_as, as_set)
-
-
-def _verdict(
-    table: Mapping[int, frozenset[int]],
-    as_path: tuple[int, ...],
-    rel: Relationship,
-    neighbor_as: int = 0,
-    as_set: tuple[int, ...] = (),
-) -> PathVerdict:
     check = neighbor_as if neighbor_as and rel is not Relationship.INTERNAL else None
     if rel is Relationship.PROVIDER:
         return verify_downstream(table, as_path, check, as_set=as_set)

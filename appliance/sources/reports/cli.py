@@ -18,14 +18,13 @@ from typing import Any
 from appliance.config import ConfigError
 from appliance.model import Capability, PrefixReport, Role, canonical_prefix
 from appliance.sources.assemble import resolved
-from appliance.sources.reports.component import KINDS, load_store_file
+from appliance.sources.reports.component import report_file, report_store
 from appliance.sources.reports.errors import ReportError
 from appliance.sources.reports.merge import Resolved
 from appliance.sources.reports.records import FLAG_NAMES, RouterReport, flag_names, flags_from_names
-from appliance.sources.reports.store import FILE_NAME, ReportStore, default_data_dir
-from appliance.sources.reports.yamlfile import load_report_file
+from appliance.sources.reports.store import ReportStore, default_data_dir
 from appliance.state import StateStore
-from appliance.state.changes import Change, ReplaceSource
+from appliance.state.changes import Change
 
 
 def register(subparsers: Any) -> None:
@@ -145,14 +144,10 @@ def _role(args: argparse.Namespace) -> int:
 def load_sources(data_dir: Path | None, file: Path | None) -> list[Change]:
     """The store changes `savd run`'s report sources would make for these files (same loaders, same
     source names); raises ReportError naming the bad file/field."""
-    changes: list[Change] = []
-    store_file = (data_dir or default_data_dir()) / FILE_NAME
-    prefixes, routers = load_store_file(store_file)
-    changes.append(ReplaceSource(f"report-store:{store_file}", KINDS, (*prefixes, *routers)))
+    sources = [report_store(data_dir or default_data_dir())]
     if file:
-        fp, fr = load_report_file(file)
-        changes.append(ReplaceSource(f"file:{file}", KINDS, (*fp, *fr)))
-    return changes
+        sources.append(report_file(file))
+    return [s.read() for s in sources]
 
 
 def resolved_to_dict(res: Resolved) -> dict[str, Any]:

@@ -45,6 +45,11 @@ class WatchedReports:
         self._seen: tuple[float, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
+    def read(self) -> ReplaceSource:
+        """The whole file as the change that states it (raises ReportError, OSError, ...)."""
+        prefixes, roles = self.loader(self.path)
+        return ReplaceSource(self.source, KINDS, (*prefixes, *roles))
+
     def _alarm(self, ctx: DaemonContext, message: str) -> None:
         ctx.monitor.publish(Event(0.0, self.source, "reports.file-error", Severity.ERROR, message,
                                   {"path": str(self.path)}, True))
@@ -68,7 +73,7 @@ class WatchedReports:
             return False
         self._seen = seen
         try:
-            prefixes, roles = self.loader(self.path)
+            change = self.read()
         except ReportError as exc:
             self._alarm(ctx, str(exc))
             return False
@@ -77,9 +82,9 @@ class WatchedReports:
             self._alarm(ctx, f"{self.path}: cannot load: {type(exc).__name__}: {exc}")
             return False
         ctx.monitor.clear(f"reports.file-error/path={self.path}", self.source, f"{self.path} loads again")
-        applied = ctx.store.apply(ReplaceSource(self.source, KINDS, (*prefixes, *roles)))
-        log.info("event=reports-file-loaded path=%s reports=%d roles=%d changed=%s", self.path, len(prefixes),
-                 len(roles), applied.changed)
+        applied = ctx.store.apply(change)
+        log.info("event=reports-file-loaded path=%s facts=%d changed=%s", self.path, len(change.facts),
+                 applied.changed)
         return True
 
     async def start(self, ctx: DaemonContext) -> None:
