@@ -106,7 +106,10 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def topology() -> dict[str, Any]:
         snap = ports.facts.snapshot()
         inputs = ports.inputs(snap) if ports.inputs is not None else None
-        routers = inputs.routers if inputs is not None else snap.routers  # roles resolved, config applied
+        routers = snap.routers  # the routers the sources report (learned), with their resolved roles
+        if inputs is not None:
+            learned = {r.name for r in snap.routers}
+            routers = tuple(r for r in inputs.routers if r.name in learned)
         neighbors = inputs.neighbors if inputs is not None else snap.neighbors
         return {
             "version": snap.version,

@@ -57,5 +57,6 @@ class ApiPorts:
     counters: CounterBoard
     metrics: Metrics
     #: the engine's input for a snapshot (sources/assemble.py with the daemon's configuration): the
-    #: topology endpoint shows routers with their resolved roles and the configured eBGP neighbours
+    #: topology endpoint shows the learned routers with their resolved roles, and the configured eBGP
+    #: neighbours (routers named only in the configuration are not listed: the topology is what was learned)
     inputs: Callable[[StateSnapshot], EngineInput] | None = None

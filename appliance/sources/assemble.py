@@ -3,7 +3,8 @@
 Configuration facts are merged here at compute time rather than stored, so a changed configuration never
 leaves stale facts in the journal:
 - prefix reports resolved by precedence (api > file > bgp-ls, sources/reports/merge.py);
-- router roles and capabilities: every source's RouterRole facts (BGP-LS infers border routers from their
+- router roles and capabilities (a router known only from them or the configuration is in [appliance] asn):
+  every source's RouterRole facts (BGP-LS infers border routers from their
   AS-border links, the reports file and `savd report role` say the rest) resolved by the same precedence,
   then [[engine.router]] overrides, which also add routers the state does not know;
 - eBGP neighbours with their relationships: the state's plus [[engine.neighbor]];
@@ -33,15 +34,16 @@ def routers(config: Config | None, snap: StateSnapshot, res: Resolved | None = N
     (none without a configuration, e.g. `savd topology show --frr-json`)."""
     res = res or resolved(snap)
     out = {r.name: r for r in snap.routers}
+    local_as = config.appliance.asn if config is not None else 0  # a router no topology source describes
     for name, report in res.routers.items():
-        base = out.get(name, Router(name))
+        base = out.get(name, Router(name, asn=local_as))
         out[name] = dataclasses.replace(
             base,
             role=report.role if report.role is not None else base.role,
             capability=report.capability if report.capability is not None else base.capability,
         )
     for o in config.engine.routers if config is not None else ():
-        base = out.get(o.name, Router(o.name))
+        base = out.get(o.name, Router(o.name, asn=local_as))
         out[o.name] = dataclasses.replace(base, role=o.role, capability=o.capability)
     return tuple(out[n] for n in sorted(out))
 

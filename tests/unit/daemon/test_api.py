@@ -21,6 +21,7 @@ from appliance.model import (
     ListKind,
     Mode,
     PrefixReport,
+    Role,
     Router,
     SavRuleSet,
     Vrp,
@@ -282,3 +283,24 @@ def test_rule_provenance_names_the_bmp_feed_of_each_path(rig: Rig) -> None:
     assert prov["198.18.51.0/24"] == ["algorithm:auto:bar-sav", "roa:198.18.51.0/24-24 AS65011"]
     one = rig.client.get("/api/v1/rules/b1/eth2").json()["rule"]["provenance"]
     assert one["198.18.50.0/24"][1].endswith("via bmp:b1/198.18.40.2")
+
+
+def test_topology_shows_learned_routers_with_resolved_roles_and_configured_neighbours(tmp_path: Any) -> None:
+    import dataclasses as dc
+
+    from appliance.config import parse_config
+    from appliance.model import RouterRole
+    from appliance.sources.assemble import engine_input
+
+    text = ('[appliance]\nasn = 65000\nrouter_id = "198.18.0.1"\n[[engine.router]]\nname = "r9"\n'
+            'role = "access"\n[[engine.neighbor]]\nrouter = "r4"\ninterface = "eth2"\nasn = 65100\n'
+            'relationship = "provider"\n')
+    config = parse_config(text, tmp_path / "s.toml")
+    rig = make_rig()
+    ports = dc.replace(rig.ports, inputs=lambda snap: engine_input(config, snap))
+    client = TestClient(create_app(ports, ApiConfig(token=TOKEN)))
+    rig.store.apply(Announce("bgp-ls:x", (Router("r4", "198.18.0.4", 65000),
+                                          RouterRole("r4", Role.BORDER, None, "bgp-ls"))))
+    body = client.get("/api/v1/topology").json()
+    assert [(r["name"], r["role"]) for r in body["routers"]] == [("r4", "border")]  # r9: configured only
+    assert [(n["router"], n["relationship"]) for n in body["neighbors"]] == [("r4", "provider")]

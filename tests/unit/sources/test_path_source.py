@@ -102,6 +102,7 @@ def test_routes_become_paths_on_the_neighbours_interface_and_follow_updates(tmp_
     # the router is a border router (lowest precedence: an operator's role wins)
     snap = ctx.store.snapshot()
     assert {r.name: r.role for r in engine_input(ctx.config, snap).routers} == {"b1": Role.BORDER}
+    assert [r.asn for r in engine_input(ctx.config, snap).routers] == [65000]  # no BGP-LS: the local AS
     assert {n.relationship for n in engine_input(ctx.config, snap).neighbors} == {
         Relationship.CUSTOMER, Relationship.PROVIDER}
 
