@@ -140,6 +140,8 @@ class IgpPrefix:
     prefix: str
     metric: int = 0
     route_tags: tuple[int, ...] = ()
+    #: an OSPF AS-external or NSSA route (redistributed, e.g. from BGP): not evidence the prefix is internal
+    external: bool = False
 
 
 # --- source-prefix reports ----------------------------------------------------------------------------

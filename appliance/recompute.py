@@ -83,10 +83,10 @@ def events_between(old: Snapshot, new: Snapshot, keys: PathKeys) -> list[EngineE
     if len(set(new_keys)) != len(new_keys) or any(k in keys and k not in gone_keys for k in new_keys):
         raise _Rebuild("paths sharing a (router, interface, prefix, path_id) key")
     events: list[EngineEvent] = []
-    if (old.routers, old.interfaces, old.links, old.neighbors) != \
-            (new.routers, new.interfaces, new.links, new.neighbors):
+    if (old.routers, old.interfaces, old.links, old.neighbors, old.igp_prefixes) != \
+            (new.routers, new.interfaces, new.links, new.neighbors, new.igp_prefixes):
         events.append(TopologyChanged(routers=new.routers, interfaces=new.interfaces, links=new.links,
-                                      neighbors=new.neighbors))
+                                      neighbors=new.neighbors, igp_prefixes=new.igp_prefixes))
     vrps_gone, vrps_new = _diff(old.vrps, new.vrps)
     aspas_gone, aspas_new = _diff(old.aspas, new.aspas)
     if vrps_gone or vrps_new or aspas_gone or aspas_new:

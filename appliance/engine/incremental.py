@@ -21,6 +21,7 @@ from appliance.engine.snapshot import Decision, Evidence, Key, Snapshot, assembl
 from appliance.model import (
     Aspa,
     BgpPath,
+    IgpPrefix,
     Interface,
     InterfaceRules,
     Link,
@@ -82,12 +83,13 @@ class RpkiChanged:
 
 @dataclass(frozen=True, slots=True)
 class TopologyChanged:
-    """New routers, interfaces, links or neighbours; None keeps the current set."""
+    """New routers, interfaces, links, neighbours or IGP prefixes; None keeps the current set."""
 
     routers: tuple[Router, ...] | None = None
     interfaces: tuple[Interface, ...] | None = None
     links: tuple[Link, ...] | None = None
     neighbors: tuple[Neighbor, ...] | None = None
+    igp_prefixes: tuple[IgpPrefix, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class Engine:
         self.routers = {r.name: r for r in snapshot.routers}
         self.interfaces = {(i.router, i.name): i for i in snapshot.interfaces}
         self.links = tuple(snapshot.links)
+        self.igp_prefixes = tuple(snapshot.igp_prefixes)
         self.reports: dict[PrefixReport, None] = dict.fromkeys(snapshot.reports)
         self.neighbors = _one_per_interface(snapshot.neighbors)
         self.vrps: dict[Vrp, None] = dict.fromkeys(snapshot.vrps)
@@ -147,6 +150,7 @@ class Engine:
             aspas=tuple(self.aspas),
             policy=self.policy,
             rpki_ready=self.rpki_ready,
+            igp_prefixes=self.igp_prefixes,
         )
 
     def _router(self, name: str) -> Router:
@@ -187,7 +191,8 @@ class Engine:
             routers.setdefault(key[0], Router(key[0]))
         for n in self.neighbors.values():
             routers.setdefault(n.router, Router(n.router))
-        new = compute_intra(routers, self.interfaces.values(), self.reports, self.policy)
+        new = compute_intra(routers, self.interfaces.values(), self.reports, self.policy,
+                            self.igp_prefixes, self.neighbors.values())
         for key in new.keys() | self.intra.keys():
             if new.get(key) != self.intra.get(key):
                 self.dirty.add(key)
@@ -270,6 +275,8 @@ class Engine:
             self.links = tuple(event.links)
         if event.neighbors is not None:
             self.neighbors = _one_per_interface(event.neighbors)
+        if event.igp_prefixes is not None:
+            self.igp_prefixes = tuple(event.igp_prefixes)
         self._rebuild_inter(self._all_paths())
         self._recompute_intra()
 

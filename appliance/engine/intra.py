@@ -1,10 +1,15 @@
 """Intra-domain SAV rules of the controller (seeds/003 section 5.1; reference/sav-algorithms.md section 1.9).
 
-Two rules, from the source-prefix reports of the domain's subnets:
+Two rules, from the source-prefix reports of the domain's subnets and the IGP prefixes BGP-LS reports:
 - Border routers: a blocklist of every internal source prefix on each EXTERNAL interface, minus anycast and
-  special prefixes (an anycast prefix legitimately arrives from outside too, seeds/003 Figure 3). An anycast
-  prefix nested inside an internal one is carved out of it, because a blocklist entry blocks every source it
-  covers.
+  special prefixes (an anycast prefix legitimately arrives from outside too, seeds/003 Figure 3). Internal
+  means reported (any source) or advertised into the IGP as an intra- or inter-area route (router loopbacks,
+  internal links, the appliance's own LAN: an outsider spoofing them must not get in). Not internal: IGP
+  external routes (redistributed, maybe from BGP: the Internet's prefixes), default routes. Anycast: flagged
+  in a report, or an IGP prefix several routers advertise that is not a link they share (each has an
+  interface address in it). Space shared with the outside (an external interface's subnet, an eBGP
+  neighbour's address) is never blocked: the neighbour's own BGP packets come from it. A hole nested inside
+  an internal prefix is carved out of it, because a blocklist entry blocks every source it covers.
 - Access routers (any interface with reports that is not a border router's external one): an allowlist of
   the prefixes reported there, widened to every prefix of each subnet reported there, so a subnet
   multi-homed to R1 and R2 gets all of its prefixes on both (seeds/003 Figure 1; intra architecture -05
@@ -16,14 +21,25 @@ FIB would say, the source of the improper block the documents describe), `loose`
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.prefixset import PrefixSet, subtract_space
-from appliance.model import Interface, ListKind, PrefixReport, Role, Router
+from appliance.model import (
+    IgpPrefix,
+    Interface,
+    ListKind,
+    Neighbor,
+    PrefixReport,
+    Relationship,
+    Role,
+    Router,
+)
 
-__all__ = ["IntraOutcome", "border_blocklist", "compute_intra", "report_tag"]
+__all__ = ["IntraOutcome", "border_blocklist", "compute_intra", "igp_internal", "igp_tag", "report_tag",
+           "shared_with_outside"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +60,93 @@ def _is_hole(r: PrefixReport) -> bool:
     return r.flags.anycast or r.flags.special
 
 
-def border_blocklist(reports: Iterable[PrefixReport]) -> dict[str, tuple[str, ...]]:
-    """Internal prefixes minus anycast/special space -> the reports that justify each listed prefix."""
-    reports = list(reports)
-    holes = PrefixSet(r.prefix for r in reports if _is_hole(r))
-    why: dict[str, set[str]] = {}
+def igp_tag(p: IgpPrefix) -> str:
+    """Provenance of one IGP prefix: igp:<prefix>@<router> (learned over BGP-LS)."""
+    return f"igp:{p.prefix}@{p.router}"
+
+
+def _addresses_in(prefix: str, interfaces: Iterable[Interface]) -> set[str]:
+    """Routers with an interface address inside `prefix`."""
+    net = ipaddress.ip_network(prefix)
+    out = set()
+    for i in interfaces:
+        for a in i.addresses:
+            ip = ipaddress.ip_interface(a).ip
+            if ip.version == net.version and ip in net:
+                out.add(i.router)
+    return out
+
+
+def igp_internal(igp: Iterable[IgpPrefix],
+                 interfaces: Iterable[Interface] = ()) -> tuple[dict[str, set[str]], set[str]]:
+    """(internal IGP prefix -> provenance tags, anycast IGP prefixes).
+
+    Why not every IGP prefix: an external route may be the Internet redistributed from BGP (blocking it at
+    the border drops the Internet), and a prefix several routers advertise is anycast unless it is a link
+    they share (each has an address in it), which is internal like any other.
+    """
+    interfaces = tuple(interfaces)
+    origins: dict[str, set[str]] = {}
+    tags: dict[str, set[str]] = {}
+    for p in igp:
+        if p.external or ipaddress.ip_network(p.prefix).prefixlen == 0:
+            continue
+        origins.setdefault(p.prefix, set()).add(p.router)
+        tags.setdefault(p.prefix, set()).add(igp_tag(p))
+    anycast = {prefix for prefix, routers in origins.items()
+               if len(routers) > 1 and not routers <= _addresses_in(prefix, interfaces)}
+    return {p: t for p, t in tags.items() if p not in anycast}, anycast
+
+
+#: an IGP prefix at least this long that holds an external address is that link's subnet (shared whole);
+#: a shorter one (an aggregate) only loses the address itself
+LINK_SUBNET_MIN_LEN = {4: 24, 6: 64}
+
+
+def shared_with_outside(interfaces: Iterable[Interface], neighbors: Iterable[Neighbor] = (),
+                        igp: Iterable[IgpPrefix] = ()) -> set[str]:
+    """Space the AS shares with its eBGP neighbours: the subnet of each external interface and eBGP
+    neighbour address (from the interface's length, else the most specific IGP prefix of link size
+    holding it, else the address alone). Blocking it drops the neighbour's own BGP packets."""
+    addresses = [ipaddress.ip_interface(a) for i in interfaces if i.external for a in i.addresses]
+    addresses += [ipaddress.ip_interface(n.address) for n in neighbors
+                  if n.address and n.relationship is not Relationship.INTERNAL]
+    nets = [ipaddress.ip_network(p.prefix) for p in igp]
+    out = set()
+    for a in addresses:
+        links = [n for n in nets if n.version == a.version and a.ip in n
+                 and n.prefixlen >= LINK_SUBNET_MIN_LEN[a.version]]
+        out.add(str(a.network))
+        if links:
+            out.add(str(max(links, key=lambda n: n.prefixlen)))
+    return out
+
+
+def _outermost(prefixes: Iterable[str]) -> tuple[str, ...]:
+    """The prefixes no other one of them covers (a hole inside a hole says nothing more)."""
+    nets = [ipaddress.ip_network(p) for p in prefixes]
+    return tuple(str(n) for n in nets
+                 if not any(o != n and o.version == n.version and n.subnet_of(o) for o in nets))  # type: ignore[arg-type]
+
+
+def border_blocklist(reports: Iterable[PrefixReport], igp: Iterable[IgpPrefix] = (),
+                     interfaces: Iterable[Interface] = (),
+                     neighbors: Iterable[Neighbor] = ()) -> dict[str, tuple[str, ...]]:
+    """Internal prefixes (reports and IGP) minus anycast, special and shared space -> why each is listed."""
+    reports, interfaces, igp = list(reports), tuple(interfaces), tuple(igp)
+    why, anycast = igp_internal(igp, interfaces)
+    shared = shared_with_outside(interfaces, neighbors, igp)
+    holes = PrefixSet([*(r.prefix for r in reports if _is_hole(r)), *anycast, *shared])
     for r in reports:
         if r.prefix not in holes:
             why.setdefault(r.prefix, set()).add(report_tag(r))
     out: dict[str, tuple[str, ...]] = {}
     for prefix, tags in why.items():
         if holes.covers(prefix):
-            continue  # inside an anycast/special prefix: never block
-        inner = holes.covered(prefix)
+            continue  # inside an anycast/special prefix or shared with a neighbour: never block
+        inner = _outermost(holes.covered(prefix))
         pieces = subtract_space([prefix], inner) if inner else (prefix,)
-        extra = tuple(f"carved:{h} anycast/special" for h in inner)
+        extra = tuple(f"carved:{h} {'shared' if h in shared else 'anycast/special'}" for h in inner)
         for piece in pieces:
             out[piece] = tuple(sorted(tags)) + extra
     return out
@@ -69,16 +157,19 @@ def compute_intra(
     interfaces: Iterable[Interface],
     reports: Iterable[PrefixReport],
     policy: Policy,
+    igp: Iterable[IgpPrefix] = (),
+    neighbors: Iterable[Neighbor] = (),
 ) -> dict[tuple[str, str], IntraOutcome]:
     """Every intra-domain rule of the domain, keyed by (router, interface)."""
     reports = sorted(set(reports), key=lambda r: (r.router, r.interface, r.prefix, r.subnet, r.source))
+    interfaces = tuple(interfaces)
     out: dict[tuple[str, str], IntraOutcome] = {}
     external = {
         (i.router, i.name)
         for i in interfaces
         if i.external and i.router in routers and routers[i.router].role is Role.BORDER
     }
-    block = border_blocklist(reports)
+    block = border_blocklist(reports, igp, interfaces, neighbors) if external else {}
     for key in sorted(external):
         algo = policy.algorithm_for(*key)
         if algo is Algorithm.LOOSE:

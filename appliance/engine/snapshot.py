@@ -26,6 +26,7 @@ from appliance.model import (
     BgpPath,
     Capability,
     Delivery,
+    IgpPrefix,
     Interface,
     InterfaceRules,
     Link,
@@ -57,6 +58,8 @@ class Snapshot:
     aspas: tuple[Aspa, ...] = ()
     policy: Policy = field(default_factory=Policy)
     rpki_ready: bool | None = None
+    #: prefixes the routers advertise into the IGP (BGP-LS): internal space for the border blocklists
+    igp_prefixes: tuple[IgpPrefix, ...] = ()
 
     def replace(self, **changes: object) -> Snapshot:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -137,7 +140,8 @@ def decide(snapshot: Snapshot, rpki: RpkiView | None = None) -> dict[Key, Decisi
     VRPs and ASPAs); building the VRP index is most of the cost of a cold run.
     """
     routers = snapshot.router_map()
-    intra = compute_intra(routers, snapshot.interfaces, snapshot.reports, snapshot.policy)
+    intra = compute_intra(routers, snapshot.interfaces, snapshot.reports, snapshot.policy,
+                          snapshot.igp_prefixes, snapshot.neighbors)
     rpki = rpki or snapshot.rpki()
     neighbors_by_router: dict[str, list[Neighbor]] = {}
     for n in snapshot.neighbors:

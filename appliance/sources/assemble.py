@@ -8,7 +8,8 @@ leaves stale facts in the journal:
   AS-border links, the reports file and `savd report role` say the rest) resolved by the same precedence,
   then [[engine.router]] overrides, which also add routers the state does not know;
 - eBGP neighbours with their relationships: the state's plus [[engine.neighbor]];
-- the policy ([engine]).
+- the policy ([engine]);
+- the IGP prefixes BGP-LS reported (internal space for the border blocklists, engine/intra.py).
 """
 
 from __future__ import annotations
@@ -55,5 +56,5 @@ def engine_input(config: Config, snap: StateSnapshot) -> Snapshot:
     return Snapshot(
         routers=routers(config, snap, res), interfaces=snap.interfaces, links=snap.links,
         reports=res.prefixes, neighbors=neighbors, paths=snap.paths, vrps=snap.vrps, aspas=snap.aspas,
-        policy=config.engine.policy(),
+        policy=config.engine.policy(), igp_prefixes=snap.igp_prefixes,
     )

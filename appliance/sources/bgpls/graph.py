@@ -30,6 +30,8 @@ from appliance.sources.bgpls.decode import LsAnnounce, LsEvent, LsItem, LsLink, 
 __all__ = ["Topology"]
 
 _T = TypeVar("_T")
+#: OSPF route types (BGP-LS TLV 264, RFC 9552 §5.2.3.1) of redistributed routes: External 1/2, NSSA 1/2
+OSPF_EXTERNAL_ROUTE_TYPES = frozenset({3, 4, 5, 6})
 
 
 @dataclass(slots=True)
@@ -290,7 +292,8 @@ class Topology:
     def _build_igp_prefixes(self) -> tuple[IgpPrefix, ...]:
         names = self._names()
         out = {
-            IgpPrefix(names.get(p.node, p.node.label()), p.prefix, p.metric, p.route_tags)
+            IgpPrefix(names.get(p.node, p.node.label()), p.prefix, p.metric, p.route_tags,
+                      p.ospf_route_type in OSPF_EXTERNAL_ROUTE_TYPES)
             for p in self.ls_prefixes()
         }
         return tuple(sorted(out, key=lambda p: (p.router, prefix_sort_key(p.prefix))))

@@ -15,6 +15,7 @@ from appliance.engine.snapshot import compute
 from appliance.model import (
     Aspa,
     BgpPath,
+    IgpPrefix,
     Interface,
     Link,
     Neighbor,
@@ -57,6 +58,7 @@ FACTS: st.SearchStrategy[Fact] = st.one_of(
     st.builds(Router, _router, st.just(""), _asn),
     st.builds(Interface, _router, _iface, external=st.booleans()),
     st.builds(Link, _router, _iface, _router, _iface),
+    st.builds(IgpPrefix, _router, _prefix, external=st.booleans()),
     st.builds(PrefixReport, _router, _iface, _prefix, source=st.sampled_from(("api", "file", "bgp-ls"))),
     st.builds(Neighbor, _router, _iface, _asn, st.sampled_from(list(Relationship))),
     st.builds(BgpPath, _router, _iface, _prefix, st.lists(_asn, min_size=1, max_size=3).map(tuple),

@@ -21,6 +21,7 @@ from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import (
     Aspa,
     BgpPath,
+    IgpPrefix,
     Interface,
     ListKind,
     Neighbor,
@@ -141,6 +142,22 @@ def test_new_customer_prefix_reaches_border_blocklists() -> None:
     assert changed == {("r3", "ext"), ("r4", "ext"), ("r5", "cust")}
     rules = engine.ruleset()
     assert rules.get("r3", "ext").prefixes == ("198.18.2.0/24", "198.18.3.0/24")  # type: ignore[union-attr]
+
+
+def test_new_igp_prefix_reaches_border_blocklists() -> None:
+    """A loopback learned over BGP-LS is internal: the border blocks it as a source from outside."""
+    snap = Snapshot(
+        routers=(Router("r3", role=Role.BORDER), Router("r5", role=Role.ACCESS)),
+        interfaces=(Interface("r3", "ext", external=True),),
+        reports=(PrefixReport("r5", "cust", "198.18.2.0/24", "customer_net"),),
+    )
+    engine = Engine(snap)
+    igp = (IgpPrefix("r5", "198.18.255.5/32"), IgpPrefix("r3", "198.19.0.0/16", external=True))
+    changed = engine.apply(TopologyChanged(igp_prefixes=igp))
+    assert changed == {("r3", "ext")}
+    rules = engine.ruleset()
+    assert rules.get("r3", "ext").prefixes == ("198.18.2.0/24", "198.18.255.5/32")  # type: ignore[union-attr]
+    assert rules.to_json() == compute(engine.snapshot()).to_json()
 
 
 def test_path_change_touches_only_its_interface_when_lists_do_not_move() -> None:

@@ -3,6 +3,8 @@ partial deployment delivery."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from appliance.engine.intra import border_blocklist
 from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.snapshot import Snapshot, compute
@@ -10,11 +12,14 @@ from appliance.model import (
     Action,
     Capability,
     Delivery,
+    IgpPrefix,
     Interface,
     ListKind,
     Mode,
+    Neighbor,
     PrefixFlags,
     PrefixReport,
+    Relationship,
     Role,
     Router,
 )
@@ -90,3 +95,58 @@ def test_strict_and_loose_policies() -> None:
     rules = compute(_snap(policy=policy))
     assert rules.get("r1", "eth1").prefixes == ("198.18.0.0/24",)  # type: ignore[union-attr]
     assert rules.get("b1", "ext0").prefixes == ()  # type: ignore[union-attr]
+
+
+# --- issue 12 item 11: the border blocklist holds the AS's own infrastructure learned over BGP-LS ---------
+
+IGP = (
+    IgpPrefix("r1", "198.18.255.1/32"),                    # r1's loopback
+    IgpPrefix("r1", "198.18.10.0/30"),                     # r1-r3 link: both ends advertise it
+    IgpPrefix("r3", "198.18.10.0/30"),
+    IgpPrefix("r3", "198.18.20.0/24"),                     # the appliance's LAN
+    IgpPrefix("r1", "198.18.250.1/32"),                    # an anycast loopback on r1 and r3
+    IgpPrefix("r3", "198.18.250.1/32"),
+    IgpPrefix("b1", "198.19.0.0/16", external=True),       # the Internet, redistributed from BGP
+    IgpPrefix("b1", "0.0.0.0/0", external=True),
+    IgpPrefix("b1", "::/0"),
+    IgpPrefix("b1", "198.18.30.0/30"),                     # b1's eBGP link, a passive IGP interface
+    IgpPrefix("r1", "2001:db8:0:ffff::1/128"),
+)
+LINK_IFACES = (
+    Interface("r1", "eth2", ("198.18.10.1/30",)),
+    Interface("r3", "eth1", ("198.18.10.2/30",)),
+)
+
+
+def test_border_blocklist_adds_igp_prefixes_minus_external_anycast_and_shared_space() -> None:
+    interfaces = (*LINK_IFACES, Interface("b1", "ext0", ("198.18.30.1/30",), external=True))
+    neighbors = (Neighbor("b1", "ext0", 65100, Relationship.PROVIDER, "198.18.30.2"),)
+    got = border_blocklist([PrefixReport("r1", "eth1", "198.18.1.0/24", "s1")], IGP, interfaces, neighbors)
+    assert sorted(got) == ["198.18.1.0/24", "198.18.10.0/30", "198.18.20.0/24", "198.18.255.1/32",
+                           "2001:db8:0:ffff::1/128"]
+    assert got["198.18.10.0/30"] == ("igp:198.18.10.0/30@r1", "igp:198.18.10.0/30@r3")
+    assert got["198.18.1.0/24"] == ("report:s1@r1:eth1",)
+
+
+def test_an_external_link_subnet_is_never_blocked_and_an_aggregate_loses_the_address_only() -> None:
+    """The eBGP neighbour's BGP packets come from its address on the external link: blocking the link's
+    subnet at that very interface would take the session down."""
+    neighbors = (Neighbor("b1", "ext0", 65100, Relationship.PROVIDER, "198.18.30.2"),)
+    ext_v6 = (Interface("b1", "ext0", ("2001:db8:0:30::1/128",), external=True),)  # length unknown
+    igp = [IgpPrefix("b1", "198.18.30.0/30"), IgpPrefix("b1", "2001:db8:0:30::/64"),
+           IgpPrefix("b1", "198.18.0.0/16"), IgpPrefix("b1", "2001:db8::/48")]
+    got = border_blocklist([], igp, ext_v6, neighbors)
+    assert "198.18.30.0/30" not in got and "2001:db8:0:30::/64" not in got
+    assert not any(ipaddress.ip_network(p).overlaps(ipaddress.ip_network("198.18.30.0/30")) for p in got)
+    assert not any(ipaddress.ip_network(p).overlaps(ipaddress.ip_network("2001:db8:0:30::/64")) for p in got)
+    assert "198.18.31.0/24" in got  # the rest of the aggregate stays blocked
+    assert got["198.18.31.0/24"] == ("igp:198.18.0.0/16@b1", "carved:198.18.30.0/30 shared")
+
+
+def test_compute_blocks_router_loopbacks_and_the_appliance_lan_at_the_border() -> None:
+    snap = _snap(igp_prefixes=IGP, interfaces=(*_snap().interfaces, *LINK_IFACES))
+    ext = compute(snap).get("b1", "ext0")
+    assert ext is not None and ext.kind is ListKind.BLOCK
+    assert {"198.18.255.1/32", "198.18.20.0/24", "198.18.10.0/30"} <= set(ext.prefixes)
+    assert not {"198.19.0.0/16", "198.18.250.1/32", "0.0.0.0/0", "::/0"} & set(ext.prefixes)
+    assert ext.provenance["198.18.20.0/24"] == ("algorithm:intra:border-block", "igp:198.18.20.0/24@r3")

@@ -176,3 +176,12 @@ def test_model_facts_cover_every_kind() -> None:
         Router("r1", "198.18.255.1", 65000) in facts
         and IgpPrefix("r1", "198.18.10.0/24", 10, (encode_tag(5),)) in facts
     )
+
+
+def test_ospf_external_routes_are_marked_external() -> None:
+    """A redistributed route (OSPF External 1/2, NSSA 1/2) may be the Internet's: the border blocklist must
+    not take it for internal space (issue 12 item 11)."""
+    t = base()
+    t.apply(LsAnnounce("a", LsPrefix(R1, "198.19.0.0/16", 4, metric=20)))
+    external = {p.prefix: p.external for p in t.igp_prefixes() if p.router == "r1"}
+    assert external == {"198.18.10.0/24": False, "198.18.60.0/30": False, "198.19.0.0/16": True}
