@@ -31,7 +31,15 @@ from appliance.cli import configure_logging
 from appliance.enforcer import groupmap
 from appliance.enforcer.httpd import serve
 from appliance.enforcer.nftplan import PlanOptions, render_full
-from appliance.enforcer.node import NodeError, Sidecar, VethPair, configure_frr, frr_commands
+from appliance.enforcer.node import (
+    NodeError,
+    Sidecar,
+    VethPair,
+    configure_frr,
+    frr_commands,
+    frr_has_neighbor,
+    unconfigure_frr,
+)
 from appliance.enforcer.recording import replay
 from appliance.enforcer.service import EnforcerOptions, EnforcerService
 from appliance.speakers.exabgp import SpeakerError
@@ -80,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--node", required=True, help="this router's name (in counters and logs)")
     run.add_argument("--asn", type=int, required=True, help="FRR's AS (the receiver peers iBGP)")
     run.add_argument("--groups-file", type=Path, help="group mapping file, re-read when it changes")
-    run.add_argument("--frr-address", type=_interface, default="198.18.254.1/30")
-    run.add_argument("--exa-address", type=_interface, default="198.18.254.2/30")
+    run.add_argument("--frr-address", type=_interface, default="198.18.254.1/30",
+                     help="FRR's end of the in-node veth; the /30 must be unused in the node (checked)")
+    run.add_argument("--exa-address", type=_interface, default="198.18.254.2/30",
+                     help="the receiver's end (the BGP neighbour FRR gets)")
     run.add_argument("--frr-ifname", default="savd-fs-frr")
     run.add_argument("--exa-ifname", default="savd-fs-exa")
     run.add_argument("--no-sidecar", action="store_true",
@@ -98,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", type=Path, help="append every received event (JSON lines) for replay")
     run.add_argument("--reconfigure-after-s", type=float, default=30.0,
                      help="with --configure-frr: re-apply FRR's lines when the session stays down this long")
+    run.add_argument("--frr-watch-s", type=float, default=1.0,
+                     help="with --configure-frr: how often to check that bgpd still has the neighbour")
     run.set_defaults(func=cmd_run)
 
     plan = sub.add_parser("plan", help="print the nft text for recorded ExaBGP JSON updates (dry run)")
@@ -135,7 +147,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"{args.updates}:{lineno}: {event}", file=sys.stderr)
         else:
             service.handle(event)
-    plan = service.plan()
+    plan = service.plan(quiet=True)   # a recording is complete: no catch-all waits for its accepts
     if args.status:
         print(json.dumps([dataclasses.asdict(s) for s in plan.statuses], indent=1))
     else:
@@ -188,15 +200,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         reconcile_s=args.reconcile_s, netns=args.netns, counters_file=args.counters_file,
         exabgp_prefix=tuple(sidecar.prefix()) if sidecar else (), record=args.record,
         reconfigure=(lambda: configure_frr(shlex.split(args.vtysh), args.asn, pair.exa_ip))
-        if args.configure_frr else None, reconfigure_after_s=args.reconfigure_after_s)
+        if args.configure_frr else None, reconfigure_after_s=args.reconfigure_after_s,
+        frr_has_neighbor=(lambda: frr_has_neighbor(shlex.split(args.vtysh), pair.exa_ip))
+        if args.configure_frr else None, frr_watch_s=args.frr_watch_s)
     try:
         return asyncio.run(_run(options, None if args.no_http else args.http))
     except SpeakerError as exc:
         print(f"savd-enforcer: {exc}", file=sys.stderr)
         return 1
     finally:
+        if args.configure_frr:
+            _remove_neighbor(shlex.split(args.vtysh), args.asn, pair.exa_ip)
         if sidecar:
             sidecar.stop()
+
+
+def _remove_neighbor(vtysh: list[str], asn: int, receiver: str) -> None:
+    """FRR must not keep a neighbour nobody answers (stuck Active, and a stale entry in its config)."""
+    try:
+        unconfigure_frr(vtysh, asn, receiver)
+        log.info("event=enforcer-frr-neighbour-removed neighbor=%s", receiver)
+    except NodeError as exc:
+        log.error("event=enforcer-frr-unconfigure-failed neighbor=%s error=%r", receiver, str(exc)[:500])
 
 
 async def _run(options: EnforcerOptions, http: tuple[str, int] | None) -> int:

@@ -289,14 +289,20 @@ class _Builder:
 
 
 def build_plan(routes: Iterable[Route], groups: Mapping[int, Sequence[str]],
-               options: PlanOptions | None = None) -> Plan:
-    """The table for `routes` (already in RFC 8955 order) with interface groups mapped to ifnames."""
+               options: PlanOptions | None = None, hold: Mapping[str, str] | None = None) -> Plan:
+    """The table for `routes` (already in RFC 8955 order) with interface groups mapped to ifnames.
+
+    `hold`: route key -> reason for routes kept out of the kernel for now (allowlist.py: an allowlist's
+    catch-all without its accepts); their state is "held"."""
     options = options or PlanOptions()
+    hold = hold or {}
     rendered: list[tuple[Route, str]] = []
     statuses: list[RouteStatus] = []
     ifnames: set[str] = set()
     for route in routes:
         eff, state, reason = _effective(route)
+        if route.key in hold:
+            eff, state, reason = None, "held", hold[route.key]
         other = _other_match(eff) if eff else None
         if eff is not None and other is None:
             eff, state, reason = None, "skipped", "components can never match together"

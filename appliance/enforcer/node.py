@@ -6,6 +6,12 @@ enforcer's ExaBGP on the other, so no lab or production address plan is touched.
 
 Why route-reflector-client: the FlowSpec routes reach FRR over iBGP from the controller and iBGP
 routes are not re-advertised to other iBGP peers unless the receiver is a route-reflector client.
+
+The pair's subnet (default 198.18.254.0/30, from the benchmarking range) must be free in the node: an
+address or route of the node inside it (a loopback, an OSPF route) makes FRR reach the receiver the
+wrong way and the session stays Active, so `Sidecar.start` refuses with the overlapping addresses and
+routes named, and --frr-address/--exa-address pick another /30. The neighbour is added at start, re-added
+when FRR lost it (bgpd restarted: `frr_has_neighbor`), and removed at stop (`unconfigure_frr`).
 Must not: change anything else in FRR's configuration.
 """
 
@@ -21,12 +27,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appliance.speakers.holdover import die_with_parent
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NodeError", "Sidecar", "VethPair", "configure_frr", "frr_commands"]
+__all__ = ["NodeError", "Sidecar", "VethPair", "address_conflicts", "configure_frr", "frr_commands",
+           "frr_has_neighbor", "unconfigure_frr"]
 
 
 class NodeError(RuntimeError):
@@ -66,6 +74,34 @@ def _links(netns: str | None) -> set[str]:
     return {link.get("ifname") for link in doc}
 
 
+def address_conflicts(pair: VethPair, addresses: Any, routes: Any) -> list[str]:
+    """What in the node overlaps the pair's subnets (`ip -j addr show`, `ip -j route show` documents),
+    outside the pair's own interfaces."""
+    nets = {ipaddress.ip_interface(a).network for a in (pair.frr_address, pair.exa_address)}
+    own = {pair.frr_ifname, pair.exa_ifname}
+
+    def overlaps(text: str) -> bool:
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return False
+        return any(net.version == n.version and net.overlaps(n) for n in nets)
+
+    out = []
+    for link in addresses if isinstance(addresses, list) else []:
+        ifname = str(link.get("ifname", ""))
+        for info in link.get("addr_info", []) if ifname not in own else []:
+            local = f"{info.get('local')}/{info.get('prefixlen')}"
+            if overlaps(local):
+                out.append(f"address {local} on {ifname}")
+    for route in routes if isinstance(routes, list) else []:
+        dst, dev = str(route.get("dst", "")), str(route.get("dev", ""))
+        if dst != "default" and dev not in own and overlaps(dst):
+            via = route.get("gateway") or dev
+            out.append(f"route {dst} via {via}")
+    return out
+
+
 class Sidecar:
     """A private network namespace for the receiver, joined to the node by the veth pair.
 
@@ -91,9 +127,20 @@ class Sidecar:
         """argv prefix that runs a command inside the sidecar namespace."""
         return ["nsenter", f"--net=/proc/{self.pid}/ns/net"]
 
+    def check_addresses(self) -> None:
+        """Refuse a pair subnet the node already uses (the session would stay Active, silently)."""
+        docs = [json.loads(_ip(["-j", *args], "list addresses", self.netns) or "[]")
+                for args in (["addr", "show"], ["-4", "route", "show"], ["-6", "route", "show"])]
+        found = address_conflicts(self.pair, docs[0], docs[1] + docs[2])
+        if found:
+            raise NodeError(f"{self.pair.frr_address} / {self.pair.exa_address} overlap what the node uses: "
+                            f"{'; '.join(found[:5])}. Pick a free /30 with --frr-address and --exa-address",
+                            step="address check")
+
     def start(self) -> None:
         if self.pair.frr_ifname in _links(self.netns):
             _ip(["link", "del", self.pair.frr_ifname], "remove stale veth", self.netns)
+        self.check_addresses()
         argv = ["unshare", "--net", "sleep", "infinity"]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
@@ -162,8 +209,29 @@ def frr_commands(asn: int, receiver: str) -> list[str]:
 
 def configure_frr(vtysh: Sequence[str], asn: int, receiver: str) -> None:
     """Apply `frr_commands` with the given vtysh invocation (e.g. ["vtysh", "-N", "r1"])."""
+    _vtysh_config(vtysh, frr_commands(asn, receiver))
+
+
+def unconfigure_frr(vtysh: Sequence[str], asn: int, receiver: str) -> None:
+    """Remove the receiver neighbour (the enforcer stops: FRR must not keep trying it)."""
+    _vtysh_config(vtysh, ["configure terminal", f"router bgp {asn}", f"no neighbor {receiver}", "end"])
+
+
+def frr_has_neighbor(vtysh: Sequence[str], receiver: str) -> bool | None:
+    """Whether FRR's bgpd has the receiver neighbour configured; None when bgpd cannot be asked (down,
+    restarting). JSON: `show bgp neighbors ADDR json` holds the address as a key when it exists."""
+    argv = [*vtysh, "-c", f"show bgp neighbors {receiver} json"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        doc = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    return receiver in doc if isinstance(doc, dict) else None
+
+
+def _vtysh_config(vtysh: Sequence[str], lines: Sequence[str]) -> None:
     argv = [*vtysh]
-    for line in frr_commands(asn, receiver):
+    for line in lines:
         argv += ["-c", line]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines()

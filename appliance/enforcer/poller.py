@@ -5,8 +5,9 @@ or, for `netns = "..."`, run `savd-enforcer counters --json` inside that namespa
 listens on 127.0.0.1 there). The document's `samples` become monitor.counters.CounterSample records
 (absolute counters; the CounterBoard turns rises of drop counters into spoofing alarms); its `rules`
 (state per route) go to the daemon, which alarms on a pushed rule the router did not install
-(appliance.monitor.installed). An enforcer that does not answer is logged and skipped: its counters
-simply stop rising, its alarms stay as they were, nothing else changes.
+(appliance.monitor.installed). An enforcer that does not answer raises an enforcer-unreachable alarm
+(a stopped enforcer removes its table: nothing is enforced there), cleared when it answers again; its
+counters simply stop rising, its other alarms stay as they were.
 
 Wired into the daemon by appliance/wiring.py (`factory`).
 """
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance.monitor.counters import CounterSample
+from appliance.monitor.events import EnforcerReachable, Notice
 
 if TYPE_CHECKING:
     from appliance.context import DaemonContext
@@ -88,7 +90,14 @@ def fetch(target: _Target, timeout_s: float = 10.0) -> dict[str, Any]:
     return doc
 
 
+class _Monitor(Protocol):
+    def emit(self, notice: Notice) -> Any: ...
+
+
 class _Context(Protocol):
+    @property
+    def monitor(self) -> _Monitor: ...
+
     def report_counters(self, samples: Iterable[CounterSample]) -> None: ...
 
 
@@ -103,6 +112,7 @@ class EnforcerPoller:
         self.interval_s = interval_s
         self._fetch = fetcher
         self._task: asyncio.Task[None] | None = None
+        self._unreachable: set[str] = set()   # routers whose alarm is raised
 
     async def poll_once(self, ctx: _Context) -> int:
         """One round; returns how many enforcers answered."""
@@ -112,8 +122,14 @@ class EnforcerPoller:
                 doc = await asyncio.to_thread(self._fetch, target)
             except PollError as exc:
                 log.warning("event=enforcer-poll-failed router=%s error=%r", target.router, str(exc))
+                if target.router not in self._unreachable:
+                    self._unreachable.add(target.router)
+                    ctx.monitor.emit(EnforcerReachable(target.router, False, str(exc)[:300]))
                 continue
             answered += 1
+            if target.router in self._unreachable:
+                self._unreachable.discard(target.router)
+                ctx.monitor.emit(EnforcerReachable(target.router, True))
             ctx.report_counters(samples_from(target.router, doc))
             report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
             if report_rules is not None:

@@ -7,7 +7,9 @@
 Updates are applied as they arrive; a burst is coalesced (everything queued while one transaction
 runs goes into the next). A periodic tick reconciles the kernel with the plan (re-applies on drift),
 re-reads the group mapping file when it changed, and writes the counters snapshot file. A session
-that goes down withdraws its routes (fail open); on shutdown the table is removed.
+that goes down withdraws its routes (fail open); on shutdown the table is removed. An allowlist's
+catch-all discard is installed only with its accepts, once the routes have been quiet for `settle_s`
+(allowlist.py): never the discard alone.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.enforcer import groupmap
+from appliance.enforcer.allowlist import HOLD_SETTLING, held_catch_alls
 from appliance.enforcer.nft import NftError, NftTable
 from appliance.enforcer.nftplan import Counters, Plan, PlanOptions, build_plan
 from appliance.enforcer.recording import record_of
@@ -64,6 +67,12 @@ class EnforcerOptions:
     #: after FRR restarted without the runtime-added neighbour in its startup config
     reconfigure: Callable[[], None] | None = None
     reconfigure_after_s: float = 30.0
+    #: whether FRR has the receiver neighbour (None: cannot tell, e.g. bgpd restarting); polled every
+    #: `frr_watch_s` so that a bgpd restart, which forgets the runtime-added neighbour, is repaired in seconds
+    frr_has_neighbor: Callable[[], bool | None] | None = None
+    frr_watch_s: float = 1.0
+    #: a new allowlist catch-all is installed once no route changed for this long (allowlist.py)
+    settle_s: float = 0.5
 
 
 def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
@@ -122,6 +131,9 @@ class EnforcerService:
         self._last_snapshot: dict[str, Any] = {}
         self.error = ""     # non-empty while the last plan could not be applied (nothing enforced)
         self._down_since: float | None = None
+        self._last_change_at = -float("inf")    # monotonic time of the last route table change
+        self._installed_rids: frozenset[str] = frozenset()
+        self._settling = False                  # a catch-all waits for the table to be quiet
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -160,8 +172,14 @@ class EnforcerService:
         plan = self.nft.applied
         return sum(1 for s in plan.statuses if s.state in ("installed", "degraded")) if plan else 0
 
-    def plan(self) -> Plan:
-        return build_plan(self.table.routes(), self._groups, self.options.plan)
+    def plan(self, quiet: bool | None = None) -> Plan:
+        """The table to install; `quiet` (default: from the time of the last change) lets a new
+        allowlist catch-all in (allowlist.py)."""
+        if quiet is None:
+            quiet = time.monotonic() - self._last_change_at >= self.options.settle_s
+        routes = self.table.routes()
+        hold = held_catch_alls(routes, self._installed_rids, quiet)
+        return build_plan(routes, self._groups, self.options.plan, hold)
 
     # --- events ---------------------------------------------------------------------------------------
 
@@ -177,6 +195,8 @@ class EnforcerService:
             for p in result.problems:
                 log.warning("event=enforcer-route-undecodable peer=%s family=%s field=%s error=%r nlri=%r",
                             p.peer, p.family, p.field, p.error, p.nlri)
+            if result.changed:
+                self._last_change_at = time.monotonic()
             return result.changed
         if isinstance(event, SessionDown):
             log.warning("event=enforcer-session-down peer=%s reason=%r routes_dropped=%s",
@@ -205,6 +225,9 @@ class EnforcerService:
                     log.critical("event=enforcer-table-remove-failed error=%r", str(exc2)[:500])
                 return
             self.error = ""
+            self._installed_rids = frozenset(s.rid for s in plan.statuses
+                                             if s.state in ("installed", "degraded"))
+            self._settling = any(s.reason == HOLD_SETTLING for s in plan.statuses)
             self._applied_generation = generation
             self.last_apply_s = time.monotonic() - started
             self.last_applied_at = time.time()
@@ -242,9 +265,15 @@ class EnforcerService:
 
     async def _applier(self) -> None:
         while True:
-            await self._dirty.wait()
+            settle_in = self._last_change_at + self.options.settle_s - time.monotonic()
+            try:
+                await asyncio.wait_for(self._dirty.wait(), max(0.0, settle_in) if self._settling else None)
+            except TimeoutError:
+                pass    # quiet now: install the catch-all that waited
             self._dirty.clear()
-            if self.table.generation != self._applied_generation or self.error or self._groups_changed:
+            settled = self._settling and time.monotonic() - self._last_change_at >= self.options.settle_s
+            if self.table.generation != self._applied_generation or self.error or self._groups_changed \
+                    or settled:
                 await self.apply_now()
 
     async def _ticker(self) -> None:
@@ -268,6 +297,21 @@ class EnforcerService:
             self._write_counters(doc)
             await self._maybe_reconfigure()
             period = max(self.options.reconcile_s, 5 * (time.monotonic() - started))
+
+    async def _watch_frr(self) -> None:
+        """Re-add FRR's neighbour as soon as bgpd no longer has it (restarted without it in its config)."""
+        has, again = self.options.frr_has_neighbor, self.options.reconfigure
+        if has is None or again is None:
+            return
+        while True:
+            await asyncio.sleep(self.options.frr_watch_s)
+            if await asyncio.to_thread(has) is not False:
+                continue
+            try:
+                await asyncio.to_thread(again)
+                log.warning("event=enforcer-frr-neighbour-readded reason=missing-in-bgpd")
+            except Exception as exc:   # bgpd still starting: the next round tries again
+                log.error("event=enforcer-frr-reconfigure-failed error=%r", str(exc)[:500])
 
     async def _maybe_reconfigure(self) -> None:
         """No session for `reconfigure_after_s`: FRR may have restarted and lost the neighbour."""
@@ -306,7 +350,7 @@ class EnforcerService:
         if ready:
             ready.set()
         tasks = [asyncio.create_task(coro) for coro in
-                 (self._consume(self.speaker), self._applier(), self._ticker())]
+                 (self._consume(self.speaker), self._applier(), self._ticker(), self._watch_frr())]
         try:
             await asyncio.gather(*tasks)
         finally:

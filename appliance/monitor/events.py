@@ -22,6 +22,7 @@ class EventType(enum.StrEnum):
     RPKI_EXPIRED = "rpki-expired"
     PUSH_FAILED = "push-failed"
     RULE_NOT_INSTALLED = "rule-not-installed"
+    ENFORCER_UNREACHABLE = "enforcer-unreachable"
     PREFIX_CONFLICT = "prefix-conflict"
     GUARDRAIL_REFUSED = "guardrail-refused"
     SPOOFING_SEEN = "spoofing-seen"
@@ -243,6 +244,39 @@ class RuleInstalled(Notice):
     @property
     def raises(self) -> bool:
         return not self.installed
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcerReachable(Notice):
+    """A router's enforcer answered the poller, or did not: nothing is enforced there that savd can see
+    (a stopped enforcer removes its table, fail open), so an unreachable one is an alarm."""
+
+    TYPE = EventType.ENFORCER_UNREACHABLE
+    router: str
+    reachable: bool
+    error: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"enforcer:{self.router}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO if self.reachable else Severity.ERROR
+
+    @property
+    def message(self) -> str:
+        if self.reachable:
+            return f"enforcer of {self.router} answers again"
+        return f"enforcer of {self.router} unreachable: {self.error or 'no answer'}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"enforcer-unreachable/{self.router}"
+
+    @property
+    def raises(self) -> bool:
+        return not self.reachable
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from appliance.enforcer.allowlist import held_catch_alls
 from appliance.enforcer.nft import NftTable
-from appliance.enforcer.nftplan import Plan, PlanOptions, build_plan, counter_key, per_route
+from appliance.enforcer.nftplan import Counters, Plan, PlanOptions, build_plan, counter_key, per_route
 from appliance.enforcer.route import Route, decode_route
 from appliance.enforcer.table import sorted_routes
 
@@ -132,3 +133,22 @@ def test_golden_text_is_accepted_by_nft(ns: str) -> None:
         check=True,
     ).stdout
     assert "limit rate over 125000 bytes/second" in listed and "ip dscp set af11" in listed
+
+
+def test_an_allowlist_arriving_discard_first_never_drops_its_own_sources(ns: str) -> None:
+    """Issue 12 item 10: the catch-all alone is held (pings pass), then the accepts and the discard go in
+    with one `nft -f` transaction (pings still pass, accepted by the allowlist, nothing dropped)."""
+    table = NftTable(table="savd_test", netns=ns)
+    catch_all = route("0.0.0.0/0", DISCARD)
+    alone = sorted_routes([catch_all])
+    first = build_plan(alone, {7: ["lo"]}, OPTIONS, held_catch_alls(alone, (), is_quiet=True))
+    table.apply(first)
+    assert table.listing() is None  # nothing to install: the discard is not installed on its own
+    ping(ns)
+    whole = sorted_routes([catch_all, *ALLOW])
+    second = build_plan(whole, {7: ["lo"]}, OPTIONS, held_catch_alls(whole, (), is_quiet=True))
+    assert table.apply(second).mode == "full"
+    ping(ns)
+    counts, problems = table.counters()
+    assert problems == [] and counts[LOOPBACK].packets == 6
+    assert per_route(counts).get(catch_all.rid, Counters()).dropped_packets == 0

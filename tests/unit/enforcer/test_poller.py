@@ -7,7 +7,8 @@ from typing import Any
 
 from appliance.config import EnforcerConfig
 from appliance.enforcer.httpd import serve
-from appliance.enforcer.poller import EnforcerPoller, factory, samples_from
+from appliance.enforcer.poller import EnforcerPoller, PollError, factory, samples_from
+from appliance.monitor import Monitor
 from appliance.monitor.counters import CounterSample
 
 DOC = {
@@ -40,6 +41,7 @@ DOC = {
 class Ctx:
     def __init__(self) -> None:
         self.samples: list[CounterSample] = []
+        self.monitor = Monitor()
 
     def report_counters(self, samples: Any) -> None:
         self.samples.extend(samples)
@@ -98,3 +100,27 @@ def test_factory_only_with_configured_enforcers() -> None:
     poller = factory(Context())
     assert poller is not None and poller.targets[0].netns == "sv01-r1"
     assert factory(Empty()) is None
+
+
+def test_an_unreachable_enforcer_is_an_alarm_cleared_when_it_answers() -> None:
+    """A stopped enforcer removes its table (fail open): savd must say so, not only log poll failures."""
+    up = {"r1": False}
+
+    def fetcher(target: Any) -> dict[str, Any]:
+        if not up[target.router]:
+            raise PollError(target.router, "connection refused")
+        return DOC
+
+    ctx = Ctx()
+    poller = EnforcerPoller([EnforcerConfig("r1", url="http://127.0.0.1:9")], fetcher=fetcher)
+
+    def alarms() -> list[str]:
+        return [a.id for a in ctx.monitor.alarms.active("enforcer-unreachable")]
+
+    assert asyncio.run(poller.poll_once(ctx)) == 0
+    assert alarms() == ["enforcer-unreachable/r1"]
+    asyncio.run(poller.poll_once(ctx))
+    assert alarms() == ["enforcer-unreachable/r1"] and len(ctx.monitor.bus.recent()) == 1  # raised once
+    up["r1"] = True
+    assert asyncio.run(poller.poll_once(ctx)) == 1
+    assert alarms() == []
