@@ -8,10 +8,11 @@ Why route-reflector-client: the FlowSpec routes reach FRR over iBGP from the con
 routes are not re-advertised to other iBGP peers unless the receiver is a route-reflector client.
 
 The pair's subnet (default 198.18.254.0/30, from the benchmarking range) must be free in the node: an
-address or route of the node inside it (a loopback, an OSPF route) makes FRR reach the receiver the
-wrong way and the session stays Active, so `Sidecar.start` refuses with the overlapping addresses and
-routes named, and --frr-address/--exa-address pick another /30. The neighbour is added at start, re-added
-when FRR lost it (bgpd restarted: `frr_has_neighbor`), and removed at stop (`unconfigure_frr`).
+address or a more specific route of the node inside it (a loopback, an OSPF route; covering aggregates
+are fine) makes FRR reach the receiver the wrong way and the session stays Active, so `Sidecar.start`
+refuses with the overlapping addresses and routes named, and --frr-address/--exa-address pick another
+/30. The neighbour is added at start, re-added when FRR lost it (bgpd restarted: `frr_has_neighbor`), and
+removed at stop (`unconfigure_frr`).
 Must not: change anything else in FRR's configuration.
 """
 
@@ -80,23 +81,26 @@ def address_conflicts(pair: VethPair, addresses: Any, routes: Any) -> list[str]:
     nets = {ipaddress.ip_interface(a).network for a in (pair.frr_address, pair.exa_address)}
     own = {pair.frr_ifname, pair.exa_ifname}
 
-    def overlaps(text: str) -> bool:
+    def inside(text: str, route: bool) -> bool:
+        """An address within one of the pair's /30s, or a route as specific as it or more. A covering
+        route (an aggregate 198.18.0.0/16) is no conflict: the pair's connected /30 is the longer match."""
         try:
-            net = ipaddress.ip_network(text, strict=False)
+            iface = ipaddress.ip_interface(text)
         except ValueError:
             return False
-        return any(net.version == n.version and net.overlaps(n) for n in nets)
+        return any(iface.version == n.version and iface.ip in n
+                   and (not route or iface.network.prefixlen >= n.prefixlen) for n in nets)
 
     out = []
     for link in addresses if isinstance(addresses, list) else []:
         ifname = str(link.get("ifname", ""))
         for info in link.get("addr_info", []) if ifname not in own else []:
             local = f"{info.get('local')}/{info.get('prefixlen')}"
-            if overlaps(local):
+            if inside(local, route=False):
                 out.append(f"address {local} on {ifname}")
     for route in routes if isinstance(routes, list) else []:
         dst, dev = str(route.get("dst", "")), str(route.get("dev", ""))
-        if dst != "default" and dev not in own and overlaps(dst):
+        if dst != "default" and dev not in own and inside(dst, route=True):
             via = route.get("gateway") or dev
             out.append(f"route {dst} via {via}")
     return out

@@ -19,16 +19,20 @@ ADDRS = [
 ]
 ROUTES = [
     {"dst": "default", "gateway": "198.18.10.2", "dev": "eth1"},
-    {"dst": "198.18.254.0/24", "gateway": "198.18.10.2", "dev": "eth1"},
+    {"dst": "198.18.254.0/24", "gateway": "198.18.10.2", "dev": "eth1"},  # covers the pair: no conflict
+    {"dst": "198.18.0.0/16", "type": "blackhole"},  # an aggregate, as gobgp's r4 holds: no conflict
+    {"dst": "198.18.254.2", "gateway": "198.18.10.2", "dev": "eth1"},  # a remote loopback inside
     {"dst": "198.18.254.0/30", "dev": "savd-fs-frr"},
     {"dst": "2001:db8::/32", "dev": "eth1"},
 ]
 
 
 def test_a_user_loopback_or_route_in_the_pair_subnet_is_a_conflict() -> None:
+    """Addresses and more specific routes inside the pair's /30 steal its traffic; covering routes do not
+    (the connected /30 is the longer match)."""
     assert address_conflicts(PAIR, ADDRS, ROUTES) == [
         "address 198.18.254.1/32 on lo",
-        "route 198.18.254.0/24 via 198.18.10.2",
+        "route 198.18.254.2 via 198.18.10.2",
     ]
     assert address_conflicts(VethPair(frr_address="192.0.2.1/30", exa_address="192.0.2.2/30"), ADDRS,
                              ROUTES) == []
