@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 ACK_TIMEOUT_S = 30.0
 RELAY_CONNECT_TIMEOUT_S = 20.0
+# how long a held-over ExaBGP's relay has to reconnect to a restarted savd: generous, the speaker keeps its
+# sessions meanwhile, and a savd starting on a busy machine is slow to accept
+ADOPT_RELAY_S = 15.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 HEALTHY_AFTER_S = 60.0
@@ -352,9 +355,16 @@ class ExaBgpSpeaker:
         async def answers() -> bool:
             nonlocal up
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._relay_ready.wait(), 5.0)
-            up = await self._established_now() if self._relay_ready.is_set() else None
-            return up is not None
+                await asyncio.wait_for(self._relay_ready.wait(), ADOPT_RELAY_S)
+            if not self._relay_ready.is_set():
+                log.warning("event=exabgp-adopt-no-answer workdir=%s reason=no-relay", self.workdir)
+                return False
+            for _ in range(3):  # a line a killed savd left half-written fails the first command
+                up = await self._established_now()
+                if up is not None:
+                    return True
+                log.warning("event=exabgp-adopt-no-answer workdir=%s reason=no-show", self.workdir)
+            return False
 
         self._adopted = await adopt(self.workdir, {"exabgp.conf": config, "exabgp.env": env}, answers)
         if self._adopted is None or up is None:

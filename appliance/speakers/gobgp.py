@@ -52,6 +52,9 @@ from appliance.speakers.holdover import adopt, claim, guard_argv, reap, release,
 
 GoBgpEvent = SessionUp | SessionDown | SpeakerRestarted
 WATCH_INTERVAL_S = 0.5
+# how long an adopted gobgpd has to answer gRPC: generous, it keeps its sessions (and the routers their
+# rules) meanwhile, while a savd starting up on a busy machine may be slow to look
+ADOPT_ANSWER_S = 10.0
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
 
 log = logging.getLogger(__name__)
@@ -202,8 +205,9 @@ class GoBgpSpeaker:
         async def answers() -> bool:
             await self._open_channel()
             try:
-                await self._wait_ready(3.0)
-            except GoBgpError:
+                await self._wait_ready(ADOPT_ANSWER_S)
+            except GoBgpError as exc:
+                log.warning("event=gobgp-adopt-no-answer speaker=%s error=%s", self.name, exc)
                 return False
             return True
 
@@ -298,7 +302,9 @@ class GoBgpSpeaker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         last: Exception | None = None
-        while loop.time() < deadline:
+        attempts = 0
+        while loop.time() < deadline or attempts < 2:  # a loop busy at start-up does not eat every try
+            attempts += 1
             if self._proc is not None and self._proc.returncode is not None:
                 raise GoBgpError(self.name, f"gobgpd exited with {self._proc.returncode}; see "
                                             f"{self.workdir / 'gobgpd.log'}")
