@@ -101,6 +101,9 @@ class ApplianceConfig:
     log_level: str = "info"
 
 
+DEFAULT_BODY_LIMIT_BYTES = 1_048_576
+
+
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
     """The HTTP API. Writes always need `token`; with no token configured, writes are refused."""
@@ -109,6 +112,8 @@ class ApiConfig:
     port: int = 8180
     token: str = field(default="", repr=False)
     read_token_required: bool = False
+    #: request bodies above this are refused with 413 before they are read (a report is ~200 bytes)
+    body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,21 +316,42 @@ def _check_ipv4(t: Table, key: str, value: str) -> str:
 
 
 def _host_port(t: Table, key: str, default_port: int, required: bool = False) -> tuple[str, int]:
-    """Read "host:port" ("[v6]:port" for IPv6); the port may be omitted."""
+    """Read "host:port" ("[v6]:port" for IPv6); the port may be omitted.
+
+    An IPv6 address needs its brackets whenever it appears: "::1:8180" is a valid address
+    (::0.1.129.128), so without them savd would silently listen on an address the operator did not mean.
+    """
     text = t.get_str(key, required=required)
     if not text:
         return "", default_port
     host, port_text = text, ""
     if text.startswith("["):
         end = text.find("]")
-        host, port_text = text[1:end], text[end + 2 :] if end > 0 else ""
+        rest = text[end + 1 :] if end > 0 else ""
+        if end < 0 or (rest and not rest.startswith(":")):
+            t.error(key, f"must be host:port or [IPv6]:port, got {text!r}")
+            return "", default_port
+        host, port_text = text[1:end], rest[1:]
+        if ":" not in host:
+            t.error(key, f"brackets are for IPv6 addresses only, got {text!r}")
+            return "", default_port
+        if rest == ":":
+            t.error(key, f"port missing after ':', got {text!r}")
+            return host, default_port
     elif text.count(":") == 1:
         host, port_text = text.split(":")
+        if not port_text:
+            t.error(key, f"port missing after ':', got {text!r}")
+            return host, default_port
+    elif ":" in text:
+        t.error(key, f"an IPv6 address needs brackets: '[{text}]' for the address alone, or "
+                     f"'[address]:port' (e.g. '[::1]:8180'), got {text!r}")
+        return "", default_port
     if host not in ("localhost", ""):
         _check_ip(t, key, host)
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         t.error(key, f"port must be 1-65535, got {port_text!r}")
         return host, default_port
     return host, int(port_text)
@@ -345,8 +371,19 @@ def _unique(tables: list[Table], what: str, *keys: str, at: str = "") -> None:
             seen[name] = path
 
 
-def _path(base: Path, text: str) -> Path:
-    p = Path(text).expanduser()
+def _path(base: Path, text: str, t: Table | None = None, key: str = "") -> Path:
+    """`text` as a path, "~" expanded, relative to `base`; a "~user" that does not exist or a NUL is an
+    error of `key` (pathlib would raise RuntimeError, open() ValueError)."""
+    if "\x00" in text:  # no file system takes it; open() would raise ValueError later, at start-up
+        if t is not None:
+            t.error(key, "a path cannot contain a NUL character")
+        text = text.replace("\x00", "")
+    p = Path(text)
+    try:
+        p = p.expanduser()
+    except RuntimeError:
+        if t is not None:
+            t.error(key, f"cannot expand {text.split('/')[0]!r}: no such user's home directory")
     return p if p.is_absolute() else (base / p)
 
 
@@ -358,7 +395,7 @@ def _appliance(t: Table, base: Path) -> ApplianceConfig:
     router_id = t.get_str("router_id", required=True)
     if router_id:
         router_id = _check_ipv4(t, "router_id", router_id)
-    data_dir = _path(base, t.get_str("data_dir", default="data"))
+    data_dir = _path(base, t.get_str("data_dir", default="data"), t, "data_dir")
     log = t.get_str("log", default="info").lower()
     if log not in LOG_LEVELS:
         t.error("log", f"must be one of {', '.join(LOG_LEVELS)}, got {log!r}")
@@ -374,14 +411,34 @@ def _read_secret(t: Table, base: Path) -> str:
     token = t.get_str("token")
     file_name = t.get_str("token_file")
     env_name = t.get_str("token_env")
+    if file_name and "\x00" in file_name:
+        _path(base, file_name, t, "token_file")  # reports it; reading what is left could open another file
+        return ""
     if file_name:
         try:
-            token = _path(base, file_name).read_text().strip()
+            token = _path(base, file_name, t, "token_file").read_text(encoding="utf-8").strip()
         except OSError as exc:
             t.error("token_file", f"cannot read {file_name}: {exc.strerror}")
+        except UnicodeDecodeError:
+            t.error("token_file", f"{file_name} is not UTF-8 text (a binary file?): the token must be "
+                                  "printable ASCII")
+            return ""
     elif env_name:
         token = os.environ.get(env_name, "")
+    where = next((k for k in ("token_file", "token_env", "token") if k in t.data), "token")
+    if token and not _token_ok(token):
+        t.error(where, f"the token must be printable ASCII without spaces (it is sent as 'Authorization: "
+                       f"Bearer <token>'), and at least {MIN_TOKEN_BYTES} bytes (got {len(token.encode())})")
+        return ""
     return token
+
+
+#: shortest API token accepted: 128 bits when random (`openssl rand -hex 16` gives 32 characters)
+MIN_TOKEN_BYTES = 16
+
+
+def _token_ok(token: str) -> bool:
+    return len(token.encode()) >= MIN_TOKEN_BYTES and all("!" <= ch <= "~" for ch in token)
 
 
 def _api(t: Table, base: Path) -> ApiConfig:
@@ -391,7 +448,8 @@ def _api(t: Table, base: Path) -> ApiConfig:
     if read_required and not token:
         where = "token_env" if "token_env" in t.data else "read_token_required"
         t.error(where, "read_token_required is true but the token is empty or not configured")
-    return ApiConfig(host or "127.0.0.1", port, token, read_required)
+    body_limit = t.get_int("body_limit_bytes", default=DEFAULT_BODY_LIMIT_BYTES, lo=1024, hi=2**30)
+    return ApiConfig(host or "127.0.0.1", port, token, read_required, body_limit)
 
 
 _DEFAULT_FAMILIES = (Family.BGP_LS, Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)
@@ -466,7 +524,7 @@ def _rpki_file(base: Path) -> Callable[[Table], RpkiFileConfig | None]:
         text = t.get_str("path", required=True)
         fmt = t.choice("format", RpkiFileFormat, default=RpkiFileFormat.AUTO) or RpkiFileFormat.AUTO
         reload_s = t.get_float("reload_s", 60.0)
-        return RpkiFileConfig(_path(base, text), fmt, reload_s) if text else None
+        return RpkiFileConfig(_path(base, text, t, "path"), fmt, reload_s) if text else None
 
     return read
 
@@ -636,7 +694,7 @@ def parse_config(text: str, source: Path) -> Config:
     rpki = _rpki(section("rpki"), base)
     reports_table = section("reports")
     report_file = reports_table.get_str("file")
-    reports = ReportsConfig(_path(base, report_file) if report_file else None)
+    reports = ReportsConfig(_path(base, report_file, reports_table, "file") if report_file else None)
     engine = _engine(section("engine"))
     flowspec = _flowspec(section("flowspec"))
     enforcer_tables = root.tables("enforcer")

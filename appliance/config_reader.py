@@ -14,6 +14,7 @@ array indices: ("speaker", 0, "peers", 1, "asn").
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -259,6 +260,9 @@ class Table:
             return default
         if not isinstance(value, int | float) or isinstance(value, bool):
             self.error(key, f"must be a number, got {type(value).__name__}")
+            return default
+        if not math.isfinite(value):  # TOML allows nan and inf; no savd setting means either
+            self.error(key, f"must be a finite number, got {value}")
             return default
         if value < lo:
             self.error(key, f"must be at least {lo}, got {value}")

@@ -33,6 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -45,12 +46,12 @@ from appliance.model import Event, SavRuleSet, Severity
 from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
 from appliance.monitor.counters import CounterBoard
-from appliance.monitor.events import EventType, Operational
+from appliance.monitor.events import EventType, JournalWrite, Operational
 from appliance.monitor.freshness import FreshnessWatch
 from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
 from appliance.sources.assemble import engine_input
-from appliance.state import Journal, StateError, StateSnapshot, StateStore
+from appliance.state import Journal, StateError, StateErrorKind, StateSnapshot, StateStore
 from appliance.state.journal import FILE_NAME
 from appliance.wiring import components
 
@@ -182,23 +183,46 @@ class Daemon:
     # --- start-up ------------------------------------------------------------------------------------
 
     def _open_store(self) -> StateStore:
+        """Open the journal and restore the state and the saved rule set.
+
+        Only a CORRUPT journal is reset by `--reset-corrupt-journal`: a damaged saved rule set alone is
+        discarded (it is derived: the first recompute rebuilds it from the state, which is kept), any
+        other damage moves the file aside. An unwritable data dir or a full disk is never reset.
+        """
         data_dir = self.config.appliance.data_dir
         try:
             self._journal = Journal.open(data_dir)
-            return StateStore.restore(self._journal, now=self.clock.now)
+            store = StateStore.restore(self._journal, now=self.clock.now)
         except StateError as exc:
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
-            if not self.reset_corrupt_journal:
+            self._close_journal()
+            if not (self.reset_corrupt_journal and exc.kind is StateErrorKind.CORRUPT):
                 raise
-            aside = data_dir / f"{FILE_NAME}.corrupt-{int(self.clock.now())}"
-            (data_dir / FILE_NAME).rename(aside)
-            for suffix in ("-wal", "-shm"):
-                (data_dir / f"{FILE_NAME}{suffix}").unlink(missing_ok=True)
-            log.critical("event=journal-reset path=%s moved_to=%s reason=%s", exc.path, aside, exc)
-            self._journal = Journal.open(data_dir)
-            return StateStore(self._journal, now=self.clock.now)
+            return self._reset_journal(data_dir, exc)
+        try:
+            store.last_ruleset()
+        except StateError as exc:
+            if not (self.reset_corrupt_journal and exc.kind is StateErrorKind.CORRUPT):
+                self._close_journal()
+                raise
+            assert self._journal is not None
+            self._journal.discard_ruleset()
+            log.critical("event=ruleset-reset path=%s reason=%r state_version=%d", exc.path, exc.reason,
+                         store.version)
+        return store
+
+    def _close_journal(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _reset_journal(self, data_dir: Path, exc: StateError) -> StateStore:
+        aside = data_dir / f"{FILE_NAME}.corrupt-{int(self.clock.now())}"
+        (data_dir / FILE_NAME).rename(aside)
+        for suffix in ("-wal", "-shm"):
+            (data_dir / f"{FILE_NAME}{suffix}").unlink(missing_ok=True)
+        log.critical("event=journal-reset path=%s moved_to=%s reason=%s", exc.path, aside, exc)
+        self._journal = Journal.open(data_dir)
+        return StateStore(self._journal, now=self.clock.now)
 
     def _build_context(self, store: StateStore) -> DaemonContext:
         monitor = Monitor(self.clock)
@@ -206,6 +230,7 @@ class Daemon:
         counters = CounterBoard()
         metrics = Metrics(monitor, counters)
         rules = RulesHolder(store.last_ruleset())
+        alarm_on_journal_failure(store, monitor)
         metrics.add_gauge("savd_state_version", "Version of the input state", (), lambda: {(): store.version})
         metrics.add_gauge("savd_facts", "Input facts held, by kind", ("kind",),
                           lambda: {(k,): float(n) for k, n in store.snapshot().counts().items()})
@@ -284,7 +309,10 @@ class Daemon:
             server.should_exit = True
             await asyncio.gather(api_task, return_exceptions=True)
             ctx.monitor.emit(Operational(EventType.DAEMON, "daemon", "savd stopped"))
-            store.checkpoint()
+            try:
+                store.checkpoint()
+            except StateError as exc:  # the inputs since the last checkpoint stay journalled: nothing lost
+                log.error("event=checkpoint-failed path=%s kind=%s reason=%r", exc.path, exc.kind, exc.reason)
             if self._journal is not None:
                 self._journal.close()
 
@@ -336,7 +364,10 @@ class Daemon:
         old = old_current[1] if old_current else SavRuleSet()
         change = old.diff(ruleset)
         ctx.rules.publish(version, ruleset)
-        ctx.store.save_ruleset(ruleset, version)
+        try:
+            ctx.store.save_ruleset(ruleset, version)
+        except StateError:
+            pass  # the rules are in force; the store raised the journal alarm (a restart recomputes them)
         if not change.empty():
             ctx.monitor.emit(Operational(
                 EventType.RULES_CHANGED, "engine", f"rules at version {version}: {len(change.added)} added, "
@@ -402,13 +433,38 @@ def run_command(args: argparse.Namespace) -> int:
         asyncio.run(_run_with_signals(daemon))
     except StateError as exc:
         print(f"savd: {exc}", file=sys.stderr)
-        print(f"savd: fix or remove the journal in {config.appliance.data_dir}, or start with "
-              "--reset-corrupt-journal to move it aside", file=sys.stderr)
+        print(f"savd: {_state_error_hint(exc, config.appliance.data_dir)}", file=sys.stderr)
         return 3
     except (OSError, StartError) as exc:
         print(f"savd: cannot start: {exc}", file=sys.stderr)
         return 4
     return 0
+
+
+def _state_error_hint(exc: StateError, data_dir: Path) -> str:
+    """What to do about a journal savd cannot start with: only a corrupt one is reset."""
+    if exc.kind is StateErrorKind.UNWRITABLE:
+        return (f"savd must be able to write {data_dir} and the journal in it: fix their owner or mode, or "
+                "remount read-write (--reset-corrupt-journal would not help)")
+    if exc.kind is StateErrorKind.DISK_FULL:
+        return f"free space on the file system of {data_dir}, then start again"
+    if exc.kind is StateErrorKind.IO:
+        return f"check the disk and the file system of {data_dir} (I/O error), then start again"
+    return (f"fix or remove the journal in {data_dir}, or start with --reset-corrupt-journal to move it "
+            "aside (a damaged saved rule set alone is discarded and recomputed; the state is kept)")
+
+
+def alarm_on_journal_failure(store: StateStore, monitor: Monitor) -> None:
+    """A failed journal write raises the journal alarm (critical: /health is degraded and inputs are
+    refused until writes work); the first successful write after it clears the alarm."""
+
+    def watch(error: StateError | None) -> None:
+        if error is None:
+            monitor.emit(JournalWrite(store.journal.path if store.journal else "", ok=True))
+        else:
+            monitor.emit(JournalWrite(error.path, ok=False, kind=str(error.kind), reason=error.reason))
+
+    store.watch_journal(watch)
 
 
 async def _run_with_signals(daemon: Daemon) -> None:

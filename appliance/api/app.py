@@ -3,7 +3,10 @@
 Handlers are `async def`, so they run on the daemon's event loop, the same task that owns the state:
 API writes and protocol events never race (GoBGP's one-writer rule, without a queue to maintain).
 Malformed input is a 4xx with a `message` and leaves state untouched: validation happens before any
-change is applied, and a change is one `apply` call.
+change is applied, and a change is one `apply` call. Every error, of any status, has the one shape of
+errors.py ({"message": ..., optional fields}); guard.RequestGuard checks a write's token and the body
+size before any body byte is read. A journal that cannot be written makes a write a 507 (disk full) or
+500 that changed nothing, and /health "degraded" while the journal alarm is raised.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
 
 from appliance.api.auth import Auth
+from appliance.api.errors import install_error_handlers
 from appliance.api.explain import explain, parse_source
+from appliance.api.guard import RequestGuard
 from appliance.api.ports import ApiPorts
 from appliance.api.schemas import ReportIn
 from appliance.config import ApiConfig
+from appliance.flowspec.compiler import TableCache
 from appliance.model import PrefixReport, SavRuleSet, Severity, canonical_prefix
 from appliance.monitor.events import EventType, Operational
 from appliance.monitor.metrics import CONTENT_TYPE
@@ -29,12 +33,8 @@ from appliance.state.facts import encode_fact
 API_SOURCE = "api"
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
+#: alarm types that make /health "degraded": savd runs but cannot keep what it is told
+DEGRADING_ALARMS = (str(EventType.JOURNAL_FAILED),)
 
 
 def _rules_json(ruleset: SavRuleSet, snap: StateSnapshot | None = None) -> list[dict[str, Any]]:
@@ -75,28 +75,24 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     auth = Auth(settings)
     read = [Depends(auth.read)]
     write = [Depends(auth.write)]
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"message": _validation_message(exc), "detail": jsonable_errors(exc)},
-        )
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"message": exc.detail},
-                            headers=exc.headers)
+    install_error_handlers(app)
+    explain_cache = TableCache(max_lists=256)  # compiled lists, so a trace re-aggregates only new ones
+    app.add_middleware(RequestGuard, auth=auth, body_limit_bytes=settings.body_limit_bytes)
 
     @app.get("/health", tags=["meta"], dependencies=read)
     async def health() -> dict[str, Any]:
+        """"ok", or "degraded" with the reasons while an alarm says savd cannot keep its inputs."""
         current = ports.rules.current()
-        return {
-            "status": "ok",
+        degraded = [a.message for t in DEGRADING_ALARMS for a in ports.monitor.alarms.active(t)]
+        body: dict[str, Any] = {
+            "status": "degraded" if degraded else "ok",
             "state_version": ports.facts.snapshot().version,
             "rules_version": current[0] if current else None,
             "alarms": len(ports.monitor.alarms.active()),
         }
+        if degraded:
+            body["degraded"] = degraded
+        return body
 
     @app.get("/metrics", tags=["meta"], dependencies=read, response_class=Response)
     async def metrics() -> Response:
@@ -187,7 +183,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         current = ports.rules.current()
         rule = current[1].get(router, interface) if current else None
         try:
-            result = explain(router, interface, rule, source)
+            result = explain(router, interface, rule, source, explain_cache)
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         return {"version": current[0] if current else None, **result.to_dict()}
@@ -204,7 +200,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             src = parse_source(source)
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-        results = [explain(r.router, r.interface, r, src) for r in rules]
+        results = [explain(r.router, r.interface, r, src, explain_cache) for r in rules]
         return {
             "version": version,
             "source": src,
@@ -254,12 +250,6 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         return {"alarms": [a.to_dict() for a in ports.monitor.alarms.active(type)]}
 
     return app
-
-
-def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """Validation errors without the raw input objects (which may not be JSON)."""
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()]
 
 
 def _json_or_text(text: str) -> Any:

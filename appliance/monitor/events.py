@@ -29,6 +29,7 @@ class EventType(enum.StrEnum):
     RULES_CHANGED = "rules-changed"
     REPORT_CHANGED = "report-changed"
     STATE_RESTORED = "state-restored"
+    JOURNAL_FAILED = "journal-failed"
     DAEMON = "daemon"
 
 
@@ -176,6 +177,40 @@ class RpkiFreshness(Notice):
     @property
     def raises(self) -> bool:
         return self.stale or self.expired
+
+
+@dataclass(frozen=True, slots=True)
+class JournalWrite(Notice):
+    """A write to the state journal failed (raises: inputs are refused until it works, /health is
+    degraded) or worked again after a failure (clears)."""
+
+    TYPE = EventType.JOURNAL_FAILED
+    path: str
+    ok: bool
+    kind: str = ""
+    reason: str = ""
+
+    @property
+    def source(self) -> str:
+        return "state"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.INFO if self.ok else Severity.CRITICAL
+
+    @property
+    def message(self) -> str:
+        if self.ok:
+            return f"journal writes work again: {self.path}"
+        return f"journal write failed ({self.kind}), inputs are refused until it works: {self.reason}"
+
+    @property
+    def alarm_id(self) -> str:
+        return "journal-failed"
+
+    @property
+    def raises(self) -> bool:
+        return not self.ok
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@
 """
 
 from appliance.state.changes import Announce, Change, ReplaceSource, Withdraw, WithdrawSource
-from appliance.state.errors import StateError
+from appliance.state.errors import StateError, StateErrorKind
 from appliance.state.facts import FACT_KINDS, Fact, kind_of
 from appliance.state.journal import Journal
 from appliance.state.snapshot import StateSnapshot
@@ -22,6 +22,7 @@ __all__ = [
     "Journal",
     "ReplaceSource",
     "StateError",
+    "StateErrorKind",
     "StateSnapshot",
     "StateStore",
     "Withdraw",

@@ -1,18 +1,22 @@
 """The snapshot store: every input fact with the sources that state it, versioned and journalled.
 
 The daemon's one writer task calls `apply(change)`; each change that alters anything bumps the version
-and is appended to the journal before it is visible. `snapshot()` gives the frozen, numbered view the
-engine reads. It is patched, not rebuilt: per kind the store keeps its facts in a sorted list and
-remembers the facts touched since the last snapshot; a snapshot bisects those added or removed into the list
-(in place when few, one linear merge when more, a full sort when a large part changed), copies it to
-a tuple, and gives `sources` as a LayeredSources (a shared base plus a small delta, compacted every
-~sqrt(n) changes). So after one changed fact a snapshot costs a few bisections and one tuple copy of
-pointers, not a sort of the kind's whole table. A plain list and bisect rather than sortedcontainers:
-the snapshot must hold plain tuples of the same fact objects (the engine diffs them by identity), and
-`tuple(list)` is the cheapest way to get one. `StateStore.restore(journal)` rebuilds the state
-from the journal's checkpoint plus later inputs; every `checkpoint_every` inputs the journal is
-compacted. Rules pushed per peer and the last rule set pass through to the journal, so a restart can
-re-sync peers by diff instead of withdrawing everything first.
+and is appended to the journal before memory changes: when the append fails (disk full, read-only file
+system) `apply` raises StateError and nothing changed, so no reader (API, engine) ever sees a fact that a
+restart would lose. Journal watchers (`watch_journal`) hear each failure and the first success after
+one; the daemon turns them into the journal alarm and a degraded /health.
+
+`snapshot()` gives the frozen, numbered view the engine reads. It is patched, not rebuilt: per kind the
+store keeps its facts in a sorted list and remembers the facts touched since the last snapshot; a snapshot
+bisects those added or removed into the list (in place when few, one linear merge when more, a full sort
+when a large part changed), copies it to a tuple, and gives `sources` as a LayeredSources (a shared base
+plus a small delta, compacted every ~sqrt(n) changes). So after one changed fact a snapshot costs a few
+bisections and one tuple copy of pointers, not a sort of the kind's whole table. A plain list and bisect
+rather than sortedcontainers: the snapshot must hold plain tuples of the same fact objects (the engine diffs
+them by identity), and `tuple(list)` is the cheapest way to get one. `StateStore.restore(journal)` rebuilds
+the state from the journal's checkpoint plus later inputs; every `checkpoint_every` inputs the journal is
+compacted. Rules pushed per peer and the last rule set pass through to the journal, so a restart can re-sync
+peers by diff instead of withdrawing everything first.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 from appliance.model import PrefixReport, RouterRole, SavRuleSet
 from appliance.state.changes import Announce, Change, ReplaceSource, Withdraw, WithdrawSource
+from appliance.state.errors import StateError
 from appliance.state.facts import FACT_KINDS, Fact, kind_of
 from appliance.state.journal import Journal
 from appliance.state.snapshot import LayeredSources, StateSnapshot
@@ -129,10 +134,19 @@ def merge_sorted(old: Sequence[Fact], added: Iterable[Fact], removed: Iterable[F
     return out
 
 
+#: sources whose inputs nobody can send again (a report POSTed to the API): journalled durably
+DURABLE_SOURCES = frozenset({"api"})
+
+JournalWatcher = Callable[[StateError | None], None]
+
+
 class StateStore:
     def __init__(self, journal: Journal | None = None, now: Callable[[], float] = time.time,
-                 checkpoint_every: int = 5000) -> None:
+                 checkpoint_every: int = 5000, durable_sources: frozenset[str] = DURABLE_SOURCES) -> None:
         self.journal = journal
+        self.durable_sources = durable_sources
+        self.journal_error: StateError | None = None  # the last failed journal write, until one succeeds
+        self._journal_watchers: list[JournalWatcher] = []
         self._now = now
         self.checkpoint_every = checkpoint_every
         self._facts: dict[str, dict[Fact, frozenset[str]]] = {k: {} for k in FACT_KINDS}
@@ -186,16 +200,46 @@ class StateStore:
         """Call `listener` after every change that altered the state (e.g. to schedule a recompute)."""
         self._listeners.append(listener)
 
+    def watch_journal(self, watcher: JournalWatcher) -> None:
+        """Call `watcher(error)` when a journal write fails, `watcher(None)` at the first success after."""
+        self._journal_watchers.append(watcher)
+
+    def _journal_failed(self, exc: StateError) -> None:
+        self.journal_error = exc
+        log.error("event=journal-write-failed path=%s kind=%s reason=%r", exc.path, exc.kind, exc.reason)
+        for watcher in tuple(self._journal_watchers):
+            watcher(exc)
+
+    def _journal_ok(self) -> None:
+        if self.journal_error is None:
+            return
+        self.journal_error = None
+        log.warning("event=journal-write-recovered")
+        for watcher in tuple(self._journal_watchers):
+            watcher(None)
+
     def apply(self, change: Change) -> Applied:
-        kinds, changed = self._mutate(change)
-        if not changed:
+        """Journal the change, then apply it in memory; raises StateError (nothing changed) when the
+        journal write fails."""
+        if not self._changes_anything(change):
             return Applied(self._version, False)
-        self._version += 1
+        version = self._version + 1
         if self.journal is not None:
-            self.journal.append(change, self._version, self._now())
+            try:
+                durable = change.source in self.durable_sources
+                self.journal.append(change, version, self._now(), durable=durable)
+            except StateError as exc:
+                self._journal_failed(exc)
+                raise
+            self._journal_ok()
+        kinds, changed = self._mutate(change)
+        if not changed:  # cannot happen (_changes_anything said so); the journalled no-op replays as one
+            log.warning("event=state-noop-journalled source=%s", change.source)
+        self._version = version
+        if self.journal is not None:
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every:
-                self.checkpoint()
+                self._checkpoint_in_apply()
         applied = Applied(self._version, True, frozenset(kinds))
         for listener in tuple(self._listeners):
             listener(applied, change)
@@ -206,7 +250,31 @@ class StateStore:
             self.journal.checkpoint(self._facts, self._version, self._now())
             self._since_checkpoint = 0
 
+    def _checkpoint_in_apply(self) -> None:
+        """A failed compaction loses nothing (the inputs stay journalled): report it, keep the change."""
+        try:
+            self.checkpoint()
+        except StateError as exc:
+            self._journal_failed(exc)
+
     # --- mutation ------------------------------------------------------------------------------------
+
+    def _changes_anything(self, change: Change) -> bool:
+        """Whether `_mutate(change)` would alter the state, without altering it (journal first)."""
+        source = change.source
+        if isinstance(change, Announce | ReplaceSource):
+            if any(source not in self._facts[kind_of(f)].get(f, ()) for f in change.facts):
+                return True
+            if isinstance(change, Announce):
+                return False
+            wanted = set(change.facts)
+            held = self._by_source.get(source, ())
+            return any(kind_of(f) in change.kinds and f not in wanted for f in held)
+        if isinstance(change, Withdraw):
+            return any(source in self._facts[kind_of(f)].get(f, ()) for f in change.facts)
+        if isinstance(change, WithdrawSource):
+            return bool(self._by_source.get(source))
+        return False
 
     def _mutate(self, change: Change) -> tuple[set[str], bool]:
         """Apply in memory; returns (kinds whose fact set changed, whether anything changed)."""
@@ -339,7 +407,7 @@ class StateStore:
         """Call after a push succeeded: the peer now holds `announced` and no longer the `withdrawn` keys."""
         withdrawn = tuple(withdrawn)
         if self.journal is not None:
-            self.journal.record_push(peer, announced, withdrawn, self._now())
+            self._journalled(lambda j: j.record_push(peer, announced, withdrawn, self._now()))
             return
         held = self._pushed.setdefault(peer, {})
         for key in withdrawn:
@@ -358,9 +426,21 @@ class StateStore:
         return sorted(p for p, held in self._pushed.items() if held)
 
     def save_ruleset(self, ruleset: SavRuleSet, version: int) -> None:
+        """Keep the rule set in force (served at once after a restart); raises StateError when the
+        journal write fails (the rules stay in force in memory: they are derived, not lost)."""
         self._ruleset = (version, ruleset)
         if self.journal is not None:
-            self.journal.save_ruleset(ruleset, version, self._now())
+            self._journalled(lambda j: j.save_ruleset(ruleset, version, self._now()))
+
+    def _journalled(self, write: Callable[[Journal], None]) -> None:
+        """Run one journal write, telling the watchers about a failure or a recovery (re-raises)."""
+        assert self.journal is not None
+        try:
+            write(self.journal)
+        except StateError as exc:
+            self._journal_failed(exc)
+            raise
+        self._journal_ok()
 
     def last_ruleset(self) -> tuple[int, SavRuleSet] | None:
         if self._ruleset is None and self.journal is not None:

@@ -34,11 +34,11 @@ def problems(text: str, tmp_path: Path) -> list[tuple[int, str, str]]:
 
 
 def test_example_config_is_valid_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAVD_API_TOKEN", "s3cret")
+    monkeypatch.setenv("SAVD_API_TOKEN", "s3cret-for-the-tests")
     config = load_config(REPO / "configs" / "example.toml")
     assert config.appliance.asn == 65000
     assert config.appliance.data_dir == REPO / "configs" / "data"
-    assert (config.api.host, config.api.port, config.api.token) == ("127.0.0.1", 8180, "s3cret")
+    assert (config.api.host, config.api.port, config.api.token) == ("127.0.0.1", 8180, "s3cret-for-the-tests")
     exa, gobgp = config.speakers
     assert exa.type is SpeakerType.EXABGP and exa.listen_host == "198.18.0.1" and exa.listen_port == 179
     assert exa.asn == 65000 and exa.router_id == "198.18.0.1"
@@ -54,9 +54,9 @@ def test_example_config_is_valid_and_typed(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_token_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAVD_API_TOKEN", "s3cret")
+    monkeypatch.setenv("SAVD_API_TOKEN", "s3cret-for-the-tests")
     config = load_config(REPO / "configs" / "example.toml")
-    assert "s3cret" not in repr(config)
+    assert "s3cret-for-the-tests" not in repr(config)
 
 
 def test_defaults_from_minimal_file(tmp_path: Path) -> None:
@@ -145,16 +145,16 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "api.token").write_text("from-file\n")
+    (tmp_path / "api.token").write_text("from-file-0123456789\n")
     config = parse_config(MINIMAL + '[api]\ntoken_file = "api.token"\n', tmp_path / "savd.toml")
-    assert config.api.token == "from-file"
+    assert config.api.token == "from-file-0123456789"
     monkeypatch.delenv("SAVD_T", raising=False)
     text = MINIMAL + '[api]\ntoken_env = "SAVD_T"\nread_token_required = true\n'
     assert problems(text, tmp_path) == [
         (5, "api.token_env", "read_token_required is true but the token is empty or not configured")
     ]
-    monkeypatch.setenv("SAVD_T", "from-env")
-    assert parse_config(text, tmp_path / "savd.toml").api.token == "from-env"
+    monkeypatch.setenv("SAVD_T", "from-env-0123456789")
+    assert parse_config(text, tmp_path / "savd.toml").api.token == "from-env-0123456789"
     both = MINIMAL + '[api]\ntoken = "a"\ntoken_env = "SAVD_T"\n'
     assert problems(both, tmp_path)[0][:2] == (6, "api.token_env")
 
