@@ -51,6 +51,7 @@ from appliance.monitor.freshness import FreshnessWatch
 from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
 from appliance.sources.assemble import engine_input
+from appliance.speakers.holdover import claim_held_over
 from appliance.state import Journal, StateError, StateErrorKind, StateSnapshot, StateStore
 from appliance.state.journal import FILE_NAME
 from appliance.wiring import components
@@ -427,6 +428,8 @@ def run_command(args: argparse.Namespace) -> int:
         logging.getLogger(name).setLevel(config.appliance.log_level.upper())
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for workdir in claim_held_over(config.appliance.data_dir / "speakers"):
+        log.info("event=speaker-claimed workdir=%s", workdir)  # adopted (or ended) once the speakers start
     daemon = Daemon(config, reset_corrupt_journal=args.reset_corrupt_journal)
     daemon.use_config_engine()
     try:

@@ -120,6 +120,19 @@ def reap(workdir: Path) -> list[int]:
     return killed
 
 
+def claim_held_over(root: Path) -> list[Path]:
+    """Claim, at once, every speaker under `root` whose guard is still holding it: a restarting savd does
+    this before its slow start-up (imports, journal, components), so a short holdover does not run out
+    while it gets there. Adoption proper (`adopt`) still checks the configuration and ends what it
+    cannot take over."""
+    claimed = []
+    for pidfile in sorted(root.glob(f"**/{GUARD_FILE}")) if root.is_dir() else ():
+        if guard_pid(pidfile.parent) is not None:
+            claim(pidfile.parent)
+            claimed.append(pidfile.parent)
+    return claimed
+
+
 async def adopt(workdir: Path, files: Mapping[str, str],
                 answers: Callable[[], Awaitable[bool]]) -> int | None:
     """The guard PID of the speaker a dead savd left in `workdir`, taken over by this process when its

@@ -9,7 +9,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from appliance.speakers.holdover import OWNER_FILE, alive, claim, guard_argv, guard_pid, owner_alive
+from appliance.speakers.holdover import (
+    GUARD_FILE,
+    OWNER_FILE,
+    alive,
+    claim,
+    claim_held_over,
+    guard_argv,
+    guard_pid,
+    owner_alive,
+)
 
 
 def test_the_owner_is_that_very_process(tmp_path: Path) -> None:
@@ -46,3 +55,30 @@ def test_the_guard_stops_its_child_once_the_owner_is_gone_for_the_grace_time(tmp
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_restarting_savd_claims_every_held_speaker_before_its_slow_start(tmp_path: Path) -> None:
+    """claim_held_over: the speakers a dead savd left (one per router, nested) become ours at once, so a
+    holdover shorter than savd's start-up does not run out before adoption; a folder whose guard is gone
+    is not claimed."""
+    root = tmp_path / "speakers"
+    held, dead = root / "ctl-fs" / "r1", root / "ctl-fs" / "r2"
+    for d in (held, dead):
+        d.mkdir(parents=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    claim(held, gone.pid)
+    (dead / GUARD_FILE).write_text(f"{gone.pid}\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    guard = subprocess.Popen(guard_argv(held, 30.0, ["sleep", "60"]), env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while guard_pid(held) != guard.pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not owner_alive(held)
+        assert claim_held_over(root) == [held]
+        assert owner_alive(held) and not owner_alive(dead)
+        assert claim_held_over(tmp_path / "absent") == []
+    finally:
+        guard.kill()
+        guard.wait()
