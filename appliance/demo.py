@@ -476,7 +476,8 @@ def inter_flows(count: int = 20, rpki: bool = True, algorithm: str = "auto") -> 
     - auto with RPKI data: a spoofed source is dropped where ROAs and ASPAs prove it outside the
       interface's customer cone; sources nothing proves (AS 65025 and the lateral peer AS 65030 hold no
       ROA or ASPA, 198.19.200.0/24 is in no ROA) pass: a hidden customer link cannot be excluded (fail open).
-    - auto without RPKI data: loose uRPF everywhere, every spoofed class passes (fail open).
+    - auto without RPKI data: loose uRPF everywhere, every spoofed class passes (fail open), but for
+      AS 65000's own infrastructure (learned over BGP-LS), which its borders block whatever RPKI says.
     - efp-b (RFC 8704 EFP-uRPF algorithm B on customer interfaces) without RPKI data: every customer-side
       spoof is dropped, P1 included in b2's list since c1 does announce it there (NO_EXPORT).
     The provider-side spoof of a customer-cone source is stopped only by BAR-SAV-PI (RPKI data): it is
@@ -484,8 +485,8 @@ def inter_flows(count: int = 20, rpki: bool = True, algorithm: str = "auto") -> 
     auto = algorithm == "auto"
 
     def f(label: str, sender: str, source: str, spoofed: bool, to: tuple[str, str, str] = INTER_SRV,
-          provable: bool = True) -> Flow:
-        passes = spoofed and auto and (not rpki or not provable)
+          provable: bool = True, own: bool = False) -> Flow:
+        passes = spoofed and auto and not own and (not rpki or not provable)
         return Flow(label, sender, source, to[0], to[2] if ":" in source else to[1], count, spoofed, passes)
 
     flows = [
@@ -508,8 +509,8 @@ def inter_flows(count: int = 20, rpki: bool = True, algorithm: str = "auto") -> 
         f("c2 spoofs the provider's prefix at b3", "h2", "198.19.80.77", True),
         f("reflection: c3 spoofs the victim hprov toward srv", "h3", "198.19.80.10", True),
         f("reflection: c3 spoofs the victim hprov toward srv", "h3", "2001:db8:40:1::10", True),
-        f("direct attack from c3: AS 65000's own source", "h3", "198.18.40.77", True),
-        f("direct attack from c3: AS 65000's own source", "h3", "2001:db8:0:40::77", True),
+        f("direct attack from c3: AS 65000's own source", "h3", "198.18.40.77", True, own=True),
+        f("direct attack from c3: AS 65000's own source", "h3", "2001:db8:0:40::77", True, own=True),
         f("direct attack from c3: c1's source", "h3", "198.19.17.77", True),
         f("c1 spoofs c2's P2 at b2", "h1", "198.19.32.77", True),
         f("c1 spoofs c2's P2 at b1", "h1", "198.19.32.78", True, INTER_HLAT),
