@@ -37,6 +37,7 @@ from appliance.config_reader import (
 from appliance.config_reader import Path as KeyPath
 from appliance.engine.policy import Algorithm, Policy
 from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role
+from appliance.names import interface_name_problem, router_name_problem
 
 __all__ = [
     "AlgorithmOverride",
@@ -296,6 +297,17 @@ class Config:
 # --- field checks ----------------------------------------------------------------------------------
 
 
+def _name(t: Table, key: str, *, required: bool = False, interface: bool = False) -> str:
+    """A router, speaker or interface name, checked against appliance.names (names become file names
+    and must match what the API and reports accept); "" after recording the problem."""
+    value = t.get_str(key, required=required)
+    problem = (interface_name_problem if interface else router_name_problem)(value) if value else None
+    if problem is not None:
+        t.error(key, problem)
+        return ""
+    return value
+
+
 def _check_ip(t: Table, key: str, value: str) -> str:
     """Canonical form of an IP address; an empty value stays empty (optional keys)."""
     if not value:
@@ -459,7 +471,7 @@ FLOWSPEC_FAMILIES = (Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)  # all a gobgp 
 def _peer(t: Table, default_families: tuple[Family, ...] = _DEFAULT_FAMILIES) -> PeerConfig | None:
     address = _check_ip(t, "address", t.get_str("address", required=True))
     asn = t.get_int("asn", required=True, lo=1, hi=MAX_ASN)
-    router = t.get_str("router", required=True)
+    router = _name(t, "router", required=True)
     families = t.choices("families", Family, default_families)
     local = _check_ip(t, "local_address", t.get_str("local_address"))
     passive = t.get_bool("passive")
@@ -485,7 +497,7 @@ def _check_gobgp(t: Table, api: str, peer_tables: list[Table], peers: tuple[Peer
 
 
 def _speaker(t: Table, appliance: ApplianceConfig) -> SpeakerConfig | None:
-    name = t.get_str("name", required=True)
+    name = _name(t, "name", required=True)  # names a work directory under data_dir/speakers
     kind = t.choice("type", SpeakerType, required=True)
     asn = t.get_int("asn", default=appliance.asn, lo=1, hi=MAX_ASN)
     router_id = t.get_str("router_id")
@@ -556,7 +568,7 @@ def _action(t: Table, default: Action) -> Action:
 
 
 def _router(t: Table) -> RouterOverride | None:
-    name = t.get_str("name", required=True)
+    name = _name(t, "name", required=True)
     role = t.choice("role", Role, default=Role.CORE) or Role.CORE
     capability = t.choice("capability", Capability, default=Capability.SAVNET) or Capability.SAVNET
     return RouterOverride(name, role, capability) if name else None
@@ -564,8 +576,8 @@ def _router(t: Table) -> RouterOverride | None:
 
 def _mode(default: Action) -> Callable[[Table], ModeOverride | None]:
     def read(t: Table) -> ModeOverride | None:
-        router = t.get_str("router", required=True)
-        interface = t.get_str("interface")
+        router = _name(t, "router", required=True)
+        interface = _name(t, "interface", interface=True)
         action = _action(t, default)
         return ModeOverride(router, interface, action) if router else None
 
@@ -573,8 +585,8 @@ def _mode(default: Action) -> Callable[[Table], ModeOverride | None]:
 
 
 def _neighbor(t: Table) -> Neighbor | None:
-    router = t.get_str("router", required=True)
-    interface = t.get_str("interface", required=True)
+    router = _name(t, "router", required=True)
+    interface = _name(t, "interface", required=True, interface=True)
     asn = t.get_int("asn", required=True, lo=1, hi=MAX_ASN)
     rel = t.choice("relationship", Relationship, required=True)
     address = _check_ip(t, "address", t.get_str("address"))
@@ -602,8 +614,8 @@ def _engine(t: Table) -> EngineConfig:
 
 
 def _algorithm(t: Table) -> AlgorithmOverride | None:
-    router = t.get_str("router", required=True)
-    interface = t.get_str("interface", required=True)
+    router = _name(t, "router", required=True)
+    interface = _name(t, "interface", required=True, interface=True)
     algorithm = t.choice("algorithm", Algorithm, required=True)
     return AlgorithmOverride(router, interface, algorithm) if router and interface and algorithm else None
 
@@ -617,8 +629,9 @@ def _bmp(t: Table) -> BmpConfig | None:
     for address, router in sorted(routers_table.data.items()):
         routers_table.used.add(address)
         canonical = _check_ip(routers_table, address, address)
-        if not isinstance(router, str) or not router:
-            routers_table.error(address, f"must be a router name, got {router!r}")
+        problem = router_name_problem(router)
+        if problem is not None:
+            routers_table.error(address, f"must be a router name: {problem}")
             continue
         routers.append((canonical, router))
     if not host:
@@ -655,7 +668,7 @@ def _flowspec(t: Table) -> FlowspecConfig:
 
 
 def _enforcer(t: Table) -> EnforcerConfig | None:
-    router = t.get_str("router", required=True)
+    router = _name(t, "router", required=True)
     url = t.get_str("url")
     netns = t.get_str("netns")
     if url and not url.startswith(("http://", "https://")):

@@ -27,6 +27,13 @@ log = logging.getLogger("savd.daemon")
 RulesListener = Callable[[int, SavRuleSet, SavRuleSet], Awaitable[None]]
 
 
+class StartError(RuntimeError):
+    """A component (speaker, RPKI, poller, reports file ...) could not start; the message names it.
+
+    A component raises it itself when its message already says all an operator needs (one line, no
+    traceback: `savd run` prints it and exits 4); anything else it raises is wrapped into one."""
+
+
 class Component(Protocol):
     name: str
 

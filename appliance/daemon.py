@@ -41,7 +41,7 @@ import uvicorn
 from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
 from appliance.config import Config, ConfigError, load_config
-from appliance.context import Component, DaemonContext, flowspec_peers
+from appliance.context import Component, DaemonContext, StartError, flowspec_peers
 from appliance.model import Event, SavRuleSet, Severity
 from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
@@ -60,10 +60,6 @@ log = logging.getLogger("savd.daemon")
 
 Engine = Callable[[StateSnapshot], SavRuleSet]
 Findings = Callable[[StateSnapshot], Iterable[Event]]
-
-
-class StartError(RuntimeError):
-    """A component (speaker, RPKI, poller ...) could not start; the message names it."""
 
 
 def engine_from_config(config: Config) -> Engine:
@@ -287,6 +283,9 @@ class Daemon:
             for component in self.components:
                 try:
                     await component.start(ctx)
+                except StartError as exc:  # it said why in one line: no traceback
+                    log.error("event=component-start-failed component=%s error=%r", component.name, str(exc))
+                    raise
                 except Exception as exc:  # a component that cannot start: a clear message, not a traceback
                     log.exception("event=component-start-failed component=%s", component.name)
                     raise StartError(f"component {component.name} did not start: {exc}") from exc
@@ -483,5 +482,5 @@ async def _run_with_signals(daemon: Daemon) -> None:
                 loop.remove_signal_handler(sig)
 
 
-__all__ = ["Component", "Daemon", "DaemonContext", "Engine", "engine_from_config", "flowspec_peers",
-           "register"]
+__all__ = ["Component", "Daemon", "DaemonContext", "Engine", "StartError", "engine_from_config",
+           "flowspec_peers", "register"]

@@ -3,7 +3,8 @@
 Every module speaks in these types: the speakers and the lab turn the outside world into them, the
 engine and the FlowSpec compiler are pure functions over them, and the monitor reports them. Prefixes
 are canonical CIDR strings ("198.18.0.0/24", "2001:db8::/32") so records are hashable, sortable and
-JSON-serialisable without custom encoders; `canonical_prefix` makes one from any spelling.
+JSON-serialisable without custom encoders; `canonical_prefix`, the one prefix parser of every input,
+makes one from the accepted spelling (address/length) and refuses the rest.
 """
 
 from __future__ import annotations
@@ -11,14 +12,35 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+_PREFIX_SYNTAX = re.compile(r"[0-9A-Fa-f.:]+/(?:0|[1-9][0-9]{0,2})")
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
-def canonical_prefix(text: str) -> str:
-    """Return the canonical CIDR form of a prefix; host bits must be zero (ValueError otherwise)."""
-    return str(ipaddress.ip_network(text.strip(), strict=True))
+
+def canonical_prefix(text: object) -> str:
+    """The one prefix parser of every input (API, reports file and store, CLI, scenarios): the canonical
+    CIDR form, or ValueError saying why.
+
+    Stricter than `ipaddress.ip_network` on purpose: the input must be a string "address/length" with a
+    decimal length, so scoped IPv6 (`fe80::%eth0/64`), netmask or hostmask forms (`/255.255.255.0`,
+    `/0.0.0.255`) and bare addresses are refused rather than silently reinterpreted; host bits must be
+    zero; IPv4-mapped IPv6 (`::ffff:198.18.0.0/120`) is refused, because a packet never carries it as a
+    source and an IPv4 rule spelled that way would match nothing.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"a prefix must be a string, got {type(text).__name__}")
+    value = text.strip()
+    if _PREFIX_SYNTAX.fullmatch(value) is None:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ValueError(f"{shown!r} is not address/length (e.g. 198.18.0.0/24, 2001:db8::/32)")
+    net = ipaddress.ip_network(value, strict=True)
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_IPV4_MAPPED):
+        raise ValueError(f"{value!r} is IPv4-mapped IPv6: write the IPv4 prefix")
+    return str(net)
 
 
 def prefix_family(prefix: str) -> int:

@@ -12,6 +12,7 @@ size before any body byte is read. A journal that cannot be written makes a writ
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
@@ -27,6 +28,7 @@ from appliance.flowspec.compiler import TableCache
 from appliance.model import PrefixReport, SavRuleSet, Severity, canonical_prefix
 from appliance.monitor.events import EventType, Operational
 from appliance.monitor.metrics import CONTENT_TYPE
+from appliance.names import check_interface_name, check_router_name
 from appliance.state import Announce, StateSnapshot, Withdraw
 from appliance.state.facts import encode_fact
 
@@ -129,13 +131,24 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
 
     @app.post("/api/v1/reports", tags=["reports"], dependencies=write, status_code=status.HTTP_201_CREATED)
     async def create_report(body: ReportIn, response: Response) -> dict[str, Any]:
+        """Add the report, or replace the API's report for the same (router, interface, prefix): 201 when
+        that key is new, 200 when it replaced one (`replaced` lists it) or was held already."""
         report = body.to_report()
+        snap = ports.facts.snapshot()
+        key = (report.router, report.interface, report.prefix)
+        held = [r for r in snap.reports
+                if (r.router, r.interface, r.prefix) == key and API_SOURCE in snap.sources_of(r)]
+        replaced = tuple(r for r in held if r != report)
+        # announce before withdrawing: a failure in between leaves both reports (wider, so fail open)
         applied = ports.facts.apply(Announce(API_SOURCE, (report,)))
-        if not applied.changed:
+        if replaced:
+            applied = ports.facts.apply(Withdraw(API_SOURCE, replaced))
+        if held:
             response.status_code = status.HTTP_200_OK
-        else:
-            _report_event(ports, "added", report)
-        return {"report": encode_fact(report), "created": applied.changed, "version": applied.version}
+        if replaced or not held:
+            _report_event(ports, "replaced" if replaced else "added", report)
+        return {"report": encode_fact(report), "created": not held,
+                "replaced": [encode_fact(r) for r in replaced], "version": applied.version}
 
     @app.delete("/api/v1/reports", tags=["reports"], dependencies=write)
     async def delete_report(
@@ -144,6 +157,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         prefix: Annotated[str, Query(min_length=1)],
     ) -> dict[str, Any]:
         canonical = _canonical_or_422(prefix)
+        _name_or_422("router", router, check_router_name)
+        _name_or_422("interface", interface, check_interface_name)
         snap = ports.facts.snapshot()
         wanted = (router, interface, canonical)
         found = [r for r in snap.reports if (r.router, r.interface, r.prefix) == wanted]
@@ -270,6 +285,13 @@ def _canonical_or_422(prefix: str) -> str:
         return canonical_prefix(prefix)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"prefix: {exc}") from None
+
+
+def _name_or_422(field: str, value: str, check: Callable[[object], str]) -> None:
+    try:
+        check(value)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {exc}") from None
 
 
 def _report_event(ports: ApiPorts, what: str, report: PrefixReport) -> None:

@@ -16,7 +16,8 @@ failures raise alarms and leave rules as they were.
 
 Groups for the enforcers: each router's interface-set mapping (flowspec/groups.py, deterministic) is
 written to `<data_dir>/enforcer-groups/<router>.json` *before* rules are pushed, so an enforcer started
-with `--groups-file` there maps every group it receives.
+with `--groups-file` there maps every group it receives. File names come from router names through
+appliance.names.safe_child: a name that would leave the folder is refused and logged, never written.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from appliance.context import DaemonContext
 from appliance.flowspec.compiler import CompileOptions
 from appliance.flowspec.groups import assign_groups
 from appliance.model import Delivery, Event, SavRuleSet, Severity
+from appliance.names import UnsafeName, safe_child
 from appliance.speakers.events import SessionDown, SessionUp, SpeakerEvent
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor
 from appliance.speakers.gobgp import GoBgpNeighbor, GoBgpSpeaker
@@ -79,7 +81,11 @@ def write_groups(directory: Path, ruleset: SavRuleSet) -> dict[str, list[dict[st
         if old.stem not in out:
             out[old.stem] = []
     for router, groups in out.items():
-        path = directory / f"{router}.json"
+        try:  # names are checked where they enter; this is the last guard before the file system
+            path = safe_child(directory, f"{router}.json")
+        except UnsafeName as exc:
+            log.error("event=groups-file-refused router=%r error=%r", router, str(exc))
+            continue
         text = json.dumps(groups, sort_keys=True)
         if path.exists() and path.read_text() == text:
             continue
@@ -199,7 +205,7 @@ class SpeakerSet:
                 passive=p.passive, name=p.router))
         out: dict[str, GoBgpSpeaker] = {}
         for router, neighbors in sorted(by_router.items()):
-            workdir = self.config.appliance.data_dir / "speakers" / spk.name / router
+            workdir = safe_child(safe_child(self.config.appliance.data_dir / "speakers", spk.name), router)
             out[f"{spk.name}/{router}"] = GoBgpSpeaker(
                 workdir, asn=spk.asn, router_id=spk.router_id, name=router, neighbors=neighbors,
                 netns=spk.netns or None, api_target=spk.api or None, holdover_s=self.holdover_s)

@@ -7,7 +7,10 @@ into announce/withdraw events. JSON shapes: integration.md §1.2 (5.0 descriptor
 objects; 4.2's flat objects are accepted too), quirks §1.3 (repeated keys arrive as lists).
 
 Errors are isolated per NLRI: a malformed NLRI is reported (with its JSON text) and skipped, the rest of
-the UPDATE is still used. Must not: build the graph (graph.py beside this) or derive SAV meaning from
+the UPDATE is still used. Names enter savd here, so they are checked here (appliance.names): a router
+ID that is not a valid name makes its NLRI malformed; a bad node or link name is dropped (the node is
+then named by its router ID, the interface by its address) and logged.
+Must not: build the graph (graph.py beside this) or derive SAV meaning from
 tags (appliance/sources/reports/).
 """
 
@@ -16,10 +19,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.names import interface_name_problem, router_name_problem
 from appliance.speakers.events import UpdateReceived
 
 log = logging.getLogger(__name__)
@@ -210,7 +214,12 @@ def _node_id(desc: Any, protocol: int, instance: int) -> NodeId:
         rid = _hex_router_id(d.get("generic-node-descriptor-516") or d.get("bgp-router-id"))
     if rid is None:
         raise ValueError("node descriptor without router-id")
-    pseudo = d.get("designated-router-id") or d.get("psn") or ""
+    raw_pseudo = d.get("designated-router-id") or d.get("psn") or ""
+    pseudo = raw_pseudo if isinstance(raw_pseudo, str) else str(_int(raw_pseudo))  # a PSN is a number
+    for what, value in (("router-id", rid), ("pseudonode", pseudo or "0")):
+        problem = router_name_problem(value)
+        if problem is not None:  # router IDs name routers (and files) when no node name is advertised
+            raise ValueError(f"node descriptor {what}: {problem}")
     return NodeId(
         protocol=protocol,
         instance=instance,
@@ -218,8 +227,21 @@ def _node_id(desc: Any, protocol: int, instance: int) -> NodeId:
         router_id=str(rid),
         area=str(d.get("ospf-area-id", "")),
         bgp_ls_id=str(d.get("bgp-ls-identifier", "0")),
-        pseudonode=str(pseudo) if str(pseudo) not in ("", "0") else "",
+        pseudonode=pseudo if pseudo not in ("", "0") else "",
     )
+
+
+def _checked_name(value: Any, problem_of: Callable[[object], str | None], tlv: str) -> str:
+    """An advertised node or link name, or "" (named by router ID or address instead) when it breaks the
+    name rules of appliance.names: the NLRI stays useful, the name does not enter savd."""
+    value = _one(value)
+    if value is None or value == "":
+        return ""
+    problem = problem_of(value)
+    if problem is not None:
+        log.warning("event=bgpls-name-refused tlv=%s error=%r", tlv, problem)
+        return ""
+    return str(value)
 
 
 def _hex_router_id(value: Any) -> str | None:
@@ -268,7 +290,7 @@ def decode_nlri(nlri: Mapping[str, Any], attrs: Mapping[str, Any]) -> LsItem:
     if kind == "bgpls-node":
         return LsNode(
             node=_node_id(nlri["node-descriptors"], protocol, instance),
-            name=str(_one(attrs.get("node-name", ""))),
+            name=_checked_name(attrs.get("node-name"), router_name_problem, "node-name"),
             te_router_ids=_strs(attrs.get("local-te-router-ids", attrs.get("local-router-ids"))),
             unknown=_unknown(attrs),
         )
@@ -289,7 +311,7 @@ def decode_nlri(nlri: Mapping[str, Any], attrs: Mapping[str, Any]) -> LsItem:
             igp_metric=_int(attrs.get("igp-metric")),
             te_metric=_int(attrs.get("te-metric")),
             max_bandwidth_bps=float(_one(attrs.get("maximum-link-bandwidth", 0.0))) * 8,
-            name=str(_one(attrs.get("link-name", ""))),
+            name=_checked_name(attrs.get("link-name"), interface_name_problem, "link-name"),
             remote_te_router_ids=_strs(attrs.get("remote-te-router-id", attrs.get("remote-router-ids"))),
             unknown=_unknown(attrs),
         )
@@ -297,8 +319,11 @@ def decode_nlri(nlri: Mapping[str, Any], attrs: Mapping[str, Any]) -> LsItem:
         prefix = nlri.get("ip-reach-prefix") or nlri.get("ip-reachability-tlv")
         if not isinstance(prefix, str):
             raise ValueError("prefix NLRI without ip-reach-prefix")
+        node = _node_id(nlri["node-descriptors"], protocol, instance)
+        if node.is_pseudonode:  # RFC 9552 §5.2.3: prefixes are advertised by routers; a LAN has no name
+            raise ValueError("prefix NLRI with pseudonode descriptors")
         return LsPrefix(
-            node=_node_id(nlri["node-descriptors"], protocol, instance),
+            node=node,
             prefix=str(ipaddress.ip_network(prefix, strict=False)),
             ospf_route_type=_int(nlri.get("ospf-route-type")),
             mt_ids=tuple(sorted(_ints(nlri.get("multi-topology-ids")))),

@@ -69,6 +69,7 @@ from exabgp.bgp.message.update.attribute.aspath import SEQUENCE, SET
 from exabgp.logger import log as exabgp_log
 from exabgp.protocol.family import AFI, SAFI
 
+from appliance.names import router_name_problem
 from appliance.sources.paths.events import (
     BmpEvent,
     EndOfRib,
@@ -292,8 +293,9 @@ class BmpDecoder:
     """Incremental decoder of one router's BMP session: `feed` bytes, get events.
 
     The router is named by `router_name` (the station's configured name for the connection's source
-    address) when given, else by the Initiation's sysName, else by `address`. After a framing error
-    `closed` is set and further input is ignored; `close(reason)` gives the final RouterDown (once).
+    address) when given, else by the Initiation's sysName if it is a valid name, else by `address`.
+    After a framing error `closed` is set and further input is ignored; `close(reason)` gives the final
+    RouterDown (once).
     """
 
     def __init__(self, address: str, router_name: str | None = None, *, attr_cache: AttrCache | None = None,
@@ -399,11 +401,20 @@ class BmpDecoder:
         self.sys_name = _text(info.get(INFO_SYS_NAME, b""))
         self._frr_no_addpath = self.sys_descr.startswith("FRRouting")
         if not self._up:
-            self.router = self.configured_name or self.sys_name or self.address
+            self.router = self.configured_name or self._checked_sys_name() or self.address
             self._up = True
             log.info("event=bmp_router_up router=%s address=%s sys_descr=%r", self.router, self.address,
                      self.sys_descr)
             events.append(RouterUp(self.router, self.address, self.sys_name, self.sys_descr))
+
+    def _checked_sys_name(self) -> str:
+        """The sysName as the router's name when it is a valid name (appliance.names); it comes off the
+        wire and names sources and log fields, so anything else is refused (named by address instead)."""
+        problem = router_name_problem(self.sys_name) if self.sys_name else None
+        if problem is not None:
+            log.warning("event=bmp_sys_name_refused address=%s error=%r", self.address, problem)
+            return ""
+        return self.sys_name
 
     def _termination(self, msg: bytes) -> None:
         info = _tlvs(msg)

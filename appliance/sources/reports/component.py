@@ -4,7 +4,9 @@ into the state store as prefix reports and router roles.
 Each file is one store source ("file:<path>", "report-store:<path>"): a reload replaces what it said, so
 a prefix or role deleted from the file goes. Any failure to load (unreadable, not YAML/JSON, a bad field,
 anything else) is an alarm naming the file and the problem; the last good facts stay and the watcher
-keeps watching, so fixing the file clears the alarm.
+keeps watching, so fixing the file clears the alarm. At start-up a file that does not load stops
+`savd run` with one line naming file and field (StartError, exit 4): an operator is there to fix it, and
+the journal still holds what the file said last time, for when savd starts again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.context import DaemonContext
+from appliance.context import DaemonContext, StartError
 from appliance.model import Event, PrefixReport, RouterRole, Severity
 from appliance.sources.reports.errors import ReportError
 from appliance.sources.reports.store import FILE_NAME, ReportStore
@@ -44,6 +46,7 @@ class WatchedReports:
         self.name = f"reports:{path.name}"
         self._seen: tuple[float, int] | None = None
         self._task: asyncio.Task[None] | None = None
+        self.error: str | None = None  # why the last load failed; None once it loads
 
     def read(self) -> ReplaceSource:
         """The whole file as the change that states it (raises ReportError, OSError, ...)."""
@@ -51,6 +54,7 @@ class WatchedReports:
         return ReplaceSource(self.source, KINDS, (*prefixes, *roles))
 
     def _alarm(self, ctx: DaemonContext, message: str) -> None:
+        self.error = message
         ctx.monitor.publish(Event(0.0, self.source, "reports.file-error", Severity.ERROR, message,
                                   {"path": str(self.path)}, True))
 
@@ -81,6 +85,7 @@ class WatchedReports:
             log.exception("event=reports-file-failed path=%s", self.path)
             self._alarm(ctx, f"{self.path}: cannot load: {type(exc).__name__}: {exc}")
             return False
+        self.error = None
         ctx.monitor.clear(f"reports.file-error/path={self.path}", self.source, f"{self.path} loads again")
         applied = ctx.store.apply(change)
         log.info("event=reports-file-loaded path=%s facts=%d changed=%s", self.path, len(change.facts),
@@ -88,7 +93,10 @@ class WatchedReports:
         return True
 
     async def start(self, ctx: DaemonContext) -> None:
+        """Load once; StartError (one line naming file and field) when that fails, else watch."""
         self.load(ctx)
+        if self.error is not None:
+            raise StartError(f"reports file {'; '.join(self.error.splitlines())}")
 
         async def loop() -> None:
             while True:

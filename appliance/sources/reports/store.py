@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.model import Capability, PrefixReport, Role, canonical_prefix
+from appliance.names import check_interface_name, check_router_name, subnet_id_problem
 from appliance.sources.reports.errors import ReportError
 from appliance.sources.reports.records import RouterReport, Source, flag_names, flags_from_names
 
@@ -64,12 +65,14 @@ class ReportStore:
             self._write()
 
     def add(self, report: PrefixReport) -> bool:
-        """Add or replace the report for (router, interface, prefix); True when something changed."""
+        """Add or replace the report for (router, interface, prefix); True when something changed.
+
+        ValueError for a bad name, subnet ID or prefix (appliance.names, model.canonical_prefix)."""
         report = PrefixReport(
-            report.router,
-            report.interface,
+            check_router_name(report.router),
+            _interface(report.interface),
             canonical_prefix(report.prefix),
-            report.subnet,
+            _subnet(report.subnet),
             report.flags,
             str(Source.API),
         )
@@ -87,6 +90,7 @@ class ReportStore:
         return len(self.prefixes) != before
 
     def set_router(self, report: RouterReport) -> None:
+        check_router_name(report.router)
         self.routers = [r for r in self.routers if r.router != report.router] + [
             RouterReport(report.router, report.role, report.capability, str(Source.API))
         ]
@@ -99,14 +103,14 @@ class ReportStore:
             self.prefixes = [_prefix_from(d) for d in doc.get("prefixes", [])]
             self.routers = [
                 RouterReport(
-                    d["router"],
+                    check_router_name(d["router"]),
                     Role(d["role"]) if d.get("role") else None,
                     Capability(d["capability"]) if d.get("capability") else None,
                     str(Source.API),
                 )
                 for d in doc.get("routers", [])
             ]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise ReportError([f"{self.path}: damaged report store: {exc}"]) from exc
 
     def _write(self) -> None:
@@ -140,11 +144,26 @@ def _prefix_to(r: PrefixReport) -> dict[str, Any]:
 
 
 def _prefix_from(d: dict[str, Any]) -> PrefixReport:
+    """One stored report, checked as strictly as `add` checks what it stores (no str() coercion)."""
     return PrefixReport(
-        str(d["router"]),
-        str(d.get("interface", "")),
-        canonical_prefix(str(d["prefix"])),
-        str(d.get("subnet", "")),
+        check_router_name(d["router"]),
+        _interface(d.get("interface", "")),
+        canonical_prefix(d["prefix"]),
+        _subnet(d.get("subnet", "")),
         flags_from_names(list(d.get("flags", []))),
         str(Source.API),
     )
+
+
+def _interface(name: object) -> str:
+    """"" is a router-level report; anything else is an interface name (appliance.names)."""
+    return "" if name == "" else check_interface_name(name)
+
+
+def _subnet(value: object) -> str:
+    if value == "":
+        return ""
+    problem = subnet_id_problem(value)
+    if problem is not None:
+        raise ValueError(f"subnet: {problem}")
+    return str(value)

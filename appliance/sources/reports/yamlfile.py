@@ -12,7 +12,12 @@
     prefixes:                        # optional flat form, one report each
       - {router: r3, interface: eth2, prefix: 198.18.30.0/24, subnet: "30", flags: [anycast]}
 
-Every problem is collected with its field path (`subnets[0].prefixes[1]`) into one ReportError.
+Every problem is collected with its field path (`subnets[0].prefixes[1]`) into one ReportError, and
+every failure to load is one (not UTF-8, not YAML, nested too deeply, too big): the caller alarms and keeps
+the last good facts. Types are checked, not coerced: YAML reads `router: yes` as True and `id: 1.0` as a
+float; those are errors, never the router "True" or the subnet "1.0". Names follow appliance.names; an
+`interface` key, when present, must name an interface (omit it for a router-level report). Sizes are
+bounded (file bytes, reports, problems listed) because aliases let a small file describe a huge one.
 """
 
 from __future__ import annotations
@@ -20,140 +25,231 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from appliance.model import Capability, PrefixFlags, PrefixReport, Role, canonical_prefix
+from appliance.names import interface_name_problem, router_name_problem, subnet_id_problem
 from appliance.sources.reports.errors import ReportError
-from appliance.sources.reports.records import RouterReport, Source, flags_from_names
+from appliance.sources.reports.records import FLAG_NAMES, RouterReport, Source
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_REPORTS = 200_000
+MAX_PROBLEMS = 50
+
+E = TypeVar("E", Role, Capability)
 
 
 def load_report_file(path: Path) -> tuple[list[PrefixReport], list[RouterReport]]:
-    """YAML, or TOML when the name ends in .toml (same schema: [routers.r1], [[subnets]], [[prefixes]])."""
+    """YAML, or TOML when the name ends in .toml (same schema: [routers.r1], [[subnets]], [[prefixes]]).
+
+    Raises ReportError, and only ReportError, naming the file (and the field where there is one)."""
+    kind = "TOML" if path.suffix == ".toml" else "YAML"
+    text = _read_text(path)
     try:
-        text = path.read_text()
-        doc = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except OSError as exc:
-        raise ReportError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise ReportError(
-            [f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}"]
-        ) from exc
+        doc = tomllib.loads(text) if kind == "TOML" else yaml.safe_load(text)
+    except RecursionError:
+        raise ReportError([f"{path}: nested too deeply to be a reports file"]) from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, OverflowError) as exc:
+        raise ReportError([f"{path}: not valid {kind}: {_short(str(exc))}"]) from exc
     return parse_report_doc(doc if doc is not None else {}, str(path))
 
 
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ReportError([f"{path}: {size} bytes, more than a reports file may hold ({MAX_FILE_BYTES})"])
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReportError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ReportError(
+            [f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"]
+        ) from None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_report_doc(doc: Any, where: str = "reports") -> tuple[list[PrefixReport], list[RouterReport]]:
-    problems: list[str] = []
-    prefixes: list[PrefixReport] = []
-    routers: list[RouterReport] = []
-    if not isinstance(doc, Mapping):
-        raise ReportError([f"{where}: top level must be a mapping (routers, subnets, prefixes)"])
-    for key in sorted(set(doc) - {"routers", "subnets", "prefixes"}):
-        problems.append(f"{where}: {key}: unknown section")
-    for name, entry in _mapping(doc.get("routers", {}), f"{where}: routers", problems).items():
-        routers.extend(_router(str(name), entry, f"{where}: routers.{name}", problems))
-    for i, subnet in enumerate(_list(doc.get("subnets", []), f"{where}: subnets", problems)):
-        prefixes.extend(_subnet(subnet, f"{where}: subnets[{i}]", problems))
-    for i, flat in enumerate(_list(doc.get("prefixes", []), f"{where}: prefixes", problems)):
-        prefixes.extend(_flat(flat, f"{where}: prefixes[{i}]", problems))
-    if problems:
-        raise ReportError(problems)
+    reader = _Reader(where)
+    prefixes, routers = reader.document(doc)
+    if reader.problems:
+        shown = reader.problems[:MAX_PROBLEMS]
+        more = len(reader.problems) - len(shown)
+        raise ReportError(shown + ([f"{where}: ... and {more} more problems"] if more else []))
     return prefixes, routers
 
 
-def _mapping(value: Any, where: str, problems: list[str]) -> Mapping[Any, Any]:
-    if isinstance(value, Mapping):
-        return value
-    problems.append(f"{where}: must be a mapping")
-    return {}
+class _Reader:
+    """One pass over a parsed document: facts out, every problem (with its field path) collected."""
 
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.problems: list[str] = []
+        self.reports = 0
 
-def _list(value: Any, where: str, problems: list[str]) -> list[Any]:
-    if isinstance(value, list):
-        return value
-    problems.append(f"{where}: must be a list")
-    return []
+    def problem(self, field: str, message: str) -> None:
+        self.problems.append(f"{self.where}: {field}: {message}")
 
+    def document(self, doc: Any) -> tuple[list[PrefixReport], list[RouterReport]]:
+        prefixes: list[PrefixReport] = []
+        routers: list[RouterReport] = []
+        if not isinstance(doc, Mapping):
+            self.problems.append(f"{self.where}: top level must be a mapping (routers, subnets, prefixes)")
+            return prefixes, routers
+        self.unknown_keys(doc, ("routers", "subnets", "prefixes"), "", "unknown section")
+        for name, entry in self.mapping(doc.get("routers", {}), "routers").items():
+            routers.extend(self.router(name, entry))
+        for i, subnet in enumerate(self.seq(doc.get("subnets", []), "subnets")):
+            prefixes.extend(self.subnet(subnet, f"subnets[{i}]"))
+        for i, flat in enumerate(self.seq(doc.get("prefixes", []), "prefixes")):
+            prefixes.extend(self.flat(flat, f"prefixes[{i}]"))
+        return prefixes, routers
 
-def _router(name: str, entry: Any, where: str, problems: list[str]) -> list[RouterReport]:
-    entry = _mapping(entry, where, problems)
-    role = cap = None
-    try:
-        role = Role(entry["role"]) if "role" in entry else None
-    except ValueError:
-        problems.append(f"{where}.role: {entry['role']!r} is not one of {', '.join(r.value for r in Role)}")
-    try:
-        cap = Capability(entry["capability"]) if "capability" in entry else None
-    except ValueError:
-        problems.append(
-            f"{where}.capability: {entry['capability']!r} is not one of "
-            f"{', '.join(c.value for c in Capability)}"
-        )
-    for key in sorted(set(entry) - {"role", "capability"}):
-        problems.append(f"{where}.{key}: unknown key")
-    return [RouterReport(name, role, cap, str(Source.FILE))]
+    # --- shapes -------------------------------------------------------------------------------------
 
+    def mapping(self, value: Any, field: str) -> Mapping[Any, Any]:
+        if isinstance(value, Mapping):
+            return value
+        self.problem(field, f"must be a mapping, got {_kind(value)}")
+        return {}
 
-def _flags(value: Any, where: str, problems: list[str]) -> PrefixFlags:
-    try:
-        return flags_from_names([str(v) for v in _list(value, where, problems)])
-    except ValueError as exc:
-        problems.append(f"{where}: {exc}")
-        return PrefixFlags()
-
-
-def _prefix(value: Any, where: str, problems: list[str]) -> str | None:
-    try:
-        return canonical_prefix(str(value))
-    except ValueError as exc:
-        problems.append(f"{where}: {exc}")
-        return None
-
-
-def _required_str(entry: Mapping[Any, Any], key: str, where: str, problems: list[str]) -> str:
-    value = entry.get(key)
-    if value is None or str(value).strip() == "":
-        problems.append(f"{where}.{key}: required")
-        return ""
-    return str(value)
-
-
-def _subnet(subnet: Any, where: str, problems: list[str]) -> list[PrefixReport]:
-    entry = _mapping(subnet, where, problems)
-    sid = _required_str(entry, "id", where, problems)
-    flags = _flags(entry.get("flags", []), f"{where}.flags", problems)
-    pfx = [
-        _prefix(p, f"{where}.prefixes[{i}]", problems)
-        for i, p in enumerate(_list(entry.get("prefixes", []), f"{where}.prefixes", problems))
-    ]
-    out: list[PrefixReport] = []
-    for j, att in enumerate(_list(entry.get("attachments", []), f"{where}.attachments", problems)):
-        a = _mapping(att, f"{where}.attachments[{j}]", problems)
-        router = _required_str(a, "router", f"{where}.attachments[{j}]", problems)
-        itf = str(a.get("interface", ""))
-        out.extend(PrefixReport(router, itf, p, sid, flags, str(Source.FILE)) for p in pfx if p)
-    for key in sorted(set(entry) - {"id", "flags", "prefixes", "attachments"}):
-        problems.append(f"{where}.{key}: unknown key")
-    return out
-
-
-def _flat(flat: Any, where: str, problems: list[str]) -> list[PrefixReport]:
-    entry = _mapping(flat, where, problems)
-    router = _required_str(entry, "router", where, problems)
-    prefix = _prefix(entry.get("prefix"), f"{where}.prefix", problems)
-    flags = _flags(entry.get("flags", []), f"{where}.flags", problems)
-    for key in sorted(set(entry) - {"router", "interface", "prefix", "subnet", "flags"}):
-        problems.append(f"{where}.{key}: unknown key")
-    if not prefix or not router:
+    def seq(self, value: Any, field: str) -> list[Any]:
+        if isinstance(value, list):
+            return value
+        self.problem(field, f"must be a list, got {_kind(value)}")
         return []
-    return [
-        PrefixReport(
-            router,
-            str(entry.get("interface", "")),
-            prefix,
-            str(entry.get("subnet", "")),
-            flags,
-            str(Source.FILE),
-        )
-    ]
+
+    def unknown_keys(self, entry: Mapping[Any, Any], known: tuple[str, ...], field: str, what: str) -> None:
+        """Keys of any type (YAML allows 1, true, null as keys), named without sorting mixed types."""
+        for key in sorted(str(k) if isinstance(k, str) else repr(k) for k in entry if k not in known):
+            self.problem(f"{field}.{key}" if field else key, what)
+
+    # --- values -------------------------------------------------------------------------------------
+
+    def router_name(self, value: Any, field: str) -> str | None:
+        problem = router_name_problem(value)
+        if problem is not None:
+            self.problem(field, problem)
+            return None
+        return str(value)
+
+    def interface(self, entry: Mapping[Any, Any], field: str) -> str | None:
+        """Absent: "" (router-level report). Present: a valid interface name, never null or empty."""
+        if "interface" not in entry:
+            return ""
+        problem = interface_name_problem(entry["interface"])
+        if problem is not None:
+            self.problem(f"{field}.interface", problem + " (omit the key for a router-level report)")
+            return None
+        return str(entry["interface"])
+
+    def subnet_id(self, value: Any, field: str) -> str | None:
+        problem = subnet_id_problem(value)
+        if problem is not None:
+            self.problem(field, problem)
+            return None
+        return str(value)
+
+    def prefix(self, value: Any, field: str) -> str | None:
+        try:
+            return canonical_prefix(value)
+        except ValueError as exc:
+            self.problem(field, str(exc))
+            return None
+
+    def flags(self, value: Any, field: str) -> PrefixFlags:
+        names = []
+        for i, name in enumerate(self.seq(value, field)):
+            if isinstance(name, str) and name in FLAG_NAMES:
+                names.append(name)
+            else:
+                self.problem(field, f"unknown flag {_kind(name)} (item {i}); known: {', '.join(FLAG_NAMES)}")
+        return PrefixFlags(*(n in names for n in FLAG_NAMES))
+
+    def room_for(self, count: int, field: str) -> bool:
+        """Bounds the facts one file yields: aliases can multiply attachments by prefixes."""
+        if self.reports + count > MAX_REPORTS:
+            self.problem(field, f"more than {MAX_REPORTS} reports in one file")
+            return False
+        self.reports += count
+        return True
+
+    # --- entries ------------------------------------------------------------------------------------
+
+    def router(self, name: Any, entry: Any) -> list[RouterReport]:
+        field = f"routers.{name}" if isinstance(name, str) else f"routers.{name!r}"
+        router = self.router_name(name, field)
+        entry = self.mapping(entry, field)
+        role = self.choice(entry, "role", Role, field)
+        cap = self.choice(entry, "capability", Capability, field)
+        self.unknown_keys(entry, ("role", "capability"), field, "unknown key")
+        return [RouterReport(router, role, cap, str(Source.FILE))] if router else []
+
+    def choice(self, entry: Mapping[Any, Any], key: str, enum: type[E], field: str) -> E | None:
+        if key not in entry:
+            return None
+        value = entry[key]
+        try:
+            return enum(value) if isinstance(value, str) else enum("\0")
+        except ValueError:
+            self.problem(f"{field}.{key}", f"{_kind(value)} is not one of {', '.join(e.value for e in enum)}")
+            return None
+
+    def subnet(self, subnet: Any, field: str) -> list[PrefixReport]:
+        entry = self.mapping(subnet, field)
+        sid = self.subnet_id(entry["id"], f"{field}.id") if "id" in entry else None
+        if "id" not in entry:
+            self.problem(f"{field}.id", "required")
+        flags = self.flags(entry.get("flags", []), f"{field}.flags")
+        values = self.seq(entry.get("prefixes", []), f"{field}.prefixes")
+        pfx = [self.prefix(p, f"{field}.prefixes[{i}]") for i, p in enumerate(values)]
+        where: list[tuple[str, str]] = []
+        for j, att in enumerate(self.seq(entry.get("attachments", []), f"{field}.attachments")):
+            a = self.mapping(att, f"{field}.attachments[{j}]")
+            self.unknown_keys(a, ("router", "interface"), f"{field}.attachments[{j}]", "unknown key")
+            router = self.required_router(a, f"{field}.attachments[{j}]")
+            itf = self.interface(a, f"{field}.attachments[{j}]")
+            if router is not None and itf is not None:
+                where.append((router, itf))
+        self.unknown_keys(entry, ("id", "flags", "prefixes", "attachments"), field, "unknown key")
+        good = [p for p in pfx if p]
+        if sid is None or not self.room_for(len(good) * len(where), field):
+            return []
+        return [PrefixReport(r, i, p, sid, flags, str(Source.FILE)) for r, i in where for p in good]
+
+    def required_router(self, entry: Mapping[Any, Any], field: str) -> str | None:
+        if "router" not in entry:
+            self.problem(f"{field}.router", "required")
+            return None
+        return self.router_name(entry["router"], f"{field}.router")
+
+    def flat(self, flat: Any, field: str) -> list[PrefixReport]:
+        entry = self.mapping(flat, field)
+        router = self.required_router(entry, field)
+        itf = self.interface(entry, field)
+        if "prefix" not in entry:
+            self.problem(f"{field}.prefix", "required")
+        prefix = self.prefix(entry["prefix"], f"{field}.prefix") if "prefix" in entry else None
+        sid = self.subnet_id(entry["subnet"], f"{field}.subnet") if "subnet" in entry else ""
+        flags = self.flags(entry.get("flags", []), f"{field}.flags")
+        self.unknown_keys(entry, ("router", "interface", "prefix", "subnet", "flags"), field, "unknown key")
+        if router is None or itf is None or prefix is None or sid is None or not self.room_for(1, field):
+            return []
+        return [PrefixReport(router, itf, prefix, sid, flags, str(Source.FILE))]
+
+
+def _kind(value: Any) -> str:
+    """A value for a message, never rendering a large structure."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 70 else repr(value[:67] + "...")
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    return f"a {type(value).__name__}"

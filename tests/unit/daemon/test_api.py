@@ -107,7 +107,7 @@ def test_report_create_list_delete(rig: Rig) -> None:
     r = rig.client.post("/api/v1/reports", json={**REPORT, "prefix": "198.18.1.0/24 ", "multihomed": True},
                         headers=AUTH)
     assert r.status_code == 201
-    assert r.json() == {"created": True, "version": 1, "report": {
+    assert r.json() == {"created": True, "replaced": [], "version": 1, "report": {
         "router": "r1", "interface": "eth1", "prefix": "198.18.1.0/24", "subnet": "lan-a",
         "flags": {"anycast": False, "special": False, "multihomed": True}, "source": "api"}}
     again = rig.client.post("/api/v1/reports", json={**REPORT, "multihomed": True}, headers=AUTH)
@@ -304,3 +304,63 @@ def test_topology_shows_learned_routers_with_resolved_roles_and_configured_neigh
     body = client.get("/api/v1/topology").json()
     assert [(r["name"], r["role"]) for r in body["routers"]] == [("r4", "border")]  # r9: configured only
     assert [(n["router"], n["relationship"]) for n in body["neighbors"]] == [("r4", "provider")]
+
+
+# --- issue 12: POST replaces; one name pattern; one prefix parser; strict booleans ----------------------
+
+
+def test_a_second_post_of_the_same_key_replaces_the_report(rig: Rig) -> None:
+    first = rig.client.post("/api/v1/reports", json=REPORT, headers=AUTH)
+    assert first.status_code == 201 and first.json()["created"] is True
+    second = rig.client.post("/api/v1/reports", json={**REPORT, "subnet": "lan-b", "anycast": True},
+                             headers=AUTH)
+    assert second.status_code == 200 and second.json()["created"] is False
+    assert [r["subnet"] for r in second.json()["replaced"]] == ["lan-a"]
+    held = rig.store.snapshot().reports
+    assert [(r.prefix, r.subnet, r.flags.anycast) for r in held] == [("198.18.1.0/24", "lan-b", True)]
+    same = rig.client.post("/api/v1/reports", json={**REPORT, "subnet": "lan-b", "anycast": True},
+                           headers=AUTH)
+    assert same.status_code == 200 and same.json()["replaced"] == []
+    assert rig.store.version == second.json()["version"]  # held already: nothing applied
+    events = rig.client.get("/api/v1/events", params={"type": "report-changed"}).json()["events"]
+    assert [e["fields"]["change"] for e in events] == ["added", "replaced"]
+
+
+def test_post_replaces_only_the_apis_own_report(rig: Rig) -> None:
+    rig.store.apply(Announce("file:reports.yaml", (PrefixReport("r1", "eth1", "198.18.1.0/24", "lan-a",
+                                                                source="file"),)))
+    r = rig.client.post("/api/v1/reports", json={**REPORT, "subnet": "lan-z"}, headers=AUTH)
+    assert r.status_code == 201 and r.json()["replaced"] == []
+    snap = rig.store.snapshot()
+    assert sorted((r.subnet, tuple(sorted(snap.sources_of(r)))) for r in snap.reports) == [
+        ("lan-a", ("file:reports.yaml",)), ("lan-z", ("api",))]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("prefix", "fe80::%eth0/64"),
+    ("prefix", "198.18.1.0/255.255.255.0"),
+    ("prefix", "198.18.1.0/0.0.0.255"),
+    ("prefix", "::ffff:198.18.1.0/120"),
+    ("prefix", "198.18.1.0"),
+    ("router", "../../../X"),
+    ("router", ".."),
+    ("router", 5),
+    ("interface", "../eth1"),
+    ("interface", "eth1/../../x"),
+    ("interface", "a-very-long-interface-name"),
+    ("subnet", 1),
+    ("anycast", "yes"),
+    ("multihomed", 1),
+    ("special", "true"),
+])
+def test_non_canonical_prefixes_bad_names_and_coerced_types_are_422(rig: Rig, field: str, value: Any) -> None:
+    before = rig.store.snapshot()
+    r = rig.client.post("/api/v1/reports", json={**REPORT, field: value}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["message"].startswith(f"body.{field}"), r.text
+    assert rig.store.snapshot() == before
+
+
+def test_delete_with_a_bad_name_is_422(rig: Rig) -> None:
+    r = rig.client.delete("/api/v1/reports", params={**{k: REPORT[k] for k in ("interface", "prefix")},
+                                                     "router": "../../X"}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["message"].startswith("router:")
