@@ -4,9 +4,10 @@ into the state store as prefix reports and router roles.
 Each file is one store source ("file:<path>", "report-store:<path>"): a reload replaces what it said, so
 a prefix or role deleted from the file goes. Any failure to load (unreadable, not YAML/JSON, a bad field,
 anything else) is an alarm naming the file and the problem; the last good facts stay and the watcher
-keeps watching, so fixing the file clears the alarm. At start-up a file that does not load stops
-`savd run` with one line naming file and field (StartError, exit 4): an operator is there to fix it, and
-the journal still holds what the file said last time, for when savd starts again.
+keeps watching, so fixing the file clears the alarm. At start-up too: a file that does not load is a
+one-line error and an alarm, and savd serves on with what the journal holds from the file's last good
+load (a restart after a bad edit must not take SAV away from every router). `savd config check` loads the
+file, so the mistake is caught before a restart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.context import DaemonContext, StartError
+from appliance.context import DaemonContext
 from appliance.model import Event, PrefixReport, RouterRole, Severity
 from appliance.sources.reports.errors import ReportError
 from appliance.sources.reports.store import FILE_NAME, ReportStore
@@ -93,10 +94,11 @@ class WatchedReports:
         return True
 
     async def start(self, ctx: DaemonContext) -> None:
-        """Load once; StartError (one line naming file and field) when that fails, else watch."""
+        """Load once (a failure: a one-line error and the alarm, the journal's facts kept), then watch."""
         self.load(ctx)
         if self.error is not None:
-            raise StartError(f"reports file {'; '.join(self.error.splitlines())}")
+            log.error("event=reports-file-not-loaded path=%s error=%r kept=journal", self.path,
+                      "; ".join(self.error.splitlines()))
 
         async def loop() -> None:
             while True:

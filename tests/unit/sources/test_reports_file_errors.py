@@ -1,6 +1,7 @@
 """The reports file under bad input (issue 12, item 2): every failure to load is an alarm naming file and
 field, the last good facts stay, the watcher lives and a later good file clears the alarm; at start-up a
-bad file stops `savd run` with one line and no traceback. YAML coercions are errors, not names."""
+bad file is one error line and the alarm while savd serves on with the journal's facts, and `savd config
+check` names file and field. YAML coercions are errors, not names."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from appliance.context import StartError
-from appliance.daemon import run_command
+from appliance.config_cli import run_check
 from appliance.monitor import Monitor
 from appliance.sources.reports.component import report_file
 from appliance.sources.reports.errors import ReportError
@@ -106,21 +106,43 @@ def test_aliases_cannot_multiply_a_small_file_into_millions_of_reports(tmp_path:
     assert f"{path}: subnets[2]: more than 200000 reports in one file" in str(exc.value)
 
 
-def test_at_start_a_bad_reports_file_is_a_start_error_of_one_line(tmp_path: Path) -> None:
+def test_at_start_a_bad_reports_file_is_an_alarm_and_the_journal_facts_serve_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """savd restarted after a bad edit: one error line and the alarm, what the file said at its last good
+    load (held by the journal under the file's source) stays, and the watcher loads the fixed file."""
     path = tmp_path / "reports.yaml"
-    path.write_bytes(b"prefixes:\n  - {router: yes, interface: eth1, prefix: 198.18.1.0/24}\n"
-                     b"  - {router: r1, interface: eth1, prefix: 198.18.1.1/24}\n")
-    ctx = SimpleNamespace(monitor=Monitor(), store=StateStore())
-    with pytest.raises(StartError) as exc:
-        asyncio.run(report_file(path).start(ctx))
-    text = str(exc.value)
-    assert "\n" not in text and str(path) in text
-    assert "prefixes[0].router" in text and "prefixes[1].prefix" in text
+    _touch(path, GOOD, 1.0)
+    store = StateStore()
+    ctx = SimpleNamespace(monitor=Monitor(), store=store)
+    assert report_file(path).load(ctx)  # the previous savd's last good load
+    _touch(path, b"prefixes:\n  - {router: yes, interface: eth1, prefix: 198.18.1.0/24}\n", 2.0)
+    ctx = SimpleNamespace(monitor=Monitor(), store=store)  # a new savd over the same state
+    component = report_file(path, interval_s=0.05)
+    caplog.set_level(logging.INFO)
+
+    async def run() -> None:
+        await component.start(ctx)
+        try:
+            alarms = ctx.monitor.alarms.active("reports.file-error")
+            assert len(alarms) == 1 and "prefixes[0].router" in alarms[0].message
+            assert [(r.router, r.prefix) for r in store.snapshot().reports] == [("r1", "198.18.1.0/24")]
+            _touch(path, LATER, 3.0)
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if not ctx.monitor.alarms.active("reports.file-error"):
+                    break
+            assert [(r.router, r.prefix) for r in store.snapshot().reports] == [("r2", "198.18.3.0/24")]
+        finally:
+            await component.stop()
+
+    asyncio.run(run())
+    assert [r for r in caplog.records if "reports-file-not-loaded" in r.getMessage()]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
 
-def test_savd_run_with_a_bad_reports_file_exits_4_with_one_line_and_no_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
+def test_config_check_loads_the_reports_file_and_names_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     reports = tmp_path / "reports.yaml"
     reports.write_bytes(b"subnets:\n  - {id: 1.0, prefixes: [198.18.1.0/24], attachments: [{router: r1}]}\n")
@@ -128,10 +150,9 @@ def test_savd_run_with_a_bad_reports_file_exits_4_with_one_line_and_no_traceback
     config.write_text(f'[appliance]\nasn = 65000\nrouter_id = "198.18.20.10"\n'
                       f'data_dir = "{tmp_path / "data"}"\n'
                       f'[api]\nlisten = "127.0.0.1:{free_port()}"\n[reports]\nfile = "{reports}"\n')
-    caplog.set_level(logging.INFO)
-    code = run_command(argparse.Namespace(config=str(config), reset_corrupt_journal=False))
-    err = capsys.readouterr().err.strip()
-    assert code == 4
-    assert err.count("\n") == 0 and err.startswith("savd: cannot start: reports file ")
-    assert "subnets[0].id" in err and "Traceback" not in err
-    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert run_check(argparse.Namespace(file=str(config))) == 1
+    err = capsys.readouterr().err
+    assert str(reports) in err and "subnets[0].id" in err and "Traceback" not in err
+    reports.write_bytes(GOOD)
+    assert run_check(argparse.Namespace(file=str(config))) == 0
+    assert capsys.readouterr().out.startswith("OK ")
