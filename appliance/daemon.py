@@ -12,7 +12,8 @@ the monitor and its exporters, the HTTP API (uvicorn on the same event loop, so 
 events have one writer), the recompute loop and the component lifecycle. The bracketed parts plug in:
 - `Daemon.set_engine(fn)`: fn(StateSnapshot) -> SavRuleSet (`savd run` uses `engine_from_config`: the
   real engine with the configuration's roles, neighbours and policy), run in a worker thread on a frozen
-  snapshot after each burst of changes (debounced); its result is published, journalled and passed to
+  snapshot after each change, at once when idle and at most once per `[timers] recompute_debounce_s`
+  during a burst (appliance.recompute.RecomputeTimer); its result is published, journalled and passed to
   every `on_rules` listener (the pusher diffs it against what each peer holds: store.pushed(peer)).
 - `Daemon.add(component)`: anything with `name`, `async start(ctx)` and `async stop()` (speakers, RTR
   managers, file watchers, enforcer pollers); started in order, stopped in reverse.
@@ -334,13 +335,20 @@ class Daemon:
         ))
 
     async def _recompute_loop(self, ctx: DaemonContext) -> None:
-        """After each burst of state changes: run the findings, then compute rules from a frozen
-        snapshot in a worker thread and publish them."""
+        """After state changes: run the findings, then compute rules from a frozen snapshot in a worker
+        thread and publish them. A lone change goes at once; in a burst, changes coalesce into one
+        recompute per `debounce_s` (RecomputeTimer)."""
+        from appliance.recompute import RecomputeTimer
+
         loop = asyncio.get_running_loop()
+        timer = RecomputeTimer(self.debounce_s)
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(self.debounce_s)
+            delay = timer.delay(loop.time())
+            if delay > 0:
+                await asyncio.sleep(delay)
             self._dirty.clear()
+            timer.started(loop.time())
             snapshot = ctx.store.snapshot()
             for scope, findings in self.findings.items():
                 try:

@@ -58,7 +58,31 @@ def format_prefix(version: int, addr: int, plen: int) -> str:
     """Canonical text of an integer prefix (same as str(ipaddress.ip_network(...)))."""
     if version == 4:
         return f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{plen}"
-    return f"{ipaddress.IPv6Address(addr)}/{plen}"
+    return f"{_format_v6(addr)}/{plen}"
+
+
+def _format_v6(addr: int) -> str:
+    """RFC 5952 text as ipaddress writes it (lower-case hex, the first longest run of two or more zero
+    hextets as "::"), without building an IPv6Address: a merge formats every emitted IPv6 rule."""
+    hextets = [(addr >> shift) & 0xFFFF for shift in range(112, -16, -16)]
+    best_start, best_len, start = -1, 0, -1
+    for i, h in enumerate(hextets):
+        if h:
+            start = -1
+            continue
+        if start < 0:
+            start = i
+        if i - start + 1 > best_len:
+            best_start, best_len = start, i - start + 1
+    parts = [f"{h:x}" for h in hextets]
+    if best_len > 1:
+        end = best_start + best_len
+        parts[best_start:end] = [""]
+        if best_start == 0:
+            parts.insert(0, "")
+        if end == 8:
+            parts.append("")
+    return ":".join(parts)
 
 
 def cover_blocks(blocks: Iterable[Block], width: int) -> list[Block]:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from appliance.flowspec import aggregate
@@ -196,6 +196,9 @@ def _validate(rules: InterfaceRules, events: list[Event],
     return _Interface(rules, action, blocks)
 
 
+SortKey = tuple[int, int, int, int, int]   # FlowMatch.order_key, computed from the integers
+
+
 def _merge(router: str, tables: list[tuple[list[int], list[tuple[Prefix, FlowAction]]]], max_groups: int
            ) -> list[FlowRule] | None:
     """One rule per (prefix, action) with the union of groups, split into rules of at most `max_groups`
@@ -205,20 +208,35 @@ def _merge(router: str, tables: list[tuple[list[int], list[tuple[Prefix, FlowAct
     for groups, entries in tables:
         for prefix, action in entries:
             by_prefix[prefix][action].update(groups)
-    keyed: list[tuple[tuple[int, int, int, int, int], FlowRule]] = []
-    for (version, addr, plen), actions in by_prefix.items():
-        variants = [(action, chunk) for action in sorted(actions, key=FlowAction.sort_key)
-                    for chunk in _chunks(sorted(actions[action]), max_groups)]
-        if len(variants) > MAX_DISCRIMINATORS + 1:
+    keyed: list[tuple[SortKey, FlowRule]] = []
+    for prefix, actions in by_prefix.items():
+        rules = prefix_rules(router, prefix, actions, max_groups)
+        if rules is None:
             return None
-        text = aggregate.format_prefix(version, addr, plen)
-        last = addr + (1 << (aggregate.WIDTH[version] - plen)) - 1
-        for i, (action, chunk) in enumerate(variants):
-            disc = None if i == 0 else i - 1
-            rule = FlowRule(router, FlowMatch(text, disc), action, chunk)
-            keyed.append(((version, last, -plen, 0 if disc is not None else 1, disc or 0), rule))
+        keyed += rules
     keyed.sort(key=lambda kr: kr[0])
     return [rule for _, rule in keyed]
+
+
+def prefix_rules(router: str, prefix: Prefix, actions: Mapping[FlowAction, set[int]], max_groups: int
+                 ) -> list[tuple[SortKey, FlowRule]] | None:
+    """The rules of one source prefix with their RFC 8955 sort keys: one per (action, chunk of at most
+    `max_groups` groups), actions in FlowAction.sort_key order, the first without discriminator. None
+    when they need more than MAX_DISCRIMINATORS + 1 distinct NLRI. Shared by the full and the
+    incremental merge (incremental.py), so both emit the very same rules."""
+    version, addr, plen = prefix
+    variants = [(action, chunk) for action in sorted(actions, key=FlowAction.sort_key)
+                for chunk in _chunks(sorted(actions[action]), max_groups)]
+    if len(variants) > MAX_DISCRIMINATORS + 1:
+        return None
+    text = aggregate.format_prefix(version, addr, plen)
+    last = addr + (1 << (aggregate.WIDTH[version] - plen)) - 1
+    out: list[tuple[SortKey, FlowRule]] = []
+    for i, (action, chunk) in enumerate(variants):
+        disc = None if i == 0 else i - 1
+        out.append(((version, last, -plen, 0 if disc is not None else 1, disc or 0),
+                    FlowRule(router, FlowMatch(text, disc), action, chunk)))
+    return out
 
 
 def _chunks(groups: list[int], size: int) -> list[tuple[int, ...]]:
@@ -257,26 +275,43 @@ class TableCache:
             self._tables.popitem(last=False)
 
 
-def _tables(lists: list[InterfaceRules], options: CompileOptions, cache: TableCache, events: list[Event]
-            ) -> list[tuple[str, Table]]:
-    """(interface, table) of every usable list; unusable ones are skipped with an event (fail open)."""
+def exempt_blocks(options: CompileOptions) -> dict[int, list[aggregate.Block]]:
+    """`always_allowed` as integer blocks per IP version."""
     exempt: dict[int, list[aggregate.Block]] = {}
     for text in options.always_allowed:
         version, addr, plen = aggregate.parse_prefix(text)
         exempt.setdefault(version, []).append((addr, plen))
+    return exempt
+
+
+def list_table(rules: InterfaceRules, options: CompileOptions, cache: TableCache,
+               exempt: dict[int, list[aggregate.Block]],
+               parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]], events: list[Event]
+               ) -> Table | None:
+    """The aggregated table of one list (from `cache` when seen before), None with an event when the list
+    is unusable (fail open). `parsed` shares parsing between equal lists within one compile."""
+    action = flow_action(rules)
+    key = (rules.kind, action, rules.prefixes, options.always_allowed) if action else None
+    table = cache.get(key) if key is not None else None
+    if table is None:
+        iface = _validate(rules, events, parsed)
+        if iface is None:
+            return None
+        table = _interface_table(iface, exempt)
+        cache.put((rules.kind, iface.action, rules.prefixes, options.always_allowed), table)
+    return table
+
+
+def _tables(lists: list[InterfaceRules], options: CompileOptions, cache: TableCache, events: list[Event]
+            ) -> list[tuple[str, Table]]:
+    """(interface, table) of every usable list; unusable ones are skipped with an event (fail open)."""
+    exempt = exempt_blocks(options)
     parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]] = {}
     out: list[tuple[str, Table]] = []
     for rules in lists:
-        action = flow_action(rules)
-        key = (rules.kind, action, rules.prefixes, options.always_allowed) if action else None
-        table = cache.get(key) if key is not None else None
-        if table is None:
-            iface = _validate(rules, events, parsed)
-            if iface is None:
-                continue
-            table = _interface_table(iface, exempt)
-            cache.put((rules.kind, iface.action, rules.prefixes, options.always_allowed), table)
-        out.append((rules.interface, table))
+        table = list_table(rules, options, cache, exempt, parsed, events)
+        if table is not None:
+            out.append((rules.interface, table))
     return out
 
 
@@ -286,8 +321,7 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
     try:
         groups = assign_groups(router, (name for name, _ in per_iface), options.group_ids)
     except ValueError as exc:
-        events.append(_event("flowspec.bad-groups", Severity.ERROR, str(exc), True, router=router))
-        return RouterFlowSpec(router, (), (), RouterStats(0, 0), refused=True)
+        return bad_groups(router, exc, events)
     gid = {g.interface: g.group_id for g in groups}
     shared: dict[int, tuple[list[int], list[tuple[Prefix, FlowAction]]]] = {}   # one pass per distinct list
     for name, (entries, _) in per_iface:
@@ -296,6 +330,14 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
     cover = sum(n for _, (_, n) in per_iface)
     usable = [r for r in lists if r.interface in gid]
     merged = _merge(router, tables, options.max_groups_per_rule)
+    return finish_router(router, merged, groups, cover, usable, learned, options, events)
+
+
+def finish_router(router: str, merged: Sequence[FlowRule] | None, groups: tuple[InterfaceGroup, ...],
+                  cover: int, usable: list[InterfaceRules], learned: list[BgpPath], options: CompileOptions,
+                  events: list[Event]) -> RouterFlowSpec:
+    """The router's plan from its merged rules (None: a prefix needs too many variants), after the
+    guardrails; each refusal appends its event."""
     if merged is None:
         events.append(_event("flowspec.too-many-actions", Severity.ERROR,
                              f"{router}: a prefix needs over {MAX_DISCRIMINATORS + 1} distinct (action, "
@@ -312,6 +354,12 @@ def _compile_router(router: str, lists: list[InterfaceRules], learned: list[BgpP
     if not _learned_ok(router, usable, learned, options.force, events):
         return _refused(router, groups, cover)
     return RouterFlowSpec(router, tuple(merged), groups, stats)
+
+
+def bad_groups(router: str, exc: ValueError, events: list[Event]) -> RouterFlowSpec:
+    """The refused plan of a router whose interface groups cannot be assigned."""
+    events.append(_event("flowspec.bad-groups", Severity.ERROR, str(exc), True, router=router))
+    return RouterFlowSpec(router, (), (), RouterStats(0, 0), refused=True)
 
 
 def _refused(router: str, groups: tuple[InterfaceGroup, ...], cover: int) -> RouterFlowSpec:
@@ -345,6 +393,16 @@ def compile_ruleset(ruleset: SavRuleSet, options: CompileOptions | None = None,
     options = options or CompileOptions()
     cache = cache if cache is not None else TableCache()
     events: list[Event] = []
+    per_router, paths = split_routers(ruleset, learned, events)
+    plans = tuple(_compile_router(r, per_router[r], paths[r], options, events, cache)
+                  for r in sorted(per_router))
+    return FlowSpecPlan(plans, tuple(events))
+
+
+def split_routers(ruleset: SavRuleSet, learned: Iterable[BgpPath], events: list[Event]
+                  ) -> tuple[dict[str, list[InterfaceRules]], dict[str, list[BgpPath]]]:
+    """The FlowSpec-delivered lists and the learned paths of each router (duplicates dropped, with an
+    event)."""
     per_router: dict[str, list[InterfaceRules]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for rules in ruleset.rules:
@@ -361,6 +419,4 @@ def compile_ruleset(ruleset: SavRuleSet, options: CompileOptions | None = None,
     for p in learned:
         if p.router in per_router:
             paths[p.router].append(p)
-    plans = tuple(_compile_router(r, per_router[r], paths[r], options, events, cache)
-                  for r in sorted(per_router))
-    return FlowSpecPlan(plans, tuple(events))
+    return per_router, paths

@@ -141,6 +141,10 @@ def render_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) 
 class GoBgpSpeaker:
     """One gobgpd. Managed (spawned here) unless `api_target` names an external one."""
 
+    #: batches FlowPusher keeps in flight: gobgpd takes concurrent AddPathStream calls, and while it
+    #: digests one batch Python builds the protobufs of the next (bench/flowspec_bench.py pipeline)
+    pipeline_depth = 4
+
     def __init__(self, workdir: Path, *, asn: int = 0, router_id: str = "", name: str = "gobgp",
                  neighbors: Sequence[GoBgpNeighbor] = (), netns: str | None = None,
                  api_target: str | None = None, gobgpd_bin: str = "gobgpd", group_asn: int = 0,
@@ -352,11 +356,12 @@ class GoBgpSpeaker:
         self._check_peer(peer)
         if not rules:
             return
-        paths = [path_message(to_path(r, self.group_asn)) for r in rules]
 
-        async def requests() -> AsyncIterator[Any]:
-            for i in range(0, len(paths), self.batch_size):
-                yield api.AddPathStreamRequest(table_type=api.GLOBAL, paths=paths[i:i + self.batch_size])
+        async def requests() -> AsyncIterator[Any]:   # built per request: the stream sends one, we build
+            for i in range(0, len(rules), self.batch_size):   # the next
+                chunk = rules[i:i + self.batch_size]
+                paths = [path_message(to_path(r, self.group_asn)) for r in chunk]
+                yield api.AddPathStreamRequest(table_type=api.GLOBAL, paths=paths)
 
         try:
             await self._stub.AddPathStream(requests())

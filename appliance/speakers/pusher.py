@@ -8,7 +8,14 @@ it wants there and the rules the peer holds as far as the pusher knows, and:
   is announced again (an announce with the same NLRI replaces, so this is idempotent) and every held
   rule no longer wanted is withdrawn;
 - batches are bounded (`batch_size`), and the ExaBGP adapter keeps a bounded window of commands in
-  flight while their acks are drained, so 100k rules never stall on the 64 KiB API pipe (§3.11).
+  flight while their acks are drained, so 100k rules never stall on the 64 KiB API pipe (§3.11);
+- consecutive batches of one kind (announce or withdraw) are pipelined: up to the speaker's
+  `pipeline_depth` batches are in flight (GoBGP: 4 AddPathStream calls, so Python builds the next
+  batch's protobufs while gobgpd takes the previous one; awaited one by one, the push took 1.23-1.43x a
+  bare stream). The fail-open order between kinds stays: every batch of one kind is acked before the
+  next kind starts. Each batch is recorded (and journalled) as it is acked;
+- a push of the very rules the peer already holds (same tuple, last push complete) sends nothing and
+  costs nothing, so a recompute that changed no rule stays cheap.
 A failed batch raises PushError after the state records what did get through.
 """
 
@@ -20,8 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from appliance.flowspec import render_exabgp
-from appliance.flowspec.compiler import CompileOptions, TableCache, compile_ruleset
+from appliance.flowspec.compiler import CompileOptions
 from appliance.flowspec.diff import FlowDiff, diff
+from appliance.flowspec.incremental import Compiler
 from appliance.flowspec.rules import FlowMatch, FlowRule, FlowSpecPlan, sort_rules
 from appliance.model import BgpPath, Event, SavRuleSet, Severity
 from appliance.speakers.events import SessionDown, SessionUp, SpeakerEvent
@@ -39,7 +47,8 @@ class PushError(RuntimeError):
 
 
 class FlowSpeaker(Protocol):
-    """What the pusher needs from a speaker (ExaBgpFlowAdapter, GoBgpSpeaker)."""
+    """What the pusher needs from a speaker (ExaBgpFlowAdapter, GoBgpSpeaker). A speaker may also have
+    `pipeline_depth` (int): how many batches it takes concurrently (1 when absent)."""
 
     async def announce(self, peer: str, rules: Sequence[FlowRule]) -> None: ...
 
@@ -52,6 +61,8 @@ class ExaBgpFlowAdapter:
     Up to `window` commands are in flight; each is acked (the speaker drains acks), a refused
     command fails the batch.
     """
+
+    pipeline_depth = 1   # the window already fills the pipe: more batches at once would only widen it
 
     def __init__(self, speaker: ExaBgpSpeaker, *, group_asn: int = 0, window: int = 256) -> None:
         self.speaker, self.group_asn, self.window = speaker, group_asn, window
@@ -79,13 +90,18 @@ class FlowPusher:
     """Per-peer wanted/held rule state for one speaker; every change goes out as a diff."""
 
     def __init__(self, speaker: FlowSpeaker, *, batch_size: int = 1000,
-                 on_applied: Callable[[str, FlowDiff], None] | None = None) -> None:
+                 on_applied: Callable[[str, FlowDiff], None] | None = None,
+                 pipeline_depth: int | None = None) -> None:
         """`on_applied(peer, diff)` runs after each batch that reached the speaker, e.g.
-        `lambda peer, d: appliance.state.pushed.record_diff(store, peer, d)` to journal it."""
+        `lambda peer, d: appliance.state.pushed.record_diff(store, peer, d)` to journal it.
+        `pipeline_depth`: batches in flight at once (default: the speaker's own, else 1)."""
         self.speaker, self.batch_size, self.on_applied = speaker, batch_size, on_applied
+        depth = pipeline_depth if pipeline_depth is not None else getattr(speaker, "pipeline_depth", 1)
+        self.pipeline_depth = max(1, int(depth))
         self._wanted: dict[str, tuple[FlowRule, ...]] = {}
         self._held: dict[str, dict[FlowMatch, FlowRule]] = {}
         self._up: set[str] = set()
+        self._synced: set[str] = set()   # peers that hold exactly _wanted[peer] (last push complete)
         self._locks: dict[str, asyncio.Lock] = {}
 
     def held(self, peer: str) -> tuple[FlowRule, ...]:
@@ -96,6 +112,7 @@ class FlowPusher:
         """Seed what `peer` holds (from the journal after a savd restart), so the next push or re-sync
         withdraws rules that are no longer wanted instead of leaving them behind."""
         self._held[peer] = {r.match: r for r in held}
+        self._synced.discard(peer)
 
     def is_up(self, peer: str) -> bool:
         return peer in self._up
@@ -106,10 +123,13 @@ class FlowPusher:
     async def push(self, peer: str, wanted: Iterable[FlowRule]) -> FlowDiff:
         """Make `peer` hold `wanted`; returns the diff sent (empty while the session is down)."""
         async with self._lock(peer):
-            self._wanted[peer] = tuple(wanted)
+            wanted = wanted if isinstance(wanted, tuple) else tuple(wanted)
+            if peer in self._synced and wanted is self._wanted.get(peer):
+                return FlowDiff()   # the compiler hands an unchanged router's rules back as the same tuple
+            self._wanted[peer] = wanted
             if peer not in self._up:
                 return FlowDiff()
-            return await self._apply(peer, diff(self.held(peer), self._wanted[peer]))
+            return await self._apply(peer, diff(self.held(peer), wanted))
 
     async def session_up(self, peer: str) -> FlowDiff:
         """Full re-sync after (re)connect: announce every wanted rule, withdraw the stale ones."""
@@ -123,6 +143,7 @@ class FlowPusher:
 
     def session_down(self, peer: str) -> None:
         self._up.discard(peer)
+        self._synced.discard(peer)
         log.info("event=flowspec-peer-down peer=%s held=%d", peer, len(self._held.get(peer, {})))
 
     async def on_event(self, event: SpeakerEvent) -> FlowDiff | None:
@@ -134,56 +155,95 @@ class FlowPusher:
         return None
 
     async def _apply(self, peer: str, change: FlowDiff) -> FlowDiff:
+        self._synced.discard(peer)
         held = self._held.setdefault(peer, {})
         steps = change.steps()
         i = 0
         while i < len(steps):
             op = steps[i][0]
             j = i
-            while j < len(steps) and j - i < self.batch_size and steps[j][0] == op:
+            while j < len(steps) and steps[j][0] == op:
                 j += 1
-            batch = [rule for _, rule in steps[i:j]]
-            try:
-                if op == "announce":
-                    await self.speaker.announce(peer, batch)
-                else:
-                    await self.speaker.withdraw(peer, batch)
-            except PushError:
-                raise
-            except Exception as exc:   # speaker-specific errors (GoBgpError, gRPC) at the boundary
-                raise PushError(peer, f"{op} of {len(batch)} rules: {exc}") from exc
-            if op == "announce":
-                held.update((r.match, r) for r in batch)
-                done = FlowDiff(announce=tuple(batch))
-            else:
-                for r in batch:
-                    held.pop(r.match, None)
-                done = FlowDiff(withdraw=tuple(batch))
-            if self.on_applied is not None:
-                self.on_applied(peer, done)
+            rules = [rule for _, rule in steps[i:j]]
+            size = self.batch_size
+            await self._run(peer, op, [rules[k:k + size] for k in range(0, len(rules), size)])
             i = j
+        self._synced.add(peer)
         log.info("event=flowspec-pushed peer=%s announced=%d withdrawn=%d held=%d",
                  peer, len(change.announce), len(change.withdraw), len(held))
         return change
+
+    async def _run(self, peer: str, op: str, batches: list[list[FlowRule]]) -> None:
+        """Send batches of one kind with up to `pipeline_depth` in flight, recording each as it is acked
+        (in any order: the rules of one kind and one diff have distinct NLRI). On a failure the batches
+        still in flight are awaited and recorded if they got through, then PushError is raised."""
+        pending: set[asyncio.Task[list[FlowRule]]] = set()
+        failure: BaseException | None = None
+        queue = iter(batches)
+        while True:
+            while failure is None and len(pending) < self.pipeline_depth:
+                batch = next(queue, None)
+                if batch is None:
+                    break
+                pending.add(asyncio.ensure_future(self._send(peer, op, batch)))
+            if not pending:
+                break
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    failure = failure or exc
+                else:
+                    self._record(peer, op, task.result())
+        if failure is not None:
+            raise failure
+
+    async def _send(self, peer: str, op: str, batch: list[FlowRule]) -> list[FlowRule]:
+        try:
+            if op == "announce":
+                await self.speaker.announce(peer, batch)
+            else:
+                await self.speaker.withdraw(peer, batch)
+        except PushError:
+            raise
+        except Exception as exc:   # speaker-specific errors (GoBgpError, gRPC) at the boundary
+            raise PushError(peer, f"{op} of {len(batch)} rules: {exc}") from exc
+        return batch
+
+    def _record(self, peer: str, op: str, batch: list[FlowRule]) -> None:
+        held = self._held.setdefault(peer, {})
+        if op == "announce":
+            held.update((r.match, r) for r in batch)
+            done = FlowDiff(announce=tuple(batch))
+        else:
+            for r in batch:
+                held.pop(r.match, None)
+            done = FlowDiff(withdraw=tuple(batch))
+        if self.on_applied is not None:
+            self.on_applied(peer, done)
 
 
 class FlowSpecDelivery:
     """Rule-set listener (daemon `on_rules`): compile each new SavRuleSet and push every router's rules
     to the peers that deliver to it. A router refused by a guardrail keeps what it holds; a router
     without rules gets everything withdrawn. Events (compiler alarms, push failures) go to `emit`;
-    `last_plan` keeps the group mapping enforcers need."""
+    `last_plan` keeps the group mapping enforcers need.
+
+    Compiles incrementally (flowspec/incremental.py): an unchanged router keeps its plan, and its rules
+    tuple, so its pushers return at once; a new rule set that changes nothing costs well under 1 ms. The
+    daemon still calls this after such a rule set, which is how a failed push gets retried."""
 
     def __init__(self, targets: Mapping[str, Sequence[tuple[FlowPusher, str]]],
                  options: CompileOptions | None = None, *,
                  learned: Callable[[], Iterable[BgpPath]] = lambda: (),
-                 emit: Callable[[Event], None] = lambda event: None) -> None:
+                 emit: Callable[[Event], object] = lambda event: None) -> None:
         self.targets, self.options = targets, options or CompileOptions()
         self.learned, self.emit = learned, emit
         self.last_plan = FlowSpecPlan(())
-        self.cache = TableCache()   # recompiles re-aggregate only the lists that changed
+        self.compiler = Compiler(self.options)
 
     async def on_rules(self, version: int, new: SavRuleSet, old: SavRuleSet) -> FlowSpecPlan:
-        plan = compile_ruleset(new, self.options, self.learned(), cache=self.cache)
+        plan = self.compiler.compile(new, self.learned())
         for event in plan.events:
             self.emit(event)
         for router in sorted(self.targets):

@@ -151,3 +151,74 @@ def test_mock_restore_from_journal_withdraws_stale_and_records_batches() -> None
     assert sp.calls == [("withdraw", "p", ("198.18.1.0/24",)),
                         ("announce", "p", ("198.18.2.0/24", "198.18.3.0/24"))]
     assert [r.match.source for r in held_rules(store, "p")] == ["198.18.2.0/24", "198.18.3.0/24"]
+
+
+class SlowSpeaker(MockSpeaker):
+    """Each call takes one loop turn per rule, and counts how many calls are in flight at once."""
+
+    def __init__(self, fail_on: str = "") -> None:
+        super().__init__(fail_on)
+        self.in_flight = self.most_in_flight = 0
+
+    async def _call(self, op: str, peer: str, rules: Sequence[FlowRule]) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            for _ in rules:
+                await asyncio.sleep(0)
+            await super()._call(op, peer, rules)
+        finally:
+            self.in_flight -= 1
+
+
+def test_mock_batches_of_one_kind_are_pipelined_and_kinds_stay_in_fail_open_order() -> None:
+    sp = SlowSpeaker()
+    p = FlowPusher(sp, batch_size=2, pipeline_depth=3)
+    old = [rule(f"198.18.{i}.0/24") for i in range(9)]
+    new = [rule("0.0.0.0/0"), *(rule(f"198.19.{i}.0/24", ACCEPT) for i in range(9))]
+
+    async def scenario() -> None:
+        await p.session_up("p")
+        await p.push("p", old)
+        sp.calls.clear()
+        await p.push("p", new)
+    run(scenario())
+    assert sp.most_in_flight == 3
+    kinds = [(op, next(iter(srcs))[:6]) for op, _, srcs in sp.calls]
+    # every accept announce, then every discard withdraw, then the default discard: no kind overlaps
+    assert kinds == [("announce", "198.19")] * 5 + [("withdraw", "198.18")] * 5 + [("announce", "0.0.0.")]
+    assert sorted(r.match.source for r in p.held("p")) == sorted(r.match.source for r in new)
+
+
+def test_mock_pipelined_failure_records_the_batches_that_got_through() -> None:
+    sp = SlowSpeaker(fail_on="198.18.4.0/24")
+    p = FlowPusher(sp, batch_size=1, pipeline_depth=4)
+    rules = [rule(f"198.18.{i}.0/24") for i in range(8)]
+
+    async def scenario() -> None:
+        await p.session_up("p")
+        with pytest.raises(PushError, match="mock refusal"):
+            await p.push("p", rules)
+        acked = {srcs[0] for op, _, srcs in sp.calls if op == "announce"}
+        assert "198.18.4.0/24" not in acked
+        assert {r.match.source for r in p.held("p")} == acked   # what got through, no more, no less
+        sp.fail_on, sp.calls = "", []
+        await p.push("p", rules)   # not in sync after a failure: the same push sends the rest
+        assert sp.calls == [("announce", "p", ("198.18.4.0/24",))]
+    run(scenario())
+    assert len(p.held("p")) == 8
+
+
+def test_mock_push_of_the_rules_held_sends_nothing_and_diffs_nothing() -> None:
+    sp = MockSpeaker()
+    p = FlowPusher(sp)
+    wanted = (rule("198.18.1.0/24"), rule("198.18.2.0/24"))
+
+    async def scenario() -> None:
+        await p.session_up("p")
+        await p.push("p", wanted)
+        sp.calls.clear()
+        p.held = lambda peer: pytest.fail("diffed again")  # type: ignore[method-assign]
+        assert (await p.push("p", wanted)).empty()
+    run(scenario())
+    assert sp.calls == []
