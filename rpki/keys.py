@@ -9,7 +9,8 @@ keys a set with one slice and no decoding:
     IPv6 (23 bytes): prefix_len(1) max_len(1) zero(1) address(16) asn(4)
 
 The length tells the family. Keys are decoded to `model.Vrp` only at the edges (snapshots, deltas,
-CLI); host bits set on the wire are kept in the key and masked when decoded.
+CLI). A key never has host bits: `make_key` masks them (files), and the RTR ingest refuses a Prefix PDU
+that has them (issue 12); the masking when decoded stays as a second guard.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def key_family(key: bytes) -> int:
 
 
 def key_to_vrp(key: bytes) -> Vrp:
-    """Decode a key; host bits beyond prefix_len are masked (RTR senders may leave them set)."""
+    """Decode a key; host bits beyond prefix_len are masked (none reach a key; a second guard)."""
     plen, max_len = key[0], key[1]
     addr = key[3:-4]
     net: ipaddress.IPv4Network | ipaddress.IPv6Network

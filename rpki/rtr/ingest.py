@@ -6,6 +6,11 @@ and goes into the announce or withdraw set of the `Pending` update. Control PDUs
 Data, Serial Notify, Cache Reset, Error Report, ...) stop the loop and are returned, decoded, to the
 session, which keeps the order of events. Checks against the current table (duplicate announcement,
 withdrawal of an unknown record) are set operations at End of Data, in rpki/rtr/session.py.
+
+Every length field is checked before any byte after the header is read: a write may end right after a
+header, and a PDU may claim a length too short for its type (issue 12: `01 04 0000 00000008` at the end
+of a write raised IndexError and killed the session). Prefix PDUs with host bits past the prefix length
+and Router Key PDUs without a key are refused like any other malformed PDU.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass, field
 
 from rpki.rtr.pdu import (
     MAX_PDU_LEN,
+    PREFIX_LEN,
+    ROUTER_KEY_MIN_LEN,
     AspaLayout,
     AspaPdu,
     ErrorCode,
@@ -25,6 +32,7 @@ from rpki.rtr.pdu import (
     decode,
     decode_aspa,
     encode,
+    has_host_bits,
 )
 
 _HEADER = struct.Struct(">BBHI")
@@ -35,6 +43,12 @@ _ROUTER_KEY = PduType.ROUTER_KEY.value
 _ERROR_REPORT = PduType.ERROR_REPORT.value
 _RUN_MIN = 16  # shorter runs go PDU by PDU
 _RUN_CAP = 65536  # bounds the strided checks, so irregular streams stay linear
+# (prefix length, address) of each Prefix PDU of a run, at C speed; the IPv6 address in two halves.
+_V4_FIELDS = struct.Struct(">9xB2xI4x")
+_V6_FIELDS = struct.Struct(">9xB2xQQ4x")
+_V4_HOST_MASK = tuple((1 << (32 - p)) - 1 for p in range(33))
+_V6_HOST_MASK_HI = tuple(((1 << (128 - p)) - 1) >> 64 for p in range(129))
+_V6_HOST_MASK_LO = tuple(((1 << (128 - p)) - 1) & 0xFFFF_FFFF_FFFF_FFFF for p in range(129))
 
 AspaKey = tuple[int, int]
 """(customer AS, AFI) for the legacy layout; AFI is -1 for the current layout."""
@@ -76,20 +90,24 @@ def ingest(data: bytes, offset: int, version: int, pending: Pending | None) -> t
                 code = ErrorCode.UNSUPPORTED_PROTOCOL_VERSION
             raise PduError(code, f"version {pdu_version} on a version {version} session", data[offset:stop])
         if ptype == _V4 or ptype == _V6:
-            if pending is not None and not withdrawn and data[offset + 8] == 1:
+            if pending is None:
+                raise PduError(ErrorCode.CORRUPT_DATA, "Prefix outside a Cache Response", data[offset:stop])
+            if length != PREFIX_LEN[ptype]:
+                raise PduError(ErrorCode.CORRUPT_DATA, f"Prefix PDU length {length}", data[offset:stop])
+            if not withdrawn and data[offset + 8] == 1:
                 ran = _announcement_run(data, offset, end, version, ptype, announced)
                 if ran:
                     offset = ran
                     continue
-            if pending is None:
-                raise PduError(ErrorCode.CORRUPT_DATA, "Prefix outside a Cache Response", data[offset:stop])
-            if length != (20 if ptype == _V4 else 32):
-                raise PduError(ErrorCode.CORRUPT_DATA, f"Prefix PDU length {length}", data[offset:stop])
             plen = data[offset + 9]
             max_len = data[offset + 10]
             if plen > max_len or max_len > (32 if ptype == _V4 else 128):
                 raise PduError(
                     ErrorCode.CORRUPT_DATA, f"prefix length {plen} max length {max_len}", data[offset:stop]
+                )
+            if has_host_bits(data[offset + 12 : stop - 4], plen):
+                raise PduError(
+                    ErrorCode.CORRUPT_DATA, f"host bits set past prefix length {plen}", data[offset:stop]
                 )
             key = data[offset + 9 : stop]
             if data[offset + 11]:  # the zero byte is ignored on receipt; keep keys canonical
@@ -119,6 +137,8 @@ def ingest(data: bytes, offset: int, version: int, pending: Pending | None) -> t
         if ptype == _ROUTER_KEY and version >= 1:
             if pending is None:
                 raise PduError(ErrorCode.CORRUPT_DATA, "Router Key outside a response", data[offset:stop])
+            if length < ROUTER_KEY_MIN_LEN:
+                raise PduError(ErrorCode.CORRUPT_DATA, f"Router Key length {length}", data[offset:stop])
             offset = stop  # BGPsec keys are not used by SAV
             continue
         return stop, decode(data[offset:stop])
@@ -133,7 +153,7 @@ def _announcement_run(
     A cache sends its table as long runs of same-family announcements (StayRTR: ~100 runs for 650k
     PDUs). Each header byte of the run is checked as one strided slice (data[i::size]) at C speed, and
     the keys are sliced in one comprehension. Anything irregular (short run, bad lengths, host data
-    with a duplicate) returns 0 and the per-PDU path handles it, with its exact error.
+    with a duplicate, host bits) returns 0 and the per-PDU path handles it, with its exact error.
     """
     size = 20 if ptype == _V4 else 32
     count = min((end - start) // size, _RUN_CAP)
@@ -152,6 +172,8 @@ def _announcement_run(
         return 0
     if data[start + 11 : stop : size].strip(b"\0"):
         return 0
+    if _run_has_host_bits(data, start, stop, ptype):
+        return 0
     keys = [data[o : o + size - 9] for o in range(start + 9, stop, size)]
     before = len(announced)
     if not announced.isdisjoint(keys):
@@ -161,6 +183,20 @@ def _announcement_run(
         announced.difference_update(keys)
         return 0
     return stop
+
+
+def _run_has_host_bits(data: bytes, start: int, stop: int, ptype: int) -> bool:
+    """Any Prefix PDU in data[start:stop] (a run, prefix lengths already checked) with host bits set.
+
+    One unpack per PDU and a table lookup for the mask: ~0.1 us a PDU, about a fifth of the run's cost.
+    """
+    view = memoryview(data)[start:stop]
+    if ptype == _V4:
+        return any(address & _V4_HOST_MASK[plen] for plen, address in _V4_FIELDS.iter_unpack(view))
+    return any(
+        high & _V6_HOST_MASK_HI[plen] or low & _V6_HOST_MASK_LO[plen]
+        for plen, high, low in _V6_FIELDS.iter_unpack(view)
+    )
 
 
 def _ingest_aspa(raw: bytes, pending: Pending) -> None:

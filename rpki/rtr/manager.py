@@ -5,6 +5,12 @@ every cache is kept connected (hot standby): a failover is a swap to data alread
 full sync at the worst moment. The tables see only the active cache, under one source name ("rtr"), so a
 failover publishes exactly the difference between the two caches' data. When no cache has data (all
 expired), the source is removed: the rules it supported are withdrawn, and each expiry raised an alarm.
+
+Each session runs under a supervisor, as two tasks: `run()` (the connection) and `expire_watchdog()`.
+A task that ends with an exception is a bug (the session handles every error the protocol foresees): the
+supervisor logs `event=rtr-session-died`, raises the alarm `rtr-task-died/<cache>` and restarts the task
+after a backoff; the alarm clears at the cache's next End of Data. The watchdog being a task of its own,
+a dead session's data still expires (fail open).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from appliance.model import Event, Severity
 from rpki.keys import KeySet
@@ -21,6 +27,9 @@ from rpki.rtr.transport import Connector, tcp_connect
 from rpki.tables import RpkiTables
 
 log = logging.getLogger(__name__)
+
+RESTART_FIRST_S = 1.0  # first restart delay of a dead session task; doubles per death in a row
+RESTART_MAX_S = 60.0
 
 
 class RtrManager:
@@ -33,6 +42,8 @@ class RtrManager:
         on_event: Callable[[Event], object] | None = None,
         source: str = "rtr",
         connector: Connector = tcp_connect,
+        restart_first_s: float = RESTART_FIRST_S,
+        restart_max_s: float = RESTART_MAX_S,
     ) -> None:
         if not caches:
             raise ValueError("RtrManager needs at least one cache")
@@ -44,9 +55,48 @@ class RtrManager:
         self.active: CacheSession | None = None
         self._no_cache_alarm = False
         self._tasks: list[asyncio.Task[None]] = []
+        self.restart_first_s, self.restart_max_s = restart_first_s, restart_max_s
+        self.deaths: dict[str, int] = {}
+        """Deaths in a row of each cache's tasks (reset by its next End of Data); the restart backoff."""
+        self._died_alarms: set[str] = set()
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(s.run(), name=f"rtr:{s.name}") for s in self.sessions]
+        for s in self.sessions:
+            run = self._supervise(s, "session", s.run)
+            expiry = self._supervise(s, "expiry", s.expire_watchdog)
+            self._tasks.append(asyncio.create_task(run, name=f"rtr:{s.name}"))
+            self._tasks.append(asyncio.create_task(expiry, name=f"rtr-expiry:{s.name}"))
+
+    async def _supervise(self, session: CacheSession, task: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run `body` until cancelled; restart it, with an alarm and a backoff, whenever it ends."""
+        while True:
+            try:
+                await body()
+                error = "returned"  # neither body ever returns; treat it as a death all the same
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug: log it with its traceback, alarm, restart
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("event=rtr-session-died peer=%s task=%s error=%r", session.name, task, error,
+                          exc_info=exc)
+            else:
+                log.error("event=rtr-session-died peer=%s task=%s error=%r", session.name, task, error)
+            delay = self._task_died(session, task, error)
+            log.info("event=rtr-session-restart peer=%s task=%s in_s=%.2f", session.name, task, delay)
+            await asyncio.sleep(delay)
+
+    def _task_died(self, session: CacheSession, task: str, error: str) -> float:
+        """Alarm naming the cache; returns the delay before the restart."""
+        deaths = self.deaths[session.name] = self.deaths.get(session.name, 0) + 1
+        if task == "session":
+            session.task_died(error)
+        self._died_alarms.add(session.name)
+        fields = {"cache": session.name, "alarm_id": f"rtr-task-died/{session.name}", "task": task,
+                  "error": error, "detail": "task-died", "deaths": str(deaths)}
+        self.cache_event(Event(time.time(), f"rtr:{session.name}", SESSION_EVENT, Severity.CRITICAL,
+                               f"RTR {task} task of cache {session.name} died ({error}); restarting",
+                               fields, True))
+        return float(min(self.restart_max_s, self.restart_first_s * 2.0 ** min(deaths - 1, 30)))
 
     async def stop(self) -> None:
         """Cancel the sessions; cancel again while any survives (a cancel racing a timeout can be lost)."""
@@ -75,6 +125,12 @@ class RtrManager:
     # --- SessionListener -------------------------------------------------------------------------------
 
     def cache_updated(self, session: CacheSession, added: KeySet, removed: KeySet) -> None:
+        self.deaths.pop(session.name, None)
+        if session.name in self._died_alarms:
+            self._died_alarms.discard(session.name)
+            fields = {"cache": session.name, "alarm_id": f"rtr-task-died/{session.name}", "up": "true"}
+            self.cache_event(Event(time.time(), f"rtr:{session.name}", SESSION_EVENT, Severity.INFO,
+                                   f"RTR session to cache {session.name} running again", fields))
         if session is self.active:
             self.tables.set_source(self.source, session.vrps, session.aspa_by_customer(), added, removed)
         else:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 HEADER = struct.Struct(">BBHI")
 U32 = struct.Struct(">I")
 MAX_PDU_LEN = 1 << 20  # far above any legal PDU (an ASPA with 250k providers); guards corrupt lengths
+PREFIX_LEN = {4: 20, 6: 32}  # PDU type -> the only legal length (RFC 8210 sections 5.6, 5.7)
+ROUTER_KEY_MIN_LEN = 33  # header 8, SKI 20, AS 4, and a Subject Public Key Info of at least one byte
 SUPPORTED_VERSIONS = (0, 1, 2)
 
 
@@ -110,7 +112,10 @@ class CacheResponse:
 
 @dataclass(frozen=True, slots=True)
 class Prefix:
-    """IPv4 or IPv6 Prefix PDU; `prefix` is the address as sent (host bits not masked)."""
+    """IPv4 or IPv6 Prefix PDU; `prefix` is the address as sent (the codec keeps host bits, as rpki-rs
+    does and the shared vectors expect). A session refuses them: rpki/rtr/ingest.py, where a PDU becomes a
+    VRP, answers host bits past `prefix_len` with CORRUPT_DATA, since masking a garbled address would
+    make a VRP nobody signed."""
 
     version: int
     announce: bool
@@ -209,6 +214,12 @@ def decode(pdu: bytes) -> Pdu:
     return decoder(pdu, version, field, length)
 
 
+def has_host_bits(address: bytes, prefix_len: int) -> bool:
+    """True if `address` (4 or 16 bytes) has bits set past `prefix_len`."""
+    host_bits = len(address) * 8 - prefix_len
+    return host_bits > 0 and int.from_bytes(address, "big") & ((1 << host_bits) - 1) != 0
+
+
 def _need(pdu: bytes, length: int, want: int) -> None:
     if length != want:
         raise PduError(ErrorCode.CORRUPT_DATA, f"PDU type {pdu[1]} length {length}, want {want}", pdu)
@@ -233,7 +244,7 @@ def _cache_response(pdu: bytes, version: int, field: int, length: int) -> Pdu:
 
 def _prefix(pdu: bytes, version: int, field: int, length: int) -> Pdu:
     v6 = pdu[1] == PduType.IPV6_PREFIX
-    _need(pdu, length, 32 if v6 else 20)
+    _need(pdu, length, PREFIX_LEN[pdu[1]])
     flags, plen, max_len = pdu[8], pdu[9], pdu[10]
     addr_bytes = pdu[12 : length - 4]
     width = 128 if v6 else 32
@@ -259,8 +270,10 @@ def _cache_reset(pdu: bytes, version: int, field: int, length: int) -> Pdu:
 
 
 def _router_key(pdu: bytes, version: int, field: int, length: int) -> Pdu:
-    if length < 32:
-        raise PduError(ErrorCode.CORRUPT_DATA, f"Router Key length {length}", pdu)
+    """RFC 8210 section 5.10: SKI (20), AS (4), then the SPKI, which is never empty."""
+    if length < ROUTER_KEY_MIN_LEN:
+        raise PduError(ErrorCode.CORRUPT_DATA, f"Router Key length {length}, want >= {ROUTER_KEY_MIN_LEN}",
+                       pdu)
     (asn,) = U32.unpack_from(pdu, 28)
     return RouterKey(version, bool(pdu[2] & 1), pdu[8:28], asn, pdu[32:length])
 

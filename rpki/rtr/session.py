@@ -7,11 +7,15 @@ data PDUs of a Cache Response are collected in a `Pending` and applied at End of
     connect -> Reset Query (Serial Query if `serial_query_on_reconnect` and a session is known)
       Cache Response -> data PDUs -> End of Data: apply atomically, arm refresh / expire timers
       Serial Notify (idle) -> Serial Query;  refresh timer -> Serial Query
+      Serial Notify before the first response PDU -> skipped (it does not fix the version)
       Cache Reset -> Reset Query;  Error Report "No Data Available" -> retry later (not fatal)
       Error Report "Unsupported Protocol Version" before negotiation -> reconnect one version lower
       bad PDU -> send Error Report, drop the pending update, close, retry with Reset Query
+      any failure -> reconnect after a backoff: 1 s, doubling, at most the retry interval
     expire timer (no successful update for `expire` s) -> data withdrawn, alarm event
 
+`run()` lets only bugs escape (an exception no protocol rule foresees); RtrManager supervises it, and runs
+`expire_watchdog()` as a task of its own, so stale data expires (fail open) even while `run()` is dead.
 Data kept across reconnects is replaced only by a successful End of Data, or dropped by the expire timer.
 """
 
@@ -43,6 +47,7 @@ from rpki.rtr.pdu import (
     SerialQuery,
     encode,
     error_report,
+    frame_length,
 )
 from rpki.rtr.transport import Connector, tcp_connect
 
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 # RFC 8210 section 6: defaults and allowed ranges of the timers in End of Data.
 DEFAULT_REFRESH_S, DEFAULT_RETRY_S, DEFAULT_EXPIRE_S = 3600.0, 600.0, 7200.0
 REFRESH_RANGE, RETRY_RANGE, EXPIRE_RANGE = (1, 86400), (1, 7200), (600, 172800)
+BACKOFF_FIRST_S = 1.0  # first reconnect delay after a failure; doubles per failure, capped at retry_s
 
 
 SESSION_EVENT = "rtr-session"  # the monitor's EventType.RTR_SESSION
@@ -86,6 +92,8 @@ class CacheConfig:
     expire_s: float | None = None
     connect_timeout_s: float = 5.0
     response_timeout_s: float = 60.0
+    backoff_first_s: float = BACKOFF_FIRST_S
+    """First reconnect delay after a failure; doubles per failure in a row, capped at the retry interval."""
     read_size: int = 4 << 20
     serial_query_on_reconnect: bool = False
     """RFC 8210 allows resuming with a Serial Query, but StayRTR 0.5.1 may reuse its session id after a
@@ -189,6 +197,7 @@ class CacheSession:
         self._expect_full = True
         self._refresh_at = 0.0
         self._down_alarm: bool | None = None  # None: never up nor down yet
+        self._failures = 0  # failed connections in a row, for the reconnect backoff
         self.cache_resets = 0
 
     @property
@@ -216,23 +225,46 @@ class CacheSession:
     # --- main loop -------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        watchdog = asyncio.create_task(self._expire_watchdog())
+        """Connect, serve and reconnect until cancelled.
+
+        Transport errors, malformed PDUs and the cache's Error Reports end a connection, never this loop;
+        an exception escaping it is a bug, which RtrManager logs, alarms and restarts.
+        """
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                delay = self.retry_s
+                connected_at = loop.time()
+                delay: float | None = None
                 try:
                     await self._connect_and_serve()
                 except _Retry as exc:
                     self._set_state(exc.state, exc.reason)
-                    delay = self.retry_s if exc.delay_s is None else exc.delay_s
+                    delay = exc.delay_s
                 except (OSError, EOFError, TimeoutError) as exc:
                     _raise_if_cancelled()
                     self._set_state(CacheState.ERROR_TRANSPORT, f"{type(exc).__name__}: {exc}")
-                log.info("rtr.reconnect cache=%s in_s=%.1f state=%s", self.name, delay, self.state)
+                if delay is None:
+                    delay = self._backoff(loop.time() - connected_at)
+                log.info("rtr.reconnect cache=%s in_s=%.2f state=%s", self.name, delay, self.state)
                 await asyncio.sleep(delay)
-        finally:
-            watchdog.cancel()
+        except asyncio.CancelledError:
             self.state = CacheState.STOPPED
+            raise
+
+    def _backoff(self, connection_s: float) -> float:
+        """Delay before the next connection: `backoff_first_s`, doubling per failure in a row, at most the
+        retry interval. A connection that lasted longer than that cap was healthy: the count restarts, so
+        a cache that keeps sending a bad PDU right after the sync is retried ever more slowly."""
+        if connection_s >= self.retry_s:
+            self._failures = 0
+        self._failures += 1
+        return min(self.retry_s, self.config.backoff_first_s * 2.0 ** min(self._failures - 1, 30))
+
+    def task_died(self, error: str) -> None:
+        """RtrManager's note that `run()` ended with a bug: the session is down until restarted."""
+        self._writer = None
+        self._outstanding = False
+        self._set_state(CacheState.ERROR_FATAL, f"session task died: {error}")
 
     async def _connect_and_serve(self) -> None:
         self._set_state(CacheState.CONNECTING, "")
@@ -251,6 +283,8 @@ class CacheSession:
 
     async def _serve(self, reader: asyncio.StreamReader) -> None:
         resume = self.config.serial_query_on_reconnect and self.version is not None
+        if not resume:
+            self.version = None  # a Reset Query negotiates afresh, whatever an earlier connection used
         await self._query(full=not resume)
         buf = b""
         pending: Pending | None = None
@@ -272,8 +306,9 @@ class CacheSession:
             try:
                 while True:
                     if self.version is None:
-                        self._negotiate(data, offset)
-                    assert self.version is not None
+                        offset = self._negotiate(data, offset)
+                        if self.version is None:
+                            break  # the first response PDU has not arrived yet
                     offset, pdu = ingest(data, offset, self.version, pending)
                     if pdu is None:
                         break
@@ -284,19 +319,40 @@ class CacheSession:
 
     # --- PDU handling ----------------------------------------------------------------------------------
 
-    def _negotiate(self, data: bytes, offset: int) -> None:
-        """Fix the version from the cache's first PDU (RFC 8210 section 7)."""
-        if len(data) - offset < 2:
-            return
+    def _negotiate(self, data: bytes, offset: int) -> int:
+        """Fix the version from the cache's first response PDU (RFC 8210 section 7); return the offset
+        to go on from. `self.version` stays None while that PDU's header is incomplete.
+
+        Serial Notify PDUs before it are skipped, whatever their version: StayRTR 0.5.1 sends version-0
+        notifies to a client whose Reset Query it has not read yet, and taking their version made a v2
+        session fail and come back as v0 (containerlab/sav-inter ran StayRTR with -notifications=false
+        for it). A notify carries nothing that the answer to the query already sent will not bring.
+        """
+        while len(data) - offset >= 8:
+            cache_version, ptype = data[offset], data[offset + 1]
+            if ptype != PduType.SERIAL_NOTIFY:
+                break
+            length = frame_length(data, offset) or 0
+            if length != 12:
+                raise PduError(ErrorCode.CORRUPT_DATA, f"Serial Notify length {length}",
+                               bytes(data[offset : offset + min(length, 64)]))
+            if len(data) - offset < length:
+                return offset
+            log.info("rtr.early_notify cache=%s version=%d asked=%d", self.name, cache_version,
+                     self._try_version)
+            offset += length
+        if len(data) - offset < 8:
+            return offset
         cache_version, ptype = data[offset], data[offset + 1]
         if ptype == PduType.ERROR_REPORT:
             self.version = min(cache_version, self._try_version)  # decoded as an Error Report below
-            return
+            return offset
         if cache_version > self._try_version or cache_version not in SUPPORTED_VERSIONS:
             raise PduError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, f"cache answered version {cache_version}",
                            bytes(data[offset : offset + 8]))
         self.version = cache_version
         log.info("rtr.version cache=%s version=%d asked=%d", self.name, cache_version, self._try_version)
+        return offset
 
     async def _handle(self, pdu: Pdu, pending: Pending | None) -> Pending | None:
         if isinstance(pdu, CacheResponse):
@@ -432,6 +488,8 @@ class CacheSession:
                     detail="error-report-sent", code=str(int(exc.code)))
         if exc.code is not ErrorCode.UNSUPPORTED_PROTOCOL_VERSION:
             self.session_id = None  # the next connection starts with a Reset Query
+        if exc.code in (ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, ErrorCode.UNEXPECTED_PROTOCOL_VERSION):
+            self.version = None  # a version mix-up: the next connection negotiates again
         raise _Retry(CacheState.ERROR_FATAL, f"sent {exc.code.name}: {exc.text}")
 
     async def _query(self, full: bool) -> None:
@@ -450,7 +508,9 @@ class CacheSession:
 
     # --- expiry ----------------------------------------------------------------------------------------
 
-    async def _expire_watchdog(self) -> None:
+    async def expire_watchdog(self) -> None:
+        """Withdraw the data once no update came for `expire_s`. Runs as its own task (RtrManager), not
+        inside `run()`: a session that dies must not take the expiry of its data with it."""
         loop = asyncio.get_running_loop()
         while True:
             if self._last_update_mono is None:

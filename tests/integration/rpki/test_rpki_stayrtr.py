@@ -14,8 +14,10 @@ from appliance.model import Aspa, Vrp
 from rpki import rtrlib
 from rpki.keys import keys_to_vrps
 from rpki.localcache import LocalStayRtr, write_stayrtr_json
+from rpki.rtr import pdu as P
 from rpki.rtr.manager import RtrManager
 from rpki.rtr.session import CacheConfig, CacheState
+from rpki.rtr.transport import tcp_connect
 from rpki.tables import RpkiDelta, RpkiTables
 
 pytestmark = pytest.mark.integration
@@ -219,6 +221,63 @@ def test_older_cache_versions_negotiate_down(cache_file: Path, protocol: int) ->
                 await manager.stop()
 
         asyncio.run(main())
+
+
+class NotifyFirst:
+    """tcp_connect that hands the streams to the session only once the cache's first bytes are in, so
+    StayRTR's early Serial Notify is read before the answer to the session's Reset Query: the race of
+    containerlab/sav-inter (StayRTR with ASPAs notifies every -refresh second), made certain."""
+
+    def __init__(self) -> None:
+        self.early: list[P.Pdu] = []
+        self.pumps: list[asyncio.Task[None]] = []
+
+    async def __call__(self, host: str, port: int, timeout_s: float) -> tuple[
+            asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await tcp_connect(host, port, timeout_s)
+        first = await asyncio.wait_for(reader.readexactly(12), 5)
+        self.early.append(P.decode(first))
+        relay = asyncio.StreamReader()
+        relay.feed_data(first)
+
+        async def pump() -> None:
+            while chunk := await reader.read(1 << 16):
+                relay.feed_data(chunk)
+            relay.feed_eof()
+
+        self.pumps.append(asyncio.create_task(pump()))
+        return relay, writer
+
+
+def test_early_serial_notify_keeps_v2_with_notifications_on(stayrtr: LocalStayRtr) -> None:
+    """StayRTR 0.5.1 (notifications on, ASPAs, -refresh 1) sends a version-0 Serial Notify to a client
+    that has not queried yet. Read before the v2 response, it made the client fail the session and come
+    back as v0; now it is skipped and the session is v2, with ASPAs, and no Error Report."""
+    async def main() -> None:
+        tables = RpkiTables()
+        connector = NotifyFirst()
+        manager = RtrManager([CacheConfig("127.0.0.1", stayrtr.port, refresh_s=3600)], tables,
+                             connector=connector)
+        await manager.start()
+        try:
+            assert await manager.wait_synced(10)
+            (early,) = connector.early
+            assert isinstance(early, P.SerialNotify) and early.version == 0  # the race really happened
+            (status,) = manager.status()
+            assert status.state is CacheState.IN_SYNC and status.version == 2
+            assert set(tables.snapshot().vrps) == set(VRPS) and tables.snapshot().aspas == tuple(ASPAS)
+            await asyncio.sleep(2.5)  # two more notifies (StayRTR's ASPA serial bump): Serial Queries
+            (status,) = manager.status()
+            assert status.state is CacheState.IN_SYNC and status.version == 2
+            assert status.serial is not None and status.serial > early.serial
+            sent = [e for e in manager.events if e.fields.get("detail") == "error-report-sent"]
+            assert sent == [] and len(connector.early) == 1  # one connection all along
+        finally:
+            await manager.stop()
+            for pump in connector.pumps:
+                pump.cancel()
+
+    asyncio.run(main())
 
 
 @pytest.fixture

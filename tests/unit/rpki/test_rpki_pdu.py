@@ -212,3 +212,65 @@ def test_well_framed_garbage_bodies_raise_only_pdu_error(version: int, ptype: in
         assert isinstance(exc.code, P.ErrorCode)
         return
     assert P.frame_length(raw) == len(raw) and pdu.version == version
+
+
+# --- issue 12: lengths before reads, host bits, short Router Keys ------------------------------------
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+@pytest.mark.parametrize("ptype", [4, 6])
+def test_ingest_prefix_header_with_a_short_length_at_end_of_write_is_corrupt_data(
+    version: int, ptype: int
+) -> None:
+    """Issue 12: `01 04 0000 00000008` ending a write raised IndexError (the flags byte was read first)."""
+    header = bytes((version, ptype, 0, 0, 0, 0, 0, 8))
+    with pytest.raises(P.PduError) as err:
+        ingest(header, 0, version, Pending(True, 1))
+    assert err.value.code is P.ErrorCode.CORRUPT_DATA and err.value.pdu == header
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["per-pdu", "bulk-run"])
+@pytest.mark.parametrize(
+    ("record", "where"),
+    [
+        (P.Prefix(1, True, "198.18.0.1", 16, 24, 65001), 0),  # host bit in the last byte
+        (P.Prefix(1, True, "198.19.0.0", 15, 24, 65001), 40),  # 198.19/15: bit 16 is a host bit
+        (P.Prefix(1, True, "2001:db8::1", 32, 48, 65002), 99),
+        (P.Prefix(1, True, "2001:db8:0:8000::", 48, 48, 65002), 17),  # bit 48 set with length 48
+        (P.Prefix(1, False, "10.0.0.128", 24, 24, 65003), 50),  # a withdrawal is refused all the same
+    ],
+    ids=["v4-last-bit", "v4-bit-16", "v6-last-bit", "v6-bit-48", "v4-withdrawal"],
+)
+def test_ingest_refuses_vrps_with_host_bits(record: P.Prefix, where: int, bulk: bool) -> None:
+    """A VRP is a prefix: host bits past the prefix length are CORRUPT_DATA, naming the PDU, whether the
+    PDU sits in a bulk run of announcements or goes the per-PDU way."""
+    bad = P.encode(record)
+    pdus = _v4_stream(100) if bulk else []
+    pdus.insert(min(where, len(pdus)), bad)
+    with pytest.raises(P.PduError) as err:
+        ingest(b"".join(pdus), 0, 1, Pending(True, 1))
+    assert err.value.code is P.ErrorCode.CORRUPT_DATA and err.value.pdu == bad
+    assert "host bits" in err.value.text
+
+
+def test_prefix_lengths_zero_and_full_width_have_no_host_bits() -> None:
+    stream = b"".join(P.encode(r) for r in [
+        P.Prefix(1, True, "0.0.0.0", 0, 8, 1), P.Prefix(1, True, "198.18.0.1", 32, 32, 2),
+        P.Prefix(1, True, "::", 0, 0, 3), P.Prefix(1, True, "2001:db8::1", 128, 128, 4)])
+    pending = Pending(True, 1)
+    assert ingest(stream, 0, 1, pending) == (len(stream), None) and len(pending.announced) == 4
+
+
+@pytest.mark.parametrize("length", [8, 28, 32], ids=["header-only", "no-as", "no-spki"])
+def test_ingest_refuses_short_router_keys(length: int) -> None:
+    """A Router Key is SKI (20), AS (4) and a non-empty SPKI; shorter ones were skipped unchecked."""
+    full = P.encode(P.RouterKey(1, True, bytes(range(20)), 65001, b""))
+    short = full[:4] + length.to_bytes(4, "big") + full[8:length]
+    with pytest.raises(P.PduError) as err:
+        ingest(short, 0, 1, Pending(True, 1))
+    assert err.value.code is P.ErrorCode.CORRUPT_DATA and err.value.pdu == short
+    with pytest.raises(P.PduError) as err:
+        P.decode(short)
+    assert err.value.code is P.ErrorCode.CORRUPT_DATA
+    good = P.encode(P.RouterKey(1, True, bytes(range(20)), 65001, b"\x30\x59"))
+    assert ingest(good, 0, 1, Pending(True, 1)) == (len(good), None)

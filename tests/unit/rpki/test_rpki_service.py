@@ -79,3 +79,73 @@ def test_alarm_ending_events_go_to_on_clear() -> None:
     route(down)
     route(up)
     assert published == [down] and cleared == [("rtr-session/a", "rtr:a", "up")]
+
+
+class _ConnectorBugThenGoodCache:
+    """A connector whose first call raises (a bug no protocol rule foresees), then a cache in memory that
+    answers the first query with a full sync of one VRP, in the query's version (v1 or v2)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, host: str, port: int, timeout_s: float) -> tuple[object, object]:
+        from rpki.rtr import pdu as P
+
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("connector bug")
+        reader = asyncio.StreamReader()
+
+        def sync(v: int) -> list[P.Pdu]:
+            return [P.CacheResponse(v, 9), P.Prefix(v, True, "198.18.0.0", 16, 24, 65001),
+                    P.EndOfData(v, 9, 1, 3600, 600, 7200)]
+
+        class Writer:
+            answered = False
+
+            def write(self, data: bytes) -> None:
+                if not self.answered:  # the first query: a full sync; later writes go unanswered
+                    self.answered = True
+                    reader.feed_data(b"".join(P.encode(p) for p in sync(data[0])))
+
+            async def drain(self) -> None:
+                return None
+
+            def close(self) -> None:
+                return None
+
+            async def wait_closed(self) -> None:
+                return None
+
+        return reader, Writer()
+
+
+def test_dead_session_task_is_a_monitor_alarm_until_the_restarted_session_syncs() -> None:
+    """Issue 12: the session task dying is an alarm in the daemon's Monitor naming the cache; the
+    supervisor restarts it, and its End of Data clears the alarm."""
+    from appliance.monitor.monitor import Monitor
+
+    monitor = Monitor()
+    config = RpkiConfig(caches=(RtrCacheConfig("cache-a", "127.0.0.1", 323),))
+    service = RpkiService(config, on_event=monitor.publish, on_clear=monitor.clear)
+    assert service.manager is not None
+    service.manager.restart_first_s = 0.01
+    service.manager.sessions[0].connector = _ConnectorBugThenGoodCache()  # type: ignore[assignment]
+    seen: list[set[str]] = []
+
+    async def main() -> None:
+        await service.start()
+        try:
+            for _ in range(200):
+                seen.append({a.id for a in monitor.alarms.active()})
+                if service.tables.counts()["vrp"] == 1:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
+    assert any("rtr-task-died/cache-a" in ids for ids in seen)
+    assert service.tables.counts()["vrp"] == 1
+    active = {a.id for a in monitor.alarms.active()}
+    assert "rtr-task-died/cache-a" not in active and "rtr-session/cache-a" not in active
