@@ -1,4 +1,5 @@
-"""`savd lab up|down|status|ping|list|exec`: run containerlab topologies in network namespaces.
+"""`savd lab up|down|status|ping|list|exec`: run containerlab topologies in network namespaces (and the
+lab kit's `init|enforcers|traffic`, appliance/lab/kit/cli.py).
 
 The shell around `appliance.lab.Lab`: argument parsing, finding the running instance from the state
 folder, and printing. A lab started here is detached (it outlives the command) and is found again by
@@ -15,18 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from appliance.lab.errors import LabError
+from appliance.lab.kit import cli as kit_cli
 from appliance.lab.reach import check_reachability
 from appliance.lab.runner import Lab
 from appliance.lab.state import DEFAULT_ROOT, list_instances
 from appliance.lab.topology import load_topology
+from appliance.shipped import shipped
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_TOPOLOGY = Path("containerlab/sav-basic/sav-basic.clab.yml")
 
 
 def default_topology() -> Path:
-    """containerlab/sav-basic from the working directory, else from the source tree."""
-    return DEFAULT_TOPOLOGY if DEFAULT_TOPOLOGY.exists() else REPO / DEFAULT_TOPOLOGY
+    """containerlab/sav-basic from the working directory, else the one savd ships (appliance.shipped)."""
+    return DEFAULT_TOPOLOGY if DEFAULT_TOPOLOGY.exists() else shipped(DEFAULT_TOPOLOGY)
 
 
 def register(subparsers: Any) -> None:
@@ -88,6 +90,8 @@ def register(subparsers: Any) -> None:
     ex.add_argument("node", help="node name, as in the topology file")
     ex.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     ex.set_defaults(func=cmd_exec)
+
+    kit_cli.register(sub)
 
 
 def _topology_args(parser: argparse.ArgumentParser) -> None:

@@ -39,7 +39,6 @@ _IGNORED_NODE_FIELDS = frozenset(
     {
         "image-pull-policy",
         "restart-policy",
-        "labels",
         "ports",
         "user",
         "cmd",
@@ -76,7 +75,9 @@ _IGNORED_NODE_FIELDS = frozenset(
         "extra-hosts",
     }
 )
-_NODE_FIELDS = frozenset({"kind", "image", "binds", "exec", "env", "sysctls", "group"}) | _IGNORED_NODE_FIELDS
+_NODE_FIELDS = (
+    frozenset({"kind", "image", "binds", "exec", "env", "sysctls", "labels", "group"}) | _IGNORED_NODE_FIELDS
+)
 _TOP_FIELDS = frozenset({"name", "prefix", "mgmt", "topology", "settings"})
 _TOPOLOGY_FIELDS = frozenset({"defaults", "kinds", "groups", "nodes", "links"})
 
@@ -102,6 +103,11 @@ class Node:
     exec: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     sysctls: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # containerlab labels; `savd lab init` reads `savd.*`
+
+    def label(self, key: str) -> str | None:
+        """The value of label `key` (merged over defaults, kind, group and node), if set."""
+        return dict(self.labels).get(key)
 
     def bind_for(self, container_path: str) -> Path | None:
         """Host path bound at `container_path`, if any."""
@@ -282,6 +288,7 @@ def _resolve_node(
     execs: list[str] = []
     env: dict[str, str] = {}
     sysctls: dict[str, str] = {}
+    labels: dict[str, str] = {}
     for lwhere, layer in layers:
         image = str(layer.get("image", image) or image)
         for i, spec in enumerate(_list(layer.get("binds"), path, f"{lwhere}.binds", name)):
@@ -295,6 +302,7 @@ def _resolve_node(
             execs.append(line)
         env.update(_str_map(layer.get("env"), path, f"{lwhere}.env", name))
         sysctls.update(_str_map(layer.get("sysctls"), path, f"{lwhere}.sysctls", name))
+        labels.update(_str_map(layer.get("labels"), path, f"{lwhere}.labels", name))
     return Node(
         name=name,
         kind=str(kind),
@@ -304,6 +312,7 @@ def _resolve_node(
         exec=tuple(execs),
         env=tuple(sorted(env.items())),
         sysctls=tuple(sorted(sysctls.items())),
+        labels=tuple(sorted(labels.items())),
     )
 
 
