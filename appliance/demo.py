@@ -36,18 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.enforcer.testbed import rx_counter
 from appliance.lab.cli import default_topology
 from appliance.lab.errors import LabError
 from appliance.lab.netns import list_netns
 from appliance.lab.runner import Lab
+from appliance.lab.traffic import rx_counter
 from appliance.model import Aspa, Vrp
+from appliance.shipped import PACKAGE_ROOT, shipped
 from appliance.speakers.holdover import processes_naming, reap
 from rpki.localcache import LocalStayRtr, free_port, write_stayrtr_json
 
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "configs" / "demo.toml"
-TEMPLATES = {"exabgp": TEMPLATE, "gobgp": REPO / "configs" / "demo-gobgp.toml"}  # FlowSpec speaker -> config
+REPO = PACKAGE_ROOT  # PYTHONPATH of the savd and savd-enforcer children
+TEMPLATE = shipped("configs/demo.toml")
+TEMPLATES = {"exabgp": TEMPLATE, "gobgp": shipped("configs/demo-gobgp.toml")}  # FlowSpec speaker -> config
 PREFIX = "svdemo"
 ROUTERS = ("r1", "r2", "r3", "r4")
 WORKDIR = Path("/tmp/savd-demo")
@@ -531,7 +532,7 @@ def inter_flows(count: int = 20, rpki: bool = True, algorithm: str = "auto") -> 
 
 def send_flow(lab: Lab, flow: Flow, count: int | None = None, interval: str = "u2000") -> int:
     """Send the flow's packets (hping3 UDP for IPv4, ping -I for IPv6) and return how many reached the
-    receiver (nft counter per source in the receiver's namespace, appliance.enforcer.testbed)."""
+    receiver (nft counter per source in the receiver's namespace, appliance.lab.traffic)."""
     n = count if count is not None else flow.count
     rx = lab.netns(flow.receiver)
     before = rx_counter(rx, flow.source)
@@ -550,7 +551,7 @@ def send_flow(lab: Lab, flow: Flow, count: int | None = None, interval: str = "u
     return rx_counter(rx, flow.source) - before
 
 
-REPO_LABS = REPO / "containerlab"
+REPO_LABS = shipped("containerlab")
 LABS: dict[str, DemoLab] = {
     "sav-basic": DemoLab(
         name="sav-basic", topology=REPO_LABS / "sav-basic" / "sav-basic.clab.yml", templates=TEMPLATES,
@@ -558,7 +559,7 @@ LABS: dict[str, DemoLab] = {
         vrps=DEMO_VRPS, bgpls=ROUTERS),
     "sav-inter": DemoLab(
         name="sav-inter", topology=REPO_LABS / "sav-inter" / "sav-inter.clab.yml",
-        templates={"exabgp": REPO / "configs" / "demo-inter.toml"}, prefix=INTER_PREFIX,
+        templates={"exabgp": shipped("configs/demo-inter.toml")}, prefix=INTER_PREFIX,
         workdir=Path(f"{WORKDIR}-inter"), routers=("b1", "b2", "b3"),
         peers={f"198.18.255.{i}": f"b{i}" for i in range(1, 4)}, flows=inter_flows,
         vrps=INTER_VRPS, aspas=INTER_ASPAS, rtr_version=2, bgpls=("b1", "b2", "b3", "core"),

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.testbed
 
-from appliance.enforcer.testbed import Testbed, TestbedError, wait_for
+from support.testbed import Testbed, TestbedError, wait_for  # tests/ is on sys.path
 
 
 def trial(fix: bool, rules: int, settle_s: float) -> dict[str, object]:

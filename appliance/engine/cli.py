@@ -18,10 +18,11 @@ from appliance.engine.loader import SnapshotError, load_scenario, load_snapshot
 from appliance.engine.scenarios import ScenarioError, problems, run_scenario
 from appliance.engine.snapshot import compute, decide, materialize
 from appliance.model import SavRuleSet
+from appliance.scenarios import SCENARIO_DIR
 
 __all__ = ["explain_view", "register", "rules_view", "scenario_table"]
 
-DEFAULT_SCENARIOS = Path(__file__).resolve().parents[2] / "tests" / "scenarios"
+DEFAULT_SCENARIOS = SCENARIO_DIR
 
 
 def register(subparsers: Any) -> None:

@@ -1,10 +1,11 @@
 """One managed ExaBGP 5.0.x child process, driven through its text/JSON process API.
 
-Owns: rendering the ExaBGP configuration and environment (templates in configs/exabgp*.tmpl), spawning
-`exabgp --env-file ABS server CONF` (optionally inside a network namespace), restarting it with capped
-exponential backoff when it dies, turning the JSON it prints into typed `SpeakerEvent`s, and sending
-API text commands while always draining ExaBGP's `done`/`error` acks (integration.md §1.1, §3.11: an
-API process that does not read its acks wedges ExaBGP after ~13k commands).
+Owns: rendering the ExaBGP configuration and environment (templates in templates/exabgp*.tmpl next to
+this module, package data), spawning `exabgp --env-file ABS server CONF` (optionally inside a network
+namespace), restarting it with capped exponential backoff when it dies, turning the JSON it prints into
+typed `SpeakerEvent`s, and sending API text commands while always draining ExaBGP's `done`/`error` acks
+(integration.md §1.1, §3.11: an API process that does not read its acks wedges ExaBGP after ~13k
+commands).
 
 How the API is wired: ExaBGP talks to "API processes" over their stdin/stdout. Ours is a small relay
 (this same module run as `python -m appliance.speakers.exabgp relay SOCKET`) that connects back to a
@@ -58,7 +59,9 @@ from appliance.speakers.holdover import adopt, claim, guard_argv, reap, release,
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"  # package data, installed with the module
+# the directory holding the `appliance` package (checkout or site-packages): PYTHONPATH for the relay
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 ACK_TIMEOUT_S = 30.0
 RELAY_CONNECT_TIMEOUT_S = 20.0
 # how long a held-over ExaBGP's relay has to reconnect to a restarted savd: generous, the speaker keeps its
@@ -214,7 +217,7 @@ def _parse_message(doc: Any, names: Mapping[str, str]) -> SpeakerEvent | None:
 
 
 def _template(name: str) -> string.Template:
-    return string.Template((CONFIG_DIR / name).read_text())
+    return string.Template((TEMPLATE_DIR / name).read_text())
 
 
 def _check_neighbor(n: ExaNeighbor) -> None:
@@ -474,7 +477,7 @@ class ExaBgpSpeaker:
         if self.holdover_s is not None:
             claim(self.workdir)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CONFIG_DIR.parent), env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
         env.pop("EXABGP_ENVFILE", None)
         # output to a file, not a pipe: ExaBGP in holdover outlives the savd that would read the pipe
         with (self.workdir / "exabgp.log").open("ab") as logf:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.testbed import Testbed, wait_for
 
-from appliance.enforcer.testbed import Testbed, wait_for
 from appliance.flowspec.compiler import CompileOptions, compile_ruleset
 from appliance.flowspec.rules import FlowRule
 from appliance.model import InterfaceRules, ListKind, SavRuleSet

@@ -1,6 +1,6 @@
 """The enforcer end to end on real FRR 8.4.4, ExaBGP 5.0.15 and nftables, with spoofed packets.
 
-Topology (appliance/enforcer/testbed.py): h1 - r(FRR + savd-enforcer) - h2, pusher p (ExaBGP, eBGP).
+Topology (tests/support/testbed.py): h1 - r(FRR + savd-enforcer) - h2, pusher p (ExaBGP, eBGP).
 Rules are pushed at p, accepted by FRR, re-advertised over iBGP to the enforcer's ExaBGP in a sidecar
 namespace, and enforced in nftables in r. Packets are counted at the receiver h2 (nft counters) and in
 the enforcer's counters. Interface group 7 = r-h1 (h1's side), 8 = r-h2.
@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.testbed import Testbed, wait_for
 
 from appliance.config import EnforcerConfig
 from appliance.enforcer.poller import fetch, samples_from
-from appliance.enforcer.testbed import Testbed, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

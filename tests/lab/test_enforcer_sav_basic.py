@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.testbed import ThreadedSpeaker, wait_for
 
 from appliance.demo import Appliance, Flow, send_flow
-from appliance.enforcer.testbed import ThreadedSpeaker, wait_for
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.flowspec import render_exabgp
 from appliance.flowspec.compiler import compile_ruleset

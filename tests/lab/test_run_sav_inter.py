@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from appliance.demo import LABS, Appliance, Flow, inter_flows, send_flow, send_flows, wait_until
-from appliance.enforcer.testbed import rx_counter
 from appliance.lab import Lab
+from appliance.lab.traffic import rx_counter
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(300)]
 

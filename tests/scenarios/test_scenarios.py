@@ -10,9 +10,9 @@ import pytest
 
 from appliance.engine.loader import load_scenario
 from appliance.engine.scenarios import Scenario, problems, run_scenario
+from appliance.scenarios import SCENARIO_DIR
 
-HERE = Path(__file__).parent
-FILES = sorted(HERE.glob("*.yaml"))
+FILES = sorted(SCENARIO_DIR.glob("*.yaml"))  # package data: the suite `savd scenarios run` ships
 
 
 def _load(path: Path) -> Scenario:
@@ -43,7 +43,7 @@ def test_scenario(path: Path) -> None:
 
 
 def test_results_are_deterministic() -> None:
-    sc = _load(HERE / "wu08-fig6-7-sib.yaml")
+    sc = _load(SCENARIO_DIR / "wu08-fig6-7-sib.yaml")
     first = {a: r.to_json() for a, (r, _) in run_scenario(sc).items()}
     second = {a: r.to_json() for a, (r, _) in run_scenario(sc).items()}
     assert first == second

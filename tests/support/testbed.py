@@ -1,4 +1,5 @@
-"""A self-contained enforcer testbed in network namespaces (tests, bench, demos; never production).
+"""A self-contained enforcer testbed in network namespaces, for the lab tests and the benches (not shipped:
+it lives under tests/support; the traffic counter it uses is appliance.lab.traffic).
 
     h1 ──h1-r/r-h1── r (FRR zebra+bgpd AS 65000, savd-enforcer) ──r-h2/h2-r── h2 (receiver)
                      │ r-p               │ r-g
@@ -31,11 +32,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from appliance.lab.errors import LabError
+from appliance.lab.traffic import rx_counter
 from appliance.speakers.exabgp import ExaBgpSpeaker, ExaNeighbor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Testbed", "TestbedError", "ThreadedSpeaker", "rx_counter", "wait_for"]
+__all__ = ["Testbed", "TestbedError", "ThreadedSpeaker", "wait_for"]
 
 ASN_R, ASN_P, ASN_G = 65000, 65100, 65200
 GROUPS = {7: ("r-h1",), 8: ("r-h2",)}
@@ -106,7 +109,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, interva
     while True:
         try:
             last = probe()
-        except (TestbedError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        except (TestbedError, LabError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
             last = exc
         if last and not isinstance(last, Exception):
             return last  # type: ignore[no-any-return]
@@ -488,29 +491,6 @@ class Testbed:
             check=False,
             timeout=60,
         )
-
-
-def rx_counter(netns: str, source: str) -> int:
-    """Packets from `source` that reached namespace `netns` (nft table `inet rx`, one counter rule per
-    source, created on first use; the receiver-side count of the proof)."""
-    base = ["ip", "netns", "exec", netns, "nft"]
-    table = _run([*base, "-j", "list", "table", "inet", "rx"], check=False)
-    if table.returncode != 0:
-        _run(
-            [*base, "-f", "-"],
-            stdin="table inet rx {\n chain c {\n  type filter hook prerouting priority 0;\n"
-            "  policy accept;\n }\n}\n",
-        )
-        table = _run([*base, "-j", "list", "table", "inet", "rx"])
-    for item in json.loads(table.stdout)["nftables"]:
-        rule = item.get("rule")
-        if rule and rule.get("comment") == source:
-            for expr in rule["expr"]:
-                if "counter" in expr:
-                    return int(expr["counter"]["packets"])
-    fam = "ip6" if ":" in source else "ip"
-    _run([*base, "add", "rule", "inet", "rx", "c", fam, "saddr", source, "counter", "comment", f'"{source}"'])
-    return 0
 
 
 def _zombie(pid: int) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,8 +9,9 @@ from hypothesis import strategies as st
 from appliance.engine.scenarios import Scenario, build
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import SavRuleSet
+from appliance.scenarios import SCENARIO_DIR
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = SCENARIO_DIR
 
 
 def _snap(name: str, algorithm: str = "auto") -> Snapshot:
