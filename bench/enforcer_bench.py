@@ -25,12 +25,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.testbed
+
+from support.testbed import Testbed, wait_for  # tests/ is on sys.path
 
 from appliance.enforcer.nft import NftTable
 from appliance.enforcer.nftplan import PlanOptions, build_plan
 from appliance.enforcer.route import decode_route
 from appliance.enforcer.table import sorted_routes
-from appliance.enforcer.testbed import Testbed, wait_for
 from appliance.flowspec import render_exabgp
 from appliance.flowspec.compiler import CompileOptions, compile_ruleset
 from appliance.flowspec.diff import diff as flow_diff
