@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 ARGS ?=
 
-.PHONY: setup test demo lint typecheck bench clean
+.PHONY: setup test demo lint typecheck bench clean install-man
 
 setup:
 	@bash scripts/setup
@@ -19,6 +19,11 @@ lint: setup
 
 typecheck: setup
 	@.venv/bin/mypy appliance/engine appliance/flowspec rpki
+
+# Man pages savd(8), savd-enforcer(8), savd.toml(5): rebuilt from docs/man/*.md and the parsers, then copied.
+MANDIR ?= /usr/local/share/man
+install-man: setup
+	@$(PY) scripts/build_man.py --install $(DESTDIR)$(MANDIR)
 
 bench: setup
 	@bash bench/run
