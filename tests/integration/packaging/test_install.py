@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "appliance", "rpki", "configs", "containerlab",
-           "packaging")
+           "packaging", "docs", "LICENSE")  # docs: man pages (data files), when present
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -37,6 +37,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src.mkdir()
     for name in SOURCES:
         path = REPO / name
+        if not path.exists():
+            continue
         if path.is_dir():
             shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         else:
