@@ -8,8 +8,14 @@
 3. load: N discard routes (one interface group) rendered and applied with `nft -f` in a scratch
    namespace: whole table, then one added route on top (incremental transaction). Baseline in the same
    run: the bare minimum of integration.md §3.10, one interval set without counters and one rule.
+4. delta: N routes installed, then deltas of 10 new routes (and their withdrawal) through the service's
+   path: RouteTable update -> take_changes -> allowlist index -> Planner.update -> NftTable.apply.
+   Sizes include one just under a multiple of 1,024 so the delta crosses it (the old planner rehashed
+   every set there). Baseline in the same run: bare `nft add element` of the same 10 prefixes into one
+   N-element interval set in a scratch table. Target: delta / baseline <= 1.2 at any size.
 
     .venv/bin/python bench/enforcer_bench.py [--samples 30] [--bulk 1000 10000] [--load 1000 10000 100000]
+                                             [--delta 100000 102395] [--delta-samples 5]
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # suppor
 
 from support.testbed import Testbed, wait_for  # tests/ is on sys.path
 
+from appliance.enforcer.allowlist import CatchAllIndex
 from appliance.enforcer.nft import NftTable
-from appliance.enforcer.nftplan import PlanOptions, build_plan
+from appliance.enforcer.nftplan import Planner, PlanOptions, build_plan
 from appliance.enforcer.route import decode_route
-from appliance.enforcer.table import sorted_routes
+from appliance.enforcer.table import RouteTable, sorted_routes
 from appliance.flowspec import render_exabgp
 from appliance.flowspec.compiler import CompileOptions, compile_ruleset
 from appliance.flowspec.diff import diff as flow_diff
@@ -238,18 +245,89 @@ def load(n: int, ns: str) -> None:
     )
 
 
+def _flow(prefixes: list[str]) -> dict[str, dict[str, list[dict[str, list[str]]]]]:
+    return {"ipv4 flow": {"no-nexthop": [{"source-ipv4": [p]} for p in prefixes]}}
+
+
+def _bare_add(ns: str, prefixes: list[str]) -> float:
+    elems = ", ".join(prefixes)
+    t0 = time.monotonic()
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "add", "element", "inet", "savd_base", "s",
+                    f"{{ {elems} }}"], check=True)
+    return time.monotonic() - t0
+
+
+def delta(n: int, ns: str, samples: int, batch: int = 10) -> None:
+    """A 10-route delta on N installed routes vs bare `nft add element` of the same 10 (see module doc)."""
+    nets = [str(p) for p in ipaddress.ip_network("10.0.0.0/8").subnets(new_prefix=28)][:n]
+    extra = [str(p) for p in ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=28)][:samples * batch]
+    attrs = {"extended-community": DISCARD["extended-community"]}
+    table, index = RouteTable(), CatchAllIndex()
+    planner = Planner({7: ["lo"]}, PlanOptions(table="savd_delta"))
+    nft = NftTable(table="savd_delta", netns=ns)
+
+    def step(announce: list[str], withdraw: list[str]) -> tuple[float, float, str]:
+        t0 = time.monotonic()
+        gone = {"ipv4 flow": [{"source-ipv4": [p]} for p in withdraw]}
+        table.apply_update("peer", attrs, _flow(announce), gone)
+        changes = table.take_changes()
+        index.update(changes)
+        plan = planner.update(changes, index.held((), True))
+        planned = time.monotonic() - t0
+        mode = nft.apply(plan).mode
+        return time.monotonic() - t0, planned, mode
+
+    t0 = time.monotonic()
+    table.apply_update("peer", attrs, _flow(nets), {})
+    changes = table.take_changes()
+    index.update(changes)
+    nft.apply(planner.load(table.merged.values(), index.held((), True)))
+    loaded = time.monotonic() - t0
+    elems = ", ".join(nets)
+    text = ("table inet savd_base {}\ndelete table inet savd_base\ntable inet savd_base {\n"
+            f" set s {{ type ipv4_addr; flags interval; elements = {{ {elems} }} }}\n"
+            " chain pre { type filter hook prerouting priority -300; policy accept;\n"
+            " ip saddr @s drop\n }\n}\n")
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text, text=True, check=True)
+    adds, withdraws, plans, bases, modes = [], [], [], [], set()
+    for i in range(samples):
+        batch_prefixes = extra[i * batch:(i + 1) * batch]
+        total, planned, mode = step(batch_prefixes, [])
+        adds.append(total)
+        plans.append(planned)
+        modes.add(mode)
+        bases.append(_bare_add(ns, batch_prefixes))
+        total, planned, mode = step([], batch_prefixes)
+        withdraws.append(total)
+        plans.append(planned)
+        modes.add(mode)
+    nft.delete()
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "savd_base"], check=True)
+    base = statistics.median(bases)
+    add, wd = statistics.median(adds), statistics.median(withdraws)
+    print(f"delta   {n:7} routes (+{batch}/-{batch}, {samples} samples, load {loaded:5.1f} s,"
+          f" modes {sorted(modes)}):"
+          f" add median {add:6.3f} s (max {max(adds):6.3f}), withdraw median {wd:6.3f} s;"
+          f" plan median {statistics.median(plans) * 1000:5.1f} ms; baseline bare add element {base:6.3f} s;"
+          f" ratio add/baseline {add / base:4.2f}x withdraw/baseline {wd / base:4.2f}x (target <= 1.2x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--bulk", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--load", type=int, nargs="*", default=[1000, 10000, 100000])
     parser.add_argument("--bulk-gobgp", type=int, nargs="*", default=[10000])
+    parser.add_argument("--delta", type=int, nargs="*", default=[100000, 102395])
+    parser.add_argument("--delta-samples", type=int, default=5)
     args = parser.parse_args()
     ns = "enfbench-" + str(threading.get_native_id())
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         for n in args.load:
             load(n, ns)
+        for n in args.delta:
+            delta(n, ns, args.delta_samples)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     if args.samples or args.bulk or args.bulk_gobgp:

@@ -13,16 +13,19 @@ interface (seen: 40 ms of drops). Fail open instead:
   that installs it carries the whole allowlist received with it, never the discard alone.
 
 A catch-all already installed stays while it has accepts (a changed allowlist keeps its discard).
+`CatchAllIndex` answers the same question for a table that changes by deltas, in time proportional to
+the delta and the number of catch-alls (a 100k-route table is not rescanned per change).
 Must not: read clocks (the service says whether the table is quiet) or render nftables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from appliance.enforcer.route import ActionKind, Route
 
-__all__ = ["HOLD_NO_ACCEPTS", "HOLD_SETTLING", "held_catch_alls", "is_catch_all"]
+__all__ = ["HOLD_NO_ACCEPTS", "HOLD_SETTLING", "CatchAllIndex", "held_catch_alls", "is_catch_all"]
 
 HOLD_NO_ACCEPTS = "allowlist catch-all without accepts for its interfaces: not installed (fail open)"
 HOLD_SETTLING = "allowlist catch-all waits until its accepts have arrived (fail open)"
@@ -39,29 +42,56 @@ def is_catch_all(route: Route) -> bool:
     return all(num.ctype == PACKET_LENGTH for num in route.numeric)
 
 
-def _accepts_by_group(routes: Iterable[Route]) -> set[tuple[int, int | None]]:
-    """(family, group) pairs that have at least one accept; group None = unscoped."""
-    out: set[tuple[int, int | None]] = set()
-    for r in routes:
-        if r.action.kind is ActionKind.ACCEPT and r.source is not None and r.source.length != 0:
-            out.update((r.family, g) for g in (r.groups or (None,)))
-    return out
+def _accept_groups(route: Route) -> tuple[tuple[int, int | None], ...]:
+    """(family, group) pairs an accept route vouches for; group None = unscoped."""
+    if route.action.kind is ActionKind.ACCEPT and route.source is not None and route.source.length != 0:
+        return tuple((route.family, g) for g in (route.groups or (None,)))
+    return ()
+
+
+@dataclass(slots=True)
+class CatchAllIndex:
+    """Accept counts per (family, group) and the catch-alls, kept current by `update`."""
+
+    accepts: dict[tuple[int, int | None], int] = field(default_factory=dict)
+    catch_alls: dict[str, Route] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
+
+    def update(self, changed: Mapping[str, Route | None]) -> None:
+        """`changed`: route key -> the route now in force, None when withdrawn."""
+        for key, route in changed.items():
+            old = self.routes.pop(key, None)
+            if old is not None:
+                self.catch_alls.pop(key, None)
+                for pair in _accept_groups(old):
+                    self.accepts[pair] -= 1
+                    if not self.accepts[pair]:
+                        del self.accepts[pair]
+            if route is None:
+                continue
+            self.routes[key] = route
+            if is_catch_all(route):
+                self.catch_alls[key] = route
+            for pair in _accept_groups(route):
+                self.accepts[pair] = self.accepts.get(pair, 0) + 1
+
+    def held(self, installed: Collection[str], is_quiet: bool) -> dict[str, str]:
+        """Route key -> why it is held, for the catch-alls that must not reach the kernel in this plan.
+
+        `installed`: ids (Route.rid) of the routes the kernel holds now; `is_quiet`: no route changed for
+        the settle time.
+        """
+        held: dict[str, str] = {}
+        for key, r in self.catch_alls.items():
+            if not all((r.family, g) in self.accepts for g in (r.groups or (None,))):
+                held[key] = HOLD_NO_ACCEPTS
+            elif r.rid not in installed and not is_quiet:
+                held[key] = HOLD_SETTLING
+        return held
 
 
 def held_catch_alls(routes: Iterable[Route], installed: Collection[str], is_quiet: bool) -> dict[str, str]:
-    """Route key -> why it is held, for the catch-alls that must not reach the kernel in this plan.
-
-    `installed`: ids (Route.rid) of the routes the kernel holds now; `is_quiet`: no route changed for the
-    settle time.
-    """
-    routes = tuple(routes)
-    accepts = _accepts_by_group(routes)
-    held: dict[str, str] = {}
-    for r in routes:
-        if not is_catch_all(r):
-            continue
-        if not all((r.family, g) in accepts for g in (r.groups or (None,))):
-            held[r.key] = HOLD_NO_ACCEPTS
-        elif r.rid not in installed and not is_quiet:
-            held[r.key] = HOLD_SETTLING
-    return held
+    """`CatchAllIndex.held` for a whole table at once."""
+    index = CatchAllIndex()
+    index.update({r.key: r for r in routes})
+    return index.held(installed, is_quiet)

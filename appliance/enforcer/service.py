@@ -2,7 +2,7 @@
 
     FRR bgpd ──iBGP (in-node veth)──► ExaBGP 5 (appliance.speakers.exabgp) ──events──► RouteTable
                                                                                          │ changed
-          HTTP GET /counters /rules /status ◄── snapshot ◄── counters ◄── NftTable ◄── build_plan
+          HTTP GET /counters /rules /status ◄── snapshot ◄── counters ◄── NftTable ◄── Planner
 
 Updates are applied as they arrive; a burst is coalesced (everything queued while one transaction
 runs goes into the next). A periodic tick reconciles the kernel with the plan (re-applies on drift),
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance.enforcer import groupmap
-from appliance.enforcer.allowlist import HOLD_SETTLING, held_catch_alls
+from appliance.enforcer.allowlist import HOLD_SETTLING, CatchAllIndex
 from appliance.enforcer.nft import NftError, NftTable
-from appliance.enforcer.nftplan import Counters, Plan, PlanOptions, build_plan
+from appliance.enforcer.nftplan import Counters, Plan, Planner, PlanOptions
 from appliance.enforcer.recording import record_of
 from appliance.enforcer.table import RouteTable
 from appliance.speakers.exabgp import (
@@ -134,6 +134,8 @@ class EnforcerService:
         self._last_change_at = -float("inf")    # monotonic time of the last route table change
         self._installed_rids: frozenset[str] = frozenset()
         self._settling = False                  # a catch-all waits for the table to be quiet
+        self._catch_alls = CatchAllIndex()
+        self._planner: Planner | None = None    # None: (re)build from the whole table next time
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class EnforcerService:
         self._group_file_mtime = mtime
         self._groups = groupmap.merge(self.options.groups, from_file)
         self._groups_changed = True   # same routes, new mapping: the applier must re-plan
+        self._planner = None
         log.info("event=enforcer-groups-loaded path=%s groups=%d", path, len(self._groups))
         return True
 
@@ -174,12 +177,17 @@ class EnforcerService:
 
     def plan(self, quiet: bool | None = None) -> Plan:
         """The table to install; `quiet` (default: from the time of the last change) lets a new
-        allowlist catch-all in (allowlist.py)."""
+        allowlist catch-all in (allowlist.py). Works on the routes changed since the last call; the
+        whole table is planned only at start and after the group mapping changed."""
         if quiet is None:
             quiet = time.monotonic() - self._last_change_at >= self.options.settle_s
-        routes = self.table.routes()
-        hold = held_catch_alls(routes, self._installed_rids, quiet)
-        return build_plan(routes, self._groups, self.options.plan, hold)
+        changes = self.table.take_changes()
+        self._catch_alls.update(changes)
+        hold = self._catch_alls.held(self._installed_rids, quiet)
+        if self._planner is None:
+            self._planner = Planner(self._groups, self.options.plan)
+            return self._planner.load(self.table.merged.values(), hold)
+        return self._planner.update(changes, hold)
 
     # --- events ---------------------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 Owns: applying decoded UPDATEs (announce replaces by NLRI key, withdraw removes) and session loss (a
 peer that goes down takes all its routes with it: fail open, the table never outlives its source).
 Routes that cannot be decoded are reported, never raised, so one bad NLRI cannot stall the others.
+Keeps the merged view (one route per NLRI) current as updates arrive and records which NLRIs changed,
+so the planner works on the delta (`take_changes`) instead of re-sorting the whole table.
 Must not: render nftables or talk to ExaBGP.
 """
 
@@ -38,6 +40,8 @@ class RouteTable:
 
     by_peer: dict[str, dict[str, Route]] = field(default_factory=dict)
     generation: int = 0
+    merged: dict[str, Route] = field(default_factory=dict)      # NLRI key -> the route in force
+    pending: dict[str, Route | None] = field(default_factory=dict)   # changed since take_changes()
 
     def apply_update(self, peer: str, attribute: Mapping[str, Any],
                      announce: Mapping[str, Mapping[str, Sequence[Any]]],
@@ -55,7 +59,9 @@ class RouteTable:
                 except (RouteError, TypeError, AttributeError) as exc:
                     problems.append(DecodeProblem(peer, fam, str(nlri)[:300], str(exc)))
                     continue
-                changed |= routes.pop(key, None) is not None
+                if routes.pop(key, None) is not None:
+                    changed = True
+                    self._settle(key)
         for fam, by_nh in announce.items():
             if fam not in ("ipv4 flow", "ipv6 flow"):
                 continue
@@ -72,27 +78,43 @@ class RouteTable:
                     if routes.get(route.key) != route:
                         routes[route.key] = route
                         changed = True
+                        self._settle(route.key)
         if changed:
             self.generation += 1
         return UpdateResult(changed, tuple(problems))
 
     def drop_peer(self, peer: str) -> bool:
         """The session to `peer` went down: forget its routes (fail open). True if any were held."""
-        had = bool(self.by_peer.pop(peer, None))
-        if had:
+        routes = self.by_peer.pop(peer, None)
+        for key in routes or ():
+            self._settle(key)
+        if routes:
             self.generation += 1
-        return had
+        return bool(routes)
+
+    def _settle(self, key: str) -> None:
+        """Re-decide which peer's route is in force for `key` (the lowest peer address) and record a
+        change when that differs from before."""
+        winner = next((self.by_peer[p][key] for p in sorted(self.by_peer) if key in self.by_peer[p]), None)
+        if self.merged.get(key) == winner:
+            return
+        if winner is None:
+            del self.merged[key]
+        else:
+            self.merged[key] = winner
+        self.pending[key] = winner
+
+    def take_changes(self) -> dict[str, Route | None]:
+        """NLRI key -> route now in force (None: gone) for every key changed since the last call."""
+        changes, self.pending = self.pending, {}
+        return changes
 
     def routes(self) -> tuple[Route, ...]:
         """Every route once; the same NLRI from two peers: the lowest peer address wins (deterministic)."""
-        merged: dict[str, Route] = {}
-        for peer in sorted(self.by_peer):
-            for key, route in self.by_peer[peer].items():
-                merged.setdefault(key, route)
-        return sorted_routes(merged.values())
+        return sorted_routes(self.merged.values())
 
     def __len__(self) -> int:
-        return len({k for routes in self.by_peer.values() for k in routes})
+        return len(self.merged)
 
 
 def sorted_routes(routes: Iterable[Route]) -> tuple[Route, ...]:

@@ -50,16 +50,27 @@ def test_allowlist_becomes_set_then_default_drop_in_the_interface_chain() -> Non
     assert "hook prerouting priority -300; policy accept;" in text
 
 
-def test_runs_are_sharded_and_sets_named_by_content() -> None:
+def test_runs_are_sharded_by_a_stable_trie_and_sets_keep_their_names() -> None:
     routes = sorted_routes(route(f"198.18.{i // 256}.{i % 256}/32", DISCARD) for i in range(1000))
     plan = build_plan(routes, {}, PlanOptions(shard_size=300))
     assert len(plan.sets) == 4 and sum(len(s.elements) for s in plan.sets) == 1000
+    assert all(len(s.elements) <= 300 for s in plan.sets)
     again = build_plan(routes, {}, PlanOptions(shard_size=300))
     assert plan.set_names() == again.set_names()
-    # one more route: only the shard it lands in changes
+    # one more route: only the shard it lands in changes, in place (same name)
     more = build_plan(sorted_routes([*routes, route("198.18.200.1/32", DISCARD)]), {},
                       PlanOptions(shard_size=300))
-    assert len(plan.set_names() & more.set_names()) == 3
+    assert more.set_names() == plan.set_names()
+    assert sum(1 for a, b in zip(plan.sets, more.sets, strict=True) if a != b) == 1
+
+
+def test_crossing_a_multiple_of_the_shard_size_moves_one_shard_not_all() -> None:
+    """The old `hash mod ceil(n / size)` rehashed every set when n crossed a multiple of the size."""
+    routes = [route(f"198.18.{i // 256}.{i % 256}/32", DISCARD) for i in range(1200)]
+    opts = PlanOptions(shard_size=100)
+    before = build_plan(routes[:1024], {}, opts)
+    after = build_plan(routes[:1025], {}, opts)
+    assert len({s.name: s for s in before.sets}.items() ^ {s.name: s for s in after.sets}.items()) <= 3
 
 
 def test_overlapping_prefixes_split_runs_to_keep_first_match_order() -> None:
@@ -123,7 +134,8 @@ def test_incremental_keeps_unchanged_sets_and_removes_gone_objects() -> None:
     new = build_plan(sorted_routes([*allowlist(10)[:-1], route("198.18.99.0/24", DISCARD, gid=7)]),
                      {7: ["eth1"]})
     text = render_incremental(old, new)
-    assert "add set" not in text                                 # the allowlist set is unchanged
+    assert "add set" not in text and "element" not in text       # the allowlist set is unchanged
+    assert "flush chain inet savd_enforcer pre" not in text      # nor is the dispatch
     assert f"delete counter inet savd_enforcer {old.counters[0]}" in text
     assert f"add counter inet savd_enforcer {new.counters[0]}" in text
 
@@ -156,3 +168,15 @@ def test_counters_attributed_to_routes_from_sets_and_named_counters() -> None:
     data["nftables"] = [i for i in data["nftables"] if "set" not in i]
     assert verify_listing(plan, data) == [f"set {spec.name}: None elements, want 4"]
     assert verify_listing(plan, None) == ["table missing"]
+
+
+def test_incremental_changes_elements_in_place_and_refills_only_changed_chains() -> None:
+    old = build_plan(sorted_routes(allowlist(10)), {7: ["eth1"]})
+    grown = [*allowlist(10)[:-1], route("198.18.50.0/24", gid=7), allowlist(10)[-1]]
+    new = build_plan(sorted_routes([*grown[1:]]), {7: ["eth1"]})
+    assert new.set_names() == old.set_names()
+    text = render_incremental(old, new)
+    name = old.sets[0].name
+    assert f"delete element inet savd_enforcer {name} {{ 198.18.0.0/24 }}" in text
+    assert f"add element inet savd_enforcer {name} {{ 198.18.50.0/24 }}" in text
+    assert "flush chain" not in text and "add rule" not in text   # rules still name the same set
