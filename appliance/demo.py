@@ -36,8 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import ExternalError
 from appliance.lab.cli import default_topology
 from appliance.lab.errors import LabError
+from appliance.lab.kit.enforcers import EnforcerPaths, start_enforcer
 from appliance.lab.netns import list_netns
 from appliance.lab.runner import Lab
 from appliance.lab.traffic import rx_counter
@@ -103,7 +105,7 @@ class DemoLab:
     notes: tuple[str, ...] = field(default=())
 
 
-class DemoError(RuntimeError):
+class DemoError(ExternalError, RuntimeError):
     """A step of the demo failed; the message says which and why."""
 
 
@@ -178,25 +180,14 @@ class Appliance:
         write_stayrtr_json(self.stayrtr.cache_file, vrps, aspas)
 
     def start_enforcers(self, routers: Sequence[str] | None = None) -> None:
+        """One savd-enforcer per router, as `savd lab enforcers up` starts them (appliance.lab.kit)."""
         routers = self.profile.routers if routers is None else routers
-        groups = self.data_dir / "enforcer-groups"
-        groups.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
         for router in routers:
-            gfile = groups / f"{router}.json"
-            if not gfile.exists():
-                gfile.write_text("[]")
-            argv = [*self.lab.exec_argv(router, [sys.executable, "-m", "appliance.enforcer.main", "-v", "run",
-                                                 "--node", router, "--asn", str(self.profile.asn),
-                                                 "--configure-frr",
-                                                 "--vtysh", " ".join(self.lab.vtysh_argv(router)),
-                                                 "--groups-file", str(gfile),
-                                                 "--workdir", str(self.workdir / f"enforcer-{router}"),
-                                                 "--reconcile-s", "1"])]
-            with (self.workdir / f"enforcer-{router}.log").open("ab") as log:
-                self.enforcers[router] = subprocess.Popen(
-                    argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                    env=dict(os.environ, PYTHONPATH=str(REPO)))
+            paths = EnforcerPaths(groups_file=self.data_dir / "enforcer-groups" / f"{router}.json",
+                                  workdir=self.workdir / f"enforcer-{router}",
+                                  log=self.workdir / f"enforcer-{router}.log")
+            self.enforcers[router] = start_enforcer(self.lab, router, self.profile.asn, paths)
 
     def start_savd(self) -> None:
         """`savd run --config <runtime copy of configs/demo.toml>` as a subprocess."""

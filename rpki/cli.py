@@ -1,4 +1,5 @@
-"""`savd rpki status | dump [--json]`: connect to caches and files, sync once, print status or data.
+"""`savd rpki status | dump [--json]`: connect to caches and files, sync once, print status or data;
+`savd rpki serve FILE.json`: a local StayRTR for labs (rpki/serve.py).
 
 The command is an operator's probe: it runs the same RtrManager, FileWatcher and tables as the
 appliance, waits for the first sync (or --timeout), prints, and exits. Exit code 0 when some source has
@@ -12,17 +13,28 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rpki.files import FileWatcher
 from rpki.rtr.manager import RtrManager
 from rpki.rtr.session import CacheConfig, CacheStatus
+from rpki.serve import serve
 from rpki.tables import RpkiTables
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("rpki", help="RPKI caches (RTR v0-v2) and relying-party files")
-    parser.add_argument("action", choices=("status", "dump"))
+    parser = subparsers.add_parser(
+        "rpki", help="RPKI caches (RTR v0-v2) and relying-party files; serve a JSON file over RTR",
+        description="status|dump: connect to caches and files, sync once, print. serve FILE.json: run a "
+        "local StayRTR on 127.0.0.1 serving FILE.json (roas, provider_authorizations; re-read every "
+        "--refresh seconds) in the foreground until Ctrl-C; prints the port. Example: savd rpki serve "
+        "lab/rpki.json --port 8282")
+    parser.add_argument("action", choices=("status", "dump", "serve"))
+    parser.add_argument("source", nargs="?", type=Path, help="serve: the JSON file StayRTR serves")
+    parser.add_argument("--port", type=int, default=8282, help="serve: RTR port on 127.0.0.1 (default 8282)")
+    parser.add_argument("--refresh", type=int, default=1,
+                        help="serve: seconds between file reads (default 1)")
     parser.add_argument("--cache", action="append", default=[], metavar="HOST:PORT[@PREF]",
                         help="RTR cache; repeat for several (lower preference wins)")
     parser.add_argument("--file", action="append", default=[], metavar="PATH",
@@ -35,6 +47,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "serve":
+        return serve(args.source, port=args.port, rtr_version=args.rtr_version, refresh_s=args.refresh)
     if not args.cache and not args.file:
         print("savd rpki: give at least one --cache or --file", file=sys.stderr)
         return 2

@@ -44,7 +44,8 @@ def write_stayrtr_json(path: Path, vrps: Iterable[Vrp], aspas: Iterable[Aspa] = 
 
 
 class LocalStayRtr:
-    """`with LocalStayRtr(json_path) as cache:` ... `cache.port`; `restart()` keeps the port."""
+    """`with LocalStayRtr(json_path) as cache:` ... `cache.port` (a free one unless `port` is given);
+    `restart()` keeps the port."""
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class LocalStayRtr:
         extra_args: Sequence[str] = (),
         log_path: Path | None = None,
         start_timeout_s: float = 10.0,
+        port: int | None = None,
     ) -> None:
         if shutil.which(STAYRTR) is None:
             raise FileNotFoundError("stayrtr not installed (Debian package stayrtr; run scripts/setup)")
@@ -62,7 +64,7 @@ class LocalStayRtr:
         self.protocol = protocol
         self.extra_args = list(extra_args)
         self.log_path = log_path or cache_file.with_suffix(".stayrtr.log")
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_timeout_s = start_timeout_s

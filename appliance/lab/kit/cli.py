@@ -33,6 +33,23 @@ def register(sub: Any) -> None:
                       help="StayRTR port on 127.0.0.1 (`savd rpki serve --port`, default 8282)")
     init.set_defaults(func=cmd_init)
 
+    enf = sub.add_parser(
+        "enforcers", help="start or stop one savd-enforcer per router of a running lab",
+        description="Start (up) or stop (down) one savd-enforcer per [[enforcer]] of a savd config in a "
+        "running lab: in the router's namespace, with the node's vtysh (--vtysh 'vtysh --vty_socket "
+        "/var/run/frr/<prefix>-<router>'), --configure-frr, the group mapping savd writes under its "
+        "data_dir, and a work folder and log per router under --workdir. PIDs are recorded there, so "
+        "`down` stops exactly those processes.")
+    enf.add_argument("action", choices=("up", "down"))
+    enf.add_argument("--config", type=Path, required=True, help="savd.toml (its [[enforcer]] list)")
+    enf.add_argument("--lab", help="lab name (default: the only running lab)")
+    enf.add_argument("--prefix", help="instance prefix when several instances of the lab run")
+    enf.add_argument("--workdir", type=Path,
+                     help="work folders, logs and PIDs (default: <data_dir>/enforcers)")
+    enf.add_argument("--router", action="append", default=[], help="only this router (repeatable)")
+    enf.add_argument("--state-root", type=Path, default=None, help=argparse.SUPPRESS)
+    enf.set_defaults(func=cmd_enforcers)
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     from appliance.lab.kit.labels import read_plan
@@ -59,4 +76,35 @@ def cmd_init(args: argparse.Namespace) -> int:
           f"  savd rpki serve {out / 'rpki.json'} --port {args.rtr_port} &\n"
           f"  savd lab enforcers up --config {out / 'savd.toml'} --lab {topo.name} --prefix {prefix}\n"
           f"  SAVD_API_TOKEN=... savd run --config {out / 'savd.toml'}")
+    return 0
+
+
+def cmd_enforcers(args: argparse.Namespace) -> int:
+    from appliance.config import ConfigError, load_config
+    from appliance.lab.kit.enforcers import enforcers_down, enforcers_up
+    from appliance.lab.runner import Lab
+    from appliance.lab.state import DEFAULT_ROOT
+
+    try:
+        config = load_config(args.config)
+    except (ConfigError, OSError) as exc:
+        print(f"savd lab enforcers: {args.config}: {exc}", file=sys.stderr)
+        return 1
+    root = args.workdir or config.appliance.data_dir / "enforcers"
+    try:
+        if args.action == "down":
+            stopped = enforcers_down(root)
+            listed = ", ".join(f"{r} (pid {p})" for r, p in sorted(stopped.items()))
+            print(f"stopped {len(stopped)} enforcers: {listed}" if stopped
+                  else f"no enforcer running from {root}")
+            return 0
+        lab = Lab.attach(args.lab, prefix=args.prefix, state_root=args.state_root or DEFAULT_ROOT)
+        pids = enforcers_up(config, lab, root, args.router)
+    except LabError as exc:
+        print(f"savd lab enforcers: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"started {len(pids)} enforcers in lab {lab.name} (prefix {lab.prefix}): "
+          + ", ".join(f"{r} (pid {p}, log {root / (r + '.log')})" for r, p in pids.items()))
+    where = f" --workdir {root}" if args.workdir else ""
+    print(f"stop: savd lab enforcers down --config {args.config}{where}")
     return 0
