@@ -1,7 +1,8 @@
 """FlowSpec benchmarks: push rates into a real FRR bgpd, and rule counts against the exact CIDR cover.
 
-    .venv/bin/python bench/flowspec_bench.py [all|push|compress|engine] [--sizes 1000,10000,100000]
-                                             [--speakers gobgp,exabgp] [--interfaces 16] [--quick]
+    .venv/bin/python bench/flowspec_bench.py [all|push|compress|engine|incremental|pipeline]
+                                             [--sizes 1000,10000,100000] [--speakers gobgp,exabgp]
+                                             [--interfaces 16] [--quick]
 
 push: N distinct /32 discard rules through the FlowPusher into FRR 8.4.4 bgpd (-Z) in a namespace
 pair (bench/flowspec_lab.py); time until FRR's pfxRcd reaches N. Baselines measured in the same run
@@ -11,6 +12,13 @@ compress: the compiler on CAIDA pfx2as (RouteViews 2016-02-02, ../shared/data) s
 customer allowlists plus a provider blocklist: rules emitted vs the exact CIDR cover (the baseline a
 merge-adjacent compiler emits), and compile time. engine: the same on the engine's Internet-scale rule
 set (bench/engine_bench.py inputs: 1,000 customer interfaces of a CAIDA transit AS). Needs root for push.
+incremental: the same inputs under EFP-uRPF B (1,000 interfaces sharing one 9,648-prefix allowlist, the
+heaviest merge), one change at a time: nothing changed (equal rules, new objects), one interface's list
+changed, the shared list changed; `Compiler.compile` (flowspec/incremental.py) against compile_ruleset
+with a warm TableCache (what the FlowSpec delivery ran before) in the same run, outputs checked equal.
+pipeline: N rules into a local gobgpd (no peer, no root): FlowPusher with its pipelined batches, and
+with batches awaited one after another (pipeline_depth=1, as before), against one bare AddPathStream of
+the same rules (protobufs built inside the timing too); each time until gobgpd acked.
 """
 
 from __future__ import annotations
@@ -239,9 +247,117 @@ def bench_incremental(ruleset: SavRuleSet, runs: int = 5) -> None:
           f"{statistics.median(times) / cold:.2f}x")
 
 
+def bench_incremental_efp(quick: bool, runs: int = 7) -> None:
+    """Compiler.compile vs compile_ruleset (warm TableCache) after one change, EFP-uRPF B rule set."""
+    import engine_bench  # bench/ is sys.path[0]
+
+    from appliance.engine.policy import Algorithm, Policy
+    from appliance.engine.snapshot import compute
+    from appliance.flowspec.incremental import Compiler
+
+    args = argparse.Namespace(paths=100_000 if quick else 1_000_000, vrps=60_000 if quick else 600_000,
+                              customers=1000, aspa_every=20)
+    if not engine_bench.REL.exists():
+        print(f"skip: {engine_bench.REL} not present")
+        return
+    snap, info = engine_bench.build(args)
+    ruleset = compute(dataclasses.replace(snap, policy=Policy(default_algorithm=Algorithm.EFP_B)))
+    options = CompileOptions(max_rules_per_router=100_000_000)
+    cache, compiler = TableCache(), Compiler(options)
+    t = time.perf_counter()
+    plan = compiler.compile(ruleset)
+    first = time.perf_counter() - t
+    compile_ruleset(ruleset, options, cache=cache)
+    print(f"EFP-B rule set ({info['paths']:,} paths): {len(ruleset.rules)} interfaces, "
+          f"{sum(len(r.prefixes) for r in ruleset.rules):,} listed prefixes, {len(plan.rules()):,} rules; "
+          f"first compile {first * 1000:.0f} ms")
+    big = [r for r in ruleset.rules if len(r.prefixes) > 1]
+    shared = big[0].prefixes
+
+    def one_rule(i: int) -> SavRuleSet:
+        target = big[(i * 7919) % len(big)]
+        drop = target.prefixes[:i + 1] + target.prefixes[i + 2:]
+        return SavRuleSet(tuple(dataclasses.replace(r, prefixes=drop) if r is target else r
+                                for r in ruleset.rules))
+
+    def shared_list(i: int) -> SavRuleSet:
+        drop = shared[:i + 1] + shared[i + 2:]
+        return SavRuleSet(tuple(dataclasses.replace(r, prefixes=drop) if r.prefixes is shared else r
+                                for r in ruleset.rules))
+
+    def nothing(i: int) -> SavRuleSet:
+        return SavRuleSet(tuple(dataclasses.replace(r) for r in ruleset.rules))
+
+    print("change                      incremental  warm compile_ruleset  ratio  prefixes re-merged")
+    for name, make in (("nothing changed", nothing), ("one interface's list", one_rule),
+                       ("the shared list (1,000 ifs)", shared_list)):
+        inc, full, merged = [], [], 0
+        for i in range(runs):
+            new = make(i)
+            for rs in (new, ruleset):   # there and back: every run is one change from the state before
+                t = time.perf_counter()
+                got = compiler.compile(rs)
+                inc.append(time.perf_counter() - t)
+                merged = max(merged, compiler.merged_prefixes)
+                t = time.perf_counter()
+                want = compile_ruleset(rs, options, cache=cache)
+                full.append(time.perf_counter() - t)
+                if got != want:
+                    raise SystemExit(f"MISMATCH: incremental plan differs ({name})")
+        mi, mf = statistics.median(inc), statistics.median(full)
+        print(f"{name:27} {mi * 1000:8.2f} ms  {mf * 1000:13.0f} ms  {mf / mi:6.0f}x  {merged}", flush=True)
+
+
+async def _pipeline_once(sp: GoBgpSpeaker, rules: list[FlowRule], how: str) -> float:
+    await sp.withdraw_all()
+    t0 = time.perf_counter()
+    if how == "bare":
+        paths = [path_message(to_path(r)) for r in rules]
+
+        async def requests():  # type: ignore[no-untyped-def]
+            for i in range(0, len(paths), 1000):
+                yield api.AddPathStreamRequest(table_type=api.GLOBAL, paths=paths[i:i + 1000])
+
+        await sp._stub.AddPathStream(requests())
+    else:
+        pusher = FlowPusher(sp, pipeline_depth=1 if how == "serial" else None)
+        await pusher.session_up("peer")
+        await pusher.push("peer", rules)
+    elapsed = time.perf_counter() - t0
+    if await sp.count_paths(1) != len(rules):
+        raise SystemExit(f"MISMATCH: gobgpd holds {await sp.count_paths(1)} of {len(rules)} ({how})")
+    return elapsed
+
+
+def bench_pipeline(sizes: list[int], runs: int = 3) -> None:
+    import tempfile
+
+    async def run() -> None:
+        with tempfile.TemporaryDirectory(prefix="savd-gobgp-") as tmp:
+            sp = GoBgpSpeaker(Path(tmp), asn=SPEAKER_AS, router_id=SPEAKER_ADDR)
+            await sp.start()
+            try:
+                print("rules     bare stream  pusher serial (ratio)  pusher pipelined (ratio)")
+                for n in sizes:
+                    rules = synthetic_rules(n)
+                    times: dict[str, list[float]] = {"bare": [], "serial": [], "pipelined": []}
+                    for _ in range(runs):   # interleaved, so load drifts hit all three alike
+                        for how in times:
+                            times[how].append(await _pipeline_once(sp, rules, how))
+                    med = {k: statistics.median(v) for k, v in times.items()}
+                    bare = med["bare"]
+                    print(f"{n:<9} {bare:8.3f} s  {med['serial']:8.3f} s ({med['serial'] / bare:.2f}x)"
+                          f"  {med['pipelined']:8.3f} s ({med['pipelined'] / bare:.2f}x)", flush=True)
+            finally:
+                await sp.stop()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", choices=["push", "compress", "engine", "all"], default="all")
+    ap.add_argument("what", nargs="?", default="all",
+                    choices=["push", "compress", "engine", "incremental", "pipeline", "all"])
     ap.add_argument("--quick", action="store_true", help="engine: 100k paths instead of 1M")
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--speakers", default="gobgp,exabgp")
@@ -251,6 +367,10 @@ def main() -> None:
         bench_compress(args.interfaces)
     if args.what in ("engine", "all"):
         bench_engine(args.quick)
+    if args.what in ("incremental", "all"):
+        bench_incremental_efp(args.quick)
+    if args.what == "pipeline":
+        bench_pipeline([int(s) for s in args.sizes.split(",")])
     if args.what in ("push", "all"):
         bench_push([int(s) for s in args.sizes.split(",")], args.speakers.split(","))
 

@@ -47,7 +47,8 @@ Entries = list[tuple[Prefix, FlowAction]]
 def same_input(a: InterfaceRules, b: InterfaceRules) -> bool:
     """Equal in every field the compiler reads (provenance and algorithm do not change a rule)."""
     return a is b or (a.kind is b.kind and a.action == b.action and a.delivery is b.delivery
-                      and a.prefixes == b.prefixes and a.key() == b.key())
+                      and a.router == b.router and a.interface == b.interface
+                      and (a.prefixes is b.prefixes or a.prefixes == b.prefixes))   # == walks the tuple
 
 
 def _same_lists(old: Sequence[InterfaceRules], new: Sequence[InterfaceRules]) -> bool:
