@@ -40,6 +40,7 @@ from appliance.errors import ExternalError
 from appliance.lab.cli import default_topology
 from appliance.lab.errors import LabError
 from appliance.lab.kit.enforcers import EnforcerPaths, start_enforcer
+from appliance.lab.kit.flows import Flow, report, send_flow, send_flows
 from appliance.lab.netns import list_netns
 from appliance.lab.runner import Lab
 from appliance.lab.traffic import rx_counter
@@ -409,26 +410,6 @@ def _speaker_pids(data_dir: Path) -> list[int]:
 # --- traffic -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Flow:
-    """`count` packets from node `sender` with source `source` to `dst` on node `receiver`. `passes`: a
-    spoofed flow the configuration is expected to let through (fail open: nothing proves it spoofed)."""
-
-    label: str
-    sender: str
-    source: str
-    receiver: str
-    dst: str
-    count: int
-    spoofed: bool
-    passes: bool = False
-
-    @property
-    def expected(self) -> int:
-        """Packets the receiver should get."""
-        return self.count if self.passes or not self.spoofed else 0
-
-
 H1_DST = ("h1", "198.18.1.10", "2001:db8:0:1::10")
 H2_DST = ("h2", "198.18.3.10", "2001:db8:0:3::10")
 
@@ -521,27 +502,6 @@ def inter_flows(count: int = 20, rpki: bool = True, algorithm: str = "auto") -> 
     return tuple(flows)
 
 
-def send_flow(lab: Lab, flow: Flow, count: int | None = None, interval: str = "u2000") -> int:
-    """Send the flow's packets (hping3 UDP for IPv4, ping -I for IPv6) and return how many reached the
-    receiver (nft counter per source in the receiver's namespace, appliance.lab.traffic)."""
-    n = count if count is not None else flow.count
-    rx = lab.netns(flow.receiver)
-    before = rx_counter(rx, flow.source)
-    if ":" in flow.source:
-        have = lab.exec(flow.sender, ["ip", "-6", "addr", "show"]).stdout
-        if flow.source + "/" not in have:
-            lab.exec(flow.sender, ["ip", "-6", "addr", "add", f"{flow.source}/128", "dev", "eth1", "nodad",
-                                   "preferred_lft", "0"], check=True)
-        secs = "0.01" if interval == "u2000" else str(int(interval.lstrip("u")) / 1e6)
-        lab.exec(flow.sender, ["ping", "-6", "-q", "-n", "-I", flow.source, "-c", str(n), "-i", secs,
-                               "-W", "1", flow.dst], timeout_s=120)
-    else:
-        lab.exec(flow.sender, ["hping3", "--udp", "-p", "5000", "-a", flow.source, "-c", str(n), "-i",
-                               interval, "-q", flow.dst], timeout_s=120)
-    time.sleep(0.3)
-    return rx_counter(rx, flow.source) - before
-
-
 REPO_LABS = shipped("containerlab")
 LABS: dict[str, DemoLab] = {
     "sav-basic": DemoLab(
@@ -562,39 +522,6 @@ LABS: dict[str, DemoLab] = {
         # is a second path for changes, besides the notifies.
         stayrtr_args=("-rtr.refresh", "2")),
 }
-
-
-def send_flows(lab: Lab, flows: Sequence[Flow], workers: int = 8) -> list[int]:
-    """`send_flow` for many flows at once, in rounds of at most `workers` threads in which no two flows
-    share a receiver and source (the receiver's counter key) or a sender and source; the packets each
-    flow delivered, in order."""
-    for f in flows:  # create the receivers' counters before the threads race to
-        rx_counter(lab.netns(f.receiver), f.source)
-    results = [0] * len(flows)
-    pending = list(range(len(flows)))
-    while pending:
-        round_: list[int] = []
-        rest: list[int] = []
-        keys: set[tuple[str, str, str]] = set()
-        for i in pending:
-            f = flows[i]
-            mine = {("rx", f.receiver, f.source), ("tx", f.sender, f.source)}
-            if len(round_) < workers and not mine & keys:
-                round_.append(i)
-                keys |= mine
-            else:
-                rest.append(i)
-
-        def one(i: int) -> None:
-            results[i] = send_flow(lab, flows[i])
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in round_]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
-        pending = rest
-    return results
 
 
 # --- the command -----------------------------------------------------------------------------------------
@@ -623,29 +550,6 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--timeout", type=float, default=120.0, metavar="S",
                       help="timeout for convergence and for rules becoming active")
     demo.set_defaults(func=run)
-
-
-def report(results: Sequence[tuple[Flow, int]]) -> tuple[list[str], bool]:
-    lines = [f"  {'class':<58} {'src':<18} {'sent':>4} {'delivered':>9} {'dropped':>7}"]
-    ok = True
-    for flow, got in results:
-        verdict = "ok" if got == flow.expected else "WRONG"
-        ok = ok and verdict == "ok"
-        kind = "legit   " if not flow.spoofed else "SPOOFED " if not flow.passes else "spoofed~"
-        lines.append(f"  {kind}{flow.label:<50} {flow.source:<18} {flow.count:>4} {got:>9} "
-                     f"{flow.count - got:>7}  {verdict}")
-    spoofed = [(f, g) for f, g in results if f.spoofed and not f.passes]
-    legit = [(f, g) for f, g in results if not f.spoofed]
-    passing = [(f, g) for f, g in results if f.spoofed and f.passes]
-    s_sent, s_got = sum(f.count for f, _ in spoofed), sum(g for _, g in spoofed)
-    l_sent, l_got = sum(f.count for f, _ in legit), sum(g for _, g in legit)
-    share = 100 * (s_sent - s_got) / max(s_sent, 1)
-    lines.append(f"  spoofed: {s_sent - s_got}/{s_sent} dropped ({share:.0f}%);"
-                 f" legitimate: {l_got}/{l_sent} delivered, {l_sent - l_got} dropped")
-    if passing:
-        lines.append(f"  spoofed~ (expected to pass, fail open): {sum(g for _, g in passing)}/"
-                     f"{sum(f.count for f, _ in passing)} delivered")
-    return lines, ok
 
 
 def run(args: argparse.Namespace) -> int:

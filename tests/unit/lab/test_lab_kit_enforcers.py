@@ -66,3 +66,28 @@ def test_rpki_serve_checks_the_file(kit: Path, tmp_path: Path) -> None:
     bad.write_text("{")
     with pytest.raises(ValueError, match="not JSON"):
         check_file(bad)
+
+
+def test_sav_basic_traffic_file_holds_the_demo_classes() -> None:
+    from appliance.demo import demo_flows
+    from appliance.lab.kit.flows import load_flows
+
+    lab = Lab(load_topology(SAV_BASIC), prefix="svkit")
+    assert load_flows(SAV_BASIC.parent / "traffic.yaml", lab) == demo_flows()
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ("classes: []", "non-empty `classes:`"),
+    ("classes: [{from: h1, source: 198.18.1.10, to: h2, dst: 198.18.3.10, kind: bad}]", "classes[0].kind"),
+    ("classes: [{from: h1, source: 198.18.1.10, to: h2, dst: '2001:db8::1', kind: legit}]", "IP versions"),
+    ("classes: [{from: hx, source: 198.18.1.10, to: h2, dst: 198.18.3.10, kind: legit}]", "classes[0].from"),
+    ("count: 0\nclasses: [{from: h1, source: 198.18.1.10, to: h2, dst: 198.18.3.10, kind: legit}]", "count"),
+])
+def test_bad_traffic_files_name_the_field(tmp_path: Path, body: str, words: str) -> None:
+    from appliance.lab.kit.flows import TrafficFileError, load_flows
+
+    path = tmp_path / "t.yaml"
+    path.write_text(body)
+    with pytest.raises(TrafficFileError) as err:
+        load_flows(path, Lab(load_topology(SAV_BASIC), prefix="svkit"))
+    assert words in str(err.value)
