@@ -1,0 +1,140 @@
+"""The lab kit end to end on a topology of its own (tests/lab/fixtures/kit6: five savd routers a1, a2,
+c1, c2, b1 plus the external x1; hosts h1, h2, inet; appliance ctl), through the commands only:
+
+    savd lab init kit6.clab.yml --out OUT --prefix P      (labels + the routers' own OSPF/BGP configs)
+    savd lab up OUT/kit6.clab.yml --prefix P              (converged per the generated converged.json)
+    savd rpki serve OUT/rpki.json --port RTR              (foreground; killed by PID)
+    savd lab enforcers up --config OUT/savd.toml --lab kit6 --prefix P
+    savd run --config OUT/savd.toml                       (killed by PID, its speakers reaped)
+    savd lab traffic kit6/traffic.yaml --json             (counted at the receivers)
+
+and asserts every spoofed class dropped and every legitimate one delivered. Whatever it started is
+stopped in `finally`, by PID or by its own down command, even on failure; the namespace prefix is random.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.demo import Appliance, DemoLab, wait_until
+from appliance.lab.netns import list_netns
+from appliance.lab.runner import Lab
+from appliance.speakers.holdover import reap
+from rpki.localcache import free_port
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(420)]
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "kit6"
+ROUTERS = ("a1", "a2", "c1", "c2", "b1")
+SAVD = [sys.executable, "-m", "appliance.cli"]
+
+
+def savd(*args: str, timeout_s: float = 180.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SAVD, *args], capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 20.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture
+def kit(tmp_path: Path, require_root: None) -> Iterator[dict[str, Any]]:
+    """The kit's files in tmp_path/out for a random prefix and free ports; every process the test
+    starts is registered here and stopped afterwards."""
+    prefix = "svk" + secrets.token_hex(2)
+    out = tmp_path / "out"
+    api_port, rtr_port = free_port(), free_port()
+    done = savd("lab", "init", str(FIXTURE / "kit6.clab.yml"), "--out", str(out), "--prefix", prefix,
+                "--api-port", str(api_port), "--rtr-port", str(rtr_port))
+    assert done.returncode == 0, done.stderr
+    state: dict[str, Any] = {"prefix": prefix, "out": out, "api_port": api_port, "rtr_port": rtr_port,
+                             "procs": {}, "lab_up": False, "enforcers": False}
+    try:
+        yield state
+    finally:
+        _stop(state["procs"].get("savd"))
+        reap(out / "data" / "speakers")  # speakers a killed savd left in holdover
+        if state["enforcers"]:
+            savd("lab", "enforcers", "down", "--config", str(out / "savd.toml"))
+        _stop(state["procs"].get("stayrtr"))
+        if state["lab_up"]:
+            savd("lab", "down", str(out / "kit6.clab.yml"), "--prefix", prefix)
+        left = [n for n in list_netns() if n.startswith(prefix + "-")]
+        assert not left, f"namespaces left behind: {left}"
+
+
+def test_kit_lab_drops_spoofed_and_delivers_legitimate_traffic(kit: dict[str, Any]) -> None:
+    out, prefix = kit["out"], kit["prefix"]
+    topo = out / "kit6.clab.yml"
+    kit["lab_up"] = True  # from here on `savd lab down` runs, whatever happens
+    up = savd("lab", "up", str(topo), "--prefix", prefix, "--timeout", "120", timeout_s=200)
+    assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
+
+    log_dir = out / "logs"
+    log_dir.mkdir()
+    with (log_dir / "stayrtr.out").open("wb") as log:
+        kit["procs"]["stayrtr"] = subprocess.Popen(
+            [*SAVD, "rpki", "serve", str(out / "rpki.json"), "--port", str(kit["rtr_port"])],
+            stdout=log, stderr=subprocess.STDOUT)
+    wait_until("savd rpki serve printing its port",
+               lambda: f"127.0.0.1:{kit['rtr_port']}" in (log_dir / "stayrtr.out").read_text(), 20)
+
+    kit["enforcers"] = True
+    enf = savd("lab", "enforcers", "up", "--config", str(out / "savd.toml"), "--lab", "kit6",
+               "--prefix", prefix)
+    assert enf.returncode == 0, enf.stderr
+    assert enf.stdout.count("pid ") == len(ROUTERS)
+
+    token = secrets.token_hex(16)
+    with (log_dir / "savd.log").open("wb") as log:
+        kit["procs"]["savd"] = subprocess.Popen(
+            [*SAVD, "run", "--config", str(out / "savd.toml")], stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, SAVD_API_TOKEN=token), start_new_session=True)
+
+    # Poll savd's API and the enforcers as the demo does: every router learned over BGP-LS, rules
+    # computed from the latest state, pushed, and each router's nftables holding what was pushed.
+    lab = Lab.attach("kit6", prefix=prefix)
+    peers = {f"198.18.253.{i}": r for i, r in enumerate(ROUTERS, start=1)}
+    profile = DemoLab(name="kit6", topology=topo, templates={}, prefix=prefix, workdir=out, routers=ROUTERS,
+                      peers=peers, flows=lambda **_: (), vrps=(), bgpls=ROUTERS)
+    app = Appliance(lab, out, template=out / "savd.toml", profile=profile)
+    app.api_port, app.token = kit["api_port"], token
+
+    def active() -> dict[str, int] | None:
+        savd_proc = kit["procs"]["savd"]
+        assert savd_proc.poll() is None, (log_dir / "savd.log").read_text()[-3000:]
+        return app.rules_active()
+
+    installed = wait_until("rules active on every router", active, 180, 0.5)
+    assert installed["a1"] > 0 and installed["a2"] > 0 and installed["b1"] > 0, installed
+
+    traffic = savd("lab", "traffic", str(FIXTURE / "traffic.yaml"), "--topo", str(topo), "--prefix", prefix,
+                   "--json", timeout_s=300)
+    results = json.loads(traffic.stdout)
+    spoofed = [r for r in results if r["spoofed"]]
+    legit = [r for r in results if not r["spoofed"]]
+    print(f"installed rules per router: {installed}")
+    for r in results:
+        print(f"  {'SPOOFED' if r['spoofed'] else 'legit  '} {r['label']:<42} {r['source']:<20} "
+              f"{r['delivered']}/{r['sent']}")
+    assert len(spoofed) == 5 and len(legit) == 5
+    assert [r["delivered"] for r in spoofed] == [0] * 5, spoofed
+    assert [r["delivered"] for r in legit] == [r["sent"] for r in legit], legit
+    assert traffic.returncode == 0, traffic.stderr
