@@ -3,7 +3,7 @@
 `RouterRib` owns one border router's eBGP paths grouped by interface, with lazily built indexes (origin ->
 prefixes, prefix -> origins, AS_PATH customer pairs) so each algorithm pays only for what it reads.
 `RpkiView` owns the VRP and ASPA indexes shared by all routers: route origin validation (RFC 6811, with
-maxLength) on a py-radix tree whose nodes carry no data, and ASPA lookups. Pure: no I/O.
+maxLength) on vrpindex.VrpIndex (built on first use, patched by VRP deltas), and ASPA lookups. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-
-import radix
 
 from appliance.engine.aspa import (
     Authorization,
@@ -24,6 +22,7 @@ from appliance.engine.aspa import (
     verify_downstream,
     verify_upstream,
 )
+from appliance.engine.vrpindex import VrpIndex
 from appliance.model import Aspa, BgpPath, Neighbor, Relationship, Vrp
 
 __all__ = [
@@ -104,37 +103,24 @@ class RpkiView:
                 new.__dict__[name] = self.__dict__[name]
         if "_vrp_index" not in self.__dict__:
             return new
-        tree, by_prefix, by_asn = self.__dict__.pop("_vrp_index")
-        touched: dict[int, None] = {}
-        for v in removed:
-            entries = by_prefix.get(v.prefix)
-            if entries and (v.max_length, v.asn) in entries:
-                entries.remove((v.max_length, v.asn))
-                if not entries:
-                    del by_prefix[v.prefix]
-                    tree.delete(v.prefix)
-                touched[v.asn] = None
-        for v in added:
-            entries = by_prefix.get(v.prefix)
-            if entries is None:
-                tree.add(v.prefix)
-                entries = by_prefix[v.prefix] = []
-            if (v.max_length, v.asn) not in entries:
-                entries.append((v.max_length, v.asn))
-            touched[v.asn] = None
-        by_asn = dict(by_asn)
-        for asn in touched:
-            if not asn:
-                continue
-            kept = {
-                p for p in (*by_asn.get(asn, ()), *(v.prefix for v in added if v.asn == asn))
-                if any(a == asn for _, a in by_prefix.get(p, ()))
-            }
-            if kept:
-                by_asn[asn] = frozenset(kept)
-            else:
-                by_asn.pop(asn, None)
-        new.__dict__["_vrp_index"] = (tree, by_prefix, by_asn)
+        index: VrpIndex = self.__dict__.pop("_vrp_index")
+        added, removed = tuple(added), tuple(removed)
+        touched = index.patch(added, removed)
+        by_asn = dict(self.__dict__.pop("_by_asn")) if "_by_asn" in self.__dict__ else None
+        if by_asn is not None:
+            for asn in touched:
+                if not asn:
+                    continue
+                kept = {
+                    p for p in (*by_asn.get(asn, ()), *(v.prefix for v in added if v.asn == asn))
+                    if any(v.asn == asn for v in index.at(p))
+                }
+                if kept:
+                    by_asn[asn] = frozenset(kept)
+                else:
+                    by_asn.pop(asn, None)
+            new.__dict__["_by_asn"] = by_asn
+        new.__dict__["_vrp_index"] = index
         memo: dict[int, set[str]] | None = self.__dict__.get("_unproven_roas")
         if memo is not None:
             new.__dict__["_attested"] = self.__dict__.get("_attested", {})
@@ -142,7 +128,7 @@ class RpkiView:
             for local, prefixes in memo.items():
                 attested = self.attested_up(local)
                 for prefix in moved:
-                    if any(a and a not in attested for _, a in by_prefix.get(prefix, ())):
+                    if any(v.asn and v.asn not in attested for v in index.at(prefix)):
                         prefixes.add(prefix)
                     else:
                         prefixes.discard(prefix)
@@ -195,45 +181,40 @@ class RpkiView:
         return got
 
     @cached_property
-    def _vrp_index(self) -> tuple[radix.Radix, dict[str, list[tuple[int, int]]], dict[int, frozenset[str]]]:
-        """One pass over the VRPs: radix of prefixes (no node data), entries per prefix, ROAs per ASN."""
-        tree = radix.Radix()
-        add = tree.add
-        by_prefix: dict[str, list[tuple[int, int]]] = {}
-        by_asn: dict[int, set[str]] = {}
+    def _vrp_index(self) -> VrpIndex:
+        return VrpIndex(self.vrps)
+
+    @cached_property
+    def _by_asn(self) -> dict[int, frozenset[str]]:
+        """Origin ASN -> prefixes of its ROAs (AS0 left out)."""
+        acc: dict[int, list[str]] = {}
+        get = acc.get
         for v in self.vrps:
-            prefix, asn = v.prefix, v.asn
-            entries = by_prefix.get(prefix)
-            if entries is None:
-                add(prefix)
-                by_prefix[prefix] = [(v.max_length, asn)]
+            mine = get(v.asn)
+            if mine is None:
+                acc[v.asn] = [v.prefix]
             else:
-                entries.append((v.max_length, asn))
-            if asn:
-                mine = by_asn.get(asn)
-                if mine is None:
-                    by_asn[asn] = {prefix}
-                else:
-                    mine.add(prefix)
-        return tree, by_prefix, {a: frozenset(p) for a, p in by_asn.items()}
+                mine.append(v.prefix)
+        acc.pop(0, None)
+        return {asn: frozenset(prefixes) for asn, prefixes in acc.items()}
 
     @property
     def roa_prefixes_by_asn(self) -> dict[int, frozenset[str]]:
         """Origin ASN -> prefixes of its ROAs (BAR-SAV step 11 and Procedure X step 7)."""
-        return self._vrp_index[2]
+        return self._by_asn
 
     def covering_vrps(self, prefix: str) -> list[tuple[str, int, int]]:
-        """(vrp prefix, max_length, asn) of every VRP covering `prefix`."""
-        tree, by_prefix, _ = self._vrp_index
-        out: list[tuple[str, int, int]] = []
-        for node in tree.search_covering(prefix):
-            out.extend((node.prefix, ml, asn) for ml, asn in by_prefix[node.prefix])
-        return out
+        """(vrp prefix, max_length, asn) of every VRP covering `prefix`, most specific first."""
+        return [(v.prefix, v.max_length, v.asn) for v in self._vrp_index.covering(prefix)]
+
+    def roa_asns(self, prefix: str) -> tuple[int, ...]:
+        """ASNs of the VRPs whose prefix is exactly `prefix` (AS0 included)."""
+        return tuple(v.asn for v in self._vrp_index.at(prefix))
 
     def authorized_origins(self, prefix: str) -> frozenset[int]:
         """ASNs some VRP authorises to originate exactly `prefix` (length within maxLength)."""
         length = int(prefix.rsplit("/", 1)[1])
-        return frozenset(asn for _, ml, asn in self.covering_vrps(prefix) if length <= ml and asn != 0)
+        return frozenset(v.asn for v in self._vrp_index.covering(prefix) if length <= v.max_length and v.asn)
 
     @cached_property
     def _rov_memo(self) -> dict[tuple[str, int], Rov]:
@@ -249,11 +230,11 @@ class RpkiView:
         return state
 
     def _rov(self, prefix: str, origin: int) -> Rov:
-        covering = self.covering_vrps(prefix)
+        covering = self._vrp_index.covering(prefix)
         if not covering:
             return Rov.NOT_FOUND
         length = int(prefix.rsplit("/", 1)[1])
-        if any(asn == origin and asn != 0 and length <= ml for _, ml, asn in covering):
+        if origin and any(v.asn == origin and length <= v.max_length for v in covering):
             return Rov.VALID
         return Rov.INVALID
 
