@@ -2,19 +2,22 @@
 
 Every module listed in COMMANDS exposes `register(subparsers)`, adding a subcommand whose handler is
 stored as `func` (taking the parsed args, returning an exit code). Keeping the
-subcommands next to the code they drive keeps this file a table of contents.
+subcommands next to the code they drive keeps this file a table of contents. Exit codes follow the one
+table in appliance/errors.py: a handler returns 0/1 itself and raises a SavdError for the rest.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from appliance import config_cli, daemon, demo, flowspec_cli
 from appliance.api import cli as api_cli
+from appliance.cli_common import configure_logging, run_handler
+from appliance.cli_examples import apply_examples
 from appliance.engine import cli as engine_cli
+from appliance.errors import ExitCode
 from appliance.lab import cli as lab_cli
 from appliance.sources.bgpls import cli as topology_cli
 from appliance.sources.paths import cli as paths_cli
@@ -46,13 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    apply_examples(parser)  # appliance/cli_examples.py, for subcommands that bring none of their own
     return parser
-
-
-def configure_logging(verbose: int) -> None:
-    """Warnings by default, -v info, -vv debug (savd and savd-enforcer alike)."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,11 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+        return ExitCode.INPUT
+    return run_handler("savd", args.func, args)
 
 
 if __name__ == "__main__":

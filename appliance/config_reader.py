@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from appliance.errors import InputError
+
 Path = tuple[str | int, ...]
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
@@ -186,7 +188,7 @@ class ConfigProblem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A configuration file that cannot be used; `problems` lists every one found, in file order."""
 
     def __init__(self, source: str, problems: list[ConfigProblem]) -> None:

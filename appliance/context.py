@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from appliance.api.memory import RpkiStatusBoard, RulesHolder
 from appliance.config import FLOWSPEC_FAMILIES, Config
+from appliance.errors import HostError
 from appliance.flowspec.rules import FlowRule
 from appliance.model import SavRuleSet
 from appliance.monitor import Monitor
@@ -27,7 +28,7 @@ log = logging.getLogger("savd.daemon")
 RulesListener = Callable[[int, SavRuleSet, SavRuleSet], Awaitable[None]]
 
 
-class StartError(RuntimeError):
+class StartError(HostError, RuntimeError):
     """A component (speaker, RPKI, poller, reports file ...) could not start; the message names it.
 
     A component raises it itself when its message already says all an operator needs (one line, no

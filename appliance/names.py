@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from appliance.errors import InputError
+
 ROUTER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 INTERFACE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}")
 ROUTER_NAME_RULE = "a letter or digit, then up to 63 of letters, digits, '.', '_', ':', '-' (no '..')"
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 
-class UnsafeName(ValueError):
+class UnsafeName(InputError, ValueError):
     """A name that would leave its folder if used as a file name."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import InputError
 from appliance.model import Aspa, Event, Severity
 from rpki.keys import KeySet, keys_to_vrps, make_key
 from rpki.tables import RpkiTables
@@ -31,7 +32,7 @@ from rpki.tables import RpkiTables
 log = logging.getLogger(__name__)
 
 
-class RpkiFileError(ValueError):
+class RpkiFileError(InputError, ValueError):
     """A file that cannot be used; `path` and `entry` (e.g. "roas[12]") locate the problem."""
 
     def __init__(self, path: str, entry: str, reason: str) -> None:

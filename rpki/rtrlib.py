@@ -27,13 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from appliance.errors import HostError
 from rpki.keys import V4_KEY_LEN, V6_KEY_LEN
 from rpki.tables import RpkiTables
 
 _FRAME = struct.Struct(">cI")
 
 
-class RtrlibUnavailable(RuntimeError):
+class RtrlibUnavailable(HostError, RuntimeError):
     """The cffi module was not built (scripts/build.d/20-rtrlib.sh) or librtr is missing."""
 
 

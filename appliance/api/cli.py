@@ -10,9 +10,9 @@
       flowspec [PEER]
 
 The address and token come from --config (its [api] section), else --url/--token, else the
-environment (SAVD_API_URL, SAVD_API_TOKEN), else http://127.0.0.1:8180 without a token. Exit codes:
-0 for a 2xx answer, 1 for an error answer (its message on stderr), 2 when the API cannot be reached
-or the arguments are wrong.
+environment (SAVD_API_URL, SAVD_API_TOKEN), else http://127.0.0.1:8180 without a token. Exit codes
+(appliance/errors.py): 0 for a 2xx answer, 1 for an error answer (its message on stderr), 2 when the
+arguments or the configuration are wrong, 5 when the API cannot be reached.
 """
 
 from __future__ import annotations
@@ -25,57 +25,89 @@ from typing import Any
 
 import httpx
 
-from appliance.config import ConfigError, load_config
+from appliance.cli_common import RAW, examples
+from appliance.config import load_config
+from appliance.errors import ExitCode
 
 DEFAULT_URL = "http://127.0.0.1:8180"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("api", help="query or change a running savd through its HTTP API")
+    raw = RAW
+    parser = subparsers.add_parser(
+        "api", help="query or change a running savd through its HTTP API", formatter_class=raw,
+        description="Query or change a running savd through its HTTP API and print the JSON answer.",
+        epilog=examples("savd api health", "savd api --config /etc/savd/savd.toml rules r1",
+                        "savd api --token $TOKEN reports add r1 eth1 198.18.1.0/24",
+                        "savd api trace 198.18.1.10")
+        + "\n\nexit codes: 0 a 2xx answer, 1 an error answer (its message on stderr),\n"
+          "  2 bad arguments or configuration, 5 the API cannot be reached")
     parser.add_argument("--config", help="take the API address and token from this savd configuration")
     parser.add_argument("--url", help=f"API base URL (default $SAVD_API_URL or {DEFAULT_URL})")
     parser.add_argument("--token", help="bearer token (default $SAVD_API_TOKEN)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     sub = parser.add_subparsers(dest="resource", metavar="RESOURCE", required=True)
-    for name in ("health", "topology", "rpki"):
-        sub.add_parser(name)
-    alarms = sub.add_parser("alarms")
-    alarms.add_argument("--type", default="")
-    counters = sub.add_parser("counters")
-    counters.add_argument("--router", default="")
-    counters.add_argument("--interface", default="")
-    events = sub.add_parser("events")
-    events.add_argument("--since", type=int, default=0)
-    events.add_argument("--limit", type=int, default=100)
-    events.add_argument("--type", action="append", default=[])
-    events.add_argument("--severity", default="debug")
-    events.add_argument("--alarms-only", action="store_true")
-    reports = sub.add_parser("reports")
+
+    def resource(name: str, help: str, *example_lines: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, formatter_class=raw,
+                              description=help[0].upper() + help[1:] + ".", epilog=examples(*example_lines))
+
+    resource("health", "liveness and component status", "savd api health")
+    resource("topology", "the routers and interfaces savd has learnt", "savd api topology")
+    resource("rpki", "RPKI data: caches, VRP and ASPA counts", "savd api rpki")
+    alarms = resource("alarms", "active alarms", "savd api alarms", "savd api alarms --type spoofing")
+    alarms.add_argument("--type", default="", help="only alarms of this type")
+    counters = resource("counters", "enforcer counters per rule", "savd api counters --router r1",
+                        "savd api counters --router r1 --interface eth1")
+    counters.add_argument("--router", default="", help="only this router")
+    counters.add_argument("--interface", default="", help="only this interface (with --router)")
+    events = resource("events", "the event log, oldest first from --since", "savd api events --limit 20",
+                      "savd api events --alarms-only --severity warning")
+    events.add_argument("--since", type=int, default=0, help="events after this sequence number")
+    events.add_argument("--limit", type=int, default=100, help="at most this many events")
+    events.add_argument("--type", action="append", default=[], help="only this event type (repeatable)")
+    events.add_argument("--severity", default="debug", help="lowest severity shown")
+    events.add_argument("--alarms-only", action="store_true", help="only events that raise or clear alarms")
+    reports = resource("reports", "source-prefix reports: list, add or delete (ACTION)",
+                       "savd api reports list",
+                       "savd api reports add r1 eth1 198.18.1.0/24 --multihomed",
+                       "savd api reports delete r1 eth1 198.18.1.0/24")
     rsub = reports.add_subparsers(dest="action", metavar="ACTION", required=True)
-    rlist = rsub.add_parser("list")
-    rlist.add_argument("--router", default="")
-    rlist.add_argument("--interface", default="")
-    for action in ("add", "delete"):
-        p = rsub.add_parser(action)
-        p.add_argument("router")
-        p.add_argument("interface")
-        p.add_argument("prefix")
+    rlist = rsub.add_parser("list", help="the reports, from every source", formatter_class=raw,
+                            epilog=examples("savd api reports list --router r1"))
+    rlist.add_argument("--router", default="", help="only this router")
+    rlist.add_argument("--interface", default="", help="only this interface")
+    for action, help_text, example in (
+        ("add", "add or replace the API's report for ROUTER INTERFACE PREFIX",
+         "savd api reports add r1 eth1 198.18.1.0/24 --subnet 1 --multihomed"),
+        ("delete", "delete the API's report for ROUTER INTERFACE PREFIX",
+         "savd api reports delete r1 eth1 198.18.1.0/24"),
+    ):
+        p = rsub.add_parser(action, help=help_text, formatter_class=raw, epilog=examples(example))
+        p.add_argument("router", help="router name")
+        p.add_argument("interface", help="interface name on that router")
+        p.add_argument("prefix", help="source prefix, e.g. 198.18.1.0/24")
         if action == "add":
-            p.add_argument("--subnet", default="")
-            for flag in ("anycast", "special", "multihomed"):
-                p.add_argument(f"--{flag}", action="store_true")
-    rules = sub.add_parser("rules")
-    rules.add_argument("router", nargs="?", default="")
-    rules.add_argument("interface", nargs="?", default="")
-    trace = sub.add_parser("trace", help="where packets from SOURCE would be stopped")
+            p.add_argument("--subnet", default="", help="subnet id grouping prefixes of one customer")
+            for flag, what in (("anycast", "the prefix is anycast"), ("special", "special-purpose prefix"),
+                               ("multihomed", "the subnet is attached at several interfaces")):
+                p.add_argument(f"--{flag}", action="store_true", help=what)
+    rules = resource("rules", "the computed SAV rules, all or one interface's", "savd api rules",
+                     "savd api rules r1", "savd api rules r1 eth1")
+    rules.add_argument("router", nargs="?", default="", help="only this router")
+    rules.add_argument("interface", nargs="?", default="", help="one interface's rules (with ROUTER)")
+    trace = resource("trace", "where packets from SOURCE would be stopped", "savd api trace 198.18.1.10",
+                     "savd api trace 2001:db8::1 --router r2")
     trace.add_argument("source", help="source address or prefix")
-    trace.add_argument("--router", default="")
-    explain = sub.add_parser("explain")
-    explain.add_argument("router")
-    explain.add_argument("interface")
+    trace.add_argument("--router", default="", help="only this router")
+    explain = resource("explain", "why ROUTER INTERFACE allows or blocks SOURCE",
+                       "savd api explain r1 eth1 198.18.1.10")
+    explain.add_argument("router", help="router name")
+    explain.add_argument("interface", help="interface name")
     explain.add_argument("source", help="source address or prefix")
-    flowspec = sub.add_parser("flowspec")
-    flowspec.add_argument("peer", nargs="?", default="")
+    flowspec = resource("flowspec", "the FlowSpec pushed to each peer", "savd api flowspec",
+                        "savd api flowspec 198.18.0.2")
+    flowspec.add_argument("peer", nargs="?", default="", help="only this peer")
     parser.set_defaults(func=run)
 
 
@@ -137,11 +169,7 @@ def endpoint(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        base, token = endpoint(args)
-    except ConfigError as exc:
-        print(f"savd api: {exc}", file=sys.stderr)
-        return 2
+    base, token = endpoint(args)  # a ConfigError reaches savd's main: one line, exit 2
     method, path, query, body = request_for(args)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -149,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                                  timeout=args.timeout)
     except httpx.HTTPError as exc:
         print(f"savd api: cannot reach {base}: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.EXTERNAL
     try:
         payload: Any = response.json()
     except ValueError:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import InputError
+
 __all__ = ["GroupMapError", "merge", "parse_flag", "parse_text", "read_file"]
 
 MAX_GROUP = 16383
@@ -25,7 +27,7 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 GroupMap = dict[int, tuple[str, ...]]
 
 
-class GroupMapError(ValueError):
+class GroupMapError(InputError, ValueError):
     """A group mapping entry is malformed; `where` names the file and line/entry."""
 
     def __init__(self, message: str, *, where: str = "") -> None:

@@ -7,27 +7,30 @@
     savd-enforcer counters [--url http://127.0.0.1:9180 | --file counters.json]
 
 Run it inside the router's network namespace (`ip netns exec r1 savd-enforcer run ...`) or pass
---netns. Exit codes: 0 ok, 1 runtime failure, 2 bad arguments or configuration.
+--netns. `run` needs root and `ip`, `nft` (and, with the sidecar, `unshare` and `nsenter`) on PATH; it
+checks before touching anything. Exit codes are savd's (appliance/errors.py): 0 ok, 1 problems found,
+2 bad arguments or configuration, 4 not root or a program missing, 5 FRR, nft or ExaBGP failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import ipaddress
 import json
 import logging
+import os
 import shlex
+import shutil
 import signal
 import sys
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance.cli import configure_logging
+from appliance.cli_common import configure_logging, examples, run_handler
 from appliance.enforcer import groupmap
 from appliance.enforcer.httpd import serve
 from appliance.enforcer.nftplan import PlanOptions, render_full
@@ -42,7 +45,7 @@ from appliance.enforcer.node import (
 )
 from appliance.enforcer.recording import replay
 from appliance.enforcer.service import EnforcerOptions, EnforcerService
-from appliance.speakers.exabgp import SpeakerError
+from appliance.errors import ExitCode, HostError
 
 log = logging.getLogger("appliance.enforcer")
 
@@ -73,8 +76,17 @@ def _plan_options(args: argparse.Namespace, exempt: tuple[str, ...] = ()) -> Pla
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="savd-enforcer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser = argparse.ArgumentParser(
+        prog="savd-enforcer", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            'ip netns exec r1 savd-enforcer run --node r1 --asn 65000 --configure-frr --vtysh "vtysh -N r1" '
+            "--group 7=eth1",
+            "savd-enforcer plan --updates recorded.jsonl --group 7=eth1",
+            "savd-enforcer counters --url http://127.0.0.1:9180",
+        ) + "\n\nexit codes: 0 ok, 1 problems found, 2 bad arguments, 4 not root or a program missing,\n"
+            "  5 FRR, nft or ExaBGP failed")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -83,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--table", default="savd_enforcer", help="nftables table name (family inet)")
         p.add_argument("--shard-size", type=int, default=1024, help="max elements per nft set")
 
-    run = sub.add_parser("run", help="peer with the local FRR and enforce its FlowSpec in nftables")
+    run = sub.add_parser(
+        "run", help="peer with the local FRR and enforce its FlowSpec in nftables",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            'ip netns exec r1 savd-enforcer run --node r1 --asn 65000 --configure-frr --vtysh "vtysh -N r1" '
+            "--group 7=eth1 --group 8=eth2",
+            "savd-enforcer run --node r1 --asn 65000 --netns r1 --groups-file /etc/savd/groups.json"))
     common(run)
     run.add_argument("--node", required=True, help="this router's name (in counters and logs)")
     run.add_argument("--asn", type=int, required=True, help="FRR's AS (the receiver peers iBGP)")
@@ -112,19 +130,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --configure-frr: how often to check that bgpd still has the neighbour")
     run.set_defaults(func=cmd_run)
 
-    plan = sub.add_parser("plan", help="print the nft text for recorded ExaBGP JSON updates (dry run)")
+    plan = sub.add_parser("plan", help="print the nft text for recorded ExaBGP JSON updates (dry run)",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          epilog=examples("savd-enforcer plan --updates recorded.jsonl --group 7=eth1",
+                                          "savd-enforcer plan --updates recorded.jsonl --status"))
     common(plan)
     plan.add_argument("--updates", type=Path, required=True,
                       help="ExaBGP JSON lines or an enforcer --record file")
     plan.add_argument("--status", action="store_true", help="print route states as JSON instead")
     plan.set_defaults(func=cmd_plan)
 
-    frr = sub.add_parser("frr-config", help="print the vtysh lines that feed FRR's FlowSpec to the receiver")
+    frr = sub.add_parser("frr-config", help="print the vtysh lines that feed FRR's FlowSpec to the receiver",
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         epilog=examples("savd-enforcer frr-config --asn 65000",
+                                         "savd-enforcer frr-config --asn 65000 --receiver 198.18.254.6"))
     frr.add_argument("--asn", type=int, required=True)
     frr.add_argument("--receiver", default="198.18.254.2")
     frr.set_defaults(func=cmd_frr_config)
 
-    counters = sub.add_parser("counters", help="print a running enforcer's counters")
+    counters = sub.add_parser("counters", help="print a running enforcer's counters",
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=examples("savd-enforcer counters",
+                                              "savd-enforcer counters --file /run/r1/counters.json --json"))
     src = counters.add_mutually_exclusive_group()
     src.add_argument("--url", default="http://127.0.0.1:9180")
     src.add_argument("--file", type=Path)
@@ -169,7 +196,7 @@ def cmd_counters(args: argparse.Namespace) -> int:
                 doc = json.loads(resp.read())
     except (OSError, ValueError) as exc:
         print(f"savd-enforcer counters: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.EXTERNAL
     if args.json:
         print(json.dumps(doc, sort_keys=True))
         return 0
@@ -179,7 +206,32 @@ def cmd_counters(args: argparse.Namespace) -> int:
     return 0
 
 
+def required_programs(args: argparse.Namespace) -> list[str]:
+    """The programs `run` starts, with these options (checked on PATH before anything is touched)."""
+    programs = ["ip", "nft"]
+    if not args.no_sidecar:
+        programs += ["unshare", "nsenter"]
+    if args.configure_frr:
+        programs += shlex.split(args.vtysh)[:1]
+    return programs
+
+
+def preflight(args: argparse.Namespace, *, euid: int | None = None,
+              which: Callable[[str], str | None] = shutil.which) -> None:
+    """HostError naming what is missing: root (nft and the sidecar namespace need CAP_NET_ADMIN) and the
+    programs `run` needs. Without it, a non-root run failed with "sidecar: unshare exited with 1" and a
+    missing `ip` with a traceback."""
+    missing = [p for p in required_programs(args) if which(p) is None]
+    if missing:
+        raise HostError(f"run needs {', '.join(missing)} on PATH, not found "
+                        "(Debian: apt-get install iproute2 nftables util-linux frr)")
+    if (os.geteuid() if euid is None else euid) != 0:
+        raise HostError("run needs root (nftables and the receiver's namespace need "
+                        "CAP_NET_ADMIN): run it as root, e.g. sudo ip netns exec r1 savd-enforcer run ...")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    preflight(args)
     pair = VethPair(args.frr_ifname, args.exa_ifname, args.frr_address, args.exa_address)
     sidecar = None if args.no_sidecar else Sidecar(pair, args.netns)
     try:
@@ -188,11 +240,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             sidecar.start()
         if args.configure_frr:
             configure_frr(shlex.split(args.vtysh), args.asn, pair.exa_ip)
-    except (groupmap.GroupMapError, NodeError) as exc:
-        print(f"savd-enforcer: {exc}", file=sys.stderr)
+    except (groupmap.GroupMapError, NodeError):  # exit 2 for a bad mapping, 5 for FRR or ip failing
         if sidecar:
             sidecar.stop()
-        return 2
+        raise
     options = EnforcerOptions(
         node=args.node, asn=args.asn, frr_address=pair.frr_ip, exa_address=pair.exa_ip,
         workdir=(args.workdir or Path("/run/savd-enforcer") / args.node).resolve(), groups=groups,
@@ -203,11 +254,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.configure_frr else None, reconfigure_after_s=args.reconfigure_after_s,
         frr_has_neighbor=(lambda: frr_has_neighbor(shlex.split(args.vtysh), pair.exa_ip))
         if args.configure_frr else None, frr_watch_s=args.frr_watch_s)
-    try:
+    try:  # a SpeakerError reaches main: exit 5
         return asyncio.run(_run(options, None if args.no_http else args.http))
-    except SpeakerError as exc:
-        print(f"savd-enforcer: {exc}", file=sys.stderr)
-        return 1
     finally:
         if args.configure_frr:
             _remove_neighbor(shlex.split(args.vtysh), args.asn, pair.exa_ip)
@@ -269,9 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    with contextlib.suppress(BrokenPipeError):
-        return int(args.func(args))
-    return 0
+    return run_handler("savd-enforcer", args.func, args)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import ExternalError
 from appliance.speakers.holdover import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ __all__ = ["NodeError", "Sidecar", "VethPair", "address_conflicts", "configure_f
            "frr_has_neighbor", "unconfigure_frr"]
 
 
-class NodeError(RuntimeError):
+class NodeError(ExternalError, RuntimeError):
     """Setting up the node failed; `step` names what was attempted."""
 
     def __init__(self, message: str, *, step: str = "") -> None:

@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from appliance.errors import ExternalError
 from appliance.monitor.counters import CounterSample
 from appliance.monitor.events import EnforcerReachable, Notice
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["EnforcerPoller", "PollError", "factory", "fetch", "samples_from"]
 
 
-class PollError(RuntimeError):
+class PollError(ExternalError, RuntimeError):
     """An enforcer could not be read; `router` names it."""
 
     def __init__(self, router: str, message: str) -> None:

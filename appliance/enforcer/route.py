@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.errors import PeerDataError
+
 __all__ = [
     "ActionKind",
     "NumericMatch",
@@ -62,7 +64,7 @@ _ICMP_TYPES = {"echo-reply": 0, "unreachable": 3, "source-quench": 4, "redirect"
                "parameter-problem": 12, "timestamp": 13, "timestamp-reply": 14}
 
 
-class RouteError(ValueError):
+class RouteError(PeerDataError, ValueError):
     """A FlowSpec NLRI or attribute the enforcer cannot decode; `field` names the JSON member."""
 
     def __init__(self, message: str, *, field: str = "") -> None:

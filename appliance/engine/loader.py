@@ -35,6 +35,7 @@ from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.relationships import AsRelationships, AsRelError, parse_as_rel
 from appliance.engine.scenarios import Scenario
 from appliance.engine.snapshot import Snapshot
+from appliance.errors import InputError
 from appliance.model import (
     Action,
     Aspa,
@@ -58,7 +59,7 @@ __all__ = ["SnapshotError", "load_as_rel", "load_scenario", "load_snapshot", "pa
 T = TypeVar("T")
 
 
-class SnapshotError(ValueError):
+class SnapshotError(InputError, ValueError):
     """A snapshot or scenario file that cannot be used; `where` is "file: field.path"."""
 
     def __init__(self, where: str, message: str) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from appliance.errors import InputError
 from appliance.model import Aspa, Relationship
 
 __all__ = ["AsRelError", "AsRelationships", "aspas_from", "parse_as_rel"]
 
 
-class AsRelError(ValueError):
+class AsRelError(InputError, ValueError):
     """A malformed as-rel line; the message names the source and the line number."""
 
 

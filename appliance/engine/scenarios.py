@@ -58,6 +58,7 @@ from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.prefixset import PrefixSet, subtract_space
 from appliance.engine.rib import RouterRib
 from appliance.engine.snapshot import Snapshot, compute
+from appliance.errors import InputError
 from appliance.model import (
     Aspa,
     BgpPath,
@@ -95,7 +96,7 @@ INTRA_ALGORITHMS = ("strict", "loose", "auto")
 DEFAULTS = ("auto", NO_RPKI)
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError, ValueError):
     """A scenario file that cannot be understood; the message names the scenario and the field."""
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from appliance.errors import ExternalError
 
-class LabError(Exception):
+
+class LabError(ExternalError):
     """A lab operation failed; `node` names the node concerned when there is one."""
 
     def __init__(self, message: str, *, node: str | None = None) -> None:

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import ExternalError
 from appliance.speakers.events import (
     EndOfRib,
     MalformedLine,
@@ -90,7 +91,7 @@ __all__ = [
 ]
 
 
-class SpeakerError(Exception):
+class SpeakerError(ExternalError):
     """ExaBGP could not be configured or started; `peer` names the neighbour when one is at fault."""
 
     def __init__(self, message: str, *, peer: str = "") -> None:

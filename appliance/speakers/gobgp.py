@@ -45,6 +45,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2
 
+from appliance.errors import ExternalError
 from appliance.flowspec.render_gobgp import SAFI_FLOWSPEC, GoBgpFlowPath, Message, to_path
 from appliance.flowspec.rules import FlowRule
 from appliance.speakers.events import SessionDown, SessionUp, SpeakerRestarted
@@ -67,7 +68,7 @@ except ImportError as exc:  # pragma: no cover - depends on the build step
     raise ImportError("GoBGP stubs missing: run scripts/setup (scripts/build.d/10-gobgp-stubs.sh)") from exc
 
 
-class GoBgpError(RuntimeError):
+class GoBgpError(ExternalError, RuntimeError):
     """gobgpd could not be started or refused a call; `speaker` names the instance."""
 
     def __init__(self, speaker: str, message: str) -> None:

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
+from appliance.errors import ExternalError
 from appliance.flowspec import render_exabgp
 from appliance.flowspec.compiler import CompileOptions
 from appliance.flowspec.diff import FlowDiff, diff
@@ -38,7 +39,7 @@ from appliance.speakers.exabgp import ExaBgpSpeaker
 log = logging.getLogger(__name__)
 
 
-class PushError(RuntimeError):
+class PushError(ExternalError, RuntimeError):
     """A speaker refused or lost part of a push to `peer`."""
 
     def __init__(self, peer: str, message: str) -> None:

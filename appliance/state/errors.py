@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import enum
 
+from appliance.errors import ExitCode, SavdError
+
 
 class StateErrorKind(enum.StrEnum):
     CORRUPT = "corrupt"
@@ -21,8 +23,10 @@ class StateErrorKind(enum.StrEnum):
     IO = "io"
 
 
-class StateError(Exception):
+class StateError(SavdError):
     """A problem with the state journal; `path` names the file, `seq` the journal row when known."""
+
+    exit_code = ExitCode.STATE
 
     def __init__(self, message: str, path: str = "", seq: int = 0,
                  kind: StateErrorKind = StateErrorKind.CORRUPT) -> None:

@@ -30,6 +30,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from appliance.errors import PeerDataError
+
 HEADER = struct.Struct(">BBHI")
 U32 = struct.Struct(">I")
 MAX_PDU_LEN = 1 << 20  # far above any legal PDU (an ASPA with 250k providers); guards corrupt lengths
@@ -72,7 +74,7 @@ class AspaLayout(enum.StrEnum):
     LEGACY = "8210bis-10"
 
 
-class PduError(Exception):
+class PduError(PeerDataError):
     """A PDU the client must refuse; `code` and `pdu` go into the Error Report it sends."""
 
     def __init__(self, code: ErrorCode, text: str, pdu: bytes = b"") -> None:

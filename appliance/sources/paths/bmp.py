@@ -69,6 +69,7 @@ from exabgp.bgp.message.update.attribute.aspath import SEQUENCE, SET
 from exabgp.logger import log as exabgp_log
 from exabgp.protocol.family import AFI, SAFI
 
+from appliance.errors import PeerDataError
 from appliance.names import router_name_problem
 from appliance.sources.paths.events import (
     BmpEvent,
@@ -134,7 +135,7 @@ _EXABGP_NEIGHBOR: Mapping[str, Any] = {"capability": {"aigp": False}}
 _exabgp_quiet = False
 
 
-class DecodeError(ValueError):
+class DecodeError(PeerDataError, ValueError):
     """One message cannot be decoded; the framing around it is intact."""
 
 

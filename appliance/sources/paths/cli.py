@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from appliance.cli_common import examples
 from appliance.config import ConfigError, load_config
 from appliance.context import DaemonContext
 from appliance.sources.paths.component import PathSource
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="paths_command", metavar="ACTION", required=True)
     show = sub.add_parser("show", help="listen on the [[bmp]] stations once and print the paths",
-                          epilog="example: savd paths show --config /etc/savd/savd.toml --timeout 20 --json")
+                          epilog=examples("savd paths show --config /etc/savd/savd.toml --timeout 20 --json"))
     show.add_argument("--config", type=Path, required=True,
                       help="savd TOML with [[bmp]] and [[engine.neighbor]]")
     show.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the feeds (30)")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.errors import ExternalError
 from appliance.sources.paths.bmp import AttrCache, BmpDecoder
 from appliance.sources.paths.events import BmpEvent
 
@@ -39,7 +40,7 @@ NETNS_DIR = "/var/run/netns"
 READ_CHUNK = 256 * 1024
 
 
-class StationError(OSError):
+class StationError(ExternalError, OSError):
     """The station could not listen (address in use, namespace missing, no permission)."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from appliance.errors import InputError
 
-class ReportError(Exception):
+
+class ReportError(InputError):
     """Every problem found, each as "file: field: message", so an operator fixes the input in one pass."""
 
     def __init__(self, problems: list[str]) -> None:

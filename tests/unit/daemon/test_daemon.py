@@ -317,9 +317,9 @@ def api_cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
-def test_savd_api_cannot_reach_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_savd_api_cannot_reach_is_exit_5(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
-    assert main(["api", "--url", f"http://127.0.0.1:{port}", "health"]) == 2
+    assert main(["api", "--url", f"http://127.0.0.1:{port}", "health"]) == 5  # ExitCode.EXTERNAL
     assert f"cannot reach http://127.0.0.1:{port}" in capsys.readouterr().err
 
 
