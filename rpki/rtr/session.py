@@ -78,6 +78,10 @@ class CacheState(enum.StrEnum):
 _DOWN_STATES = frozenset({"error-no-data", "error-transport", "error-fatal"})
 
 
+# mid-response reads smaller than this wait COALESCE_S for more (see _serve)
+COALESCE_BELOW = 64 << 10
+COALESCE_S = 0.002
+
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
     """One cache. Timer overrides (seconds) win over the cache's End of Data values (tests, operators)."""
@@ -291,8 +295,9 @@ class CacheSession:
         loop = asyncio.get_running_loop()
         while True:
             timeout = self.config.response_timeout_s if self._outstanding else self._refresh_at - loop.time()
-            try:
-                chunk = await asyncio.wait_for(reader.read(self.config.read_size), max(timeout, 0.0))
+            try:  # asyncio.timeout, not wait_for: no task per read (a full table comes in ~40k reads)
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    chunk = await reader.read(self.config.read_size)
             except TimeoutError:
                 _raise_if_cancelled()
                 if self._outstanding:
@@ -316,6 +321,10 @@ class CacheSession:
             except PduError as exc:
                 await self._send_error(exc)
             buf = data[offset:]
+            if pending is not None and len(chunk) < COALESCE_BELOW:
+                # mid-response and the cache writes in small pieces (StayRTR: ~100k writes for a full
+                # table): let them gather, so each pass over the data handles thousands of PDUs, not five
+                await asyncio.sleep(COALESCE_S)
 
     # --- PDU handling ----------------------------------------------------------------------------------
 
