@@ -16,13 +16,25 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
+from fastapi.security import HTTPBearer
 
 from appliance.api.auth import Auth
 from appliance.api.errors import install_error_handlers
 from appliance.api.explain import explain, parse_source
 from appliance.api.guard import RequestGuard
 from appliance.api.ports import ApiPorts
-from appliance.api.schemas import ReportIn
+from appliance.api.schemas import (
+    Alarms,
+    ErrorBody,
+    FlowSpecPeers,
+    Health,
+    InterfaceRule,
+    ReportIn,
+    ReportList,
+    ReportsDeleted,
+    ReportWritten,
+    RuleList,
+)
 from appliance.config import ApiConfig
 from appliance.flowspec.compiler import TableCache
 from appliance.model import PrefixReport, SavRuleSet, Severity, canonical_prefix
@@ -34,6 +46,17 @@ from appliance.state.facts import encode_fact
 
 API_SOURCE = "api"
 
+
+ERROR_MEANINGS = {
+    401: "no or a wrong bearer token (writes; reads too with read_token_required)",
+    403: "writes are disabled: no API token is configured",
+    404: "no such report, rule or peer",
+    409: "the report comes from another source (remove it there)",
+    413: "the body is larger than the API accepts",
+    422: "invalid input: `detail` lists each field and why",
+    500: "the state journal could not be written; nothing changed",
+    507: "the disk is full; nothing changed",
+}
 
 #: alarm types that make /health "degraded": savd runs but cannot keep what it is told
 DEGRADING_ALARMS = (str(EventType.JOURNAL_FAILED),)
@@ -75,13 +98,24 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         "RPKI, FlowSpec per peer, enforcer counters, events and alarms. Writes need a bearer token.",
     )
     auth = Auth(settings)
-    read = [Depends(auth.read)]
-    write = [Depends(auth.write)]
+    # Declares the bearer scheme in OpenAPI, so /docs has "Authorize" and sends the token; it checks
+    # nothing (auto_error=False): Auth and guard.RequestGuard decide, with the one error body.
+    bearer = Depends(HTTPBearer(auto_error=False, scheme_name="bearer",
+                                description="the [api] token of savd.toml (or $SAVD_API_TOKEN)"))
+    read = [Depends(auth.read), *([bearer] if settings.read_token_required else [])]
+    write = [Depends(auth.write), bearer]
+    # the error statuses each route can answer, all with the one error body (appliance/api/errors.py)
+    def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+        return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
+
+    read_errors = (401,) if settings.read_token_required else ()
+    write_errors = (401, 403, 413, 422, 500, 507)
     install_error_handlers(app)
     explain_cache = TableCache(max_lists=256)  # compiled lists, so a trace re-aggregates only new ones
     app.add_middleware(RequestGuard, auth=auth, body_limit_bytes=settings.body_limit_bytes)
 
-    @app.get("/health", tags=["meta"], dependencies=read)
+    @app.get("/health", tags=["meta"], dependencies=read, response_model=Health,
+             response_model_exclude_unset=True, responses=errors(*read_errors))
     async def health() -> dict[str, Any]:
         """"ok", or "degraded" with the reasons while an alarm says savd cannot keep its inputs."""
         current = ports.rules.current()
@@ -100,7 +134,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def metrics() -> Response:
         return Response(ports.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/api/v1/topology", tags=["topology"], dependencies=read)
+    @app.get("/api/v1/topology", tags=["topology"], dependencies=read, responses=errors(*read_errors))
     async def topology() -> dict[str, Any]:
         snap = ports.facts.snapshot()
         inputs = ports.inputs(snap) if ports.inputs is not None else None
@@ -119,7 +153,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             "paths": len(snap.paths),
         }
 
-    @app.get("/api/v1/reports", tags=["reports"], dependencies=read)
+    @app.get("/api/v1/reports", tags=["reports"], dependencies=read, response_model=ReportList,
+             responses=errors(*read_errors))
     async def list_reports(router: str = "", interface: str = "") -> dict[str, Any]:
         snap = ports.facts.snapshot()
         reports = [
@@ -129,7 +164,10 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         ]
         return {"version": snap.version, "reports": reports}
 
-    @app.post("/api/v1/reports", tags=["reports"], dependencies=write, status_code=status.HTTP_201_CREATED)
+    @app.post("/api/v1/reports", tags=["reports"], dependencies=write, status_code=status.HTTP_201_CREATED,
+              response_model=ReportWritten,
+              responses={200: {"model": ReportWritten, "description": "replaced or already held"},
+                         **errors(*write_errors)})
     async def create_report(body: ReportIn, response: Response) -> dict[str, Any]:
         """Add the report, or replace the API's report for the same (router, interface, prefix): 201 when
         that key is new, 200 when it replaced one (`replaced` lists it) or was held already."""
@@ -150,7 +188,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         return {"report": encode_fact(report), "created": not held,
                 "replaced": [encode_fact(r) for r in replaced], "version": applied.version}
 
-    @app.delete("/api/v1/reports", tags=["reports"], dependencies=write)
+    @app.delete("/api/v1/reports", tags=["reports"], dependencies=write, response_model=ReportsDeleted,
+                responses=errors(*write_errors, 404, 409))
     async def delete_report(
         router: Annotated[str, Query(min_length=1)],
         interface: Annotated[str, Query(min_length=1)],
@@ -175,13 +214,15 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             _report_event(ports, "deleted", r)
         return {"deleted": [encode_fact(r) for r in ours], "version": applied.version}
 
-    @app.get("/api/v1/rules", tags=["rules"], dependencies=read)
+    @app.get("/api/v1/rules", tags=["rules"], dependencies=read, response_model=RuleList,
+             responses=errors(*read_errors))
     async def rules(router: str = "") -> dict[str, Any]:
         version, ruleset = _current(ports)
         chosen = SavRuleSet(ruleset.for_router(router)) if router else ruleset
         return {"version": version, "rules": _rules_json(chosen, ports.facts.snapshot())}
 
-    @app.get("/api/v1/rules/{router}/{interface:path}", tags=["rules"], dependencies=read)
+    @app.get("/api/v1/rules/{router}/{interface:path}", tags=["rules"], dependencies=read,
+             response_model=InterfaceRule, responses=errors(*read_errors, 404))
     async def interface_rules(router: str, interface: str) -> dict[str, Any]:
         version, ruleset = _current(ports)
         rule = ruleset.get(router, interface)
@@ -189,7 +230,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SAV rule on {router} {interface}")
         return {"version": version, "rule": _rules_json(SavRuleSet((rule,)), ports.facts.snapshot())[0]}
 
-    @app.get("/api/v1/explain", tags=["rules"], dependencies=read)
+    @app.get("/api/v1/explain", tags=["rules"], dependencies=read, responses=errors(*read_errors, 422))
     async def explain_source(
         router: Annotated[str, Query(min_length=1)],
         interface: Annotated[str, Query(min_length=1)],
@@ -203,7 +244,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         return {"version": current[0] if current else None, **result.to_dict()}
 
-    @app.get("/api/v1/trace", tags=["rules"], dependencies=read)
+    @app.get("/api/v1/trace", tags=["rules"], dependencies=read, responses=errors(*read_errors, 422))
     async def trace_source(
         source: Annotated[str, Query(min_length=1, description="source address or prefix")],
         router: str = "",
@@ -223,23 +264,25 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             "verdicts": [e.to_dict() for e in results],
         }
 
-    @app.get("/api/v1/rpki", tags=["rpki"], dependencies=read)
+    @app.get("/api/v1/rpki", tags=["rpki"], dependencies=read, responses=errors(*read_errors))
     async def rpki() -> dict[str, Any]:
         snap = ports.facts.snapshot()
         return {**ports.rpki.rpki_status(), "state": {"vrps": len(snap.vrps), "aspas": len(snap.aspas)}}
 
-    @app.get("/api/v1/flowspec", tags=["flowspec"], dependencies=read)
+    @app.get("/api/v1/flowspec", tags=["flowspec"], dependencies=read, response_model=FlowSpecPeers,
+             responses=errors(*read_errors))
     async def flowspec_peers() -> dict[str, Any]:
         return {"peers": {p: len(ports.flowspec.held(p)) for p in ports.flowspec.peers()}}
 
-    @app.get("/api/v1/flowspec/{peer}", tags=["flowspec"], dependencies=read)
+    @app.get("/api/v1/flowspec/{peer}", tags=["flowspec"], dependencies=read,
+             responses=errors(*read_errors, 404))
     async def flowspec_peer(peer: str) -> dict[str, Any]:
         if peer not in ports.flowspec.peers():
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no FlowSpec rules recorded for peer {peer}")
         held = sorted(ports.flowspec.held(peer).items())
         return {"peer": peer, "rules": [{"key": k, "rule": _json_or_text(v)} for k, v in held]}
 
-    @app.get("/api/v1/counters", tags=["enforcer"], dependencies=read)
+    @app.get("/api/v1/counters", tags=["enforcer"], dependencies=read, responses=errors(*read_errors))
     async def counters(router: str = "", interface: str = "") -> dict[str, Any]:
         totals = ports.counters.totals()
         out = []
@@ -248,7 +291,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             out.append({**s.to_dict(), "total_packets": packets, "total_bytes": octets})
         return {"counters": out}
 
-    @app.get("/api/v1/events", tags=["events"], dependencies=read)
+    @app.get("/api/v1/events", tags=["events"], dependencies=read, responses=errors(*read_errors, 422))
     async def events(
         since: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -260,7 +303,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         records = bus.recent(since, limit, type or (), severity, alarms_only)
         return {"last_seq": bus.last_seq, "dropped": bus.dropped, "events": [r.to_dict() for r in records]}
 
-    @app.get("/api/v1/alarms", tags=["events"], dependencies=read)
+    @app.get("/api/v1/alarms", tags=["events"], dependencies=read, response_model=Alarms,
+             responses=errors(*read_errors))
     async def alarms(type: str = "") -> dict[str, Any]:
         return {"alarms": [a.to_dict() for a in ports.monitor.alarms.active(type)]}
 

@@ -7,6 +7,8 @@ model.canonical_prefix), so the API accepts exactly what the reports file and `s
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from appliance.model import PrefixFlags, PrefixReport, canonical_prefix
@@ -55,3 +57,92 @@ class ReportIn(BaseModel):
     def to_report(self) -> PrefixReport:
         flags = PrefixFlags(self.anycast, self.special, self.multihomed)
         return PrefixReport(self.router, self.interface, self.prefix, self.subnet, flags, source="api")
+
+
+# --- responses --------------------------------------------------------------------------------------
+# Typed bodies for the OpenAPI document and /docs. `extra="allow"` where the body carries the engine's or
+# the state's own JSON (rules, facts), so a field added there is served, not silently dropped.
+
+
+class ErrorBody(BaseModel):
+    """Every error, any status (appliance/api/errors.py): `message` for an operator, plus optional fields
+    (`detail` for a 422, `error` and `kind` for a journal failure, `limit_bytes` for a 413)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str = Field(examples=["missing or wrong bearer token (Authorization: Bearer <token>)"])
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok", "degraded"])
+    state_version: int
+    rules_version: int | None
+    alarms: int = Field(description="active alarms")
+    degraded: list[str] | None = Field(default=None, description="why, while status is degraded")
+
+
+class Flags(BaseModel):
+    anycast: bool
+    special: bool
+    multihomed: bool
+
+
+class ReportOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    router: str
+    interface: str
+    prefix: str
+    subnet: str
+    flags: Flags
+    source: str = ""
+
+
+class ListedReport(ReportOut):
+    sources: list[str] = Field(description="the sources holding this report (api, file:..., store)")
+
+
+class ReportList(BaseModel):
+    version: int
+    reports: list[ListedReport]
+
+
+class ReportWritten(BaseModel):
+    report: ReportOut
+    created: bool = Field(description="false when the API held a report for this key already")
+    replaced: list[ReportOut]
+    version: int
+
+
+class ReportsDeleted(BaseModel):
+    deleted: list[ReportOut]
+    version: int
+
+
+class RuleOut(BaseModel):
+    """One interface's SAV rule (model.SavRuleSet.to_dict), with provenance per prefix."""
+
+    model_config = ConfigDict(extra="allow")
+
+    router: str
+    interface: str
+    kind: str = Field(examples=["allow", "block"])
+    prefixes: list[str]
+
+
+class RuleList(BaseModel):
+    version: int | None
+    rules: list[RuleOut]
+
+
+class InterfaceRule(BaseModel):
+    version: int | None
+    rule: RuleOut
+
+
+class FlowSpecPeers(BaseModel):
+    peers: dict[str, int] = Field(description="peer -> FlowSpec rules held for it")
+
+
+class Alarms(BaseModel):
+    alarms: list[dict[str, Any]]
