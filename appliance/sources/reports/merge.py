@@ -64,7 +64,7 @@ def resolve(
             cur.source
         ):
             events.append(_overridden(now, r, cur))
-    winners = tuple(best[k] for k in sorted(best, key=lambda k: (k[0], k[1], prefix_sort_key(k[2]))))
+    winners = tuple(best.values())  # inserted in the sorted walk: in (router, interface, prefix) order
     events.extend(_conflicts(winners, now))
     return Resolved(winners, _merge_routers(routers), tuple(events))
 
