@@ -65,7 +65,7 @@ def prefix_sort_key(prefix: str) -> tuple[int, int, int]:
 
 
 class Role(enum.StrEnum):
-    """A router's place in the domain (seeds/003 section 4)."""
+    """A router's place in the domain (draft-tong-savnet-sav-enhanced-by-controller section 4)."""
 
     BORDER = "border"
     ACCESS = "access"
@@ -188,7 +188,7 @@ class PrefixFlags:
 
 @dataclass(frozen=True, slots=True)
 class PrefixReport:
-    """A subnet's source prefix served by `router` on `interface` (seeds/003 sections 3-5).
+    """A subnet's source prefix served by `router` on `interface` (the controller draft sections 3-5).
 
     `source` says where the report came from ("bgp-ls", "file", "api") for precedence and provenance.
     """
@@ -396,7 +396,7 @@ def _rules_to_dict(r: InterfaceRules) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """An event or alarm with the common metadata of seeds/002: time, source, type, severity."""
+    """An event or alarm with the common metadata of I2NSF NSF monitoring: time, source, type, severity."""
 
     time: float
     source: str

@@ -7,7 +7,7 @@
 2. bulk: push N rules in one burst at the pusher; time until the enforcer's table holds all N.
 3. load: N discard routes (one interface group) rendered and applied with `nft -f` in a scratch
    namespace: whole table, then one added route on top (incremental transaction). Baseline in the same
-   run: the bare minimum of integration.md §3.10, one interval set without counters and one rule.
+   run: the bare minimum, one interval set without counters and one rule.
 4. delta: N routes installed, then deltas of 10 new routes (and their withdrawal) through the service's
    path: RouteTable update -> take_changes -> allowlist index -> Planner.update -> NftTable.apply.
    Sizes include one just under a multiple of 1,024 so the delta crosses it (the old planner rehashed

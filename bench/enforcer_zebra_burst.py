@@ -1,4 +1,4 @@
-"""FRR 8.4.4 zebra under a FlowSpec burst, with and without the table-range workaround (integration.md §3.9).
+"""FRR 8.4.4 zebra under a FlowSpec burst, with and without the table-range workaround.
 
 For each trial: build the enforcer testbed (FRR zebra + bgpd in a namespace, ExaBGP pusher over eBGP),
 announce one unicast route, push N FlowSpec discard rules in one burst, wait, then record whether zebra
@@ -44,7 +44,7 @@ def trial(fix: bool, rules: int, settle_s: float) -> dict[str, object]:
         route = "198.18.150.0/24" in tb.exec("r", ["ip", "route", "show", "198.18.150.0/24"]).stdout
         try:
             pbr = tb.vtysh("show pbr iptable", timeout=5).count("IPtable") if alive else -1
-        except Exception:  # a spinning zebra hangs plain vtysh (integration.md §3.9)
+        except Exception:  # a spinning zebra hangs plain vtysh
             pbr = -2
         new_route = False
         if alive:  # routing alive, not just left in the kernel: a new route still gets installed

@@ -1,7 +1,7 @@
 """A two-namespace FlowSpec lab: a speaker namespace and an FRR 8.4.4 bgpd namespace joined by a veth.
 
 Used by tests/integration/flowspec and bench/flowspec_bench.py. bgpd runs with -Z (no zebra: the
-zebra PBR path crashes under FlowSpec bursts, integration.md §3.9) as our child, killed by PID. The
+zebra PBR path crashes under FlowSpec bursts) as our child, killed by PID. The
 flowspec address families are applied through vtysh after start (§3.3). FRR's FlowSpec RIB is read
 with `vtysh -d bgpd -c 'show bgp ipvX flowspec detail json'`, which prints one JSON array per entry,
 concatenated (§3.1): decoded with raw_decode in a loop, each entry's list of one-key objects merged.

@@ -1,7 +1,7 @@
 """Build rpki/_rtrlib_cffi (cffi API mode) against librtr-dev 0.8; run by scripts/build.d/20-rtrlib.sh.
 
 Why our own cdef: the upstream python binding is not on PyPI in a usable version and its manager
-wrapper is broken (integration.md section 7). The binding is a handful of C helpers over rtr_mgr that
+wrapper is broken. The binding is a handful of C helpers over rtr_mgr that
 keep every struct on the C side, so the cdef does not depend on rtrlib's struct layouts, and a dump
 writes the table in rpki/keys.py's compact form with no per-record Python callback.
 """

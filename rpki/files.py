@@ -1,6 +1,6 @@
 """Relying-party output files as an RPKI source: rpki-client JSON, Routinator json/jsonext, VRP CSV.
 
-Owns parsing and normalising the schema variants of integration.md section 6 to one model (VRP keys
+Owns parsing and normalising the rpki-client/Routinator/StayRTR JSON variants to one model (VRP keys
 plus customer -> providers), and reloading watched files when they change. ASNs may be integers or
 "AS..." strings; ASPAs may be `aspas` with `customer_asid` or `customer`, `providers` or
 `provider_asids`, or the older per-AFI `provider_authorizations` (united per customer, since current

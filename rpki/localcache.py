@@ -1,8 +1,8 @@
 """A local StayRTR 0.5.1 on loopback, serving a JSON file we write: for tests, the bench and demos.
 
 Owns the process lifetime only (start, restart, stop by PID); it binds 127.0.0.1 and random free ports
-for RTR and metrics (StayRTR's metrics default to all interfaces, integration.md section 5.2). Writes the
-StayRTR input format of integration.md section 5.1 (legacy `provider_authorizations` for ASPAs, the only
+for RTR and metrics (StayRTR's metrics default to all interfaces). Writes the
+StayRTR input format (legacy `provider_authorizations` for ASPAs, the only
 form 0.5.1 reads).
 """
 

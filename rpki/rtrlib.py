@@ -1,7 +1,7 @@
 """rtrlib 0.8 (C, RTR v0/v1, ROAs only) as a second RTR backend behind the same table interface.
 
 rtrlib runs in a worker process (`python -m rpki.rtrlib`): 0.8 aborts in rtr_mgr_stop/free
-(tr_tcp_free assertion, integration.md section 7), and a separate process also gives a clean peak-RSS
+(tr_tcp_free assertion), and a separate process also gives a clean peak-RSS
 figure for the bench. The worker talks to us over its stdout in frames::
 
     kind(1) length(4) payload      kind S: JSON status   kind D: VRP keys (rpki/keys.py form),

@@ -16,7 +16,7 @@ from appliance.names import check_interface_name, check_router_name, subnet_id_p
 
 
 class ReportIn(BaseModel):
-    """A source prefix served by `router` on `interface` (seeds/003 section 5)."""
+    """A source prefix served by `router` on `interface` (the controller draft section 5)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

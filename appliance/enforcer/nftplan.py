@@ -1,6 +1,6 @@
 """FlowSpec routes -> one nftables table (pure): the plan, its `nft -f` text, and counter attribution.
 
-Layout of table `inet savd_enforcer` (integration.md §3.7, §3.10):
+Layout of table `inet savd_enforcer`:
 
     chain pre (hook prerouting, priority raw -300, policy accept: before conntrack, spoofed floods
                create no state)
@@ -29,7 +29,7 @@ never drops more than the route asked for: an unsupported component on a discard
 Packet length is the whole IP packet (`meta length`, RFC 8955 definition) for both families.
 IPv6 neighbour discovery (ICMPv6 133-137, link-scoped, never forwarded) passes before any route: an
 allowlist's `::/0` discard would otherwise drop the link-local NS/NA the link itself needs, and a
-blocklisted source prefix would kill NS sourced from it (integration.md §3.7), breaking legitimate
+blocklisted source prefix would kill NS sourced from it, breaking legitimate
 traffic of other sources on that link.
 
 Must not: run nft (nft.py does), read clocks or the environment.

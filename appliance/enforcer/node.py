@@ -1,7 +1,7 @@
 """Node-side plumbing for the enforcer: the in-node veth pair and FRR's session toward the receiver.
 
 Why a veth pair inside the node: FRR refuses BGP peers on 127.0.0.0/8 and the dummy module may be
-missing (integration.md §3.8); both ends of the pair live in the node's namespace, FRR on one end, the
+missing; both ends of the pair live in the node's namespace, FRR on one end, the
 enforcer's ExaBGP on the other, so no lab or production address plan is touched.
 
 Why route-reflector-client: the FlowSpec routes reach FRR over iBGP from the controller and iBGP

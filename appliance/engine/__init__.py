@@ -6,7 +6,7 @@ Map (data flows down):
     relationships  CAIDA as-rel parsing (neighbour classification, ASPAs for benchmarks)
     policy.py      per-interface algorithm and mode; the defaults
     rib.py         one router's Adj-RIBs-In and the RPKI (VRP/ASPA) indexes
-    intra.py       controller rules of seeds/003: border blocklists, multi-homed access allowlists
+    intra.py       rules of draft-tong-savnet (controller): border blocklists, multi-homed access allowlists
     inter.py       strict/feasible/loose uRPF, EFP-uRPF A/B, BAR-SAV, BAR-SAV-PI (RouterRun decides)
     snapshot.py    Snapshot + decide/materialize/compute -> model.SavRuleSet (the facade)
     live.py        one router's inter-domain state kept current path by path

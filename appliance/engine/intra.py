@@ -1,8 +1,8 @@
-"""Intra-domain SAV rules of the controller (seeds/003 section 5.1; reference/sav-algorithms.md section 1.9).
+"""Intra-domain SAV rules of the controller (draft-tong-savnet-sav-enhanced-by-controller section 5.1).
 
 Two rules, from the source-prefix reports of the domain's subnets and the IGP prefixes BGP-LS reports:
 - Border routers: a blocklist of every internal source prefix on each EXTERNAL interface, minus anycast and
-  special prefixes (an anycast prefix legitimately arrives from outside too, seeds/003 Figure 3). Internal
+  special prefixes (an anycast prefix legitimately arrives from outside too, its Figure 3). Internal
   means reported (any source) or advertised into the IGP as an intra- or inter-area route (router loopbacks,
   internal links, the appliance's own LAN: an outsider spoofing them must not get in). Not internal: IGP
   external routes (redistributed, maybe from BGP: the Internet's prefixes), default routes. Anycast: flagged
@@ -12,7 +12,7 @@ Two rules, from the source-prefix reports of the domain's subnets and the IGP pr
   an internal prefix is carved out of it, because a blocklist entry blocks every source it covers.
 - Access routers (any interface with reports that is not a border router's external one): an allowlist of
   the prefixes reported there, widened to every prefix of each subnet reported there, so a subnet
-  multi-homed to R1 and R2 gets all of its prefixes on both (seeds/003 Figure 1; intra architecture -05
+  multi-homed to R1 and R2 gets all of its prefixes on both (its Figure 1; intra architecture -05
   section 3.5). A non-SAVNET router gets the same data; the facade marks its delivery ACL.
 
 Per-interface policy: `strict` keeps only the prefixes reported on that very interface (what a router's own

@@ -21,7 +21,7 @@ __all__ = ["Algorithm", "Policy"]
 
 
 class Algorithm(enum.StrEnum):
-    """SAV algorithms the engine knows (RFC 3704, RFC 8704, draft-ietf-sidrops-bar-sav, seeds/003)."""
+    """SAV algorithms the engine knows (RFC 3704, RFC 8704, draft-ietf-sidrops-bar-sav, draft-tong-savnet)."""
 
     AUTO = "auto"
     STRICT = "strict"

@@ -4,7 +4,7 @@ A `PrefixSet` holds canonical CIDR strings (model.py convention). Membership and
 (union, difference, intersection) use a plain frozenset, which is the fastest structure in CPython; the radix
 tree, built lazily, answers the address-space questions the algorithms need: which member covers a source
 (`covering`), which members lie inside a prefix (`covered`), does a member overlap a prefix. py-radix is safe
-for both families in one tree (integration.md section 8). Nodes carry no `data`: per-prefix values live
+for both families in one tree. Nodes carry no `data`: per-prefix values live
 outside the tree, because a per-node data dict costs about 240 bytes.
 
 Address-space arithmetic (carving anycast prefixes out of a blocklist, the minimal CIDR cover) uses netaddr's

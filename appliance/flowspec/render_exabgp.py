@@ -1,4 +1,4 @@
-"""FlowRule -> ExaBGP 5.0 text API commands (integration.md §1.4, §3.8).
+"""FlowRule -> ExaBGP 5.0 text API commands.
 
     announce flow route { match { source 198.18.1.0/24; packet-length >=0; }
                           scope { interface-set [ transitive:input:0:7 ]; } then { discard; } }

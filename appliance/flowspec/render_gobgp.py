@@ -1,4 +1,4 @@
-"""FlowRule -> the content of a GoBGP 3.10 `apipb.Path` (integration.md §2.1), as plain typed values.
+"""FlowRule -> the content of a GoBGP 3.10 `apipb.Path`, as plain typed values.
 
 Pure: this module names the protobuf messages and their fields; appliance/speakers/gobgp.py builds
 the messages from the generated stubs (the flowspec package may not import generated code).

@@ -2,11 +2,11 @@
 
 Why this exists (own code, not a library): nothing available here originates BGP-LS. FRR before 10.7
 has no BGP-LS at all, GoBGP 3.10 only relays it (no gRPC/CLI origination), ExaBGP only decodes it (no
-`announce bgp-ls` command, and its LINK.pack() raises "Not implemented"); integration.md §1.3, §2.3, §4.
+`announce bgp-ls` command, and its LINK.pack() raises "Not implemented").
 So this module speaks just enough BGP (RFC 4271 OPEN/UPDATE/KEEPALIVE/NOTIFICATION, MP-BGP, 4-octet AS)
 to originate BGP-LS towards the appliance's ExaBGP.
 
-What it sends (integration.md §4): OPEN with MP AFI 16388/SAFI 71, route refresh, 4-octet AS; one
+What it sends: OPEN with MP AFI 16388/SAFI 71, route refresh, 4-octet AS; one
 UPDATE per NLRI with ORIGIN, AS_PATH (own AS on eBGP, empty on iBGP) + LOCAL_PREF on iBGP, MP_REACH
 (next-hop length 4, own address) and the BGP-LS attribute (type 29); End-of-RIB after the first full
 table; withdrawals in MP_UNREACH; keepalives every hold/3 s.

@@ -2,7 +2,7 @@
 
 Owns the translation of a node's bound `/etc/frr/daemons` file into daemon command lines that run in
 the node's network namespace with their own FRR pathspace (`-N <netns>`: vty sockets, zserv socket and
-pid files under /var/run/frr/<netns>/, integration.md §3.4), and the vtysh invocations that reach them.
+pid files under /var/run/frr/<netns>/), and the vtysh invocations that reach them.
 The integrated frr.conf is applied with `vtysh -f` once the daemons are up, as FRR's own init does with
 `vtysh -b`; a dry run (`vtysh -C -f`) first rejects a broken file before anything starts.
 

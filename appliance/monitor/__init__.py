@@ -1,6 +1,6 @@
 """savd monitor: events, alarms, counters and their exporters (structured log, API, Prometheus).
 
-The monitoring model is the first cut of seeds/002 (I2NSF NSF monitoring): every event carries the
+The monitoring model is the first cut of the I2NSF NSF monitoring model: every event carries the
 common metadata (time, source, type, severity); alarms are raised and cleared; counters come from the
 enforcers. Producers emit typed notices (events.py) or ready model.Event records (the FlowSpec
 compiler's); exporters consume only the bus.

@@ -1,4 +1,4 @@
-"""Enforcer counters and the spoofing they reveal (seeds/003 traceability: router, interface, source).
+"""Enforcer counters and the spoofing they reveal (the controller draft's traceability).
 
 Enforcers report absolute packet/byte counters per rule. `CounterBoard.update` keeps the latest sample
 of each, computes how much each counter rose since the previous sample (a counter that went down was

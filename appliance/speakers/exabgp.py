@@ -4,7 +4,7 @@ Owns: rendering the ExaBGP configuration and environment (templates in templates
 this module, package data), spawning `exabgp --env-file ABS server CONF` (optionally inside a network
 namespace), restarting it with capped exponential backoff when it dies, turning the JSON it prints into
 typed `SpeakerEvent`s, and sending API text commands while always draining ExaBGP's `done`/`error` acks
-(integration.md §1.1, §3.11: an API process that does not read its acks wedges ExaBGP after ~13k
+(an API process that does not read its acks wedges ExaBGP after ~13k
 commands).
 
 How the API is wired: ExaBGP talks to "API processes" over their stdin/stdout. Ours is a small relay
@@ -22,7 +22,7 @@ Must not: interpret families (BGP-LS decoding lives in sources/bgpls/decode.py, 
 appliance/flowspec/), or keep route state: ExaBGP forgets nothing on reconnect and withdraws nothing on
 stop, so callers own their announcements and re-send them on `SessionUp`.
 
-JSON quirks handled here: repeated keys (integration.md §1.3) are merged into a list of all values in
+JSON quirks handled here: repeated keys are merged into a list of all values in
 order; any line that is not a well-formed ExaBGP message becomes a `MalformedLine` event and a log
 record carrying the offending text, never an exception.
 """

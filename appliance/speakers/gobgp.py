@@ -1,4 +1,4 @@
-"""GoBGP 3.10 as a FlowSpec speaker: a managed or external gobgpd driven over gRPC (integration.md §2).
+"""GoBGP 3.10 as a FlowSpec speaker: a managed or external gobgpd driven over gRPC.
 
 Owns: rendering a minimal gobgpd TOML, spawning gobgpd (optionally inside a network namespace) and
 killing it by PID; turning FlowRules into `apipb.Path` messages (from flowspec/render_gobgp.py) and

@@ -213,7 +213,7 @@ class CacheSession:
         return self._last_update_mono is not None
 
     def aspa_by_customer(self) -> dict[int, tuple[int, ...]]:
-        """ASPAs per customer; the legacy layout's per-AFI sets are united (integration.md section 6)."""
+        """ASPAs per customer; the legacy layout's per-AFI sets are united."""
         merged: dict[int, set[int]] = {}
         for (customer, _afi), providers in self.aspas.items():
             merged.setdefault(customer, set()).update(providers)

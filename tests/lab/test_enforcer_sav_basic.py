@@ -2,7 +2,7 @@
 savd-enforcer on each router -> nftables, with real legitimate and spoofed packets (IPv4 and IPv6).
 
 Rules come from the engine (appliance/engine compute) over the lab's reports: subnet s1 = P1 on r1:eth1 and
-P2 on r2:eth1 (multi-homed, asymmetric), s2 = P3 on r2:eth2, r4:eth2 external. Expected (seeds/003 §5.1):
+P2 on r2:eth1 (multi-homed, asymmetric), s2 = P3 on r2:eth2, r4:eth2 external. Expected (draft §5.1):
 allowlists at the access routers (r1:eth1 allows P1 and P2), a blocklist of the AS's prefixes at the border
 (r4:eth2). Receiver: h2 (198.18.3.10 / 2001:db8:0:3::10), counting per source with nft.
 """

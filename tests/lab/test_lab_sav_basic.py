@@ -67,7 +67,7 @@ def test_routers_have_ibgp_sessions_toward_ctl_with_flowspec(sav_basic: Lab, rou
 
 
 def test_border_next_hops_valid_despite_flowspec(sav_basic: Lab) -> None:
-    """FRR 8.4's flowspec start-up bug would leave them invalid (integration.md §3.3)."""
+    """FRR 8.4's flowspec start-up bug would leave them invalid."""
     text = sav_basic.vtysh("r4", "show bgp nexthop")
     assert re.search(r"198\.18\.30\.2 valid", text), text
     assert re.search(r"2001:db8:0:30::2 valid", text), text

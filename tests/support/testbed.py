@@ -11,7 +11,7 @@ p 198.18.100.2/30, r the .1 of each; the enforcer's in-node veth 198.18.254.0/30
 7 = r-h1 (the customer side), 8 = r-h2. Namespace names are "<prefix>-<node>" with a random prefix, so
 parallel runs never collide; `down()` kills every process by PID and deletes every namespace even
 after a failure. zebra runs with `ip table range 100000 150000` unless `table_range_fix=False`: FRR
-8.4.4's zebra crashes under FlowSpec bursts otherwise (see README "Enforcer", integration.md §3.9).
+8.4.4's zebra crashes under FlowSpec bursts otherwise (see docs/enforcer.md).
 """
 
 from __future__ import annotations
@@ -317,7 +317,7 @@ class Testbed:
             self.exec("r", argv)
             vty = Path("/var/run/frr") / ns / f"{daemon}.vty"
             wait_for(f"{daemon} vty socket {vty}", vty.exists, 30)
-        # FRR 8.4.4: a flowspec AF must be configured after start (integration.md §3.3)
+        # FRR 8.4.4: a flowspec AF must be configured after start
         time.sleep(1.0)
         lines = ["configure terminal", f"router bgp {ASN_R}"]
         for afi in ("ipv4", "ipv6"):

@@ -3,7 +3,7 @@
 Owns: the identity of node, link and prefix NLRI (`NodeId`, `LsNode.key()` ...), the attributes savd
 reads (names, TE router IDs, IGP/TE metrics, bandwidth, IGP flags, prefix metric, route tags, extended
 route tags, link names, unknown TLVs kept raw), and `decode_update`, which turns one `UpdateReceived`
-into announce/withdraw events. JSON shapes: integration.md §1.2 (5.0 descriptors are lists of one-key
+into announce/withdraw events. JSON shapes (5.0 descriptors are lists of one-key
 objects; 4.2's flat objects are accepted too), quirks §1.3 (repeated keys arrive as lists).
 
 Errors are isolated per NLRI: a malformed NLRI is reported (with its JSON text) and skipped, the rest of

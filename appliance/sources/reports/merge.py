@@ -5,7 +5,7 @@ command beats the declarative file, which beats what is inferred from IGP tags. 
 dropped and an info event says which one was overridden. Router roles/capabilities merge per field
 with the same precedence; a router nobody reports on keeps the model defaults.
 
-Conflicts (seeds/003 §3, "prefixes reused": checked on the winning reports, across routers):
+Conflicts (the controller draft §3, "prefixes reused": checked on the winning reports, across routers):
 - `report-conflict`: the same prefix bound to two subnet IDs;
 - `report-overlap`: a prefix of one subnet inside a prefix of another subnet.
 Anycast prefixes are meant to be claimed by several subnets and never conflict. A conflict raises an

@@ -1,4 +1,4 @@
-"""Intra-domain controller rules (seeds/003 section 5.1): border blocklists, subnet-union allowlists, modes,
+"""Intra-domain controller rules (draft section 5.1): border blocklists, subnet-union allowlists, modes,
 partial deployment delivery."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Renderers: ExaBGP API text (golden lines) and GoBGP path content, cross-checked on the
-interface-set community bytes ExaBGP 5.0.15 was measured to send (integration.md §3.8)."""
+interface-set community bytes ExaBGP 5.0.15 was measured to send."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_exabgp_withdraw_carries_only_the_match() -> None:
 
 
 def test_interface_set_bytes_match_exabgp() -> None:
-    # ExaBGP 5.0.15 sent `transitive:input:1:7` as 504966108218998791 (integration.md §3.8)
+    # ExaBGP 5.0.15 sent `transitive:input:1:7` as 504966108218998791
     raw = bytes([gob.INTERFACE_SET_TYPE]) + gob.interface_set_value(7, 1)
     assert int.from_bytes(raw, "big") == 504966108218998791
 
