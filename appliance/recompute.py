@@ -1,7 +1,8 @@
 """The daemon's recompute path: state snapshots in, rules out, incrementally.
 
 `ConfigEngine` turns each store snapshot into the engine's input (sources/assemble.py `engine_input`:
-configuration overrides, roles and reports resolved by precedence, extra neighbours, the policy) and keeps
+configuration overrides, roles and reports resolved by precedence through a kept `ReportResolver` that redoes
+only the changed report groups, extra neighbours, the policy) and keeps
 one incremental `appliance.engine.incremental.Engine` built from the first snapshot. For the next snapshot
 it diffs the fact sets of the two inputs (the store reuses unchanged tuples and fact objects, so a diff
 skips the identical head and tail and hashes only the window between) and applies the matching events: paths
@@ -32,6 +33,7 @@ from appliance.engine.incremental import (
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import BgpPath, SavRuleSet
 from appliance.sources.assemble import engine_input
+from appliance.sources.reports.merge import ReportResolver
 from appliance.state import StateSnapshot
 
 log = logging.getLogger("savd.recompute")
@@ -112,9 +114,10 @@ class ConfigEngine:
         self.input: Snapshot | None = None
         self.path_keys: PathKeys = set()
         self.rebuilds = 0  # full builds so far (first snapshot included), for tests and the bench
+        self.resolver = ReportResolver()  # reports resolved per changed (router, interface) group
 
     def __call__(self, snap: StateSnapshot) -> SavRuleSet:
-        new = engine_input(self.config, snap)
+        new = engine_input(self.config, snap, self.resolver)
         if self.engine is not None and self.input is not None:
             try:
                 self._apply(events_between(self.input, new, self.path_keys))

@@ -1,19 +1,29 @@
 """Incremental recompute: an `Engine` holds the inputs and the last result and applies typed events.
 
 Each event recomputes only what it can affect: a path touches its router (live.LiveRouter: its prefix, origin
-and AS pairs); a report touches the intra-domain rules (all of them, they are small) and only the interfaces
-whose rule changed are rebuilt; a VRP/ASPA delta, a topology or a policy change rebuild the inter-domain state
-(RPKI feeds every BAR-SAV cone). `apply` returns the (router, interface) keys whose rule changed; `ruleset()`
-rebuilds only those rules and equals `snapshot.compute(engine.snapshot())` byte for byte (a hypothesis test
-drives random event sequences to check it). Pure: no I/O, no clock.
+and AS pairs); a report touches the allowlists of its interface and of every interface its subnet is attached
+to, and the border blocklists (redone whole, from every report, when there are border routers); a VRP/ASPA
+delta, a topology or a policy change rebuild the inter-domain state (RPKI feeds every BAR-SAV cone). `apply`
+returns the (router, interface) keys whose rule changed; `ruleset()` rebuilds only those rules and equals
+`snapshot.compute(engine.snapshot())` byte for byte (hypothesis tests drive random event sequences to check
+it: test_incremental.py, test_incremental_reports.py). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from appliance.engine.intra import IntraOutcome, compute_intra
+from appliance.engine.intra import (
+    IntraOutcome,
+    access_outcome,
+    border_blocklist,
+    border_outcome,
+    compute_intra,
+    external_keys,
+    report_order,
+)
 from appliance.engine.live import LiveRouter
 from appliance.engine.policy import Policy
 from appliance.engine.rib import RpkiView, neighbors_by_interface
@@ -32,6 +42,8 @@ from appliance.model import (
     SavRuleSet,
     Vrp,
 )
+
+K = TypeVar("K")
 
 __all__ = [
     "Engine",
@@ -124,6 +136,12 @@ class Engine:
         self.links = tuple(snapshot.links)
         self.igp_prefixes = tuple(snapshot.igp_prefixes)
         self.reports: dict[PrefixReport, None] = dict.fromkeys(snapshot.reports)
+        # the reports indexed as the intra rules read them: a report change redoes only what it touches
+        self.by_iface: dict[Key, dict[PrefixReport, None]] = {}
+        self.by_subnet: dict[str, dict[PrefixReport, None]] = {}
+        for r in self.reports:
+            self._index(r, True)
+        self.external: set[Key] = set()
         self.neighbors = _one_per_interface(snapshot.neighbors)
         self.vrps: dict[Vrp, None] = dict.fromkeys(snapshot.vrps)
         self.aspas: dict[Aspa, None] = dict.fromkeys(snapshot.aspas)
@@ -191,6 +209,7 @@ class Engine:
             routers.setdefault(key[0], Router(key[0]))
         for n in self.neighbors.values():
             routers.setdefault(n.router, Router(n.router))
+        self.external = external_keys(routers, self.interfaces.values())
         new = compute_intra(routers, self.interfaces.values(), self.reports, self.policy,
                             self.igp_prefixes, self.neighbors.values())
         for key in new.keys() | self.intra.keys():
@@ -198,18 +217,52 @@ class Engine:
                 self.dirty.add(key)
         self.intra = new
 
+    def _index(self, r: PrefixReport, add: bool) -> None:
+        """Add `r` to (or drop it from) the per-interface and per-subnet report indexes."""
+        _file(self.by_iface, (r.router, r.interface), r, add)
+        if r.subnet:
+            _file(self.by_subnet, r.subnet, r, add)
+
+    def _on_report(self, report: PrefixReport, add: bool) -> None:
+        """One report in or out: redo the allowlists of its interface and of every interface sharing its
+        subnet (a multi-homed subnet's prefixes go to all its attachments), and the border blocklist
+        (internal space) when there are border routers. Equal to `compute_intra` over all reports."""
+        if add == (report in self.reports):
+            return  # already there / already gone: nothing changes
+        if add:
+            self.reports[report] = None
+        else:
+            del self.reports[report]
+        self._index(report, add)
+        touched = {(report.router, report.interface)}
+        if report.subnet:
+            touched |= {(r.router, r.interface) for r in self.by_subnet.get(report.subnet, ())}
+        new: dict[Key, IntraOutcome | None] = {}
+        for key in touched - self.external:
+            own = self.by_iface.get(key)
+            new[key] = None if own is None else access_outcome(
+                key, own, self.by_subnet, self.policy.algorithm_for(*key))
+        if self.external:
+            reports = sorted(self.reports, key=report_order)
+            block = border_blocklist(reports, self.igp_prefixes, self.interfaces.values(),
+                                     self.neighbors.values())
+            new |= {key: border_outcome(key, block, self.policy) for key in self.external}
+        for key, outcome in new.items():
+            if outcome != self.intra.get(key):
+                self.dirty.add(key)
+            if outcome is None:
+                self.intra.pop(key, None)
+            else:
+                self.intra[key] = outcome
+
     def apply(self, event: EngineEvent) -> frozenset[Key]:
         """Apply one event; return the keys whose rule may have changed."""
         before = set(self.dirty)
         self.dirty = set()
         if isinstance(event, PathAdded | PathRemoved):
             self._on_path(event.path, isinstance(event, PathAdded))
-        elif isinstance(event, ReportAdded):
-            self.reports[event.report] = None
-            self._recompute_intra()
-        elif isinstance(event, ReportRemoved):
-            self.reports.pop(event.report, None)
-            self._recompute_intra()
+        elif isinstance(event, ReportAdded | ReportRemoved):
+            self._on_report(event.report, isinstance(event, ReportAdded))
         elif isinstance(event, RpkiChanged):
             self._on_rpki(event)
         elif isinstance(event, TopologyChanged):
@@ -309,7 +362,7 @@ class Engine:
 
     def _names(self) -> set[str]:
         names = {k[0] for k in self.interfaces} | {k[0] for k in self.neighbors}
-        return names | {r.router for r in self.reports}
+        return names | {k[0] for k in self.by_iface}
 
 
 def _one_per_interface(neighbors: Iterable[Neighbor]) -> dict[Key, Neighbor]:
@@ -321,6 +374,17 @@ def _one_per_interface(neighbors: Iterable[Neighbor]) -> dict[Key, Neighbor]:
         for iface, n in sorted(neighbors_by_interface(ns).items()):
             out[(router, iface)] = n
     return out
+
+
+def _file(index: dict[K, dict[PrefixReport, None]], key: K, r: PrefixReport, add: bool) -> None:
+    """Put `r` under `key` in `index`, or take it out (dropping an emptied key)."""
+    members = index.setdefault(key, {})
+    if add:
+        members[r] = None
+    else:
+        members.pop(r, None)
+        if not members:
+            del index[key]
 
 
 def _path_key(p: BgpPath) -> tuple[str, str, str, int]:

@@ -22,7 +22,7 @@ FIB would say, the source of the improper block the documents describe), `loose`
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from appliance.engine.policy import Algorithm, Policy
@@ -38,8 +38,8 @@ from appliance.model import (
     Router,
 )
 
-__all__ = ["IntraOutcome", "border_blocklist", "compute_intra", "igp_internal", "igp_tag", "report_tag",
-           "shared_with_outside"]
+__all__ = ["IntraOutcome", "access_outcome", "border_blocklist", "border_outcome", "compute_intra",
+           "external_keys", "igp_internal", "igp_tag", "report_order", "report_tag", "shared_with_outside"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +152,30 @@ def border_blocklist(reports: Iterable[PrefixReport], igp: Iterable[IgpPrefix] =
     return out
 
 
+def report_order(r: PrefixReport) -> tuple[str, str, str, str, str, bool, bool, bool]:
+    """A total order on reports: the border blocklist's provenance follows it, so it never depends on
+    the order (or hash seed) the reports arrived in."""
+    return (r.router, r.interface, r.prefix, r.subnet, r.source, r.flags.anycast, r.flags.special,
+            r.flags.multihomed)
+
+
+def external_keys(routers: Mapping[str, Router], interfaces: Iterable[Interface]) -> set[tuple[str, str]]:
+    """The border routers' external interfaces: they get the blocklist, whatever is reported on them."""
+    return {
+        (i.router, i.name)
+        for i in interfaces
+        if i.external and i.router in routers and routers[i.router].role is Role.BORDER
+    }
+
+
+def border_outcome(key: tuple[str, str], block: Mapping[str, tuple[str, ...]],
+                   policy: Policy) -> IntraOutcome:
+    """The rule of one external interface of a border router, given the domain's blocklist."""
+    if policy.algorithm_for(*key) is Algorithm.LOOSE:
+        return IntraOutcome(ListKind.BLOCK, frozenset(), "intra:loose")
+    return IntraOutcome(ListKind.BLOCK, frozenset(block), "intra:border-block", block)
+
+
 def compute_intra(
     routers: Mapping[str, Router],
     interfaces: Iterable[Interface],
@@ -161,21 +185,13 @@ def compute_intra(
     neighbors: Iterable[Neighbor] = (),
 ) -> dict[tuple[str, str], IntraOutcome]:
     """Every intra-domain rule of the domain, keyed by (router, interface)."""
-    reports = sorted(set(reports), key=lambda r: (r.router, r.interface, r.prefix, r.subnet, r.source))
+    reports = sorted(set(reports), key=report_order)
     interfaces = tuple(interfaces)
     out: dict[tuple[str, str], IntraOutcome] = {}
-    external = {
-        (i.router, i.name)
-        for i in interfaces
-        if i.external and i.router in routers and routers[i.router].role is Role.BORDER
-    }
+    external = external_keys(routers, interfaces)
     block = border_blocklist(reports, igp, interfaces, neighbors) if external else {}
     for key in sorted(external):
-        algo = policy.algorithm_for(*key)
-        if algo is Algorithm.LOOSE:
-            out[key] = IntraOutcome(ListKind.BLOCK, frozenset(), "intra:loose")
-        else:
-            out[key] = IntraOutcome(ListKind.BLOCK, frozenset(block), "intra:border-block", block)
+        out[key] = border_outcome(key, block, policy)
     by_subnet: dict[str, list[PrefixReport]] = {}
     by_iface: dict[tuple[str, str], list[PrefixReport]] = {}
     for r in reports:
@@ -185,16 +201,18 @@ def compute_intra(
     for key, own in sorted(by_iface.items()):
         if key in external:
             continue
-        out[key] = _access(key, own, by_subnet, policy.algorithm_for(*key))
+        out[key] = access_outcome(key, own, by_subnet, policy.algorithm_for(*key))
     return out
 
 
-def _access(
+def access_outcome(
     key: tuple[str, str],
-    own: list[PrefixReport],
-    by_subnet: Mapping[str, list[PrefixReport]],
+    own: Collection[PrefixReport],
+    by_subnet: Mapping[str, Collection[PrefixReport]],
     algo: Algorithm,
 ) -> IntraOutcome:
+    """The allowlist of one access interface: it reads only its own reports and those of their subnets,
+    which is what lets the incremental engine redo just the interfaces a report change touches."""
     if algo is Algorithm.LOOSE:
         return IntraOutcome(ListKind.BLOCK, frozenset(), "intra:loose")
     # strict approximates the router's own FIB: an anycast prefix's route points to another instance

@@ -19,14 +19,17 @@ import dataclasses
 from appliance.config import Config
 from appliance.engine.snapshot import Snapshot
 from appliance.model import Router
-from appliance.sources.reports.merge import Resolved, resolve
+from appliance.sources.reports.merge import ReportResolver, Resolved, resolve
 from appliance.state import StateSnapshot
 
 __all__ = ["engine_input", "resolved", "routers"]
 
 
-def resolved(snap: StateSnapshot) -> Resolved:
-    """The state's prefix reports and role reports, each resolved by source precedence."""
+def resolved(snap: StateSnapshot, resolver: ReportResolver | None = None) -> Resolved:
+    """The state's prefix reports and role reports, each resolved by source precedence; through
+    `resolver` (same result) a caller resolving snapshot after snapshot pays only for what changed."""
+    if resolver is not None:
+        return resolver(snap.reports, snap.roles)
     return resolve(snap.reports, snap.roles)
 
 
@@ -49,9 +52,10 @@ def routers(config: Config | None, snap: StateSnapshot, res: Resolved | None = N
     return tuple(out[n] for n in sorted(out))
 
 
-def engine_input(config: Config, snap: StateSnapshot) -> Snapshot:
-    """The engine's input for a store snapshot, completed by the configuration."""
-    res = resolved(snap)
+def engine_input(config: Config, snap: StateSnapshot, resolver: ReportResolver | None = None) -> Snapshot:
+    """The engine's input for a store snapshot, completed by the configuration (reports resolved through
+    `resolver` when given: the daemon keeps one, so a lone report change is not a resolve of every report)."""
+    res = resolved(snap, resolver)
     neighbors = tuple(dict.fromkeys((*snap.neighbors, *config.engine.neighbors)))
     return Snapshot(
         routers=routers(config, snap, res), interfaces=snap.interfaces, links=snap.links,
