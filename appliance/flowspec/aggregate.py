@@ -30,6 +30,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Block = tuple[int, int]   # (network address as int, prefix length)
 
 WIDTH = {4: 32, 6: 128}
+Table = list[tuple[int, int, int]]   # minimal_table output: (address, length, IN|OUT), trie pre-order
+Sets = dict[Block, int]              # candidate set (IN, OUT or both) of each internal trie node
 
 
 def parse_prefix(text: str) -> tuple[int, int, int]:
@@ -197,8 +199,142 @@ def minimal_table(cover: list[Block], width: int, default: int) -> list[tuple[in
 
     `cover` is an exact cover (cover_blocks). Returns (address, length, IN|OUT) in trie pre-order.
     """
+    return minimal_table_sets(cover, width, default)[0]
+
+
+def minimal_table_sets(cover: list[Block], width: int, default: int) -> tuple[Table, Sets]:
+    """minimal_table and the candidate sets of the trie's internal nodes (what patch_table needs)."""
     trie = _Trie(cover, width)
     trie.build(0, 0, 0, len(cover))
-    out: list[tuple[int, int, int]] = []
+    out: Table = []
     trie.choose(0, 0, 0, len(cover), default, out)
-    return out
+    return out, trie.sets
+
+
+# Incremental update (issue 13). A list that differs from an earlier one by a few prefixes changes the set
+# it describes only inside those prefixes (the "changed" blocks), so the cover and the ORTC table change
+# only there and along the trie paths above them. What makes the reuse exact:
+# - the trie depends only on the set: a node is a leaf iff the set is constant on it (the exact cover holds
+#   the largest aligned blocks of the set), so a new-trie node that misses every changed block is, when
+#   internal, an internal node of the old trie with the same content, hence the same candidate set;
+# - the output of such a subtree depends only on its content and the value inherited from above, and
+#   the old table, sorted by (address, length) (pre-order), holds it as one slice. Under the other
+#   inherited value it differs only at the first nodes below with one candidate (a rule appears or goes
+#   there); nodes with both candidates emit nothing and pass the inherited value on.
+
+BOTH = IN | OUT
+
+
+def _last(block: Block, width: int) -> int:
+    return block[0] + (1 << (width - block[1])) - 1
+
+
+def patch_cover(cover: list[Block], changed: Block, inside: list[Block], width: int) -> list[Block]:
+    """The exact cover after the set changed within the block `changed` only, to the blocks `inside`
+    (the new set within it). The cover blocks of the ranges touching `changed` are cut again; the
+    others are kept (a range's cut into aligned blocks depends on that range alone)."""
+    lo, hi = changed[0], _last(changed, width)
+    i = bisect.bisect_left(cover, (lo,))
+    if i and _last(cover[i - 1], width) >= lo - 1:
+        i -= 1
+    j = bisect.bisect_left(cover, (hi + 2,))
+    if i < j:   # widen the window to whole ranges (none when no block touches `changed`)
+        while i and _last(cover[i - 1], width) + 1 == cover[i][0]:
+            i -= 1
+        while j < len(cover) and cover[j][0] == _last(cover[j - 1], width) + 1:
+            j += 1
+    local = subtract(cover[i:j], [changed], width)
+    return [*cover[:i], *cover_blocks(local + inside, width), *cover[j:]]
+
+
+class _Patch(_Trie):
+    """ORTC over a new cover that differs from the old one only inside `changed` (sorted disjoint blocks):
+    internal nodes missing every changed block take their set from the old sets and their output from
+    the old table. `sets` starts as a copy of the old sets; entries of nodes that left the trie stay but
+    are never read (a node is looked up only while internal and unchanged, and then its entry is current)."""
+
+    def __init__(self, blocks: list[Block], width: int, old: Table, old_sets: Sets, changed: list[Block]
+                 ) -> None:
+        super().__init__(blocks, width)
+        self.old = old
+        self.sets = dict(old_sets)
+        self.firsts = [b[0] for b in changed]
+        self.lasts = [_last(b, width) for b in changed]
+
+    def _touched(self, addr: int, plen: int) -> bool:
+        i = bisect.bisect_right(self.firsts, addr + (1 << (self.width - plen)) - 1) - 1
+        return i >= 0 and self.lasts[i] >= addr
+
+    def _old_rule(self, addr: int, plen: int) -> int:
+        """The old table's value on the node (address, length), 0 when it had no rule there."""
+        i = bisect.bisect_left(self.old, (addr, plen))
+        if i < len(self.old) and self.old[i][0] == addr and self.old[i][1] == plen:
+            return self.old[i][2]
+        return 0
+
+    def patch_build(self, addr: int, plen: int, lo: int, hi: int) -> int:
+        """Pass 2 on the changed paths."""
+        leaf = self._leaf(addr, plen, lo, hi)
+        if leaf:
+            return leaf
+        if not self._touched(addr, plen):
+            return self.sets[(addr, plen)]
+        mid, cut = self._split(addr, plen, lo, hi)
+        left = self.patch_build(addr, plen + 1, lo, cut)
+        right = self.patch_build(mid, plen + 1, cut, hi)
+        result = (left & right) or (left | right)
+        self.sets[(addr, plen)] = result
+        return result
+
+    def patch_choose(self, addr: int, plen: int, lo: int, hi: int, inherited: int, old_inherited: int,
+                     out: Table) -> None:
+        """Pass 3 on the changed paths; `old_inherited` is the value the old table gave this node."""
+        leaf = self._leaf(addr, plen, lo, hi)
+        if not leaf and not self._touched(addr, plen):
+            self._splice(addr, plen, lo, hi, old_inherited, inherited, out)
+            return
+        candidates = leaf or self.sets[(addr, plen)]
+        if not candidates & inherited:
+            inherited = candidates
+            out.append((addr, plen, inherited))
+        if leaf:
+            return
+        below = self._old_rule(addr, plen) or old_inherited
+        mid, cut = self._split(addr, plen, lo, hi)
+        self.patch_choose(addr, plen + 1, lo, cut, inherited, below, out)
+        self.patch_choose(mid, plen + 1, cut, hi, inherited, below, out)
+
+    def _splice(self, addr: int, plen: int, lo: int, hi: int, old_inherited: int, inherited: int,
+                out: Table) -> None:
+        """The output of an unchanged node (leaf or internal) under `inherited`, from its old output under
+        `old_inherited`."""
+        first = bisect.bisect_left(self.old, (addr, plen))
+        end = bisect.bisect_left(self.old, (addr + (1 << (self.width - plen)),), first)
+        if inherited == old_inherited:
+            out.extend(self.old[first:end])
+            return
+        leaf = self._leaf(addr, plen, lo, hi)
+        candidates = leaf or self.sets[(addr, plen)]
+        if candidates != BOTH:   # a rule on the node iff its value differs from the inherited one
+            if first < end and self.old[first][0] == addr and self.old[first][1] == plen:
+                out.extend(self.old[first + 1:end])
+            else:
+                out.append((addr, plen, candidates))
+                out.extend(self.old[first:end])
+            return
+        mid, cut = self._split(addr, plen, lo, hi)   # both: no rule here, both children inherit
+        self._splice(addr, plen + 1, lo, cut, old_inherited, inherited, out)
+        self._splice(mid, plen + 1, cut, hi, old_inherited, inherited, out)
+
+
+def patch_table(cover: list[Block], width: int, default: int, old: Table, old_sets: Sets,
+                changed: list[Block]) -> tuple[Table, Sets]:
+    """minimal_table_sets(cover, width, default), given `old` and `old_sets` from minimal_table_sets (or
+    this function) of a cover that differs from `cover` only inside the sorted disjoint blocks `changed`,
+    with the same default. Work grows with the changed blocks, the trie depth and the rules that change,
+    not with the cover, apart from list and dict copies."""
+    trie = _Patch(cover, width, old, old_sets, changed)
+    trie.patch_build(0, 0, 0, len(cover))
+    out: Table = []
+    trie.patch_choose(0, 0, 0, len(cover), default, default, out)
+    return out, trie.sets

@@ -48,7 +48,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from appliance.flowspec import aggregate
+from appliance.flowspec import aggregate, reaggregate
 from appliance.flowspec.groups import assign_groups
 from appliance.flowspec.guard import violations
 from appliance.flowspec.rules import (
@@ -138,25 +138,20 @@ class _Interface:
     blocks: dict[int, list[aggregate.Block]]   # per version
 
 
-def _interface_table(iface: _Interface, exempt: dict[int, list[aggregate.Block]]
-                     ) -> tuple[list[tuple[Prefix, FlowAction]], int]:
-    """Minimal (prefix, action) entries of one interface and its exact-cover rule count."""
+def _state_table(state: reaggregate.ListState, action: FlowAction
+                 ) -> tuple[list[tuple[Prefix, FlowAction]], int]:
+    """Minimal (prefix, action) entries of one aggregated list and its exact-cover rule count."""
     entries: list[tuple[Prefix, FlowAction]] = []
     cover = 0
-    for version, blocks in sorted(iface.blocks.items()):
-        width = aggregate.WIDTH[version]
-        if iface.rules.kind is ListKind.BLOCK:
-            exact = aggregate.subtract(aggregate.cover_blocks(blocks, width), exempt.get(version, ()), width)
-        else:
-            exact = aggregate.cover_blocks(blocks + exempt.get(version, []), width)
-        if not exact:
+    for version, family in sorted(state.families.items()):
+        if not family.cover:   # a blocklist entirely inside the always-allowed blocks
             continue
-        if iface.rules.kind is ListKind.BLOCK:
-            inside, outside, default, cover = iface.action, ACCEPT, aggregate.OUT, cover + len(exact)
+        if state.blocklist:
+            inside, outside, cover = action, ACCEPT, cover + len(family.cover)
         else:
-            inside, outside, default, cover = ACCEPT, iface.action, aggregate.IN, cover + len(exact) + 1
-        for addr, plen, value in aggregate.minimal_table(exact, width, default):
-            entries.append(((version, addr, plen), inside if value == aggregate.IN else outside))
+            inside, outside, cover = ACCEPT, action, cover + len(family.cover) + 1
+        entries += [((version, addr, plen), inside if value == aggregate.IN else outside)
+                    for addr, plen, value in family.table]
     return entries, cover
 
 
@@ -290,16 +285,37 @@ def list_table(rules: InterfaceRules, options: CompileOptions, cache: TableCache
                ) -> Table | None:
     """The aggregated table of one list (from `cache` when seen before), None with an event when the list
     is unusable (fail open). `parsed` shares parsing between equal lists within one compile."""
+    found = list_table_state(rules, options, cache, exempt, parsed, events, None)
+    return None if found is None else found[0]
+
+
+def list_table_state(rules: InterfaceRules, options: CompileOptions, cache: TableCache,
+                     exempt: dict[int, list[aggregate.Block]],
+                     parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]], events: list[Event],
+                     previous: reaggregate.ListState | None
+                     ) -> tuple[Table, reaggregate.ListState | None] | None:
+    """list_table, and an aggregation state to patch the next version of the list from. With
+    `previous` (the state of an earlier list of the same interface, same always-allowed blocks), a list
+    missing from `cache` is aggregated by patching it (reaggregate.update: work proportional to the
+    difference); without, from scratch. A cache hit does no aggregation work: it hands `previous` on
+    (None if of the other list kind), and the next miss patches from that earlier version."""
     action = flow_action(rules)
     key = (rules.kind, action, rules.prefixes, options.always_allowed) if action else None
     table = cache.get(key) if key is not None else None
-    if table is None:
+    if previous is not None and previous.blocklist != (rules.kind is ListKind.BLOCK):
+        previous = None
+    if table is not None:
+        return table, previous
+    state = reaggregate.update(previous, rules.prefixes, exempt) if previous and action else None
+    if state is None or action is None:
         iface = _validate(rules, events, parsed)
         if iface is None:
             return None
-        table = _interface_table(iface, exempt)
-        cache.put((rules.kind, iface.action, rules.prefixes, options.always_allowed), table)
-    return table
+        action = iface.action
+        state = reaggregate.build(rules.kind is ListKind.BLOCK, rules.prefixes, iface.blocks, exempt)
+    table = _state_table(state, action)
+    cache.put((rules.kind, action, rules.prefixes, options.always_allowed), table)
+    return table, state
 
 
 def _tables(lists: list[InterfaceRules], options: CompileOptions, cache: TableCache, events: list[Event]

@@ -6,8 +6,9 @@ sort of all rules): about 2 s for 1,000 customer interfaces sharing a 9,648-pref
 keeps, per router, what it compiled last and updates it:
 - a router whose lists and learned paths are unchanged (same objects, or equal in every field the
   compiler reads) keeps its plan and events as they were: no merge, no guardrail;
-- otherwise only the lists that differ are aggregated again (via the TableCache), and the merge state
-  (per prefix: the interface groups of each action) takes the difference between each changed
+- otherwise only the lists that differ are aggregated again (via the TableCache; a list that replaces
+  another on the same interface is patched from that one's aggregation state, reaggregate.py), and the
+  merge state (per prefix: the interface groups of each action) takes the difference between each changed
   interface's old and new table; the rules of the touched prefixes are rebuilt with the full
   compiler's own `prefix_rules` and put in place in the sorted rule list by binary search;
 - when an interface keeps its name but its group ID moves (groups.py renumbers on collisions) or the
@@ -23,7 +24,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from appliance.flowspec import aggregate
+from appliance.flowspec import aggregate, reaggregate
 from appliance.flowspec.compiler import (
     CompileOptions,
     Prefix,
@@ -33,7 +34,7 @@ from appliance.flowspec.compiler import (
     bad_groups,
     exempt_blocks,
     finish_router,
-    list_table,
+    list_table_state,
     prefix_rules,
     split_routers,
 )
@@ -128,6 +129,8 @@ class _Router:
     lists: list[InterfaceRules] = field(default_factory=list)
     learned: list[BgpPath] = field(default_factory=list)
     tables: dict[str, Table] = field(default_factory=dict)        # usable interfaces only
+    # per interface, the aggregation of its list or of an earlier one: the next changed list patches it
+    states: dict[str, reaggregate.ListState] = field(default_factory=dict)
     iface_events: dict[str, tuple[Event, ...]] = field(default_factory=dict)
     gid: dict[str, int] = field(default_factory=dict)
     merge: _Merge | None = None
@@ -185,30 +188,37 @@ class Compiler:
         """Tables and events of the new lists; unchanged interfaces keep theirs."""
         before = {r.interface: r for r in state.lists}
         tables: dict[str, Table] = {}
+        states: dict[str, reaggregate.ListState] = {}
         iface_events: dict[str, tuple[Event, ...]] = {}
         parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]] = {}
         # a list shared by many interfaces is one tuple object: key it by identity, so the cache hashes
         # its prefixes once per compile rather than once per interface (the lists live until we return)
-        shared: dict[tuple[int, object, object], tuple[Table | None, tuple[Event, ...]]] = {}
+        Found = tuple[Table, reaggregate.ListState | None] | None
+        shared: dict[tuple[int, object, object], tuple[Found, tuple[Event, ...]]] = {}
         for rules in lists:
             name = rules.interface
             old = before.get(name)
             if old is not None and same_input(old, rules):
                 if name in state.tables:
                     tables[name] = state.tables[name]
+                if name in state.states:
+                    states[name] = state.states[name]
                 iface_events[name] = state.iface_events.get(name, ())
                 continue
             memo = (id(rules.prefixes), rules.kind, rules.action)
             if memo in shared and not shared[memo][1]:   # events name the interface: never shared
-                table = shared[memo][0]
+                result = shared[memo][0]
             else:
-                found: list[Event] = []
-                table = list_table(rules, self.options, self.cache, self._exempt, parsed, found)
-                shared[memo] = (table, tuple(found))
-                iface_events[name] = tuple(found)
-            if table is not None:
-                tables[name] = table
-        state.tables, state.iface_events = tables, iface_events
+                events: list[Event] = []
+                result = list_table_state(rules, self.options, self.cache, self._exempt, parsed, events,
+                                          state.states.get(name))
+                shared[memo] = (result, tuple(events))
+                iface_events[name] = tuple(events)
+            if result is not None:
+                tables[name] = result[0]
+                if result[1] is not None:
+                    states[name] = result[1]
+        state.tables, state.states, state.iface_events = tables, states, iface_events
 
     def _merge(self, router: str, state: _Router, old_tables: dict[str, Table], old_gid: dict[str, int]
                ) -> Sequence[FlowRule] | None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.flowspec import CompileOptions, TableCache, compile_ruleset
+from appliance.flowspec import CompileOptions, TableCache, compile_ruleset, reaggregate
 from appliance.flowspec.incremental import Compiler
 from appliance.model import Action, BgpPath, Delivery, InterfaceRules, ListKind, Mode, SavRuleSet
 
@@ -134,3 +135,19 @@ def test_interfaces_sharing_an_unusable_list_each_get_their_event() -> None:
     assert [(e.type, e.fields["interface"]) for e in plan.events] == [("flowspec.bad-prefix", "eth1"),
                                                                        ("flowspec.bad-prefix", "eth2")]
     assert plan == compile_ruleset(ruleset)
+
+
+def test_a_list_that_loses_a_prefix_is_patched_not_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interface's previous list is the starting point: no aggregation from scratch (issue 13)."""
+    big = tuple(_v4(i, 24) for i in range(0, 400, 3))
+    rules = [InterfaceRules("r1", "eth1", ListKind.ALLOW, big),
+             InterfaceRules("r1", "eth2", ListKind.BLOCK, big)]
+    compiler = Compiler()
+    compiler.compile(SavRuleSet.of(rules))
+    monkeypatch.setattr(reaggregate, "build", None)   # any call fails
+    for i in (1, 2):
+        smaller = SavRuleSet.of([dataclasses.replace(r, prefixes=big[:i] + big[i + 1:]) for r in rules])
+        plan = compiler.compile(smaller)
+        monkeypatch.undo()
+        assert plan == compile_ruleset(smaller)
+        monkeypatch.setattr(reaggregate, "build", None)
