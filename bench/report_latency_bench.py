@@ -1,6 +1,7 @@
 """Daemon-side latency of a report: API POST -> the FlowSpec rule handed to the speaker (no lab).
 
     .venv/bin/python bench/report_latency_bench.py [--installed 10000] [--samples 30] [--paths 20000]
+                                                   [--border]
 
 A `Daemon` with the real API (uvicorn, loopback), store, journal and incremental engine
 (`engine_from_config`), `[timers] recompute_debounce_s` 0.2, and a FlowSpec delivery to four routers
@@ -12,12 +13,16 @@ Baselines in the same run: the POST's own round trip (201 received), and the sam
 debounce it had before (every change waited `recompute_debounce_s`). Then a burst: 20 POSTs at once,
 with the number of recomputes they cost and the time until the last is handed over. The router,
 enforcer and nftables part of the path (bench/enforcer_bench.py: ~60 ms median) needs the lab.
+`--border` makes r3 a border router: its 8 external interfaces then carry the border blocklist (every
+report, ~10k entries each), which every report change updates; the probe then times the announce to r3
+(the new blocklist entry).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import ipaddress
 import os
 import statistics
@@ -34,10 +39,11 @@ from appliance.config import parse_config
 from appliance.context import DaemonContext
 from appliance.daemon import Daemon, engine_from_config
 from appliance.flowspec.rules import FlowRule
-from appliance.model import PrefixReport
+from appliance.model import PrefixReport, Role, Router
 from appliance.recompute import RecomputeTimer
 from appliance.speakers.pusher import FlowPusher, FlowSpecDelivery
 from appliance.state import Announce
+from appliance.state.facts import Fact
 from rpki.localcache import free_port
 
 TOKEN = "bench-latency-token-0123"
@@ -51,10 +57,13 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: dict[str, float] = {}
         self.calls = 0
+        self.peer: str | None = None  # only this peer's announces count (None: any)
 
     async def announce(self, peer: str, rules: Sequence[FlowRule]) -> None:
         self.calls += 1
         now = time.perf_counter()
+        if self.peer is not None and peer != self.peer:
+            return
         for r in rules:
             self.seen.setdefault(r.match.source, now)
 
@@ -92,6 +101,12 @@ def report_prefix(i: int) -> str:
     return str(ipaddress.IPv4Network((int(ipaddress.IPv4Address("100.64.0.0")) + i * 8, 30)))
 
 
+def with_border(facts: list[Fact]) -> list[Fact]:
+    """r3 as a border router (its eth0-7 are external with eBGP neighbours in recompute_bench.state)."""
+    return [dataclasses.replace(f, role=Role.BORDER) if isinstance(f, Router) and f.name == "r3" else f
+            for f in facts]
+
+
 async def until(probe: Delivery, prefix: str, deadline_s: float = 30.0) -> float:
     end = time.perf_counter() + deadline_s
     while prefix not in probe.speaker.seen:
@@ -111,6 +126,8 @@ async def run_daemon(args: argparse.Namespace, fixed: bool) -> dict[str, object]
         daemon = Daemon(config)
         daemon.set_engine(engine_from_config(config))
         probe = Delivery()
+        if args.border:
+            probe.speaker.peer = "peer-r3"
         daemon.add(probe)
         if fixed:   # the loop as it was: every change waited the whole debounce
             daemon_timer = RecomputeTimer.delay
@@ -119,7 +136,8 @@ async def run_daemon(args: argparse.Namespace, fixed: bool) -> dict[str, object]
         while not daemon.ready.is_set():
             await asyncio.sleep(0.01)
         assert daemon.ctx is not None and daemon.api_address is not None
-        facts = [*state(args.paths), *(PrefixReport(ROUTERS[i % 4], f"lan{i % 5}", report_prefix(i))
+        facts = [*(with_border(state(args.paths)) if args.border else state(args.paths)),
+                 *(PrefixReport(ROUTERS[i % 4], f"lan{i % 5}", report_prefix(i))
                                        for i in range(args.installed))]
         daemon.ctx.store.apply(Announce("api", tuple(facts)))
         t0 = time.perf_counter()
@@ -166,6 +184,7 @@ def main() -> int:
     ap.add_argument("--installed", type=int, default=10_000)
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--paths", type=int, default=20_000)
+    ap.add_argument("--border", action="store_true", help="r3 is a border router (8 external interfaces)")
     args = ap.parse_args()
     results = {}
     for name, fixed in (("fixed debounce (before)", True), ("adaptive", False)):

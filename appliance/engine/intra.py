@@ -39,7 +39,8 @@ from appliance.model import (
 )
 
 __all__ = ["IntraOutcome", "access_outcome", "border_blocklist", "border_outcome", "compute_intra",
-           "external_keys", "igp_internal", "igp_tag", "report_order", "report_tag", "shared_with_outside"]
+           "external_keys", "igp_internal", "igp_tag", "is_hole", "outermost", "report_order", "report_tag",
+           "shared_with_outside"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def report_tag(r: PrefixReport) -> str:
     return f"report:{r.subnet or '-'}@{r.router}:{r.interface}{src}"
 
 
-def _is_hole(r: PrefixReport) -> bool:
+def is_hole(r: PrefixReport) -> bool:
     return r.flags.anycast or r.flags.special
 
 
@@ -122,7 +123,7 @@ def shared_with_outside(interfaces: Iterable[Interface], neighbors: Iterable[Nei
     return out
 
 
-def _outermost(prefixes: Iterable[str]) -> tuple[str, ...]:
+def outermost(prefixes: Iterable[str]) -> tuple[str, ...]:
     """The prefixes no other one of them covers (a hole inside a hole says nothing more)."""
     nets = [ipaddress.ip_network(p) for p in prefixes]
     return tuple(str(n) for n in nets
@@ -136,7 +137,7 @@ def border_blocklist(reports: Iterable[PrefixReport], igp: Iterable[IgpPrefix] =
     reports, interfaces, igp = list(reports), tuple(interfaces), tuple(igp)
     why, anycast = igp_internal(igp, interfaces)
     shared = shared_with_outside(interfaces, neighbors, igp)
-    holes = PrefixSet([*(r.prefix for r in reports if _is_hole(r)), *anycast, *shared])
+    holes = PrefixSet([*(r.prefix for r in reports if is_hole(r)), *anycast, *shared])
     for r in reports:
         if r.prefix not in holes:
             why.setdefault(r.prefix, set()).add(report_tag(r))
@@ -144,7 +145,7 @@ def border_blocklist(reports: Iterable[PrefixReport], igp: Iterable[IgpPrefix] =
     for prefix, tags in why.items():
         if holes.covers(prefix):
             continue  # inside an anycast/special prefix or shared with a neighbour: never block
-        inner = _outermost(holes.covered(prefix))
+        inner = outermost(holes.covered(prefix))
         pieces = subtract_space([prefix], inner) if inner else (prefix,)
         extra = tuple(f"carved:{h} {'shared' if h in shared else 'anycast/special'}" for h in inner)
         for piece in pieces:
@@ -169,11 +170,13 @@ def external_keys(routers: Mapping[str, Router], interfaces: Iterable[Interface]
 
 
 def border_outcome(key: tuple[str, str], block: Mapping[str, tuple[str, ...]],
-                   policy: Policy) -> IntraOutcome:
-    """The rule of one external interface of a border router, given the domain's blocklist."""
+                   policy: Policy, prefixes: frozenset[str] | None = None) -> IntraOutcome:
+    """The rule of one external interface of a border router, given the domain's blocklist (`prefixes`:
+    its keys, when the caller shares one frozenset among the interfaces)."""
     if policy.algorithm_for(*key) is Algorithm.LOOSE:
         return IntraOutcome(ListKind.BLOCK, frozenset(), "intra:loose")
-    return IntraOutcome(ListKind.BLOCK, frozenset(block), "intra:border-block", block)
+    return IntraOutcome(ListKind.BLOCK, frozenset(block) if prefixes is None else prefixes,
+                        "intra:border-block", block)
 
 
 def compute_intra(

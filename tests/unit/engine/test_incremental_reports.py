@@ -2,8 +2,9 @@
 
 The incremental engine redoes only the interfaces a report touches (its own, every attachment of its subnet)
 and the border blocklists; this drives random adds and removes over several routers, multi-homed subnets,
-anycast/special flags, competing sources and per-interface algorithms, with and without border routers, and
-compares the intra outcomes, the rules and the changed keys with a from-scratch run after each event.
+anycast/special flags, competing sources and per-interface algorithms, with and without border routers and
+random IGP prefixes (internal, external, anycast when several routers advertise one), and compares the intra
+outcomes, the rules and the changed keys with a from-scratch run after each event.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from appliance.engine.border import LiveBlocklist
 from appliance.engine.incremental import Engine, ReportAdded, ReportRemoved
-from appliance.engine.intra import compute_intra
+from appliance.engine.intra import border_blocklist, compute_intra, report_order
 from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import (
@@ -29,7 +31,7 @@ from appliance.model import (
 ROUTERS = ("a1", "a2", "a3", "b1")
 IFACES = ("lan1", "lan2", "up1")
 PREFIXES = ("10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.2.0.0/16", "192.0.2.0/24",
-            "192.0.2.128/25", "2001:db8::/32", "2001:db8:1::/48")
+            "192.0.2.128/25", "192.0.2.0/25", "2001:db8::/32", "2001:db8:1::/48")  # /25s: pieces collide
 
 reports = st.builds(
     PrefixReport,
@@ -50,7 +52,14 @@ policies = st.builds(
 )
 
 
-def _base(border: bool, policy: Policy) -> Snapshot:
+# several routers on one prefix: anycast unless a link they share; external ones are not internal space
+igps = st.lists(st.builds(
+    IgpPrefix, st.sampled_from(ROUTERS), st.sampled_from((*PREFIXES, "10.9.0.0/16", "203.0.113.0/30")),
+    external=st.sampled_from([False, False, True])), max_size=6)
+DEFAULT_IGP = (IgpPrefix("a1", "10.9.0.0/16"), IgpPrefix("a2", "10.1.2.0/24"))
+
+
+def _base(border: bool, policy: Policy, igp: tuple[IgpPrefix, ...] = DEFAULT_IGP) -> Snapshot:
     routers = tuple(Router(r, role=Role.ACCESS) for r in ROUTERS[:3])
     routers += (Router("b1", role=Role.BORDER if border else Role.CORE),)
     return Snapshot(
@@ -58,7 +67,7 @@ def _base(border: bool, policy: Policy) -> Snapshot:
         interfaces=(Interface("b1", "up1", ("203.0.113.1/30",), external=True),
                     Interface("b1", "up2", external=True), Interface("a1", "lan1")),
         neighbors=(Neighbor("b1", "up1", 64500, Relationship.PROVIDER, "203.0.113.2"),),
-        igp_prefixes=(IgpPrefix("a1", "10.9.0.0/16"), IgpPrefix("a2", "10.1.2.0/24")),
+        igp_prefixes=igp,
         policy=policy,
     )
 
@@ -70,11 +79,12 @@ def _full_intra(engine: Engine) -> object:
                          engine.neighbors.values())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.booleans(), policies, st.lists(reports, max_size=12), steps)
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), policies, st.lists(reports, max_size=12), steps, igps)
 def test_report_steps_equal_full_intra(border: bool, policy: Policy, initial: list[PrefixReport],
-                                       sequence: list[tuple[bool, PrefixReport]]) -> None:
-    engine = Engine(_base(border, policy).replace(reports=tuple(initial)))
+                                       sequence: list[tuple[bool, PrefixReport]],
+                                       igp: list[IgpPrefix]) -> None:
+    engine = Engine(_base(border, policy, tuple(igp)).replace(reports=tuple(initial)))
     previous = engine.ruleset()
     for add, report in sequence:
         changed = engine.apply(ReportAdded(report) if add else ReportRemoved(report))
@@ -85,6 +95,12 @@ def test_report_steps_equal_full_intra(border: bool, policy: Policy, initial: li
         touched = {r.key() for r in diff.added + diff.removed} | {old.key() for old, _ in diff.changed}
         assert touched <= changed
         previous = now
+    # rules patched across several report changes at once (ruleset() called once at the end)
+    lazy = Engine(_base(border, policy, tuple(igp)).replace(reports=tuple(initial)))
+    lazy.ruleset()
+    for add, report in sequence:
+        lazy.apply(ReportAdded(report) if add else ReportRemoved(report))
+    assert lazy.ruleset().to_json() == compute(lazy.snapshot()).to_json()
 
 
 def test_a_report_redoes_only_its_subnet_attachments() -> None:
@@ -96,3 +112,17 @@ def test_a_report_redoes_only_its_subnet_attachments() -> None:
     changed = engine.apply(ReportAdded(PrefixReport("a1", "lan2", "10.1.2.0/24", "s1")))
     assert changed == {("a1", "lan1"), ("a1", "lan2"), ("a2", "lan1")}
     assert engine.intra[("a2", "lan1")].prefixes == {"10.1.0.0/16", "10.2.0.0/16", "10.1.2.0/24"}
+
+
+def test_colliding_pieces_keep_border_blocklist_provenance() -> None:
+    """192.0.2.0/24 minus an anycast /25 leaves 192.0.2.0/25, itself internal: the entry carries the
+    provenance border_blocklist gives it (the later internal prefix in its order), however reports come."""
+    igp = (IgpPrefix("a1", "192.0.2.0/24"),)
+    hole = PrefixReport("a2", "lan1", "192.0.2.128/25", flags=PrefixFlags(anycast=True))
+    sequence = [PrefixReport("a3", "lan1", "192.0.2.0/25"), hole, PrefixReport("a1", "lan1", "192.0.2.0/24"),
+                PrefixReport("a1", "lan2", "192.0.2.0/25")]
+    live = LiveBlocklist((), igp, (), ())
+    for i, r in enumerate(sequence + sequence[:2]):
+        live.apply(r, i < len(sequence))
+        now = sequence[:i + 1] if i < len(sequence) else sequence[i + 1 - len(sequence):]
+        assert live.block == border_blocklist(sorted(now, key=report_order), igp)
