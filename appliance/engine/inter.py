@@ -415,7 +415,7 @@ class RouterRun:
         self._unproven: frozenset[str] | None = None
         self._candidates: set[str] = set()
         self._proven: Proven | None = None
-        self._spared: dict[frozenset[str], frozenset[str]] = {}
+        self._spared: dict[str, bool] = {}
         self._cones: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
         self._d: dict[str, frozenset[int]] | None = None
 
@@ -460,8 +460,9 @@ class RouterRun:
             self._unproven, self._candidates = split_known(self.rib, self.rpki)
         return self._unproven
 
-    def spared_memo(self) -> dict[frozenset[str], frozenset[str]]:
-        """overlapping_unproven answers of this U (the intra blocklist is one set for every interface)."""
+    def spared_memo(self) -> dict[str, bool]:
+        """Per prefix, whether it overlaps this U (overlapping_unproven is element-wise: a blocklist that
+        changed by one prefix costs one new answer, and every interface shares them)."""
         return self._spared
 
     def proven(self) -> Proven:
@@ -554,10 +555,16 @@ class RouterRun:
         memo = self.spared_memo()
         allowed = PrefixSet(q.union(acl))
 
+        free: dict[str, bool] = {}  # per prefix: overlaps nothing allowed here
+
         def keep(prefixes: frozenset[str]) -> frozenset[str]:
-            hit = memo.get(prefixes)
-            if hit is None:
-                hit = memo[prefixes] = overlapping_unproven(prefixes, u)
-            return frozenset(x for x in prefixes if x not in hit and not allowed.overlaps(x))
+            missing = frozenset(x for x in prefixes if x not in memo)
+            if missing:
+                hit = overlapping_unproven(missing, u)
+                memo.update((x, x in hit) for x in missing)
+            for x in prefixes:
+                if x not in free:
+                    free[x] = not allowed.overlaps(x)
+            return frozenset(x for x in prefixes if not memo[x] and free[x])
 
         return keep

@@ -101,7 +101,7 @@ class LiveRouter:
         self.u_count: Counter[str] = Counter()
         self._u_frozen: frozenset[str] | None = None
         self._proven: Proven | None = None
-        self.spared: dict[frozenset[str], frozenset[str]] = {}
+        self.spared: dict[str, bool] = {}  # per prefix: overlaps U (inter.RouterRun.spared_memo)
         self.as_to_ifaces: dict[int, set[str]] = {}
         self.qu: Counter[str] = Counter()
         self.du: set[int] = set()
@@ -593,7 +593,7 @@ class LiveRun(RouterRun):
     def proven(self) -> Proven:
         return self.live.proven()
 
-    def spared_memo(self) -> dict[frozenset[str], frozenset[str]]:
+    def spared_memo(self) -> dict[str, bool]:
         return self.live.spared
 
     def pi(self) -> frozenset[str]:
