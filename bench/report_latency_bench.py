@@ -38,6 +38,7 @@ from recompute_bench import state  # bench/ is sys.path[0]
 from appliance.config import parse_config
 from appliance.context import DaemonContext
 from appliance.daemon import Daemon, engine_from_config
+from appliance.flowspec.compiler import CompileOptions
 from appliance.flowspec.rules import FlowRule
 from appliance.model import PrefixReport, Role, Router
 from appliance.recompute import RecomputeTimer
@@ -82,7 +83,9 @@ class Delivery:
 
     async def start(self, ctx: DaemonContext) -> None:
         pusher = FlowPusher(self.speaker)
-        delivery = FlowSpecDelivery({r: [(pusher, f"peer-{r}")] for r in ROUTERS})
+        # a border router's blocklist on 8 interfaces is ~8x the reports: over the default guardrail
+        delivery = FlowSpecDelivery({r: [(pusher, f"peer-{r}")] for r in ROUTERS},
+                                    CompileOptions(max_rules_per_router=1_000_000))
         for r in ROUTERS:
             await pusher.session_up(f"peer-{r}")
 
