@@ -150,7 +150,9 @@ class Engine:
         self.policy = snapshot.policy
         self.rpki_ready = snapshot.rpki_ready
         self.live: dict[str, LiveRouter] = {}
-        self.intra: dict[Key, IntraOutcome] = {}
+        self._intra: dict[Key, IntraOutcome] = {}
+        self._border_pending = False  # the border blocklist moved; its outcomes are built when next read
+        self._access_pending: set[Key] = set()  # allowlists whose reports changed, built when next read
         self.rules: dict[Key, InterfaceRules] = {}
         self.decisions: dict[Key, Decision] = {}  # what each rule was built from (to patch it by the delta)
         self.dirty: set[Key] = set()
@@ -220,10 +222,42 @@ class Engine:
                                         self.neighbors.values())
         new = compute_intra(routers, self.interfaces.values(), self.reports, self.policy,
                             self.igp_prefixes, self.neighbors.values())
-        for key in new.keys() | self.intra.keys():
-            if new.get(key) != self.intra.get(key):
+        old = self.intra
+        for key in new.keys() | old.keys():
+            if new.get(key) != old.get(key):
                 self.dirty.add(key)
-        self.intra = new
+        self._intra = new
+        self._border_pending = False
+        self._access_pending = set()
+
+    @property
+    def intra(self) -> dict[Key, IntraOutcome]:
+        """The intra-domain outcome of every interface that has one, border outcomes brought up to date."""
+        self._flush_border()
+        return self._intra
+
+    def _flush_border(self) -> None:
+        """Build the outcomes the report changes since the last read left pending, once for all of them:
+        per report, an allowlist would be rebuilt from all its interface's reports and the border outcomes
+        from a copy of the whole blocklist (quadratic in a bulk load)."""
+        for key in self._access_pending:
+            own = self.by_iface.get(key)
+            outcome = None if own is None else access_outcome(
+                key, own, self.by_subnet, self.policy.algorithm_for(*key))
+            self._set_intra(key, outcome)
+        self._access_pending = set()
+        if self._border_pending and self.border is not None:
+            block = dict(self.border.block)  # the outcomes keep a copy: the live one moves on
+            keys = frozenset(block)
+            for key in self.external:
+                self._set_intra(key, border_outcome(key, block, self.policy, keys))
+        self._border_pending = False
+
+    def _set_intra(self, key: Key, outcome: IntraOutcome | None) -> None:
+        if outcome is None:
+            self._intra.pop(key, None)
+        else:
+            self._intra[key] = outcome
 
     def _index(self, r: PrefixReport, add: bool) -> None:
         """Add `r` to (or drop it from) the per-interface and per-subnet report indexes."""
@@ -246,22 +280,12 @@ class Engine:
         touched = {(report.router, report.interface)}
         if report.subnet:
             touched |= {(r.router, r.interface) for r in self.by_subnet.get(report.subnet, ())}
-        new: dict[Key, IntraOutcome | None] = {}
-        for key in touched - self.external:
-            own = self.by_iface.get(key)
-            new[key] = None if own is None else access_outcome(
-                key, own, self.by_subnet, self.policy.algorithm_for(*key))
+        access = touched - self.external
+        self._access_pending |= access  # built once when read (`intra`): a bulk load stays linear
+        self.dirty |= access
         if self.border is not None and self.border.apply(report, add):
-            block = dict(self.border.block)  # the outcomes keep a copy: the live one moves on
-            keys = frozenset(block)
-            new |= {key: border_outcome(key, block, self.policy, keys) for key in self.external}
-        for key, outcome in new.items():
-            if outcome != self.intra.get(key):
-                self.dirty.add(key)
-            if outcome is None:
-                self.intra.pop(key, None)
-            else:
-                self.intra[key] = outcome
+            self._border_pending = True
+            self.dirty |= self.external
 
     def apply(self, event: EngineEvent) -> frozenset[Key]:
         """Apply one event; return the keys whose rule may have changed."""
