@@ -35,6 +35,7 @@ from appliance.model import BgpPath, SavRuleSet
 from appliance.sources.assemble import engine_input
 from appliance.sources.reports.merge import ReportResolver
 from appliance.state import StateSnapshot
+from appliance.state.snapshot import changed_window
 
 log = logging.getLogger("savd.recompute")
 
@@ -46,21 +47,8 @@ class _Rebuild(Exception):
 
 
 def _diff(old: Sequence[T], new: Sequence[T]) -> tuple[list[T], list[T]]:
-    """(removed, added) between two tuples of distinct facts, in their order.
-
-    The store keeps the same fact objects and sorts each kind the same way, so the common head and tail are
-    skipped by identity first; only the window in between is hashed (one change: a handful of facts).
-    """
-    if old is new:
-        return [], []
-    n, m = len(old), len(new)
-    head, limit = 0, min(n, m)
-    while head < limit and old[head] is new[head]:
-        head += 1
-    tail = 0
-    while tail < limit - head and old[n - 1 - tail] is new[m - 1 - tail]:
-        tail += 1
-    window_old, window_new = old[head:n - tail], new[head:m - tail]
+    """(removed, added) between two tuples of distinct facts, in their order (only their changed window)."""
+    window_old, window_new = changed_window(old, new)
     old_set, new_set = set(window_old), set(window_new)
     return [x for x in window_old if x not in new_set], [x for x in window_new if x not in old_set]
 

@@ -7,8 +7,9 @@ which sources state a fact (by kind), for provenance in explanations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from appliance.model import (
     Aspa,
@@ -23,6 +24,8 @@ from appliance.model import (
     Vrp,
 )
 from appliance.state.facts import Fact, kind_of
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +98,19 @@ class LayeredSources(Mapping[Fact, frozenset[str]]):
 
     def __len__(self) -> int:
         return self._len
+
+
+def changed_window(old: Sequence[T], new: Sequence[T]) -> tuple[Sequence[T], Sequence[T]]:
+    """The parts of two snapshots' fact tuples that differ: the store keeps the same fact objects and sorts
+    each kind the same way, so the common head and tail are skipped by identity and only the window in
+    between (one change: a handful of facts) needs hashing."""
+    if old is new:
+        return (), ()
+    n, m = len(old), len(new)
+    head, limit = 0, min(n, m)
+    while head < limit and old[head] is new[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and old[n - 1 - tail] is new[m - 1 - tail]:
+        tail += 1
+    return old[head:n - tail], new[head:m - tail]

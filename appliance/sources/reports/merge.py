@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from appliance.model import Event, PrefixReport, Router, Severity, prefix_sort_key
 from appliance.sources.reports.records import RouterReport, Source
+from appliance.state.snapshot import changed_window
 
 EVENT_SOURCE = "reports"
 
@@ -331,15 +332,7 @@ class ReportResolver:
 def _window_delta(
     old: tuple[PrefixReport, ...], new: tuple[PrefixReport, ...]
 ) -> tuple[Counter[PrefixReport], Counter[PrefixReport]]:
-    """(gone, added) as multisets; the identical head and tail are skipped by identity, the rest counted."""
-    if old is new:
-        return Counter(), Counter()
-    n, m = len(old), len(new)
-    head, limit = 0, min(n, m)
-    while head < limit and old[head] is new[head]:
-        head += 1
-    tail = 0
-    while tail < limit - head and old[n - 1 - tail] is new[m - 1 - tail]:
-        tail += 1
-    was, now = Counter(old[head : n - tail]), Counter(new[head : m - tail])
+    """(gone, added) as multisets of the changed window (the identical head and tail skipped)."""
+    window_old, window_new = changed_window(old, new)
+    was, now = Counter(window_old), Counter(window_new)
     return was - now, now - was
