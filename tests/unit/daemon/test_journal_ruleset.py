@@ -4,12 +4,16 @@ a rule set written whole by an earlier version."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 from appliance.model import InterfaceRules, ListKind, SavRuleSet
-from appliance.state.journal import FILE_NAME, Journal
+from appliance.state import StateError, StateStore
+from appliance.state.journal import FILE_NAME, Journal, encode_rules
+from appliance.state.rulesave import RulesetSaver
 
 
 def rule(router: str, interface: str, *prefixes: str) -> InterfaceRules:
@@ -57,3 +61,44 @@ def test_a_rule_set_saved_whole_by_an_earlier_version_is_read(tmp_path: Path) ->
     sql(tmp_path, "INSERT INTO ruleset VALUES(1, 7, 1000.0, ?)", old.to_json())
     with Journal.open(tmp_path) as journal:
         assert journal.load_ruleset() == (7, old)
+
+
+def test_the_encoding_is_the_rule_dict_and_a_stale_pre_encoding_is_not_used(tmp_path: Path) -> None:
+    """Rules encoded ahead (in a worker thread) are used only for the very rule object they encode."""
+    ruleset = SavRuleSet.of([rule("r1", "eth1", "198.18.1.0/24"), rule("r2", "eth1", "198.18.2.0/24")])
+    r1, r2 = ruleset.rules
+    stale = rule("r2", "eth1", "198.18.99.0/24")
+    with Journal.open(tmp_path) as journal:
+        journal.save_ruleset(ruleset, 1, 1000.0, {**encode_rules([r1]), **encode_rules([stale])})
+        assert json.loads(rows(tmp_path)[("r1", "eth1")]) == r1.to_dict()
+        assert json.loads(rows(tmp_path)[("r2", "eth1")]) == r2.to_dict()
+        assert journal.unsaved_rules(ruleset) == []
+
+
+def test_the_saver_coalesces_to_the_newest_rule_set_and_survives_a_failed_save(tmp_path: Path) -> None:
+    asyncio.run(_coalesce(tmp_path))
+
+
+async def _coalesce(tmp_path: Path) -> None:
+    sets = [SavRuleSet.of([rule("r1", "eth1", f"198.18.{i}.0/24")]) for i in range(5)]
+    with Journal.open(tmp_path) as journal:
+        store = StateStore.restore(journal)
+        saver = RulesetSaver(store)
+        saved: list[int] = []
+        real = journal.save_ruleset
+
+        def counting(ruleset: SavRuleSet, version: int, time: float, encoded: object = None) -> None:
+            saved.append(version)
+            if version == 1:
+                raise StateError("disk full", journal.path)
+            real(ruleset, version, time, encoded)  # type: ignore[arg-type]
+
+        journal.save_ruleset = counting  # type: ignore[method-assign]
+        saver.submit(1, sets[1])
+        await saver.flush()
+        for v in (2, 3, 4):  # submitted while nothing awaits: only the newest is written
+            saver.submit(v, sets[v])
+        await saver.flush()
+        assert saved == [1, 4]
+    with Journal.open(tmp_path) as journal:
+        assert journal.load_ruleset() == (4, sets[4])
