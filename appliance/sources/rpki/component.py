@@ -9,6 +9,7 @@ API's RPKI board. The RTR protocol and file formats live in the top-level `rpki`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 
@@ -64,8 +65,9 @@ class RpkiComponent:
         self._unsubscribe = feed_store(service.tables, ctx.store, STATE_SOURCE)
         ctx.rpki.add_caches(service.cache_status)
         watcher = service.watcher
-        for path in watcher.paths if watcher is not None else ():
-            ctx.rpki.add_file(lambda p=path: watcher.status_of(p))
+        if watcher is not None:
+            for path in watcher.paths:
+                ctx.rpki.add_file(functools.partial(watcher.status_of, path))
         ctx.rpki.set_counts(service.tables.counts)
         await service.start()
         self._resync = asyncio.create_task(self._resync_when_loaded(ctx), name="rpki-resync")
