@@ -107,6 +107,7 @@ class LiveRouter:
         self.du: set[int] = set()
         self.s: set[str] = set()
         self._whole: dict[str, Outcome] = {}
+        self._outcomes: dict[str, Outcome] = {}  # LiveRun outcomes until the next path or RPKI change
 
     def load(self, paths: Iterable[BgpPath]) -> None:
         """Replace every path and rebuild all state (the full computation, done once)."""
@@ -457,6 +458,7 @@ class LiveRouter:
         self._u_frozen = None
         self._proven = None
         self.spared = {}
+        self._outcomes = {}
         if self.whole:
             previous = self._whole
             self._recompute_whole()
@@ -479,6 +481,7 @@ class LiveRouter:
         """Add (or withdraw) one path; a path with the same (interface, path_id) is replaced."""
         if path.interface not in self.neighbors:
             return set()
+        self._outcomes = {}
         per = self.paths.setdefault(path.prefix, {})
         key = (path.interface, path.path_id)
         old = per.get(key)
@@ -556,9 +559,15 @@ class LiveRouter:
     # --- results ------------------------------------------------------------------------------------------
 
     def outcome(self, iface: str) -> Outcome:
+        """The interface's inter-domain outcome, kept while paths and RPKI stand: a report change
+        re-merges an external interface's rule with it, and its `spare` memo (the proven-block
+        interfaces' per-prefix answers) then survives from one report to the next."""
         if self.whole:
             return self._whole[iface]
-        return LiveRun(self).outcome(iface)
+        out = self._outcomes.get(iface)
+        if out is None:
+            out = self._outcomes[iface] = LiveRun(self).outcome(iface)
+        return out
 
     def outcomes(self) -> dict[str, Outcome]:
         if self.whole:
