@@ -130,7 +130,8 @@ class FlowPusher:
             self._wanted[peer] = wanted
             if peer not in self._up:
                 return FlowDiff()
-            return await self._apply(peer, diff(self.held(peer), wanted))
+            # diff sorts only what it sends: the held table (a border router's ~10k rules) needs no sort
+            return await self._apply(peer, diff(self._held.get(peer, {}).values(), wanted))
 
     async def session_up(self, peer: str) -> FlowDiff:
         """Full re-sync after (re)connect: announce every wanted rule, withdraw the stale ones."""
