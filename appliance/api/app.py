@@ -1,4 +1,5 @@
-"""The FastAPI application: routes over the ports, JSON throughout, OpenAPI at /openapi.json.
+"""The FastAPI application: routes over the ports, JSON throughout, OpenAPI at /openapi.json with a typed
+model per answer (schemas.py; FastAPI checks each answer against it).
 
 Handlers are `async def`, so they run on the daemon's event loop, the same task that owns the state:
 API writes and protocol events never race (GoBGP's one-writer rule, without a queue to maintain).
@@ -11,12 +12,12 @@ size before any body byte is read. A journal that cannot be written makes a writ
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
 from fastapi.security import HTTPBearer
+from pydantic import ValidationError
 
 from appliance.api.auth import Auth
 from appliance.api.errors import install_error_handlers
@@ -25,15 +26,23 @@ from appliance.api.guard import RequestGuard
 from appliance.api.ports import ApiPorts
 from appliance.api.schemas import (
     Alarms,
+    Counters,
     ErrorBody,
+    Events,
+    Explained,
+    FlowRuleOut,
     FlowSpecPeers,
     Health,
+    HeldRules,
     InterfaceRule,
     ReportIn,
     ReportList,
     ReportsDeleted,
     ReportWritten,
+    RpkiStatus,
     RuleList,
+    Topology,
+    Trace,
 )
 from appliance.config import ApiConfig
 from appliance.flowspec.compiler import TableCache
@@ -130,11 +139,15 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             body["degraded"] = degraded
         return body
 
-    @app.get("/metrics", tags=["meta"], dependencies=read, response_class=Response)
+    @app.get("/metrics", tags=["meta"], dependencies=read, response_class=Response,
+             responses={200: {"description": "Prometheus text exposition format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **errors(*read_errors)})
     async def metrics() -> Response:
         return Response(ports.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/api/v1/topology", tags=["topology"], dependencies=read, responses=errors(*read_errors))
+    @app.get("/api/v1/topology", tags=["topology"], dependencies=read, response_model=Topology,
+             responses=errors(*read_errors))
     async def topology() -> dict[str, Any]:
         snap = ports.facts.snapshot()
         inputs = ports.inputs(snap) if ports.inputs is not None else None
@@ -230,7 +243,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SAV rule on {router} {interface}")
         return {"version": version, "rule": _rules_json(SavRuleSet((rule,)), ports.facts.snapshot())[0]}
 
-    @app.get("/api/v1/explain", tags=["rules"], dependencies=read, responses=errors(*read_errors, 422))
+    @app.get("/api/v1/explain", tags=["rules"], dependencies=read, response_model=Explained,
+             responses=errors(*read_errors, 422))
     async def explain_source(
         router: Annotated[str, Query(min_length=1)],
         interface: Annotated[str, Query(min_length=1)],
@@ -244,7 +258,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         return {"version": current[0] if current else None, **result.to_dict()}
 
-    @app.get("/api/v1/trace", tags=["rules"], dependencies=read, responses=errors(*read_errors, 422))
+    @app.get("/api/v1/trace", tags=["rules"], dependencies=read, response_model=Trace,
+             responses=errors(*read_errors, 422))
     async def trace_source(
         source: Annotated[str, Query(min_length=1, description="source address or prefix")],
         router: str = "",
@@ -264,7 +279,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             "verdicts": [e.to_dict() for e in results],
         }
 
-    @app.get("/api/v1/rpki", tags=["rpki"], dependencies=read, responses=errors(*read_errors))
+    @app.get("/api/v1/rpki", tags=["rpki"], dependencies=read, response_model=RpkiStatus,
+             responses=errors(*read_errors))
     async def rpki() -> dict[str, Any]:
         snap = ports.facts.snapshot()
         return {**ports.rpki.rpki_status(), "state": {"vrps": len(snap.vrps), "aspas": len(snap.aspas)}}
@@ -274,15 +290,16 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def flowspec_peers() -> dict[str, Any]:
         return {"peers": {p: len(ports.flowspec.held(p)) for p in ports.flowspec.peers()}}
 
-    @app.get("/api/v1/flowspec/{peer}", tags=["flowspec"], dependencies=read,
+    @app.get("/api/v1/flowspec/{peer}", tags=["flowspec"], dependencies=read, response_model=HeldRules,
              responses=errors(*read_errors, 404))
     async def flowspec_peer(peer: str) -> dict[str, Any]:
         if peer not in ports.flowspec.peers():
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no FlowSpec rules recorded for peer {peer}")
         held = sorted(ports.flowspec.held(peer).items())
-        return {"peer": peer, "rules": [{"key": k, "rule": _json_or_text(v)} for k, v in held]}
+        return {"peer": peer, "rules": [{"key": k, "rule": _rule_or_text(v)} for k, v in held]}
 
-    @app.get("/api/v1/counters", tags=["enforcer"], dependencies=read, responses=errors(*read_errors))
+    @app.get("/api/v1/counters", tags=["enforcer"], dependencies=read, response_model=Counters,
+             responses=errors(*read_errors))
     async def counters(router: str = "", interface: str = "") -> dict[str, Any]:
         totals = ports.counters.totals()
         out = []
@@ -291,7 +308,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
             out.append({**s.to_dict(), "total_packets": packets, "total_bytes": octets})
         return {"counters": out}
 
-    @app.get("/api/v1/events", tags=["events"], dependencies=read, responses=errors(*read_errors, 422))
+    @app.get("/api/v1/events", tags=["events"], dependencies=read, response_model=Events,
+             responses=errors(*read_errors, 422))
     async def events(
         since: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -311,11 +329,12 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     return app
 
 
-def _json_or_text(text: str) -> Any:
-    """Pushed rules recorded as JSON (state/pushed.py) are served as objects, other text as is."""
+def _rule_or_text(text: str) -> FlowRuleOut | str:
+    """A pushed rule recorded as FlowRule JSON (state/pushed.py) is served as an object; any other record
+    (text from before, or damaged) as its text, so one odd record does not make the peer's list a 500."""
     try:
-        return json.loads(text)
-    except ValueError:
+        return FlowRuleOut.model_validate_json(text)
+    except ValidationError:
         return text
 
 

@@ -1,4 +1,5 @@
-"""Request bodies, validated by pydantic: unknown fields, bad names and bad prefixes are 422s.
+"""Request and response bodies. Requests are validated by pydantic: unknown fields, bad names and bad
+prefixes are 422s.
 
 Strict types: JSON `"yes"` or `1` is not a boolean and `5` is not a name (pydantic's lax mode would take
 them). Names and prefixes go through the same checks as every other input (appliance.names,
@@ -7,12 +8,26 @@ model.canonical_prefix), so the API accepts exactly what the reports file and `s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, with_config
+from typing_extensions import TypedDict  # pydantic needs it for a TypedDict before Python 3.12
 
-from appliance.model import PrefixFlags, PrefixReport, canonical_prefix
+from appliance.flowspec.rules import ActionKind
+from appliance.model import (
+    Capability,
+    Delivery,
+    ListKind,
+    Mode,
+    PrefixFlags,
+    PrefixReport,
+    Relationship,
+    Role,
+    Severity,
+    canonical_prefix,
+)
 from appliance.names import check_interface_name, check_router_name, subnet_id_problem
+from rpki.rtr.session import CacheState
 
 
 class ReportIn(BaseModel):
@@ -60,8 +75,22 @@ class ReportIn(BaseModel):
 
 
 # --- responses --------------------------------------------------------------------------------------
-# Typed bodies for the OpenAPI document and /docs. `extra="allow"` where the body carries the engine's or
-# the state's own JSON (rules, facts), so a field added there is served, not silently dropped.
+# Every JSON answer has a model here, so /openapi.json and /docs describe every field, and FastAPI
+# validates each answer against its model (a mismatch is a 500, which the tests see). Two kinds:
+# - _Built: an envelope app.py builds itself; an undeclared key is refused (extra="forbid"), so a handler
+#   that drifts from its model fails every test that calls it.
+# - _Served: a record another module produces (facts, rules, RPKI status, monitor records); a field added
+#   there is served rather than dropped or a 500 (extra="allow"), and tests/unit/daemon/test_api_schemas.py
+#   fails until it is declared here.
+# Fields are declared in the order they are served.
+
+
+class _Built(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Served(BaseModel):
+    model_config = ConfigDict(extra="allow", serialize_by_alias=True)
 
 
 class ErrorBody(BaseModel):
@@ -73,76 +102,325 @@ class ErrorBody(BaseModel):
     message: str = Field(examples=["missing or wrong bearer token (Authorization: Bearer <token>)"])
 
 
-class Health(BaseModel):
-    status: str = Field(examples=["ok", "degraded"])
+class Health(_Built):
+    status: Literal["ok", "degraded"]
     state_version: int
-    rules_version: int | None
+    rules_version: int | None = Field(description="state version of the rules in force; null before any")
     alarms: int = Field(description="active alarms")
-    degraded: list[str] | None = Field(default=None, description="why, while status is degraded")
+    degraded: list[str] | None = Field(default=None, description="why, while status is degraded (absent "
+                                                                  "otherwise)")
 
 
-class Flags(BaseModel):
+# --- topology (model.Router, Interface, Link, IgpPrefix, Neighbor as the state store encodes them) ----
+
+
+class RouterOut(_Served):
+    """A router the sources report, with its role as resolved when savd's configuration is known."""
+
+    name: str
+    router_id: str
+    asn: int
+    role: Role
+    capability: Capability
+
+
+class InterfaceOut(_Served):
+    router: str
+    name: str
+    addresses: list[str] = Field(description="interface addresses with prefix length")
+    external: bool
+
+
+class LinkOut(_Served):
+    """A directed IGP adjacency (one record per direction, as in BGP-LS)."""
+
+    local: str
+    remote: str
+    local_address: str
+    remote_address: str
+    metric: int
+
+
+class IgpPrefixOut(_Served):
+    router: str
+    prefix: str
+    metric: int
+    route_tags: list[int]
+    external: bool = Field(description="OSPF AS-external or NSSA: not evidence the prefix is internal")
+
+
+class NeighborOut(_Served):
+    """An eBGP neighbour of a border router, reached over `interface`."""
+
+    router: str
+    interface: str
+    asn: int
+    relationship: Relationship
+    address: str
+
+
+class Topology(_Built):
+    version: int = Field(description="state version")
+    routers: list[RouterOut]
+    interfaces: list[InterfaceOut]
+    links: list[LinkOut]
+    igp_prefixes: list[IgpPrefixOut]
+    neighbors: list[NeighborOut] = Field(description="the configured eBGP neighbours when savd has a "
+                                                     "configuration, else those the sources report")
+    paths: int = Field(description="how many BGP paths the state holds (not listed here)")
+
+
+# --- reports ------------------------------------------------------------------------------------------
+
+
+class Flags(_Served):
     anycast: bool
     special: bool
     multihomed: bool
 
 
-class ReportOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class ReportOut(_Served):
     router: str
     interface: str
     prefix: str
     subnet: str
     flags: Flags
-    source: str = ""
+    source: str = Field(description="the kind of source that made it (api, file, bgp-ls, ...)")
 
 
 class ListedReport(ReportOut):
     sources: list[str] = Field(description="the sources holding this report (api, file:..., store)")
 
 
-class ReportList(BaseModel):
+class ReportList(_Built):
     version: int
     reports: list[ListedReport]
 
 
-class ReportWritten(BaseModel):
+class ReportWritten(_Built):
     report: ReportOut
     created: bool = Field(description="false when the API held a report for this key already")
     replaced: list[ReportOut]
     version: int
 
 
-class ReportsDeleted(BaseModel):
+class ReportsDeleted(_Built):
     deleted: list[ReportOut]
     version: int
 
 
-class RuleOut(BaseModel):
-    """One interface's SAV rule (model.SavRuleSet.to_dict), with provenance per prefix."""
+# --- rules (model.SavRuleSet.to_dict) ---------------------------------------------------------------
 
-    model_config = ConfigDict(extra="allow")
+
+class ActionOut(_Served):
+    mode: Mode
+    rate: float = Field(description="bytes per second (rate-limit)")
+    redirect: str = Field(description="route target such as 65001:100 (redirect)")
+
+
+class RuleOut(_Served):
+    """One interface's SAV rule, with the inputs that justify each prefix."""
 
     router: str
     interface: str
-    kind: str = Field(examples=["allow", "block"])
+    kind: ListKind
     prefixes: list[str]
+    action: ActionOut
+    delivery: Delivery
+    algorithm: str
+    provenance: dict[str, list[str]] = Field(
+        description="prefix -> its justifications (report:..., roa:..., path:<if>:<as path> via <sources>)")
 
 
-class RuleList(BaseModel):
-    version: int | None
+class RuleList(_Built):
+    version: int | None = Field(description="state version the rules come from; null before the first")
     rules: list[RuleOut]
 
 
-class InterfaceRule(BaseModel):
+class InterfaceRule(_Built):
     version: int | None
     rule: RuleOut
 
 
-class FlowSpecPeers(BaseModel):
+# --- explain and trace (api/explain.Explanation.to_dict) ----------------------------------------------
+
+
+class Verdict(_Served):
+    """What the pushed rules do to packets from `source` entering `interface`, and why."""
+
+    router: str
+    interface: str
+    source: str = Field(description="the source as a canonical prefix (an address is a /32 or /128)")
+    verdict: Literal["pass"] | Mode = Field(description='"pass", or the mode of the rule that acts on it')
+    reason: str
+    matched_prefix: str = Field(description='the longest listed prefix covering the source, or ""')
+    provenance: list[str] = Field(description="the justifications of matched_prefix")
+    list_kind: ListKind | Literal[""] = Field(alias="list", description='the list kind; "" without a rule')
+    algorithm: str
+    flowspec_rule: str = Field(description='the compiled rule that decides ("accept fe80::/10"), or ""')
+
+
+class _Versioned(BaseModel):
+    version: int | None = Field(description="state version of the rules in force; null before the first")
+
+
+class Explained(Verdict, _Versioned):
+    """A verdict with the version of the rules that gave it (`version` is served first)."""
+
+
+class Trace(_Built):
+    version: int | None
+    source: str
+    stopped_on: list[str] = Field(description="router:interface of each verdict other than pass")
+    verdicts: list[Verdict] = Field(description="one per interface with a rule")
+
+
+# --- RPKI (api/memory.RpkiStatusBoard over rpki.service) --------------------------------------------
+
+
+class RtrCache(_Served):
+    """One RTR cache session (rpki.rtr.session.CacheStatus)."""
+
+    name: str
+    preference: int
+    state: CacheState
+    version: int | None = Field(description="RTR protocol version; null before it is negotiated")
+    session_id: int | None
+    serial: int | None
+    last_update: float | None = Field(description="Unix time of the last End of Data; null before one")
+    vrps: int
+    aspas: int
+    refresh_s: float
+    retry_s: float
+    expire_s: float
+    last_error: str
+    active: bool = Field(description="the cache whose data is in use (lowest preference in sync)")
+
+
+class RpkiFile(_Served):
+    """One watched relying-party output file (rpki.files.FileWatcher.status_of)."""
+
+    path: str
+    last_update: float | None = Field(description="Unix time it was last loaded; null while it is missing")
+    vrps: int
+    aspas: int
+    error: str = Field(description='why the last load failed (the last good data is kept), or ""')
+
+
+@with_config(ConfigDict(extra="allow"))
+class RpkiCounts(TypedDict, total=False):
+    """The merged tables' counts (rpki.tables.RpkiTables.counts): all of them, or none (`{}`) when savd
+    runs no RPKI source."""
+
+    vrp: int
+    vrp_v4: int
+    vrp_v6: int
+    aspa: int
+    version: int
+
+
+class RpkiInState(_Built):
+    vrps: int = Field(description="VRPs in the state store (what the engine uses)")
+    aspas: int
+
+
+class RpkiStatus(_Served):
+    caches: list[RtrCache]
+    files: list[RpkiFile]
+    counts: RpkiCounts
+    state: RpkiInState
+
+
+# --- FlowSpec (the store's record of pushes, appliance/state/pushed.py) -----------------------------
+
+
+class FlowSpecPeers(_Built):
     peers: dict[str, int] = Field(description="peer -> FlowSpec rules held for it")
 
 
-class Alarms(BaseModel):
-    alarms: list[dict[str, Any]]
+class FlowMatchOut(_Served):
+    packet_length_min: int | None = Field(description="an always-true packet-length >= N, or null")
+    source: str
+
+
+class FlowActionOut(_Served):
+    kind: ActionKind
+    rate_bps: int = Field(description="bytes per second (rate-limit)")
+    redirect: str = Field(description="route target (redirect)")
+
+
+class FlowRuleOut(_Served):
+    """A FlowSpec rule as recorded when pushed (appliance.flowspec.rules.FlowRule; keys sorted)."""
+
+    action: FlowActionOut
+    groups: list[int] = Field(description="the router's interface groups the rule applies to")
+    match: FlowMatchOut
+    router: str
+
+
+class HeldRule(_Built):
+    key: str = Field(description="the NLRI as text", examples=["source 198.18.1.0/24"])
+    rule: FlowRuleOut | str = Field(description="the rule; a record that is not a FlowRule, as its text")
+
+
+class HeldRules(_Built):
+    peer: str
+    rules: list[HeldRule] = Field(description="sorted by key")
+
+
+# --- enforcer counters, events, alarms (appliance.monitor) ------------------------------------------
+
+
+class Counter(_Served):
+    """One enforcer rule's counters (monitor.counters.CounterSample) and their totals since savd started."""
+
+    router: str
+    interface: str
+    source_prefix: str
+    action: str
+    packets: int
+    bytes: int
+    spoofed: bool = Field(description="true when the rule's matches are spoofed traffic")
+    total_packets: int
+    total_bytes: int
+
+
+class Counters(_Built):
+    counters: list[Counter]
+
+
+class EventOut(_Served):
+    """One event of the ring buffer (monitor.bus.Record)."""
+
+    seq: int
+    time: float = Field(description="Unix time")
+    source: str
+    type: str = Field(examples=["bgp-session", "report-changed"])
+    severity: Severity
+    message: str
+    fields: dict[str, str]
+    alarm: bool = Field(description="true when the event raises an alarm")
+
+
+class Events(_Built):
+    last_seq: int = Field(description="the newest event's seq: pass it as `since` to get only later ones")
+    dropped: int = Field(description="events that fell off the ring buffer since savd started")
+    events: list[EventOut]
+
+
+class AlarmOut(_Served):
+    """An alarm raised now (monitor.alarms.Alarm)."""
+
+    id: str
+    type: str
+    source: str
+    severity: Severity
+    message: str
+    raised_at: float = Field(description="Unix time")
+    last_at: float = Field(description="Unix time it was last raised again")
+    count: int = Field(description="how many times it was raised while active")
+    fields: dict[str, str]
+
+
+class Alarms(_Built):
+    alarms: list[AlarmOut]

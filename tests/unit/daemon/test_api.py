@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
 from appliance.config import ApiConfig
+from appliance.flowspec.rules import ActionKind, FlowAction, FlowMatch, FlowRule
 from appliance.model import (
     Action,
     BgpPath,
@@ -31,6 +32,8 @@ from appliance.monitor.counters import CounterBoard, CounterSample
 from appliance.monitor.events import BgpSession
 from appliance.monitor.metrics import Metrics
 from appliance.state import Announce, StateStore
+from appliance.state.pushed import encode_rule
+from rpki.rtr.session import CacheState, CacheStatus
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,13 +46,9 @@ RULES = SavRuleSet.of([
 ])
 
 
-@dataclass(frozen=True)
-class CacheStatusLike:
-    name: str
-    state: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "state": self.state}
+#: an RTR cache's status as rpki.rtr.session.CacheSession.status gives it (the API types every field)
+CACHE = CacheStatus("stayrtr", 1, CacheState.IN_SYNC, 2, 4711, 9, 1700000000.5, 2, 0, 3600.0, 600.0,
+                    7200.0, "", active=True)
 
 
 @dataclass
@@ -66,7 +65,7 @@ def make_rig(token: str = TOKEN, read_required: bool = False) -> Rig:
     counters = CounterBoard()
     rules = RulesHolder()
     board = RpkiStatusBoard()
-    board.add_caches(lambda: [CacheStatusLike("stayrtr", "established")])
+    board.add_caches(lambda: [CACHE])
     board.set_counts(lambda: {"vrp": 2, "aspa": 0})
     ports = ApiPorts(store, rules, board, PushedRules(store), monitor, counters, Metrics(monitor, counters))
     app = create_app(ports, ApiConfig(token=token, read_token_required=read_required))
@@ -204,16 +203,22 @@ def test_rules_and_explain(rig: Rig) -> None:
 def test_rpki_flowspec_and_counters(rig: Rig) -> None:
     rig.store.apply(Announce("rtr:stayrtr", (Vrp("198.18.0.0/16", 24, 65010),)))
     rpki = rig.client.get("/api/v1/rpki").json()
-    assert rpki == {"caches": [{"name": "stayrtr", "state": "established"}], "files": [],
+    assert rpki == {"caches": [CACHE.to_dict()], "files": [],
                     "counts": {"vrp": 2, "aspa": 0}, "state": {"vrps": 1, "aspas": 0}}
     rig.store.record_push("198.18.0.2", {"src=198.18.9.0/24": "flow route { ... } discard"}, ())
     assert rig.client.get("/api/v1/flowspec").json() == {"peers": {"198.18.0.2": 1}}
     held = rig.client.get("/api/v1/flowspec/198.18.0.2").json()
     assert held["rules"] == [{"key": "src=198.18.9.0/24", "rule": "flow route { ... } discard"}]
     assert rig.client.get("/api/v1/flowspec/198.18.0.9").status_code == 404
-    rig.store.record_push("198.18.0.3", {"source 198.18.2.0/24": '{"router": "r2", "groups": [1]}'}, ())
+    rule = FlowRule("r2", FlowMatch("198.18.2.0/24"), FlowAction(ActionKind.DISCARD), (1,))
+    rig.store.record_push("198.18.0.3", {"source 198.18.2.0/24": encode_rule(rule)}, ())
     (as_json,) = rig.client.get("/api/v1/flowspec/198.18.0.3").json()["rules"]
-    assert as_json["rule"] == {"router": "r2", "groups": [1]}
+    assert as_json["rule"] == {"action": {"kind": "discard", "rate_bps": 0, "redirect": ""}, "groups": [1],
+                               "match": {"packet_length_min": None, "source": "198.18.2.0/24"},
+                               "router": "r2"}
+    rig.store.record_push("198.18.0.4", {"source 198.18.3.0/24": '{"router": "r2", "groups": [1]}'}, ())
+    (odd,) = rig.client.get("/api/v1/flowspec/198.18.0.4").json()["rules"]
+    assert odd["rule"] == '{"router": "r2", "groups": [1]}'  # not a FlowRule record: served as its text
     sample = CounterSample("r1", "eth1", "198.18.9.0/24", "drop", 5, 500)
     rig.ports.counters.update([sample], now=0)
     rig.ports.counters.update([CounterSample("r1", "eth1", "198.18.9.0/24", "drop", 9, 900)], now=1)
