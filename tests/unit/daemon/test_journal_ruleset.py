@@ -83,7 +83,7 @@ async def _coalesce(tmp_path: Path) -> None:
     sets = [SavRuleSet.of([rule("r1", "eth1", f"198.18.{i}.0/24")]) for i in range(5)]
     with Journal.open(tmp_path) as journal:
         store = StateStore.restore(journal)
-        saver = RulesetSaver(store)
+        saver = RulesetSaver(store, quiet_s=0.2, max_lag_s=5.0)
         saved: list[int] = []
         real = journal.save_ruleset
 
@@ -95,10 +95,37 @@ async def _coalesce(tmp_path: Path) -> None:
 
         journal.save_ruleset = counting  # type: ignore[method-assign]
         saver.submit(1, sets[1])
-        await saver.flush()
-        for v in (2, 3, 4):  # submitted while nothing awaits: only the newest is written
+        await saver.flush()  # at once, without waiting for the pause
+        for v in (2, 3, 4):  # a burst: nothing is written until it pauses, then only the newest
             saver.submit(v, sets[v])
-        await saver.flush()
+            await asyncio.sleep(0.05)
+        assert saved == [1]
+        await asyncio.sleep(0.4)
         assert saved == [1, 4]
     with Journal.open(tmp_path) as journal:
         assert journal.load_ruleset() == (4, sets[4])
+
+
+def test_under_steady_change_the_rule_set_is_saved_within_the_maximum_lag(tmp_path: Path) -> None:
+    async def steady() -> tuple[list[int], int]:
+        with Journal.open(tmp_path) as journal:
+            saved: list[int] = []
+            real = journal.save_ruleset
+
+            def counting(ruleset: SavRuleSet, version: int, time: float, encoded: object = None) -> None:
+                saved.append(version)
+                real(ruleset, version, time, encoded)  # type: ignore[arg-type]
+
+            journal.save_ruleset = counting  # type: ignore[method-assign]
+            saver = RulesetSaver(StateStore.restore(journal), quiet_s=0.2, max_lag_s=0.5)
+            for v in range(1, 16):  # a change every 0.1 s for 1.5 s: never quiet for 0.2 s
+                saver.submit(v, SavRuleSet.of([rule("r1", "eth1", f"198.18.{v}.0/24")]))
+                await asyncio.sleep(0.1)
+            during = list(saved)
+            await saver.flush()
+            loaded = journal.load_ruleset()
+            return during, loaded[0] if loaded else 0
+
+    during, after = asyncio.run(steady())
+    assert 2 <= len(during) <= 4 and during == sorted(during), during  # not one save per change
+    assert after == 15
