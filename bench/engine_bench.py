@@ -79,7 +79,7 @@ def pick_transit(rels: AsRelationships, customers: int) -> int:
 
 def chains(rels: AsRelationships, root: int) -> dict[int, tuple[int, ...]]:
     """For every AS in root's customer cone, one provider chain root -> ... -> AS (BFS, lowest ASN first)."""
-    out = {root: (root,)}
+    out: dict[int, tuple[int, ...]] = {root: (root,)}
     frontier = [root]
     while frontier:
         nxt = []
@@ -125,7 +125,7 @@ def build(args: argparse.Namespace) -> tuple[Snapshot, dict[str, float]]:
                 ups = rels.providers.get(origin)
                 mid = min(ups) if ups else None
                 as_path = (n.asn, mid, origin) if mid not in (None, n.asn, origin) else (n.asn, origin)
-            paths.append(BgpPath("b1", n.interface, prefix, as_path))  # type: ignore[arg-type]
+            paths.append(BgpPath("b1", n.interface, prefix, as_path))
         k += 1
     vrps = tuple(Vrp(p, int(p.rsplit("/", 1)[1]), o) for p, o in table[: args.vrps])
     all_asns = set(rels.customers) | set(rels.providers) | set(rels.peers)

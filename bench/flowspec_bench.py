@@ -31,8 +31,9 @@ import ipaddress
 import statistics
 import time
 import zlib
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import Any
 
 from flowspec_lab import FRR_ADDR, FRR_AS, SPEAKER_ADDR, SPEAKER_AS, FrrFlowLab  # bench/ is sys.path[0]
 
@@ -314,7 +315,7 @@ async def _pipeline_once(sp: GoBgpSpeaker, rules: list[FlowRule], how: str) -> f
     if how == "bare":
         paths = [path_message(to_path(r)) for r in rules]
 
-        async def requests():  # type: ignore[no-untyped-def]
+        async def requests() -> AsyncIterator[Any]:
             for i in range(0, len(paths), 1000):
                 yield api.AddPathStreamRequest(table_type=api.GLOBAL, paths=paths[i:i + 1000])
 

@@ -151,7 +151,7 @@ class FrrFlowLab:
              interval: float = 0.1) -> T:
         """Poll `probe` until it returns a truthy value; LabError naming `what` and the last value."""
         deadline = time.monotonic() + timeout
-        last: Any = None
+        last: T | None = None
         while time.monotonic() < deadline:
             last = probe()
             if last:

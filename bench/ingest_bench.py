@@ -13,6 +13,8 @@ import argparse
 import ipaddress
 import json
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from appliance.sources.bgpls.decode import decode_update
 from appliance.sources.bgpls.graph import Topology
@@ -95,7 +97,10 @@ def lines(n_routers: int) -> list[str]:
     return out
 
 
-def timed(fn, *args):  # type: ignore[no-untyped-def]
+R = TypeVar("R")
+
+
+def timed(fn: Callable[..., R], *args: object) -> tuple[float, R]:
     t0 = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - t0, result

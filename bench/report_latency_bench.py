@@ -204,7 +204,7 @@ def main() -> int:
         med, p95 = statistics.median(handed), pct(handed, 0.95)
         print(f"{name:24} POST -> handed to speaker: median {med * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
               f"({med / base:.1f}x the POST); burst of 20: {res['burst_recomputes']} recomputes, last handed "
-              f"after {float(res['burst_last']) * 1000:.0f} ms", flush=True)
+              f"after {float(str(res['burst_last'])) * 1000:.0f} ms", flush=True)
     return 0
 
 

@@ -75,7 +75,7 @@ def one_change(store: StateStore, rounds: int) -> tuple[float, float]:
         snap = store.snapshot()
         t1 = time.perf_counter()
         gc.enable()
-        table = {f: set(s) for f, s in snap.sources["vrp"].items()}  # untimed: the store's old live table
+        table = {f: frozenset(s) for f, s in snap.sources["vrp"].items()}  # untimed: the old live table
         gc.collect()
         gc.disable()
         t2 = time.perf_counter()
