@@ -12,6 +12,7 @@ size before any body byte is read. A journal that cannot be written makes a writ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -326,7 +327,28 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def alarms(type: str = "") -> dict[str, Any]:
         return {"alarms": [a.to_dict() for a in ports.monitor.alarms.active(type)]}
 
+    _drop_fastapi_422(app)
     return app
+
+
+def _drop_fastapi_422(app: FastAPI) -> None:
+    """FastAPI documents a 422 of its own shape (HTTPValidationError) on every route with parameters, but
+    savd answers 422 with ErrorBody (errors.py), and only on the routes whose `errors(...)` list it: the
+    others take free-form strings that cannot fail validation. So the document drops FastAPI's."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = default()  # built once, then cached by FastAPI; the cleaning below is idempotent
+        for item in spec.get("paths", {}).values():
+            for op in item.values():
+                fastapi_422 = op.get("responses", {}).get("422", {})
+                if "HTTPValidationError" in json.dumps(fastapi_422):
+                    del op["responses"]["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            spec.get("components", {}).get("schemas", {}).pop(name, None)
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _rule_or_text(text: str) -> FlowRuleOut | str:
