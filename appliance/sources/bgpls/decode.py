@@ -2,8 +2,9 @@
 
 Owns: the identity of node, link and prefix NLRI (`NodeId`, `LsNode.key()` ...), the attributes savd
 reads (names, TE router IDs, IGP/TE metrics, bandwidth, IGP flags, prefix metric, route tags, extended
-route tags, link names, unknown TLVs kept raw), and `decode_update`, which turns one `UpdateReceived`
-into announce/withdraw events. JSON shapes (5.0 descriptors are lists of one-key
+route tags, prefix attribute flags, link names, unknown TLVs kept raw), whether a prefix is external
+(OSPF route type, or the IS-IS X flag: IS-IS has no route types), and `decode_update`, which turns one
+`UpdateReceived` into announce/withdraw events. JSON shapes (5.0 descriptors are lists of one-key
 objects; 4.2's flat objects are accepted too), quirks §1.3 (repeated keys arrive as lists).
 
 Errors are isolated per NLRI: a malformed NLRI is reported (with its JSON text) and skipped, the rest of
@@ -32,6 +33,9 @@ BGPLS_FAMILIES = ("bgp-ls bgp-ls", "bgp-ls bgp-ls-vpn")
 
 # RFC 9552 §5.2 Protocol-ID (7 = BGP, RFC 9086: eBGP sessions reported as links at the AS border)
 PROTOCOLS = {1: "isis-l1", 2: "isis-l2", 3: "ospfv2", 4: "direct", 5: "static", 6: "ospfv3", 7: "bgp"}
+ISIS_PROTOCOLS = frozenset({1, 2})
+#: OSPF route types (TLV 264, RFC 9552 §5.2.3.1) of redistributed routes: External 1/2, NSSA 1/2
+OSPF_EXTERNAL_ROUTE_TYPES = frozenset({3, 4, 5, 6})
 
 __all__ = [
     "LsAnnounce",
@@ -125,6 +129,15 @@ class LsPrefix:
     route_tags: tuple[int, ...] = ()
     extended_tags: tuple[int, ...] = ()
     unknown: Mapping[str, Any] = field(default_factory=dict)
+    #: Prefix Attribute Flags (TLV 1170, RFC 9085 §2.3.2); for IS-IS those of RFC 7794: X = external
+    prefix_flags: frozenset[str] = frozenset()
+
+    @property
+    def external(self) -> bool:
+        """Redistributed into the IGP: an OSPF external/NSSA route type, or IS-IS with the X flag."""
+        if self.node.protocol in ISIS_PROTOCOLS:
+            return "X" in self.prefix_flags
+        return self.ospf_route_type in OSPF_EXTERNAL_ROUTE_TYPES
 
     def key(self) -> tuple[Any, ...]:
         return ("prefix", self.node, self.prefix, self.ospf_route_type, self.mt_ids)
@@ -216,6 +229,10 @@ def _node_id(desc: Any, protocol: int, instance: int) -> NodeId:
         raise ValueError("node descriptor without router-id")
     raw_pseudo = d.get("designated-router-id") or d.get("psn") or ""
     pseudo = raw_pseudo if isinstance(raw_pseudo, str) else str(_int(raw_pseudo))  # a PSN is a number
+    if protocol in ISIS_PROTOCOLS and d.get("psn") and isinstance(rid, str) and len(rid) == 14:
+        # ExaBGP prints the 7-octet IS-IS pseudonode ID whole ("19818254000103"): the router ID is the
+        # system ID (12 hex digits, as for the DIS itself), the PSN is kept apart
+        rid = rid[:12]
     for what, value in (("router-id", rid), ("pseudonode", pseudo or "0")):
         problem = router_name_problem(value)
         if problem is not None:  # router IDs name routers (and files) when no node name is advertised
@@ -332,6 +349,7 @@ def decode_nlri(nlri: Mapping[str, Any], attrs: Mapping[str, Any]) -> LsItem:
             route_tags=_ints(attrs.get("igp-route-tags")),
             extended_tags=_ints(attrs.get("igp-extended-route-tags")),
             unknown=_unknown(attrs),
+            prefix_flags=_flags(attrs.get("sr-prefix-attribute-flags")),
         )
     raise ValueError(f"unsupported ls-nlri-type {kind!r}")
 

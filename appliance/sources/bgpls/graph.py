@@ -10,6 +10,9 @@ internal vs AS-border links, neighbours).
 Naming: a router is named by its BGP-LS node name (TLV 1026) or, without one, its IGP router ID; an
 interface by its link name (TLV 1098, the exporter sends the Linux interface name) or, without one, its
 local address. LAN pseudonodes are not routers: an A->pseudonode->B pair becomes the adjacency A->B.
+IS-IS (Protocol-ID 1/2) and OSPF give the same facts: the IGP router ID is then the system ID (12 hex
+digits), the router's ID in the model its TE router ID when advertised, and a router seen in level 1
+and level 2 (two Node NLRI, one system ID) is one router.
 A link crosses the AS border when its two node descriptors carry different AS numbers.
 
 Must not: make SAV decisions, touch the network, or read clocks.
@@ -30,8 +33,6 @@ from appliance.sources.bgpls.decode import LsAnnounce, LsEvent, LsItem, LsLink, 
 __all__ = ["Topology"]
 
 _T = TypeVar("_T")
-#: OSPF route types (BGP-LS TLV 264, RFC 9552 §5.2.3.1) of redistributed routes: External 1/2, NSSA 1/2
-OSPF_EXTERNAL_ROUTE_TYPES = frozenset({3, 4, 5, 6})
 
 
 @dataclass(slots=True)
@@ -292,8 +293,7 @@ class Topology:
     def _build_igp_prefixes(self) -> tuple[IgpPrefix, ...]:
         names = self._names()
         out = {
-            IgpPrefix(names.get(p.node, p.node.label()), p.prefix, p.metric, p.route_tags,
-                      p.ospf_route_type in OSPF_EXTERNAL_ROUTE_TYPES)
+            IgpPrefix(names.get(p.node, p.node.label()), p.prefix, p.metric, p.route_tags, p.external)
             for p in self.ls_prefixes()
         }
         return tuple(sorted(out, key=lambda p: (p.router, prefix_sort_key(p.prefix))))
