@@ -43,6 +43,7 @@ from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
 from appliance.config import Config, ConfigError, load_config
 from appliance.context import Component, DaemonContext, StartError, flowspec_peers
+from appliance.heap import HeapSettler
 from appliance.model import Event, SavRuleSet, Severity
 from appliance.monitor import Monitor, SystemClock
 from appliance.monitor.clock import Clock
@@ -346,6 +347,7 @@ class Daemon:
 
         loop = asyncio.get_running_loop()
         timer = RecomputeTimer(self.debounce_s)
+        heap = HeapSettler()
         while True:
             await self._dirty.wait()
             delay = timer.delay(loop.time())
@@ -361,6 +363,7 @@ class Daemon:
                     log.exception("event=findings-failed scope=%s version=%d", scope, snapshot.version)
             if self.engine is None:
                 continue
+            started = time.perf_counter()
             try:
                 ruleset = await loop.run_in_executor(None, self.engine, snapshot)
             except Exception as exc:  # fail open: keep the rules in force, say why
@@ -370,6 +373,7 @@ class Daemon:
                                              Severity.ERROR))
                 continue
             await self._publish(ctx, snapshot.version, ruleset)
+            heap.after_recompute(time.perf_counter() - started)
 
     async def _publish(self, ctx: DaemonContext, version: int, ruleset: SavRuleSet) -> None:
         old_current = ctx.rules.current()
