@@ -245,9 +245,9 @@ def vrps(plan: KitPlan) -> list[Vrp]:
 
 
 def converged_doc(plan: KitPlan, confs: Mapping[str, FrrConf]) -> dict[str, Any]:
-    """What "converged" means per FRR node (subset of vtysh JSON): a Full OSPF/OSPFv3 adjacency on every
-    link where both ends run the IGP non-passive, every eBGP session Established, and on savd routers
-    the routes to the hosts' subnets."""
+    """What "converged" means per FRR node (subset of vtysh JSON): a Full OSPF/OSPFv3 adjacency or an Up
+    IS-IS adjacency on every link where both ends run the IGP non-passive, every eBGP session
+    Established, and on savd routers the routes to the hosts' subnets."""
     doc: dict[str, dict[str, Any]] = {}
     topo = plan.topology
     for link in topo.links:
@@ -267,11 +267,14 @@ def converged_doc(plan: KitPlan, confs: Mapping[str, FrrConf]) -> dict[str, Any]
             if me.is_adjacent("ospf6") and peer_if.is_adjacent("ospf6") and rid:
                 node.setdefault("show ipv6 ospf6 neighbor json", {"neighbors": []})["neighbors"].append(
                     {"neighborId": rid, "state": "Full"})
+            if me.is_adjacent("isis") and peer_if.is_adjacent("isis"):
+                node.setdefault("show isis neighbor json", {"areas": [{"circuits": []}]})["areas"][0][
+                    "circuits"].append(_isis_adjacency(me.name, other))
     for name, conf in confs.items():
         if conf.ebgp_neighbors:
             doc.setdefault(name, {})["show bgp neighbors json"] = {
                 addr: {"bgpState": "Established"} for addr, _ in conf.ebgp_neighbors}
-    routed = {r.name for r in plan.routers if r.frr.igps & {"ospf", "ospf6"}}
+    routed = {r.name for r in plan.routers if r.frr.igps & {"ospf", "ospf6", "isis"}}
     outside = [p for p, asn in plan.vrps if asn != plan.asn]  # what the external nodes originate
     for r in sorted(routed):
         for p in outside:
@@ -284,6 +287,16 @@ def converged_doc(plan: KitPlan, confs: Mapping[str, FrrConf]) -> dict[str, Any]
                     cmd = f"show {'ip' if p.version == 4 else 'ipv6'} route {p} json"
                     doc.setdefault(r, {})[cmd] = {str(p): [{"installed": True}]}
     return {n: doc[n] for n in sorted(doc)}
+
+
+def _isis_adjacency(interface: str, peer: FrrConf) -> dict[str, str]:
+    """One Up IS-IS adjacency as `show isis neighbor json` prints it (FRR 8.4 and later: areas ->
+    circuits -> {adj, interface, state}). `adj` is the neighbour's dynamic hostname, known only when its
+    frr.conf sets `hostname` (else FRR advertises the machine's name)."""
+    adj = {"interface": interface, "state": "Up"}
+    if peer.hostname:
+        adj["adj"] = peer.hostname
+    return adj
 
 
 def _router_id(conf: FrrConf) -> str:
