@@ -124,7 +124,7 @@ class _LiveEvidence(Evidence):
 
     def paths_for(self, router: str, interface: str, prefix: str) -> Iterable[BgpPath]:
         live = self.engine.live.get(router)
-        paths = live.paths.get(prefix, {}).values() if live else ()
+        paths = live.paths_at(prefix) if live else ()
         return tuple(p for p in paths if p.interface == interface)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import TypeVar
 
 from appliance.engine.aspa import Authorization, PathVerdict, authorized, compress
@@ -35,10 +36,31 @@ from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.rib import LATERAL, RouterRib, Rov, RpkiView, neighbors_by_interface, path_verdict
 from appliance.model import BgpPath, Neighbor, Relationship, Router
 
-__all__ = ["LiveRouter", "PathKey"]
+__all__ = ["LiveRouter", "PathKey", "Slot", "slot_paths"]
 
 K = TypeVar("K")
 PathKey = tuple[str, int]  # (interface, path_id) within one prefix
+# A prefix's paths: the bare path when it has one (most prefixes of a full table: a dict each cost
+# ~110 MiB and ~0.3 s at 1M paths), else a dict by PathKey
+Slot = BgpPath | dict[PathKey, BgpPath]
+
+
+def slot_paths(slot: Slot | None) -> Iterable[BgpPath]:
+    if slot is None:
+        return ()
+    return (slot,) if isinstance(slot, BgpPath) else slot.values()
+
+
+def _slot_keys(slot: Slot | None) -> Iterable[PathKey]:
+    if slot is None:
+        return ()
+    return ((slot.interface, slot.path_id),) if isinstance(slot, BgpPath) else slot.keys()
+
+
+def _slot_len(slot: Slot | None) -> int:
+    if slot is None:
+        return 0
+    return 1 if isinstance(slot, BgpPath) else len(slot)
 _PREF = {
     Relationship.CUSTOMER: 0,
     Relationship.PEER: 1,
@@ -80,7 +102,7 @@ class LiveRouter:
         self.attested = rpki.attested_up(router.asn) if rpki.ready else frozenset()
         self.whole = any(a is Algorithm.EFP_A for a in self.algos.values())
         self.uses_strict = any(a is Algorithm.STRICT for a in self.algos.values())
-        self.paths: dict[str, dict[PathKey, BgpPath]] = {}
+        self.paths: dict[str, Slot] = {}
         self._reset_indexes()
 
     # --- building -------------------------------------------------------------------------------------
@@ -118,32 +140,37 @@ class LiveRouter:
         # the counters depend on a path's interface, AS_PATH and AS_SET only: group its prefixes by those
         # while storing it, so `_bulk_index` works per group (~10x fewer than paths on a full table)
         groups: dict[tuple[str, tuple[int, ...], tuple[int, ...]], list[str]] = {}
-        stored = 0
+        replaced = False
         first_key = {i: (i, 0) for i in neighbors}  # one shared (interface, 0) key: most paths have id 0
         for p in paths:
             iface = p.interface
             if iface not in neighbors:
                 continue
             prefix = p.prefix
-            per = table.get(prefix)
-            if per is None:
-                per = table[prefix] = {}
-            path_id = p.path_id
-            per[first_key[iface] if path_id == 0 else (iface, path_id)] = p
-            key = (iface, p.as_path, p.as_set)
-            group = groups.get(key)
+            slot = table.get(prefix)
+            if slot is None:
+                table[prefix] = p
+            else:
+                if type(slot) is BgpPath:
+                    slot = table[prefix] = {(slot.interface, slot.path_id): slot}
+                assert isinstance(slot, dict)
+                path_id = p.path_id
+                key = first_key[iface] if path_id == 0 else (iface, path_id)
+                replaced = replaced or key in slot
+                slot[key] = p
+            group_key = (iface, p.as_path, p.as_set)
+            group = groups.get(group_key)
             if group is None:
-                groups[key] = [prefix]
+                groups[group_key] = [prefix]
             else:
                 group.append(prefix)
-            stored += 1
         if self.whole:
             self._recompute_whole()
             return
-        if stored != sum(map(len, table.values())):  # a later path replaced an earlier one: regroup
+        if replaced:  # a later path replaced an earlier one: regroup
             groups = {}
-            for per in table.values():
-                for p in per.values():
+            for slot in table.values():
+                for p in slot_paths(slot):
                     groups.setdefault((p.interface, p.as_path, p.as_set), []).append(p.prefix)
         self._bulk_index(groups)
         if self.uses_strict:
@@ -167,7 +194,11 @@ class LiveRouter:
         self._whole = compute_router(rib, self.rpki, self.policy)
 
     def all_paths(self) -> list[BgpPath]:
-        return [p for per in self.paths.values() for p in per.values()]
+        return [p for slot in self.paths.values() for p in slot_paths(slot)]
+
+    def paths_at(self, prefix: str) -> Iterable[BgpPath]:
+        """The paths the router holds for `prefix`."""
+        return slot_paths(self.paths.get(prefix))
 
     # --- per-path index maintenance ---------------------------------------------------------------------
 
@@ -200,9 +231,13 @@ class LiveRouter:
                 lateral_or_up.append((origin, prefixes))
             nb = self.neighbors[iface]
             unique[(as_path, as_set, nb.relationship, nb.asn)] += n
-        if self.rpki.ready:
+        if self.rpki.ready:  # _count_pairs in bulk: weighted counts first, the pair index once after
+            pair_count = self.pair_count
             for (as_path, as_set, rel, asn), n in unique.items():
-                self._count_pairs(as_path, rel, n, asn, as_set)
+                for pair in self._trusted_pairs(as_path, rel, asn, as_set):
+                    pair_count[pair] += n
+            for provider, customer in pair_count:
+                self.pairs.setdefault(provider, set()).add(customer)
         for origin, prefixes in lateral_or_up:
             if origin in self.cust_origins:
                 _count_elements(self.q_count, prefixes)
@@ -210,11 +245,11 @@ class LiveRouter:
 
     def _lateral_count(self, prefix: str, origin: int) -> int:
         """Peer/provider paths the router holds for `prefix` from `origin` (EFP-B's set Q)."""
-        paths = self.paths.get(prefix, {}).values()
+        paths = self.paths_at(prefix)
         return sum(1 for p in paths if p.origin == origin and p.interface in self.noncustomer)
 
     def origins_of(self, prefix: str) -> set[int]:
-        return {p.origin for p in self.paths.get(prefix, {}).values()}
+        return {p.origin for p in self.paths_at(prefix)}
 
     def _index(self, p: BgpPath, d: int) -> tuple[set[str], list[tuple[int, int]]]:
         """Update the counters for one path already added to (or removed from) `paths`; return EFP-B's Z
@@ -252,18 +287,12 @@ class LiveRouter:
         nb = self.neighbors[p.interface]
         return self._count_pairs(p.as_path, nb.relationship, d, nb.asn, p.as_set)
 
-    def _count_pairs(
-        self,
-        as_path: tuple[int, ...],
-        rel: Relationship,
-        d: int,
-        neighbor_as: int = 0,
-        as_set: tuple[int, ...] = (),
+    def _trusted_pairs(
+        self, as_path: tuple[int, ...], rel: Relationship, neighbor_as: int, as_set: tuple[int, ...]
     ) -> list[tuple[int, int]]:
-        """Count the trusted customer pairs of one AS_PATH `d` times; return the pairs that (dis)appeared.
-        The verdict depends on the path, its AS_SET, the neighbour's relationship and AS: all in the key."""
-        if not self.rpki.ready:
-            return []
+        """The (provider, customer) pairs one AS_PATH vouches for: none when ASPA verification finds the
+        path Invalid, and only the hops not proven NOT_PROVIDER_PLUS. Depends on the path, its AS_SET, the
+        neighbour's relationship and AS."""
         table = self.rpki.aspa_table
         path = compress(as_path)
         if table.keys().isdisjoint(path):
@@ -274,17 +303,26 @@ class LiveRouter:
                 check is not None and rel is not Relationship.ROUTE_SERVER and path[0] != check
             ):
                 return []
-            attested = False
-        elif path_verdict(table, as_path, rel, neighbor_as, as_set) is PathVerdict.INVALID:
+            return list(pairwise(path))
+        if path_verdict(table, as_path, rel, neighbor_as, as_set) is PathVerdict.INVALID:
             return []
-        else:
-            attested = True
+        return [(path[k], path[k + 1]) for k in range(len(path) - 1)
+                if authorized(table, path[k + 1], path[k]) is not Authorization.NOT_PROVIDER_PLUS]
+
+    def _count_pairs(
+        self,
+        as_path: tuple[int, ...],
+        rel: Relationship,
+        d: int,
+        neighbor_as: int = 0,
+        as_set: tuple[int, ...] = (),
+    ) -> list[tuple[int, int]]:
+        """Count the trusted customer pairs of one AS_PATH `d` times; return the pairs that (dis)appeared."""
+        if not self.rpki.ready:
+            return []
         changed: list[tuple[int, int]] = []
-        for k in range(len(path) - 1):
-            provider, customer = path[k], path[k + 1]
-            if attested and authorized(table, customer, provider) is Authorization.NOT_PROVIDER_PLUS:
-                continue
-            pair = (provider, customer)
+        for pair in self._trusted_pairs(as_path, rel, neighbor_as, as_set):
+            provider, customer = pair
             before = self.pair_count[pair]
             self.pair_count[pair] = before + d
             if not self.pair_count[pair]:
@@ -301,7 +339,7 @@ class LiveRouter:
     def _restrict(self, prefix: str) -> set[str]:
         """Re-elect strict uRPF's best interface for one prefix; return the interfaces that changed."""
         best: tuple[tuple[int, int, str, int], str] | None = None
-        for p in self.paths.get(prefix, {}).values():
+        for p in self.paths_at(prefix):
             rel = self.neighbors[p.interface].relationship
             key = (_PREF[rel], len(compress(p.as_path)), p.interface, p.path_id)
             if best is None or key < best[0]:
@@ -396,7 +434,7 @@ class LiveRouter:
     def _s_member(self, prefix: str) -> bool:
         if prefix not in self.qu:
             return False
-        paths = self.paths.get(prefix, {}).values()
+        paths = self.paths_at(prefix)
         return pi_member(self.shell, self.rpki, paths, self.customer, self.du, prefix)
 
     def _recheck_s(self, prefixes: Iterable[str]) -> set[str]:
@@ -482,7 +520,9 @@ class LiveRouter:
         if path.interface not in self.neighbors:
             return set()
         self._outcomes = {}
-        per = self.paths.setdefault(path.prefix, {})
+        slot = self.paths.get(path.prefix)
+        per = slot if isinstance(slot, dict) else dict(zip(_slot_keys(slot), slot_paths(slot), strict=True))
+        self.paths[path.prefix] = per  # the dict form while _after reads it
         key = (path.interface, path.path_id)
         old = per.get(key)
         changed: set[str] = set()
@@ -494,6 +534,8 @@ class LiveRouter:
             changed |= self._after(path, +1)
         if not per:
             self.paths.pop(path.prefix, None)
+        elif len(per) == 1:
+            self.paths[path.prefix] = next(iter(per.values()))
         return changed
 
     def _after(self, p: BgpPath, d: int) -> set[str]:
@@ -504,7 +546,7 @@ class LiveRouter:
             return moved | {p.interface}
         changed: set[str] = {p.interface}  # its provenance lists the interface's own paths
         x = p.prefix
-        on_iface = sum(1 for k in self.paths.get(x, {}) if k[0] == p.interface)
+        on_iface = sum(1 for k in _slot_keys(self.paths.get(x)) if k[0] == p.interface)
         feasible_flip = on_iface == (1 if d > 0 else 0)
         z_flips, pair_flips = self._index(p, d)
         if self.rpki.ready:
@@ -517,7 +559,7 @@ class LiveRouter:
             )
             if u_flip:
                 self._u_frozen = None
-            known_flip = len(self.paths.get(x, ())) == (1 if d > 0 else 0)
+            known_flip = _slot_len(self.paths.get(x)) == (1 if d > 0 else 0)
             if u_flip or (known_flip and not self.u_member(x)):
                 self._proven = None
                 self.spared = {}
@@ -612,4 +654,5 @@ class LiveRun(RouterRun):
         return frozenset(self.live.strict_sets[iface])
 
     def feasible_list(self, iface: str) -> frozenset[str]:
-        return frozenset(x for x, per in self.live.paths.items() if any(k[0] == iface for k in per))
+        return frozenset(x for x, slot in self.live.paths.items()
+                         if any(k[0] == iface for k in _slot_keys(slot)))
