@@ -172,7 +172,8 @@ class IgpPrefix:
     prefix: str
     metric: int = 0
     route_tags: tuple[int, ...] = ()
-    #: an OSPF AS-external or NSSA route (redistributed, e.g. from BGP): not evidence the prefix is internal
+    #: redistributed into the IGP (OSPF AS-external or NSSA, IS-IS X flag; e.g. from BGP): not evidence the
+    #: prefix is internal
     external: bool = False
 
 

@@ -146,7 +146,8 @@ class IgpPrefixOut(_Served):
     prefix: str
     metric: int
     route_tags: list[int]
-    external: bool = Field(description="OSPF AS-external or NSSA: not evidence the prefix is internal")
+    external: bool = Field(description="redistributed into the IGP (OSPF AS-external or NSSA, IS-IS X flag): "
+                                       "not evidence the prefix is internal")
 
 
 class NeighborOut(_Served):
