@@ -143,6 +143,7 @@ def read_plan(topo: Topology) -> KitPlan:
     for node in topo.nodes:
         if node.label(PREFIXES):
             origin = _node_asn(topo, node, asn if node.label(ROLE) in ROUTER_ROLES else None)
+            assert origin is not None  # required: _node_asn failed otherwise
             vrps += [(p, origin) for p in _prefixes(topo, node, PREFIXES)]
     return KitPlan(topology=topo, asn=asn, appliance=app.name, appliance4=app4, appliance6=app6,
                    routers=routers, subnets=subnets, vrps=tuple(dict.fromkeys(vrps)))
@@ -184,7 +185,9 @@ def _router(topo: Topology, node: Node) -> KitRouter:
         addrs = ", ".join(a for a, _ in frr.ebgp_neighbors)
         _fail(topo, node, NEIGHBORS, f"missing: the border has eBGP neighbours ({addrs}); say what each "
               "interface faces, e.g. savd.neighbors: \"eth2=65100:provider\"")
-    return KitRouter(name=node.name, role=Role(node.label(ROLE)), asn=asn, loopback4=lo4, loopback6=lo6,
+    role = node.label(ROLE)
+    assert role is not None  # routers are the nodes with a router role label
+    return KitRouter(name=node.name, role=Role(role), asn=asn, loopback4=lo4, loopback6=lo6,
                      frr=frr, daemons=node.bind_for(FRR_DAEMONS_PATH), neighbors=neighbors)
 
 
