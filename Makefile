@@ -18,7 +18,7 @@ lint: setup
 	@.venv/bin/ruff check appliance rpki tests bench
 
 typecheck: setup
-	@.venv/bin/mypy appliance/engine appliance/flowspec rpki
+	@.venv/bin/mypy appliance rpki bench scripts
 
 # Man pages savd(8), savd-enforcer(8), savd.toml(5): rebuilt from docs/man/*.md and the parsers, then copied.
 MANDIR ?= /usr/local/share/man
