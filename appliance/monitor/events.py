@@ -26,6 +26,8 @@ class EventType(enum.StrEnum):
     PREFIX_CONFLICT = "prefix-conflict"
     GUARDRAIL_REFUSED = "guardrail-refused"
     SPOOFING_SEEN = "spoofing-seen"
+    RULE_DRIFT = "drift.rule"
+    RULE_STALE = "stale.rule"
     RULES_CHANGED = "rules-changed"
     REPORT_CHANGED = "report-changed"
     STATE_RESTORED = "state-restored"
@@ -411,6 +413,79 @@ class SpoofingSeen(Notice):
     @property
     def raises(self) -> bool:
         return self.active
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDrift(Notice):
+    """What a router holds departs from what savd intends for one rule (monitor/drift.py): `kind` is
+    missing, extra or changed (action or groups); savd re-pushes it. Cleared once the router matches."""
+
+    TYPE = EventType.RULE_DRIFT
+    router: str
+    rule: str
+    prefix: str
+    kind: str
+    intended: str
+    held: str
+    repairs: int = 0
+    drifted: bool = True
+
+    @property
+    def source(self) -> str:
+        return f"drift:{self.router}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.WARNING if self.drifted else Severity.INFO
+
+    @property
+    def message(self) -> str:
+        if not self.drifted:
+            return f"{self.router} holds rule {self.rule} as savd intends again ({self.repairs} repairs)"
+        return (f"{self.router} drifted on rule {self.rule}: {self.kind} (intended "
+                f"{self.intended or 'none'}, held {self.held or 'none'}), {self.repairs} repairs so far")
+
+    @property
+    def alarm_id(self) -> str:
+        return f"drift.rule/{self.router}/{self.rule}"
+
+    @property
+    def raises(self) -> bool:
+        return self.drifted
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStale(Notice):
+    """A rule in force rests on inputs past their freshness bound (RPKI data stale): it still applies (fail
+    open withdraws only what expires), the operator is told. Cleared when the inputs are fresh again."""
+
+    TYPE = EventType.RULE_STALE
+    router: str
+    interface: str
+    inputs: str
+    stale: bool = True
+
+    @property
+    def source(self) -> str:
+        return "freshness"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.WARNING if self.stale else Severity.INFO
+
+    @property
+    def message(self) -> str:
+        if not self.stale:
+            return f"rule of {self.router} {self.interface} rests on fresh inputs again"
+        return f"rule of {self.router} {self.interface} rests on stale inputs: {self.inputs}"
+
+    @property
+    def alarm_id(self) -> str:
+        return f"stale.rule/{self.router}/{self.interface}"
+
+    @property
+    def raises(self) -> bool:
+        return self.stale
 
 
 @dataclass(frozen=True, slots=True)
