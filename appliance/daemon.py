@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import signal
 import socket
@@ -237,7 +238,15 @@ class Daemon:
                           lambda: {(k,): float(n) for k, n in store.snapshot().counts().items()})
         metrics.add_gauge("savd_rules", "Interfaces with a SAV rule in force", (),
                           lambda: {(): float(len(c[1].rules)) if (c := rules.current()) else 0.0})
-        return DaemonContext(self.config, store, monitor, counters, metrics, rules, RpkiStatusBoard())
+        metrics.add_gauge("savd_flowspec_rules_held", "FlowSpec rules each peer holds, as pushed", ("peer",),
+                          lambda: {(p,): float(n) for p, n in store.pushed_counts().items()})
+        board = RpkiStatusBoard()
+        for name, help_text, field in RTR_GAUGES:
+            metrics.add_gauge(name, help_text, ("cache",), functools.partial(_rtr_gauge, board, field))
+        metrics.add_gauge("savd_rpki_last_update_timestamp_seconds", "When each RPKI source last delivered "
+                          "data (Unix time)", ("source",),
+                          lambda: {(s,): t for s, t in _rpki_updates(board.rpki_status()).items() if t})
+        return DaemonContext(self.config, store, monitor, counters, metrics, rules, board)
 
     def _load_components(self, ctx: DaemonContext) -> None:
         for component in components(ctx):
@@ -406,6 +415,26 @@ class Daemon:
                 ctx.monitor.emit(notice)
             for fresh in freshness.check(_rpki_updates(ctx.rpki.rpki_status()), now):
                 ctx.monitor.emit(fresh)
+
+
+#: (name, help, CacheStatus field) of the per-cache RTR gauges
+RTR_GAUGES = (
+    ("savd_rtr_cache_in_sync", "1 while the RTR session to the cache is in sync, else 0", "state"),
+    ("savd_rtr_cache_serial", "Serial of the cache's data savd holds", "serial"),
+    ("savd_rtr_cache_vrps", "VRPs held from the cache", "vrps"),
+    ("savd_rtr_cache_aspas", "ASPAs held from the cache", "aspas"),
+)
+
+
+def _rtr_gauge(board: RpkiStatusBoard, field: str) -> dict[tuple[str, ...], float]:
+    out: dict[tuple[str, ...], float] = {}
+    for cache in board.rpki_status().get("caches", ()):
+        value = cache.get(field)
+        if field == "state":
+            out[(str(cache.get("name")),)] = 1.0 if value == "in-sync" else 0.0
+        elif isinstance(value, int | float):
+            out[(str(cache.get("name")),)] = float(value)
+    return out
 
 
 def _rpki_updates(status: Mapping[str, Any]) -> dict[str, float | None]:

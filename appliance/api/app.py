@@ -24,6 +24,7 @@ from appliance.api.auth import Auth
 from appliance.api.errors import install_error_handlers
 from appliance.api.explain import explain, parse_source
 from appliance.api.guard import RequestGuard
+from appliance.api.httpmetrics import HttpMetrics, HttpStats
 from appliance.api.ports import ApiPorts
 from appliance.api.schemas import (
     Alarms,
@@ -123,6 +124,9 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     install_error_handlers(app)
     explain_cache = TableCache(max_lists=256)  # compiled lists, so a trace re-aggregates only new ones
     app.add_middleware(RequestGuard, auth=auth, body_limit_bytes=settings.body_limit_bytes)
+    http_stats = HttpStats()
+    ports.metrics.add_collector("http", http_stats)
+    app.add_middleware(HttpMetrics, stats=http_stats, routes=app.router.routes)  # outermost: counts refusals
 
     @app.get("/health", tags=["meta"], dependencies=read, response_model=Health,
              response_model_exclude_unset=True, responses=errors(*read_errors))

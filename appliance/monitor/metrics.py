@@ -1,18 +1,23 @@
 """Prometheus /metrics, built from the monitor's own state on each scrape (no module-level registry).
 
-Families: savd_events_total{type,severity} (counted from the bus), savd_alarms_active{type},
+Families: savd_build_info{version,python}, savd_events_total{type,severity} (counted from the bus),
+savd_alarms_active{type}, savd_flowspec_push_failures_total{router,peer} (from flowspec.push-failed events),
 savd_enforcer_packets_total / _bytes_total{router,interface,source_prefix,spoofed} (kept monotonic
-across enforcer restarts), and any gauges the daemon adds (`add_gauge`: state version, facts per kind, ...).
+across enforcer restarts), any gauges the daemon adds (`add_gauge`: state version, facts per kind, RTR
+caches, rules held per FlowSpec peer, ...) and collectors of other parts (`add_collector`: the API's own
+request counts, appliance/api/httpmetrics.py).
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from appliance import __version__
 from appliance.monitor.bus import Record
 from appliance.monitor.counters import CounterBoard
 from appliance.monitor.monitor import Monitor
@@ -27,6 +32,15 @@ class _Collector(Collector):
         self.m = metrics
 
     def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("savd_build_info", "savd's version and Python (always 1)",
+                                 labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
+        failures = CounterMetricFamily("savd_flowspec_push_failures", "FlowSpec pushes that failed, by "
+                                       "router and peer", labels=["router", "peer"])
+        for (router, peer), n in sorted(self.m.push_failures.items()):
+            failures.add_metric([router, peer], n)
+        yield failures
         events = CounterMetricFamily("savd_events", "Events published, by type and severity",
                                      labels=["type", "severity"])
         for (type_, severity), n in sorted(self.m.event_counts.items()):
@@ -60,6 +74,8 @@ class Metrics:
         self.counters = counters
         self.event_counts: dict[tuple[str, str], int] = {}
         self.gauges: dict[str, tuple[str, tuple[str, ...], GaugeSource]] = {}
+        self.push_failures: dict[tuple[str, str], int] = {}
+        self.collectors: dict[str, Collector] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
         monitor.bus.subscribe(self.on_record)
@@ -67,10 +83,22 @@ class Metrics:
     def on_record(self, record: Record) -> None:
         key = (record.event.type, str(record.event.severity))
         self.event_counts[key] = self.event_counts.get(key, 0) + 1
+        if record.event.type == "flowspec.push-failed":
+            fields = record.event.fields
+            where = (fields.get("router", ""), fields.get("peer", ""))
+            self.push_failures[where] = self.push_failures.get(where, 0) + 1
 
     def add_gauge(self, name: str, help_text: str, labels: tuple[str, ...], source: GaugeSource) -> None:
         """A gauge family read from `source()` at each scrape: {label values: value}."""
         self.gauges[name] = (help_text, labels, source)
+
+    def add_collector(self, name: str, collector: Collector) -> None:
+        """Scrape `collector` too; a later one of the same `name` replaces it (an app built again)."""
+        old = self.collectors.pop(name, None)
+        if old is not None:
+            self.registry.unregister(old)
+        self.collectors[name] = collector
+        self.registry.register(collector)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -264,6 +264,11 @@ class Journal:
         rows = self._run("SELECT key, rule FROM pushed WHERE peer=? ORDER BY key", (peer,)).fetchall()
         return {str(k): str(r) for k, r in rows}
 
+    def pushed_counts(self) -> dict[str, int]:
+        """Rules recorded per peer, counted in SQL (a Prometheus scrape must not read every rule)."""
+        rows = self._run("SELECT peer, COUNT(*) FROM pushed GROUP BY peer ORDER BY peer").fetchall()
+        return {str(p): int(n) for p, n in rows}
+
     def pushed_peers(self) -> list[str]:
         return [str(r[0]) for r in self._run("SELECT DISTINCT peer FROM pushed ORDER BY peer").fetchall()]
 

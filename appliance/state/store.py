@@ -420,6 +420,12 @@ class StateStore:
             return self.journal.pushed(peer)
         return dict(sorted(self._pushed.get(peer, {}).items()))
 
+    def pushed_counts(self) -> dict[str, int]:
+        """Rules each peer holds, as recorded (peers holding none left out)."""
+        if self.journal is not None:
+            return self.journal.pushed_counts()
+        return {p: len(held) for p, held in sorted(self._pushed.items()) if held}
+
     def pushed_peers(self) -> list[str]:
         if self.journal is not None:
             return self.journal.pushed_peers()
