@@ -53,6 +53,7 @@ from appliance.monitor.events import EventType, JournalWrite, Operational
 from appliance.monitor.freshness import FreshnessWatch
 from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
+from appliance.monitor.stale import stale_findings
 from appliance.sources.assemble import engine_input
 from appliance.speakers.holdover import claim_held_over
 from appliance.state import Journal, StateError, StateErrorKind, StateSnapshot, StateStore
@@ -405,7 +406,8 @@ class Daemon:
         self._saver.submit(version, ruleset)
 
     async def _tick_loop(self, ctx: DaemonContext) -> None:
-        """Periodic checks: spoofing alarms whose counters went quiet, RPKI data going stale."""
+        """Periodic checks: spoofing alarms whose counters went quiet, RPKI data going stale, and the rules
+        resting on stale RPKI data (stale.rule alarms, monitor/stale.py)."""
         rpki = self.config.rpki
         freshness = FreshnessWatch(rpki.stale_after_s, rpki.expire_after_s)
         while True:
@@ -415,6 +417,9 @@ class Daemon:
                 ctx.monitor.emit(notice)
             for fresh in freshness.check(_rpki_updates(ctx.rpki.rpki_status()), now):
                 ctx.monitor.emit(fresh)
+            current = ctx.rules.current()  # rules resting on stale RPKI: flagged, still in force
+            ctx.monitor.reconcile_notices("stale-rules", stale_findings(
+                current[1] if current else SavRuleSet(), freshness.stale_sources()))
 
 
 #: (name, help, CacheStatus field) of the per-cache RTR gauges

@@ -24,6 +24,10 @@ class FreshnessWatch:
             return "expired"
         return "stale" if age_s >= self.stale_after_s else "fresh"
 
+    def stale_sources(self) -> list[str]:
+        """Sources stale now (not expired: expired data is withdrawn already)."""
+        return sorted(source for source, state in self._state.items() if state == "stale")
+
     def check(self, last_updates: Mapping[str, float | None], now: float) -> list[RpkiFreshness]:
         notices: list[RpkiFreshness] = []
         for source, last in sorted(last_updates.items()):

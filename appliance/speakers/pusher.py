@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -104,6 +105,7 @@ class FlowPusher:
         self._up: set[str] = set()
         self._synced: set[str] = set()   # peers that hold exactly _wanted[peer] (last push complete)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._applied_at: dict[str, float] = {}
 
     def held(self, peer: str) -> tuple[FlowRule, ...]:
         """What `peer` holds as far as the pusher knows, in RFC 8955 order."""
@@ -117,6 +119,32 @@ class FlowPusher:
 
     def is_up(self, peer: str) -> bool:
         return peer in self._up
+
+    def wanted(self, peer: str) -> tuple[FlowRule, ...]:
+        """The rules savd intends `peer` to hold (the last push's, pushed or not)."""
+        return self._wanted.get(peer, ())
+
+    def in_sync(self, peer: str) -> bool:
+        """Up, and the last push to `peer` completed: as far as savd knows it holds `wanted(peer)`."""
+        return peer in self._up and peer in self._synced and not self._lock(peer).locked()
+
+    def applied_at(self, peer: str) -> float:
+        """time.monotonic() of the last batch `peer` acked (0.0: none yet)."""
+        return self._applied_at.get(peer, 0.0)
+
+    async def repair(self, peer: str, announce: Sequence[FlowRule], withdraw: Sequence[FlowRule]) -> FlowDiff:
+        """Drift repair (monitor/drift.py): re-announce rules the router lost or holds otherwise, withdraw
+        ones it should not hold. Announcing a wanted rule again is an idempotent replace; a withdrawal of a
+        rule still wanted is refused here, so a repair never takes away what savd intends."""
+        async with self._lock(peer):
+            if peer not in self._up:
+                return FlowDiff()
+            wanted = {r.match: r for r in self._wanted.get(peer, ())}
+            again = tuple(wanted[r.match] for r in announce if r.match in wanted)
+            gone = tuple(r for r in withdraw if r.match not in wanted)
+            log.info("event=flowspec-drift-repair peer=%s announce=%d withdraw=%d", peer, len(again),
+                     len(gone))
+            return await self._apply(peer, FlowDiff(withdraw=gone, announce=again))
 
     def _lock(self, peer: str) -> asyncio.Lock:
         return self._locks.setdefault(peer, asyncio.Lock())
@@ -213,6 +241,7 @@ class FlowPusher:
         return batch
 
     def _record(self, peer: str, op: str, batch: list[FlowRule]) -> None:
+        self._applied_at[peer] = time.monotonic()
         held = self._held.setdefault(peer, {})
         if op == "announce":
             held.update((r.match, r) for r in batch)
