@@ -201,6 +201,7 @@ class TimersConfig:
     speaker_holdover_s: float = 120.0
     reports_poll_s: float = 2.0
     bmp_flush_s: float = 0.3
+    drift_check_s: float = 30.0   # routers' held FlowSpec against savd's intent (monitor/drift.py); 0: off
 
 
 @dataclass(frozen=True, slots=True)

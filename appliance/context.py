@@ -7,6 +7,7 @@ their `start(ctx)` against it without importing the daemon that imports them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,6 +58,8 @@ class DaemonContext:
     rules_listeners: list[RulesListener] = field(default_factory=list)
     install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
     install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
+    #: router -> (time.monotonic() it arrived, its enforcer's rule entries): the drift check's input
+    rule_listings: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
 
     @staticmethod
     def standalone(config: Config, store: StateStore | None = None) -> DaemonContext:
@@ -78,7 +81,10 @@ class DaemonContext:
 
     def report_rules(self, router: str, reported: Iterable[Any]) -> None:
         """For enforcer pollers: the rules a router's enforcer holds in; a rule savd pushed to the router
-        that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is."""
+        that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is.
+        The listing is kept for the drift check (`rule_listings`), which owns rules missing altogether."""
+        reported = list(reported)
+        self.rule_listings[router] = (time.monotonic(), reported)
         known = self.install_decoded.get(router, {})
         held: dict[str, FlowRule] = {}  # rule text -> rule: each poll decodes only what is new
         try:
@@ -91,7 +97,8 @@ class DaemonContext:
         self.install_decoded[router] = held
         pushed = {pushed_key(r): r for r in held.values()}
         notices, self.install_missing[router] = install_findings(
-            router, pushed.values(), reported, self.install_missing.get(router, frozenset()))
+            router, pushed.values(), reported, self.install_missing.get(router, frozenset()),
+            absent=self.config.timers.drift_check_s <= 0)
         self.monitor.reconcile_notices(f"installed:{router}", notices)
 
 

@@ -6,7 +6,8 @@
 4. the path source (appliance/sources/paths): [[bmp]] stations -> routers' eBGP paths;
 5. the speakers (appliance/speakers/sessions.py): BGP sessions; BGP-LS events go to source 3, every new
    rule set goes out as FlowSpec;
-6. the enforcer poller (appliance/enforcer/poller.py): counters and installed rules back from the routers.
+6. the enforcer poller (appliance/enforcer/poller.py): counters and installed rules back from the routers;
+7. the drift repair (appliance/speakers/repair.py): what each router holds against what savd intends.
 
 Every source writes the same state store; the engine reads one snapshot of it completed by the
 configuration (appliance/sources/assemble.py), as `savd topology show` and `savd report list` do.
@@ -20,7 +21,7 @@ from appliance.sources.bgpls import component as bgpls
 from appliance.sources.paths import component as paths
 from appliance.sources.reports import component as reports
 from appliance.sources.rpki import component as rpki
-from appliance.speakers import sessions
+from appliance.speakers import repair, sessions
 
 
 def components(ctx: DaemonContext) -> list[Component]:
@@ -42,6 +43,9 @@ def components(ctx: DaemonContext) -> list[Component]:
     enforcer_poller = poller.factory(ctx)
     if enforcer_poller is not None:
         out.append(enforcer_poller)
+    drift = repair.component(ctx, speaker_set)
+    if drift is not None:
+        out.append(drift)
     return out
 
 

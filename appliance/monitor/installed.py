@@ -33,8 +33,11 @@ def reported_key(entry: Mapping[str, Any]) -> RuleKey | None:
 
 
 def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable[Any],
-                     missing_before: frozenset[RuleKey]) -> tuple[list[RuleInstalled], frozenset[RuleKey]]:
-    """Not-installed notices for `router`, and the keys missing this round (pass them in next time)."""
+                     missing_before: frozenset[RuleKey], *,
+                     absent: bool = True) -> tuple[list[RuleInstalled], frozenset[RuleKey]]:
+    """Not-installed notices for `router`, and the keys missing this round (pass them in next time).
+    `absent=False`: a rule the router does not list at all is left to the drift check (drift.py), which
+    also repairs it, so one missing rule is not two alarms."""
     states: dict[RuleKey, Mapping[str, Any]] = {}
     for entry in reported:
         key = reported_key(entry) if isinstance(entry, Mapping) else None
@@ -47,7 +50,7 @@ def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable
         entry = states.get(key)
         if entry is None:
             missing.add(key)
-            if key in missing_before:
+            if absent and key in missing_before:
                 notices.append(RuleInstalled(router, label, False, "pushed, but not in the router's FlowSpec "
                                                                    "table (refused, or not re-advertised)"))
         elif entry.get("state") != "installed":

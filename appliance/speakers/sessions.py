@@ -110,6 +110,8 @@ class SpeakerSet:
         self.speakers: dict[str, ExaBgpSpeaker | GoBgpSpeaker] = {}
         self.pushers: dict[str, FlowPusher] = {}
         self.delivery: FlowSpecDelivery | None = None
+        #: router -> the (pusher, peer address) pairs that deliver its FlowSpec (set by start)
+        self.targets: dict[str, list[tuple[FlowPusher, str]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ctx: DaemonContext | None = None
 
@@ -117,7 +119,7 @@ class SpeakerSet:
 
     async def start(self, ctx: DaemonContext) -> None:
         self._ctx = ctx
-        targets: dict[str, list[tuple[FlowPusher, str]]] = {}
+        targets = self.targets
         journal = lambda peer, d: record_diff(ctx.store, peer, d)  # noqa: E731
         for spk in self.config.speakers:
             if spk.type is SpeakerType.GOBGP:

@@ -42,8 +42,20 @@ def test_missing_twice_running_or_not_installed_is_a_finding() -> None:
     assert notices == [] and missing == frozenset()
 
 
+def test_absent_rules_are_left_to_the_drift_check_when_it_runs() -> None:
+    """With the drift check on (drift.py), a rule the router does not list is its alarm, not this one."""
+    _, missing = install_findings("r1", [P1, P2], [entry(P1)], frozenset(), absent=False)
+    notices, _ = install_findings("r1", [P1, P2], [entry(P1)], missing, absent=False)
+    assert notices == []
+    notices, _ = install_findings("r1", [P1, P2], [entry(P1), entry(P2, "skipped", "tcp-flags")], missing,
+                                  absent=False)
+    assert [n.reason for n in notices] == ["skipped: tcp-flags"]
+
+
 def test_report_rules_raises_and_clears_alarms_for_the_routers_flowspec_peers(tmp_path: Path) -> None:
     config = parse_config(f"""
+[timers]
+drift_check_s = 0
 [appliance]
 asn = 65000
 router_id = "198.18.20.10"
