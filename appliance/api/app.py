@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
 from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 
+from appliance.api.alarm_actions import AlarmAcks, alarm_routes
 from appliance.api.auth import Auth
 from appliance.api.errors import install_error_handlers
 from appliance.api.explain import explain, parse_source
@@ -47,6 +48,7 @@ from appliance.api.schemas import (
     Trace,
 )
 from appliance.config import ApiConfig
+from appliance.dashboard import mount_dashboard
 from appliance.flowspec.compiler import TableCache
 from appliance.model import PrefixReport, SavRuleSet, Severity, canonical_prefix
 from appliance.monitor.events import EventType, Operational
@@ -61,7 +63,7 @@ API_SOURCE = "api"
 ERROR_MEANINGS = {
     401: "no or a wrong bearer token (writes; reads too with read_token_required)",
     403: "writes are disabled: no API token is configured",
-    404: "no such report, rule or peer",
+    404: "no such report, rule, peer or raised alarm",
     409: "the report comes from another source (remove it there)",
     413: "the body is larger than the API accepts",
     422: "invalid input: `detail` lists each field and why",
@@ -123,6 +125,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     write_errors = (401, 403, 413, 422, 500, 507)
     install_error_handlers(app)
     explain_cache = TableCache(max_lists=256)  # compiled lists, so a trace re-aggregates only new ones
+    acks = AlarmAcks()  # operators' acknowledgements (alarm_actions.py)
     app.add_middleware(RequestGuard, auth=auth, body_limit_bytes=settings.body_limit_bytes)
     http_stats = HttpStats()
     ports.metrics.add_collector("http", http_stats)
@@ -329,8 +332,10 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     @app.get("/api/v1/alarms", tags=["events"], dependencies=read, response_model=Alarms,
              responses=errors(*read_errors))
     async def alarms(type: str = "") -> dict[str, Any]:
-        return {"alarms": [a.to_dict() for a in ports.monitor.alarms.active(type)]}
+        return {"alarms": [acks.served(a) for a in ports.monitor.alarms.active(type)]}
 
+    app.include_router(alarm_routes(ports, acks, write, errors(*write_errors, 404)))
+    mount_dashboard(app)  # the web dashboard's static files at /dashboard/ (appliance/dashboard)
     _drop_fastapi_422(app)
     return app
 

@@ -423,5 +423,29 @@ class AlarmOut(_Served):
     fields: dict[str, str]
 
 
+class ServedAlarm(AlarmOut):
+    """An alarm as GET /api/v1/alarms serves it (api/alarm_actions.py): with the operator's ack."""
+
+    acked_at: float | None = Field(description="Unix time an operator acknowledged this raising of the "
+                                               "alarm; null while unacknowledged")
+
+
 class Alarms(_Built):
-    alarms: list[AlarmOut]
+    alarms: list[ServedAlarm]
+
+
+class AlarmRef(BaseModel):
+    """The alarm an operator acknowledges or clears (its `id` in GET /api/v1/alarms)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(min_length=1, max_length=1024, examples=["spoofing-seen/r1/eth1"])
+    note: str = Field(default="", max_length=256, description="why, for the event it publishes")
+
+
+class AlarmAcked(_Built):
+    alarm: ServedAlarm
+
+
+class AlarmCleared(_Built):
+    cleared: ServedAlarm = Field(description="the alarm as it was when cleared")

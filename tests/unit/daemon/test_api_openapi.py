@@ -63,7 +63,8 @@ def test_bearer_scheme_declared_and_required_by_every_write() -> None:
         "type": "http", "scheme": "bearer",
         "description": "the [api] token of savd.toml (or $SAVD_API_TOKEN)"}
     writes = {k: op for k, op in _operations(spec).items() if k[0] in ("POST", "DELETE", "PUT", "PATCH")}
-    assert set(writes) == {("POST", "/api/v1/reports"), ("DELETE", "/api/v1/reports")}
+    assert set(writes) == {("POST", "/api/v1/reports"), ("DELETE", "/api/v1/reports"),
+                           ("POST", "/api/v1/alarms/ack"), ("POST", "/api/v1/alarms/clear")}
     for key, op in writes.items():
         assert op["security"] == [{"bearer": []}], key
         assert {"401", "403", "422", "507"} <= set(op["responses"]), key
@@ -97,6 +98,7 @@ def test_every_error_answer_is_the_one_error_body_and_fastapis_422_is_gone() -> 
                     assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (key, code)
     with_422 = {k for k, op in _operations(_spec()).items() if "422" in op["responses"]}
     assert with_422 == {("POST", "/api/v1/reports"), ("DELETE", "/api/v1/reports"),
+                        ("POST", "/api/v1/alarms/ack"), ("POST", "/api/v1/alarms/clear"),
                         ("GET", "/api/v1/explain"), ("GET", "/api/v1/trace"), ("GET", "/api/v1/events")}
 
 
@@ -109,6 +111,7 @@ MODELS = {
     ("GET", "/api/v1/flowspec"): "FlowSpecPeers", ("GET", "/api/v1/flowspec/{peer}"): "HeldRules",
     ("GET", "/api/v1/counters"): "Counters", ("GET", "/api/v1/events"): "Events",
     ("GET", "/api/v1/alarms"): "Alarms",
+    ("POST", "/api/v1/alarms/ack"): "AlarmAcked", ("POST", "/api/v1/alarms/clear"): "AlarmCleared",
 }
 
 
@@ -119,7 +122,7 @@ def test_every_json_route_has_its_named_model() -> None:
     metrics = ops[("GET", "/metrics")]["responses"]["200"]["content"]
     assert metrics == {"text/plain": {"schema": {"type": "string"}}}
     for key, model in MODELS.items():
-        ok = "201" if key[0] == "POST" else "200"
+        ok = "201" if key == ("POST", "/api/v1/reports") else "200"
         schema = ops[key]["responses"][ok]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}, key
 
