@@ -5,8 +5,11 @@ reason). Pure: the caller keeps the previous round's missing keys and reconciles
 A pushed rule is not installed when the enforcer lists it in a state other than "installed" (skipped,
 unmapped interface group, degraded to forwarding: its reason says why), or does not list it at all in two
 polls running (the router refused it, or did not re-advertise it; one poll may simply come before the
-router had it). Rules are matched by source prefix and interface groups: the route's identity at the
-router (per-interface variants of one prefix differ by their groups).
+router had it). A rule listed as "unmapped" (its interface group has no local interface yet) is held the
+same way: at start the enforcer can list the rules before it has read the group file savd writes, and
+that is not worth an alarm unless it lasts into the next poll. Rules are matched by source prefix and
+interface groups: the route's identity at the router (per-interface variants of one prefix differ by
+their groups).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from appliance.flowspec.rules import FlowRule
 from appliance.monitor.events import RuleInstalled
 
 RuleKey = tuple[str, tuple[int, ...]]
+UNMAPPED = "unmapped"  # the enforcer's state for a rule whose interface group it cannot map (yet)
 
 
 def pushed_key(rule: FlowRule) -> RuleKey:
@@ -55,5 +59,9 @@ def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable
                                                                    "table (refused, or not re-advertised)"))
         elif entry.get("state") != "installed":
             reason = f"{entry.get('state', '?')}: {entry.get('reason') or 'no reason given'}"
+            if entry.get("state") == UNMAPPED:  # held like an absent rule: see the module docstring
+                missing.add(key)
+                if key not in missing_before:
+                    continue
             notices.append(RuleInstalled(router, label, False, reason))
     return notices, frozenset(missing)

@@ -28,10 +28,10 @@ def entry(rule: FlowRule, state: str = "installed", reason: str = "") -> dict[st
 
 def test_missing_twice_running_or_not_installed_is_a_finding() -> None:
     pushed = [P1, P1_ETH2, P2]
-    notices, missing = install_findings("r1", pushed, [entry(P1), entry(P2, "unmapped", "group 1 unknown")],
+    notices, missing = install_findings("r1", pushed, [entry(P1), entry(P2, "skipped", "tcp-flags")],
                                         frozenset())
     assert [(n.rule, n.reason) for n in notices] == [
-        ("source 2001:db8:0:2::/64 groups [1]", "unmapped: group 1 unknown")]
+        ("source 2001:db8:0:2::/64 groups [1]", "skipped: tcp-flags")]
     assert missing == {("198.18.1.0/24", (2,))}  # P1 for eth2: absent once, maybe not there yet
     notices, missing = install_findings("r1", pushed, [entry(P1), entry(P2)], missing)
     found = [(n.router, n.rule, n.installed) for n in notices]
@@ -40,6 +40,18 @@ def test_missing_twice_running_or_not_installed_is_a_finding() -> None:
     notices, missing = install_findings("r1", pushed, [entry(P1), entry(P1_ETH2), entry(P2), {"bad": 1}],
                                         missing)
     assert notices == [] and missing == frozenset()
+
+
+def test_an_unmapped_rule_is_held_one_poll_as_at_start_before_the_enforcer_read_the_group_file() -> None:
+    for absent in (True, False):  # with or without the drift check: a listed rule is this check's
+        notices, missing = install_findings("r1", [P1, P2], [entry(P1), entry(P2, "unmapped", "group 1")],
+                                            frozenset(), absent=absent)
+        assert notices == [] and missing == {("2001:db8:0:2::/64", (1,))}
+        mapped, after = install_findings("r1", [P1, P2], [entry(P1), entry(P2)], missing, absent=absent)
+        assert mapped == [] and after == frozenset()  # mapped by the next poll: never an alarm
+        notices, _ = install_findings("r1", [P1, P2], [entry(P1), entry(P2, "unmapped", "group 1")],
+                                      missing, absent=absent)
+        assert [n.reason for n in notices] == ["unmapped: group 1"]  # still unmapped a poll later
 
 
 def test_absent_rules_are_left_to_the_drift_check_when_it_runs() -> None:
