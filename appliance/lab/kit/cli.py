@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
     init.add_argument("--api-port", type=int, default=8180, help="savd API port on 127.0.0.1 (default 8180)")
     init.add_argument("--rtr-port", type=int, default=8282,
                       help="StayRTR port on 127.0.0.1 (`savd rpki serve --port`, default 8282)")
+    init.add_argument("--speaker", choices=("exabgp", "gobgp"), default="exabgp",
+                      help="what pushes the FlowSpec to the routers: one ExaBGP (default) or one gobgpd per "
+                           "router, started by savd (BGP-LS is received by ExaBGP either way)")
     init.set_defaults(func=cmd_init)
 
     enf = sub.add_parser(
@@ -76,7 +79,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         out = args.out or topo.directory / f"{topo.name}-savd"
         prefix = args.prefix or topo.name
         written = write_kit(plan, out, KitOptions(prefix=prefix, api_port=args.api_port,
-                                                  rtr_port=args.rtr_port))
+                                                  rtr_port=args.rtr_port, speaker=args.speaker))
     except LabError as exc:
         print(f"savd lab init: error: {exc}", file=sys.stderr)
         return 1

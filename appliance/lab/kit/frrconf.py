@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+KIT_MARK = "! --- savd lab init:"  # starts the stanza init appends; what follows is not the operator's
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ def read_frr_conf(path: Path) -> FrrConf:
 
 
 def parse_frr_conf(text: str, path: Path) -> FrrConf:
-    """Collect the facts of an frr.conf text (pure)."""
+    """Collect the facts of an frr.conf text (pure), up to the stanza `savd lab init` appended, if any."""
     hostname = router_id = ""
     asn: int | None = None
     table_range = False
@@ -83,6 +84,8 @@ def parse_frr_conf(text: str, path: Path) -> FrrConf:
     block: tuple[str, str] = ("", "")  # (kind, argument) of the current top-level block
     kept: list[str] = []
     for raw in text.splitlines():
+        if raw.startswith(KIT_MARK):
+            break  # init's own stanza (frr.conf of init's output): init writes it anew
         line = raw.strip()
         if line == "end":
             continue

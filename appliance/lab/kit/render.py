@@ -30,9 +30,9 @@ from typing import Any
 import yaml
 
 from appliance.lab.errors import LabError
-from appliance.lab.kit.frrconf import FrrConf, read_frr_conf
-from appliance.lab.kit.labels import KitPlan, KitRouter
-from appliance.lab.topology import FRR_CONF_PATH, FRR_DAEMONS_PATH
+from appliance.lab.kit.frrconf import KIT_MARK, FrrConf, read_frr_conf
+from appliance.lab.kit.labels import ROLE, ROUTER_ROLES, KitPlan, KitRouter
+from appliance.lab.topology import FRR_CONF_PATH, FRR_DAEMONS_PATH, Topology
 from appliance.model import Vrp
 from rpki.localcache import write_stayrtr_json
 
@@ -52,6 +52,10 @@ class KitOptions:
     rtr_port: int = 8282
     rtr_version: int = 1
     data_dir: str = "data"       # relative to savd.toml
+    speaker: str = "exabgp"      # what pushes the FlowSpec (`savd lab init --speaker`): exabgp | gobgp
+
+
+SPEAKERS = ("exabgp", "gobgp")
 
 
 def exporter_source() -> Path:
@@ -70,7 +74,7 @@ def bgp_stanza(plan: KitPlan, router: KitRouter) -> list[str]:
     """The lines appended to the router's frr.conf: the table range the enforcer needs and the iBGP
     sessions from the loopback to the appliance (unicast with add-path, so savd sees every path)."""
     app4, app6 = str(plan.appliance4), plan.appliance6
-    lines = [f"! --- savd lab init: iBGP to the appliance {plan.appliance} (FlowSpec AFs: flowspec.conf) ---"]
+    lines = [f"{KIT_MARK} iBGP to the appliance {plan.appliance} (FlowSpec AFs: flowspec.conf) ---"]
     if not router.frr.has_table_range:
         lines += ["! FRR 8.4's zebra crashes under FlowSpec bursts; a table range smaller than bgpd's",
                   "! FlowSpec chunk keeps FlowSpec out of zebra (savd-enforcer installs it in nftables)",
@@ -107,7 +111,10 @@ def flowspec_stanza(plan: KitPlan, router: KitRouter) -> list[str]:
 
 
 def frr_conf(plan: KitPlan, router: KitRouter) -> str:
-    return "\n".join([*router.frr.lines, "!", *bgp_stanza(plan, router), "!", "end"]) + "\n"
+    own = list(router.frr.lines)
+    while own and own[-1].strip() == "!":
+        own.pop()
+    return "\n".join([*own, "!", *bgp_stanza(plan, router), "!", "end"]) + "\n"
 
 
 def daemons_file(frr: FrrConf) -> str:
@@ -178,9 +185,12 @@ def _q(value: str) -> str:
 
 
 def savd_toml(plan: KitPlan, opts: KitOptions) -> str:
-    """savd's configuration: one ExaBGP speaker pushing FlowSpec to every router, one listening for the
-    BGP-LS exporters (port 1179), both in the appliance node's namespace; the reports file; StayRTR on
-    loopback; engine roles and external neighbours; one enforcer per router in its namespace."""
+    """savd's configuration: one speaker pushing FlowSpec to every router (ExaBGP, or with `opts.speaker`
+    gobgp one gobgpd per router that savd starts), one ExaBGP listening for the BGP-LS exporters (port
+    1179), both in the appliance node's namespace; the reports file; StayRTR on loopback; engine roles and
+    external neighbours; one enforcer per router in its namespace."""
+    if opts.speaker not in SPEAKERS:
+        raise LabError(f"FlowSpec speaker {opts.speaker!r} is not one of {', '.join(SPEAKERS)}")
     app, app4 = plan.appliance, str(plan.appliance4)
     netns = f"{opts.prefix}-{app}"
     out = [f"# savd configuration for lab {plan.topology.name}, written by `savd lab init` from",
@@ -190,7 +200,7 @@ def savd_toml(plan: KitPlan, opts: KitOptions) -> str:
            'log = "info"', "", "[api]", f'listen = "127.0.0.1:{opts.api_port}"',
            'token_env = "SAVD_API_TOKEN"',
            "", f"# FlowSpec to every router (port 179) and BGP-LS from their exporters ({app4}:{BGPLS_PORT})",
-           "[[speaker]]", f'name = "{app}-fs"', 'type = "exabgp"', f"netns = {_q(netns)}"]
+           "[[speaker]]", f'name = "{app}-fs"', f"type = {_q(opts.speaker)}", f"netns = {_q(netns)}"]
     for r in plan.routers:
         out += ["", "  [[speaker.peers]]", f"  address = {_q(str(r.loopback4))}", f"  asn = {r.asn}",
                 f"  router = {_q(r.name)}", '  families = ["ipv4-flowspec", "ipv6-flowspec"]',
@@ -276,6 +286,14 @@ def converged_doc(plan: KitPlan, confs: Mapping[str, FrrConf]) -> dict[str, Any]
                 addr: {"bgpState": "Established"} for addr, _ in conf.ebgp_neighbors}
     routed = {r.name for r in plan.routers if r.frr.igps & {"ospf", "ospf6", "isis"}}
     outside = [p for p, asn in plan.vrps if asn != plan.asn]  # what the external nodes originate
+    subnet_prefixes = {p for s in plan.subnets for a in s.attachments for p in a.prefixes}
+    own = [p for p, asn in plan.vrps if asn == plan.asn and p not in subnet_prefixes]  # savd.prefixes
+    savd_routers = {r.name for r in plan.routers}
+    for name, conf in sorted(confs.items()):  # external FRR nodes peering with the domain learn its prefixes
+        if name not in savd_routers and any(ras == plan.asn for _, ras in conf.ebgp_neighbors):
+            for p in own:
+                cmd = f"show {'ip' if p.version == 4 else 'ipv6'} route {p} json"
+                doc.setdefault(name, {})[cmd] = {str(p): [{"installed": True}]}
     for r in sorted(routed):
         for p in outside:
             cmd = f"show {'ip' if p.version == 4 else 'ipv6'} route {p} json"
@@ -335,15 +353,31 @@ def write_kit(plan: KitPlan, out: Path, opts: KitOptions) -> list[Path]:
     header = (f"# Written by `savd lab init` from {src.name}; edit that file and run init again.\n"
               f"# Run: savd lab up {out / src.name} --prefix {opts.prefix}\n")
     put(src.name, header + yaml.safe_dump(doc, sort_keys=False, width=200))
-    put("savd.toml", savd_toml(plan, opts))
-    put("reports.yaml", f"# Source-prefix reports of lab {plan.topology.name} (savd lab init: savd.subnets)\n"
-        + yaml.safe_dump(reports_doc(plan), sort_keys=False, default_flow_style=None))
-    rpki = out / "rpki.json"
-    write_stayrtr_json(rpki, vrps(plan))
-    written.append(rpki)
+    written += write_savd_files(plan, out, opts)
     confs = _frr_confs(plan)
     put("converged.json", json.dumps(converged_doc(plan, confs), indent=2) + "\n")
     return written
+
+
+def write_savd_files(plan: KitPlan, out: Path, opts: KitOptions) -> list[Path]:
+    """What savd and StayRTR read: savd.toml, reports.yaml and rpki.json under `out` (part of `write_kit`;
+    alone, for a lab already up from init's output, e.g. with the ports of one run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "savd.toml"
+    config.write_text(savd_toml(plan, opts), encoding="utf-8")
+    reports = out / "reports.yaml"
+    reports.write_text(f"# Source-prefix reports of lab {plan.topology.name} (savd lab init: savd.subnets)\n"
+                       + yaml.safe_dump(reports_doc(plan), sort_keys=False, default_flow_style=None),
+                       encoding="utf-8")
+    rpki = out / "rpki.json"
+    write_stayrtr_json(rpki, vrps(plan))
+    return [config, reports, rpki]
+
+
+def is_kit_source(topo: Topology) -> bool:
+    """The topology carries savd.* router labels but has not been through init: some savd router binds
+    no flowspec.conf (init's output binds one on every router). `savd lab up` runs init on it first."""
+    return any(n.label(ROLE) in ROUTER_ROLES and n.bind_for(FLOWSPEC_PATH) is None for n in topo.nodes)
 
 
 def _frr_confs(plan: KitPlan) -> dict[str, FrrConf]:
