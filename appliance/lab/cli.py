@@ -45,7 +45,10 @@ def register(subparsers: Any) -> None:
         "up",
         help="start a lab and wait until it has converged",
         description="Start a lab, then wait for the conditions of converged.json next to "
-        "the topology file (OSPF/BGP neighbours, routes), if there is one.",
+        "the topology file (OSPF/BGP neighbours, routes), if there is one. A topology with savd.* "
+        "router labels that has not been through `savd lab init` (its routers bind no flowspec.conf, "
+        "like sav-basic) runs on init's output, written with the instance's prefix into the instance "
+        "folder (the path is printed: savd.toml, reports.yaml, rpki.json, converged.json).",
     )
     _topology_args(up)
     up.add_argument("--no-wait", action="store_true", help="do not wait for convergence")
@@ -150,6 +153,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         lab.up(detach=True)
     except LabError as exc:
         return _fail(exc)
+    if lab.kit_dir is not None:
+        print(f"savd lab init: the appliance parts and savd's files are in {lab.kit_dir} "
+              f"(savd.toml for namespaces {lab.prefix}-*)")
     if not args.no_wait:
         try:
             waited = lab.wait_converged(timeout_s=args.timeout)

@@ -19,6 +19,10 @@ node name as hostname (own UTS namespace), as in a container; their logs and the
 are in the instance folder /run/savd-lab/<lab>/<prefix>/<node>/ while the lab runs.
 
 What `up` does, in order (any failure: everything created so far is removed, then LabError):
+0. a topology with savd.* router labels that has not been through `savd lab init` (docs/lab-kit.md; its
+   routers bind no flowspec.conf, like containerlab/sav-basic): init writes its output with this
+   instance's prefix into <instance folder>/kit (`lab.kit_dir`: savd.toml, reports.yaml, rpki.json, the
+   routers' frr.conf and flowspec.conf, converged.json), and that topology is what runs;
 1. validate: bound files exist, each bound frr.conf passes `vtysh -C` (a bad line names node and line);
 2. remove stale instances of the same lab name (owner dead), record state before creating anything;
 3. per node a namespace `<prefix>-<node>` with lo up and the node's `sysctls` applied;
@@ -58,6 +62,7 @@ from appliance.lab.topology import FRR_CONF_PATH, FRR_DAEMONS_PATH, Node, Topolo
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONVERGED_FILE = "converged.json"
+KIT_DIR = "kit"  # init's output for a labelled topology, in the instance folder
 EXEC_TIMEOUT_S = 60.0
 DAEMON_READY_S = 15.0
 
@@ -75,19 +80,31 @@ class Lab:
     """One instance of a topology; see the module docstring for the life cycle."""
 
     def __init__(
-        self, topology: Topology, prefix: str | None = None, state_root: Path = DEFAULT_ROOT
+        self,
+        topology: Topology,
+        prefix: str | None = None,
+        state_root: Path = DEFAULT_ROOT,
+        kit: bool = True,
     ) -> None:
+        from appliance.lab.kit.render import is_kit_source
+
         self.topology = topology
         self.prefix = prefix or new_prefix()
         self.state_root = state_root
         self._nodes = {n.name: n for n in topology.nodes}
         self._owned = False  # this object started (or attached to) the instance: down() may remove it
+        # a labelled topology not yet through `savd lab init`: up() runs init first (`kit_dir`)
+        self.kit_source = topology if kit and is_kit_source(topology) else None
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, prefix: str | None = None, state_root: Path = DEFAULT_ROOT) -> Lab:
-        """Read a .clab.yml file (TopologyError on bad input); nothing is started yet."""
-        return cls(load_topology(path), prefix=prefix, state_root=state_root)
+    def load(
+        cls, path: str | Path, prefix: str | None = None, state_root: Path = DEFAULT_ROOT, kit: bool = True
+    ) -> Lab:
+        """Read a .clab.yml file (TopologyError on bad input); nothing is started yet. A topology with
+        savd.* router labels that has not been through `savd lab init` is brought up on init's output
+        (see `up`) unless `kit` is False."""
+        return cls(load_topology(path), prefix=prefix, state_root=state_root, kit=kit)
 
     @classmethod
     def attach(
@@ -126,6 +143,12 @@ class Lab:
         """This instance's state folder (state.json, per-node logs)."""
         return instance_dir(self.state_root, self.name, self.prefix)
 
+    @property
+    def kit_dir(self) -> Path | None:
+        """Where `up` wrote `savd lab init`'s output for a labelled topology (savd.toml, reports.yaml,
+        rpki.json, the routers' FRR files, converged.json); None for any other lab."""
+        return self.directory / KIT_DIR if self.kit_source is not None else None
+
     def node(self, name: str) -> Node:
         if name not in self._nodes:
             raise LabError(
@@ -156,15 +179,42 @@ class Lab:
         self.down()
 
     def up(self, *, detach: bool = False) -> None:
-        """Create everything; on any failure remove what was created and raise LabError."""
-        self._validate()
+        """Create everything; on any failure remove what was created and raise LabError. A labelled
+        topology not yet through init (`kit_source`) is first turned into init's output in `kit_dir`
+        (with this instance's prefix), and that is what runs."""
+        if self.kit_source is None:
+            self._validate()
         with self._lock():  # check and record atomically: two processes never build the same prefix
             self._clean_stale()
+            if self.kit_source is not None:
+                self._init_kit()
             state = self._new_state()
             state.save()
         self._owned = True
         log.info("event=lab_up_start lab=%s prefix=%s nodes=%d", self.name, self.prefix, len(state.nodes))
         self._build(state, detach)
+
+    def _init_kit(self) -> None:
+        """`savd lab init` on the labelled source into `kit_dir`, then run its output (under the lock,
+        after stale instances of this prefix are gone, so the folder is this instance's)."""
+        from appliance.lab.kit.labels import read_plan
+        from appliance.lab.kit.render import KitOptions, write_kit
+
+        assert self.kit_source is not None and self.kit_dir is not None
+        out = self.kit_dir
+        try:
+            write_kit(read_plan(self.kit_source), out, KitOptions(prefix=self.prefix))
+            self.topology = load_topology(out / self.kit_source.path.name)
+            self._nodes = {n.name: n for n in self.topology.nodes}
+            self._validate()
+        except BaseException:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.directory.parent.rmdir()
+            self.topology = self.kit_source
+            self._nodes = {n.name: n for n in self.topology.nodes}
+            raise
+        log.info("event=lab_kit_init lab=%s prefix=%s out=%s", self.name, self.prefix, out)
 
     def _new_state(self) -> LabState:
         return LabState(
