@@ -107,3 +107,30 @@ print("neighbor 198.18.0.2" in render_config([n], "relay"))
                       "import appliance.speakers.gobgp_pb.gobgp_pb2 as m; print(m.__file__)"], Path("/"))
         assert stubs.returncode == 0, stubs.stderr
         assert stubs.stdout.startswith(str(installed.parent))
+
+
+def test_the_dashboard_is_inside_the_package_and_served(installed: Path) -> None:
+    code = """
+from fastapi.testclient import TestClient
+from appliance.api import ApiPorts, create_app
+from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
+from appliance.config import ApiConfig
+from appliance.dashboard import STATIC
+from appliance.monitor import Monitor
+from appliance.monitor.counters import CounterBoard
+from appliance.monitor.metrics import Metrics
+from appliance.state import StateStore
+store, monitor, counters = StateStore(), Monitor(), CounterBoard()
+ports = ApiPorts(store, RulesHolder(), RpkiStatusBoard(), PushedRules(store), monitor, counters,
+                 Metrics(monitor, counters))
+client = TestClient(create_app(ports, ApiConfig()))
+print(STATIC)
+for name in sorted(p.name for p in STATIC.iterdir()):
+    print(name, client.get(f"/dashboard/{name}").status_code)
+"""
+    proc = _run([str(installed / "python"), "-c", code], Path("/"))
+    assert proc.returncode == 0, proc.stderr
+    static, *served = proc.stdout.split("\n")[:-1]
+    assert static.startswith(str(installed.parent)), static
+    shipped = sorted(p.name for p in (REPO / "appliance" / "dashboard" / "static").iterdir())
+    assert served == [f"{name} 200" for name in shipped]
