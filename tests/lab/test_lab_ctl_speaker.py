@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -85,9 +86,13 @@ def test_gobgp_on_ctl_peers_with_every_router_and_pushes_flowspec(sav_basic: Lab
         )
         entry = sav_basic.wait_json("r1", "show bgp ipv4 flowspec json", {"routes": "*"}, timeout_s=30)
         assert "198.18.2.0/24" in json.dumps(entry)
-        # r4 learned AS 65100's routes over eBGP and still sends them to ctl (addpath-tx-all-paths)
-        rib = json.loads(_gobgp(sav_basic, "-j", "global", "rib", "-a", "ipv4"))
-        assert "198.19.0.0/16" in rib
+        # r4 learned AS 65100's routes over eBGP and still sends them to ctl (addpath-tx-all-paths); FRR
+        # sends an iBGP peer its first updates up to ~1 s after the session is up (update-group coalescing)
+        deadline = time.monotonic() + 30
+        while "198.19.0.0/16" not in (rib := json.loads(_gobgp(sav_basic, "-j", "global", "rib", "-a",
+                                                                "ipv4"))):
+            assert time.monotonic() < deadline, f"r4's routes never reached ctl: {sorted(rib)}"
+            time.sleep(0.5)
         ping = sav_basic.exec("h1", ["ping", "-c", "2", "-i", "0.2", "-W", "2", "198.19.1.10"])
         assert "2 received" in ping.stdout, ping.stdout
     finally:
