@@ -1,12 +1,13 @@
 """`savd demo`: the whole appliance on the sav-basic lab (or `--lab sav-inter`), end to end, and a verdict.
 
-Brings containerlab/sav-basic up with real FRR in network namespaces (prefix `svdemo`), starts StayRTR
-with a small RPKI file, a savd-enforcer on every router (FRR's FlowSpec -> nftables), and `savd run`
-with configs/demo.toml as a subprocess (killed by PID at the end). savd learns the topology over BGP-LS
-from the routers' exporters, the subnets' prefixes from configs/demo-reports.yaml, computes the SAV
-rules and pushes them as FlowSpec to r1..r4. Once every router's enforcer has them in nftables, real
-legitimate and spoofed packets (IPv4 and IPv6) are sent and counted at the receiver. Exit code 0 only
-when every spoofed packet was dropped and every legitimate one delivered.
+Brings containerlab/sav-basic up with real FRR in network namespaces (prefix `svdemo`) on what `savd lab
+init` makes of it (the routers' own frr.conf plus the appliance parts, from the topology's savd.* labels),
+starts StayRTR with init's RPKI file, a savd-enforcer on every router (FRR's FlowSpec -> nftables), and
+`savd run` with init's savd.toml (this run's ports) as a subprocess (killed by PID at the end). savd
+learns the topology over BGP-LS from the routers' exporters, the subnets' prefixes from init's reports
+file, computes the SAV rules and pushes them as FlowSpec to r1..r4. Once every router's enforcer has
+them in nftables, real legitimate and spoofed packets (IPv4 and IPv6) are sent and counted at the
+receiver. Exit code 0 only when every spoofed packet was dropped and every legitimate one delivered.
 
 `--lab sav-inter` does the same for inter-domain SAV on containerlab/sav-inter (prefix `svinter`) with
 configs/demo-inter.toml: savd learns the ASBRs' eBGP paths over BMP, ROAs and ASPAs over RTR v2, and pushes
@@ -41,6 +42,9 @@ from appliance.lab.cli import default_topology
 from appliance.lab.errors import LabError
 from appliance.lab.kit.enforcers import EnforcerPaths, start_enforcer
 from appliance.lab.kit.flows import Flow, report, send_flow, send_flows
+from appliance.lab.kit.labels import KitPlan, read_plan
+from appliance.lab.kit.render import SPEAKERS, KitOptions, write_savd_files
+from appliance.lab.kit.render import vrps as kit_vrps
 from appliance.lab.netns import list_netns
 from appliance.lab.runner import Lab
 from appliance.lab.traffic import rx_counter
@@ -50,17 +54,14 @@ from appliance.speakers.holdover import processes_naming, reap
 from rpki.localcache import LocalStayRtr, free_port, write_stayrtr_json
 
 REPO = PACKAGE_ROOT  # PYTHONPATH of the savd and savd-enforcer children
+# What `savd lab init containerlab/sav-basic/sav-basic.clab.yml --prefix svdemo [--speaker gobgp]` writes
+# as savd.toml, committed for reading and `savd config check` (tests/unit/lab/test_lab_kit_init.py keeps
+# them equal to init's output); the demo itself runs on init's output.
 TEMPLATE = shipped("configs/demo.toml")
 TEMPLATES = {"exabgp": TEMPLATE, "gobgp": shipped("configs/demo-gobgp.toml")}  # FlowSpec speaker -> config
 PREFIX = "svdemo"
 ROUTERS = ("r1", "r2", "r3", "r4")
 WORKDIR = Path("/tmp/savd-demo")
-DEMO_VRPS = (
-    Vrp("198.18.0.0/16", 24, 65000),
-    Vrp("2001:db8::/48", 64, 65000),
-    Vrp("198.19.0.0/16", 24, 65100),
-    Vrp("2001:db8:100::/48", 64, 65100),
-)
 
 
 INTER_PREFIX = "svinter"
@@ -88,7 +89,7 @@ class DemoLab:
 
     name: str
     topology: Path
-    templates: Mapping[str, Path]      # FlowSpec speaker -> savd configuration
+    templates: Mapping[str, Path]      # FlowSpec speaker -> savd configuration (none for a kit lab)
     prefix: str                        # namespace prefix the configurations name (netns = "<prefix>-ctl")
     workdir: Path
     routers: tuple[str, ...]           # FlowSpec peers, each with a savd-enforcer
@@ -104,6 +105,12 @@ class DemoLab:
     stayrtr_args: tuple[str, ...] = ()
     parallel: bool = False             # send the flows in parallel (send_flows)
     notes: tuple[str, ...] = field(default=())
+    kit: bool = False                  # savd.toml, reports and RPKI data from `savd lab init` (run time)
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """FlowSpec speakers the lab can run with (`savd demo --speaker`)."""
+        return SPEAKERS if self.kit else tuple(sorted(self.templates))
 
 
 class DemoError(ExternalError, RuntimeError):
@@ -141,13 +148,20 @@ def runtime_config(template: Path, out: Path, *, prefix: str, data_dir: Path, ap
 
 class Appliance:
     """savd run + StayRTR + one savd-enforcer per router around a running Lab (sav-basic unless `profile`
-    says otherwise); `stop()` ends every process it started, by PID."""
+    says otherwise); `stop()` ends every process it started, by PID.
+
+    savd's configuration: `template` made concrete for the run (`runtime_config`) when given; else, for a
+    kit lab (sav-basic), the savd.toml `savd lab init` writes for the lab's topology and prefix with this
+    run's API and RTR ports, data_dir and FlowSpec `speaker`; else the profile's exabgp template. StayRTR
+    serves init's ROAs (rpki.json) on a kit lab, the profile's VRPs otherwise."""
 
     def __init__(self, lab: Lab, workdir: Path, template: Path | None = None,
-                 env: dict[str, str] | None = None, profile: DemoLab | None = None) -> None:
+                 env: dict[str, str] | None = None, profile: DemoLab | None = None,
+                 speaker: str = "exabgp") -> None:
         self.profile = profile or LABS["sav-basic"]
-        template = template or self.profile.templates["exabgp"]
-        self.lab, self.workdir, self.template = lab, workdir, template
+        if template is None and not self.profile.kit:
+            template = self.profile.templates[speaker]
+        self.lab, self.workdir, self.template, self.speaker = lab, workdir, template, speaker
         self.data_dir = workdir / "data"
         self.token = secrets.token_hex(16)
         self.api_port = free_port()
@@ -157,6 +171,7 @@ class Appliance:
         self.savd: subprocess.Popen[bytes] | None = None
         self.config: Path | None = None
         self.last_check: dict[str, Any] = {}
+        self.vrp_count = 0
 
     @property
     def api(self) -> str:
@@ -164,11 +179,17 @@ class Appliance:
 
     # --- processes -----------------------------------------------------------------------------------
 
+    def kit_plan(self) -> KitPlan:
+        """`savd lab init`'s reading of the lab's labelled topology (kit labs)."""
+        return read_plan(self.lab.kit_source or self.lab.topology)
+
     def start_stayrtr(self, vrps: Sequence[Vrp] | None = None, aspas: Sequence[Aspa] | None = None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cache_file = self.workdir / "rpki.json"
-        write_stayrtr_json(cache_file, self.profile.vrps if vrps is None else vrps,
-                           self.profile.aspas if aspas is None else aspas)
+        if vrps is None:
+            vrps = kit_vrps(self.kit_plan()) if self.profile.kit else self.profile.vrps
+        write_stayrtr_json(cache_file, vrps, self.profile.aspas if aspas is None else aspas)
+        self.vrp_count = len(vrps)
         self.stayrtr = LocalStayRtr(cache_file, refresh_s=1, protocol=self.profile.rtr_version,
                                     extra_args=self.profile.stayrtr_args,
                                     log_path=self.workdir / "stayrtr.log")
@@ -191,13 +212,19 @@ class Appliance:
             self.enforcers[router] = start_enforcer(self.lab, router, self.profile.asn, paths)
 
     def start_savd(self) -> None:
-        """`savd run --config <runtime copy of configs/demo.toml>` as a subprocess."""
+        """`savd run --config <init's savd.toml, or the template made concrete>` as a subprocess."""
         if self.stayrtr is None:
             raise DemoError("start StayRTR first")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config = runtime_config(self.template, self.workdir / "savd.toml", prefix=self.lab.prefix,
-                                     data_dir=self.data_dir, api_port=self.api_port,
-                                     rtr_port=self.stayrtr.port, template_prefix=self.profile.prefix)
+        if self.template is None:
+            opts = KitOptions(prefix=self.lab.prefix, api_port=self.api_port, rtr_port=self.stayrtr.port,
+                              rtr_version=self.profile.rtr_version, data_dir=str(self.data_dir),
+                              speaker=self.speaker)
+            self.config = write_savd_files(self.kit_plan(), self.workdir / "kit", opts)[0]
+        else:
+            self.config = runtime_config(self.template, self.workdir / "savd.toml", prefix=self.lab.prefix,
+                                         data_dir=self.data_dir, api_port=self.api_port,
+                                         rtr_port=self.stayrtr.port, template_prefix=self.profile.prefix)
         env = dict(os.environ, SAVD_API_TOKEN=self.token, PYTHONPATH=str(REPO), **self.env)
         argv = [sys.executable, "-m", "appliance.cli", "run", "--config", str(self.config)]
         with (self.workdir / "savd.log").open("ab") as log:
@@ -505,9 +532,9 @@ def inter_flows(count: int = 20, rpki: bool = True, algorithm: str = "auto") -> 
 REPO_LABS = shipped("containerlab")
 LABS: dict[str, DemoLab] = {
     "sav-basic": DemoLab(
-        name="sav-basic", topology=REPO_LABS / "sav-basic" / "sav-basic.clab.yml", templates=TEMPLATES,
+        name="sav-basic", topology=REPO_LABS / "sav-basic" / "sav-basic.clab.yml", templates={},
         prefix=PREFIX, workdir=WORKDIR, routers=ROUTERS, peers=ROUTER_OF_PEER, flows=demo_flows,
-        vrps=DEMO_VRPS, bgpls=ROUTERS),
+        vrps=(), bgpls=ROUTERS, kit=True),
     "sav-inter": DemoLab(
         name="sav-inter", topology=REPO_LABS / "sav-inter" / "sav-inter.clab.yml",
         templates={"exabgp": shipped("configs/demo-inter.toml")}, prefix=INTER_PREFIX,
@@ -544,9 +571,9 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--workdir", type=Path,
                       help=f"work files, emptied first (default {WORKDIR}[-PREFIX]; {WORKDIR}-inter[-PREFIX] "
                            "for sav-inter)")
-    demo.add_argument("--speaker", choices=sorted(TEMPLATES), default="exabgp",
-                      help="what pushes the FlowSpec to the routers: ExaBGP (configs/demo.toml, default) or "
-                           "one gobgpd per router (configs/demo-gobgp.toml; sav-basic only)")
+    demo.add_argument("--speaker", choices=SPEAKERS, default="exabgp",
+                      help="what pushes the FlowSpec to the routers: ExaBGP (default) or one gobgpd per "
+                           "router (`savd lab init --speaker gobgp`; sav-basic only)")
     demo.add_argument("--timeout", type=float, default=120.0, metavar="S",
                       help="timeout for convergence and for rules becoming active")
     demo.set_defaults(func=run)
@@ -554,9 +581,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     profile = LABS[getattr(args, "lab", "sav-basic")]
-    if args.speaker not in profile.templates:
+    if args.speaker not in profile.speakers:
         print(f"savd demo: --speaker {args.speaker} is not available for {profile.name} "
-              f"(only {', '.join(sorted(profile.templates))})", file=sys.stderr)
+              f"(only {', '.join(profile.speakers)})", file=sys.stderr)
         return 2
     prefix = args.prefix or profile.prefix
     topo = args.topo or (default_topology() if profile.name == "sav-basic" else profile.topology)
@@ -573,7 +600,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     subprocess.run(["rm", "-rf", str(workdir)], check=False)
     workdir.mkdir(parents=True)
-    app = Appliance(lab, workdir, template=profile.templates[args.speaker], profile=profile)
+    app = Appliance(lab, workdir, profile=profile, speaker=args.speaker)
     ok = False
     t0 = time.monotonic()
     try:
@@ -583,10 +610,13 @@ def run(args: argparse.Namespace) -> int:
         waited = lab.wait_converged(timeout_s=args.timeout)
         print(f"== lab up and converged (OSPF, eBGP) in {time.monotonic() - t0:.1f} s "
               f"({waited:.1f} s waiting)")
+        if lab.kit_dir is not None:
+            print(f"== on `savd lab init`'s output for {topo} (the routers' frr.conf plus iBGP to the "
+                  f"appliance, FlowSpec, BGP-LS exporters): {lab.kit_dir}")
         app.start_stayrtr()
         app.start_enforcers()
         aspas = f", {len(profile.aspas)} ASPAs over RTR v{profile.rtr_version}" if profile.aspas else ""
-        print(f"== StayRTR on 127.0.0.1:{app.stayrtr.port if app.stayrtr else '?'} ({len(profile.vrps)} VRPs"
+        print(f"== StayRTR on 127.0.0.1:{app.stayrtr.port if app.stayrtr else '?'} ({app.vrp_count} VRPs"
               f"{aspas}), savd-enforcer on {', '.join(profile.routers)}")
         t_savd = time.monotonic()
         app.start_savd()

@@ -1,8 +1,8 @@
 """Fixtures for lab tests: real FRR in network namespaces, always torn down.
 
-- `sav_basic` (module): containerlab/sav-basic up and converged (converged.json), shared by the tests of
-  one module and torn down after it (so no lab idles through the rest of the run). Do not change it
-  destructively; build your own with `lab_factory` for that.
+- `sav_basic` (module): containerlab/sav-basic up (on `savd lab init`'s output, `lab.kit_dir`) and converged
+  (init's converged.json), shared by the tests of one module and torn down after it (so no lab idles
+  through the rest of the run). Do not change it destructively; build your own with `lab_factory` for that.
 - `lab_factory` (function): `make(path, prefix=None, converge=True) -> Lab`, up (and converged when the
   lab has a converged.json); every lab made is torn down after the test, pass or fail.
 - `tiny_topology`: `make(r2_conf_extra=..., h1_exec=...)` writes a 2-router + 2-host lab (OSPF, one

@@ -11,11 +11,12 @@ import pytest
 from appliance.cli import main
 from appliance.demo import _speaker_pids
 from appliance.lab.netns import list_netns
+from appliance.lab.runner import new_prefix
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
 
-PREFIX = "svdt"  # not the demo's own prefix: `make demo` may run at the same time
-WORKDIR = Path("/tmp/savd-demo-test")
+PREFIX = new_prefix()  # not the demo's own prefix: `make demo` (or another run of this test) may run
+WORKDIR = Path(f"/tmp/savd-demo-test-{PREFIX}")
 
 
 def test_savd_demo_drops_all_spoofed_and_no_legitimate_packet(
@@ -24,6 +25,7 @@ def test_savd_demo_drops_all_spoofed_and_no_legitimate_packet(
     assert main(["demo", "--prefix", PREFIX, "--workdir", str(WORKDIR)]) == 0
     out = capsys.readouterr().out
     assert "verdict: PASS" in out
+    assert "on `savd lab init`'s output for" in out and f"/{PREFIX}/kit" in out
     summary = re.search(r"spoofed: (\d+)/(\d+) dropped .*legitimate: (\d+)/(\d+) delivered, 0 dropped", out)
     assert summary and summary.group(1) == summary.group(2) and summary.group(3) == summary.group(4)
     assert int(summary.group(2)) >= 100 and "WRONG" not in out

@@ -1,11 +1,12 @@
-"""Through `savd run` with GoBGP pushing the FlowSpec (configs/demo-gobgp.toml) on sav-basic: savd runs one
+"""Through `savd run` with GoBGP pushing the FlowSpec (`savd lab init --speaker gobgp`'s savd.toml, as
+configs/demo-gobgp.toml) on sav-basic as the lab kit makes it: savd runs one
 gobgpd per router in the controller's namespace, each peering with its router's FRR; savd-enforcer turns
 what FRR receives into nftables, and real packets counted at the receiver give the verdicts.
 
-One lab and one appliance for the module (prefix `svgb`). savd's gobgpd processes outlive a killed savd
-for SAVD_SPEAKER_HOLDOVER_S (8 s here, 120 s by default) under their holdover guards: the restart test
-asserts that the next savd adopts them, so spoofed traffic stays dropped throughout; the last test lets the
-holdover run out and asserts the routers' rules go (fail open).
+One lab and one appliance for the module (a fresh random namespace prefix). savd's gobgpd processes
+outlive a killed savd for SAVD_SPEAKER_HOLDOVER_S (8 s here, 120 s by default) under their holdover
+guards: the restart test asserts that the next savd adopts them, so spoofed traffic stays dropped
+throughout; the last test lets the holdover run out and asserts the routers' rules go (fail open).
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from appliance.demo import TEMPLATES, Appliance, demo_flows, send_flow, wait_until
+from appliance.demo import Appliance, demo_flows, send_flow, wait_until
 from appliance.lab import Lab
+from appliance.lab.runner import new_prefix
 from appliance.speakers.gobgp import GoBgpSpeaker
 from appliance.speakers.holdover import processes_naming
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
 
 SAV_BASIC = Path(__file__).resolve().parents[2] / "containerlab" / "sav-basic" / "sav-basic.clab.yml"
-PREFIX = "svgb"
+PREFIX = new_prefix()
 ROUTERS = ("r1", "r2", "r3", "r4")
 HOLDOVER_S = 8
 
@@ -36,7 +38,7 @@ HOLDOVER_S = 8
 @pytest.fixture(scope="module")
 def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     lab = Lab.load(SAV_BASIC, prefix=PREFIX)
-    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-gobgp"), template=TEMPLATES["gobgp"],
+    appliance = Appliance(lab, tmp_path_factory.mktemp("savd-gobgp"), speaker="gobgp",
                           env={"SAVD_SPEAKER_HOLDOVER_S": str(HOLDOVER_S)})
     try:
         appliance.start_on_converged_lab(90)  # GoBGP: 5-10 s before its first connect

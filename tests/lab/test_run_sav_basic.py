@@ -1,10 +1,13 @@
-"""Through `savd run` itself on sav-basic: savd (subprocess) learns the topology over BGP-LS from the
-routers' exporters, reports from configs/demo-reports.yaml and the API, RPKI from a local StayRTR, and
-pushes FlowSpec to FRR r1..r4, where savd-enforcer turns it into nftables. Verdicts come from real
-packets counted at the receiver (appliance.demo.send_flow).
+"""Through `savd run` itself on sav-basic as the lab kit makes it (`savd lab init` on the labelled
+topology: the routers' own frr.conf plus the appliance parts, savd.toml, reports.yaml and rpki.json):
+savd (subprocess) learns the topology over BGP-LS from the routers' exporters, reports from init's
+reports file and the API, RPKI from a local StayRTR serving init's ROAs, and pushes FlowSpec to FRR
+r1..r4, where savd-enforcer turns it into nftables. Verdicts come from real packets counted at the
+receiver (appliance.demo.send_flow).
 
-One lab and one appliance for the module (prefix `svrn`); the tests restore what they change, the
-restart test runs next to last and the holdover test, which leaves savd dead, last.
+One lab and one appliance for the module, under a fresh random namespace prefix (another sav-basic may
+run beside it); the tests restore what they change, the restart test runs next to last and the holdover
+test, which leaves savd dead, last.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import pytest
 
 from appliance.demo import Appliance, Flow, demo_flows, send_flow, wait_until
 from appliance.lab import Lab
+from appliance.lab.runner import new_prefix
 from appliance.speakers.holdover import processes_naming
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(240)]
 
 SAV_BASIC = Path(__file__).resolve().parents[2] / "containerlab" / "sav-basic" / "sav-basic.clab.yml"
-PREFIX = "svrn"
+PREFIX = new_prefix()
 HOLDOVER_S = 8  # SAVD_SPEAKER_HOLDOVER_S: how long savd's ExaBGP outlives a killed savd (120 s by default)
 
 
@@ -39,6 +43,9 @@ def app(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                           env={"SAVD_BGPLS_HOLD_S": "4", "SAVD_SPEAKER_HOLDOVER_S": str(HOLDOVER_S)})
     try:
         appliance.start_on_converged_lab(90)
+        # the lab and savd run on init's output, not on hand-written savd stanzas
+        assert lab.kit_dir is not None and lab.topology.path == lab.kit_dir / SAV_BASIC.name
+        assert appliance.config == appliance.workdir / "kit" / "savd.toml"
         yield appliance
     finally:
         appliance.stop()

@@ -1,6 +1,7 @@
-"""`savd lab init`: on sav-basic's labelled topology it reproduces the committed savd config (configs/
-demo.toml peers, roles, neighbours, enforcers), the routers' FlowSpec stanzas and iBGP lines, the reports
-file and converged.json's adjacencies; bad labels are refused naming node and label."""
+"""`savd lab init`: sav-basic is a kit lab like any user's (its routers' frr.conf hold interfaces, OSPF and
+eBGP only); init on it writes the appliance parts (iBGP, table range, FlowSpec, exporter exec lines) and
+exactly the committed reference configs (configs/demo.toml, demo-gobgp.toml, demo-reports.yaml), running
+again on its own output gives the same files, and bad labels are refused naming node and label."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import yaml
 
 from appliance.config import load_config
 from appliance.lab.kit.labels import LabelError, read_plan
-from appliance.lab.kit.render import KitOptions, bgp_stanza, flowspec_stanza, normalized, write_kit
-from appliance.lab.status import json_subset
+from appliance.lab.kit.render import KitOptions, is_kit_source, normalized, vrps, write_kit
 from appliance.lab.topology import load_topology, parse_topology
+from appliance.model import Vrp
 
 REPO = Path(__file__).resolve().parents[3]
 SAV_BASIC = REPO / "containerlab" / "sav-basic"
 ROUTERS = ("r1", "r2", "r3", "r4")
+CTL = ("198.18.20.10", "2001:db8:0:20::10")
 
 
 @pytest.fixture(scope="module")
@@ -30,63 +32,95 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _peers(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return sorted((s["name"], s.get("netns"), s.get("listen"), p["address"], p["asn"], p["router"],
-                   tuple(p["families"]), p["local_address"], p.get("passive", False))
-                  for s in doc["speaker"] for p in s["peers"])
+@pytest.mark.parametrize("router", ROUTERS)
+def test_sav_basic_routers_hold_only_what_the_operator_writes(router: str) -> None:
+    text = (SAV_BASIC / router / "frr.conf").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("!")]
+    assert not [line for line in lines if any(a in line for a in CTL) or "table range" in line
+                or "flowspec" in line], router
+    assert not (SAV_BASIC / router / "flowspec.conf").exists()
+    assert not (SAV_BASIC / "converged.json").exists()  # init writes it
+    node = load_topology(SAV_BASIC / "sav-basic.clab.yml").node(router)
+    assert node.exec == () and [b.container for b in node.binds] == ["/etc/frr/daemons", "/etc/frr/frr.conf"]
 
 
-def test_savd_toml_reproduces_the_demo_config(kit: Path) -> None:
-    got = tomllib.loads((kit / "savd.toml").read_text())
-    want = tomllib.loads((REPO / "configs" / "demo.toml").read_text())
-    assert _peers(got) == _peers(want)
-    assert len(_peers(got)) == 8  # 4 routers x (FlowSpec, BGP-LS)
-    for key in ("engine", "enforcer", "flowspec"):
-        assert got[key] == want[key], key
-    assert got["appliance"]["asn"] == 65000 and got["appliance"]["router_id"] == "198.18.20.10"
-    assert got["rpki"]["cache"][0]["port"] == want["rpki"]["cache"][0]["port"]
-    config = load_config(kit / "savd.toml")  # savd itself accepts it
+def test_sav_basic_is_a_kit_source_and_init_output_is_not(kit: Path) -> None:
+    assert is_kit_source(load_topology(SAV_BASIC / "sav-basic.clab.yml"))
+    assert not is_kit_source(load_topology(kit / "sav-basic.clab.yml"))
+
+
+def _without_run_paths(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["appliance"].pop("data_dir")
+    doc["reports"].pop("file")
+    return doc
+
+
+@pytest.mark.parametrize(("speaker", "committed"), [("exabgp", "demo.toml"), ("gobgp", "demo-gobgp.toml")])
+def test_init_writes_the_committed_demo_config(tmp_path: Path, kit: Path, speaker: str,
+                                               committed: str) -> None:
+    out = kit if speaker == "exabgp" else tmp_path
+    if speaker != "exabgp":
+        write_kit(read_plan(load_topology(SAV_BASIC / "sav-basic.clab.yml")), out,
+                  KitOptions(prefix="svdemo", speaker=speaker))
+    got = tomllib.loads((out / "savd.toml").read_text())
+    want = tomllib.loads((REPO / "configs" / committed).read_text())
+    assert got["appliance"]["data_dir"] == "data" and got["reports"]["file"] == "reports.yaml"
+    assert _without_run_paths(got) == _without_run_paths(want)
+    assert [s["type"] for s in got["speaker"]] == [speaker, "exabgp"]
+    config = load_config(out / "savd.toml")  # savd itself accepts it
     assert [e.router for e in config.enforcers] == list(ROUTERS)
 
 
-@pytest.mark.parametrize("router", ROUTERS)
-def test_flowspec_stanza_equals_the_committed_one(kit: Path, router: str) -> None:
-    committed = (SAV_BASIC / router / "flowspec.conf").read_text().splitlines()
-    assert normalized((kit / router / "flowspec.conf").read_text().splitlines()) == normalized(committed)
-
-
-@pytest.mark.parametrize("router", ROUTERS)
-def test_ibgp_stanza_is_in_the_committed_frr_conf(router: str) -> None:
-    plan = read_plan(load_topology(SAV_BASIC / "sav-basic.clab.yml"))
-    committed = normalized((SAV_BASIC / router / "frr.conf").read_text().splitlines())
-    stanza = normalized(bgp_stanza(plan, plan.router(router)))
-    assert stanza - {"exit", "exit-address-family"} <= committed
-    assert "neighbor 198.18.20.10 update-source lo" in stanza
-    assert normalized(flowspec_stanza(plan, plan.router(router))) <= normalized(
-        (SAV_BASIC / router / "flowspec.conf").read_text().splitlines())
-
-
-def test_reports_match_the_demo_reports_but_for_ids(kit: Path) -> None:
-    def key(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return sorted((tuple(sorted(s["prefixes"])),
-                       tuple((a["router"], a["interface"]) for a in s["attachments"]),
-                       tuple(s.get("flags", ()))) for s in doc["subnets"])
-
+def test_reports_are_the_committed_demo_reports(kit: Path) -> None:
     got = yaml.safe_load((kit / "reports.yaml").read_text())
-    assert key(got) == key(yaml.safe_load((REPO / "configs" / "demo-reports.yaml").read_text()))
+    assert got == yaml.safe_load((REPO / "configs" / "demo-reports.yaml").read_text())
 
 
-def test_converged_holds_the_committed_adjacencies_and_sessions(kit: Path) -> None:
+def test_rpki_file_holds_the_demo_roas(kit: Path) -> None:
+    roas = json.loads((kit / "rpki.json").read_text())["roas"]
+    got = {Vrp(r["prefix"], r["maxLength"], r["asn"]) for r in roas}
+    assert got == set(vrps(read_plan(load_topology(SAV_BASIC / "sav-basic.clab.yml"))))
+    assert {Vrp("198.18.0.0/16", 24, 65000), Vrp("2001:db8::/48", 64, 65000), Vrp("198.19.0.0/16", 24, 65100),
+            Vrp("2001:db8:100::/48", 64, 65100), Vrp("198.18.2.0/24", 24, 65000)} <= got
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_generated_frr_files_are_the_own_lines_plus_the_appliance_parts(kit: Path, router: str) -> None:
+    own = normalized((SAV_BASIC / router / "frr.conf").read_text().splitlines())
+    got = normalized((kit / router / "frr.conf").read_text().splitlines())
+    assert own <= got
+    n = router[1]
+    assert got - own == {
+        "ip table range 100000 150000", "router bgp 65000", *(
+            () if router == "r4" else (f"bgp router-id 198.18.255.{n}", "no bgp ebgp-requires-policy",
+                                       "no bgp default ipv4-unicast")),
+        *(f"neighbor {a} {rest}" for a in CTL for rest in ("remote-as 65000", "update-source lo",
+                                                            "timers connect 5")),
+        "address-family ipv4 unicast", "address-family ipv6 unicast", "exit-address-family", "exit", "end",
+        *(f"neighbor {a} {rest}" for a in CTL for rest in ("activate", "addpath-tx-all-paths"))} - own
+    fs = normalized((kit / router / "flowspec.conf").read_text().splitlines())
+    assert fs == {"router bgp 65000", "address-family ipv4 flowspec", "address-family ipv6 flowspec",
+                  *(f"neighbor {a} activate" for a in CTL), "exit-address-family", "exit", "end"}
+
+
+def test_converged_expects_the_adjacencies_sessions_and_routes(kit: Path) -> None:
     got = json.loads((kit / "converged.json").read_text())
-    want = json.loads((SAV_BASIC / "converged.json").read_text())
-    checked = 0
-    for node, cmds in want.items():
-        for cmd, doc in cmds.items():
-            if "neighbor" in cmd:
-                assert json_subset(got[node][cmd], doc) and json_subset(doc, got[node][cmd]), (node, cmd)
-                checked += 1
-    assert checked == 10
-    assert got["r1"]["show ip route 198.19.0.0/16 json"] == {"198.19.0.0/16": [{"installed": True}]}
+    ospf = {r: sorted(got[r]["show ip ospf neighbor json"]["neighbors"]) for r in ROUTERS}
+    assert ospf == {"r1": ["198.18.255.3"], "r2": ["198.18.255.3"], "r4": ["198.18.255.3"],
+                    "r3": ["198.18.255.1", "198.18.255.2", "198.18.255.4"]}
+    assert [n["neighborId"] for n in got["r3"]["show ipv6 ospf6 neighbor json"]["neighbors"]] == [
+        "198.18.255.1", "198.18.255.2", "198.18.255.4"]
+    assert got["r4"]["show bgp neighbors json"] == {a: {"bgpState": "Established"}
+                                                    for a in ("198.18.30.2", "2001:db8:0:30::2")}
+    assert got["ext"]["show bgp neighbors json"] == {a: {"bgpState": "Established"}
+                                                     for a in ("198.18.30.1", "2001:db8:0:30::1")}
+    for router in ROUTERS:  # AS 65100's space reaches every router (r4 over eBGP, the others over OSPF)
+        assert got[router]["show ip route 198.19.0.0/16 json"] == {"198.19.0.0/16": [{"installed": True}]}
+        assert "show ipv6 route 2001:db8:100::/48 json" in got[router]
+    assert got["r1"]["show ip route 198.18.2.0/24 json"] == {"198.18.2.0/24": [{"installed": True}]}
+    # the external neighbour learns AS 65000's aggregates (r4's savd.prefixes)
+    assert got["ext"]["show ip route 198.18.0.0/16 json"] == {"198.18.0.0/16": [{"installed": True}]}
+    assert "show ipv6 route 2001:db8::/48 json" in got["ext"]
 
 
 def test_generated_topology_binds_the_kit_files_and_runs_init_again(kit: Path) -> None:
@@ -98,10 +132,19 @@ def test_generated_topology_binds_the_kit_files_and_runs_init_again(kit: Path) -
     assert exporter is not None and exporter.name == "bgpls_exporter.py" and exporter.exists()
     assert r1.exec[0] == "vtysh -f /etc/frr/flowspec.conf" and len(r1.exec) == 2
     assert "--local-address 198.18.255.1 --name r1" in r1.exec[1]
-    # the output is itself a labelled topology: init on it gives the same savd.toml
+    # the output is itself a labelled topology: init on it gives the same files
     again = kit.parent / "again"
     write_kit(read_plan(topo), again, KitOptions(prefix="svdemo"))
-    assert tomllib.loads((again / "savd.toml").read_text()) == tomllib.loads((kit / "savd.toml").read_text())
+    files = sorted(p.relative_to(kit) for p in kit.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for rel in files:
+        if rel.suffix == ".yml":  # its header names the folder it was written to
+            assert yaml.safe_load((again / rel).read_text()) == yaml.safe_load((kit / rel).read_text())
+        elif rel.name == "rpki.json":  # stamped with its build time
+            roas = [json.loads((d / rel).read_text())["roas"] for d in (again, kit)]
+            assert roas[0] == roas[1]
+        else:
+            assert (again / rel).read_text() == (kit / rel).read_text(), rel
 
 
 def test_out_must_not_be_the_topology_folder() -> None:

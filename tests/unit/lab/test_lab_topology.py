@@ -25,7 +25,7 @@ def test_sav_basic_is_read_with_inherited_settings() -> None:
     assert r1.image == "quay.io/frrouting/frr:10.5.1"
     assert r1.bind_for("/etc/frr/frr.conf") == SAV_BASIC.parent / "r1" / "frr.conf"
     assert ("net.ipv4.ip_forward", "1") in r1.sysctls
-    assert r1.exec[0] == "vtysh -f /etc/frr/flowspec.conf"
+    assert r1.exec == () and r1.label("savd.role") == "access" and r1.label("savd.asn") == "65000"
     h1 = topo.node("h1")
     assert not h1.is_frr and h1.binds == ()
     assert ("net.ipv4.conf.all.rp_filter", "0") in h1.sysctls
