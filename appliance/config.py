@@ -36,7 +36,8 @@ from appliance.config_reader import (
 )
 from appliance.config_reader import Path as KeyPath
 from appliance.engine.policy import Algorithm, Policy
-from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role
+from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role, Severity
+from appliance.monitor.syslog import FACILITIES, SyslogTarget
 from appliance.names import interface_name_problem, router_name_problem
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "RtrCacheConfig",
     "SpeakerConfig",
     "SpeakerType",
+    "SyslogConfig",
     "TimersConfig",
     "load_config",
     "parse_config",
@@ -192,6 +194,18 @@ class BmpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SyslogConfig:
+    """RFC 5424 syslog output of the events beside the key=value log (monitor/syslog.py); off while
+    `target` is empty."""
+
+    target: str = ""
+    facility: str = "daemon"
+    app_name: str = "savd"
+    hostname: str = ""
+    min_severity: Severity = Severity.INFO
+
+
+@dataclass(frozen=True, slots=True)
 class TimersConfig:
     """Timing of the daemon's loops; SAVD_<KEY upper-cased> in the environment overrides each."""
 
@@ -290,6 +304,7 @@ class Config:
     enforcers: tuple[EnforcerConfig, ...] = ()
     bmp: tuple[BmpConfig, ...] = ()
     timers: TimersConfig = field(default_factory=TimersConfig)
+    syslog: SyslogConfig = field(default_factory=SyslogConfig)
 
     def peers(self) -> tuple[tuple[SpeakerConfig, PeerConfig], ...]:
         return tuple((s, p) for s in self.speakers for p in s.peers)
@@ -679,6 +694,24 @@ def _enforcer(t: Table) -> EnforcerConfig | None:
     return EnforcerConfig(router, url, netns) if router else None
 
 
+def _syslog(t: Table) -> SyslogConfig:
+    target = t.get_str("target")
+    if target:
+        try:
+            SyslogTarget.parse(target)
+        except ValueError as exc:
+            t.error("target", str(exc))
+    facility = t.get_str("facility", "daemon")
+    if facility not in FACILITIES:
+        t.error("facility", f"must be one of {', '.join(FACILITIES)}, got {facility!r}")
+    level = t.get_str("min_severity", "info")
+    if level not in {str(s) for s in Severity}:
+        t.error("min_severity", f"must be one of {', '.join(map(str, Severity))}, got {level!r}")
+        level = "info"
+    return SyslogConfig(target, facility, t.get_str("app_name", "savd") or "savd", t.get_str("hostname"),
+                        Severity(level))
+
+
 # --- entry points ----------------------------------------------------------------------------------
 
 
@@ -718,12 +751,14 @@ def parse_config(text: str, source: Path) -> Config:
     bmp = read_each(bmp_tables, _bmp)
     _unique(bmp_tables, "bmp station", "name")
     timers = _timers(section("timers"), problems)
+    syslog = _syslog(section("syslog"))
     for t in sections.values():
         t.finish()
     root.finish()
     if problems.items:
         raise ConfigError(str(source), problems.items)
-    return Config(source, appliance, api, speakers, rpki, reports, engine, flowspec, enforcers, bmp, timers)
+    return Config(source, appliance, api, speakers, rpki, reports, engine, flowspec, enforcers, bmp, timers,
+                  syslog=syslog)
 
 
 def _decode_line(exc: tomllib.TOMLDecodeError) -> int:

@@ -54,6 +54,7 @@ from appliance.monitor.freshness import FreshnessWatch
 from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
 from appliance.monitor.stale import stale_findings
+from appliance.monitor.syslog import SyslogSink, SyslogTarget
 from appliance.sources.assemble import engine_input
 from appliance.speakers.holdover import claim_held_over
 from appliance.state import Journal, StateError, StateErrorKind, StateSnapshot, StateStore
@@ -98,6 +99,10 @@ def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
     return tuple(changed)
 
 
+#: at stop, requests still running after this long are cancelled: event streams never end by themselves
+API_GRACE_S = 2
+
+
 class _ApiServer(uvicorn.Server):
     """uvicorn without its signal handlers: savd owns SIGTERM/SIGINT and stops the API itself."""
 
@@ -122,6 +127,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._dirty = asyncio.Event()
         self._journal: Journal | None = None
+        self._syslog: SyslogSink | None = None
         self._saver: RulesetSaver  # set by run(), with the store
         self._engine_from_config = False
         self.findings: dict[str, Findings] = {}
@@ -230,6 +236,11 @@ class Daemon:
     def _build_context(self, store: StateStore) -> DaemonContext:
         monitor = Monitor(self.clock)
         monitor.bus.subscribe(LogSink())
+        syslog = self.config.syslog
+        if syslog.target:  # RFC 5424 beside the key=value log (monitor/syslog.py)
+            self._syslog = SyslogSink(SyslogTarget.parse(syslog.target), syslog.facility, syslog.app_name,
+                                      syslog.hostname, syslog.min_severity)
+            monitor.bus.subscribe(self._syslog)
         counters = CounterBoard()
         metrics = Metrics(monitor, counters)
         rules = RulesHolder(store.last_ruleset())
@@ -263,7 +274,8 @@ class Daemon:
             sock = socket.create_server((host, port), family=family, backlog=2048)
         except OSError as exc:
             raise OSError(exc.errno, f"API on {host}:{port}: {exc.strerror}") from exc
-        server = _ApiServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        server = _ApiServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=API_GRACE_S))
         task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
         deadline = time.monotonic() + 10.0
         while not server.started:
@@ -324,6 +336,8 @@ class Daemon:
             server.should_exit = True
             await asyncio.gather(api_task, return_exceptions=True)
             ctx.monitor.emit(Operational(EventType.DAEMON, "daemon", "savd stopped"))
+            if self._syslog is not None:
+                self._syslog.close()
             await self._saver.flush()
             try:
                 store.checkpoint()

@@ -26,6 +26,7 @@ from appliance.api.errors import install_error_handlers
 from appliance.api.explain import explain, parse_source
 from appliance.api.guard import RequestGuard
 from appliance.api.httpmetrics import HttpMetrics, HttpStats
+from appliance.api.monitoring import event_filter, monitoring_routes
 from appliance.api.ports import ApiPorts
 from appliance.api.schemas import (
     Alarms,
@@ -50,7 +51,8 @@ from appliance.api.schemas import (
 from appliance.config import ApiConfig
 from appliance.dashboard import mount_dashboard
 from appliance.flowspec.compiler import TableCache
-from appliance.model import PrefixReport, SavRuleSet, Severity, canonical_prefix
+from appliance.model import PrefixReport, SavRuleSet, canonical_prefix
+from appliance.monitor.bus import RecordFilter
 from appliance.monitor.events import EventType, Operational
 from appliance.monitor.metrics import CONTENT_TYPE
 from appliance.names import check_interface_name, check_router_name
@@ -309,24 +311,20 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     @app.get("/api/v1/counters", tags=["enforcer"], dependencies=read, response_model=Counters,
              responses=errors(*read_errors))
     async def counters(router: str = "", interface: str = "") -> dict[str, Any]:
-        totals = ports.counters.totals()
-        out = []
-        for s in ports.counters.samples(router, interface):
-            packets, octets, _ = totals[s.key()]
-            out.append({**s.to_dict(), "total_packets": packets, "total_bytes": octets})
-        return {"counters": out}
+        return {"counters": ports.counters.rows(router, interface),
+                "policy_hits": [h for h in ports.counters.policy_hits(router)
+                                if not interface or interface in h["interfaces"]]}
 
     @app.get("/api/v1/events", tags=["events"], dependencies=read, response_model=Events,
              responses=errors(*read_errors, 422))
     async def events(
         since: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        type: Annotated[list[str] | None, Query()] = None,
-        severity: Severity = Severity.DEBUG,
-        alarms_only: bool = False,
+        where: RecordFilter = Depends(event_filter),  # noqa: B008 (FastAPI's dependency idiom)
     ) -> dict[str, Any]:
+        """Poll: events after `since`; GET /api/v1/events/stream pushes the same (monitoring.py)."""
         bus = ports.monitor.bus
-        records = bus.recent(since, limit, type or (), severity, alarms_only)
+        records = bus.recent(since, limit, where=where)
         return {"last_seq": bus.last_seq, "dropped": bus.dropped, "events": [r.to_dict() for r in records]}
 
     @app.get("/api/v1/alarms", tags=["events"], dependencies=read, response_model=Alarms,
@@ -336,6 +334,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
 
     app.include_router(alarm_routes(ports, acks, write, errors(*write_errors, 404)))
     mount_dashboard(app)  # the web dashboard's static files at /dashboard/ (appliance/dashboard)
+    app.include_router(monitoring_routes(ports, read, errors, read_errors))  # event stream, traces
     _drop_fastapi_422(app)
     return app
 

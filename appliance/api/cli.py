@@ -2,7 +2,9 @@
 
     savd api [--config FILE | --url URL] [--token TOKEN] RESOURCE …
       health | topology | rpki | alarms [--type T] | counters [--router R] [--interface I]
-      events [--since N] [--limit N] [--type T …] [--severity S] [--alarms-only]
+      events [--since N] [--limit N] [--type T …] [--severity S] [--alarms-only] [--category C …]
+        [--router R] [--interface I] [--follow [--count N]]
+      traces [--router R] [--interface I] [--since T] [--top N] [--json]
       reports list [--router R] [--interface I] | reports add ROUTER INTERFACE PREFIX [--subnet S]
         [--anycast] [--special] [--multihomed] | reports delete ROUTER INTERFACE PREFIX
       rules [--router R] | rules ROUTER INTERFACE | explain ROUTER INTERFACE SOURCE
@@ -13,6 +15,10 @@ The address and token come from --config (its [api] section), else --url/--token
 environment (SAVD_API_URL, SAVD_API_TOKEN), else http://127.0.0.1:8180 without a token. Exit codes
 (appliance/errors.py): 0 for a 2xx answer, 1 for an error answer (its message on stderr), 2 when the
 arguments or the configuration are wrong, 5 when the API cannot be reached.
+
+`events --follow` reads GET /api/v1/events/stream and prints each event as one JSON line as it comes;
+when the connection drops it reconnects with Last-Event-ID, so nothing still in savd's ring is missed
+(a `dropped` notice on stderr says what was). `traces` prints a table unless --json.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ import argparse
 import json
 import os
 import sys
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -61,13 +70,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "savd api counters --router r1 --interface eth1")
     counters.add_argument("--router", default="", help="only this router")
     counters.add_argument("--interface", default="", help="only this interface (with --router)")
-    events = resource("events", "the event log, oldest first from --since", "savd api events --limit 20",
-                      "savd api events --alarms-only --severity warning")
+    events = resource("events", "the event log, oldest first from --since; --follow streams new ones",
+                      "savd api events --limit 20", "savd api events --alarms-only --severity warning",
+                      "savd api events --follow --category nsf-event --router r1")
     events.add_argument("--since", type=int, default=0, help="events after this sequence number")
     events.add_argument("--limit", type=int, default=100, help="at most this many events")
     events.add_argument("--type", action="append", default=[], help="only this event type (repeatable)")
     events.add_argument("--severity", default="debug", help="lowest severity shown")
     events.add_argument("--alarms-only", action="store_true", help="only events that raise or clear alarms")
+    events.add_argument("--category", action="append", default=[],
+                        help="only this category (system-alarm, system-event, nsf-event, ...; repeatable)")
+    events.add_argument("--router", default="", help="only events about this router")
+    events.add_argument("--interface", default="", help="only events about this interface")
+    events.add_argument("--follow", action="store_true",
+                        help="stream events as they happen (server-sent events), one JSON line each")
+    events.add_argument("--count", type=int, default=0, help="with --follow: stop after this many events")
+    traces = resource("traces", "where spoofed traffic enters: router, interface, upstream, top sources",
+                      "savd api traces", "savd api traces --router r1 --interface eth1 --top 5",
+                      "savd api traces --json")
+    traces.add_argument("--router", default="", help="only this router")
+    traces.add_argument("--interface", default="", help="only this interface")
+    traces.add_argument("--since", type=float, default=0.0, help="only traffic from this Unix time on")
+    traces.add_argument("--top", type=int, default=10, help="source prefixes per interface")
+    traces.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     reports = resource("reports", "source-prefix reports: list, add or delete (ACTION)",
                        "savd api reports list",
                        "savd api reports add r1 eth1 198.18.1.0/24 --multihomed",
@@ -124,8 +149,16 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], Any
         return "GET", "/api/v1/counters", _where(args), None
     if r == "events":
         query = {"since": args.since, "limit": args.limit, "type": args.type, "severity": args.severity,
-                 "alarms_only": str(args.alarms_only).lower()}
+                 "alarms_only": str(args.alarms_only).lower(), "category": args.category,
+                 "router": args.router, "interface": args.interface}
+        if args.follow:
+            del query["limit"]
+            return "GET", "/api/v1/events/stream", _drop_empty(query), None
         return "GET", "/api/v1/events", _drop_empty(query), None
+    if r == "traces":
+        query = {"router": args.router, "interface": args.interface, "since": args.since or "",
+                 "top": args.top}
+        return "GET", "/api/v1/traces", _drop_empty(query), None
     if r == "reports":
         if args.action == "list":
             return "GET", "/api/v1/reports", _where(args), None
@@ -172,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
     base, token = endpoint(args)  # a ConfigError reaches savd's main: one line, exit 2
     method, path, query, body = request_for(args)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if path.endswith("/stream"):
+        return follow(base + path, query, headers, args.count)
     try:
         response = httpx.request(method, base + path, params=query, json=body, headers=headers,
                                  timeout=args.timeout)
@@ -183,8 +218,101 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         payload = response.text
     if response.is_success:
-        print(json.dumps(payload, indent=2, sort_keys=True))
+        if args.resource == "traces" and not args.json and isinstance(payload, dict):
+            print(traces_table(payload), end="")
+        else:
+            print(json.dumps(payload, indent=2, sort_keys=True))
         return 0
     message = payload.get("message", payload) if isinstance(payload, dict) else payload
     print(f"savd api: {method} {path}: HTTP {response.status_code}: {message}", file=sys.stderr)
     return 1
+
+
+def follow(url: str, query: dict[str, Any], headers: dict[str, str], count: int = 0) -> int:
+    """Print the stream's events as JSON lines until interrupted (or `count` events); reconnect with
+    Last-Event-ID when the connection drops. Exit 1 on an error answer, 5 when savd cannot be reached at
+    the start."""
+    last_id, printed, connected = "", 0, False
+    while True:
+        sent = {**headers, **({"Last-Event-ID": last_id} if last_id else {})}
+        try:
+            with httpx.stream("GET", url, params=query, headers=sent,
+                              timeout=httpx.Timeout(10.0, read=None)) as response:
+                if not response.is_success:
+                    response.read()
+                    print(f"savd api: GET {url}: HTTP {response.status_code}: {response.text}",
+                          file=sys.stderr)
+                    return 1
+                connected = True
+                for kind, id_, data in sse_messages(response.iter_lines()):
+                    last_id = id_ or last_id
+                    if kind == "dropped":
+                        print(f"savd api: events dropped: {data}", file=sys.stderr)
+                    elif kind == "message":
+                        print(data, flush=True)
+                        printed += 1
+                        if count and printed >= count:
+                            return 0
+        except KeyboardInterrupt:
+            return 0
+        except httpx.HTTPError as exc:
+            if not connected:
+                print(f"savd api: cannot reach {url}: {exc}", file=sys.stderr)
+                return ExitCode.EXTERNAL
+            print(f"savd api: stream lost ({exc}); reconnecting after event {last_id or 0}", file=sys.stderr)
+            time.sleep(1.0)
+
+
+def sse_messages(lines: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+    """(event, id, data) per server-sent events message; comments and `retry` are skipped."""
+    kind, id_, data = "message", "", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield kind, id_, "\n".join(data)
+            kind, id_, data = "message", "", list[str]()
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            kind = value
+        elif name == "id":
+            id_ = value
+        elif name == "data":
+            data.append(value)
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if t else "-"
+
+
+def _upstream(u: dict[str, Any]) -> str:
+    if u["kind"] == "internal":
+        return f"router {u['router']} ({u['address']})" if u["address"] else f"router {u['router']}"
+    if u["kind"] == "external":
+        who = f"AS{u['asn']}" if u.get("asn") is not None else "eBGP peer"
+        extra = ", ".join(x for x in (u["address"], u["relationship"]) if x)
+        return f"{who} ({extra})" if extra else who
+    return "hosts (access interface)" if u["kind"] == "access" else "unknown"
+
+
+def traces_table(doc: dict[str, Any]) -> str:
+    """GET /api/v1/traces as text: one block per interface, its top sources with a per-bucket series."""
+    traces = doc.get("traces") or []
+    if not traces:
+        return "no spoofed traffic seen in the last {:.0f} minutes\n".format(doc.get("window_s", 3600) / 60)
+    bucket = doc.get("bucket_s", 60)
+    out = []
+    for t in traces:
+        ups = "; ".join(_upstream(u) for u in t["upstream"]) or "-"
+        out.append(f"{t['router']} {t['interface']}  from {ups}\n"
+                   f"  {t['packets']} packets, {t['bytes']} bytes dropped, {_when(t['first_seen'])} .. "
+                   f"{_when(t['last_seen'])}, {t['source_count']} spoofed source prefix(es)\n")
+        out.append(f"  {'SOURCE PREFIX':<43} {'PACKETS':>9} {'BYTES':>11}  {'LAST SEEN':<20}  "
+                   f"PACKETS PER {bucket:.0f} S (oldest first)\n")
+        for s in t["sources"]:
+            series = " ".join(str(b["packets"]) for b in s["series"][-12:])
+            out.append(f"  {s['prefix']:<43} {s['packets']:>9} {s['bytes']:>11}  "
+                       f"{_when(s['last_seen']):<20}  {series}\n")
+        out.append("\n")
+    return "".join(out)

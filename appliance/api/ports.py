@@ -16,6 +16,7 @@ from appliance.model import SavRuleSet
 from appliance.monitor import Monitor
 from appliance.monitor.counters import CounterBoard
 from appliance.monitor.metrics import Metrics
+from appliance.monitor.traces import TraceBoard
 from appliance.state import Applied, Change, StateSnapshot
 
 
@@ -60,3 +61,5 @@ class ApiPorts:
     #: topology endpoint shows the learned routers with their resolved roles, and the configured eBGP
     #: neighbours (routers named only in the configuration are not listed: the topology is what was learned)
     inputs: Callable[[StateSnapshot], EngineInput] | None = None
+    #: spoofing traces (monitor/traces.py), fed from the bus by whoever made it; None: the API keeps one
+    traces: TraceBoard | None = None

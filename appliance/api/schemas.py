@@ -26,6 +26,7 @@ from appliance.model import (
     Severity,
     canonical_prefix,
 )
+from appliance.monitor.metadata import Category
 from appliance.names import check_interface_name, check_router_name, subnet_id_problem
 from rpki.rtr.session import CacheState
 
@@ -372,32 +373,60 @@ class HeldRules(_Built):
 # --- enforcer counters, events, alarms (appliance.monitor) ------------------------------------------
 
 
-class Counter(_Served):
-    """One enforcer rule's counters (monitor.counters.CounterSample) and their totals since savd started."""
+class _Meta(_Served):
+    """The common metadata of every monitoring record (monitor/metadata.py, seeds/002)."""
 
-    router: str
-    interface: str
+    time: float = Field(description="Unix time")
+    source: str = Field(description="the component that made it", examples=["enforcer:r1", "pusher"])
+    severity: Severity
+    category: Category
+    router: str = Field(description='the router it concerns, or ""')
+    interface: str = Field(description='the interface it concerns, or ""')
+    prefix: str = Field(description='the prefix it concerns (for counters and spoofing: the source prefix), '
+                                    'or ""')
+
+
+class Counter(_Meta):
+    """One enforcer rule's policy-hit counter on one interface (monitor.counters.CounterSample) with its
+    totals since savd started; `time` is its last sample, severity warning while it raises spoofing."""
+
     source_prefix: str
     action: str
     packets: int
     bytes: int
     spoofed: bool = Field(description="true when the rule's matches are spoofed traffic")
+    rule: str = Field(description='the enforcer rule counted (its FlowSpec NLRI), "" if not reported')
+    total_packets: int
+    total_bytes: int
+
+
+class PolicyHit(_Built):
+    """One enforcer rule's hits summed over the interfaces it applies to (seeds/002 7.7.2)."""
+
+    time: float
+    source: str
+    severity: Severity
+    category: Category
+    router: str
+    prefix: str
+    rule: str
+    action: str
+    spoofed: bool
+    interfaces: list[str]
     total_packets: int
     total_bytes: int
 
 
 class Counters(_Built):
     counters: list[Counter]
+    policy_hits: list[PolicyHit] = Field(description="per enforcer rule: the counters above summed")
 
 
-class EventOut(_Served):
-    """One event of the ring buffer (monitor.bus.Record)."""
+class EventOut(_Meta):
+    """One event of the ring buffer (monitor.bus.Record): seq, the common metadata, then the event."""
 
     seq: int
-    time: float = Field(description="Unix time")
-    source: str
     type: str = Field(examples=["bgp-session", "report-changed"])
-    severity: Severity
     message: str
     fields: dict[str, str]
     alarm: bool = Field(description="true when the event raises an alarm")
@@ -409,13 +438,11 @@ class Events(_Built):
     events: list[EventOut]
 
 
-class AlarmOut(_Served):
-    """An alarm raised now (monitor.alarms.Alarm)."""
+class AlarmOut(_Meta):
+    """An alarm raised now (monitor.alarms.Alarm), with the common metadata (`time`: last raised)."""
 
     id: str
     type: str
-    source: str
-    severity: Severity
     message: str
     raised_at: float = Field(description="Unix time")
     last_at: float = Field(description="Unix time it was last raised again")
@@ -449,3 +476,50 @@ class AlarmAcked(_Built):
 
 class AlarmCleared(_Built):
     cleared: ServedAlarm = Field(description="the alarm as it was when cleared")
+
+
+# --- spoofing traces (monitor/traces.py) ----------------------------------------------------------
+
+
+class UpstreamOut(_Built):
+    """Who sends into the interface: `internal` (the BGP-LS link's remote router and address),
+    `external` (the eBGP peer's ASN, address and relationship), `access` (hosts), or `unknown`."""
+
+    kind: Literal["internal", "external", "access", "unknown"]
+    router: str
+    address: str
+    asn: int | None
+    relationship: str
+
+
+class TraceBucket(_Built):
+    time: float = Field(description="Unix time the bucket starts")
+    packets: int
+    bytes: int
+
+
+class SpoofedSource(_Built):
+    prefix: str = Field(description="the source prefix the spoofed packets claimed (the rule's)")
+    packets: int = Field(description="dropped in the window")
+    bytes: int
+    first_seen: float
+    last_seen: float
+    series: list[TraceBucket] = Field(description="buckets with traffic, oldest first")
+
+
+class SpoofTrace(_Built):
+    router: str
+    interface: str
+    upstream: list[UpstreamOut]
+    packets: int
+    bytes: int
+    first_seen: float
+    last_seen: float
+    source_count: int = Field(description="spoofed source prefixes in the window (`sources` has the top)")
+    sources: list[SpoofedSource] = Field(description="most packets first")
+
+
+class SpoofTraces(_Built):
+    bucket_s: float
+    window_s: float
+    traces: list[SpoofTrace] = Field(description="most packets first")

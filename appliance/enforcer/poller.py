@@ -53,17 +53,30 @@ class _Target(Protocol):
     def netns(self) -> str: ...
 
 
+def _rule_names(doc: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(interface, source prefix) -> the NLRI of the enforcer rule counting it, from the document's
+    `rules` (each with its `per_interface` counters): what makes a sample a policy-hit counter."""
+    names: dict[tuple[str, str], str] = {}
+    for rule in doc.get("rules", []) or []:
+        if isinstance(rule, Mapping) and isinstance(rule.get("per_interface"), Mapping):
+            for iface in rule["per_interface"]:
+                names[(str(iface), str(rule.get("source", "")))] = str(rule.get("nlri") or rule.get("id", ""))
+    return names
+
+
 def samples_from(router: str, doc: Mapping[str, Any]) -> list[CounterSample]:
     """CounterSamples of one /counters document, attributed to `router` (the configuration's name)."""
     out = []
+    names = _rule_names(doc)
     for s in doc.get("samples", []) or []:
         if not isinstance(s, Mapping):
             continue
         try:
-            out.append(CounterSample(router=router, interface=str(s["interface"]),
-                                     source_prefix=str(s["source_prefix"]), action=str(s.get("action", "")),
-                                     packets=int(s["packets"]), bytes=int(s["bytes"]),
-                                     spoofed=bool(s.get("spoofed", True))))
+            iface, prefix = str(s["interface"]), str(s["source_prefix"])
+            out.append(CounterSample(router=router, interface=iface, source_prefix=prefix,
+                                     action=str(s.get("action", "")), packets=int(s["packets"]),
+                                     bytes=int(s["bytes"]), spoofed=bool(s.get("spoofed", True)),
+                                     rule=names.get((iface, prefix), "")))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("event=enforcer-sample-invalid router=%s error=%r sample=%r", router, exc, s)
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance.model import Severity
+from appliance.monitor.metadata import category_of, concerns
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +28,18 @@ class Alarm:
     fields: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """With the common metadata (monitor/metadata.py); `time` is when it was last raised."""
+        where = concerns(self.fields)
         return {
             "id": self.id,
-            "type": self.type,
+            "time": self.last_at,
             "source": self.source,
             "severity": str(self.severity),
+            "category": str(category_of(self.type, alarm=True)),
+            "router": where.router,
+            "interface": where.interface,
+            "prefix": where.prefix,
+            "type": self.type,
             "message": self.message,
             "raised_at": self.raised_at,
             "last_at": self.last_at,

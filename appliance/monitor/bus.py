@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from appliance.model import Event, Severity
+from appliance.monitor.metadata import Metadata, event_metadata
 
 log = logging.getLogger("savd.monitor.bus")
 
@@ -28,8 +29,40 @@ class Record:
     seq: int
     event: Event
 
+    @property
+    def meta(self) -> Metadata:
+        """The common metadata (time, source, severity, category, router, interface, prefix)."""
+        return event_metadata(self.event)
+
     def to_dict(self) -> dict[str, object]:
-        return {"seq": self.seq, **self.event.to_dict()}
+        e = self.event
+        return {"seq": self.seq, **self.meta.to_dict(), "type": e.type, "message": e.message,
+                "fields": dict(e.fields), "alarm": e.alarm}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """Which records a reader wants: the filters of GET /api/v1/events and its stream, in one place."""
+
+    types: frozenset[str] = frozenset()
+    min_severity: Severity = Severity.DEBUG
+    alarms_only: bool = False
+    categories: frozenset[str] = frozenset()
+    router: str = ""
+    interface: str = ""
+
+    def matches(self, r: Record) -> bool:
+        e = r.event
+        if (self.types and e.type not in self.types) or (self.alarms_only and not e.alarm):
+            return False
+        if SEVERITY_RANK[e.severity] < SEVERITY_RANK[self.min_severity]:
+            return False
+        if not (self.categories or self.router or self.interface):
+            return True
+        meta = r.meta
+        return ((not self.categories or str(meta.category) in self.categories)
+                and (not self.router or meta.router == self.router)
+                and (not self.interface or meta.interface == self.interface))
 
 
 class EventBus:
@@ -72,15 +105,10 @@ class EventBus:
         types: Iterable[str] = (),
         min_severity: Severity = Severity.DEBUG,
         alarms_only: bool = False,
+        where: RecordFilter | None = None,
     ) -> list[Record]:
-        """Events after `since`, oldest first, at most `limit` (the newest ones when more match)."""
-        wanted = set(types)
-        floor = SEVERITY_RANK[min_severity]
-        out = [
-            r for r in self._ring
-            if r.seq > since
-            and (not wanted or r.event.type in wanted)
-            and SEVERITY_RANK[r.event.severity] >= floor
-            and (r.event.alarm or not alarms_only)
-        ]
+        """Events after `since`, oldest first, at most `limit` (the newest ones when more match).
+        `where` replaces the other filters when given."""
+        wanted = where or RecordFilter(frozenset(types), min_severity, alarms_only)
+        out = [r for r in self._ring if r.seq > since and wanted.matches(r)]
         return out[-limit:] if limit > 0 else []

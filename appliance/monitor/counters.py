@@ -5,6 +5,11 @@ of each, computes how much each counter rose since the previous sample (a counte
 reset, so its new value is the rise), and returns notices: `SpoofingSeen(active=True)` when a counter of
 a rule that matches spoofed traffic rose, and `SpoofingSeen(active=False)` once such a counter has been
 quiet for `quiet_s`. Pure apart from the time passed in; the caller emits the notices.
+
+Each counter is a policy-hit counter (seeds/002 7.7.2): `rows()` serves it with the common metadata
+(time of the last sample, source enforcer:<router>, severity warning while its spoofing alarm is raised,
+category nsf-counter, router, interface, prefix), the enforcer's rule it counts (`rule`, its NLRI) and
+the totals since savd started; `policy_hits()` sums one rule's interfaces.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.model import Severity
 from appliance.monitor.events import SpoofingSeen
+from appliance.monitor.metadata import Category, Metadata
 
 CounterKey = tuple[str, str, str]  # router, interface, source prefix (or "*" for "any other source")
 
@@ -33,6 +40,7 @@ class CounterSample:
     packets: int
     bytes: int
     spoofed: bool = True
+    rule: str = ""  # the enforcer's rule (its FlowSpec NLRI) this counter belongs to; "" if not reported
 
     def key(self) -> CounterKey:
         return (self.router, self.interface, self.source_prefix)
@@ -46,6 +54,7 @@ class CounterSample:
             "packets": self.packets,
             "bytes": self.bytes,
             "spoofed": self.spoofed,
+            "rule": self.rule,
         }
 
 
@@ -56,6 +65,7 @@ class _Track:
     total_bytes: int
     last_rise_at: float
     alarmed: bool = False
+    sampled_at: float = 0.0
 
 
 class CounterBoard:
@@ -69,10 +79,11 @@ class CounterBoard:
             track = self._tracks.get(s.key())
             if track is None:
                 # the first sample is a baseline: what happened before we watched is not attributed
-                self._tracks[s.key()] = _Track(s, s.packets, s.bytes, now)
+                self._tracks[s.key()] = _Track(s, s.packets, s.bytes, now, sampled_at=now)
                 continue
             rise_p, rise_b = _rise(track.sample.packets, s.packets), _rise(track.sample.bytes, s.bytes)
             track.sample = s
+            track.sampled_at = now
             track.total_packets += rise_p
             track.total_bytes += rise_b
             if rise_p > 0:
@@ -103,6 +114,40 @@ class CounterBoard:
     def samples(self, router: str = "", interface: str = "") -> list[CounterSample]:
         return [t.sample for k, t in sorted(self._tracks.items())
                 if (not router or k[0] == router) and (not interface or k[1] == interface)]
+
+    def metadata(self, key: CounterKey) -> Metadata:
+        """The common metadata of one counter (monitor/metadata.py)."""
+        t = self._tracks[key]
+        severity = Severity.WARNING if t.alarmed else Severity.INFO
+        return Metadata(t.sampled_at, f"enforcer:{key[0]}", severity, Category.NSF_COUNTER, *key)
+
+    def rows(self, router: str = "", interface: str = "") -> list[dict[str, Any]]:
+        """Each counter with its metadata, its latest sample and its totals (GET /api/v1/counters)."""
+        return [{**self.metadata(k).to_dict(), **t.sample.to_dict(), "total_packets": t.total_packets,
+                 "total_bytes": t.total_bytes}
+                for k, t in sorted(self._tracks.items())
+                if (not router or k[0] == router) and (not interface or k[1] == interface)]
+
+    def policy_hits(self, router: str = "") -> list[dict[str, Any]]:
+        """Per enforcer rule (router, rule, or source prefix and action when the rule is not named): the
+        interfaces it applies to and its totals summed over them."""
+        hits: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for (r, iface, prefix), t in sorted(self._tracks.items()):
+            if router and r != router:
+                continue
+            s = t.sample
+            hit = hits.setdefault((r, s.rule, prefix, s.action), {
+                "time": 0.0, "source": f"enforcer:{r}", "severity": str(Severity.INFO),
+                "category": str(Category.NSF_COUNTER), "router": r, "prefix": prefix, "rule": s.rule,
+                "action": s.action, "spoofed": s.spoofed, "interfaces": [], "total_packets": 0,
+                "total_bytes": 0})
+            hit["time"] = max(hit["time"], t.sampled_at)
+            if t.alarmed:
+                hit["severity"] = str(Severity.WARNING)
+            hit["interfaces"].append(iface)
+            hit["total_packets"] += t.total_packets
+            hit["total_bytes"] += t.total_bytes
+        return list(hits.values())
 
     def totals(self) -> dict[CounterKey, tuple[int, int, bool]]:
         """Packets and bytes per rule (monotonic across enforcer resets), and whether the rule is spoofed."""

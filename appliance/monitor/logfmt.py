@@ -1,7 +1,9 @@
 """Structured log lines: one key=value line per event, parseable by logfmt tools.
 
-Keys are fixed first (type, severity, source, alarm, seq), then the event's fields in sorted order, then
-msg. Values with spaces, quotes or '=' are double-quoted with backslash escapes.
+Keys are fixed first: the common metadata (time in RFC 3339 UTC, type, severity, category, source, and the
+router, interface and prefix it concerns when it has them: monitor/metadata.py), alarm, seq; then the
+event's other fields in sorted order, then msg. Values with spaces, quotes or '=' are double-quoted with
+backslash escapes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 
 from appliance.model import Severity
 from appliance.monitor.bus import Record
+from appliance.monitor.metadata import rfc3339
 
 LEVELS = {
     Severity.DEBUG: logging.DEBUG,
@@ -28,15 +31,19 @@ def quote(value: str) -> str:
 
 
 def format_record(record: Record) -> str:
-    e = record.event
+    e, meta = record.event, record.meta
     pairs = [
+        ("time", rfc3339(meta.time)),
         ("type", e.type),
-        ("severity", str(e.severity)),
-        ("source", e.source),
-        ("alarm", "true" if e.alarm else "false"),
-        ("seq", str(record.seq)),
+        ("severity", str(meta.severity)),
+        ("category", str(meta.category)),
+        ("source", meta.source),
     ]
-    pairs += sorted((k, v) for k, v in e.fields.items() if k not in {"type", "severity", "source", "msg"})
+    pairs += [(k, v) for k, v in (("router", meta.router), ("interface", meta.interface),
+                                  ("prefix", meta.prefix)) if v]
+    pairs += [("alarm", "true" if e.alarm else "false"), ("seq", str(record.seq))]
+    fixed = {k for k, _ in pairs} | {"msg"}
+    pairs += sorted((k, v) for k, v in e.fields.items() if k not in fixed)
     pairs.append(("msg", e.message))
     return " ".join(f"{k}={quote(v)}" for k, v in pairs)
 

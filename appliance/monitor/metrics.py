@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from appliance import __version__
 from appliance.monitor.bus import Record
 from appliance.monitor.counters import CounterBoard
+from appliance.monitor.metadata import category_of
 from appliance.monitor.monitor import Monitor
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,22 +42,30 @@ class _Collector(Collector):
         for (router, peer), n in sorted(self.m.push_failures.items()):
             failures.add_metric([router, peer], n)
         yield failures
-        events = CounterMetricFamily("savd_events", "Events published, by type and severity",
-                                     labels=["type", "severity"])
-        for (type_, severity), n in sorted(self.m.event_counts.items()):
-            events.add_metric([type_, severity], n)
+        events = CounterMetricFamily("savd_events", "Events published, by type, severity and category",
+                                     labels=["type", "severity", "category"])
+        for (type_, severity, category), n in sorted(self.m.event_counts.items()):
+            events.add_metric([type_, severity, category], n)
         yield events
-        alarms = GaugeMetricFamily("savd_alarms_active", "Alarms raised now, by type", labels=["type"])
-        for type_, n in sorted(self.m.monitor.alarms.counts_by_type().items()):
-            alarms.add_metric([type_], n)
+        alarms = GaugeMetricFamily("savd_alarms_active", "Alarms raised now, by type, severity and category",
+                                   labels=["type", "severity", "category"])
+        by_kind: dict[tuple[str, str, str], int] = {}
+        for a in self.m.monitor.alarms.active():
+            key = (a.type, str(a.severity), str(category_of(a.type, alarm=True)))
+            by_kind[key] = by_kind.get(key, 0) + 1
+        for labels_of, n in sorted(by_kind.items()):
+            alarms.add_metric(list(labels_of), n)
         yield alarms
-        labels = ["router", "interface", "source_prefix", "spoofed"]
-        packets = CounterMetricFamily("savd_enforcer_packets", "Packets matched per rule", labels=labels)
-        octets = CounterMetricFamily("savd_enforcer_bytes", "Bytes matched per rule", labels=labels)
-        for (router, iface, prefix), (p, b, spoofed) in self.m.counters.totals().items():
-            values = [router, iface, prefix, "true" if spoofed else "false"]
-            packets.add_metric(values, p)
-            octets.add_metric(values, b)
+        labels = ["router", "interface", "prefix", "source_prefix", "action", "spoofed", "source", "category"]
+        packets = CounterMetricFamily("savd_enforcer_packets", "Packets matched per enforcer rule and "
+                                      "interface (policy hits)", labels=labels)
+        octets = CounterMetricFamily("savd_enforcer_bytes", "Bytes matched per enforcer rule and interface",
+                                     labels=labels)
+        for row in self.m.counters.rows():
+            values = [row["router"], row["interface"], row["prefix"], row["source_prefix"], row["action"],
+                      "true" if row["spoofed"] else "false", row["source"], row["category"]]
+            packets.add_metric(values, row["total_packets"])
+            octets.add_metric(values, row["total_bytes"])
         yield packets
         yield octets
         for name, (help_text, label_names, source) in sorted(self.m.gauges.items()):
@@ -72,7 +81,7 @@ class Metrics:
     def __init__(self, monitor: Monitor, counters: CounterBoard) -> None:
         self.monitor = monitor
         self.counters = counters
-        self.event_counts: dict[tuple[str, str], int] = {}
+        self.event_counts: dict[tuple[str, str, str], int] = {}
         self.gauges: dict[str, tuple[str, tuple[str, ...], GaugeSource]] = {}
         self.push_failures: dict[tuple[str, str], int] = {}
         self.collectors: dict[str, Collector] = {}
@@ -81,7 +90,8 @@ class Metrics:
         monitor.bus.subscribe(self.on_record)
 
     def on_record(self, record: Record) -> None:
-        key = (record.event.type, str(record.event.severity))
+        meta = record.meta
+        key = (record.event.type, str(meta.severity), str(meta.category))
         self.event_counts[key] = self.event_counts.get(key, 0) + 1
         if record.event.type == "flowspec.push-failed":
             fields = record.event.fields

@@ -99,7 +99,8 @@ def test_every_error_answer_is_the_one_error_body_and_fastapis_422_is_gone() -> 
     with_422 = {k for k, op in _operations(_spec()).items() if "422" in op["responses"]}
     assert with_422 == {("POST", "/api/v1/reports"), ("DELETE", "/api/v1/reports"),
                         ("POST", "/api/v1/alarms/ack"), ("POST", "/api/v1/alarms/clear"),
-                        ("GET", "/api/v1/explain"), ("GET", "/api/v1/trace"), ("GET", "/api/v1/events")}
+                        ("GET", "/api/v1/explain"), ("GET", "/api/v1/trace"), ("GET", "/api/v1/events"),
+                        ("GET", "/api/v1/events/stream"), ("GET", "/api/v1/traces")}
 
 
 MODELS = {
@@ -110,7 +111,7 @@ MODELS = {
     ("GET", "/api/v1/trace"): "Trace", ("GET", "/api/v1/rpki"): "RpkiStatus",
     ("GET", "/api/v1/flowspec"): "FlowSpecPeers", ("GET", "/api/v1/flowspec/{peer}"): "HeldRules",
     ("GET", "/api/v1/counters"): "Counters", ("GET", "/api/v1/events"): "Events",
-    ("GET", "/api/v1/alarms"): "Alarms",
+    ("GET", "/api/v1/alarms"): "Alarms", ("GET", "/api/v1/traces"): "SpoofTraces",
     ("POST", "/api/v1/alarms/ack"): "AlarmAcked", ("POST", "/api/v1/alarms/clear"): "AlarmCleared",
 }
 
@@ -118,9 +119,11 @@ MODELS = {
 def test_every_json_route_has_its_named_model() -> None:
     """test_api_schemas.py checks the models are typed all the way down and match the real answers."""
     ops = _operations(_spec())
-    assert set(ops) - set(MODELS) == {("GET", "/metrics")}
+    assert set(ops) - set(MODELS) == {("GET", "/metrics"), ("GET", "/api/v1/events/stream")}
     metrics = ops[("GET", "/metrics")]["responses"]["200"]["content"]
     assert metrics == {"text/plain": {"schema": {"type": "string"}}}
+    stream = ops[("GET", "/api/v1/events/stream")]["responses"]["200"]["content"]
+    assert stream == {"text/event-stream": {"schema": {"type": "string"}}}
     for key, model in MODELS.items():
         ok = "201" if key == ("POST", "/api/v1/reports") else "200"
         schema = ops[key]["responses"][ok]["content"]["application/json"]["schema"]

@@ -49,6 +49,7 @@ from appliance.monitor import ManualClock, Monitor
 from appliance.monitor.counters import CounterBoard, CounterSample
 from appliance.monitor.events import BgpSession
 from appliance.monitor.metrics import Metrics
+from appliance.monitor.traces import TraceBoard
 from appliance.state import Announce, StateStore
 from appliance.state.pushed import record_diff
 from rpki.files import FileWatcher
@@ -116,13 +117,19 @@ def populated(tmp_path: Path) -> TestClient:
     record_diff(store, "198.18.0.2", FlowDiff(withdraw=(), announce=PUSHED))
     store.record_push("198.18.0.3", {"source 198.18.2.0/24": "flow route { match { source 198.18.2.0/24; } "
                                                              "then { discard; } }"}, ())
-    counters.update([CounterSample("r1", "eth9", "198.18.64.0/20", "monitor", 5, 500),
-                     CounterSample("r1", "eth1", "198.18.1.0/24", "accept", 3, 300, spoofed=False)], now=0)
+    traces = TraceBoard()
+    monitor.bus.subscribe(traces.on_record)
+    for n in (0, 9):  # a baseline, then a rise: spoofing seen, and a trace of it
+        samples = [CounterSample("r1", "eth9", "198.18.64.0/20", "monitor", 5 + n, 500 + 100 * n,
+                                 rule="source 198.18.64.0/20"),
+                   CounterSample("r1", "eth1", "198.18.1.0/24", "accept", 3, 300, spoofed=False)]
+        for notice in counters.update(samples, now=n):
+            monitor.emit(notice)
     monitor.emit(BgpSession("exa1", "198.18.0.2", "b1", up=False, reason="refused"))
     monitor.emit(BgpSession("exa1", "198.18.0.3", "r1", up=True))
     rules = RulesHolder((7, RULES))
     ports = ApiPorts(store, rules, _rpki_board(tmp_path), PushedRules(store), monitor, counters,
-                     Metrics(monitor, counters))
+                     Metrics(monitor, counters), traces=traces)
     return TestClient(create_app(ports, ApiConfig(token=TOKEN)))
 
 
@@ -157,6 +164,8 @@ CALLS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("POST", "/api/v1/alarms/ack", "/api/v1/alarms/ack", {"json": {"id": "bgp-session/exa1/198.18.0.2"}}),
     ("POST", "/api/v1/alarms/clear", "/api/v1/alarms/clear", {"json": {"id": "bgp-session/exa1/198.18.0.2"}}),
     ("GET", "/metrics", "/metrics", {}),
+    ("GET", "/api/v1/traces", "/api/v1/traces", {}),
+    ("GET", "/api/v1/events/stream", "/api/v1/events/stream", {"params": {"once": "true"}}),
 )
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -305,7 +306,8 @@ def test_savd_run_cli_corrupt_journal_and_clean_stop(tmp_path: Path, monkeypatch
         code, err = stop(proc)
     assert code == 0, err
     assert len(list(data.glob(f"{FILE_NAME}.corrupt-*"))) == 1
-    assert "type=report-changed severity=info source=api" in err  # structured key=value log lines
+    assert re.search(r"time=\S+Z type=report-changed severity=info category=system-event source=api "
+                     r"router=r1 interface=eth1 prefix=198\.18\.1\.0/24 ", err)  # structured key=value lines
     assert "event=journal-reset" in err
 
 

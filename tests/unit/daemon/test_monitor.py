@@ -108,9 +108,10 @@ def test_log_lines_are_key_value(monitor: Monitor, caplog: pytest.LogCaptureFixt
         record = monitor.emit(GuardrailRefused("r1", "max-rules", "2500 rules > 2000"))
     line = format_record(record)
     assert line == (
-        'type=guardrail-refused severity=error source=flowspec alarm=true seq=1 '
+        'time=1970-01-01T00:16:40.000Z type=guardrail-refused severity=error category=nsf-event '
+        'source=flowspec router=r1 alarm=true seq=1 '
         'alarm_id=guardrail-refused/r1/max-rules detail="2500 rules > 2000" guardrail=max-rules '
-        'refused=true router=r1 msg="guardrail max-rules refused the rules for r1: 2500 rules > 2000"'
+        'refused=true msg="guardrail max-rules refused the rules for r1: 2500 rules > 2000"'
     )
     assert caplog.records[0].levelno == logging.ERROR and caplog.records[0].getMessage() == line
 
@@ -150,11 +151,12 @@ def test_metrics_expose_events_alarms_counters_and_gauges(monitor: Monitor) -> N
     for notice in board.update([sample(4)], now=1):
         monitor.emit(notice)
     text = metrics.render().decode()
-    assert 'savd_events_total{severity="error",type="bgp-session"} 1.0' in text
-    assert 'savd_events_total{severity="warning",type="spoofing-seen"} 1.0' in text
-    assert 'savd_alarms_active{type="bgp-session"} 1.0' in text
-    assert 'savd_alarms_active{type="spoofing-seen"} 1.0' in text
-    assert ('savd_enforcer_packets_total{interface="eth1",router="r1",source_prefix="198.18.7.0/24",'
+    assert 'savd_events_total{category="system-alarm",severity="error",type="bgp-session"} 1.0' in text
+    assert 'savd_events_total{category="nsf-event",severity="warning",type="spoofing-seen"} 1.0' in text
+    assert 'savd_alarms_active{category="system-alarm",severity="error",type="bgp-session"} 1.0' in text
+    assert 'savd_alarms_active{category="nsf-event",severity="warning",type="spoofing-seen"} 1.0' in text
+    assert ('savd_enforcer_packets_total{action="drop",category="nsf-counter",interface="eth1",'
+            'prefix="198.18.7.0/24",router="r1",source="enforcer:r1",source_prefix="198.18.7.0/24",'
             'spoofed="true"} 4.0') in text
     assert "savd_state_version 7.0" in text
     assert EventType.SPOOFING_SEEN == "spoofing-seen"
