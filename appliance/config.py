@@ -36,7 +36,7 @@ from appliance.config_reader import (
 )
 from appliance.config_reader import Path as KeyPath
 from appliance.engine.policy import Algorithm, Policy
-from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role, Severity
+from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role, Severity, canonical_prefix
 from appliance.monitor.syslog import FACILITIES, SyslogTarget
 from appliance.names import interface_name_problem, router_name_problem
 
@@ -62,6 +62,7 @@ __all__ = [
     "SpeakerConfig",
     "SpeakerType",
     "SyslogConfig",
+    "TenantConfig",
     "TimersConfig",
     "load_config",
     "parse_config",
@@ -108,6 +109,21 @@ DEFAULT_BODY_LIMIT_BYTES = 1_048_576
 
 
 @dataclass(frozen=True, slots=True)
+class TenantConfig:
+    """A tenant of the API ([[api.tenant]]): its own token sees and changes only its scope (api/scope.py).
+
+    `interfaces` are (router, interface) pairs; `prefixes` are canonical. At least one router or
+    interface: every answer savd gives is about a router's interface, so a scope without one sees nothing.
+    """
+
+    name: str
+    token: str = field(repr=False)
+    prefixes: tuple[str, ...] = ()
+    routers: tuple[str, ...] = ()
+    interfaces: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ApiConfig:
     """The HTTP API. Writes always need `token`; with no token configured, writes are refused."""
 
@@ -117,6 +133,8 @@ class ApiConfig:
     read_token_required: bool = False
     #: request bodies above this are refused with 413 before they are read (a report is ~200 bytes)
     body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES
+    #: tokens scoped to a tenant; `token` stays the operator's, which sees everything
+    tenants: tuple[TenantConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,7 +495,102 @@ def _api(t: Table, base: Path) -> ApiConfig:
         where = "token_env" if "token_env" in t.data else "read_token_required"
         t.error(where, "read_token_required is true but the token is empty or not configured")
     body_limit = t.get_int("body_limit_bytes", default=DEFAULT_BODY_LIMIT_BYTES, lo=1024, hi=2**30)
-    return ApiConfig(host or "127.0.0.1", port, token, read_required, body_limit)
+    tenant_tables = t.tables("tenant")
+    _unique(tenant_tables, "tenant name", "name")
+    read = [(tt, _tenant(tt, base)) for tt in tenant_tables]
+    for tt in tenant_tables:
+        tt.finish()
+    if tenant_tables and not read_required:
+        t.error("read_token_required", "must be true when [[api.tenant]] is configured: otherwise anyone "
+                                       "reads everything without a token, and tenant scopes hide nothing")
+    _unique_tokens([(tt, tenant) for tt, tenant in read if tenant is not None], token)
+    tenants = tuple(tenant for _, tenant in read if tenant is not None)
+    return ApiConfig(host or "127.0.0.1", port, token, read_required, body_limit, tenants)
+
+
+def _tenant(t: Table, base: Path) -> TenantConfig | None:
+    """One [[api.tenant]]: name, token (token / token_file / token_env), prefixes, routers, interfaces."""
+    name = _name(t, "name", required=True)
+    known = len(t.problems.items)
+    token = _read_secret(t, base)
+    given = next((k for k in ("token_file", "token_env", "token") if k in t.data), "")
+    if not given:
+        t.problems.add(t.path, "needs one of token, token_file, token_env")
+    elif not token and len(t.problems.items) == known:
+        t.error(given, "the tenant's token is empty (for token_env: the variable is not set)")
+    prefixes = tuple(p for i, text in enumerate(_str_list(t, "prefixes"))
+                     if (p := _tenant_prefix(t, i, text)))
+    routers = tuple(r for i, text in enumerate(_str_list(t, "routers"))
+                    if (r := _listed_name(t, "routers", i, text)))
+    interfaces = tuple(pair for i, text in enumerate(_str_list(t, "interfaces"))
+                       if (pair := _router_interface(t, i, text)) is not None)
+    if not (t.data.get("routers") or t.data.get("interfaces")):
+        t.problems.add(t.path, "empty scope: give 'routers' and/or 'interfaces' (every answer of "
+                               "the API is about a router's interface), and 'prefixes' for what the tenant "
+                               "may see there")
+    if not (name and token):
+        return None
+    return TenantConfig(name, token, prefixes, routers, interfaces)
+
+
+def _str_list(t: Table, key: str) -> list[str]:
+    """A list of strings; each item that is not a string is reported as `key[i]` and skipped."""
+    value = t.data.get(key, [])
+    t.used.add(key)
+    if not isinstance(value, list):
+        t.error(key, f"must be a list of strings, got {type(value).__name__}")
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            t.problems.add((*t.path, key, i), f"must be a string, got {type(item).__name__}")
+            out.append("")
+    return out
+
+
+def _tenant_prefix(t: Table, i: int, text: str) -> str:
+    if not text:
+        return ""
+    try:
+        prefix = canonical_prefix(text)
+    except ValueError as exc:
+        t.problems.add((*t.path, "prefixes", i), f"not a CIDR prefix with zero host bits: {exc}")
+        return ""
+    return prefix
+
+
+def _listed_name(t: Table, key: str, i: int, text: str) -> str:
+    problem = router_name_problem(text) if text else None
+    if problem is not None:
+        t.problems.add((*t.path, key, i), problem)
+        return ""
+    return text
+
+
+def _router_interface(t: Table, i: int, text: str) -> tuple[str, str] | None:
+    """ "router:interface"; split at the last ':' (router names may hold ':', interface names never)."""
+    if not text:
+        return None
+    router, colon, interface = text.rpartition(":")
+    problem = (f"must be 'router:interface' (e.g. 'r1:eth1'), got {text!r}" if not colon else
+               router_name_problem(router) or interface_name_problem(interface))
+    if problem is not None:
+        t.problems.add((*t.path, "interfaces", i), problem)
+        return None
+    return router, interface
+
+
+def _unique_tokens(tenants: list[tuple[Table, TenantConfig]], operator: str) -> None:
+    """A token names one principal: the operator's or one tenant's. The message never shows the token."""
+    seen: dict[str, str] = {operator: "the operator's [api] token"} if operator else {}
+    for table, tenant in tenants:
+        first = seen.get(tenant.token)
+        if first is not None:
+            where = next((k for k in ("token_file", "token_env", "token") if k in table.data), "token")
+            table.error(where, f"duplicate token: tenant {tenant.name!r} has the same token as {first}")
+        seen.setdefault(tenant.token, f"tenant {tenant.name!r}")
 
 
 _DEFAULT_FAMILIES = (Family.BGP_LS, Family.IPV4_FLOWSPEC, Family.IPV6_FLOWSPEC)

@@ -48,6 +48,7 @@ from appliance.api.schemas import (
     Topology,
     Trace,
 )
+from appliance.api.tenants import TenantGate
 from appliance.config import ApiConfig
 from appliance.dashboard import mount_dashboard
 from appliance.flowspec.compiler import TableCache
@@ -128,6 +129,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     install_error_handlers(app)
     explain_cache = TableCache(max_lists=256)  # compiled lists, so a trace re-aggregates only new ones
     acks = AlarmAcks()  # operators' acknowledgements (alarm_actions.py)
+    # inside the guard: a tenant token's requests go through their route's tenant policy (tenants.py)
+    app.add_middleware(TenantGate, auth=auth, ports=ports, routes=app.router.routes)
     app.add_middleware(RequestGuard, auth=auth, body_limit_bytes=settings.body_limit_bytes)
     http_stats = HttpStats()
     ports.metrics.add_collector("http", http_stats)
