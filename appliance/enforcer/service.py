@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["EnforcerOptions", "EnforcerService", "snapshot"]
 
+READ_ATTEMPTS = 3   # readings of the table without the apply lock before one is taken under it
+
 
 @dataclass(frozen=True, slots=True)
 class EnforcerOptions:
@@ -246,12 +248,38 @@ class EnforcerService:
 
     async def read_snapshot(self) -> dict[str, Any]:
         """Fresh counters from the kernel (one `nft -j list table`)."""
+        try:
+            doc, _ = await self._read_counters()
+        except NftError as exc:
+            async with self._lock:
+                return self._snapshot({}, [f"nft: {exc}"])
+        return doc
+
+    async def _read_counters(self, repair: bool = False) -> tuple[dict[str, Any], list[str]]:
+        """The snapshot and problems of a fresh listing. The listing (~0.3-0.5 s at 10k routes) runs
+        without the apply lock, so route changes arriving meanwhile are applied at once instead of after
+        it; a reading a transaction overtook is dropped and taken again (`NftTable.take`), the last
+        attempt under the lock. `repair`: re-apply the plan whole if the kernel drifted from it."""
+        for _ in range(READ_ATTEMPTS - 1):
+            reading = await asyncio.to_thread(self.nft.read)
+            async with self._lock:
+                taken = self.nft.take(reading)
+                if taken is not None:
+                    return await self._took(taken, repair)
         async with self._lock:
-            try:
-                counters, problems = await asyncio.to_thread(self.nft.counters)
-            except NftError as exc:
-                counters, problems = {}, [f"nft: {exc}"]
-            return self._snapshot(counters, problems)
+            taken = self.nft.take(await asyncio.to_thread(self.nft.read))
+            if taken is None:
+                raise NftError("the table changed while it was read under the lock")
+            return await self._took(taken, repair)
+
+    async def _took(self, taken: tuple[dict[str, Counters], list[str]],
+                    repair: bool) -> tuple[dict[str, Any], list[str]]:
+        """Snapshot a committed reading (and repair drift); the caller holds the lock."""
+        counters, problems = taken
+        doc = self._snapshot(counters, problems)
+        if repair and problems:
+            await asyncio.to_thread(self.nft.repair, problems)
+        return doc, problems
 
     def _snapshot(self, counters: Mapping[str, Counters], problems: Sequence[str]) -> dict[str, Any]:
         speaker = self.speaker
@@ -293,13 +321,13 @@ class EnforcerService:
             if self._reload_groups() or self.error:
                 self._dirty.set()
             started = time.monotonic()
-            async with self._lock:
-                try:
-                    counters, problems = await asyncio.to_thread(self.nft.reconcile)
-                except NftError as exc:
-                    log.error("event=enforcer-reconcile-failed error=%r", str(exc)[:500])
-                    counters, problems = {}, [f"nft: {exc}"]
-                doc = self._snapshot(counters, problems)
+            try:
+                doc, problems = await self._read_counters(repair=True)
+            except NftError as exc:
+                log.error("event=enforcer-reconcile-failed error=%r", str(exc)[:500])
+                problems = [f"nft: {exc}"]
+                async with self._lock:
+                    doc = self._snapshot({}, problems)
             if problems:
                 log.warning("event=enforcer-reconciled problems=%r", problems[:5])
             self._write_counters(doc)
