@@ -386,6 +386,12 @@ class _Meta(_Served):
                                     'or ""')
 
 
+class TopSourceOut(_Built):
+    source: str = Field(description="the aggregated source prefix", examples=["198.18.7.0/24"])
+    packets: int
+    bytes: int
+
+
 class Counter(_Meta):
     """One enforcer rule's policy-hit counter on one interface (monitor.counters.CounterSample) with its
     totals since savd started; `time` is its last sample, severity warning while it raises spoofing."""
@@ -396,6 +402,9 @@ class Counter(_Meta):
     bytes: int
     spoofed: bool = Field(description="true when the rule's matches are spoofed traffic")
     rule: str = Field(description='the enforcer rule counted (its FlowSpec NLRI), "" if not reported')
+    top_sources: list[TopSourceOut] = Field(
+        default_factory=list, description="a catch-all's top actual sources (aggregated to /24 or /48), "
+                                          "absolute counts like packets and bytes; [] for other rules")
     total_packets: int
     total_bytes: int
 

@@ -32,10 +32,12 @@ from typing import Any
 from appliance.enforcer.nftplan import (
     Counters,
     Plan,
+    TopSource,
     counters_from_listing,
     plan_diff,
     render_full,
     render_incremental,
+    top_sources_from_listing,
     verify_listing,
 )
 from appliance.errors import ExternalError
@@ -68,6 +70,7 @@ class Reading:
     plan: Plan | None
     counters: dict[str, Counters]   # this listing's kernel counts per counter key (nothing banked)
     problems: list[str]             # differences between `plan` and the listing
+    top: dict[str, tuple[TopSource, ...]] = field(default_factory=dict)   # catch-alls' top sources
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class NftTable:
     seen: dict[str, Counters] = field(default_factory=dict)   # last kernel reading per counter key
     timeout_s: float = 120.0
     epoch: int = 0      # transactions ended (applied or failed); a reading begun before one is stale
+    top: dict[str, tuple[TopSource, ...]] = field(default_factory=dict)   # of the last reading taken
 
     def _argv(self, args: Sequence[str]) -> list[str]:
         argv = [self.nft_bin, *args]
@@ -216,13 +220,15 @@ class NftTable:
         if plan is None:
             return Reading(epoch, None, {}, [] if listing is None else ["table present, nothing applied yet"])
         current = counters_from_listing(plan, listing) if listing else {}
-        return Reading(epoch, plan, current, verify_listing(plan, listing))
+        top = top_sources_from_listing(plan, listing) if listing else {}
+        return Reading(epoch, plan, current, verify_listing(plan, listing), top)
 
     def take(self, reading: Reading) -> tuple[dict[str, Counters], list[str]] | None:
         """Commit a reading: monotonic per-route counters and its problems; None when a transaction ended
         since it began (its counts may be banked already, its problems outdated): read again."""
         if reading.epoch != self.epoch or reading.plan is not self.applied:
             return None
+        self.top = dict(reading.top)
         if reading.plan is None:
             return dict(self.base), list(reading.problems)
         self.seen = dict(reading.counters)

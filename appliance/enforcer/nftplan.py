@@ -45,22 +45,26 @@ from typing import Any
 from appliance.enforcer.planmodel import (
     ND_RULE,
     Counters,
+    MeterSpec,
     Plan,
     PlanOptions,
     RouteStatus,
     SetSpec,
+    TopSource,
     counter_key,
 )
 from appliance.enforcer.planner import Planner, build_plan
 
 __all__ = [
     "Counters",
+    "MeterSpec",
     "Plan",
     "PlanDiff",
     "PlanOptions",
     "Planner",
     "RouteStatus",
     "SetSpec",
+    "TopSource",
     "build_plan",
     "counter_key",
     "counters_from_listing",
@@ -68,6 +72,7 @@ __all__ = [
     "plan_diff",
     "render_full",
     "render_incremental",
+    "top_sources_from_listing",
     "verify_listing",
 ]
 
@@ -106,6 +111,7 @@ def render_full(plan: Plan) -> str:
     lines.append(f"table {t} {{")
     lines.extend(f"  counter {name} {{ }}" for name in plan.counters)
     lines.extend(f"  set {s.name} {s.declaration()}" for s in plan.sets)
+    lines.extend(f"  set {m.name} {m.declaration()}" for m in plan.meters)
     for name, rules in plan.chains:
         lines.append(f"  chain {name} {{")
         lines.extend(f"    {rule}" for rule in rules)
@@ -161,6 +167,8 @@ def render_incremental(old: Plan, new: Plan) -> str:
     lines = [f"add table {t}"]
     lines.extend(f"add counter {t} {name}" for name in diff.new_counters)
     lines.extend(f"add set {t} {s.name} {s.declaration()}" for s in diff.new_sets)
+    old_meters, new_meters = old.meter_names(), new.meter_names()
+    lines.extend(f"add set {t} {m.name} {m.declaration()}" for m in new.meters if m.name not in old_meters)
     for spec, removed, added in diff.changed_sets:
         if removed:
             lines.append(f"delete element {t} {spec.name} {{ {', '.join(removed)} }}")
@@ -181,6 +189,7 @@ def render_incremental(old: Plan, new: Plan) -> str:
     lines.extend(f"flush chain {t} {name}" for name in gone_chains)
     lines.extend(f"delete chain {t} {name}" for name in gone_chains)
     lines.extend(f"delete set {t} {s.name}" for s in diff.gone_sets)
+    lines.extend(f"delete set {t} {m.name}" for m in old.meters if m.name not in new_meters)
     lines.extend(f"delete counter {t} {name}" for name in diff.gone_counters)
     return "\n".join(lines) + "\n"
 
@@ -243,6 +252,39 @@ def counters_from_listing(plan: Plan, listing: Mapping[str, Any]) -> dict[str, C
     return out
 
 
+def _meter_prefix(val: Any, meter: MeterSpec) -> str | None:
+    try:
+        return str(ipaddress.ip_network(f"{val}/{meter.length}", strict=False))
+    except (TypeError, ValueError):
+        return None
+
+
+def top_sources_from_listing(plan: Plan, listing: Mapping[str, Any], top: int = 10
+                             ) -> dict[str, tuple[TopSource, ...]]:
+    """Per counter key of a catch-all discard: its `top` aggregated sources from the meters in `nft -j
+    list`, most packets first. Counts are since each element last appeared (they expire when idle), so
+    the consumer takes rises, as for any counter; only the top are kept whatever the meter holds."""
+    meters = {m.name: m for m in plan.meters}
+    out: dict[str, tuple[TopSource, ...]] = {}
+    for obj in _objects(listing, "set"):
+        meter = meters.get(str(obj.get("name")))
+        if meter is None:
+            continue
+        found: list[TopSource] = []
+        for item in obj.get("elem", []) or []:
+            elem = item.get("elem") if isinstance(item, dict) else None
+            if not isinstance(elem, dict) or not isinstance(elem.get("counter"), dict):
+                continue
+            prefix = _meter_prefix(elem.get("val"), meter)
+            if prefix is not None:
+                c = elem["counter"]
+                found.append(TopSource(prefix, int(c.get("packets", 0)), int(c.get("bytes", 0))))
+        found.sort(key=lambda t: (-t.packets, -t.bytes, t.prefix))
+        if found:
+            out[meter.owner] = tuple(found[:top])
+    return out
+
+
 def verify_listing(plan: Plan, listing: Mapping[str, Any] | None) -> list[str]:
     """Differences between the plan and what the kernel holds (empty list = in sync)."""
     if listing is None:
@@ -254,6 +296,7 @@ def verify_listing(plan: Plan, listing: Mapping[str, Any] | None) -> list[str]:
     for spec in plan.sets:
         if sets.get(spec.name) != len(spec.elements):
             problems.append(f"set {spec.name}: {sets.get(spec.name)} elements, want {len(spec.elements)}")
+    problems.extend(f"meter {m.name}: missing" for m in plan.meters if m.name not in sets)
     rules: dict[str, int] = {}
     for rule in _objects(listing, "rule"):
         chain = str(rule.get("chain"))

@@ -8,13 +8,14 @@ Must not: render `nft` text (nftplan.py), plan a whole table (planner.py), run n
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from appliance.enforcer.route import ActionKind, NumericMatch, Route, RouteAction
 
-__all__ = ["ND_RULE", "Counters", "Plan", "PlanOptions", "RouteStatus", "SetSpec", "counter_key", "effective",
-           "linked", "other_match", "settable", "shape", "verdict"]
+__all__ = ["ND_RULE", "Counters", "MeterSpec", "Plan", "PlanOptions", "RouteStatus", "SetSpec", "TopSource",
+           "counter_key", "effective", "linked", "other_match", "settable", "shape", "verdict"]
 
 PORT_PROTOCOLS = ((6, 6), (17, 17), (132, 132))   # tcp, udp, sctp: the protocols with ports
 ND_RULE = ("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
@@ -29,6 +30,12 @@ class PlanOptions:
     shard_size: int = 1024
     exempt: tuple[str, ...] = ()   # interfaces never filtered (the enforcer's own BGP veth)
     allow_nd: bool = True          # IPv6 neighbour discovery passes before any route (see module doc)
+    # top sources of catch-all discards (MeterSpec): elements per meter (0 = none), idle timeout, and the
+    # prefix length sources are aggregated to, so random spoofed sources stay within `top_size` elements
+    top_size: int = 1024
+    top_timeout_s: int = 600
+    top_v4_len: int = 24
+    top_v6_len: int = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,49 @@ class SetSpec:
         kind = "ipv4_addr" if self.family == 4 else "ipv6_addr"
         elems = ", ".join(self.elements)
         return f"{{ type {kind}; flags interval; counter; elements = {{ {elems} }}; }}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSpec:
+    """A dynamic set counting the sources that hit one catch-all discard (`owner`, the counter key of its
+    route and interface), aggregated to `length` bits: the catch-all's own counter can only say 0.0.0.0/0.
+
+    Bounded: at most `size` elements, each expiring `timeout_s` after its last packet. When it is full,
+    new sources are not recorded (the `update` rule breaks) but still dropped: the meter has its own rule
+    before the discard, so a full meter never lets a packet through.
+    """
+
+    name: str
+    family: int
+    owner: str
+    length: int
+    size: int
+    timeout_s: int
+
+    def declaration(self) -> str:
+        kind = "ipv4_addr" if self.family == 4 else "ipv6_addr"
+        return (f"{{ type {kind}; size {self.size}; flags dynamic,timeout; timeout {self.timeout_s}s; "
+                "counter; }")
+
+    def update(self) -> str:
+        """The statement adding the packet's aggregated source (refreshing its timeout, counting it)."""
+        bits = 32 if self.family == 4 else 128
+        ones = ((1 << bits) - 1) ^ ((1 << (bits - self.length)) - 1)
+        mask = ipaddress.IPv4Address(ones) if self.family == 4 else ipaddress.IPv6Address(ones)
+        ip = "ip" if self.family == 4 else "ip6"
+        return f"update @{self.name} {{ {ip} saddr & {mask} }}"
+
+
+@dataclass(frozen=True, slots=True)
+class TopSource:
+    """One aggregated source of a meter: packets and bytes since it was last absent (see MeterSpec)."""
+
+    prefix: str
+    packets: int
+    bytes: int
+
+    def to_dict(self) -> dict[str, int | str]:
+        return {"source": self.prefix, "packets": self.packets, "bytes": self.bytes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +126,10 @@ class Plan:
     counters: tuple[str, ...] = ()
     counter_owner: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
     statuses: tuple[RouteStatus, ...] = ()
+    meters: tuple[MeterSpec, ...] = ()
+
+    def meter_names(self) -> set[str]:
+        return {m.name for m in self.meters}
 
     @property
     def empty(self) -> bool:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance.enforcer.planmodel import (
+    MeterSpec,
     Plan,
     PlanOptions,
     RouteStatus,
@@ -155,6 +156,7 @@ class Planner:
         self.iface_users: dict[str, int] = {}
         self.sets: dict[str, SetSpec] = {}
         self.counter_owner: dict[str, tuple[str, bool]] = {}
+        self.meters: dict[str, MeterSpec] = {}     # by the name of the catch-all counter it goes with
         self.statuses: dict[str, RouteStatus] = {}
 
     # --- entry points -----------------------------------------------------------------------------------
@@ -212,7 +214,8 @@ class Planner:
         return Plan(opts.table, opts.priority, tuple(sorted(self.sets.values(), key=lambda s: s.name)),
                     tuple(sorted(opts.exempt)), opts.allow_nd, tuple((c.name, c.rules) for c in ordered),
                     dispatch, ANY_CHAIN in self.chains, tuple(sorted(self.counter_owner)),
-                    dict(self.counter_owner), tuple(self.statuses.values()))
+                    dict(self.counter_owner), tuple(self.statuses.values()),
+                    tuple(sorted(self.meters.values(), key=lambda m: m.name)))
 
     # --- routes -----------------------------------------------------------------------------------------
 
@@ -470,6 +473,7 @@ class Planner:
             self.sets.pop(spec.name, None)
         for name in seg.counters:
             self.counter_owner.pop(name, None)
+            self.meters.pop(name, None)
         seg.shards, seg.counters, seg.rules, seg.shard_keys = {}, (), (), {}
 
     def _render_segment(self, chain: _Chain, seg: _Segment) -> None:
@@ -557,7 +561,22 @@ class Planner:
             return [f"{match} {over} {self._count(chain, 'd', route.rid, True, counters)} drop",
                     f"{match} {self._count(chain, 'c', route.rid, False, counters)} {forward}".rstrip()]
         counter = self._count(chain, "c", route.rid, action.drops_all, counters)
-        return [f"{match} {counter} {verdict(action, route.family)}".rstrip()]
+        rule = f"{match} {counter} {verdict(action, route.family)}".rstrip()
+        meter = self._meter(chain, route, counters[-1])
+        return [rule] if meter is None else [f"{match} {meter.update()}", rule]
+
+    def _meter(self, chain: _Chain, route: Route, counter: str) -> MeterSpec | None:
+        """A catch-all discard (no source, or /0) names only 0.0.0.0/0 or ::/0: count its actual sources
+        in a meter, in a rule of its own before the discard (see MeterSpec: a full meter must not stop
+        the drop)."""
+        opts = self.options
+        if opts.top_size <= 0 or not route.action.drops_all or (route.source and route.source.length):
+            return None
+        length = opts.top_v4_len if route.family == 4 else opts.top_v6_len
+        meter = MeterSpec("t" + counter.removeprefix("c"), route.family, counter_key(route.rid, chain.iface),
+                          length, opts.top_size, opts.top_timeout_s)
+        self.meters[counter] = meter
+        return meter
 
 
 def build_plan(routes: Iterable[Route], groups: Mapping[int, Sequence[str]],

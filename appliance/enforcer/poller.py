@@ -76,10 +76,19 @@ def samples_from(router: str, doc: Mapping[str, Any]) -> list[CounterSample]:
             out.append(CounterSample(router=router, interface=iface, source_prefix=prefix,
                                      action=str(s.get("action", "")), packets=int(s["packets"]),
                                      bytes=int(s["bytes"]), spoofed=bool(s.get("spoofed", True)),
-                                     rule=names.get((iface, prefix), "")))
+                                     rule=names.get((iface, prefix), ""),
+                                     top_sources=_top_sources(s.get("top_sources"))))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("event=enforcer-sample-invalid router=%s error=%r sample=%r", router, exc, s)
     return out
+
+
+def _top_sources(raw: Any) -> tuple[tuple[str, int, int], ...]:
+    """A sample's `top_sources` (a catch-all's actual sources); absent from older enforcers."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple((str(t["source"]), int(t["packets"]), int(t["bytes"]))
+                 for t in raw if isinstance(t, Mapping))
 
 
 def fetch(target: _Target, timeout_s: float = 10.0) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 from appliance.enforcer import groupmap
 from appliance.enforcer.allowlist import HOLD_SETTLING, CatchAllIndex
 from appliance.enforcer.nft import NftError, NftTable
-from appliance.enforcer.nftplan import Counters, Plan, Planner, PlanOptions
+from appliance.enforcer.nftplan import Counters, Plan, Planner, PlanOptions, TopSource
 from appliance.enforcer.recording import record_of
 from appliance.enforcer.table import RouteTable
 from appliance.speakers.exabgp import (
@@ -78,12 +78,16 @@ class EnforcerOptions:
 
 
 def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
-             sessions: Sequence[str], problems: Sequence[str], now: float) -> dict[str, Any]:
+             sessions: Sequence[str], problems: Sequence[str], now: float,
+             top: Mapping[str, Sequence[TopSource]] | None = None) -> dict[str, Any]:
     """The JSON document the appliance collects: one entry per route with its counters (total and per
     interface; "*" = interfaces without a scoped chain), plus `samples`: one row per (interface, route)
     in appliance.monitor.counters.CounterSample shape, so the monitor ingests it unchanged and spoofing
-    is attributed to the interface it arrived on.
+    is attributed to the interface it arrived on. `top` (per counter key, a catch-all's meter): its top
+    aggregated sources, as `top_sources` of the rule (summed over interfaces), of each interface and of
+    each sample, since the catch-all's own source is 0.0.0.0/0 or ::/0.
     """
+    top = top or {}
     by_route: dict[str, dict[str, Counters]] = {}
     for key, value in counters.items():
         rid, _, iface = key.partition("@")
@@ -94,16 +98,34 @@ def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, 
         if not per_iface and st.state in ("installed", "degraded"):
             per_iface = {ifname: Counters() for ifname in st.interfaces}
         total = sum(per_iface.values(), Counters())
+        tops = {i: list(top.get(f"{st.rid}@{i}", ())) for i in per_iface}
         spoofed = st.action.startswith(("discard", "rate-limit"))
         rules.append({"id": st.rid, "nlri": st.nlri, "source": st.source, "state": st.state,
                       "action": st.action, "reason": st.reason, "interfaces": list(st.interfaces),
                       "groups": list(st.groups), **_counts(total),
-                      "per_interface": {i: _counts(c) for i, c in sorted(per_iface.items())}})
+                      "top_sources": _top_dicts(_summed(tops.values())),
+                      "per_interface": {i: {**_counts(c), "top_sources": _top_dicts(tops[i])}
+                                        for i, c in sorted(per_iface.items())}})
         for ifname, c in sorted(per_iface.items()):
             samples.append({"router": node, "interface": ifname, "source_prefix": st.source,
-                            "action": st.action, "packets": c.packets, "bytes": c.bytes, "spoofed": spoofed})
+                            "action": st.action, "packets": c.packets, "bytes": c.bytes, "spoofed": spoofed,
+                            "top_sources": _top_dicts(tops[ifname])})
     return {"node": node, "time": now, "generation": generation, "sessions": list(sessions),
             "in_sync": not problems, "problems": list(problems), "rules": rules, "samples": samples}
+
+
+def _summed(lists: Iterable[Sequence[TopSource]], top: int = 10) -> list[TopSource]:
+    """One rule's top sources over its interfaces (the same prefix on two interfaces adds up)."""
+    sums: dict[str, tuple[int, int]] = {}
+    for ts in (t for lst in lists for t in lst):
+        p, b = sums.get(ts.prefix, (0, 0))
+        sums[ts.prefix] = (p + ts.packets, b + ts.bytes)
+    ranked = sorted(sums.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+    return [TopSource(prefix, p, b) for prefix, (p, b) in ranked[:top]]
+
+
+def _top_dicts(tops: Iterable[TopSource]) -> list[dict[str, int | str]]:
+    return [t.to_dict() for t in tops]
 
 
 def _counts(c: Counters) -> dict[str, int]:
@@ -285,7 +307,8 @@ class EnforcerService:
         speaker = self.speaker
         doc = snapshot(self.options.node, self.nft.applied, counters, generation=self.table.generation,
                        sessions=sorted(speaker.established()) if speaker else [],
-                       problems=[*problems, *([self.error] if self.error else [])], now=time.time())
+                       problems=[*problems, *([self.error] if self.error else [])], now=time.time(),
+                       top=self.nft.top)
         self._last_snapshot = doc
         return doc
 

@@ -6,6 +6,11 @@ reset, so its new value is the rise), and returns notices: `SpoofingSeen(active=
 a rule that matches spoofed traffic rose, and `SpoofingSeen(active=False)` once such a counter has been
 quiet for `quiet_s`. Pure apart from the time passed in; the caller emits the notices.
 
+A catch-all discard's source prefix is 0.0.0.0/0 or ::/0, which names nobody: its enforcer also reports
+the top sources that hit it (`top_sources`, aggregated to /24 or /48, absolute counts per source since
+it was last idle), and the notice names their rises, most packets first. A source absent from the
+previous sample counts whole (it is new, or it was outside the top: then the rise is overstated).
+
 Each counter is a policy-hit counter (seeds/002 7.7.2): `rows()` serves it with the common metadata
 (time of the last sample, source enforcer:<router>, severity warning while its spoofing alarm is raised,
 category nsf-counter, router, interface, prefix), the enforcer's rule it counts (`rule`, its NLRI) and
@@ -41,6 +46,8 @@ class CounterSample:
     bytes: int
     spoofed: bool = True
     rule: str = ""  # the enforcer's rule (its FlowSpec NLRI) this counter belongs to; "" if not reported
+    #: a catch-all's top actual sources: (aggregated prefix, packets, bytes), absolute like the counters
+    top_sources: tuple[tuple[str, int, int], ...] = ()
 
     def key(self) -> CounterKey:
         return (self.router, self.interface, self.source_prefix)
@@ -55,6 +62,7 @@ class CounterSample:
             "bytes": self.bytes,
             "spoofed": self.spoofed,
             "rule": self.rule,
+            "top_sources": [{"source": p, "packets": n, "bytes": b} for p, n, b in self.top_sources],
         }
 
 
@@ -82,6 +90,7 @@ class CounterBoard:
                 self._tracks[s.key()] = _Track(s, s.packets, s.bytes, now, sampled_at=now)
                 continue
             rise_p, rise_b = _rise(track.sample.packets, s.packets), _rise(track.sample.bytes, s.bytes)
+            rises = source_rises(track.sample.top_sources, s.top_sources)
             track.sample = s
             track.sampled_at = now
             track.total_packets += rise_p
@@ -90,7 +99,10 @@ class CounterBoard:
                 track.last_rise_at = now
                 if s.spoofed:
                     track.alarmed = True
-                    notices.append(SpoofingSeen(s.router, s.interface, s.source_prefix, rise_p, rise_b))
+                    tops = ",".join(f"{p}:{n}" for p, n, _ in rises)
+                    tops_b = ",".join(f"{p}:{b}" for p, _, b in rises)
+                    notices.append(SpoofingSeen(s.router, s.interface, s.source_prefix, rise_p, rise_b,
+                                                top_sources=tops, top_source_bytes=tops_b))
         notices.extend(self._quiet(now))
         return notices
 
@@ -153,6 +165,20 @@ class CounterBoard:
         """Packets and bytes per rule (monotonic across enforcer resets), and whether the rule is spoofed."""
         tracks = sorted(self._tracks.items())
         return {k: (t.total_packets, t.total_bytes, t.sample.spoofed) for k, t in tracks}
+
+
+def source_rises(old: Iterable[tuple[str, int, int]], new: Iterable[tuple[str, int, int]]
+                 ) -> list[tuple[str, int, int]]:
+    """Per source of `new` that rose since `old`: (prefix, packets, bytes), most packets first. A source
+    whose count went down expired and came back, one absent from `old` is new: its count is the rise."""
+    before = {p: (n, b) for p, n, b in old}
+    out = []
+    for prefix, packets, octets in new:
+        n0, b0 = before.get(prefix, (0, 0))
+        rise_p, rise_b = _rise(n0, packets), _rise(b0, octets)
+        if rise_p > 0:
+            out.append((prefix, rise_p, rise_b))
+    return sorted(out, key=lambda t: (-t[1], -t[2], t[0]))
 
 
 def _rise(old: int, new: int) -> int:

@@ -381,7 +381,9 @@ class GuardrailRefused(Notice):
 
 @dataclass(frozen=True, slots=True)
 class SpoofingSeen(Notice):
-    """Drop counters of a rule rose: spoofed traffic, attributed to router, interface and source prefix."""
+    """Drop counters of a rule rose: spoofed traffic, attributed to router, interface and source prefix.
+    For a catch-all (source 0.0.0.0/0 or ::/0) `top_sources` names the actual sources behind the rise
+    ("prefix:packets,..." most first; `top_source_bytes` the same with bytes), "" when none reported."""
 
     TYPE = EventType.SPOOFING_SEEN
     router: str
@@ -390,6 +392,8 @@ class SpoofingSeen(Notice):
     packets: int
     bytes: int
     active: bool = True
+    top_sources: str = ""
+    top_source_bytes: str = ""
 
     @property
     def source(self) -> str:
@@ -404,7 +408,8 @@ class SpoofingSeen(Notice):
         where = f"{self.router} {self.interface} from {self.source_prefix}"
         if not self.active:
             return f"spoofed traffic on {where} stopped"
-        return f"spoofed traffic on {where}: {self.packets} packets, {self.bytes} bytes dropped"
+        tops = f" (top sources {self.top_sources})" if self.top_sources else ""
+        return f"spoofed traffic on {where}: {self.packets} packets, {self.bytes} bytes dropped{tops}"
 
     @property
     def alarm_id(self) -> str:

@@ -6,9 +6,12 @@ internal interface, the eBGP peer's ASN and address for an external one, the att
 interface) and its top spoofed source prefixes, each with a time series of dropped packets and bytes.
 
 `TraceBoard` listens on the event bus: each spoofing-seen event is one enforcer poll's rise of a drop
-counter, attributed to router, interface and source prefix by the CounterBoard. It keeps per (router,
-interface, source) at most `window_s / bucket_s` buckets (per minute for the last hour by default) and at
-most `max_series` series (the least recently active go first), so memory is bounded whatever the traffic.
+counter, attributed to router, interface and source prefix by the CounterBoard. A catch-all's rise
+(0.0.0.0/0, ::/0) goes to the actual sources its event names (`top_sources`, aggregated by the
+enforcer), and only what they do not cover to the rule's own prefix, so interface totals stay the rise.
+It keeps per (router, interface, source) at most `window_s / bucket_s` buckets (per minute for the last
+hour by default) and at most `max_series` series (the least recently active go first), so memory is
+bounded whatever the traffic.
 `upstream()` resolves the neighbour from the topology and the configured eBGP neighbours; it is pure.
 """
 
@@ -64,6 +67,22 @@ def upstream(router: str, interface: str, interfaces: Iterable[Interface], links
     if remote:
         return [Upstream("internal", router=r, address=a) for r, a in remote]
     return [Upstream("access")]
+
+
+def parse_top_sources(packets: str, octets: str = "") -> list[tuple[str, int, int]]:
+    """A spoofing-seen event's `top_sources` ("198.18.7.0/24:15,...") and `top_source_bytes` back into
+    (prefix, packets, bytes); an IPv6 prefix has colons too, so the count is after the last one."""
+    byte_of: dict[str, int] = {}
+    for item in filter(None, octets.split(",")):
+        prefix, _, value = item.rpartition(":")
+        if value.isdigit():
+            byte_of[prefix] = int(value)
+    out = []
+    for item in filter(None, packets.split(",")):
+        prefix, _, value = item.rpartition(":")
+        if prefix and value.isdigit():
+            out.append((prefix, int(value), byte_of.get(prefix, 0)))
+    return out
 
 
 @dataclass(slots=True)
@@ -123,8 +142,13 @@ class TraceBoard:
             packets, octets = int(e.fields.get("packets", "0")), int(e.fields.get("bytes", "0"))
         except ValueError:
             return
-        self.add(e.fields.get("router", ""), e.fields.get("interface", ""), e.fields.get("source_prefix", ""),
-                 packets, octets, e.time)
+        router, iface = e.fields.get("router", ""), e.fields.get("interface", "")
+        for source, p, b in parse_top_sources(e.fields.get("top_sources", ""),
+                                              e.fields.get("top_source_bytes", "")):
+            p, b = min(p, packets), min(b, octets)   # never more than the rule's own rise
+            self.add(router, iface, source, p, b, e.time)
+            packets, octets = packets - p, octets - b
+        self.add(router, iface, e.fields.get("source_prefix", ""), packets, octets, e.time)
 
     def add(self, router: str, interface: str, source: str, packets: int, octets: int, t: float) -> None:
         if packets <= 0 and octets <= 0:

@@ -43,7 +43,9 @@ def test_allowlist_becomes_set_then_default_drop_in_the_interface_chain() -> Non
     chains = dict(plan.chains)
     assert plan.dispatch == (("eth1", "c_i0"),) and "c_any" not in chains
     assert len(plan.sets) == 1 and len(plan.sets[0].elements) == 10 and not plan.sets[0].drops
+    meter = plan.meters[0]
     assert chains["c_i0"] == (f"ip saddr @{plan.sets[0].name} accept",
+                              f"ip saddr 0.0.0.0/0 update @{meter.name} {{ ip saddr & 255.255.255.0 }}",
                               f'ip saddr 0.0.0.0/0 counter name "{plan.counters[0]}" drop')
     text = render_full(plan)
     assert 'iifname vmap { "eth1" : goto c_i0 }' in text
@@ -158,7 +160,8 @@ def test_counters_attributed_to_routes_from_sets_and_named_counters() -> None:
     spec = plan.sets[0]
     elems = [("198.18.0.0/24", 5), ("198.18.1.0/24", 0), ("198.18.2.0/24", 0), ("198.18.3.0/24", 1)]
     data = listing([(spec.name, elems)], [(plan.counters[0], 7)],
-                   {"c_i0": 2, "pre": 2})
+                   {"c_i0": 3, "pre": 2})
+    data["nftables"].append({"set": {"name": plan.meters[0].name}})
     counters = per_route(counters_from_listing(plan, data))
     assert set(counters_from_listing(plan, data)) == {f"{rid}@eth1" for rid in counters}
     rid = {r.source.prefix: r.rid for r in routes if r.source}
@@ -166,7 +169,8 @@ def test_counters_attributed_to_routes_from_sets_and_named_counters() -> None:
     assert counters[rid["0.0.0.0/0"]].dropped_packets == 7 and counters[rid["0.0.0.0/0"]].bytes == 700
     assert verify_listing(plan, data) == []
     data["nftables"] = [i for i in data["nftables"] if "set" not in i]
-    assert verify_listing(plan, data) == [f"set {spec.name}: None elements, want 4"]
+    assert verify_listing(plan, data) == [f"set {spec.name}: None elements, want 4",
+                                          f"meter {plan.meters[0].name}: missing"]
     assert verify_listing(plan, None) == ["table missing"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.enforcer.nft import ApplyResult, NftError, NftTable, Reading
-from appliance.enforcer.nftplan import Counters, Plan
+from appliance.enforcer.nftplan import Counters, Plan, TopSource
 from appliance.enforcer.recording import replay
 from appliance.enforcer.service import EnforcerOptions, EnforcerService
 from appliance.speakers.exabgp import SessionDown
@@ -25,6 +25,8 @@ class MockNft:
         self.refuse = False
         self.applied: Plan | None = None
         self.deleted = 0
+        self.top: dict[str, tuple[TopSource, ...]] = {}
+
         self.epoch = 0
 
     def apply(self, plan: Plan) -> ApplyResult:
