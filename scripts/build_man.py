@@ -11,6 +11,9 @@ configuration reference. Output: docs/man/savd.8, docs/man/savd-enforcer.8, docs
     python scripts/build_man.py --check        # exit 1 when a committed page is out of date
     python scripts/build_man.py --install DIR  # also copy them to DIR/man5, DIR/man8 (/usr/local/share/man)
 
+It also renders the events table of docs/operator-guide.md (between the `events-table` markers) from the
+one vocabulary, appliance/monitor/vocabulary.py.
+
 Markdown subset: a first line `# name section "manual"`, `##`/`###` headings, paragraphs, `- ` bullets,
 ``` fenced blocks, **bold**, *italic*, `code` (bold), [text](link) (text only), and a line
 `<!-- generated: savd | savd-enforcer | savd.toml -->` replaced by the generated section.
@@ -210,6 +213,21 @@ def build() -> dict[str, str]:
             for page in PAGES}
 
 
+GUIDE = ROOT / "docs" / "operator-guide.md"
+TABLE_BEGIN = "<!-- events-table: generated from appliance/monitor/vocabulary.py by scripts/build_man.py -->"
+TABLE_END = "<!-- events-table end -->"
+
+
+def guide_with_events_table(text: str) -> str:
+    """The operator guide with its events table rendered from the vocabulary."""
+    sys.path.insert(0, str(ROOT))
+    from appliance.monitor.vocabulary import markdown_table
+
+    head, rest = text.split(TABLE_BEGIN, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_BEGIN}\n{markdown_table()}{TABLE_END}{tail}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed page is out of date")
@@ -218,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     pages = build()
     stale = [p for p, text in pages.items()
              if not (MAN / p).exists() or (MAN / p).read_text(encoding="utf-8") != text]
+    guide = GUIDE.read_text(encoding="utf-8")
+    if guide_with_events_table(guide) != guide:
+        if args.check:
+            print("build_man: the events table of docs/operator-guide.md is out of date", file=sys.stderr)
+            return 1
+        GUIDE.write_text(guide_with_events_table(guide), encoding="utf-8")
+        print("build_man: wrote the events table of docs/operator-guide.md")
     if args.check:
         for p in stale:
             print(f"build_man: docs/man/{p} is out of date; run: python scripts/build_man.py",

@@ -2,8 +2,9 @@
 
 A notice knows its type, severity, source, message and fields; alarm notices also name the alarm they
 raise or clear (`alarm_id`, `raises`). The Monitor stamps the time and turns a notice into the shared
-model.Event. Types follow the issue's list: BGP and RTR sessions, RPKI stale or expired, push failed,
-rule not installed, prefix conflict, guardrail refusal, spoofing seen; plus plain operational events.
+model.Event. Their types are those of the one vocabulary (vocabulary.py), the same the producers that
+build events directly emit: a BGP session notice is `bgp.session-down` / `bgp.session-up` like the
+speakers', a push failure `flowspec.push-failed` like the pusher's.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from appliance.model import Severity
 
 
 class EventType(enum.StrEnum):
-    BGP_SESSION = "bgp-session"
+    BGP_SESSION_DOWN = "bgp.session-down"
+    BGP_SESSION_UP = "bgp.session-up"
     RTR_SESSION = "rtr-session"
     RPKI_STALE = "rpki-stale"
     RPKI_EXPIRED = "rpki-expired"
-    PUSH_FAILED = "push-failed"
+    PUSH_FAILED = "flowspec.push-failed"
     RULE_NOT_INSTALLED = "rule-not-installed"
     ENFORCER_UNREACHABLE = "enforcer-unreachable"
-    PREFIX_CONFLICT = "prefix-conflict"
-    GUARDRAIL_REFUSED = "guardrail-refused"
+    PREFIX_CONFLICT = "report-conflict"
+    GUARDRAIL_REFUSED = "flowspec.refused"
     SPOOFING_SEEN = "spoofing-seen"
     RULE_DRIFT = "drift.rule"
     RULE_STALE = "stale.rule"
@@ -79,12 +81,16 @@ class Notice:
 class BgpSession(Notice):
     """A BGP session of a speaker went up or down."""
 
-    TYPE = EventType.BGP_SESSION
+    TYPE = EventType.BGP_SESSION_DOWN
     speaker: str
     peer: str
     router: str
     up: bool
     reason: str = ""
+
+    @property
+    def event_type(self) -> EventType:
+        return EventType.BGP_SESSION_UP if self.up else EventType.BGP_SESSION_DOWN
 
     @property
     def source(self) -> str:

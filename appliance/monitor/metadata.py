@@ -6,74 +6,32 @@ section 7 classes the messages by domain and kind: system alarms, system events,
 savd adds what it concerns: the router, interface and prefix, when there is one.
 
 One function per question, so the API, the key=value log, syslog and Prometheus cannot disagree:
-`category_of(type, alarm)` and `concerns(fields)`; `event_metadata(event)` puts them together.
+`category_of(type, alarm)` (from the one vocabulary, vocabulary.py) and `concerns(fields)`;
+`event_metadata(event)` puts them together.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from appliance.model import Severity
+from appliance.monitor.vocabulary import Category, kind_of
+
+__all__ = ["Category", "Concerns", "Metadata", "category_of", "concerns", "event_metadata", "rfc3339"]
 
 if TYPE_CHECKING:
     from appliance.model import Event
 
 
-class Category(enum.StrEnum):
-    """The classes of seeds/002 section 7 that savd emits."""
-
-    SYSTEM_ALARM = "system-alarm"    # savd or one of its links (sessions, caches, journal, enforcers) fails
-    SYSTEM_EVENT = "system-event"    # lifecycle and configuration changes (7.2.2): started, reports, rules
-    SYSTEM_LOG = "system-log"        # plain log lines of the daemon's modules
-    NSF_EVENT = "nsf-event"          # the SAV function: spoofing seen, a policy refused or not installed
-    NSF_COUNTER = "nsf-counter"      # policy-hit counters of the enforcers (7.7.2)
-
-
-#: event type -> category, for the types savd's producers emit; dotted types are matched by their family
-_BY_TYPE: dict[str, Category] = {
-    "bgp-session": Category.SYSTEM_ALARM,
-    "rtr-session": Category.SYSTEM_ALARM,
-    "rpki-stale": Category.SYSTEM_ALARM,
-    "rpki-expired": Category.SYSTEM_ALARM,
-    "push-failed": Category.SYSTEM_ALARM,
-    "enforcer-unreachable": Category.SYSTEM_ALARM,
-    "journal-failed": Category.SYSTEM_ALARM,
-    "flowspec.push-failed": Category.SYSTEM_ALARM,
-    "rule-not-installed": Category.NSF_EVENT,
-    "prefix-conflict": Category.NSF_EVENT,
-    "guardrail-refused": Category.NSF_EVENT,
-    "spoofing-seen": Category.NSF_EVENT,
-    "rules-changed": Category.SYSTEM_EVENT,
-    "report-changed": Category.SYSTEM_EVENT,
-    "report-overridden": Category.SYSTEM_EVENT,
-    "report-conflict": Category.NSF_EVENT,     # the report merge: one prefix, two subnets
-    "report-overlap": Category.NSF_EVENT,
-    "state-restored": Category.SYSTEM_EVENT,
-    "daemon": Category.SYSTEM_EVENT,
-}
-_BY_FAMILY: dict[str, Category] = {
-    "bgp": Category.SYSTEM_ALARM,       # bgp.session-down/up (speakers)
-    "bgpls": Category.SYSTEM_ALARM,     # bgpls.peer-expired
-    "bmp": Category.SYSTEM_ALARM,       # bmp.peer-down, bmp.malformed, ...
-    "speaker": Category.SYSTEM_ALARM,   # speaker.event-failed
-    "reports": Category.SYSTEM_ALARM,   # reports.file-error
-    "flowspec": Category.NSF_EVENT,     # the compiler's findings: a policy refused, forced, emptied
-    "drift": Category.NSF_EVENT,        # what a router holds departs from what savd intends
-    "stale": Category.NSF_EVENT,
-}
-
-
 def category_of(type_: str, alarm: bool = False) -> Category:
-    """The category of an event type; a type savd does not know is a system alarm or event."""
-    known = _BY_TYPE.get(type_)
-    if known is None:
-        known = _BY_FAMILY.get(type_.split(".", 1)[0].split("-", 1)[0])
+    """The category of an event type (the vocabulary's); a type savd does not know is a system alarm or
+    event."""
+    known = kind_of(type_)
     if known is not None:
-        return known
+        return known.category
     return Category.SYSTEM_ALARM if alarm else Category.SYSTEM_EVENT
 
 

@@ -239,7 +239,7 @@ def test_events_alarms_metrics_and_openapi(rig: Rig) -> None:
     assert alarm["id"] == "bgp-session/exa1/198.18.0.2" and alarm["severity"] == "error"
     metrics = rig.client.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
-    assert ('savd_alarms_active{category="system-alarm",severity="error",type="bgp-session"} 1.0'
+    assert ('savd_alarms_active{category="system-alarm",severity="error",type="bgp.session-down"} 1.0'
             in metrics.text)
     health = rig.client.get("/health").json()
     assert health == {"status": "ok", "state_version": 0, "rules_version": None, "alarms": 1}

@@ -288,8 +288,8 @@ def test_what_blue_sees(tmp_path: Path) -> None:
     assert sum(h["total_packets"] for h in counters["policy_hits"]) == sum(
         c["total_packets"] for c in counters["counters"])
     events = get("/api/v1/events")["events"]
-    assert {e["type"] for e in events} == {"bgp-session", "spoofing-seen", "rule-not-installed",
-                                           "prefix-conflict"}
+    assert {e["type"] for e in events} == {"bgp.session-down", "spoofing-seen", "rule-not-installed",
+                                           "report-conflict"}
     assert all(e["message"].startswith(e["type"]) for e in events)
     alarms = get("/api/v1/alarms")["alarms"]
     assert alarms and all(a["id"].startswith("alarm-") for a in alarms)

@@ -36,7 +36,7 @@ def test_notice_becomes_event_with_common_metadata(monitor: Monitor) -> None:
     record = monitor.emit(BgpSession("exa1", "198.18.0.2", "r1", up=False, reason="hold timer expired"))
     e = record.event
     assert (record.seq, e.time, e.source, e.type, e.severity, e.alarm) == (
-        1, 1000.0, "speaker:exa1", "bgp-session", Severity.ERROR, True)
+        1, 1000.0, "speaker:exa1", "bgp.session-down", Severity.ERROR, True)
     assert e.message == "BGP session to r1 (198.18.0.2) down: hold timer expired"
     assert e.fields == {"speaker": "exa1", "peer": "198.18.0.2", "router": "r1", "up": "false",
                         "reason": "hold timer expired", "alarm_id": "bgp-session/exa1/198.18.0.2"}
@@ -108,7 +108,7 @@ def test_log_lines_are_key_value(monitor: Monitor, caplog: pytest.LogCaptureFixt
         record = monitor.emit(GuardrailRefused("r1", "max-rules", "2500 rules > 2000"))
     line = format_record(record)
     assert line == (
-        'time=1970-01-01T00:16:40.000Z type=guardrail-refused severity=error category=nsf-event '
+        'time=1970-01-01T00:16:40.000Z type=flowspec.refused severity=error category=nsf-event '
         'source=flowspec router=r1 alarm=true seq=1 '
         'alarm_id=guardrail-refused/r1/max-rules detail="2500 rules > 2000" guardrail=max-rules '
         'refused=true msg="guardrail max-rules refused the rules for r1: 2500 rules > 2000"'
@@ -151,9 +151,9 @@ def test_metrics_expose_events_alarms_counters_and_gauges(monitor: Monitor) -> N
     for notice in board.update([sample(4)], now=1):
         monitor.emit(notice)
     text = metrics.render().decode()
-    assert 'savd_events_total{category="system-alarm",severity="error",type="bgp-session"} 1.0' in text
+    assert 'savd_events_total{category="system-alarm",severity="error",type="bgp.session-down"} 1.0' in text
     assert 'savd_events_total{category="nsf-event",severity="warning",type="spoofing-seen"} 1.0' in text
-    assert 'savd_alarms_active{category="system-alarm",severity="error",type="bgp-session"} 1.0' in text
+    assert 'savd_alarms_active{category="system-alarm",severity="error",type="bgp.session-down"} 1.0' in text
     assert 'savd_alarms_active{category="nsf-event",severity="warning",type="spoofing-seen"} 1.0' in text
     assert ('savd_enforcer_packets_total{action="drop",category="nsf-counter",interface="eth1",'
             'prefix="198.18.7.0/24",router="r1",source="enforcer:r1",source_prefix="198.18.7.0/24",'

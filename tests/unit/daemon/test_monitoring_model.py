@@ -226,7 +226,7 @@ def test_events_filter_by_category_router_and_interface(rig: Rig) -> None:
         rig.monitor.emit(notice)
     get = rig.client.get
     nsf = get("/api/v1/events", params={"category": "nsf-event"}).json()["events"]
-    assert {e["type"] for e in nsf} == {"rule-not-installed", "prefix-conflict", "guardrail-refused",
+    assert {e["type"] for e in nsf} == {"rule-not-installed", "report-conflict", "flowspec.refused",
                                         "spoofing-seen"}
     both = get("/api/v1/events", params=[("category", "nsf-event"), ("category", "system-event")]).json()
     assert len(both["events"]) == len(nsf) + 2
@@ -300,8 +300,8 @@ def test_syslog_over_tcp_uses_octet_counting(rig: Rig) -> None:
         messages.append(rest[:int(length)].decode())
         data = rest[int(length):]
     down, up = (parse_syslog(m) for m in messages)
-    assert (down["pri"], down["msgid"], down["sd"][SD_META]["category"]) == (str(3 * 8 + 3), "bgp-session",
-                                                                            "system-alarm")
+    assert (down["pri"], down["msgid"], down["sd"][SD_META]["category"]) == (
+        str(3 * 8 + 3), "bgp.session-down", "system-alarm")
     assert up["sd"][SD_META]["alarm"] == "false" and up["msg"].endswith("up")
 
 

@@ -156,7 +156,7 @@ def test_every_view_draws_and_the_token_stays_in_headers(served: Served) -> None
         page.locator('#push-list [data-peer="198.18.255.1"] button').click()
         expect(page.locator("#push-detail")).to_contain_text("198.18.1.0/24")
         # alarms: ack, then clear
-        row = page.locator("#alarms-list tr[data-type=bgp-session]")
+        row = page.locator("#alarms-list tr[data-type='bgp.session-down']")
         expect(row).to_contain_text("hold timer expired")
         row.locator("button.ack").click()
         expect(row).to_contain_text("acked")
@@ -194,7 +194,7 @@ def test_a_report_added_through_the_api_appears_in_the_rules_view_live(served: S
 
 def test_a_wrong_token_asks_again(served: Served) -> None:
     with browser_page(f"{served.url}/dashboard/", "wrong") as (page, _):
-        row = page.locator("#alarms-list tr[data-type=bgp-session]")
+        row = page.locator("#alarms-list tr[data-type='bgp.session-down']")
         row.locator("button.clear").click()  # reads are open; the write is refused
         expect(page.locator("#error")).to_contain_text("bearer token")
-        assert "bgp-session" in {a.type for a in served.run(lambda: served.monitor.alarms.active())}
+        assert "bgp.session-down" in {a.type for a in served.run(lambda: served.monitor.alarms.active())}
