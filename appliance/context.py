@@ -74,9 +74,10 @@ class DaemonContext:
         """Call `listener(version, new, old)` after each new rule set (e.g. the pusher)."""
         self.rules_listeners.append(listener)
 
-    def report_counters(self, samples: Iterable[CounterSample]) -> None:
-        """For enforcer pollers: absolute counters in; spoofing-seen alarms raised as drop counters rise."""
-        for notice in self.counters.update(samples, self.monitor.clock.now()):
+    def report_counters(self, samples: Iterable[CounterSample], router: str = "") -> None:
+        """For enforcer pollers: absolute counters in (of `router`'s enforcer); spoofing-seen alarms raised
+        as drop counters rise."""
+        for notice in self.counters.update(samples, self.monitor.clock.now(), (router,) if router else ()):
             self.monitor.emit(notice)
 
     def report_rules(self, router: str, reported: Iterable[Any]) -> None:

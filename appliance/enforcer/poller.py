@@ -121,7 +121,7 @@ class _Context(Protocol):
     @property
     def monitor(self) -> _Monitor: ...
 
-    def report_counters(self, samples: Iterable[CounterSample]) -> None: ...
+    def report_counters(self, samples: Iterable[CounterSample], router: str = "") -> None: ...
 
 
 class EnforcerPoller:
@@ -153,7 +153,7 @@ class EnforcerPoller:
             if target.router in self._unreachable:
                 self._unreachable.discard(target.router)
                 ctx.monitor.emit(EnforcerReachable(target.router, True))
-            ctx.report_counters(samples_from(target.router, doc))
+            ctx.report_counters(samples_from(target.router, doc), target.router)
             report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
             if report_rules is not None:
                 report_rules(target.router, doc.get("rules") or [])

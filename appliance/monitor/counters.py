@@ -19,6 +19,7 @@ the totals since savd started; `policy_hits()` sums one rule's interfaces.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -80,15 +81,27 @@ class CounterBoard:
     def __init__(self, quiet_s: float = 60.0) -> None:
         self.quiet_s = quiet_s
         self._tracks: dict[CounterKey, _Track] = {}
+        self._routers: set[str] = set()   # routers whose counters have been sampled once
 
-    def update(self, samples: Iterable[CounterSample], now: float) -> list[SpoofingSeen]:
+    def update(self, samples: Iterable[CounterSample], now: float,
+               polled: Iterable[str] = ()) -> list[SpoofingSeen]:
+        """Take one poll's samples; `polled` names the routers polled even if they listed no counter
+        (an enforcer with no rule yet), so the rules they install later count from zero."""
         notices: list[SpoofingSeen] = []
+        samples = list(samples)
+        known = set(self._routers)
         for s in samples:
             track = self._tracks.get(s.key())
-            if track is None:
-                # the first sample is a baseline: what happened before we watched is not attributed
+            if track is None and s.router not in known:
+                # a router's first samples are a baseline: what happened before we watched (savd
+                # restarted, the enforcer kept counting) is not attributed
                 self._tracks[s.key()] = _Track(s, s.packets, s.bytes, now, sampled_at=now)
                 continue
+            if track is None:
+                # a rule that appeared since the last poll of a router we watch starts from zero: its
+                # first drops (between its install and this poll) are spoofing seen like any other
+                zero = dataclasses.replace(s, packets=0, bytes=0, top_sources=())
+                track = self._tracks[s.key()] = _Track(zero, 0, 0, now, sampled_at=now)
             rise_p, rise_b = _rise(track.sample.packets, s.packets), _rise(track.sample.bytes, s.bytes)
             rises = source_rises(track.sample.top_sources, s.top_sources)
             track.sample = s
@@ -103,6 +116,8 @@ class CounterBoard:
                     tops_b = ",".join(f"{p}:{b}" for p, _, b in rises)
                     notices.append(SpoofingSeen(s.router, s.interface, s.source_prefix, rise_p, rise_b,
                                                 top_sources=tops, top_source_bytes=tops_b))
+        self._routers.update(s.router for s in samples)
+        self._routers.update(polled)
         notices.extend(self._quiet(now))
         return notices
 
@@ -120,6 +135,7 @@ class CounterBoard:
         return self._quiet(now)
 
     def forget_router(self, router: str) -> None:
+        self._routers.discard(router)
         for key in [k for k in self._tracks if k[0] == router]:
             del self._tracks[key]
 

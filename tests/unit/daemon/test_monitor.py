@@ -132,6 +132,19 @@ def test_spoofing_seen_when_drop_counters_rise_and_cleared_when_quiet() -> None:
     assert board.tick(now=100) == []
 
 
+def test_a_rule_installed_after_its_router_was_first_polled_counts_from_zero() -> None:
+    """Only a router's first poll is a baseline (savd may have restarted under a counting enforcer); a
+    rule that appears later (pushed after the first poll, hit before the next) has dropped only spoofed
+    traffic since it was installed, and that is seen, traced and counted."""
+    board = CounterBoard()
+    assert board.update([], now=0, polled=["r1"]) == []          # r1's enforcer has no rule yet
+    (seen,) = board.update([sample(13)], now=5, polled=["r1"])
+    assert (seen.source_prefix, seen.packets) == ("198.18.7.0/24", 13)
+    assert board.totals()[("r1", "eth1", "198.18.7.0/24")] == (13, 1300, True)
+    fresh = CounterBoard()
+    assert fresh.update([sample(13)], now=0, polled=["r1"]) == []  # a first poll: a baseline
+
+
 def test_counter_reset_counts_the_new_value_and_legit_counters_never_alarm() -> None:
     board = CounterBoard()
     board.update([sample(100), sample(5, spoofed=False, prefix="198.18.1.0/24")], now=0)

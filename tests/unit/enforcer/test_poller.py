@@ -43,7 +43,7 @@ class Ctx:
         self.samples: list[CounterSample] = []
         self.monitor = Monitor()
 
-    def report_counters(self, samples: Any) -> None:
+    def report_counters(self, samples: Any, router: str = "") -> None:
         self.samples.extend(samples)
 
 
