@@ -19,7 +19,7 @@ import bisect
 import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appliance.model import Event, PrefixReport, Router, Severity, prefix_sort_key
 from appliance.sources.reports.records import RouterReport, Source
@@ -186,12 +186,18 @@ def apply_roles(routers: Iterable[Router], reports: Mapping[str, RouterReport]) 
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Group:
-    """The resolved reports of one (router, interface): its winners in walk order and its overrides."""
+    """The resolved reports of one (router, interface), kept per prefix: precedence compares only reports
+    of one prefix, so a change re-picks its prefix alone, and the group's winners and overrides are the
+    prefixes' in walk order (`order`: (prefix_sort_key, prefix), sorted)."""
 
-    winners: tuple[PrefixReport, ...]
-    events: tuple[Event, ...]
+    members: dict[str, Counter[PrefixReport]] = field(default_factory=dict)
+    picked: dict[str, tuple[PrefixReport, tuple[Event, ...]]] = field(default_factory=dict)
+    order: list[tuple[tuple[int, int, int], str]] = field(default_factory=list)
+    noisy: set[str] = field(default_factory=set)  # prefixes whose pick raised override events
+    winners: tuple[PrefixReport, ...] = ()
+    events: tuple[Event, ...] = ()
 
 
 class ReportResolver:
@@ -214,7 +220,6 @@ class ReportResolver:
     def _reset(self) -> None:
         """Forget every report (the next call resolves from scratch)."""
         self._last: tuple[PrefixReport, ...] = ()
-        self._members: dict[tuple[str, str], Counter[PrefixReport]] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         self._order: list[tuple[str, str]] = []  # the keys of _groups, sorted
         self._tagged: dict[NetKey, list[tuple[Net, PrefixReport]]] = {}  # winners in the conflict check
@@ -231,43 +236,65 @@ class ReportResolver:
     def _resolve(self, prefixes: tuple[PrefixReport, ...], routers: Iterable[RouterReport]) -> Resolved:
         gone, added = _window_delta(self._last, prefixes)
         self._last = prefixes
-        touched: set[tuple[str, str]] = set()
+        touched: dict[tuple[str, str], set[str]] = {}
         for r, n in gone.items():
             key = (r.router, r.interface)
-            self._members[key].subtract({r: n})
-            if self._members[key][r] <= 0:
-                del self._members[key][r]
-            touched.add(key)
+            members = self._groups[key].members[r.prefix]
+            members.subtract({r: n})
+            if members[r] <= 0:
+                del members[r]
+            touched.setdefault(key, set()).add(r.prefix)
         for r, n in added.items():
             key = (r.router, r.interface)
-            self._members.setdefault(key, Counter())[r] += n
-            touched.add(key)
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Group()
+                bisect.insort(self._order, key)
+            group.members.setdefault(r.prefix, Counter())[r] += n
+            touched.setdefault(key, set()).add(r.prefix)
         moved: set[NetKey] = set()
         for key in sorted(touched):
-            moved |= self._regroup(key)
+            moved |= self._regroup(key, touched[key])
         self._redo_blocks(moved)
         winners = tuple(r for k in self._order for r in self._groups[k].winners)
         events = [e for k in self._order for e in self._groups[k].events]
         events += [e for k in sorted(self._blocks) for e in self._blocks[k]]
         return Resolved(winners, _merge_routers(routers), tuple(events))
 
-    def _regroup(self, key: tuple[str, str]) -> set[NetKey]:
-        """Resolve one group again; return the networks whose conflict-checked winners changed."""
-        old = self._groups.pop(key, None)
-        members = self._members.get(key)
-        new = None
-        if members:
-            winners, events = _pick(members, self.now)
-            new = _Group(tuple(winners), tuple(events))
-            self._groups[key] = new
-            if old is None:
-                bisect.insort(self._order, key)
-        else:
-            self._members.pop(key, None)
+    def _regroup(self, key: tuple[str, str], prefixes: set[str]) -> set[NetKey]:
+        """Re-pick the changed `prefixes` of one group; return the networks whose conflict-checked
+        winners changed."""
+        group = self._groups[key]
+        before: set[PrefixReport] = set()
+        after: set[PrefixReport] = set()
+        for prefix in prefixes:
+            old = group.picked.pop(prefix, None)
             if old is not None:
-                del self._order[bisect.bisect_left(self._order, key)]
-        before = set(old.winners) if old else set()
-        after = set(new.winners) if new else set()
+                before.add(old[0])
+            members = group.members.get(prefix)
+            if members:
+                winners, events = _pick(members, self.now)
+                group.picked[prefix] = (winners[0], tuple(events))
+                after.add(winners[0])
+                if events:
+                    group.noisy.add(prefix)
+                else:
+                    group.noisy.discard(prefix)
+                if old is None:
+                    bisect.insort(group.order, (prefix_sort_key(prefix), prefix))
+            else:
+                group.members.pop(prefix, None)
+                group.noisy.discard(prefix)
+                if old is not None:
+                    del group.order[bisect.bisect_left(group.order, (prefix_sort_key(prefix), prefix))]
+        if group.picked:
+            picked = group.picked
+            group.winners = tuple(picked[p][0] for _, p in group.order)
+            noisy = sorted((prefix_sort_key(p), p) for p in group.noisy)  # few: not the whole order
+            group.events = tuple(e for _, p in noisy for e in picked[p][1])
+        else:
+            del self._groups[key]
+            del self._order[bisect.bisect_left(self._order, key)]
         moved = {self._untag(r) for r in before - after if _is_tagged(r)}
         return moved | {self._tag(r) for r in after - before if _is_tagged(r)}
 
