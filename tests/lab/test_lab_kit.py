@@ -83,46 +83,8 @@ def kit(tmp_path: Path, require_root: None) -> Iterator[dict[str, Any]]:
 def test_kit_lab_drops_spoofed_and_delivers_legitimate_traffic(kit: dict[str, Any]) -> None:
     out, prefix = kit["out"], kit["prefix"]
     topo = out / "kit6.clab.yml"
-    kit["lab_up"] = True  # from here on `savd lab down` runs, whatever happens
-    up = savd("lab", "up", str(topo), "--prefix", prefix, "--timeout", "120", timeout_s=200)
-    assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
-
-    log_dir = out / "logs"
-    log_dir.mkdir()
-    with (log_dir / "stayrtr.out").open("wb") as log:
-        kit["procs"]["stayrtr"] = subprocess.Popen(
-            [*SAVD, "rpki", "serve", str(out / "rpki.json"), "--port", str(kit["rtr_port"])],
-            stdout=log, stderr=subprocess.STDOUT)
-    wait_until("savd rpki serve printing its port",
-               lambda: f"127.0.0.1:{kit['rtr_port']}" in (log_dir / "stayrtr.out").read_text(), 20)
-
-    kit["enforcers"] = True
-    enf = savd("lab", "enforcers", "up", "--config", str(out / "savd.toml"), "--lab", "kit6",
-               "--prefix", prefix)
-    assert enf.returncode == 0, enf.stderr
-    assert enf.stdout.count("pid ") == len(ROUTERS)
-
-    token = secrets.token_hex(16)
-    with (log_dir / "savd.log").open("wb") as log:
-        kit["procs"]["savd"] = subprocess.Popen(
-            [*SAVD, "run", "--config", str(out / "savd.toml")], stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, SAVD_API_TOKEN=token), start_new_session=True)
-
-    # Poll savd's API and the enforcers as the demo does: every router learned over BGP-LS, rules
-    # computed from the latest state, pushed, and each router's nftables holding what was pushed.
-    lab = Lab.attach("kit6", prefix=prefix)
-    peers = {f"198.18.253.{i}": r for i, r in enumerate(ROUTERS, start=1)}
-    profile = DemoLab(name="kit6", topology=topo, templates={}, prefix=prefix, workdir=out, routers=ROUTERS,
-                      peers=peers, flows=lambda **_: (), vrps=(), bgpls=ROUTERS)
-    app = Appliance(lab, out, template=out / "savd.toml", profile=profile)
-    app.api_port, app.token = kit["api_port"], token
-
-    def active() -> dict[str, int] | None:
-        savd_proc = kit["procs"]["savd"]
-        assert savd_proc.poll() is None, (log_dir / "savd.log").read_text()[-3000:]
-        return app.rules_active()
-
-    installed = wait_until("rules active on every router", active, 180, 0.5)
+    app = start_kit(kit, topo, "kit6", {f"198.18.253.{i}": r for i, r in enumerate(ROUTERS, start=1)}, 120)
+    installed = wait_until("rules active on every router", lambda: active(kit, app), 180, 0.5)
     assert installed["a1"] > 0 and installed["a2"] > 0 and installed["b1"] > 0, installed
 
     traffic = savd("lab", "traffic", str(FIXTURE / "traffic.yaml"), "--topo", str(topo), "--prefix", prefix,
@@ -138,3 +100,43 @@ def test_kit_lab_drops_spoofed_and_delivers_legitimate_traffic(kit: dict[str, An
     assert [r["delivered"] for r in spoofed] == [0] * 5, spoofed
     assert [r["delivered"] for r in legit] == [r["sent"] for r in legit], legit
     assert traffic.returncode == 0, traffic.stderr
+
+
+def start_kit(kit: dict[str, Any], topo: Path, name: str, peers: dict[str, str], up_s: int) -> Appliance:
+    """What a user runs after `savd lab init`, in order: `savd lab up`, `savd rpki serve`, `savd lab
+    enforcers up` and `savd run` (logs under <out>/logs); an Appliance polls savd's API and the enforcers
+    as the demo does. `kit` records what is up, so the fixture tears it down whatever happens."""
+    out, prefix = kit["out"], kit["prefix"]
+    kit["lab_up"] = True  # from here on `savd lab down` runs, whatever happens
+    up = savd("lab", "up", str(topo), "--prefix", prefix, "--timeout", str(up_s), timeout_s=up_s + 80)
+    assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
+    log_dir = out / "logs"
+    log_dir.mkdir()
+    with (log_dir / "stayrtr.out").open("wb") as log:
+        kit["procs"]["stayrtr"] = subprocess.Popen(
+            [*SAVD, "rpki", "serve", str(out / "rpki.json"), "--port", str(kit["rtr_port"])],
+            stdout=log, stderr=subprocess.STDOUT)
+    wait_until("savd rpki serve printing its port",
+               lambda: f"127.0.0.1:{kit['rtr_port']}" in (log_dir / "stayrtr.out").read_text(), 20)
+    kit["enforcers"] = True
+    enf = savd("lab", "enforcers", "up", "--config", str(out / "savd.toml"), "--lab", name,
+               "--prefix", prefix)
+    assert enf.returncode == 0, enf.stderr
+    assert enf.stdout.count("pid ") == len(peers)
+    token = secrets.token_hex(16)
+    with (log_dir / "savd.log").open("wb") as log:
+        kit["procs"]["savd"] = subprocess.Popen(
+            [*SAVD, "run", "--config", str(out / "savd.toml")], stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, SAVD_API_TOKEN=token), start_new_session=True)
+    routers = tuple(dict.fromkeys(peers.values()))
+    profile = DemoLab(name=name, topology=topo, templates={}, prefix=prefix, workdir=out, routers=routers,
+                      peers=peers, flows=lambda **_: (), vrps=(), bgpls=routers)
+    app = Appliance(Lab.attach(name, prefix=prefix), out, template=out / "savd.toml", profile=profile)
+    app.api_port, app.token = kit["api_port"], token
+    return app
+
+
+def active(kit: dict[str, Any], app: Appliance) -> dict[str, int] | None:
+    """The rules active per router, once savd is running (its log's tail when it died)."""
+    assert kit["procs"]["savd"].poll() is None, (kit["out"] / "logs" / "savd.log").read_text()[-3000:]
+    return app.rules_active()

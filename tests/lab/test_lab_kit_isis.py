@@ -17,19 +17,16 @@ started is stopped in `finally` by PID or its own down command, even on failure.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_lab_kit import SAVD, _stop, savd
+from test_lab_kit import _stop, active, savd, start_kit
 
-from appliance.demo import Appliance, DemoLab, wait_until
+from appliance.demo import wait_until
 from appliance.lab.netns import list_netns
-from appliance.lab.runner import Lab
 from appliance.speakers.holdover import reap
 from rpki.localcache import free_port
 
@@ -85,40 +82,8 @@ def test_isis_lab_is_learnt_over_bgpls_and_enforced(kit: dict[str, Any]) -> None
     assert sorted((c["interface"], c["adj"], c["state"]) for c in circuits) == [
         ("eth2", "c1", "Up"), ("eth3", "c2", "Up")]
 
-    kit["lab_up"] = True
-    up = savd("lab", "up", str(topo_file), "--prefix", prefix, "--timeout", "90", timeout_s=150)
-    assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
-
-    log_dir = out / "logs"
-    log_dir.mkdir()
-    with (log_dir / "stayrtr.out").open("wb") as log:
-        kit["procs"]["stayrtr"] = subprocess.Popen(
-            [*SAVD, "rpki", "serve", str(out / "rpki.json"), "--port", str(kit["rtr_port"])],
-            stdout=log, stderr=subprocess.STDOUT)
-    wait_until("savd rpki serve printing its port",
-               lambda: f"127.0.0.1:{kit['rtr_port']}" in (log_dir / "stayrtr.out").read_text(), 20)
-    kit["enforcers"] = True
-    enf = savd("lab", "enforcers", "up", "--config", str(out / "savd.toml"), "--lab", "kitisis",
-               "--prefix", prefix)
-    assert enf.returncode == 0, enf.stderr
-    token = secrets.token_hex(16)
-    with (log_dir / "savd.log").open("wb") as log:
-        kit["procs"]["savd"] = subprocess.Popen(
-            [*SAVD, "run", "--config", str(out / "savd.toml")], stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, SAVD_API_TOKEN=token), start_new_session=True)
-
-    lab = Lab.attach("kitisis", prefix=prefix)
-    profile = DemoLab(name="kitisis", topology=topo_file, templates={}, prefix=prefix, workdir=out,
-                      routers=ROUTERS, peers={LOOPBACK[r]: r for r in ROUTERS}, flows=lambda **_: (), vrps=(),
-                      bgpls=ROUTERS)
-    app = Appliance(lab, out, template=out / "savd.toml", profile=profile)
-    app.api_port, app.token = kit["api_port"], token
-
-    def active() -> dict[str, int] | None:
-        assert kit["procs"]["savd"].poll() is None, (log_dir / "savd.log").read_text()[-3000:]
-        return app.rules_active()
-
-    installed = wait_until("rules active on every router", active, 120, 0.5)
+    app = start_kit(kit, topo_file, "kitisis", {LOOPBACK[r]: r for r in ROUTERS}, 90)
+    installed = wait_until("rules active on every router", lambda: active(kit, app), 120, 0.5)
 
     # the topology savd learnt from the IS-IS exporters: every router, link, interface, prefix
     topo = app.get("/api/v1/topology")
@@ -166,7 +131,7 @@ def test_isis_lab_is_learnt_over_bgpls_and_enforced(kit: dict[str, Any]) -> None
     assert traffic.returncode == 0, traffic.stderr
 
     # a link going down in IS-IS leaves savd's topology (the exporters withdraw it over BGP-LS)
-    lab.exec("a1", ["ip", "link", "set", "eth2", "down"])
+    app.lab.exec("a1", ["ip", "link", "set", "eth2", "down"])
 
     def a1_c1_gone() -> bool:
         now = app.get("/api/v1/topology")["links"]
