@@ -78,10 +78,20 @@ ERROR_MEANINGS = {
 DEGRADING_ALARMS = (str(EventType.JOURNAL_FAILED),)
 
 
-def _rules_json(ruleset: SavRuleSet, snap: StateSnapshot | None = None) -> list[dict[str, Any]]:
-    """Rules as JSON; with a snapshot, each path in a provenance also names the sources that reported it
-    ("path:eth2:65010>65011 via bmp:b1/198.18.40.2"), so an operator sees which router feed it came from."""
+def _stale(ports: ApiPorts) -> set[tuple[str, str]]:
+    """(router, interface) of the rules resting on inputs past their freshness bound (stale.rule alarms)."""
+    return {(a.fields.get("router", ""), a.fields.get("interface", ""))
+            for a in ports.monitor.alarms.active(str(EventType.RULE_STALE))}
+
+
+def _rules_json(ruleset: SavRuleSet, snap: StateSnapshot | None = None,
+                stale: set[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Rules as JSON, each flagged `stale` when a stale.rule alarm names it; with a snapshot, each path in
+    a provenance also names the sources that reported it ("path:eth2:65010>65011 via bmp:b1/198.18.40.2"),
+    so an operator sees which router feed it came from."""
     rules: list[dict[str, Any]] = ruleset.to_dict()["rules"]
+    for r in rules:
+        r["stale"] = (r["router"], r["interface"]) in (stale or ())
     if snap is None or not snap.paths:
         return rules
     wanted = {(r["router"], r["interface"]) for r in rules
@@ -245,7 +255,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def rules(router: str = "") -> dict[str, Any]:
         version, ruleset = _current(ports)
         chosen = SavRuleSet(ruleset.for_router(router)) if router else ruleset
-        return {"version": version, "rules": _rules_json(chosen, ports.facts.snapshot())}
+        return {"version": version, "rules": _rules_json(chosen, ports.facts.snapshot(), _stale(ports))}
 
     @app.get("/api/v1/rules/{router}/{interface:path}", tags=["rules"], dependencies=read,
              response_model=InterfaceRule, responses=errors(*read_errors, 404))
@@ -254,7 +264,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         rule = ruleset.get(router, interface)
         if rule is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SAV rule on {router} {interface}")
-        return {"version": version, "rule": _rules_json(SavRuleSet((rule,)), ports.facts.snapshot())[0]}
+        return {"version": version,
+                "rule": _rules_json(SavRuleSet((rule,)), ports.facts.snapshot(), _stale(ports))[0]}
 
     @app.get("/api/v1/explain", tags=["rules"], dependencies=read, response_model=Explained,
              responses=errors(*read_errors, 422))

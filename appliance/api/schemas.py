@@ -232,6 +232,8 @@ class RuleOut(_Served):
     algorithm: str
     provenance: dict[str, list[str]] = Field(
         description="prefix -> its justifications (report:..., roa:..., path:<if>:<as path> via <sources>)")
+    stale: bool = Field(description="the rule rests on inputs past their freshness bound (a stale.rule "
+                                    "alarm names it); it stays in force until they expire")
 
 
 class RuleList(_Built):

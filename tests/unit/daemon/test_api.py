@@ -370,3 +370,17 @@ def test_delete_with_a_bad_name_is_422(rig: Rig) -> None:
     r = rig.client.delete("/api/v1/reports", params={**{k: REPORT[k] for k in ("interface", "prefix")},
                                                      "router": "../../X"}, headers=AUTH)
     assert r.status_code == 422 and r.json()["message"].startswith("router:")
+
+
+def test_a_rule_on_stale_inputs_is_flagged_stale_until_its_alarm_clears(rig: Rig) -> None:
+    """Issue 15 item 5: a stale.rule alarm (RPKI data past stale_after_s) shows on the rule it names."""
+    from appliance.monitor.events import RuleStale
+
+    rig.rules.publish(7, RULES)
+    assert [r["stale"] for r in rig.client.get("/api/v1/rules").json()["rules"]] == [False, False]
+    rig.ports.monitor.emit(RuleStale("r1", "ge-0/0/1", "rpki-stale/rtr:stayrtr"))
+    got = {r["interface"]: r["stale"] for r in rig.client.get("/api/v1/rules").json()["rules"]}
+    assert got == {"eth1": False, "ge-0/0/1": True}
+    assert rig.client.get("/api/v1/rules/r1/ge-0/0/1").json()["rule"]["stale"] is True
+    rig.ports.monitor.emit(RuleStale("r1", "ge-0/0/1", "rpki-stale/rtr:stayrtr", stale=False))
+    assert rig.client.get("/api/v1/rules/r1/ge-0/0/1").json()["rule"]["stale"] is False
