@@ -71,6 +71,11 @@ class HttpMetrics:
             self.stats.observe(method, self._template(scope), status, time.perf_counter() - started)
 
     def _template(self, scope: Scope) -> str:
+        """The route the router matched (it leaves it in the scope); matched here only for a request
+        refused before routing (401/403/413), which never reached the router."""
+        routed = scope.get("route")
+        if routed is not None:
+            return str(getattr(routed, "path", UNMATCHED))
         for route in self.routes:
             if route.matches(scope)[0] is Match.FULL:
                 return str(getattr(route, "path", UNMATCHED))

@@ -14,6 +14,7 @@ stopped in `finally`, by PID or by its own down command, even on failure; the na
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -54,14 +55,13 @@ def _stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 20.0) -> None
         proc.wait(5)
 
 
-@pytest.fixture
-def kit(tmp_path: Path, require_root: None) -> Iterator[dict[str, Any]]:
-    """The kit's files in tmp_path/out for a random prefix and free ports; every process the test
-    starts is registered here and stopped afterwards."""
-    prefix = "svk" + secrets.token_hex(2)
-    out = tmp_path / "out"
+@contextlib.contextmanager
+def kit_files(topology: Path, out: Path, stem: str) -> Iterator[dict[str, Any]]:
+    """`savd lab init` of `topology` into `out` for a random prefix (`stem` + 4 hex) and free ports; every
+    process a test starts is registered in the yielded state and stopped afterwards, whatever happens."""
+    prefix = stem + secrets.token_hex(2)
     api_port, rtr_port = free_port(), free_port()
-    done = savd("lab", "init", str(FIXTURE / "kit6.clab.yml"), "--out", str(out), "--prefix", prefix,
+    done = savd("lab", "init", str(topology), "--out", str(out), "--prefix", prefix,
                 "--api-port", str(api_port), "--rtr-port", str(rtr_port))
     assert done.returncode == 0, done.stderr
     state: dict[str, Any] = {"prefix": prefix, "out": out, "api_port": api_port, "rtr_port": rtr_port,
@@ -75,9 +75,15 @@ def kit(tmp_path: Path, require_root: None) -> Iterator[dict[str, Any]]:
             savd("lab", "enforcers", "down", "--config", str(out / "savd.toml"))
         _stop(state["procs"].get("stayrtr"))
         if state["lab_up"]:
-            savd("lab", "down", str(out / "kit6.clab.yml"), "--prefix", prefix)
+            savd("lab", "down", str(out / topology.name), "--prefix", prefix)
         left = [n for n in list_netns() if n.startswith(prefix + "-")]
         assert not left, f"namespaces left behind: {left}"
+
+
+@pytest.fixture
+def kit(tmp_path: Path, require_root: None) -> Iterator[dict[str, Any]]:
+    with kit_files(FIXTURE / "kit6.clab.yml", tmp_path / "out", "svk") as state:
+        yield state
 
 
 def test_kit_lab_drops_spoofed_and_delivers_legitimate_traffic(kit: dict[str, Any]) -> None:

@@ -17,18 +17,14 @@ started is stopped in `finally` by PID or its own down command, even on failure.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_lab_kit import _stop, active, savd, start_kit
+from test_lab_kit import active, kit_files, savd, start_kit
 
 from appliance.demo import wait_until
-from appliance.lab.netns import list_netns
-from appliance.speakers.holdover import reap
-from rpki.localcache import free_port
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -48,26 +44,8 @@ S2 = {"198.18.72.0/24", "2001:db8:0:72::/64"}
 
 @pytest.fixture
 def kit(tmp_path: Path, require_root: None) -> Iterator[dict[str, Any]]:
-    prefix = "svi" + secrets.token_hex(2)
-    out = tmp_path / "out"
-    api_port, rtr_port = free_port(), free_port()
-    done = savd("lab", "init", str(FIXTURE / "kitisis.clab.yml"), "--out", str(out), "--prefix", prefix,
-                "--api-port", str(api_port), "--rtr-port", str(rtr_port))
-    assert done.returncode == 0, done.stderr
-    state: dict[str, Any] = {"prefix": prefix, "out": out, "api_port": api_port, "rtr_port": rtr_port,
-                             "procs": {}, "lab_up": False, "enforcers": False}
-    try:
+    with kit_files(FIXTURE / "kitisis.clab.yml", tmp_path / "out", "svi") as state:
         yield state
-    finally:
-        _stop(state["procs"].get("savd"))
-        reap(out / "data" / "speakers")
-        if state["enforcers"]:
-            savd("lab", "enforcers", "down", "--config", str(out / "savd.toml"))
-        _stop(state["procs"].get("stayrtr"))
-        if state["lab_up"]:
-            savd("lab", "down", str(out / "kitisis.clab.yml"), "--prefix", prefix)
-        left = [n for n in list_netns() if n.startswith(prefix + "-")]
-        assert not left, f"namespaces left behind: {left}"
 
 
 def test_isis_lab_is_learnt_over_bgpls_and_enforced(kit: dict[str, Any]) -> None:
