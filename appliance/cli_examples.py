@@ -56,7 +56,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                  "savd lab exec r1 -- vtysh -c 'show bgp summary'", "savd lab down"),
     "savd lab up": ("savd lab up containerlab/sav-basic/sav-basic.clab.yml",
                     "savd lab up mylab.clab.yml --prefix t1"),
-    "savd lab down": ("savd lab down", "savd lab down --prefix t1"),
+    "savd lab down": ("savd lab down", "savd lab down --prefix t1 --keep-logs /tmp/t1-logs"),
     "savd lab status": ("savd lab status", "savd lab status --json"),
     "savd lab ping": ("savd lab ping", "savd lab ping --prefix t1"),
     "savd lab list": ("savd lab list",),

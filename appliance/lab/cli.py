@@ -59,6 +59,12 @@ def register(subparsers: Any) -> None:
 
     down = sub.add_parser("down", help="stop a lab: kill its processes, delete namespaces and veths")
     _topology_args(down)
+    down.add_argument(
+        "--keep-logs",
+        type=Path,
+        metavar="DIR",
+        help="copy the nodes' FRR daemon logs to DIR/<node>/ before the state folder is deleted",
+    )
     down.set_defaults(func=cmd_down)
 
     status = sub.add_parser("status", help="nodes, daemons (alive?), OSPF/OSPFv3/BGP neighbour states")
@@ -181,10 +187,12 @@ def _prefix_hint(lab: Lab, args: argparse.Namespace) -> str:
 def cmd_down(args: argparse.Namespace) -> int:
     try:
         lab = _running(args)
-        lab.down()
+        lab.down(keep_logs=args.keep_logs)
     except LabError as exc:
         return _fail(exc)
     print(f"lab {lab.name} (prefix {lab.prefix}) is down: processes killed, namespaces and veths deleted")
+    if args.keep_logs:
+        print(f"daemon logs kept in {args.keep_logs}")
     return 0
 
 

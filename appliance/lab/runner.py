@@ -33,7 +33,10 @@ What `up` does, in order (any failure: everything created so far is removed, the
 6. each node's `exec` lines, in the node, in file order (one exiting non-zero fails `up`). In an exec
    line `vtysh` is pointed at the node's daemons and container paths of binds (`/etc/frr/flowspec.conf`)
    are mapped to host paths, so the same line works under real containerlab. Commands left running
-   (`sh -c '... &'`) are found by namespace and killed by `down`.
+   (`sh -c '... &'`) are found by namespace and killed by `down`;
+7. per FRR node FRR's watchfrr over those daemons (watchdog.py): a daemon that dies is restarted and
+   sent its configuration again, as on a router; `down` kills watchfrr first.
+`down --keep-logs DIR` copies the nodes' daemon logs out before the state folder goes.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from appliance.lab import frr, netns
+from appliance.lab import frr, netns, watchdog
 from appliance.lab.errors import LabError, TopologyError
 from appliance.lab.state import DEFAULT_ROOT, LabState, NodeState, instance_dir, list_instances
 from appliance.lab.status import bgp_neighbors, json_subset, ospf6_neighbors, ospf_neighbors
@@ -247,11 +250,29 @@ class Lab:
         state.save()
         log.info("event=lab_up lab=%s prefix=%s", self.name, self.prefix)
 
-    def down(self) -> None:
-        """Kill every process of the lab, delete its namespaces, veths and state; idempotent."""
+    def down(self, keep_logs: Path | None = None) -> None:
+        """Kill every process of the lab, delete its namespaces, veths and state; idempotent. With
+        `keep_logs`, the nodes' daemon logs (<node>/<daemon>.log) are copied there first."""
         with self._lock():
+            if keep_logs is not None:
+                try:
+                    self.copy_logs(keep_logs)
+                except OSError as exc:  # the teardown matters more than the logs
+                    log.warning("event=lab_logs_not_kept lab=%s dest=%s error=%r", self.name, keep_logs,
+                                str(exc))
             self._down_locked()
         self._owned = False
+
+    def copy_logs(self, dest: Path) -> list[Path]:
+        """Copy every node's daemon logs to dest/<node>/ (what a failed run needs to be understood after
+        the state folder is gone); the copies made."""
+        copied: list[Path] = []
+        for log_file in sorted(self.directory.glob("*/*.log")):
+            target = dest / log_file.parent.name / log_file.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log_file, target)
+            copied.append(target)
+        return copied
 
     def _down_locked(self) -> None:
         path = self.directory / "state.json"
@@ -354,6 +375,9 @@ class Lab:
                 self._run_exec_line(node, line)
         for node in self.topology.nodes:
             self._check_daemons(node, state)
+        for node in self.topology.nodes:
+            if node.is_frr:
+                self._start_watchdog(node, state)
 
     # ---- FRR ----------------------------------------------------------------------------------
     def _daemons(self, node: Node) -> frr.DaemonsFile:
@@ -438,6 +462,36 @@ class Lab:
                 f"node {node.name}: applying {conf} failed: {' '.join(proc.stdout.split())[:500]}",
                 node=node.name,
             )
+
+    def _start_watchdog(self, node: Node, state: LabState) -> None:
+        """watchfrr over the node's daemons (see watchdog.py): a daemon that dies comes back with its
+        configuration, as on a router. Recorded as the node's `watchfrr` daemon; killed first at down."""
+        space, ndir = self.netns(node.name), self.node_dir(node.name)
+        parsed = self._daemons(node)
+        argvs = {
+            d: netns.with_hostname(
+                node.name,
+                frr.daemon_argv(d, space, parsed.options.get(d, ()), ndir / f"{d}.log", ndir / "empty.conf"),
+            )
+            for d in parsed.enabled
+        }
+        script = ndir / watchdog.SCRIPT_NAME
+        script.write_text(watchdog.command_script(node.name, space, argvs, self._config_files(node)))
+        argv = watchdog.watchfrr_argv(space, script, parsed.enabled, ndir / "watchfrr.log")
+        netns.run(["ip", "netns", "exec", space, *netns.with_hostname(node.name, argv)], node=node.name)
+        state.nodes[node.name].daemons["watchfrr"] = self._wait_daemon(node.name, "watchfrr")
+        state.save()
+
+    def _config_files(self, node: Node) -> list[Path]:
+        """What the lab sent to the node's daemons, in order: the bound frr.conf, then every file an exec
+        line loads with `vtysh -f` (host paths)."""
+        files = [conf] if (conf := node.bind_for(FRR_CONF_PATH)) is not None else []
+        for line in node.exec:
+            with contextlib.suppress(ValueError):
+                argv = self.rewrite(node.name, shlex.split(line))
+                if frr.VTYSH in " ".join(argv) and "-f" in argv[:-1]:
+                    files.append(Path(argv[argv.index("-f") + 1]))
+        return files
 
     def _check_daemons(self, node: Node, state: LabState) -> None:
         for daemon, pid in state.nodes[node.name].daemons.items():
@@ -601,8 +655,10 @@ class Lab:
         return netns.netns_pids(self.netns(node))
 
     def daemon_pids(self, node: str) -> dict[str, int]:
+        """Each FRR daemon's pid (watchfrr's included), as its pid file says now."""
         state = self._state()
-        return dict(state.nodes[node].daemons) if state and node in state.nodes else {}
+        recorded = state.nodes[node].daemons if state and node in state.nodes else {}
+        return {d: self._current_pid(node, d, p) for d, p in recorded.items()}
 
     def status(self) -> dict[str, Any]:
         """Nodes, daemons (alive?), OSPF/OSPFv3/BGP neighbour states, as plain data."""
@@ -612,6 +668,7 @@ class Lab:
         for node in self.topology.nodes:
             ns = self.netns(node.name)
             pids = state.nodes[node.name].daemons if state and node.name in state.nodes else {}
+            pids = {d: self._current_pid(node.name, d, p) for d, p in pids.items()}
             daemons = {d: {"pid": p, "alive": netns.pid_alive(p)} for d, p in pids.items()}
             entry: dict[str, Any] = {
                 "netns": ns,
@@ -630,6 +687,14 @@ class Lab:
             "owner_pid": state.owner_pid if state else None,
             "nodes": nodes,
         }
+
+    def _current_pid(self, node: str, daemon: str, recorded: int) -> int:
+        """The daemon's pid now: watchfrr may have restarted it since `up` recorded one."""
+        try:
+            text = (frr.run_dir(self.netns(node)) / f"{daemon}.pid").read_text().strip()
+        except OSError:
+            return recorded
+        return int(text) if text.isdigit() else recorded
 
     def _protocol_status(self, node: str, alive: set[str]) -> dict[str, Any]:
         queries: list[tuple[str, str, str, Callable[[Any], list[dict[str, str]]]]] = [
@@ -714,7 +779,10 @@ def _teardown(state: LabState) -> None:
             if netns.pid_alive(pid) and node.netns in " ".join(netns.cmdline(pid)):
                 pids.add(pid)
         pids.update(netns.netns_pids(node.netns))
-    survivors = netns.kill_pids(pids)
+    # watchfrr first: it would restart the daemons it sees die
+    watchdogs = {p for p in pids if any(w.endswith("watchfrr") for w in netns.cmdline(p)[:1])}
+    survivors = netns.kill_pids(watchdogs)
+    survivors += netns.kill_pids((pids - watchdogs) | {p for n in names for p in netns.netns_pids(n)})
     problems: list[str] = [f"pid {p} survived SIGKILL" for p in survivors]
     for name in names:
         try:

@@ -90,9 +90,13 @@ def test_lab_up_status_exec_down_across_processes(
         again = savd("lab", "up", topo, "--prefix", prefix)
         assert again.returncode == 1 and "already running" in again.stderr
     finally:
-        down = savd("lab", "down", topo, "--prefix", prefix)
+        down = savd("lab", "down", topo, "--prefix", prefix, "--keep-logs", str(Path(topo).parent / "kept"))
     assert down.returncode == 0, down.stderr
     assert not [n for n in list_netns() if n.startswith(prefix + "-")]
+    kept = Path(topo).parent / "kept"
+    assert "daemon logs kept" in down.stdout
+    assert "zebra" in (kept / "r1" / "zebra.log").read_text()  # the logs outlive the state folder
+    assert (kept / "r2" / "watchfrr.log").exists()
     gone = savd("lab", "status", topo, "--prefix", prefix)
     assert gone.returncode == 1 and "no running instance" in gone.stderr
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from appliance.demo import Appliance, DemoLab, wait_until
+from appliance.demo import Appliance, DemoError, DemoLab, wait_until
 from appliance.lab.netns import list_netns
 from appliance.lab.runner import Lab
 from appliance.speakers.holdover import reap
@@ -75,7 +75,8 @@ def kit_files(topology: Path, out: Path, stem: str) -> Iterator[dict[str, Any]]:
             savd("lab", "enforcers", "down", "--config", str(out / "savd.toml"))
         _stop(state["procs"].get("stayrtr"))
         if state["lab_up"]:
-            savd("lab", "down", str(out / topology.name), "--prefix", prefix)
+            savd("lab", "down", str(out / topology.name), "--prefix", prefix,
+                 "--keep-logs", str(out / "frr-logs"))
         left = [n for n in list_netns() if n.startswith(prefix + "-")]
         assert not left, f"namespaces left behind: {left}"
 
@@ -90,7 +91,7 @@ def test_kit_lab_drops_spoofed_and_delivers_legitimate_traffic(kit: dict[str, An
     out, prefix = kit["out"], kit["prefix"]
     topo = out / "kit6.clab.yml"
     app = start_kit(kit, topo, "kit6", {f"198.18.253.{i}": r for i, r in enumerate(ROUTERS, start=1)}, 120)
-    installed = wait_until("rules active on every router", lambda: active(kit, app), 180, 0.5)
+    installed = wait_active(kit, app, 180)
     assert installed["a1"] > 0 and installed["a2"] > 0 and installed["b1"] > 0, installed
 
     traffic = savd("lab", "traffic", str(FIXTURE / "traffic.yaml"), "--topo", str(topo), "--prefix", prefix,
@@ -146,3 +147,15 @@ def active(kit: dict[str, Any], app: Appliance) -> dict[str, int] | None:
     """The rules active per router, once savd is running (its log's tail when it died)."""
     assert kit["procs"]["savd"].poll() is None, (kit["out"] / "logs" / "savd.log").read_text()[-3000:]
     return app.rules_active()
+
+
+def wait_active(kit: dict[str, Any], app: Appliance, timeout_s: float) -> dict[str, int]:
+    """`active` until it holds; on timeout the failure names what the last check saw (learned routers,
+    versions, pushed and installed per router) and where the logs are kept."""
+    try:
+        installed: dict[str, int] = wait_until("rules active on every router", lambda: active(kit, app),
+                                                timeout_s, 0.5)
+    except DemoError as exc:
+        raise AssertionError(f"{exc}; last check: {app.last_check}; logs: {kit['out']}/logs, "
+                             f"{kit['out']}/data/enforcers, {kit['out']}/frr-logs") from exc
+    return installed

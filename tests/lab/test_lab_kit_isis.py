@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_lab_kit import active, kit_files, savd, start_kit
+from test_lab_kit import kit_files, savd, start_kit, wait_active
 
 from appliance.demo import wait_until
 
@@ -61,7 +61,7 @@ def test_isis_lab_is_learnt_over_bgpls_and_enforced(kit: dict[str, Any]) -> None
         ("eth2", "c1", "Up"), ("eth3", "c2", "Up")]
 
     app = start_kit(kit, topo_file, "kitisis", {LOOPBACK[r]: r for r in ROUTERS}, 90)
-    installed = wait_until("rules active on every router", lambda: active(kit, app), 120, 0.5)
+    installed = wait_active(kit, app, 120)
 
     # the topology savd learnt from the IS-IS exporters: every router, link, interface, prefix
     topo = app.get("/api/v1/topology")

@@ -3,9 +3,13 @@ process, run directory or state behind; broken input fails with an error naming 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,8 +59,8 @@ def test_up_then_down_leaves_nothing(require_root: None, tiny_topology: Callable
         pids = [p for n in lab.topology.nodes for p in lab.pids(n.name)]
         assert set(lab.daemon_pids("r1").values()) <= set(lab.pids("r1"))
         daemons = lab.daemon_pids("r1")
-        assert set(daemons) == {"zebra", "staticd", "bgpd", "ospfd"}
-        assert len(pids) >= 9  # 2 x 4 FRR daemons + the background sleep of h1's exec line
+        assert set(daemons) == {"zebra", "staticd", "bgpd", "ospfd", "watchfrr"}
+        assert len(pids) >= 11  # 2 x 4 FRR daemons, 2 watchfrr + the background sleep of h1's exec line
         assert lab.vtysh_json("r1", "show bgp neighbors json")["198.18.10.2"]["bgpState"] == "Established"
         shell = lab.exec("r2", ["sh", "-c", "vtysh -c 'show running-config' | grep ^hostname"], check=True)
         assert shell.stdout.startswith("hostname r2\n")  # vtysh inside a shell line reaches r2's daemons
@@ -195,6 +199,56 @@ def test_another_process_cannot_take_down_an_owned_lab(
         status = lab.status()
         assert all(n["present"] for n in status["nodes"].values())
         assert all(d["alive"] for n in status["nodes"].values() for d in n["daemons"].values())
+    finally:
+        lab.down()
+    assert_nothing_left(lab)
+
+
+def test_a_daemon_that_dies_comes_back_with_its_configuration(
+    require_root: None, tiny_topology: Callable[..., Path]
+) -> None:
+    """watchfrr supervises every node as on a router: a killed zebra comes back and learns a new interface
+    (a bgpd whose zebra died refuses sessions on addresses zebra never reported); a killed bgpd comes
+    back with its configuration and its session re-establishes."""
+    lab = Lab.load(tiny_topology())
+    try:
+        lab.up()
+        lab.wait_converged(timeout_s=60)
+        before = lab.daemon_pids("r1")
+        assert pid_alive(before["watchfrr"]) and before["watchfrr"] in lab.pids("r1")
+        for daemon in ("zebra", "bgpd"):
+            os.kill(before[daemon], signal.SIGKILL)  # a crash, not a stop
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = lab.daemon_pids("r1")
+            if all(now[d] != before[d] and pid_alive(now[d]) for d in ("zebra", "bgpd")):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"not restarted: {before} -> {lab.daemon_pids('r1')}")
+        ns = lab.netns("r1")
+        subprocess.run(["ip", "-n", ns, "link", "add", "wd0", "type", "veth", "peer", "name", "wd1"], check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", "198.18.99.1/30", "dev", "wd0"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "wd0", "up"], check=True)
+
+        def learned() -> bool:
+            with contextlib.suppress(LabError):
+                doc = lab.vtysh_json("r1", "show interface wd0 json")
+                return "198.18.99.1/30" in json.dumps(doc)
+            return False
+
+        def established() -> bool:
+            with contextlib.suppress(LabError, KeyError):
+                doc = lab.vtysh_json("r1", "show bgp neighbors json")
+                return bool(doc["198.18.10.2"]["bgpState"] == "Established")
+            return False
+
+        for what, probe in (("zebra learns wd0", learned), ("bgp session back", established)):
+            deadline = time.monotonic() + 60
+            while not probe():
+                assert time.monotonic() < deadline, f"timed out: {what}"
+                time.sleep(0.5)
+        assert lab.status()["nodes"]["r1"]["daemons"]["zebra"]["alive"]
     finally:
         lab.down()
     assert_nothing_left(lab)

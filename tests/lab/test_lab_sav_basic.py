@@ -122,7 +122,7 @@ def test_status_reports_daemons_and_neighbours(sav_basic: Lab) -> None:
     assert set(status["nodes"]) == {"r1", "r2", "r3", "r4", "ext", "h1", "h2", "ctl", "inet"}
     r3 = status["nodes"]["r3"]
     assert r3["present"] and r3["role"] == "frr"
-    assert set(r3["daemons"]) == {"zebra", "staticd", "bgpd", "ospfd", "ospf6d"}
+    assert set(r3["daemons"]) == {"zebra", "staticd", "bgpd", "ospfd", "ospf6d", "watchfrr"}
     assert all(d["alive"] for d in r3["daemons"].values())
     assert sorted(n["state"] for n in r3["ospf"]) == ["Full", "Full", "Full"]
     assert {n["neighbor"]: n["state"] for n in status["nodes"]["ext"]["bgp"]} == {
