@@ -13,6 +13,11 @@ Actions are decoded from the 64-bit extended-community `value` (exact), not from
     type 0x80 sub 0x0c  traffic-rate-packets AS(2) | IEEE float packets/s (0 = discard)
     type 0x80 sub 0x07  traffic-action       ... | bit S (0x02) sample, bit T (0x01) terminal
     type 0x80/81/82 sub 0x08  rt-redirect (AS2 / IPv4 / AS4 route target)
+    type 0x08 sub 0x00  redirect-to-nexthop (draft-simpson-idr-flowspec-redirect): the IP is the NLRI's
+                        next hop (ExaBGP prints it as the NLRI member "next-hop"); low bit = copy
+    type 0x01 sub 0x0c  redirect-to-nexthop-ietf IPv4 (draft-ietf-idr-flowspec-redirect-ip): IP(4) | flags(2)
+    IPv6 ext. community (attribute 25, "extended-community-ipv6", 20 bytes) type 0x00 sub 0x0c: the same
+                        with IP(16); sub 0x0b: rt-redirect IPv6. With both drafts present the IETF one wins.
     type 0x80 sub 0x09  traffic-marking      ... | DSCP (6 bits)
     type 0x07/0x47 sub 0x02  interface-set   AS(4) | O(1) I(1) group(14)
 
@@ -81,7 +86,9 @@ class ActionKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RouteAction:
-    """The combined actions of one route. `redirect` cannot be done on the node (noted, forwarded)."""
+    """The combined actions of one route. `redirect` (to a VRF) cannot be done on the node (noted,
+    forwarded); `redirect_ip` is the redirect-to-IP target, "" when none (may be unusable: planmodel
+    checks it); `fwmark` is set by planning, never by decoding (the node's mark for that target)."""
 
     kind: ActionKind = ActionKind.ACCEPT
     rate: float = 0.0
@@ -89,6 +96,9 @@ class RouteAction:
     redirect: str = ""
     sample: bool = False
     terminal: bool = False       # T bit: continue with the next rule after this one
+    redirect_ip: str = ""
+    redirect_copy: bool = False  # copy-to-IP (duplicate, not redirect): not done on the node
+    fwmark: int = 0
 
     @property
     def drops_all(self) -> bool:
@@ -102,6 +112,8 @@ class RouteAction:
             parts.append(f"mark {self.dscp}")
         if self.redirect:
             parts.append(f"redirect {self.redirect}")
+        if self.redirect_ip:
+            parts.append(f"{'copy' if self.redirect_copy else 'redirect'}-to-ip {self.redirect_ip}")
         if self.sample:
             parts.append("sample")
         if self.terminal:
@@ -204,8 +216,9 @@ def compare_routes(a: Route, b: Route) -> int:
 
 
 def route_key(family: int, nlri: Mapping[str, Any]) -> str:
-    """The NLRI identity: canonical JSON of ExaBGP's NLRI object without its display string."""
-    body = {k: v for k, v in nlri.items() if k != "string"}
+    """The NLRI identity: canonical JSON of ExaBGP's NLRI object without its display string and next hop
+    (a withdrawal carries no next hop)."""
+    body = {k: v for k, v in nlri.items() if k not in ("string", "next-hop")}
     return f"ipv{family} " + json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
@@ -231,7 +244,7 @@ def decode_route(afi_safi: str, nlri: Mapping[str, Any], attribute: Mapping[str,
     numeric: list[NumericMatch] = []
     unsupported: list[str] = []
     for name, raw in sorted(nlri.items()):
-        if name == "string":
+        if name in ("string", "next-hop"):
             continue
         values = raw if isinstance(raw, list) else [raw]
         ctype = COMPONENT_TYPES.get(name)
@@ -253,7 +266,7 @@ def decode_route(afi_safi: str, nlri: Mapping[str, Any], attribute: Mapping[str,
                 numeric.append(num)
         else:
             unsupported.append(f"{name} {' '.join(str(v) for v in values)}")
-    action, groups, output_only = _decode_communities(attribute)
+    action, groups, output_only = _decode_communities(attribute, str(nlri.get("next-hop", "")))
     key = route_key(family, nlri)
     return Route(
         key=key, rid=hashlib.sha1(key.encode()).hexdigest()[:12], family=family,
@@ -347,18 +360,43 @@ def _normalise(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def _decode_communities(attribute: Mapping[str, Any]) -> tuple[RouteAction, tuple[int, ...], bool]:
-    raw = attribute.get("extended-community", [])
+def _community_values(attribute: Mapping[str, Any], name: str, bits: int) -> list[tuple[int, Any]]:
+    """(value, item) of each member of the `name` list, checked to fit in `bits`."""
+    raw = attribute.get(name, [])
     if not isinstance(raw, list):
-        raise RouteError("extended-community is not a list", field="extended-community")
+        raise RouteError(f"{name} is not a list", field=name)
+    out = []
+    for item in raw:
+        value = item.get("value") if isinstance(item, Mapping) else item
+        if not isinstance(value, int) or not 0 <= value < 2**bits:
+            raise RouteError(f"{name} value {value!r} is not a {bits}-bit integer", field=name)
+        out.append((value, item))
+    return out
+
+
+def _redirect_ip(attribute: Mapping[str, Any], next_hop: str) -> tuple[str, bool]:
+    """(redirect-to-IP target, copy bit) from either draft; the IETF community wins over Simpson's.
+    Simpson's without a next hop gives "no-next-hop" (an address planning refuses, so it degrades)."""
+    for value, _ in _community_values(attribute, "extended-community-ipv6", 160):
+        data = value.to_bytes(20, "big")
+        if data[0] & 0xBF == 0x00 and data[1] == 0x0C:
+            return str(ipaddress.IPv6Address(data[2:18])), bool(data[19] & 0x01)
+    simpson: tuple[str, bool] | None = None
+    for value, _ in _community_values(attribute, "extended-community", 64):
+        data = value.to_bytes(8, "big")
+        if data[0] & 0xBF == 0x01 and data[1] == 0x0C:
+            return str(ipaddress.IPv4Address(data[2:6])), bool(data[7] & 0x01)
+        if data[0] & 0xBF == 0x08 and data[1] == 0x00:
+            simpson = (next_hop or "no-next-hop", bool(data[7] & 0x01))
+    return simpson or ("", False)
+
+
+def _decode_communities(attribute: Mapping[str, Any], next_hop: str = ""
+                        ) -> tuple[RouteAction, tuple[int, ...], bool]:
     kind, rate, dscp, redirect, sample, terminal = ActionKind.ACCEPT, 0.0, None, "", False, False
     groups: set[int] = set()
     saw_output = False
-    for item in raw:
-        value = item.get("value") if isinstance(item, Mapping) else item
-        if not isinstance(value, int) or not 0 <= value < 2**64:
-            raise RouteError(f"extended community value {value!r} is not a 64-bit integer",
-                             field="extended-community")
+    for value, item in _community_values(attribute, "extended-community", 64):
         data = value.to_bytes(8, "big")
         ctype, sub = data[0], data[1]
         if ctype in (0x07, 0x47) and sub == 0x02:
@@ -382,5 +420,9 @@ def _decode_communities(attribute: Mapping[str, Any]) -> tuple[RouteAction, tupl
             redirect = str(item.get("string", data.hex())) if isinstance(item, Mapping) else data.hex()
         elif ctype == 0x80 and sub == 0x09:
             dscp = data[7] & 0x3F
-    action = RouteAction(kind, rate, dscp, redirect, sample, terminal)
+    for value, item in _community_values(attribute, "extended-community-ipv6", 160):
+        if value >> 144 in (0x000B, 0x400B):   # rt-redirect IPv6 (RFC 5701 form): a VRF, like 0x8008
+            redirect = str(item.get("string", hex(value))) if isinstance(item, Mapping) else hex(value)
+    redirect_ip, copy = _redirect_ip(attribute, next_hop)
+    action = RouteAction(kind, rate, dscp, redirect, sample, terminal, redirect_ip, copy)
     return action, tuple(sorted(groups)), saw_output and not groups
