@@ -72,7 +72,15 @@ def _groups(args: argparse.Namespace) -> dict[int, tuple[str, ...]]:
 
 
 def _plan_options(args: argparse.Namespace, exempt: tuple[str, ...] = ()) -> PlanOptions:
-    return PlanOptions(table=args.table, shard_size=args.shard_size, exempt=exempt)
+    return PlanOptions(table=args.table, shard_size=args.shard_size, exempt=exempt,
+                       sample_group=args.sample_group)
+
+
+def _nflog_group(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"NFLOG group {value} is not in 0..65535")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="interface-set group ID -> local interfaces (repeatable)")
         p.add_argument("--table", default="savd_enforcer", help="nftables table name (family inet)")
         p.add_argument("--shard-size", type=int, default=1024, help="max elements per nft set")
+        p.add_argument("--sample-group", type=_nflog_group, metavar="N",
+                       help="monitor (traffic-action sample): also log matched packets to NFLOG group N "
+                            "(10/s per route); default: counted only")
 
     run = sub.add_parser(
         "run", help="peer with the local FRR and enforce its FlowSpec in nftables",

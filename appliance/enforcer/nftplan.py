@@ -25,7 +25,9 @@ before the set lookup in a rule, so element counters only count packets that mat
 Fail open, never fail closed (DESIGN.md): a route this node cannot render exactly is degraded so that it
 never drops more than the route asked for: an unsupported component on a discard route skips the route
 (fewer drops); on any other route (rate-limit, mark, accept) it becomes an accept of the wider match
-(fewer drops than the route itself or any later rule); redirect (no VRF here) becomes accept + count.
+(fewer drops than the route itself or any later rule); rt-redirect (no VRF here) becomes accept + count.
+Rate-limit: a rule dropping what exceeds the rate (its own limiter, counted as dropped), then the route's
+accept. Monitor (sample) with a log group: a rate-capped `log group N` rule first.
 Packet length is the whole IP packet (`meta length`, RFC 8955 definition) for both families.
 IPv6 neighbour discovery (ICMPv6 133-137, link-scoped, never forwarded) passes before any route: an
 allowlist's `::/0` discard would otherwise drop the link-local NS/NA the link itself needs, and a

@@ -36,6 +36,10 @@ class PlanOptions:
     top_timeout_s: int = 600
     top_v4_len: int = 24
     top_v6_len: int = 48
+    # monitor (traffic-action sample): matched packets are also logged to this NFLOG group, at most
+    # `sample_rate` per second per route and chain; None = counted only (no log rule)
+    sample_group: int | None = None
+    sample_rate: int = 10
 
 
 @dataclass(frozen=True, slots=True)

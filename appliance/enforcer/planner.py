@@ -271,10 +271,18 @@ class Planner:
     def _entry(self, skey: SortKey) -> _Entry:
         return self.entries[skey[-1]]
 
+    def _logs(self, route: Route) -> bool:
+        """A sampled route with a log group: it needs its own log rule, so it never joins a set."""
+        return route.action.sample and self.options.sample_group is not None
+
+    def _settable(self, route: Route) -> bool:
+        return settable(route) and not self._logs(route)
+
     def _link(self, a: SortKey, b: SortKey) -> bool:
         ea, eb = self._entry(a), self._entry(b)
         assert ea.eff is not None and eb.eff is not None
-        return linked(ea.eff, ea.other, eb.eff, eb.other)
+        return (linked(ea.eff, ea.other, eb.eff, eb.other)
+                and not self._logs(ea.eff) and not self._logs(eb.eff))
 
     def _new_chain(self, name: str, iface: str) -> _Chain:
         chain = _Chain(name, iface)
@@ -305,7 +313,7 @@ class Planner:
     def _segment(self, chain: _Chain, skey: SortKey, *, insert: bool = True) -> _Segment:
         entry = self._entry(skey)
         assert entry.eff is not None
-        seg = _Segment(skey, skey, 1, settable(entry.eff), [(entry.bucket, skey)])
+        seg = _Segment(skey, skey, 1, self._settable(entry.eff), [(entry.bucket, skey)])
         chain.segs[skey] = seg
         if insert:
             bisect.insort(chain.starts, skey)
@@ -553,17 +561,28 @@ class Planner:
         if not match:
             match = "meta nfproto ipv4" if route.family == 4 else "meta nfproto ipv6"
         action = route.action
+        log = [self._log_rule(match, route)] if self._logs(route) else []
         if action.kind in (ActionKind.RATE_BYTES, ActionKind.RATE_PACKETS):
+            # RFC 8955 §7.1: what exceeds the rate is dropped by the first rule (its own limiter: an
+            # inline `limit` is per rule, so per route and chain, never shared); the rest goes on as
+            # the route's accept (with its marks), so the route stays the first match for both parts
             rate = max(1, int(action.rate))
-            unit = "bytes/second" if action.kind is ActionKind.RATE_BYTES else "/second"
-            over = f"limit rate over {rate} {unit}" if unit != "/second" else f"limit rate over {rate}/second"
+            over = (f"limit rate over {rate} bytes/second" if action.kind is ActionKind.RATE_BYTES
+                    else f"limit rate over {rate}/second")
             forward = verdict(replace(action, kind=ActionKind.ACCEPT), route.family)
-            return [f"{match} {over} {self._count(chain, 'd', route.rid, True, counters)} drop",
+            return [*log, f"{match} {over} {self._count(chain, 'd', route.rid, True, counters)} drop",
                     f"{match} {self._count(chain, 'c', route.rid, False, counters)} {forward}".rstrip()]
         counter = self._count(chain, "c", route.rid, action.drops_all, counters)
         rule = f"{match} {counter} {verdict(action, route.family)}".rstrip()
         meter = self._meter(chain, route, counters[-1])
-        return [rule] if meter is None else [f"{match} {meter.update()}", rule]
+        return [*log, rule] if meter is None else [*log, f"{match} {meter.update()}", rule]
+
+    def _log_rule(self, match: str, route: Route) -> str:
+        """Monitor: a copy of matched packets to NFLOG, rate-capped; no verdict, so the route's own rule
+        still counts and decides (a packet over the cap is just not logged)."""
+        opts = self.options
+        return (f'{match} limit rate {max(1, opts.sample_rate)}/second '
+                f'log prefix "savd {route.rid} " group {opts.sample_group}')
 
     def _meter(self, chain: _Chain, route: Route, counter: str) -> MeterSpec | None:
         """A catch-all discard (no source, or /0) names only 0.0.0.0/0 or ::/0: count its actual sources
