@@ -27,7 +27,8 @@ never drops more than the route asked for: an unsupported component on a discard
 (fewer drops); on any other route (rate-limit, mark, accept) it becomes an accept of the wider match
 (fewer drops than the route itself or any later rule); rt-redirect (no VRF here) becomes accept + count.
 Rate-limit: a rule dropping what exceeds the rate (its own limiter, counted as dropped), then the route's
-accept. Monitor (sample) with a log group: a rate-capped `log group N` rule first.
+accept. Monitor (sample) with a log group: a rate-capped `log group N` rule first. Redirect-to-IP: `meta
+mark set M accept` when steering.py routes mark M toward the target, else accept + count (degraded).
 Packet length is the whole IP packet (`meta length`, RFC 8955 definition) for both families.
 IPv6 neighbour discovery (ICMPv6 133-137, link-scoped, never forwarded) passes before any route: an
 allowlist's `::/0` discard would otherwise drop the link-local NS/NA the link itself needs, and a

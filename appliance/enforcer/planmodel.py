@@ -162,8 +162,11 @@ class Counters:
 # --- planning ---------------------------------------------------------------------------------------------
 
 
-def effective(route: Route) -> tuple[Route | None, str, str]:
-    """The route as it will be rendered, its state and the reason (see module docstring)."""
+def effective(route: Route, marks: Mapping[str, int] | None = None) -> tuple[Route | None, str, str]:
+    """The route as it will be rendered, its state and the reason (see module docstring).
+
+    `marks`: redirect-to-IP target -> the packet mark steering.py routes toward it; a target without
+    one (unreachable, or more targets than marks) is forwarded as usual and counted (fail open)."""
     if route.output_only:
         return None, "skipped", "interface-set applies on output only"
     action = route.action
@@ -175,12 +178,34 @@ def effective(route: Route) -> tuple[Route | None, str, str]:
         route = replace(route, unsupported=())
         action = RouteAction(ActionKind.ACCEPT, sample=action.sample, terminal=action.terminal)
         notes.append(f"unsupported component ({what}): forwarded (fail open)")
-    if action.redirect and not action.drops_all:
+    if action.redirect and not action.drops_all and not action.redirect_ip:
         action = replace(action, kind=ActionKind.ACCEPT, redirect="")
         notes.append("redirect has no target on this node: forwarded and counted")
+    if action.redirect_ip and not action.drops_all:
+        mark, why = _steer(action, route.family, marks or {})
+        action = replace(action, redirect="", fwmark=mark)
+        if why:
+            notes.append(why)
     if notes:
         return replace(route, action=action), "degraded", "; ".join(notes)
-    return route, "installed", ""
+    return (route if action == route.action else replace(route, action=action)), "installed", ""
+
+
+def _steer(action: RouteAction, family: int, marks: Mapping[str, int]) -> tuple[int, str]:
+    """(mark, "") for a usable redirect-to-IP target, else (0, why it is forwarded instead)."""
+    target = action.redirect_ip
+    if action.redirect_copy:
+        return 0, f"copy-to-ip {target} is not done on this node: forwarded and counted"
+    try:
+        version = ipaddress.ip_address(target).version
+    except ValueError:
+        return 0, f"redirect-to-ip without a usable address ({target}): forwarded and counted"
+    if version != family:
+        return 0, f"redirect-to-ip {target} is not IPv{family}: forwarded and counted"
+    mark = marks.get(target, 0)
+    if not mark:
+        return 0, f"redirect-to-ip {target} not reachable on this node: forwarded and counted"
+    return mark, ""
 
 
 def _ranges_text(ranges: Sequence[tuple[int, int]]) -> str:
@@ -221,7 +246,8 @@ def verdict(action: RouteAction, family: int) -> str:
     if action.drops_all:
         return "drop"
     mark = f"{'ip' if family == 4 else 'ip6'} dscp set {action.dscp} " if action.dscp is not None else ""
-    return (mark + ("" if action.terminal else "accept")).strip()
+    steer = f"meta mark set {action.fwmark:#x} " if action.fwmark else ""
+    return (mark + steer + ("" if action.terminal else "accept")).strip()
 
 
 def settable(route: Route) -> bool:

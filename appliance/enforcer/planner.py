@@ -142,8 +142,10 @@ def _in_node(bucket: int, depth: int, bits: int) -> bool:
 class Planner:
     """The plan for one group mapping and options; `load` then any number of `update`s."""
 
-    def __init__(self, groups: Mapping[int, Sequence[str]], options: PlanOptions | None = None) -> None:
+    def __init__(self, groups: Mapping[int, Sequence[str]], options: PlanOptions | None = None,
+                 marks: Mapping[str, int] | None = None) -> None:
         self.options = options or PlanOptions()
+        self.marks = dict(marks or {})   # redirect-to-IP target -> packet mark (steering.py)
         self.groups = {g: tuple(names) for g, names in groups.items()}
         mapped = sorted({n for names in self.groups.values() for n in names})
         self._chain_of_iface = {ifname: chain_name(i) for i, ifname in enumerate(mapped)}
@@ -220,7 +222,7 @@ class Planner:
     # --- routes -----------------------------------------------------------------------------------------
 
     def _analyse(self, route: Route) -> _Entry:
-        eff, state, reason = effective(route)
+        eff, state, reason = effective(route, self.marks)
         if route.key in self.hold:
             eff, state, reason = None, "held", self.hold[route.key]
         other = other_match(eff) if eff else None
@@ -599,9 +601,10 @@ class Planner:
 
 
 def build_plan(routes: Iterable[Route], groups: Mapping[int, Sequence[str]],
-               options: PlanOptions | None = None, hold: Mapping[str, str] | None = None) -> Plan:
+               options: PlanOptions | None = None, hold: Mapping[str, str] | None = None,
+               marks: Mapping[str, int] | None = None) -> Plan:
     """The table for `routes` with interface groups mapped to ifnames (any order: sorted here).
 
     `hold`: route key -> reason for routes kept out of the kernel for now (allowlist.py: an allowlist's
-    catch-all without its accepts); their state is "held"."""
-    return Planner(groups, options).load(routes, hold)
+    catch-all without its accepts); their state is "held". `marks`: redirect-to-IP steering (effective)."""
+    return Planner(groups, options, marks).load(routes, hold)

@@ -9,7 +9,8 @@ runs goes into the next). A periodic tick reconciles the kernel with the plan (r
 re-reads the group mapping file when it changed, and writes the counters snapshot file. A session
 that goes down withdraws its routes (fail open); on shutdown the table is removed. An allowlist's
 catch-all discard is installed only with its accepts, once the routes have been quiet for `settle_s`
-(allowlist.py): never the discard alone.
+(allowlist.py): never the discard alone. Redirect-to-IP targets get their policy routing (steering.py)
+before the plan that marks their packets is applied; every tick re-checks their reachability.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from appliance.enforcer.allowlist import HOLD_SETTLING, CatchAllIndex
 from appliance.enforcer.nft import NftError, NftTable
 from appliance.enforcer.nftplan import Counters, Plan, Planner, PlanOptions, TopSource
 from appliance.enforcer.recording import record_of
+from appliance.enforcer.steering import Steering
 from appliance.enforcer.table import RouteTable
 from appliance.speakers.exabgp import (
     ExaBgpSpeaker,
@@ -160,6 +162,11 @@ class EnforcerService:
         self._settling = False                  # a catch-all waits for the table to be quiet
         self._catch_alls = CatchAllIndex()
         self._planner: Planner | None = None    # None: (re)build from the whole table next time
+        self.steering = Steering(netns=options.netns)
+        self._marks: dict[str, int] = {}        # redirect-to-IP target -> packet mark (installed)
+        self._targets: dict[str, str] = {}      # route key -> its redirect-to-IP target
+        self._steer_due = True                  # re-check the targets before the next plan
+        self._synced: frozenset[str] = frozenset()
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -209,9 +216,32 @@ class EnforcerService:
         self._catch_alls.update(changes)
         hold = self._catch_alls.held(self._installed_rids, quiet)
         if self._planner is None:
-            self._planner = Planner(self._groups, self.options.plan)
+            self._planner = Planner(self._groups, self.options.plan, self._marks)
             return self._planner.load(self.table.merged.values(), hold)
         return self._planner.update(changes, hold)
+
+    def _note_targets(self) -> frozenset[str]:
+        """The redirect-to-IP targets in use, from the changes plan() has not taken yet (event loop)."""
+        for key, route in self.table.pending.items():
+            target = route.action.redirect_ip if route is not None else ""
+            if target:
+                self._targets[key] = target
+            else:
+                self._targets.pop(key, None)
+        return frozenset(self._targets.values())
+
+    async def _steer(self) -> None:
+        """Sync policy routing when the targets changed or a tick asked for a reachability check; a
+        changed set of usable marks re-plans the whole table (targets are few, this is rare)."""
+        wanted = self._note_targets()
+        if not self._steer_due and wanted == self._synced:
+            return
+        self._steer_due, self._synced = False, wanted
+        marks = await asyncio.to_thread(self.steering.sync, wanted)
+        if marks != self._marks:
+            log.info("event=enforcer-steering-changed targets=%d marked=%d", len(wanted), len(marks))
+            self._marks = marks
+            self._planner = None
 
     # --- events ---------------------------------------------------------------------------------------
 
@@ -243,6 +273,7 @@ class EnforcerService:
         async with self._lock:
             generation = self.table.generation
             self._groups_changed = False
+            await self._steer()
             plan = self.plan()
             started = time.monotonic()
             try:
@@ -332,7 +363,7 @@ class EnforcerService:
             self._dirty.clear()
             settled = self._settling and time.monotonic() - self._last_change_at >= self.options.settle_s
             if self.table.generation != self._applied_generation or self.error or self._groups_changed \
-                    or settled:
+                    or settled or self._steer_due:
                 await self.apply_now()
 
     async def _ticker(self) -> None:
@@ -341,7 +372,9 @@ class EnforcerService:
         period = self.options.reconcile_s
         while True:
             await asyncio.sleep(period)
-            if self._reload_groups() or self.error:
+            if self._targets:
+                self._steer_due = True     # a target may have become (un)reachable
+            if self._reload_groups() or self.error or self._steer_due:
                 self._dirty.set()
             started = time.monotonic()
             try:
@@ -403,6 +436,7 @@ class EnforcerService:
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         self._reload_groups()
+        await asyncio.to_thread(self.steering.clear_stale)   # an earlier run killed before its close()
         await self.apply_now()            # removes a table left behind by an earlier run
         self.speaker = self._speaker_factory(self.options)
         await self.speaker.start()
@@ -420,7 +454,8 @@ class EnforcerService:
                     await t
 
     async def close(self) -> None:
-        """Stop ExaBGP, write a last snapshot and remove the table (nothing enforced without us)."""
+        """Stop ExaBGP, write a last snapshot, remove the table and the policy routing (nothing enforced
+        without us)."""
         if self.speaker:
             await self.speaker.stop()
         with contextlib.suppress(NftError, OSError):
@@ -429,6 +464,7 @@ class EnforcerService:
             await asyncio.to_thread(self.nft.delete)
         except NftError as exc:
             log.error("event=enforcer-table-remove-failed error=%r", str(exc))
+        await asyncio.to_thread(self.steering.close)   # after the marks are gone: normal routing
 
 
 def _default_speaker(options: EnforcerOptions) -> ExaBgpSpeaker:

@@ -1,4 +1,4 @@
-"""Rate-limit against the real kernel: veth-linked scratch namespaces, UDP sent from a
+"""Rate-limit and redirect-to-IP against the real kernel: veth-linked scratch namespaces, UDP sent from a
 source namespace, packets counted where they arrive (an nft counter table of the test's own)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from appliance.enforcer.nft import NftTable
 from appliance.enforcer.nftplan import PlanOptions, build_plan, per_route
 from appliance.enforcer.route import Route, decode_route
+from appliance.enforcer.steering import Steering
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +103,56 @@ def _veth(ns: str) -> str:
     out = json.loads(sh("ip", "-j", "link", "show", "type", "veth", ns=ns))
     return str(out[0]["ifname"])
 
+
+IETF_REDIRECT_INSP = {"value": 0x010CC6121E020000}   # redirect-to-nexthop-ietf 198.18.30.2
+
+
+def test_redirect_to_ip_steers_one_source_to_the_inspection_host(netns: dict[str, str]) -> None:
+    """src (198.18.1.1, 198.18.2.1) -> rtr -> dst (normal next hop for 198.19.0.0/24) or insp (the
+    redirect target); withdrawn, everything goes the normal way again and the policy routing is gone."""
+    src, rtr, dst, insp = netns["src"], netns["rtr"], netns["dst"], netns["insp"]
+    link(src, "198.18.10.2/24", rtr, "198.18.10.1/24")
+    link(rtr, "198.18.20.1/24", dst, "198.18.20.2/24")
+    link(rtr, "198.18.30.1/24", insp, "198.18.30.2/24")
+    for addr in ("198.18.1.1/32", "198.18.2.1/32"):
+        sh("ip", "-n", src, "addr", "add", addr, "dev", _veth(src))
+    sh("ip", "-n", src, "route", "add", "default", "via", "198.18.10.1")
+    sh("ip", "-n", rtr, "route", "add", "198.18.1.0/24", "via", "198.18.10.2")
+    sh("ip", "-n", rtr, "route", "add", "198.18.2.0/24", "via", "198.18.10.2")
+    sh("ip", "-n", rtr, "route", "add", "198.19.0.0/24", "via", "198.18.20.2")
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=rtr)
+    matches = {"one": "ip saddr 198.18.1.1 ip daddr 198.19.0.10",
+               "two": "ip saddr 198.18.2.1 ip daddr 198.19.0.10"}
+    count_table(dst, matches)
+    count_table(insp, matches)
+    for source in ("198.18.1.1", "198.18.2.1"):   # neighbours resolved on every hop before counting
+        send(src, source, "198.19.0.10", 1)
+    base_dst, base_insp = counts(dst), counts(insp)
+
+    table = NftTable(table="savd_test", netns=rtr)
+    steering = Steering(netns=rtr)
+    redirected = route("198.18.1.0/24", IETF_REDIRECT_INSP)
+    unreachable = decode_route("ipv4 flow", {"source-ipv4": ["198.18.2.0/24"]},
+                               {"extended-community": [{"value": 0x010CC61263630000}]})   # 198.18.99.99
+    try:
+        marks = steering.sync([redirected.action.redirect_ip, unreachable.action.redirect_ip])
+        assert set(marks) == {"198.18.30.2"}
+        plan = build_plan([redirected, unreachable], {}, OPTIONS, marks=marks)
+        states = {s.source: s.state for s in plan.statuses}
+        assert states == {"198.18.1.0/24": "installed", "198.18.2.0/24": "degraded"}
+        table.apply(plan)
+        for source in ("198.18.1.1", "198.18.2.1"):
+            send(src, source, "198.19.0.10", 20)
+        got_dst, got_insp = counts(dst), counts(insp)
+        assert got_insp["one"] - base_insp["one"] == 20 and got_dst["one"] == base_dst["one"]
+        assert got_dst["two"] - base_dst["two"] == 20 and got_insp["two"] == base_insp["two"]
+        assert per_route(table.counters()[0])[redirected.rid].packets == 20
+
+        table.apply(build_plan([], {}, OPTIONS))   # withdrawn: marks go first, then the policy routing
+        assert steering.sync([]) == {}
+        assert "lookup 59" not in sh("ip", "rule", "show", ns=rtr)
+        send(src, "198.18.1.1", "198.19.0.10", 20)
+        assert counts(dst)["one"] - got_dst["one"] == 20 and counts(insp)["one"] == got_insp["one"]
+    finally:
+        steering.close()
+        table.delete()
