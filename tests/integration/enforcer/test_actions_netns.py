@@ -156,3 +156,13 @@ def test_redirect_to_ip_steers_one_source_to_the_inspection_host(netns: dict[str
     finally:
         steering.close()
         table.delete()
+
+
+def test_monitor_log_rule_is_accepted_by_nft(netns: dict[str, str]) -> None:
+    """A sampled, rate-limited route with a log group: nft takes the three rules in one transaction."""
+    sampled = route("198.18.1.0/24", {"value": 0x8007000000000002}, RATE_PKTS_20)
+    table = NftTable(table="savd_test", netns=netns["rtr"])
+    options = PlanOptions(table="savd_test", sample_group=5)
+    assert table.apply(build_plan([sampled], {}, options)).mode == "full"
+    listed = sh("nft", "list", "chain", "inet", "savd_test", "c_any", ns=netns["rtr"])
+    assert 'log prefix "savd ' in listed and "group 5" in listed and "limit rate over 20/second" in listed
