@@ -41,6 +41,7 @@ from appliance.enforcer.node import (
     configure_frr,
     frr_commands,
     frr_has_neighbor,
+    frr_interface_state,
     unconfigure_frr,
 )
 from appliance.enforcer.recording import replay
@@ -264,7 +265,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         reconfigure=(lambda: configure_frr(shlex.split(args.vtysh), args.asn, pair.exa_ip))
         if args.configure_frr else None, reconfigure_after_s=args.reconfigure_after_s,
         frr_has_neighbor=(lambda: frr_has_neighbor(shlex.split(args.vtysh), pair.exa_ip))
-        if args.configure_frr else None, frr_watch_s=args.frr_watch_s)
+        if args.configure_frr else None, frr_watch_s=args.frr_watch_s, frr_ifname=pair.frr_ifname,
+        **_diagnosis(args, pair, sidecar))
     try:  # a SpeakerError reaches main: exit 5
         return asyncio.run(_run(options, None if args.no_http else args.http))
     finally:
@@ -272,6 +274,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             _remove_neighbor(shlex.split(args.vtysh), args.asn, pair.exa_ip)
         if sidecar:
             sidecar.stop()
+
+
+def _diagnosis(args: argparse.Namespace, pair: VethPair, sidecar: Sidecar | None) -> dict[str, Any]:
+    """With --configure-frr and the sidecar: ask zebra about the FRR end when the session stays down and
+    re-signal it (without the sidecar the pair, and so its interface, is not ours)."""
+    if not args.configure_frr or sidecar is None:
+        return {}
+    vtysh = shlex.split(args.vtysh)
+    return {"diagnose": lambda: frr_interface_state(vtysh, pair.frr_ifname, pair.frr_address),
+            "resignal": sidecar.resignal}
 
 
 def _remove_neighbor(vtysh: list[str], asn: int, receiver: str) -> None:
@@ -317,6 +329,7 @@ def _handler(service: EnforcerService) -> Any:
                          "error": service.error, "applied_generation": service.applied_generation,
                          "installed": service.installed_count(),
                          "sessions": sorted(service.speaker.established()) if service.speaker else [],
+                         "session": service.session.to_dict(),
                          "groups": {str(k): list(v) for k, v in service.groups().items()}}
         if path == "/healthz":
             return 200, {"ok": True}

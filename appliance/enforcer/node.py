@@ -13,6 +13,12 @@ are fine) makes FRR reach the receiver the wrong way and the session stays Activ
 refuses with the overlapping addresses and routes named, and --frr-address/--exa-address pick another
 /30. The neighbour is added at start, re-added when FRR lost it (bgpd restarted: `frr_has_neighbor`), and
 removed at stop (`unconfigure_frr`).
+
+bgpd refuses every incoming session with NOTIFICATION 5/0 (FSM error) when it cannot find an interface
+holding the session's local address, and its interfaces come from zebra: zebra not running, or not having
+learnt the FRR end or its address, keeps the session down with nothing else to show for it.
+`frr_interface_state` tells these apart (vtysh `show interface IFNAME json`) and `Sidecar.resignal` makes
+the kernel announce the FRR end again so that zebra relearns it.
 Must not: change anything else in FRR's configuration.
 """
 
@@ -35,8 +41,16 @@ from appliance.speakers.holdover import die_with_parent
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NodeError", "Sidecar", "VethPair", "address_conflicts", "configure_frr", "frr_commands",
-           "frr_has_neighbor", "unconfigure_frr"]
+__all__ = ["ADDRESS_UNKNOWN", "INTERFACE_UNKNOWN", "OK", "UNKNOWN", "ZEBRA_DOWN", "NodeError", "Sidecar",
+           "VethPair", "address_conflicts", "configure_frr", "frr_commands", "frr_has_neighbor",
+           "frr_interface_state", "unconfigure_frr"]
+
+# what FRR knows of the FRR end of the pair (`frr_interface_state`)
+OK = "ok"
+ZEBRA_DOWN = "zebra-down"                # vtysh: "zebra is not running"; bgpd has no interfaces
+INTERFACE_UNKNOWN = "interface-unknown"  # zebra runs but does not list the interface
+ADDRESS_UNKNOWN = "address-unknown"      # zebra lists the interface without the FRR end's address
+UNKNOWN = "unknown"                      # vtysh failed otherwise (timeout, other daemon, bad output)
 
 
 class NodeError(ExternalError, RuntimeError):
@@ -199,6 +213,17 @@ class Sidecar:
             self.holder.wait(10)
         self.holder = None
 
+    def resignal(self) -> None:
+        """Flap the FRR end and re-add its address: the kernel announces both again, so a zebra that
+        missed them (restarted after the pair was made) relearns them and bgpd accepts the session."""
+        p, ns = self.pair, self.netns
+        _ip(["link", "set", p.frr_ifname, "down"], "resignal: down FRR end", ns)
+        _ip(["link", "set", p.frr_ifname, "up"], "resignal: up FRR end", ns)
+        with contextlib.suppress(NodeError):    # already gone: adding it is what matters
+            _ip(["addr", "del", p.frr_address, "dev", p.frr_ifname], "resignal: remove address", ns)
+        _ip(["addr", "add", p.frr_address, "dev", p.frr_ifname], "resignal: add address", ns)
+        log.warning("event=enforcer-sidecar-resignalled ifname=%s address=%s", p.frr_ifname, p.frr_address)
+
 
 def frr_commands(asn: int, receiver: str) -> list[str]:
     """vtysh lines that peer FRR with the receiver and re-advertise accepted FlowSpec to it."""
@@ -232,6 +257,37 @@ def frr_has_neighbor(vtysh: Sequence[str], receiver: str) -> bool | None:
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return None
     return receiver in doc if isinstance(doc, dict) else None
+
+
+def frr_interface_state(vtysh: Sequence[str], ifname: str, address: str) -> str:
+    """What zebra knows of the FRR end (`ifname` holding `address`, e.g. "198.18.254.1/30"): OK,
+    ZEBRA_DOWN, INTERFACE_UNKNOWN, ADDRESS_UNKNOWN or UNKNOWN. Why: bgpd refuses the session (NOTIFICATION
+    5/0) in all but OK, and the enforcer only sees the notification."""
+    argv = [*vtysh, "-c", f"show interface {ifname} json"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return UNKNOWN
+    if "zebra is not running" in proc.stdout + proc.stderr:
+        return ZEBRA_DOWN
+    try:
+        doc = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except ValueError:
+        return UNKNOWN
+    if not isinstance(doc, dict):
+        return UNKNOWN
+    iface = doc.get(ifname)
+    if not isinstance(iface, dict):
+        return INTERFACE_UNKNOWN    # zebra answers {} for an interface it does not know
+    held = [a.get("address") for a in iface.get("ipAddresses") or [] if isinstance(a, dict)]
+    return OK if any(_same_interface(str(h), address) for h in held) else ADDRESS_UNKNOWN
+
+
+def _same_interface(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_interface(a) == ipaddress.ip_interface(b)
+    except ValueError:
+        return False
 
 
 def _vtysh_config(vtysh: Sequence[str], lines: Sequence[str]) -> None:

@@ -7,7 +7,10 @@ listens on 127.0.0.1 there). The document's `samples` become monitor.counters.Co
 (state per route) go to the daemon, which alarms on a pushed rule the router did not install
 (appliance.monitor.installed). An enforcer that does not answer raises an enforcer-unreachable alarm
 (a stopped enforcer removes its table: nothing is enforced there), cleared when it answers again; its
-counters simply stop rising, its other alarms stay as they were.
+counters simply stop rising, its other alarms stay as they were. An enforcer whose BGP session with its
+router's FRR has been down `SESSION_DOWN_AFTER_S` (the document's `session`) raises enforcer.session-down
+with the enforcer's reason and diagnosis, cleared when the session is established: otherwise the routes it
+lost only show as missing rules. A document without `session` (an older enforcer) raises nothing.
 
 Wired into the daemon by appliance/wiring.py (`factory`).
 """
@@ -20,20 +23,23 @@ import json
 import logging
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance.errors import ExternalError
 from appliance.monitor.counters import CounterSample
-from appliance.monitor.events import EnforcerReachable, Notice
+from appliance.monitor.events import EnforcerReachable, EnforcerSessionDown, Notice
 
 if TYPE_CHECKING:
     from appliance.context import DaemonContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EnforcerPoller", "PollError", "factory", "fetch", "samples_from"]
+__all__ = ["SESSION_DOWN_AFTER_S", "EnforcerPoller", "PollError", "factory", "fetch", "samples_from"]
+
+SESSION_DOWN_AFTER_S = 15.0   # a session down this long is an alarm (FRR restarts and flaps are shorter)
 
 
 class PollError(ExternalError, RuntimeError):
@@ -136,6 +142,7 @@ class EnforcerPoller:
         self._fetch = fetcher
         self._task: asyncio.Task[None] | None = None
         self._unreachable: set[str] = set()   # routers whose alarm is raised
+        self._session_down: dict[str, str] = {}   # router -> diagnosis of its raised session alarm
 
     async def poll_once(self, ctx: _Context) -> int:
         """One round; returns how many enforcers answered."""
@@ -153,11 +160,33 @@ class EnforcerPoller:
             if target.router in self._unreachable:
                 self._unreachable.discard(target.router)
                 ctx.monitor.emit(EnforcerReachable(target.router, True))
+            notice = self._session_notice(target.router, doc.get("session"), time.time())
+            if notice is not None:
+                ctx.monitor.emit(notice)
             ctx.report_counters(samples_from(target.router, doc), target.router)
             report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
             if report_rules is not None:
                 report_rules(target.router, doc.get("rules") or [])
         return answered
+
+    def _session_notice(self, router: str, session: Any, now: float) -> EnforcerSessionDown | None:
+        """Raise once the session has been down long enough (again when the diagnosis changes), clear
+        when it is established; None otherwise or without a `session` object."""
+        if not isinstance(session, Mapping):
+            return None
+        if session.get("established") is True:
+            if self._session_down.pop(router, None) is None:
+                return None
+            return EnforcerSessionDown(router, down=False)
+        since, diagnosis = session.get("down_since"), str(session.get("diagnosis") or "")
+        if not isinstance(since, int | float) or now - since < SESSION_DOWN_AFTER_S \
+                or self._session_down.get(router) == diagnosis:
+            return None
+        self._session_down[router] = diagnosis
+        log.warning("event=enforcer-session-alarm router=%s down_for_s=%.0f diagnosis=%s", router,
+                    now - since, diagnosis)
+        return EnforcerSessionDown(router, down=True, reason=str(session.get("last_reason") or "")[:300],
+                                   diagnosis=diagnosis, down_s=int(now - since))
 
     async def start(self, ctx: DaemonContext) -> None:
         async def loop() -> None:

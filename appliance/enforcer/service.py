@@ -11,6 +11,11 @@ that goes down withdraws its routes (fail open); on shutdown the table is remove
 catch-all discard is installed only with its accepts, once the routes have been quiet for `settle_s`
 (allowlist.py): never the discard alone. Redirect-to-IP targets get their policy routing (steering.py)
 before the plan that marks their packets is applied; every tick re-checks their reachability.
+
+The session with FRR is reported in /counters and /status (`session`: established, down since, last
+reason, diagnosis) so that savd can alarm on it: a down session only shows there as missing rules. When
+it stays down, `diagnose` asks what FRR knows of the pair's FRR end (node.frr_interface_state): zebra not
+running is logged as the cause, an interface or address zebra missed is re-signalled (`resignal`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from appliance.enforcer import groupmap
 from appliance.enforcer.allowlist import HOLD_SETTLING, CatchAllIndex
 from appliance.enforcer.nft import NftError, NftTable
 from appliance.enforcer.nftplan import Counters, Plan, Planner, PlanOptions, TopSource
+from appliance.enforcer.node import ADDRESS_UNKNOWN, INTERFACE_UNKNOWN, OK, ZEBRA_DOWN
 from appliance.enforcer.recording import record_of
 from appliance.enforcer.steering import Steering
 from appliance.enforcer.table import RouteTable
@@ -47,7 +53,7 @@ from appliance.speakers.exabgp import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EnforcerOptions", "EnforcerService", "snapshot"]
+__all__ = ["EnforcerOptions", "EnforcerService", "SessionState", "snapshot"]
 
 READ_ATTEMPTS = 3   # readings of the table without the apply lock before one is taken under it
 
@@ -77,17 +83,52 @@ class EnforcerOptions:
     frr_watch_s: float = 1.0
     #: a new allowlist catch-all is installed once no route changed for this long (allowlist.py)
     settle_s: float = 0.5
+    #: what zebra knows of the pair's FRR end (node.frr_interface_state), asked once the session has been
+    #: down `diagnose_after_s`, then every `diagnose_every_s`: bgpd refuses the session (NOTIFICATION 5/0)
+    #: when zebra is not running or missed the interface or its address
+    diagnose: Callable[[], str] | None = None
+    #: makes zebra relearn the FRR end (node.Sidecar.resignal); called on an interface/address it missed
+    resignal: Callable[[], None] | None = None
+    diagnose_after_s: float = 10.0
+    diagnose_every_s: float = 30.0
+    frr_ifname: str = "savd-fs-frr"     # in the logs of a diagnosis
+
+
+@dataclass(slots=True)
+class SessionState:
+    """The session with FRR as /counters and /status report it (savd alarms on it staying down)."""
+
+    peer: str
+    established: bool = False
+    down_since: float | None = None        # unix time; since start while never established
+    last_reason: str = ""                  # of the last session-down event
+    diagnosis: str = ""                    # latest node.frr_interface_state while down
+    down_at: float | None = None           # monotonic twin of down_since, for timers
+
+    def went_up(self) -> None:
+        self.established, self.down_since, self.down_at, self.diagnosis = True, None, None, ""
+
+    def went_down(self, reason: str) -> None:
+        if self.down_at is None:
+            self.down_since, self.down_at = time.time(), time.monotonic()
+        self.established, self.last_reason = False, reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peer": self.peer, "established": self.established, "down_since": self.down_since,
+                "last_reason": self.last_reason, "diagnosis": self.diagnosis}
 
 
 def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, generation: int,
              sessions: Sequence[str], problems: Sequence[str], now: float,
-             top: Mapping[str, Sequence[TopSource]] | None = None) -> dict[str, Any]:
+             top: Mapping[str, Sequence[TopSource]] | None = None,
+             session: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document the appliance collects: one entry per route with its counters (total and per
     interface; "*" = interfaces without a scoped chain), plus `samples`: one row per (interface, route)
     in appliance.monitor.counters.CounterSample shape, so the monitor ingests it unchanged and spoofing
     is attributed to the interface it arrived on. `top` (per counter key, a catch-all's meter): its top
     aggregated sources, as `top_sources` of the rule (summed over interfaces), of each interface and of
-    each sample, since the catch-all's own source is 0.0.0.0/0 or ::/0.
+    each sample, since the catch-all's own source is 0.0.0.0/0 or ::/0. `session`: SessionState.to_dict,
+    absent when not given.
     """
     top = top or {}
     by_route: dict[str, dict[str, Counters]] = {}
@@ -112,8 +153,9 @@ def snapshot(node: str, plan: Plan | None, counters: Mapping[str, Counters], *, 
             samples.append({"router": node, "interface": ifname, "source_prefix": st.source,
                             "action": st.action, "packets": c.packets, "bytes": c.bytes, "spoofed": spoofed,
                             "top_sources": _top_dicts(tops[ifname])})
-    return {"node": node, "time": now, "generation": generation, "sessions": list(sessions),
-            "in_sync": not problems, "problems": list(problems), "rules": rules, "samples": samples}
+    doc = {"node": node, "time": now, "generation": generation, "sessions": list(sessions),
+           "in_sync": not problems, "problems": list(problems), "rules": rules, "samples": samples}
+    return doc if session is None else {**doc, "session": dict(session)}
 
 
 def _summed(lists: Iterable[Sequence[TopSource]], top: int = 10) -> list[TopSource]:
@@ -167,6 +209,9 @@ class EnforcerService:
         self._targets: dict[str, str] = {}      # route key -> its redirect-to-IP target
         self._steer_due = True                  # re-check the targets before the next plan
         self._synced: frozenset[str] = frozenset()
+        self.session = SessionState(options.frr_address)
+        self.session.went_down("")              # not established yet: down since the start
+        self._diagnosed_at = -float("inf")      # monotonic time of the last diagnosis
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -263,9 +308,12 @@ class EnforcerService:
         if isinstance(event, SessionDown):
             log.warning("event=enforcer-session-down peer=%s reason=%r routes_dropped=%s",
                         event.neighbor, event.reason, event.neighbor in self.table.by_peer)
+            self.session.went_down(event.reason)
             return self.table.drop_peer(event.neighbor)
         if isinstance(event, SessionUp):
             log.info("event=enforcer-session-up peer=%s", event.neighbor)
+            self.session.went_up()
+            self._diagnosed_at = -float("inf")
         return False
 
     async def apply_now(self) -> None:
@@ -339,7 +387,7 @@ class EnforcerService:
         doc = snapshot(self.options.node, self.nft.applied, counters, generation=self.table.generation,
                        sessions=sorted(speaker.established()) if speaker else [],
                        problems=[*problems, *([self.error] if self.error else [])], now=time.time(),
-                       top=self.nft.top)
+                       top=self.nft.top, session=self.session.to_dict())
         self._last_snapshot = doc
         return doc
 
@@ -388,6 +436,7 @@ class EnforcerService:
                 log.warning("event=enforcer-reconciled problems=%r", problems[:5])
             self._write_counters(doc)
             await self._maybe_reconfigure()
+            await self._maybe_diagnose()
             period = max(self.options.reconcile_s, 5 * (time.monotonic() - started))
 
     async def _watch_frr(self) -> None:
@@ -425,6 +474,45 @@ class EnforcerService:
             log.warning("event=enforcer-frr-reconfigured down_for_s=%.0f", self.options.reconfigure_after_s)
         except Exception as exc:   # FRR down or vtysh failing: try again later, never crash
             log.error("event=enforcer-frr-reconfigure-failed error=%r", str(exc)[:500])
+
+    async def _maybe_diagnose(self) -> None:
+        """The session has been down `diagnose_after_s`: ask FRR why (every `diagnose_every_s`)."""
+        diagnose, state = self.options.diagnose, self.session
+        if diagnose is None or state.established or state.down_at is None:
+            return
+        now = time.monotonic()
+        if now - state.down_at < self.options.diagnose_after_s \
+                or now - self._diagnosed_at < self.options.diagnose_every_s:
+            return
+        self._diagnosed_at = now
+        try:
+            state.diagnosis = await asyncio.to_thread(diagnose)
+        except Exception as exc:   # vtysh failing: try again later, never crash
+            log.error("event=enforcer-frr-diagnose-failed error=%r", str(exc)[:500])
+            return
+        await self._act_on(state.diagnosis, now - state.down_at)
+
+    async def _act_on(self, diagnosis: str, down_s: float) -> None:
+        """Log the cause; re-signal an interface or address zebra missed (nothing to do for the rest)."""
+        ifname = self.options.frr_ifname
+        if diagnosis == ZEBRA_DOWN:
+            log.error("event=enforcer-frr-zebra-down ifname=%s down_for_s=%.0f hint=%r", ifname, down_s,
+                      "bgpd refuses the enforcer's session (NOTIFICATION 5/0) because zebra is not running "
+                      "in the router; restart FRR's zebra")
+        elif diagnosis in (INTERFACE_UNKNOWN, ADDRESS_UNKNOWN):
+            log.warning("event=enforcer-frr-interface-missed ifname=%s diagnosis=%s down_for_s=%.0f "
+                        "action=resignal", ifname, diagnosis, down_s)
+            if self.options.resignal is not None:
+                try:
+                    await asyncio.to_thread(self.options.resignal)
+                except Exception as exc:   # ip failing: the next diagnosis tries again
+                    log.error("event=enforcer-resignal-failed ifname=%s error=%r", ifname, str(exc)[:500])
+        elif diagnosis == OK:
+            log.info("event=enforcer-frr-diagnosis ifname=%s diagnosis=ok down_for_s=%.0f reason=%r",
+                     ifname, down_s, self.session.last_reason)
+        else:
+            log.warning("event=enforcer-frr-diagnosis ifname=%s diagnosis=%s down_for_s=%.0f "
+                        "hint=%r", ifname, diagnosis, down_s, "vtysh could not tell what zebra knows")
 
     def _write_counters(self, doc: Mapping[str, Any]) -> None:
         path = self.options.counters_file

@@ -73,7 +73,9 @@ start_one() {{
     for conf in {confs}; do {vtysh} -d "$1" -f "$conf" >/dev/null 2>&1; done
     return 0
 }}
-if [ "$target" = all ]; then stopping="{reverse}"; starting="{order}"; else stopping="$target"; starting="$target"; fi
+stopping="$target"
+starting="$target"
+if [ "$target" = all ]; then stopping="{reverse}"; starting="{order}"; fi
 case "$action" in
     stop) for d in $stopping; do stop_one "$d"; done; exit 0 ;;
     restart) for d in $stopping; do stop_one "$d"; done ;;

@@ -25,6 +25,7 @@ class EventType(enum.StrEnum):
     PUSH_FAILED = "flowspec.push-failed"
     RULE_NOT_INSTALLED = "rule-not-installed"
     ENFORCER_UNREACHABLE = "enforcer-unreachable"
+    ENFORCER_SESSION_DOWN = "enforcer.session-down"
     PREFIX_CONFLICT = "report-conflict"
     GUARDRAIL_REFUSED = "flowspec.refused"
     SPOOFING_SEEN = "spoofing-seen"
@@ -320,6 +321,65 @@ class EnforcerReachable(Notice):
     @property
     def raises(self) -> bool:
         return not self.reachable
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcerSessionDown(Notice):
+    """A router's enforcer has no BGP session with the router's FRR (or has one again): FRR's FlowSpec
+    does not reach nftables there, which the rule alarms alone show only as missing rules. `diagnosis`
+    is the enforcer's (node.frr_interface_state): why bgpd refuses the session, when it can tell."""
+
+    TYPE = EventType.ENFORCER_SESSION_DOWN
+    router: str
+    down: bool
+    reason: str = ""
+    diagnosis: str = ""
+    down_s: int = 0
+
+    @property
+    def source(self) -> str:
+        return f"enforcer:{self.router}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.ERROR if self.down else Severity.INFO
+
+    @property
+    def message(self) -> str:
+        if not self.down:
+            return f"enforcer of {self.router}: BGP session with FRR established again"
+        why = f" ({self.reason})" if self.reason else ""
+        return (f"enforcer of {self.router}: BGP session with FRR down for {self.down_s} s{why}: "
+                f"{session_hint(self.router, self.diagnosis)}")
+
+    @property
+    def alarm_id(self) -> str:
+        return f"enforcer.session-down/{self.router}"
+
+    @property
+    def raises(self) -> bool:
+        return self.down
+
+
+def session_hint(router: str, diagnosis: str) -> str:
+    """What an enforcer's diagnosis (node.frr_interface_state) means to the operator."""
+    refused = "bgpd refuses the enforcer's session (NOTIFICATION 5/0)"
+    match diagnosis:
+        case "zebra-down":
+            return f"zebra is not running in {router}: {refused}; restart FRR's zebra there"
+        case "interface-unknown":
+            return (f"zebra in {router} does not know the enforcer's interface: {refused}; "
+                    "the enforcer re-signals it")
+        case "address-unknown":
+            return (f"zebra in {router} does not know the enforcer's interface address: {refused}; "
+                    "the enforcer re-signals it")
+        case "ok":
+            return (f"FRR in {router} knows the enforcer's interface; see the enforcer's log and "
+                    "`show bgp neighbors` there")
+        case "unknown":
+            return f"the enforcer could not ask FRR in {router} (vtysh failed); see the enforcer's log"
+        case _:
+            return "not diagnosed yet; see the enforcer's log"
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,9 @@ VOCABULARY: tuple[Kind, ...] = (
     Kind("reports.file-error", _A, True, "the reports file does not load (file and field named; last good "
          "facts kept)", "the file loads"),
     Kind("enforcer-unreachable", _A, True, "an `[[enforcer]]` does not answer its poll", "it answers"),
+    Kind("enforcer.session-down", _A, True, "an enforcer reports its BGP session with the router's FRR "
+         "down for 15 s or more (reason and the enforcer's diagnosis, e.g. zebra not running; alarm "
+         "`enforcer.session-down/<router>`)", "the enforcer reports the session established"),
     Kind("journal-failed", _A, True, "a journal write fails (critical: the input is refused, `/health` "
          "degraded)", "a write works again"),
     # delivery

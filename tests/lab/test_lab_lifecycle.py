@@ -227,7 +227,8 @@ def test_a_daemon_that_dies_comes_back_with_its_configuration(
         else:
             raise AssertionError(f"not restarted: {before} -> {lab.daemon_pids('r1')}")
         ns = lab.netns("r1")
-        subprocess.run(["ip", "-n", ns, "link", "add", "wd0", "type", "veth", "peer", "name", "wd1"], check=True)
+        veth = ["ip", "-n", ns, "link", "add", "wd0", "type", "veth", "peer", "name", "wd1"]
+        subprocess.run(veth, check=True)
         subprocess.run(["ip", "-n", ns, "addr", "add", "198.18.99.1/30", "dev", "wd0"], check=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "wd0", "up"], check=True)
 

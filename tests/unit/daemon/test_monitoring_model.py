@@ -26,6 +26,7 @@ from appliance.monitor.counters import CounterBoard
 from appliance.monitor.events import (
     BgpSession,
     EnforcerReachable,
+    EnforcerSessionDown,
     EventType,
     GuardrailRefused,
     JournalWrite,
@@ -55,6 +56,8 @@ NOTICES: list[tuple[Notice, Category, tuple[str, str, str]]] = [
     (JournalWrite("/var/lib/savd/state.db", ok=False, kind="disk-full"), Category.SYSTEM_ALARM, ("", "", "")),
     (PushResult("198.18.0.2", "r1", ok=False, reason="timeout"), Category.SYSTEM_ALARM, ("r1", "", "")),
     (EnforcerReachable("r2", reachable=False), Category.SYSTEM_ALARM, ("r2", "", "")),
+    (EnforcerSessionDown("r2", down=True, reason="notification received (5,0)", diagnosis="zebra-down",
+                         down_s=20), Category.SYSTEM_ALARM, ("r2", "", "")),
     (RuleInstalled("r1", "source 198.18.1.0/24", installed=False), Category.NSF_EVENT, ("r1", "", "")),
     (PrefixConflict("198.18.9.0/24", "two subnets"), Category.NSF_EVENT, ("", "", "198.18.9.0/24")),
     (GuardrailRefused("r3", "max-rules", "2500 > 2000"), Category.NSF_EVENT, ("r3", "", "")),

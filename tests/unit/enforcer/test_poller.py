@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from appliance.config import EnforcerConfig
 from appliance.enforcer.httpd import serve
 from appliance.enforcer.poller import EnforcerPoller, PollError, factory, samples_from
+from appliance.model import Severity
 from appliance.monitor import Monitor
 from appliance.monitor.counters import CounterSample
 
@@ -124,3 +126,64 @@ def test_an_unreachable_enforcer_is_an_alarm_cleared_when_it_answers() -> None:
     up["r1"] = True
     assert asyncio.run(poller.poll_once(ctx)) == 1
     assert alarms() == []
+
+
+def session_doc(established: bool, down_for_s: float | None, diagnosis: str = "zebra-down") -> dict[str, Any]:
+    since = None if down_for_s is None else time.time() - down_for_s
+    return {**DOC, "session": {"peer": "198.18.254.1", "established": established, "down_since": since,
+                               "last_reason": "notification received (5,0)", "diagnosis": diagnosis}}
+
+
+def test_an_enforcer_session_down_15s_is_an_alarm_cleared_when_established() -> None:
+    """A session FRR refuses only showed as rules missing (drift): savd names the router and the cause."""
+    docs = {"r1": session_doc(False, 20.0)}
+    ctx = Ctx()
+    poller = EnforcerPoller([EnforcerConfig("r1", url="http://127.0.0.1:9")],
+                            fetcher=lambda t: docs[t.router])
+
+    def alarms() -> list[Any]:
+        return list(ctx.monitor.alarms.active("enforcer.session-down"))
+
+    assert asyncio.run(poller.poll_once(ctx)) == 1
+    (alarm,) = alarms()
+    assert alarm.id == "enforcer.session-down/r1"
+    (event,) = [r.event for r in ctx.monitor.bus.recent()]
+    assert (event.type, event.severity, event.source) == ("enforcer.session-down", Severity.ERROR,
+                                                          "enforcer:r1")
+    assert event.message.startswith("enforcer of r1: BGP session with FRR down for 20 s "
+                                    "(notification received (5,0)): ")
+    assert "zebra is not running in r1: bgpd refuses the enforcer's session (NOTIFICATION 5/0)" \
+        in event.message
+    assert (event.fields["router"], event.fields["diagnosis"]) == ("r1", "zebra-down")
+    asyncio.run(poller.poll_once(ctx))
+    assert len(ctx.monitor.bus.recent()) == 1 and len(alarms()) == 1      # raised once
+    docs["r1"] = session_doc(True, None, "")
+    asyncio.run(poller.poll_once(ctx))
+    assert alarms() == []
+    cleared = ctx.monitor.bus.recent()[-1].event
+    assert (cleared.severity, cleared.message) == (Severity.INFO,
+                                                   "enforcer of r1: BGP session with FRR established again")
+    asyncio.run(poller.poll_once(ctx))
+    assert len(ctx.monitor.bus.recent()) == 2                             # cleared once
+
+
+def test_a_short_outage_or_an_older_enforcer_raises_nothing() -> None:
+    docs = {"r1": session_doc(False, 5.0), "r2": DOC, "r3": session_doc(True, None, "")}
+    ctx = Ctx()
+    poller = EnforcerPoller([EnforcerConfig(r, url="http://127.0.0.1:9") for r in docs],
+                            fetcher=lambda t: docs[t.router])
+    assert asyncio.run(poller.poll_once(ctx)) == 3
+    assert ctx.monitor.bus.recent() == [] and list(ctx.monitor.alarms.active()) == []
+
+
+def test_a_new_diagnosis_refreshes_the_raised_alarm() -> None:
+    docs = {"r1": session_doc(False, 20.0, "")}
+    ctx = Ctx()
+    poller = EnforcerPoller([EnforcerConfig("r1", url="http://127.0.0.1:9")],
+                            fetcher=lambda t: docs[t.router])
+    asyncio.run(poller.poll_once(ctx))
+    docs["r1"] = session_doc(False, 50.0, "interface-unknown")
+    asyncio.run(poller.poll_once(ctx))
+    first, second = [r.event for r in ctx.monitor.bus.recent()]
+    assert "not diagnosed yet" in first.message and "does not know the enforcer's interface" in second.message
+    assert [a.id for a in ctx.monitor.alarms.active()] == ["enforcer.session-down/r1"]

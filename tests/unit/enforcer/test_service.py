@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from appliance.enforcer.main import _handler
 from appliance.enforcer.nft import ApplyResult, NftError, NftTable, Reading
 from appliance.enforcer.nftplan import Counters, Plan, TopSource
 from appliance.enforcer.recording import replay
 from appliance.enforcer.service import EnforcerOptions, EnforcerService
-from appliance.speakers.exabgp import SessionDown
+from appliance.speakers.exabgp import SessionDown, SessionUp
 
 CORPUS = Path(__file__).parent / "corpus" / "frr-8.4.4-via-exabgp-5.0.15.jsonl"
 
@@ -235,3 +236,33 @@ def test_a_reading_overtaken_by_a_transaction_is_not_taken(tmp_path: Path) -> No
     assert slow.loaded[-1].strip()  # an incremental transaction ran after the stale reading began
     assert slow.take(stale) is None
     assert slow.take(slow.read()) is not None
+
+
+def test_the_session_with_frr_is_reported_in_counters_and_status(tmp_path: Path) -> None:
+    """savd alarms on a session that stays down; without this it only saw rules missing."""
+    started = time.time()
+    svc, _ = service(tmp_path)
+
+    async def documents() -> tuple[dict[str, Any], dict[str, Any]]:
+        handle = _handler(svc)
+        (_, counters), (_, status) = await handle("/counters"), await handle("/status")
+        return counters, status
+
+    counters, status = asyncio.run(documents())
+    assert counters["session"] == status["session"]
+    first = counters["session"]
+    assert (first["peer"], first["established"], first["last_reason"], first["diagnosis"]) == (
+        "198.18.254.1", False, "", "")
+    assert started <= first["down_since"] <= time.time()     # never established: down since the start
+    svc.handle(SessionUp("198.18.254.1"))
+    assert asyncio.run(documents())[0]["session"] == {"peer": "198.18.254.1", "established": True,
+                                                      "down_since": None, "last_reason": "",
+                                                      "diagnosis": ""}
+    svc.handle(SessionDown("198.18.254.1", reason="notification received (5,0)"))
+    svc.session.diagnosis = "zebra-down"
+    down = asyncio.run(documents())[0]["session"]
+    svc.handle(SessionDown("198.18.254.1", reason="connection refused"))
+    again = asyncio.run(documents())[0]["session"]
+    assert again["down_since"] == down["down_since"] >= first["down_since"]   # since the first one
+    assert (again["established"], again["last_reason"], again["diagnosis"]) == (
+        False, "connection refused", "zebra-down")

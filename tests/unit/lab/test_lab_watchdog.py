@@ -24,7 +24,7 @@ def test_script_is_valid_sh_with_the_nodes_command_lines(tmp_path: Path) -> None
     assert "ip netns exec p1-r1 /bin/echo zebra-started" in text
     assert text.index("/x/frr.conf") < text.index("/x/flowspec.conf")  # the order the lab applied them
     assert '-d "$1" -f "$conf"' in text  # each file goes to the restarted daemon only
-    assert 'stopping="bgpd zebra"; starting="zebra bgpd"' in text  # all: stop reversed, start in order
+    assert 'stopping="bgpd zebra"; starting="zebra bgpd"; fi' in text  # all: stop reversed, start in order
 
 
 def test_unknown_daemon_or_action_is_refused(tmp_path: Path) -> None:
