@@ -36,7 +36,19 @@ from appliance.config_reader import (
 )
 from appliance.config_reader import Path as KeyPath
 from appliance.engine.policy import Algorithm, Policy
-from appliance.model import Action, Capability, Mode, Neighbor, Relationship, Role, Severity, canonical_prefix
+from appliance.engine.steering import SteeringPolicy
+from appliance.model import (
+    Action,
+    Capability,
+    Inspector,
+    Mode,
+    Neighbor,
+    Relationship,
+    Role,
+    Severity,
+    SteeringFallback,
+    canonical_prefix,
+)
 from appliance.monitor.syslog import FACILITIES, SyslogTarget
 from appliance.names import interface_name_problem, router_name_problem
 
@@ -301,6 +313,15 @@ class FlowspecConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SteeringConfig:
+    """[steering]: suspicious sources through inspection functions (engine/steering.py); the configured
+    `[[steering.inspector]]` instances, which the API may add to or update (by name: the API's wins)."""
+
+    policy: SteeringPolicy = field(default_factory=SteeringPolicy)
+    inspectors: tuple[Inspector, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class EnforcerConfig:
     """Where a router's savd-enforcer answers: an HTTP `url`, or a `netns` it runs in."""
 
@@ -323,6 +344,7 @@ class Config:
     bmp: tuple[BmpConfig, ...] = ()
     timers: TimersConfig = field(default_factory=TimersConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
+    steering: SteeringConfig = field(default_factory=SteeringConfig)
 
     def peers(self) -> tuple[tuple[SpeakerConfig, PeerConfig], ...]:
         return tuple((s, p) for s in self.speakers for p in s.peers)
@@ -796,6 +818,35 @@ def _flowspec(t: Table) -> FlowspecConfig:
     return FlowspecConfig(max_rules, t.get_bool("force"))
 
 
+def _inspector(t: Table) -> Inspector | None:
+    name = _name(t, "name", required=True)
+    text = t.get_str("address", required=True)
+    try:
+        address = str(ipaddress.ip_address(text)) if text else ""
+    except ValueError:
+        t.error("address", f"must be an IP address (the inspector inside the router network), got {text!r}")
+        address = ""
+    capacity = t.get_float("capacity", 0.0)
+    if "capacity" not in t.data:
+        t.error("capacity", "missing required key 'capacity' (> 0)")
+    elif capacity <= 0:
+        t.error("capacity", f"must be > 0, got {capacity}")
+    return Inspector(name, address, capacity) if name and address and capacity > 0 else None
+
+
+def _steering(t: Table) -> SteeringConfig:
+    fallback = t.choice("fallback", SteeringFallback, default=SteeringFallback.ACCEPT) \
+        or SteeringFallback.ACCEPT
+    scale_out = t.get_float("scale_out_at", 0.8)
+    scale_in = t.get_float("scale_in_at", 0.2)
+    if scale_in >= scale_out:
+        t.error("scale_in_at", f"must be below scale_out_at ({scale_out}), got {scale_in}")
+    tables = t.tables("inspector")
+    inspectors = read_each(tables, _inspector)
+    _unique(tables, "inspector", "name")
+    return SteeringConfig(SteeringPolicy(fallback, scale_out, scale_in), inspectors)
+
+
 def _enforcer(t: Table) -> EnforcerConfig | None:
     router = _name(t, "router", required=True)
     url = t.get_str("url")
@@ -865,13 +916,14 @@ def parse_config(text: str, source: Path) -> Config:
     _unique(bmp_tables, "bmp station", "name")
     timers = _timers(section("timers"), problems)
     syslog = _syslog(section("syslog"))
+    steering = _steering(section("steering"))
     for t in sections.values():
         t.finish()
     root.finish()
     if problems.items:
         raise ConfigError(str(source), problems.items)
     return Config(source, appliance, api, speakers, rpki, reports, engine, flowspec, enforcers, bmp, timers,
-                  syslog=syslog)
+                  syslog=syslog, steering=steering)
 
 
 def _decode_line(exc: tomllib.TOMLDecodeError) -> int:

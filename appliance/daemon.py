@@ -55,7 +55,7 @@ from appliance.monitor.logfmt import LogSink
 from appliance.monitor.metrics import Metrics
 from appliance.monitor.stale import stale_findings
 from appliance.monitor.syslog import SyslogSink, SyslogTarget
-from appliance.sources.assemble import engine_input
+from appliance.sources.assemble import engine_input, steering_events
 from appliance.speakers.holdover import claim_held_over
 from appliance.state import Journal, StateError, StateErrorKind, StateSnapshot, StateStore
 from appliance.state.journal import FILE_NAME
@@ -85,13 +85,13 @@ def engine_from_config(config: Config) -> Engine:
 
 
 #: Sections a reload applies without a restart ("appliance" only for its log level).
-LIVE_SECTIONS = ("engine", "flowspec", "appliance")
+LIVE_SECTIONS = ("engine", "flowspec", "appliance", "steering")
 
 
 def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
     """Top-level sections whose values differ (typed ConfigChange, coarse: per section)."""
     names = ("appliance", "api", "speakers", "rpki", "reports", "engine", "flowspec", "enforcers", "bmp",
-             "timers")
+             "timers", "steering")
     changed = [n for n in names if getattr(old, n) != getattr(new, n)]
     if "appliance" in changed and dataclasses.replace(old.appliance, log_level=new.appliance.log_level) \
             != new.appliance:
@@ -145,12 +145,14 @@ class Daemon:
 
     def use_config_engine(self) -> None:
         """Compute with `engine_from_config(self.config)`, rebuilt when the configuration is reloaded;
-        report precedence and conflicts (appliance.sources.reports.merge) become findings "reports"."""
+        report precedence and conflicts (appliance.sources.reports.merge) become findings "reports", the
+        steering alarms (no inspector, scale out/in: sources/assemble.py steering_events) "steering"."""
         from appliance.sources.reports.merge import resolve
 
         self.engine = engine_from_config(self.config)
         self._engine_from_config = True
         self.add_findings("reports", lambda snap: resolve(snap.reports).events)
+        self.add_findings("steering", lambda snap: steering_events(self.config, snap))
 
     def reload(self) -> tuple[str, ...]:
         """Re-read the configuration (SIGHUP); returns the sections that changed.
@@ -173,7 +175,7 @@ class Daemon:
         changed = changed_sections(self.config, new)
         self.config = ctx.config = new
         logging.getLogger("savd").setLevel(new.appliance.log_level.upper())
-        if "engine" in changed and self._engine_from_config:
+        if ("engine" in changed or "steering" in changed) and self._engine_from_config:
             self.use_config_engine()
             self._dirty.set()
         restart = [s for s in changed if s not in LIVE_SECTIONS]
@@ -266,7 +268,8 @@ class Daemon:
 
     async def _serve_api(self, ctx: DaemonContext) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         ports = ApiPorts(ctx.store, ctx.rules, ctx.rpki, PushedRules(ctx.store), ctx.monitor, ctx.counters,
-                         ctx.metrics, inputs=lambda snap: engine_input(self.config, snap))
+                         ctx.metrics, inputs=lambda snap: engine_input(self.config, snap),
+                         inspectors=lambda snap: self.config.steering.inspectors)
         app = create_app(ports, self.config.api)
         host, port = self.config.api.host, self.config.api.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

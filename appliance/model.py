@@ -216,6 +216,69 @@ class RouterRole:
     source: str = "api"
 
 
+# --- steering through inspection functions -------------------------------------------------------
+
+
+class SteeringFallback(enum.StrEnum):
+    """What a suspect gets when no inspector can take it: pass as before (fail open) or be dropped.
+
+    A suspect is suspicious, not proven spoofed (I2NSF NSF-triggered steering, seeds/001 section 5.1):
+    it is steered through an inspection function; a proven-spoofed source keeps its SAV action, which
+    steering never lifts (flowspec/steering.py)."""
+
+    ACCEPT = "accept"
+    DROP = "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class Inspector:
+    """An inspection function instance (firewall, DPI) reachable at `address` inside the router network;
+    `load` is its last reported load, in the same unit as `capacity` (> 0)."""
+
+    name: str
+    address: str
+    capacity: float
+    load: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.load / self.capacity
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """A source prefix that is suspicious rather than proven spoofed (flagged by an inspection function
+    or the operator); `router` "" = on every router."""
+
+    prefix: str
+    reason: str = ""
+    router: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Steered:
+    """The steering decision for one suspect prefix on one router: redirect to `inspector` at `address`,
+    or, with no inspector available, `fallback` (accept: no rule; drop: discarded)."""
+
+    router: str
+    prefix: str
+    reason: str = ""
+    inspector: str = ""
+    address: str = ""
+    fallback: SteeringFallback | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"router": self.router, "prefix": self.prefix, "reason": self.reason,
+                "inspector": self.inspector, "address": self.address,
+                "fallback": str(self.fallback) if self.fallback else None}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> Steered:
+        fallback = d.get("fallback")
+        return Steered(d["router"], d["prefix"], d.get("reason", ""), d.get("inspector", ""),
+                       d.get("address", ""), SteeringFallback(fallback) if fallback else None)
+
+
 # --- inter-domain inputs -----------------------------------------------------------------------------
 
 
@@ -301,9 +364,12 @@ class InterfaceRules:
 
 @dataclass(frozen=True, slots=True)
 class SavRuleSet:
-    """The engine's output: every interface's rule, in (router, interface) order. Deterministic."""
+    """The engine's output: every interface's rule, in (router, interface) order, and the steering of
+    suspect sources (router, prefix order; the FlowSpec compiler merges it into each router's rules).
+    Deterministic."""
 
     rules: tuple[InterfaceRules, ...] = ()
+    steering: tuple[Steered, ...] = ()
 
     @staticmethod
     def of(rules: Iterable[InterfaceRules]) -> SavRuleSet:
@@ -333,7 +399,11 @@ class SavRuleSet:
         return tuple(sorted({r.router for r in self.rules}))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rules": [_rules_to_dict(r) for r in self.rules]}
+        """`steering` only when there is some, so rule sets without it keep their JSON."""
+        out: dict[str, Any] = {"rules": [_rules_to_dict(r) for r in self.rules]}
+        if self.steering:
+            out["steering"] = [s.to_dict() for s in self.steering]
+        return out
 
     def to_json(self) -> str:
         """Byte-identical for equal rule sets."""
@@ -357,7 +427,8 @@ class SavRuleSet:
                     provenance={k: tuple(v) for k, v in r.get("provenance", {}).items()},
                 )
             )
-        return SavRuleSet.of(out)
+        steering = tuple(Steered.from_dict(s) for s in data.get("steering", []))
+        return SavRuleSet(SavRuleSet.of(out).rules, steering)
 
     def diff(self, newer: SavRuleSet) -> RuleSetDiff:
         """What changed from self to `newer`, per interface."""

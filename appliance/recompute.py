@@ -32,7 +32,7 @@ from appliance.engine.incremental import (
 )
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import BgpPath, SavRuleSet
-from appliance.sources.assemble import engine_input
+from appliance.sources.assemble import engine_input, steered
 from appliance.sources.reports.merge import ReportResolver
 from appliance.state import StateSnapshot
 from appliance.state.snapshot import changed_window
@@ -105,7 +105,11 @@ class ConfigEngine:
         self.resolver = ReportResolver()  # reports resolved per changed (router, interface) group
 
     def __call__(self, snap: StateSnapshot) -> SavRuleSet:
+        """The rules of `snap`, with the steering of its suspects (sources/assemble.py `steered`)."""
         new = engine_input(self.config, snap, self.resolver)
+        return steered(self.config, snap, new, self._rules(snap, new))
+
+    def _rules(self, snap: StateSnapshot, new: Snapshot) -> SavRuleSet:
         if self.engine is not None and self.input is not None:
             try:
                 self._apply(events_between(self.input, new, self.path_keys))

@@ -48,6 +48,7 @@ from appliance.api.schemas import (
     Topology,
     Trace,
 )
+from appliance.api.steering import steering_routes
 from appliance.api.tenants import TenantGate
 from appliance.config import ApiConfig
 from appliance.dashboard import mount_dashboard
@@ -66,8 +67,8 @@ API_SOURCE = "api"
 ERROR_MEANINGS = {
     401: "no or a wrong bearer token (writes; reads too with read_token_required)",
     403: "writes are disabled: no API token is configured",
-    404: "no such report, rule, peer or raised alarm",
-    409: "the report comes from another source (remove it there)",
+    404: "no such report, rule, peer, raised alarm, inspector or suspect",
+    409: "the report (or inspector) comes from another source (remove it there)",
     413: "the body is larger than the API accepts",
     422: "invalid input: `detail` lists each field and why",
     500: "the state journal could not be written; nothing changed",
@@ -255,7 +256,9 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     async def rules(router: str = "") -> dict[str, Any]:
         version, ruleset = _current(ports)
         chosen = SavRuleSet(ruleset.for_router(router)) if router else ruleset
-        return {"version": version, "rules": _rules_json(chosen, ports.facts.snapshot(), _stale(ports))}
+        steering = [s.to_dict() for s in ruleset.steering if not router or s.router == router]
+        return {"version": version, "rules": _rules_json(chosen, ports.facts.snapshot(), _stale(ports)),
+                "steering": steering}
 
     @app.get("/api/v1/rules/{router}/{interface:path}", tags=["rules"], dependencies=read,
              response_model=InterfaceRule, responses=errors(*read_errors, 404))
@@ -347,6 +350,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         return {"alarms": [acks.served(a) for a in ports.monitor.alarms.active(type)]}
 
     app.include_router(alarm_routes(ports, acks, write, errors(*write_errors, 404)))
+    app.include_router(steering_routes(ports, read, write, errors(*read_errors),
+                                       lambda *extra: errors(*write_errors, *extra)))
     mount_dashboard(app)  # the web dashboard's static files at /dashboard/ (appliance/dashboard)
     app.include_router(monitoring_routes(ports, read, errors, read_errors))  # event stream, traces
     _drop_fastapi_422(app)

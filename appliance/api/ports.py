@@ -7,12 +7,12 @@ satisfy; memory.py has the holders the daemon uses until (and while) those parts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from appliance.engine.snapshot import Snapshot as EngineInput
-from appliance.model import SavRuleSet
+from appliance.model import Inspector, SavRuleSet
 from appliance.monitor import Monitor
 from appliance.monitor.counters import CounterBoard
 from appliance.monitor.metrics import Metrics
@@ -63,3 +63,6 @@ class ApiPorts:
     inputs: Callable[[StateSnapshot], EngineInput] | None = None
     #: spoofing traces (monitor/traces.py), fed from the bus by whoever made it; None: the API keeps one
     traces: TraceBoard | None = None
+    #: the configured inspectors (`[[steering.inspector]]`, sources/assemble.py `inspectors` with the
+    #: daemon's configuration); None: only the state's (API) ones are listed
+    inspectors: Callable[[StateSnapshot], Sequence[Inspector]] | None = None

@@ -8,6 +8,7 @@ model.canonical_prefix), so the API accepts exactly what the reports file and `s
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, with_config
@@ -17,6 +18,7 @@ from appliance.flowspec.rules import ActionKind
 from appliance.model import (
     Capability,
     Delivery,
+    Inspector,
     ListKind,
     Mode,
     PrefixFlags,
@@ -24,6 +26,7 @@ from appliance.model import (
     Relationship,
     Role,
     Severity,
+    Suspect,
     canonical_prefix,
 )
 from appliance.monitor.metadata import Category
@@ -73,6 +76,68 @@ class ReportIn(BaseModel):
     def to_report(self) -> PrefixReport:
         flags = PrefixFlags(self.anycast, self.special, self.multihomed)
         return PrefixReport(self.router, self.interface, self.prefix, self.subnet, flags, source="api")
+
+
+class InspectorIn(BaseModel):
+    """An inspection function instance (steering): registered, or updated by name."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=64, examples=["dpi-1"])
+    address: str = Field(min_length=1, max_length=64, examples=["198.18.0.50"],
+                         description="IPv4 or IPv6 address inside the router network: the redirect next hop")
+    capacity: float = Field(gt=0, allow_inf_nan=False, examples=[1000.0])
+    load: float = Field(default=0.0, ge=0, allow_inf_nan=False, examples=[120.0])
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_router_name(value)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"not an IPv4 or IPv6 address: {value!r}") from None
+
+    def to_inspector(self) -> Inspector:
+        return Inspector(self.name, self.address, self.capacity, self.load)
+
+
+class LoadIn(BaseModel):
+    """An inspector's load report, in the unit of its capacity."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    load: float = Field(ge=0, allow_inf_nan=False, examples=[640.0])
+
+
+class SuspectIn(BaseModel):
+    """A suspicious source prefix to steer through an inspector; `router` "" = every router."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prefix: str = Field(min_length=1, max_length=64, examples=["198.18.1.7/32"])
+    reason: str = Field(default="", max_length=256, examples=["ids: port scan"])
+    router: str = Field(default="", max_length=64, examples=["r1"])
+
+    @field_validator("router")
+    @classmethod
+    def _router(cls, value: str) -> str:
+        return check_router_name(value) if value else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        try:
+            return canonical_prefix(value)
+        except ValueError as exc:
+            raise ValueError(f"not a CIDR prefix with zero host bits: {exc}") from None
+
+    def to_suspect(self) -> Suspect:
+        return Suspect(self.prefix, self.reason, self.router)
 
 
 # --- responses --------------------------------------------------------------------------------------
@@ -236,9 +301,70 @@ class RuleOut(_Served):
                                     "alarm names it); it stays in force until they expire")
 
 
+class SteeredOut(_Served):
+    """A steering decision (model.Steered): the suspect prefix on `router` goes to `inspector` at
+    `address`, or, with no inspector available, gets `fallback` (accept: no rule; drop)."""
+
+    router: str
+    prefix: str
+    reason: str
+    inspector: str
+    address: str
+    fallback: Literal["accept", "drop"] | None
+
+
 class RuleList(_Built):
     version: int | None = Field(description="state version the rules come from; null before the first")
     rules: list[RuleOut]
+    steering: list[SteeredOut] = Field(default_factory=list, description="suspect sources steered through "
+                                       "inspection functions (operator only: tenants do not see it)")
+
+
+class InspectorOut(_Served):
+    name: str
+    address: str
+    capacity: float
+    load: float
+    ratio: float = Field(description="load / capacity: the lowest below 1 takes a suspect")
+    source: Literal["api", "config"]
+
+
+class InspectorList(_Built):
+    version: int
+    inspectors: list[InspectorOut]
+
+
+class InspectorWritten(_Built):
+    inspector: InspectorOut
+    created: bool
+    version: int
+
+
+class InspectorDeleted(_Built):
+    deleted: InspectorOut
+    version: int
+
+
+class SuspectOut(_Served):
+    prefix: str
+    reason: str
+    router: str
+
+
+class SuspectList(_Built):
+    version: int
+    suspects: list[SuspectOut]
+
+
+class SuspectWritten(_Built):
+    suspect: SuspectOut
+    created: bool
+    version: int
+
+
+class SuspectsDeleted(_Built):
+    deleted: list[SuspectOut]
+    version: int
 
 
 class InterfaceRule(_Built):
@@ -351,13 +477,15 @@ class FlowActionOut(_Served):
     kind: ActionKind
     rate_bps: int = Field(description="bytes per second (rate-limit)")
     redirect: str = Field(description="route target (redirect)")
+    redirect_ip: str = Field(default="", description="next-hop address (redirect-ip: steering)")
 
 
 class FlowRuleOut(_Served):
     """A FlowSpec rule as recorded when pushed (appliance.flowspec.rules.FlowRule; keys sorted)."""
 
     action: FlowActionOut
-    groups: list[int] = Field(description="the router's interface groups the rule applies to")
+    groups: list[int] = Field(description="the router's interface groups the rule applies to; none: every "
+                                          "interface (steering)")
     match: FlowMatchOut
     router: str
 

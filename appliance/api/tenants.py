@@ -476,6 +476,9 @@ PUBLIC = Policy("public", why="the API's description: no state")
 REFUSE = Policy("refuse", why="not served to tenants")
 
 #: (method, path template) -> the tenant policy of that route; a route missing here is refused to tenants
+_STEERING = ("steering through inspection functions is the operator's: inspectors and suspects span every "
+             "router")
+
 POLICIES: dict[Key, Policy] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
@@ -502,6 +505,13 @@ POLICIES: dict[Key, Policy] = {
     ("GET", "/api/v1/traces"): Policy("filter", _traces),
     ("POST", "/api/v1/alarms/ack"): Policy("refuse", why="alarm actions are the operator's"),
     ("POST", "/api/v1/alarms/clear"): Policy("refuse", why="alarm actions are the operator's"),
+    ("GET", "/api/v1/inspectors"): Policy("refuse", why=_STEERING),
+    ("POST", "/api/v1/inspectors"): Policy("refuse", why=_STEERING),
+    ("POST", "/api/v1/inspectors/{name}/load"): Policy("refuse", why=_STEERING),
+    ("DELETE", "/api/v1/inspectors/{name}"): Policy("refuse", why=_STEERING),
+    ("GET", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
+    ("POST", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
+    ("DELETE", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
     ("GET", "/dashboard"): Policy("public", why="a redirect to the dashboard's files"),
     ("*", "/dashboard"): Policy("public", why="the dashboard's static files: no state (its data comes from "
                                               "the API, filtered here)"),

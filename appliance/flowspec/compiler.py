@@ -34,6 +34,9 @@ Mode mapping: drop -> traffic-rate 0; rate-limit N -> traffic-rate N bytes/s (N 
 redirect T -> rt-redirect T; monitor -> traffic-action sample (forward and count: "no filtering action",
 but distinguishable from an allowlist's accept so that enforcers count would-be drops).
 
+Steering (flowspec/steering.py): the rule set's steered suspect prefixes are merged into each router's
+rules last, in RFC 8955 order (a steered /32 inside an allowlisted /24 is redirected; a SAV drop wins).
+
 Guardrails (per router; a refused router's plan has `refused=True` and no rules, so the pusher keeps
 what it pushed before and an alarm says why):
 - more rules than `max_rules_per_router`;
@@ -63,6 +66,7 @@ from appliance.flowspec.rules import (
     RouterFlowSpec,
     RouterStats,
 )
+from appliance.flowspec.steering import with_steering
 from appliance.model import (
     BgpPath,
     Delivery,
@@ -412,7 +416,7 @@ def compile_ruleset(ruleset: SavRuleSet, options: CompileOptions | None = None,
     per_router, paths = split_routers(ruleset, learned, events)
     plans = tuple(_compile_router(r, per_router[r], paths[r], options, events, cache)
                   for r in sorted(per_router))
-    return FlowSpecPlan(plans, tuple(events))
+    return with_steering(FlowSpecPlan(plans, tuple(events)), ruleset.steering)
 
 
 def split_routers(ruleset: SavRuleSet, learned: Iterable[BgpPath], events: list[Event]

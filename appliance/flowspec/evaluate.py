@@ -15,12 +15,11 @@ from appliance.flowspec.rules import ACCEPT, FlowAction, FlowRule, RouterFlowSpe
 
 
 def first_match(rules: Sequence[FlowRule], group: int | None, source: str) -> FlowRule | None:
-    """The first rule scoped to `group` whose source prefix contains `source`."""
-    if group is None:
-        return None
+    """The first rule scoped to `group` (or to every interface: no groups) whose source prefix contains
+    `source`; `group` None (an interface without a group) meets only the rules of every interface."""
     addr = ipaddress.ip_address(source)
     for rule in rules:
-        if group in rule.groups:
+        if not rule.groups or (group is not None and group in rule.groups):
             net = rule.match.network()
             if net.version == addr.version and addr in net:
                 return rule

@@ -40,6 +40,7 @@ from appliance.flowspec.compiler import (
 )
 from appliance.flowspec.groups import assign_groups
 from appliance.flowspec.rules import FlowAction, FlowRule, FlowSpecPlan, RouterFlowSpec
+from appliance.flowspec.steering import with_steering
 from appliance.model import BgpPath, Event, InterfaceRules, SavRuleSet
 
 Entries = list[tuple[Prefix, FlowAction]]
@@ -162,7 +163,7 @@ class Compiler:
             events += state.events
         for gone in self._routers.keys() - per_router.keys():
             del self._routers[gone]
-        return FlowSpecPlan(tuple(plans), tuple(events))
+        return with_steering(FlowSpecPlan(tuple(plans), tuple(events)), ruleset.steering)
 
     def _update(self, router: str, state: _Router, lists: list[InterfaceRules], learned: list[BgpPath]
                 ) -> None:

@@ -7,7 +7,9 @@
 The interface-set community is transitive, direction input (I bit), with `group_asn` as its AS field.
 `scope { }` must precede `then { }`: inside `then` ExaBGP rejects it. A per-neighbour prefix
 ("neighbor 198.18.0.1 ") is added by the caller. Same syntax for IPv4 and IPv6 (the family follows
-the prefix; IPv6 offset 0).
+the prefix; IPv6 offset 0). A rule without groups (steering: every interface) has no `scope { }`.
+REDIRECT_IP is `redirect-to-nexthop-ietf <ip>;` (draft-ietf-idr-flowspec-redirect-ip: ExaBGP 5.0 sends
+the IPv4 or IPv6 "redirect to IP next hop" extended community; exabgp/configuration/flow/parser.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def _then(action: FlowAction) -> str:
         ActionKind.DISCARD: "discard;",
         ActionKind.RATE_LIMIT: f"rate-limit {action.rate_bps};",
         ActionKind.REDIRECT: f"redirect {action.redirect};",
+        ActionKind.REDIRECT_IP: f"redirect-to-nexthop-ietf {action.redirect_ip};",
     }[action.kind]
     return "then { " + body + " }"
 
@@ -39,7 +42,8 @@ def _scope(groups: tuple[int, ...], group_asn: int) -> str:
 
 
 def announce(rule: FlowRule, group_asn: int = 0) -> str:
-    body = f"{_match(rule.match)} {_scope(rule.groups, group_asn)} {_then(rule.action)}"
+    scope = f" {_scope(rule.groups, group_asn)}" if rule.groups else ""
+    body = f"{_match(rule.match)}{scope} {_then(rule.action)}"
     return f"announce flow route {{ {body} }}"
 
 

@@ -8,6 +8,9 @@ the messages from the generated stubs (the flowspec package may not import gener
 - Actions (RFC 8955 §7): discard = TrafficRateExtended{asn=0, rate=0}; rate = TrafficRateExtended
   {rate=N}; sample = TrafficActionExtended{sample=True}; redirect = Redirect{TwoOctetAs,FourOctetAs,
   IPv4Address}SpecificExtended; accept = no action community.
+- Redirect to an IP next hop (REDIRECT_IP, steering; draft-ietf-idr-flowspec-redirect-ip): GoBGP 3.10's
+  API has no such action (its Redirect*SpecificExtended are rt-redirect to a VRF), so `to_path` refuses
+  the rule with UnsupportedAction naming it, never drops it silently: steer through an ExaBGP speaker.
 - Interface set (draft-ietf-idr-flowspec-interfaceset; GoBGP 3.10 has no type for it): UnknownExtended
   {type=0x07, value = sub-type 0x02 | AS (4 octets) | I bit 0x4000 + group (2 octets)}, the same 8
   octets ExaBGP sends for `transitive:input:AS:GROUP`.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from appliance.flowspec.rules import ActionKind, FlowAction, FlowRule
+from appliance.flowspec.rules import ActionKind, FlowRule
 
 SAFI_FLOWSPEC = 133
 OP_END_GT_EQ = 0x83
@@ -48,12 +51,20 @@ class GoBgpFlowPath:
     communities: tuple[Message, ...]
 
 
+class UnsupportedAction(ValueError):
+    """A rule whose action GoBGP's API cannot carry."""
+
+
 def interface_set_value(group: int, group_asn: int) -> bytes:
     """The 7 octets after the type octet: sub-type, AS, I bit + 14-bit group."""
     return struct.pack("!BIH", INTERFACE_SET_SUBTYPE, group_asn, INPUT_BIT | group)
 
 
-def _action(action: FlowAction) -> tuple[Message, ...]:
+def _action(rule: FlowRule) -> tuple[Message, ...]:
+    action = rule.action
+    if action.kind is ActionKind.REDIRECT_IP:
+        raise UnsupportedAction(f"{rule}: GoBGP 3.10 has no redirect-to-IP-next-hop action "
+                                "(draft-ietf-idr-flowspec-redirect-ip); push steering through ExaBGP")
     if action.kind is ActionKind.DISCARD:
         return (Message("TrafficRateExtended", (("asn", 0), ("rate", 0.0))),)
     if action.kind is ActionKind.RATE_LIMIT:
@@ -79,4 +90,4 @@ def to_path(rule: FlowRule, group_asn: int = 0) -> GoBgpFlowPath:
                                              ("value", interface_set_value(g, group_asn))))
                  for g in rule.groups)
     return GoBgpFlowPath(1 if net.version == 4 else 2, str(net.network_address), net.prefixlen, comps,
-                         _action(rule.action) + sets)
+                         _action(rule) + sets)

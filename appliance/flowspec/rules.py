@@ -45,6 +45,11 @@ class ActionKind(enum.StrEnum):
     DISCARD = "discard"        # traffic-rate-bytes 0 (0x8006)
     RATE_LIMIT = "rate-limit"  # traffic-rate-bytes N (0x8006), bytes per second
     REDIRECT = "redirect"      # rt-redirect (0x8008 AS2, 0x8108 IPv4, 0x8208 AS4) to a VRF
+    #: redirect to an IP next hop (draft-ietf-idr-flowspec-redirect-ip: extended community 0x0800, the
+    #: address in the NEXT_HOP / MP_REACH next hop; ExaBGP `redirect-to-nexthop-ietf <ip>`): steering
+    #: of a suspect source through an inspection function (flowspec/steering.py). Last, so the ranks of
+    #: the older kinds, and the rules they order, stay as they were.
+    REDIRECT_IP = "redirect-ip"
 
 
 _KIND_RANK = {k: i for i, k in enumerate(ActionKind)}
@@ -55,20 +60,23 @@ class FlowAction:
     kind: ActionKind
     rate_bps: int = 0     # bytes per second, RATE_LIMIT only
     redirect: str = ""    # route target "ASN:NN" or "IPv4:NN", REDIRECT only
+    redirect_ip: str = ""  # next-hop address (IPv4 or IPv6, the rule's family), REDIRECT_IP only
 
     @property
     def forwards(self) -> bool:
         """True when a packet matching this rule passes (accept, monitor)."""
         return self.kind in (ActionKind.ACCEPT, ActionKind.SAMPLE)
 
-    def sort_key(self) -> tuple[int, int, str]:
-        return (_KIND_RANK[self.kind], self.rate_bps, self.redirect)
+    def sort_key(self) -> tuple[int, int, str, str]:
+        return (_KIND_RANK[self.kind], self.rate_bps, self.redirect, self.redirect_ip)
 
     def __str__(self) -> str:
         if self.kind is ActionKind.RATE_LIMIT:
             return f"rate-limit {self.rate_bps}"
         if self.kind is ActionKind.REDIRECT:
             return f"redirect {self.redirect}"
+        if self.kind is ActionKind.REDIRECT_IP:
+            return f"redirect-ip {self.redirect_ip}"
         return str(self.kind)
 
 
@@ -111,7 +119,8 @@ class FlowMatch:
 
 @dataclass(frozen=True, slots=True)
 class FlowRule:
-    """One FlowSpec route for `router`: match, action, and the input interface groups it applies to."""
+    """One FlowSpec route for `router`: match, action, and the input interface groups it applies to;
+    no groups = every interface (no interface-set community: the draft's default), as steering rules."""
 
     router: str
     match: FlowMatch

@@ -81,6 +81,14 @@ VOCABULARY: tuple[Kind, ...] = (
          "router keeps what it had", "it passes"),
     Kind("flowspec.too-many-actions", _N, True, "a prefix needs more distinct (action, interface) rules "
          "than FlowSpec can order; the router keeps what it had", "it passes"),
+    Kind("steering.no-inspector", _N, True, "no inspector (of the suspect's address family, below its "
+         "capacity) can take a suspect: `[steering] fallback` applies (accept: fail open; drop)", "an "
+         "inspector can take it, or the suspect is removed"),
+    Kind("steering.scale-out", _N, True, "the inspectors' mean load/capacity is at or above `scale_out_at`: "
+         "add an inspection instance", "the mean falls below"),
+    Kind("steering.scale-in", _N, True, "the inspectors' mean load/capacity is at or below `scale_in_at` "
+         "with more than one inspector: an instance can go", "the mean rises above, or one inspector is "
+         "left"),
     Kind("flowspec.forced", _N, True, "a router's rule set blocks learned routes but `force` is set "
          "(warning)"),
     Kind("flowspec.bad-action", _N, True, "an interface's action cannot be encoded: the interface is left "

@@ -9,7 +9,10 @@ leaves stale facts in the journal:
   then [[engine.router]] overrides, which also add routers the state does not know;
 - eBGP neighbours with their relationships: the state's plus [[engine.neighbor]];
 - the policy ([engine]);
-- the IGP prefixes BGP-LS reported (internal space for the border blocklists, engine/intra.py).
+- the IGP prefixes BGP-LS reported (internal space for the border blocklists, engine/intra.py);
+- steering: the configured `[[steering.inspector]]` instances plus the API's (by name, the API's win: it
+  carries the reported load), the suspects, and [steering]'s policy (engine/steering.py), decided over
+  the FlowSpec routers of the rule set and the SAVNET routers of the input.
 """
 
 from __future__ import annotations
@@ -18,11 +21,34 @@ import dataclasses
 
 from appliance.config import Config
 from appliance.engine.snapshot import Snapshot
-from appliance.model import Router
+from appliance.engine.steering import decide
+from appliance.model import Capability, Delivery, Event, Inspector, Router, SavRuleSet
 from appliance.sources.reports.merge import ReportResolver, Resolved, resolve
 from appliance.state import StateSnapshot
 
-__all__ = ["engine_input", "resolved", "routers"]
+__all__ = ["engine_input", "inspectors", "resolved", "routers", "steered", "steering_events"]
+
+
+def inspectors(config: Config, snap: StateSnapshot) -> tuple[Inspector, ...]:
+    """The configured inspectors, replaced or joined by the state's (API) ones of the same name."""
+    out = {i.name: i for i in config.steering.inspectors}
+    out.update((i.name, i) for i in snap.inspectors)
+    return tuple(out[n] for n in sorted(out))
+
+
+def steered(config: Config, snap: StateSnapshot, engine_in: Snapshot, ruleset: SavRuleSet) -> SavRuleSet:
+    """`ruleset` with the steering of the state's suspects (no suspects: `ruleset` itself)."""
+    if not snap.suspects:
+        return ruleset
+    flowspec = {r.router for r in ruleset.rules if r.delivery is Delivery.FLOWSPEC}
+    savnet = {r.name for r in engine_in.routers if r.capability is Capability.SAVNET}
+    decision = decide(inspectors(config, snap), snap.suspects, flowspec | savnet, config.steering.policy)
+    return dataclasses.replace(ruleset, steering=decision.steered)
+
+
+def steering_events(config: Config, snap: StateSnapshot) -> tuple[Event, ...]:
+    """The steering alarms (no inspector for a suspect, scale out/in) for the daemon's findings."""
+    return decide(inspectors(config, snap), snap.suspects, (), config.steering.policy).events
 
 
 def resolved(snap: StateSnapshot, resolver: ReportResolver | None = None) -> Resolved:

@@ -1,7 +1,8 @@
 """The input facts the store keeps, by kind, and their JSON codec.
 
 A fact is one model record that came from outside: topology (Router, Interface, Link, IgpPrefix), a
-source-prefix report, a router role report, an eBGP neighbour, a BGP path, an RPKI VRP or ASPA. The codec
+source-prefix report, a router role report, an eBGP neighbour, a BGP path, an RPKI VRP or ASPA, an
+inspection function instance or a suspect source (steering, engine/steering.py). The codec
 uses pydantic's TypeAdapter (already a dependency through FastAPI) rather than a hand-written one: it
 validates types on the way back in, so a damaged journal row is reported, not half-loaded."""
 
@@ -16,16 +17,19 @@ from appliance.model import (
     Aspa,
     BgpPath,
     IgpPrefix,
+    Inspector,
     Interface,
     Link,
     Neighbor,
     PrefixReport,
     Router,
     RouterRole,
+    Suspect,
     Vrp,
 )
 
-Fact = Router | Interface | Link | IgpPrefix | PrefixReport | RouterRole | Neighbor | BgpPath | Vrp | Aspa
+Fact = (Router | Interface | Link | IgpPrefix | PrefixReport | RouterRole | Neighbor | BgpPath | Vrp | Aspa
+        | Inspector | Suspect)
 
 FACT_KINDS: dict[str, type[Any]] = {
     "router": Router,
@@ -38,6 +42,8 @@ FACT_KINDS: dict[str, type[Any]] = {
     "path": BgpPath,
     "vrp": Vrp,
     "aspa": Aspa,
+    "inspector": Inspector,
+    "suspect": Suspect,
 }
 _KIND_OF_TYPE = {t: k for k, t in FACT_KINDS.items()}
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {k: TypeAdapter(t) for k, t in FACT_KINDS.items()}

@@ -15,12 +15,14 @@ from appliance.model import (
     Aspa,
     BgpPath,
     IgpPrefix,
+    Inspector,
     Interface,
     Link,
     Neighbor,
     PrefixReport,
     Router,
     RouterRole,
+    Suspect,
     Vrp,
 )
 from appliance.state.facts import Fact, kind_of
@@ -41,6 +43,8 @@ class StateSnapshot:
     paths: tuple[BgpPath, ...] = ()
     vrps: tuple[Vrp, ...] = ()
     aspas: tuple[Aspa, ...] = ()
+    inspectors: tuple[Inspector, ...] = ()
+    suspects: tuple[Suspect, ...] = ()
     sources: Mapping[str, Mapping[Fact, frozenset[str]]] = field(default_factory=dict, compare=False,
                                                                  repr=False)
 
@@ -56,6 +60,8 @@ class StateSnapshot:
             "path": len(self.paths),
             "vrp": len(self.vrps),
             "aspa": len(self.aspas),
+            "inspector": len(self.inspectors),
+            "suspect": len(self.suspects),
         }
 
     def sources_of(self, fact: Fact) -> frozenset[str]:

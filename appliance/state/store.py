@@ -52,6 +52,8 @@ _SNAPSHOT_FIELD = {
     "path": "paths",
     "vrp": "vrps",
     "aspa": "aspas",
+    "inspector": "inspectors",
+    "suspect": "suspects",
 }
 
 

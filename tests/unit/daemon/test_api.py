@@ -167,7 +167,7 @@ def test_topology(rig: Rig) -> None:
 
 
 def test_rules_and_explain(rig: Rig) -> None:
-    assert rig.client.get("/api/v1/rules").json() == {"version": None, "rules": []}
+    assert rig.client.get("/api/v1/rules").json() == {"version": None, "rules": [], "steering": []}
     rig.rules.publish(7, RULES)
     body = rig.client.get("/api/v1/rules", params={"router": "r1"}).json()
     assert body["version"] == 7 and [r["interface"] for r in body["rules"]] == ["eth1", "ge-0/0/1"]
@@ -213,7 +213,8 @@ def test_rpki_flowspec_and_counters(rig: Rig) -> None:
     rule = FlowRule("r2", FlowMatch("198.18.2.0/24"), FlowAction(ActionKind.DISCARD), (1,))
     rig.store.record_push("198.18.0.3", {"source 198.18.2.0/24": encode_rule(rule)}, ())
     (as_json,) = rig.client.get("/api/v1/flowspec/198.18.0.3").json()["rules"]
-    assert as_json["rule"] == {"action": {"kind": "discard", "rate_bps": 0, "redirect": ""}, "groups": [1],
+    discard = {"kind": "discard", "rate_bps": 0, "redirect": "", "redirect_ip": ""}
+    assert as_json["rule"] == {"action": discard, "groups": [1],
                                "match": {"packet_length_min": None, "source": "198.18.2.0/24"},
                                "router": "r2"}
     rig.store.record_push("198.18.0.4", {"source 198.18.3.0/24": '{"router": "r2", "groups": [1]}'}, ())

@@ -64,7 +64,8 @@ def test_bearer_scheme_declared_and_required_by_every_write() -> None:
         "description": "the [api] token of savd.toml (or $SAVD_API_TOKEN)"}
     writes = {k: op for k, op in _operations(spec).items() if k[0] in ("POST", "DELETE", "PUT", "PATCH")}
     assert set(writes) == {("POST", "/api/v1/reports"), ("DELETE", "/api/v1/reports"),
-                           ("POST", "/api/v1/alarms/ack"), ("POST", "/api/v1/alarms/clear")}
+                           ("POST", "/api/v1/alarms/ack"), ("POST", "/api/v1/alarms/clear"),
+                           *STEERING_WRITES}
     for key, op in writes.items():
         assert op["security"] == [{"bearer": []}], key
         assert {"401", "403", "422", "507"} <= set(op["responses"]), key
@@ -100,8 +101,14 @@ def test_every_error_answer_is_the_one_error_body_and_fastapis_422_is_gone() -> 
     assert with_422 == {("POST", "/api/v1/reports"), ("DELETE", "/api/v1/reports"),
                         ("POST", "/api/v1/alarms/ack"), ("POST", "/api/v1/alarms/clear"),
                         ("GET", "/api/v1/explain"), ("GET", "/api/v1/trace"), ("GET", "/api/v1/events"),
-                        ("GET", "/api/v1/events/stream"), ("GET", "/api/v1/traces")}
+                        ("GET", "/api/v1/events/stream"), ("GET", "/api/v1/traces"), *STEERING_WRITES}
 
+
+STEERING_WRITES = {("POST", "/api/v1/inspectors"), ("POST", "/api/v1/inspectors/{name}/load"),
+                   ("DELETE", "/api/v1/inspectors/{name}"), ("POST", "/api/v1/suspects"),
+                   ("DELETE", "/api/v1/suspects")}
+#: routes whose success is 201 (a new record)
+CREATED = {("POST", "/api/v1/reports"), ("POST", "/api/v1/inspectors"), ("POST", "/api/v1/suspects")}
 
 MODELS = {
     ("GET", "/health"): "Health", ("GET", "/api/v1/reports"): "ReportList",
@@ -113,6 +120,11 @@ MODELS = {
     ("GET", "/api/v1/counters"): "Counters", ("GET", "/api/v1/events"): "Events",
     ("GET", "/api/v1/alarms"): "Alarms", ("GET", "/api/v1/traces"): "SpoofTraces",
     ("POST", "/api/v1/alarms/ack"): "AlarmAcked", ("POST", "/api/v1/alarms/clear"): "AlarmCleared",
+    ("GET", "/api/v1/inspectors"): "InspectorList", ("POST", "/api/v1/inspectors"): "InspectorWritten",
+    ("POST", "/api/v1/inspectors/{name}/load"): "InspectorWritten",
+    ("DELETE", "/api/v1/inspectors/{name}"): "InspectorDeleted",
+    ("GET", "/api/v1/suspects"): "SuspectList", ("POST", "/api/v1/suspects"): "SuspectWritten",
+    ("DELETE", "/api/v1/suspects"): "SuspectsDeleted",
 }
 
 
@@ -125,7 +137,7 @@ def test_every_json_route_has_its_named_model() -> None:
     stream = ops[("GET", "/api/v1/events/stream")]["responses"]["200"]["content"]
     assert stream == {"text/event-stream": {"schema": {"type": "string"}}}
     for key, model in MODELS.items():
-        ok = "201" if key == ("POST", "/api/v1/reports") else "200"
+        ok = "201" if key in CREATED else "200"
         schema = ops[key]["responses"][ok]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}, key
 

@@ -31,6 +31,7 @@ from appliance.model import (
     Capability,
     Delivery,
     IgpPrefix,
+    Inspector,
     Interface,
     InterfaceRules,
     Link,
@@ -43,6 +44,7 @@ from appliance.model import (
     Role,
     Router,
     SavRuleSet,
+    Suspect,
     Vrp,
 )
 from appliance.monitor import ManualClock, Monitor
@@ -114,6 +116,7 @@ def populated(tmp_path: Path) -> TestClient:
     store, monitor, counters = StateStore(), Monitor(ManualClock(100.0)), CounterBoard()
     store.apply(Announce(SOURCE, FACTS))
     store.apply(Announce("api", (PrefixReport("r1", "eth1", "198.18.9.0/24", source="api"),)))
+    store.apply(Announce("api", (Inspector("dpi-1", "198.18.0.50", 100.0), Suspect("198.18.1.7/32", "ids"))))
     record_diff(store, "198.18.0.2", FlowDiff(withdraw=(), announce=PUSHED))
     store.record_push("198.18.0.3", {"source 198.18.2.0/24": "flow route { match { source 198.18.2.0/24; } "
                                                              "then { discard; } }"}, ())
@@ -166,6 +169,14 @@ CALLS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("GET", "/metrics", "/metrics", {}),
     ("GET", "/api/v1/traces", "/api/v1/traces", {}),
     ("GET", "/api/v1/events/stream", "/api/v1/events/stream", {"params": {"once": "true"}}),
+    ("POST", "/api/v1/inspectors", "/api/v1/inspectors",
+     {"json": {"name": "dpi-1", "address": "198.18.0.50", "capacity": 100.0}}),
+    ("POST", "/api/v1/inspectors/{name}/load", "/api/v1/inspectors/dpi-1/load", {"json": {"load": 40.0}}),
+    ("GET", "/api/v1/inspectors", "/api/v1/inspectors", {}),
+    ("DELETE", "/api/v1/inspectors/{name}", "/api/v1/inspectors/dpi-1", {}),
+    ("POST", "/api/v1/suspects", "/api/v1/suspects", {"json": {"prefix": "198.18.1.7/32", "reason": "ids"}}),
+    ("GET", "/api/v1/suspects", "/api/v1/suspects", {}),
+    ("DELETE", "/api/v1/suspects", "/api/v1/suspects", {"params": {"prefix": "198.18.1.7/32"}}),
 )
 
 

@@ -12,7 +12,8 @@ from appliance.cli import main
 from appliance.config import ConfigError, Family, SpeakerType, load_config, parse_config
 from appliance.config_reader import LineIndex
 from appliance.engine.policy import Algorithm
-from appliance.model import Action, Mode, Relationship, Role
+from appliance.engine.steering import SteeringPolicy
+from appliance.model import Action, Inspector, Mode, Relationship, Role, SteeringFallback
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -372,3 +373,42 @@ def test_a_route_server_neighbour_is_a_relationship(tmp_path: Path) -> None:
     config = parse_config(MINIMAL + '[[engine.neighbor]]\nrouter = "b1"\ninterface = "ix0"\nasn = 65050\n'
                           'relationship = "route-server"\naddress = "198.18.44.1"\n', tmp_path / "s.toml")
     assert config.engine.neighbors[0].relationship is Relationship.ROUTE_SERVER
+
+
+def test_steering_section_and_its_inspectors(tmp_path: Path) -> None:
+    config = parse(MINIMAL + """
+[steering]
+fallback = "drop"
+scale_out_at = 0.9
+scale_in_at = 0.1
+[[steering.inspector]]
+name = "dpi-1"
+address = "2001:DB8:ff::10"
+capacity = 1000
+""", tmp_path)
+    steering = config.steering  # type: ignore[attr-defined]
+    assert steering.policy == SteeringPolicy(SteeringFallback.DROP, 0.9, 0.1)
+    assert steering.inspectors == (Inspector("dpi-1", "2001:db8:ff::10", 1000.0),)
+    assert parse(MINIMAL, tmp_path).steering.policy == SteeringPolicy()  # type: ignore[attr-defined]
+
+
+def test_steering_errors_name_their_field(tmp_path: Path) -> None:
+    found = problems(MINIMAL + """
+[steering]
+fallback = "maybe"
+scale_in_at = 0.9
+[[steering.inspector]]
+name = "dpi-1"
+address = "not-an-ip"
+capacity = 0
+[[steering.inspector]]
+name = "dpi-1"
+address = "192.0.2.1"
+""", tmp_path)
+    keys = {(key, message.split(",")[0]) for _, key, message in found}
+    assert ("steering.fallback", "must be one of accept") in keys
+    assert ("steering.scale_in_at", "must be below scale_out_at (0.8)") in keys
+    assert any(k == "steering.inspector[0].address" and "IP address" in m for _, k, m in found)
+    assert any(k == "steering.inspector[0].capacity" and "> 0" in m for _, k, m in found)
+    assert any(k == "steering.inspector[1].capacity" and "missing" in m for _, k, m in found)
+    assert any("duplicate inspector 'dpi-1'" in m for _, _, m in found)

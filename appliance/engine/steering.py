@@ -1,0 +1,116 @@
+"""Steering of suspicious sources through inspection functions: which inspector takes which suspect.
+
+I2NSF NSF-triggered steering (seeds/001, draft-hyun-i2nsf-nsf-triggered-steering sections 4.1 and 5):
+a source that an inspection function or the operator flags as suspicious (not proven spoofed) is
+steered through an inspector; the inspectors report their load, and the controller balances over them
+and asks for instances to be added or removed.
+
+Pure and deterministic: inputs in, decisions and events out (time 0.0 for the caller to stamp); no I/O.
+- Each suspect goes to the inspector of its address family with the lowest load/capacity ratio (ties by
+  name); an inspector at or above its capacity is not chosen. Loads are reported measurements, so the
+  choice does not add to them: the next load report moves suspects on.
+- No inspector available: the policy's fallback (accept: fail open, the SAV rules apply as before; drop)
+  and the alarm `steering.no-inspector` naming the suspect.
+- Scale requests (alarms while they hold, cleared when they stop): `steering.scale-out` when the mean
+  load/capacity of the inspectors is >= `scale_out_at`, `steering.scale-in` when it is <= `scale_in_at`
+  with more than one inspector.
+- A suspect with a router applies there only; one without applies on every router in `routers`. A
+  router-specific suspect of a prefix overrides the all-routers one on its router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from appliance.model import (
+    Event,
+    Inspector,
+    Severity,
+    Steered,
+    SteeringFallback,
+    Suspect,
+    prefix_family,
+    prefix_sort_key,
+)
+
+SOURCE = "steering"
+NO_INSPECTOR = "steering.no-inspector"
+SCALE_OUT = "steering.scale-out"
+SCALE_IN = "steering.scale-in"
+
+
+@dataclass(frozen=True, slots=True)
+class SteeringPolicy:
+    """[steering] of the configuration: the fallback and the scale thresholds (mean load/capacity)."""
+
+    fallback: SteeringFallback = SteeringFallback.ACCEPT
+    scale_out_at: float = 0.8
+    scale_in_at: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class SteeringDecision:
+    steered: tuple[Steered, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+def _family(address: str) -> int:
+    return 6 if ":" in address else 4
+
+
+def choose(inspectors: Iterable[Inspector], family: int) -> Inspector | None:
+    """The inspector of `family` with the lowest load/capacity ratio below 1 (ties by name), or None."""
+    usable = [i for i in inspectors if _family(i.address) == family and i.load < i.capacity]
+    return min(usable, key=lambda i: (i.ratio, i.name), default=None)
+
+
+def _effective(suspects: Iterable[Suspect], routers: Iterable[str]) -> list[tuple[str, Suspect]]:
+    """(router, suspect) pairs, one per (router, prefix): a router's own suspect beats an all-routers one."""
+    chosen: dict[tuple[str, str], Suspect] = {}
+    for s in sorted(suspects, key=lambda s: (s.router != "", s.router, s.reason)):
+        for router in ((s.router,) if s.router else routers):
+            chosen[(router, s.prefix)] = s
+    return sorted(((r, s) for (r, _), s in chosen.items()),
+                  key=lambda rs: (rs[0], prefix_sort_key(rs[1].prefix)))
+
+
+def _alarm(kind: str, severity: Severity, message: str, **fields: str) -> Event:
+    return Event(0.0, SOURCE, kind, severity, message, dict(sorted(fields.items())), True)
+
+
+def scale_events(inspectors: Sequence[Inspector], policy: SteeringPolicy) -> list[Event]:
+    """Scale-out / scale-in requests from the mean load/capacity over every inspector."""
+    if not inspectors:
+        return []
+    mean = sum(i.ratio for i in inspectors) / len(inspectors)
+    fields = {"mean": f"{mean:.3f}", "inspectors": str(len(inspectors))}
+    if mean >= policy.scale_out_at:
+        return [_alarm(SCALE_OUT, Severity.WARNING, f"inspectors at {mean:.0%} of capacity on average "
+                       f"(>= {policy.scale_out_at:.0%}): add an instance", **fields)]
+    if mean <= policy.scale_in_at and len(inspectors) > 1:
+        return [_alarm(SCALE_IN, Severity.INFO, f"inspectors at {mean:.0%} of capacity on average "
+                       f"(<= {policy.scale_in_at:.0%}): an instance can go", **fields)]
+    return []
+
+
+def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers: Iterable[str],
+           policy: SteeringPolicy) -> SteeringDecision:
+    """The steering of every suspect on its routers, and the alarms (see the module docstring)."""
+    pool = sorted(inspectors, key=lambda i: i.name)
+    suspects = tuple(suspects)
+    steered: list[Steered] = []
+    for router, s in _effective(suspects, sorted(set(routers))):
+        best = choose(pool, prefix_family(s.prefix))
+        if best is None:
+            steered.append(Steered(router, s.prefix, s.reason, fallback=policy.fallback))
+        else:
+            steered.append(Steered(router, s.prefix, s.reason, best.name, best.address))
+    events = scale_events(pool, policy)
+    for s in sorted(suspects, key=lambda s: (prefix_sort_key(s.prefix), s.router)):
+        if choose(pool, prefix_family(s.prefix)) is None:
+            events.append(_alarm(NO_INSPECTOR, Severity.WARNING,
+                                 f"no inspector can take suspect {s.prefix}"
+                                 f"{' on ' + s.router if s.router else ''}: fallback {policy.fallback}",
+                                 prefix=s.prefix, router=s.router, fallback=str(policy.fallback)))
+    return SteeringDecision(tuple(steered), tuple(events))

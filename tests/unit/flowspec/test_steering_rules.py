@@ -1,0 +1,75 @@
+"""Steering rules merged into the compiled SAV rules in RFC 8955 order (flowspec/steering.py), rendered
+for ExaBGP and refused for GoBGP."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.flowspec import ActionKind, FlowAction, FlowMatch, FlowRule, compile_ruleset, evaluate
+from appliance.flowspec import render_exabgp as exa
+from appliance.flowspec import render_gobgp as gob
+from appliance.flowspec.incremental import Compiler
+from appliance.model import Action, InterfaceRules, ListKind, Mode, SavRuleSet, Steered, SteeringFallback
+
+REDIRECT = FlowAction(ActionKind.REDIRECT_IP, redirect_ip="192.0.2.10")
+DISCARD = FlowAction(ActionKind.DISCARD)
+
+
+def ruleset(*steering: Steered) -> SavRuleSet:
+    allow = InterfaceRules("r1", "eth1", ListKind.ALLOW, ("198.18.1.0/24",))
+    block = InterfaceRules("r1", "eth2", ListKind.BLOCK, ("198.18.1.0/24",), Action(Mode.DROP))
+    return SavRuleSet(SavRuleSet.of([allow, block]).rules, steering)
+
+
+def test_a_steered_host_inside_an_allowlisted_prefix_is_redirected_the_rest_accepted() -> None:
+    plan = compile_ruleset(ruleset(Steered("r1", "198.18.1.7/32", "dpi", "a", "192.0.2.10")))
+    r1 = plan.get("r1")
+    assert r1 is not None
+    assert evaluate(r1, "eth1", "198.18.1.7") == REDIRECT
+    assert evaluate(r1, "eth1", "198.18.1.8").kind is ActionKind.ACCEPT
+    assert evaluate(r1, "eth1", "203.0.113.1").kind is ActionKind.DISCARD
+    # spoofed wins over suspicious: eth2 drops the /24, the steered /32 in it stays dropped there
+    assert evaluate(r1, "eth2", "198.18.1.7").kind is ActionKind.DISCARD
+    steered = [r for r in r1.rules if r.action == REDIRECT]
+    assert steered == [FlowRule("r1", FlowMatch("198.18.1.7/32"), REDIRECT, ())]
+    keys = [r.order_key() for r in r1.rules]
+    assert keys == sorted(keys) and len({r.match for r in r1.rules}) == len(r1.rules)
+
+
+def test_a_steered_prefix_equal_to_an_allowed_one_replaces_its_accept() -> None:
+    plan = compile_ruleset(ruleset(Steered("r1", "198.18.1.0/24", "", "a", "192.0.2.10")))
+    r1 = plan.get("r1")
+    assert r1 is not None
+    assert evaluate(r1, "eth1", "198.18.1.9") == REDIRECT
+    assert evaluate(r1, "eth2", "198.18.1.9").kind is ActionKind.DISCARD
+    assert len({r.match for r in r1.rules}) == len(r1.rules)
+
+
+def test_fallbacks_and_routers_without_sav_rules() -> None:
+    accept = compile_ruleset(ruleset(Steered("r1", "198.18.1.7/32", fallback=SteeringFallback.ACCEPT)))
+    assert accept == compile_ruleset(ruleset())
+    drop = compile_ruleset(ruleset(Steered("r9", "198.18.1.7/32", fallback=SteeringFallback.DROP)))
+    r9 = drop.get("r9")
+    assert r9 is not None and r9.rules == (FlowRule("r9", FlowMatch("198.18.1.7/32"), DISCARD, ()),)
+
+
+def test_the_incremental_compiler_merges_the_same_way() -> None:
+    rs = ruleset(Steered("r1", "198.18.1.7/32", "dpi", "a", "192.0.2.10"))
+    assert Compiler().compile(rs) == compile_ruleset(rs)
+
+
+def test_exabgp_renders_redirect_to_nexthop_ietf_without_scope() -> None:
+    rule = FlowRule("r1", FlowMatch("198.18.1.7/32"), REDIRECT, ())
+    assert exa.announce(rule) == ("announce flow route { match { source 198.18.1.7/32; } "
+                                  "then { redirect-to-nexthop-ietf 192.0.2.10; } }")
+    v6 = FlowRule("r1", FlowMatch("2001:db8:9::/48"),
+                  FlowAction(ActionKind.REDIRECT_IP, redirect_ip="2001:db8:ff::10"), (3,))
+    assert exa.announce(v6, 65000) == (
+        "announce flow route { match { source 2001:db8:9::/48; } scope { interface-set "
+        "[ transitive:input:65000:3 ]; } then { redirect-to-nexthop-ietf 2001:db8:ff::10; } }")
+
+
+def test_gobgp_refuses_a_redirect_ip_rule_naming_it() -> None:
+    rule = FlowRule("r1", FlowMatch("198.18.1.7/32"), REDIRECT, ())
+    with pytest.raises(gob.UnsupportedAction, match=r"r1: source 198.18.1.7/32 .*redirect-ip 192.0.2.10"):
+        gob.to_path(rule)
