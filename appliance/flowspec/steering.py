@@ -3,7 +3,10 @@
 Pure, like the compiler. A steered suspect prefix P on router R becomes one rule: match source P (and
 nothing else), action REDIRECT_IP to the inspector's address (draft-ietf-idr-flowspec-redirect-ip;
 ExaBGP `redirect-to-nexthop-ietf <ip>`), or DISCARD under the `drop` fallback (the `accept` fallback
-adds nothing: fail open), with no interface-set community, so it applies on every interface of R.
+adds nothing: fail open), with the interface groups of R's validated interfaces: the ones its SAV rules
+cover (edge interfaces: access subnets, external neighbours). Not every interface: the packets the
+inspection function forwards come back into the network through an interior or inspector-facing
+interface, and a rule there would steer them again, in a loop. A router with no SAV rules steers nothing.
 
 Merge, in RFC 8955 §5.1 order (first match wins; a more specific prefix first):
 - A steered P more specific than a SAV rule (a /32 inside an allowlisted /24) sorts before it, so the
@@ -48,13 +51,15 @@ def steered_action(steered: Steered) -> FlowAction | None:
     return None
 
 
-def steering_rules(steering: Iterable[Steered]) -> dict[str, list[FlowRule]]:
-    """Per router, the steered rules (every interface: no groups)."""
+def steering_rules(steering: Iterable[Steered], groups: Mapping[str, tuple[int, ...]]
+                   ) -> dict[str, list[FlowRule]]:
+    """Per router, the steered rules, on the groups of its validated interfaces (`groups`; a router
+    without any steers nothing: module docstring)."""
     out: dict[str, list[FlowRule]] = defaultdict(list)
     for s in steering:
         action = steered_action(s)
-        if action is not None:
-            out[s.router].append(FlowRule(s.router, FlowMatch(s.prefix), action, ()))
+        if action is not None and groups.get(s.router):
+            out[s.router].append(FlowRule(s.router, FlowMatch(s.prefix), action, groups[s.router]))
     return dict(out)
 
 
@@ -116,14 +121,14 @@ def merge_router(plan: RouterFlowSpec, steered: Sequence[FlowRule], events: list
 
 
 def with_steering(plan: FlowSpecPlan, steering: Iterable[Steered]) -> FlowSpecPlan:
-    """`plan` with every router's steered rules merged in; a router with steering and no SAV rules gets a
-    plan of its own. Routers without steering keep their plan object (the pusher skips them at once)."""
-    per_router: Mapping[str, list[FlowRule]] = steering_rules(steering)
+    """`plan` with every router's steered rules merged in (on its validated interfaces). Routers without
+    steering keep their plan object (the pusher skips them at once)."""
+    plans = {p.router: p for p in plan.routers}
+    groups = {r: tuple(sorted(g.group_id for g in p.groups)) for r, p in plans.items() if not p.refused}
+    per_router: Mapping[str, list[FlowRule]] = steering_rules(steering, groups)
     if not per_router:
         return plan
     events = list(plan.events)
-    plans = {p.router: p for p in plan.routers}
     for router, rules in per_router.items():
-        base = plans.get(router) or RouterFlowSpec(router, (), (), RouterStats(0, 0))
-        plans[router] = merge_router(base, rules, events)
+        plans[router] = merge_router(plans[router], rules, events)
     return FlowSpecPlan(tuple(plans[r] for r in sorted(plans)), tuple(events))

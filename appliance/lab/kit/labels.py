@@ -13,6 +13,9 @@ Label set (containerlab `labels:` on a node, its group, kind or `topology.defaul
 - `savd.loopback` (routers): `V4[,V6]`, the iBGP and BGP-LS source; default: `interface lo`'s addresses.
 - `savd.address` (appliance): `V4[,V6]`; default: what its exec lines `ip [-6] addr add`.
 - `savd.prefixes` (any node): prefixes the node's AS originates (ROAs in rpki.json).
+- `savd.role: inspector` (hosts): an inspection function suspicious sources are steered through
+  (`[[steering.inspector]]`); its address is `savd.address` or what its exec lines add, `savd.capacity`
+  (default 100) the unit of its load reports. It must forward what it inspects back into the network.
 
 Owns reading and checking; every refusal is a `LabelError` naming the node and the label. It must not
 write files (render.py does) or touch the network.
@@ -34,12 +37,12 @@ from appliance.model import Relationship, Role
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-ROLE, ASN, SUBNETS, SUBNET_ID, NEIGHBORS, LOOPBACK, ADDRESS, PREFIXES = (
+ROLE, ASN, SUBNETS, SUBNET_ID, NEIGHBORS, LOOPBACK, ADDRESS, PREFIXES, CAPACITY = (
     "savd.role", "savd.asn", "savd.subnets", "savd.subnet-id", "savd.neighbors", "savd.loopback",
-    "savd.address", "savd.prefixes")
-KNOWN_LABELS = frozenset({ROLE, ASN, SUBNETS, SUBNET_ID, NEIGHBORS, LOOPBACK, ADDRESS, PREFIXES})
+    "savd.address", "savd.prefixes", "savd.capacity")
+KNOWN_LABELS = frozenset({ROLE, ASN, SUBNETS, SUBNET_ID, NEIGHBORS, LOOPBACK, ADDRESS, PREFIXES, CAPACITY})
 ROUTER_ROLES = frozenset(r.value for r in Role)
-ROLES = ROUTER_ROLES | {"appliance", "host", "external"}
+ROLES = ROUTER_ROLES | {"appliance", "host", "external", "inspector"}
 
 
 class LabelError(TopologyError):
@@ -96,6 +99,16 @@ class Subnet:
 
 
 @dataclass(frozen=True, slots=True)
+class KitInspector:
+    """An inspection function host (`savd.role: inspector`): `[[steering.inspector]]` in savd.toml."""
+
+    name: str
+    address4: ipaddress.IPv4Address
+    address6: ipaddress.IPv6Address | None
+    capacity: float
+
+
+@dataclass(frozen=True, slots=True)
 class KitPlan:
     """Everything `savd lab init` needs, checked."""
 
@@ -107,6 +120,7 @@ class KitPlan:
     routers: tuple[KitRouter, ...]
     subnets: tuple[Subnet, ...]
     vrps: tuple[tuple[IPNetwork, int], ...]  # (prefix, origin AS)
+    inspectors: tuple[KitInspector, ...] = ()
 
     def router(self, name: str) -> KitRouter:
         return next(r for r in self.routers if r.name == name)
@@ -145,8 +159,22 @@ def read_plan(topo: Topology) -> KitPlan:
             origin = _node_asn(topo, node, asn if node.label(ROLE) in ROUTER_ROLES else None)
             assert origin is not None  # required: _node_asn failed otherwise
             vrps += [(p, origin) for p in _prefixes(topo, node, PREFIXES)]
+    inspectors = tuple(_inspector(topo, n) for n in topo.nodes if n.label(ROLE) == "inspector")
     return KitPlan(topology=topo, asn=asn, appliance=app.name, appliance4=app4, appliance6=app6,
-                   routers=routers, subnets=subnets, vrps=tuple(dict.fromkeys(vrps)))
+                   routers=routers, subnets=subnets, vrps=tuple(dict.fromkeys(vrps)), inspectors=inspectors)
+
+
+def _inspector(topo: Topology, node: Node) -> KitInspector:
+    label = node.label(ADDRESS)
+    v4, v6 = _address_pair(topo, node, ADDRESS, [label] if label else _exec_addresses(node))
+    text = node.label(CAPACITY) or "100"
+    try:
+        capacity = float(text)
+    except ValueError:
+        capacity = 0.0
+    if not capacity > 0:
+        _fail(topo, node, CAPACITY, f"{text!r} is not a number > 0 (the unit of its load reports)")
+    return KitInspector(node.name, v4, v6, capacity)
 
 
 def _fail(topo: Topology, node: Node, label: str, message: str) -> None:

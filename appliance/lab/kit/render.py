@@ -222,6 +222,12 @@ def savd_toml(plan: KitPlan, opts: KitOptions) -> str:
             out += ["", "[[engine.neighbor]]", f"router = {_q(r.name)}", f"interface = {_q(n.interface)}",
                     f"asn = {n.asn}", f"relationship = {_q(n.relationship.value)}",
                     f"address = {_q(n.address)}"]
+    if plan.inspectors:
+        out += ["", "# suspicious sources (POST /api/v1/suspects) are steered through these hosts",
+                "[steering]", 'fallback = "accept"']
+    for i in plan.inspectors:
+        out += ["", "[[steering.inspector]]", f"name = {_q(i.name)}", f"address = {_q(str(i.address4))}",
+                f"capacity = {i.capacity:g}"]
     out += ["", "[flowspec]", "max_rules_per_router = 2000", "force = false"]
     for r in plan.routers:
         out += ["", "[[enforcer]]", f"router = {_q(r.name)}", f"netns = {_q(f'{opts.prefix}-{r.name}')}"]

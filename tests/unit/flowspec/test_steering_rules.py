@@ -31,7 +31,8 @@ def test_a_steered_host_inside_an_allowlisted_prefix_is_redirected_the_rest_acce
     # spoofed wins over suspicious: eth2 drops the /24, the steered /32 in it stays dropped there
     assert evaluate(r1, "eth2", "198.18.1.7").kind is ActionKind.DISCARD
     steered = [r for r in r1.rules if r.action == REDIRECT]
-    assert steered == [FlowRule("r1", FlowMatch("198.18.1.7/32"), REDIRECT, ())]
+    groups = tuple(sorted(g.group_id for g in r1.groups))
+    assert steered == [FlowRule("r1", FlowMatch("198.18.1.7/32"), REDIRECT, groups)]  # validated interfaces
     keys = [r.order_key() for r in r1.rules]
     assert keys == sorted(keys) and len({r.match for r in r1.rules}) == len(r1.rules)
 
@@ -48,9 +49,20 @@ def test_a_steered_prefix_equal_to_an_allowed_one_replaces_its_accept() -> None:
 def test_fallbacks_and_routers_without_sav_rules() -> None:
     accept = compile_ruleset(ruleset(Steered("r1", "198.18.1.7/32", fallback=SteeringFallback.ACCEPT)))
     assert accept == compile_ruleset(ruleset())
-    drop = compile_ruleset(ruleset(Steered("r9", "198.18.1.7/32", fallback=SteeringFallback.DROP)))
-    r9 = drop.get("r9")
-    assert r9 is not None and r9.rules == (FlowRule("r9", FlowMatch("198.18.1.7/32"), DISCARD, ()),)
+    drop = compile_ruleset(ruleset(Steered("r1", "198.18.1.9/32", fallback=SteeringFallback.DROP)))
+    r1 = drop.get("r1")
+    assert r1 is not None and evaluate(r1, "eth1", "198.18.1.9") == DISCARD
+    # a router without SAV rules validates no interface: steering there would catch the packets the
+    # inspection function sends back through interior links, in a loop
+    assert compile_ruleset(ruleset(Steered("r9", "198.18.1.7/32", "dpi", "a", "192.0.2.10"))).get("r9") is None
+
+
+def test_interfaces_without_sav_rules_are_not_steered() -> None:
+    """The inspector's packets come back on an interior or inspector-facing interface: not steered."""
+    plan = compile_ruleset(ruleset(Steered("r1", "198.18.1.7/32", "dpi", "a", "192.0.2.10")))
+    r1 = plan.get("r1")
+    assert r1 is not None
+    assert evaluate(r1, "eth9", "198.18.1.7").kind is not ActionKind.REDIRECT_IP
 
 
 def test_the_incremental_compiler_merges_the_same_way() -> None:

@@ -1,0 +1,113 @@
+"""Steering end to end (issue 16, part 1) on the kit lab `steer` (kit6 plus the inspection host insp on
+the border b1), through the commands a user runs (`savd lab init`, `lab up`, `rpki serve`, `lab enforcers
+up`, `savd run`) and savd's API:
+
+1. POST /api/v1/suspects 198.19.41.10/32: savd pushes a FlowSpec redirect-to-IP (insp's address) to b1
+   on its validated interface (eth2, from AS 65101); FRR re-advertises it to b1's enforcer, which marks
+   the packets and policy-routes them to insp. Sent from inet: every packet arrives at h2 AND was counted
+   forwarding through insp; another Internet source arrives without passing insp; a spoofed class is
+   still dropped; h1's own traffic arrives.
+2. insp reports a load at its capacity: no inspector can take the suspect, the configured fallback
+   (accept: fail open) applies with the alarm steering.no-inspector, b1's policy route goes, and the
+   suspect's packets arrive at h2 directly (insp's count does not move).
+Counted at the receivers (`savd lab traffic`) and by an nft counter in insp's forward hook.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_lab_kit import kit_files, savd, start_kit, wait_active
+
+from appliance.demo import Appliance, wait_until
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(480)]
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "steer"
+ROUTERS = ("a1", "a2", "c1", "c2", "b1")
+SUSPECT, OTHER = "198.19.41.10", "198.19.41.11"
+COUNTER = """table inet savdtest {
+    chain forwarded {
+        type filter hook forward priority 0; policy accept;
+        ip saddr 198.19.41.10 counter
+        ip saddr 198.19.41.11 counter
+    }
+}
+"""
+
+
+@pytest.fixture
+def kit(tmp_path: Path, require_root: None) -> Iterator[dict[str, Any]]:
+    with kit_files(FIXTURE / "steer.clab.yml", tmp_path / "out", "svs") as state:
+        yield state
+
+
+def insp_counts(prefix: str) -> dict[str, int]:
+    """Packets insp forwarded, per source (its nft counters)."""
+    out = subprocess.run(["ip", "netns", "exec", f"{prefix}-insp", "nft", "-j", "list", "table", "inet",
+                          "savdtest"], capture_output=True, text=True, check=True).stdout
+    counts: dict[str, int] = {}
+    for item in json.loads(out)["nftables"]:
+        rule = item.get("rule")
+        if rule:
+            source = next(e["match"]["right"] for e in rule["expr"] if "match" in e)
+            counts[source] = next(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)
+    return counts
+
+
+def policy_routed(prefix: str) -> bool:
+    """b1 has a policy-routing rule for a redirect mark (the enforcer's steering)."""
+    out = subprocess.run(["ip", "-n", f"{prefix}-b1", "rule", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    return "fwmark 0x5a" in out
+
+
+def traffic(kit: dict[str, Any], topo: Path) -> dict[str, dict[str, Any]]:
+    done = savd("lab", "traffic", str(FIXTURE / "traffic.yaml"), "--topo", str(topo), "--prefix",
+                kit["prefix"], "--json", timeout_s=300)
+    results = json.loads(done.stdout)
+    for r in results:
+        print(f"  {'SPOOFED' if r['spoofed'] else 'legit  '} {r['label']:<36} {r['source']:<16} "
+              f"{r['delivered']}/{r['sent']}")
+    return {f"{r['source']}": r for r in results}
+
+
+def test_a_suspect_is_steered_through_the_inspector_and_fails_open_without_it(kit: dict[str, Any]) -> None:
+    out, prefix = kit["out"], kit["prefix"]
+    topo = out / "steer.clab.yml"
+    app: Appliance = start_kit(kit, topo, "steer",
+                               {f"198.18.253.{i}": r for i, r in enumerate(ROUTERS, start=1)}, 120)
+    wait_active(kit, app, 180)
+    subprocess.run(["ip", "netns", "exec", f"{prefix}-insp", "nft", "-f", "-"], input=COUNTER, text=True,
+                   check=True)
+
+    code, doc = app.request("POST", "/api/v1/suspects", {"prefix": f"{SUSPECT}/32", "reason": "lab: ids"})
+    assert code == 201, doc
+    wait_until("b1's enforcer policy-routing the suspect to insp", lambda: policy_routed(prefix), 60, 0.5)
+    steered = traffic(kit, topo)
+    counts = insp_counts(prefix)
+    print(f"insp forwarded: {counts}")
+    assert steered[SUSPECT]["delivered"] == steered[SUSPECT]["sent"] == 20, steered[SUSPECT]
+    assert counts[SUSPECT] >= 20, counts              # every packet of the suspect went through insp
+    assert steered[OTHER]["delivered"] == 20 and counts[OTHER] == 0, (steered[OTHER], counts)
+    assert steered["198.18.41.10"]["delivered"] == 20  # legitimate traffic untouched
+    assert steered["198.18.41.77"]["delivered"] == 0   # spoofed still dropped
+    rules = app.get("/api/v1/rules")
+    assert any(s.get("prefix") == f"{SUSPECT}/32" and s.get("address") == "198.18.80.2"
+               for s in rules.get("steering", [])), rules.get("steering")
+
+    code, doc = app.request("POST", "/api/v1/inspectors/insp/load", {"load": 100.0})
+    assert code == 200, doc
+    wait_until("b1's steering removed (fallback accept)", lambda: not policy_routed(prefix), 60, 0.5)
+    alarms = app.get("/api/v1/alarms")
+    assert any(a.get("type") == "steering.no-inspector" for a in alarms.get("alarms", [])), alarms
+    before = insp_counts(prefix)[SUSPECT]
+    direct = traffic(kit, topo)
+    assert direct[SUSPECT]["delivered"] == 20, direct[SUSPECT]   # fail open: delivered, not dropped
+    assert insp_counts(prefix)[SUSPECT] == before                 # ... without passing insp
+    assert direct["198.18.41.77"]["delivered"] == 0
