@@ -841,10 +841,11 @@ def _steering(t: Table) -> SteeringConfig:
     scale_in = t.get_float("scale_in_at", 0.2)
     if scale_in >= scale_out:
         t.error("scale_in_at", f"must be below scale_out_at ({scale_out}), got {scale_in}")
+    rpki_invalid = t.get_bool("rpki_invalid", False)
     tables = t.tables("inspector")
     inspectors = read_each(tables, _inspector)
     _unique(tables, "inspector", "name")
-    return SteeringConfig(SteeringPolicy(fallback, scale_out, scale_in), inspectors)
+    return SteeringConfig(SteeringPolicy(fallback, scale_out, scale_in, rpki_invalid), inspectors)
 
 
 def _enforcer(t: Table) -> EnforcerConfig | None:

@@ -30,6 +30,7 @@ from appliance.engine.incremental import (
     RpkiChanged,
     TopologyChanged,
 )
+from appliance.engine.rib import Rov
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import BgpPath, SavRuleSet
 from appliance.sources.assemble import engine_input, steered
@@ -107,7 +108,13 @@ class ConfigEngine:
     def __call__(self, snap: StateSnapshot) -> SavRuleSet:
         """The rules of `snap`, with the steering of its suspects (sources/assemble.py `steered`)."""
         new = engine_input(self.config, snap, self.resolver)
-        return steered(self.config, snap, new, self._rules(snap, new))
+        rules = self._rules(snap, new)
+        return steered(self.config, snap, new, rules, self._rpki_invalid)
+
+    def _rpki_invalid(self, prefix: str, origin: int) -> bool:
+        """RFC 6811 invalid by the engine's RPKI view (no view or no VRPs: nothing is invalid)."""
+        rpki = self.engine.rpki if self.engine is not None else None
+        return bool(rpki is not None and rpki.vrps and rpki.rov(prefix, origin) is Rov.INVALID)
 
     def _rules(self, snap: StateSnapshot, new: Snapshot) -> SavRuleSet:
         if self.engine is not None and self.input is not None:

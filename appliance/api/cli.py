@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             for flag, what in (("anycast", "the prefix is anycast"), ("special", "special-purpose prefix"),
                                ("multihomed", "the subnet is attached at several interfaces")):
                 p.add_argument(f"--{flag}", action="store_true", help=what)
+    _steering_resources(resource)
     rules = resource("rules", "the computed SAV rules, all or one interface's", "savd api rules",
                      "savd api rules r1", "savd api rules r1 eth1")
     rules.add_argument("router", nargs="?", default="", help="only this router")
@@ -134,6 +135,61 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "savd api flowspec 198.18.0.2")
     flowspec.add_argument("peer", nargs="?", default="", help="only this peer")
     parser.set_defaults(func=run)
+
+
+def _steering_resources(resource: Callable[..., argparse.ArgumentParser]) -> None:
+    """`suspects` and `inspectors` (steering: docs/design.md#steering), each with its ACTIONs."""
+    suspects = resource("suspects", "suspicious source prefixes steered through inspectors (ACTION)",
+                        "savd api suspects list", "savd api suspects add 198.18.1.7/32 --reason 'ids: scan'",
+                        "savd api suspects delete 198.18.1.7/32")
+    ssub = suspects.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ssub.add_parser("list", help="the suspects", formatter_class=RAW,
+                    epilog=examples("savd api suspects list"))
+    for action, help_text in (("add", "flag PREFIX as suspicious: steered through an inspector"),
+                              ("delete", "PREFIX is no longer suspicious")):
+        p = ssub.add_parser(action, help=help_text, formatter_class=RAW,
+                            epilog=examples(f"savd api suspects {action} 198.18.1.7/32 --router r1"))
+        p.add_argument("prefix", help="source prefix, e.g. 198.18.1.7/32")
+        p.add_argument("--router", default="", help="only on this router (default: every router)")
+        if action == "add":
+            p.add_argument("--reason", default="", help="why (shown with the steering)")
+    inspectors = resource("inspectors", "inspection function instances and their load (ACTION)",
+                          "savd api inspectors list",
+                          "savd api inspectors add dpi-1 198.18.80.2 --capacity 100",
+                          "savd api inspectors load dpi-1 42", "savd api inspectors delete dpi-1")
+    isub = inspectors.add_subparsers(dest="action", metavar="ACTION", required=True)
+    isub.add_parser("list", help="the inspectors, load and ratio", formatter_class=RAW,
+                    epilog=examples("savd api inspectors list"))
+    add = isub.add_parser("add", help="register or update NAME at ADDRESS", formatter_class=RAW,
+                          epilog=examples("savd api inspectors add dpi-1 198.18.80.2 --capacity 100"))
+    add.add_argument("name", help="instance name")
+    add.add_argument("address", help="its address: the redirect next hop")
+    add.add_argument("--capacity", type=float, required=True, help="the unit of its load reports (> 0)")
+    load = isub.add_parser("load", help="report NAME's LOAD (in its capacity's unit)", formatter_class=RAW,
+                           epilog=examples("savd api inspectors load dpi-1 42"))
+    load.add_argument("name", help="instance name")
+    load.add_argument("load", type=float, help="current load")
+    delete = isub.add_parser("delete", help="remove NAME (its suspects go to another one or the fallback)",
+                             formatter_class=RAW, epilog=examples("savd api inspectors delete dpi-1"))
+    delete.add_argument("name", help="instance name")
+
+
+def _steering_request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], Any]:
+    if args.resource == "suspects":
+        if args.action == "list":
+            return "GET", "/api/v1/suspects", {}, None
+        key = {"prefix": args.prefix, "router": args.router}
+        if args.action == "delete":
+            return "DELETE", "/api/v1/suspects", _drop_empty(key), None
+        return "POST", "/api/v1/suspects", {}, {**key, "reason": args.reason}
+    if args.action == "list":
+        return "GET", "/api/v1/inspectors", {}, None
+    if args.action == "add":
+        return "POST", "/api/v1/inspectors", {}, {"name": args.name, "address": args.address,
+                                                   "capacity": args.capacity}
+    if args.action == "load":
+        return "POST", f"/api/v1/inspectors/{args.name}/load", {}, {"load": args.load}
+    return "DELETE", f"/api/v1/inspectors/{args.name}", {}, None
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], Any]:
@@ -168,6 +224,8 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], Any
         body = {**key, "subnet": args.subnet, "anycast": args.anycast, "special": args.special,
                 "multihomed": args.multihomed}
         return "POST", "/api/v1/reports", {}, body
+    if r in ("suspects", "inspectors"):
+        return _steering_request(args)
     if r == "rules":
         if args.interface:
             return "GET", f"/api/v1/rules/{args.router}/{args.interface}", {}, None

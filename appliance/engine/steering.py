@@ -20,10 +20,11 @@ Pure and deterministic: inputs in, decisions and events out (time 0.0 for the ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from appliance.model import (
+    BgpPath,
     Event,
     Inspector,
     Severity,
@@ -47,6 +48,9 @@ class SteeringPolicy:
     fallback: SteeringFallback = SteeringFallback.ACCEPT
     scale_out_at: float = 0.8
     scale_in_at: float = 0.2
+    #: the prefixes of BGP paths whose origin is RPKI-invalid (RFC 6811) are suspects too: their space
+    #: may be hijacked, so traffic from it is inspected rather than trusted or dropped on a guess
+    rpki_invalid: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +118,15 @@ def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers
                                  f"{' on ' + s.router if s.router else ''}: fallback {policy.fallback}",
                                  prefix=s.prefix, router=s.router, fallback=str(policy.fallback)))
     return SteeringDecision(tuple(steered), tuple(events))
+
+
+def rpki_invalid_suspects(paths: Iterable[BgpPath], invalid: Callable[[str, int], bool]
+                          ) -> tuple[Suspect, ...]:
+    """One suspect per prefix some path originates RPKI-invalid (`invalid(prefix, origin)`), naming the
+    origin; deterministic (sorted). Paths without a single origin (AS_SET) are left alone."""
+    found: dict[str, int] = {}
+    for path in paths:
+        origin = path.origin
+        if origin and path.prefix not in found and invalid(path.prefix, origin):
+            found[path.prefix] = origin
+    return tuple(Suspect(prefix, f"rpki-invalid origin AS{asn}") for prefix, asn in sorted(found.items()))

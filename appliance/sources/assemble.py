@@ -18,10 +18,11 @@ leaves stale facts in the journal:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from appliance.config import Config
 from appliance.engine.snapshot import Snapshot
-from appliance.engine.steering import decide
+from appliance.engine.steering import decide, rpki_invalid_suspects
 from appliance.model import Capability, Delivery, Event, Inspector, Router, SavRuleSet
 from appliance.sources.reports.merge import ReportResolver, Resolved, resolve
 from appliance.state import StateSnapshot
@@ -36,13 +37,21 @@ def inspectors(config: Config, snap: StateSnapshot) -> tuple[Inspector, ...]:
     return tuple(out[n] for n in sorted(out))
 
 
-def steered(config: Config, snap: StateSnapshot, engine_in: Snapshot, ruleset: SavRuleSet) -> SavRuleSet:
-    """`ruleset` with the steering of the state's suspects (no suspects: `ruleset` itself)."""
-    if not snap.suspects:
+def steered(config: Config, snap: StateSnapshot, engine_in: Snapshot, ruleset: SavRuleSet,
+            invalid: Callable[[str, int], bool] | None = None) -> SavRuleSet:
+    """`ruleset` with the steering of the state's suspects, and with `[steering] rpki_invalid` of the
+    prefixes whose paths' origin `invalid(prefix, origin)` says is RPKI-invalid (no suspects: `ruleset`
+    itself)."""
+    suspects = snap.suspects
+    if config.steering.policy.rpki_invalid and invalid is not None:
+        flagged = {s.prefix for s in suspects}
+        suspects = (*suspects, *(s for s in rpki_invalid_suspects(engine_in.paths, invalid)
+                                 if s.prefix not in flagged))
+    if not suspects:
         return ruleset
     flowspec = {r.router for r in ruleset.rules if r.delivery is Delivery.FLOWSPEC}
     savnet = {r.name for r in engine_in.routers if r.capability is Capability.SAVNET}
-    decision = decide(inspectors(config, snap), snap.suspects, flowspec | savnet, config.steering.policy)
+    decision = decide(inspectors(config, snap), suspects, flowspec | savnet, config.steering.policy)
     return dataclasses.replace(ruleset, steering=decision.steered)
 
 

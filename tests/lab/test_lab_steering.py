@@ -1,15 +1,15 @@
 """Steering end to end (issue 16, part 1) on the kit lab `steer` (kit6 plus the inspection host insp on
 the border b1), through the commands a user runs (`savd lab init`, `lab up`, `rpki serve`, `lab enforcers
-up`, `savd run`) and savd's API:
+up`, `savd run`, `savd api`):
 
-1. POST /api/v1/suspects 198.19.41.10/32: savd pushes a FlowSpec redirect-to-IP (insp's address) to b1
-   on its validated interface (eth2, from AS 65101); FRR re-advertises it to b1's enforcer, which marks
-   the packets and policy-routes them to insp. Sent from inet: every packet arrives at h2 AND was counted
-   forwarding through insp; another Internet source arrives without passing insp; a spoofed class is
-   still dropped; h1's own traffic arrives.
-2. insp reports a load at its capacity: no inspector can take the suspect, the configured fallback
-   (accept: fail open) applies with the alarm steering.no-inspector, b1's policy route goes, and the
-   suspect's packets arrive at h2 directly (insp's count does not move).
+1. `savd api suspects add 198.19.41.10/32`: savd pushes a FlowSpec redirect-to-IP (insp's address) to
+   b1 on its validated interface (eth2, from AS 65101); FRR re-advertises it to b1's enforcer, which
+   marks the packets and policy-routes them to insp. Sent from inet: every packet arrives at h2 AND was
+   counted forwarding through insp; another Internet source arrives without passing insp; a spoofed
+   class is still dropped; h1's own traffic arrives.
+2. `savd api inspectors load insp 100` (insp at its capacity): no inspector can take the suspect, the
+   configured fallback (accept: fail open) applies with the alarm steering.no-inspector, b1's policy
+   route goes, and the suspect's packets arrive at h2 directly (insp's count does not move).
 Counted at the receivers (`savd lab traffic`) and by an nft counter in insp's forward hook.
 """
 
@@ -86,8 +86,9 @@ def test_a_suspect_is_steered_through_the_inspector_and_fails_open_without_it(ki
     subprocess.run(["ip", "netns", "exec", f"{prefix}-insp", "nft", "-f", "-"], input=COUNTER, text=True,
                    check=True)
 
-    code, doc = app.request("POST", "/api/v1/suspects", {"prefix": f"{SUSPECT}/32", "reason": "lab: ids"})
-    assert code == 201, doc
+    api = ("api", "--url", f"http://127.0.0.1:{kit['api_port']}", "--token", str(app.token))
+    done = savd(*api, "suspects", "add", f"{SUSPECT}/32", "--reason", "lab: ids")  # the operator's CLI
+    assert done.returncode == 0, done.stderr
     wait_until("b1's enforcer policy-routing the suspect to insp", lambda: policy_routed(prefix), 60, 0.5)
     steered = traffic(kit, topo)
     counts = insp_counts(prefix)
@@ -101,8 +102,8 @@ def test_a_suspect_is_steered_through_the_inspector_and_fails_open_without_it(ki
     assert any(s.get("prefix") == f"{SUSPECT}/32" and s.get("address") == "198.18.80.2"
                for s in rules.get("steering", [])), rules.get("steering")
 
-    code, doc = app.request("POST", "/api/v1/inspectors/insp/load", {"load": 100.0})
-    assert code == 200, doc
+    done = savd(*api, "inspectors", "load", "insp", "100")  # insp at its capacity: takes nothing
+    assert done.returncode == 0, done.stderr
     wait_until("b1's steering removed (fallback accept)", lambda: not policy_routed(prefix), 60, 0.5)
     alarms = app.get("/api/v1/alarms")
     assert any(a.get("type") == "steering.no-inspector" for a in alarms.get("alarms", [])), alarms

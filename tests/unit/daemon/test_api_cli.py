@@ -34,6 +34,16 @@ CASES: list[tuple[list[str], tuple[str, str, dict[str, Any], Any]]] = [
      ("GET", "/api/v1/trace", {"source": "198.18.64.9", "router": "r4"}, None)),
     (["flowspec"], ("GET", "/api/v1/flowspec", {}, None)),
     (["flowspec", "198.18.255.1"], ("GET", "/api/v1/flowspec/198.18.255.1", {}, None)),
+    (["suspects", "list"], ("GET", "/api/v1/suspects", {}, None)),
+    (["suspects", "add", "198.18.1.7/32", "--reason", "ids"],
+     ("POST", "/api/v1/suspects", {}, {"prefix": "198.18.1.7/32", "router": "", "reason": "ids"})),
+    (["suspects", "delete", "198.18.1.7/32", "--router", "r1"],
+     ("DELETE", "/api/v1/suspects", {"prefix": "198.18.1.7/32", "router": "r1"}, None)),
+    (["inspectors", "list"], ("GET", "/api/v1/inspectors", {}, None)),
+    (["inspectors", "add", "dpi-1", "198.18.80.2", "--capacity", "100"],
+     ("POST", "/api/v1/inspectors", {}, {"name": "dpi-1", "address": "198.18.80.2", "capacity": 100.0})),
+    (["inspectors", "load", "dpi-1", "42"], ("POST", "/api/v1/inspectors/dpi-1/load", {}, {"load": 42.0})),
+    (["inspectors", "delete", "dpi-1"], ("DELETE", "/api/v1/inspectors/dpi-1", {}, None)),
 ]
 
 

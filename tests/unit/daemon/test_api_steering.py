@@ -15,7 +15,7 @@ from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
 from appliance.config import ApiConfig, Config, parse_config
 from appliance.flowspec import ActionKind, compile_ruleset, evaluate
-from appliance.model import PrefixReport, Router, SteeringFallback
+from appliance.model import BgpPath, PrefixReport, Router, SteeringFallback, Vrp
 from appliance.monitor import ManualClock, Monitor
 from appliance.monitor.counters import CounterBoard
 from appliance.monitor.metrics import Metrics
@@ -138,3 +138,19 @@ def test_malformed_bodies_name_the_field_and_writes_need_the_token(tmp_path: Pat
     assert c.delete("/api/v1/inspectors/dpi-conf", headers=AUTH).status_code == 409
     assert c.delete("/api/v1/suspects", params={"prefix": "bad"}, headers=AUTH).status_code == 422
     assert c.post("/api/v1/suspects", json={"prefix": "198.18.1.0/24"}).status_code == 401
+
+
+def test_rpki_invalid_origins_are_suspects_when_configured(tmp_path: Path) -> None:
+    """[steering] rpki_invalid: a prefix some path originates RPKI-invalid is steered (naming the
+    origin), a valid one is not; off (the default), nothing is steered without a flagged suspect."""
+    on = parse_config(CONFIG.replace("[[steering.inspector]]", "[steering]\nrpki_invalid = true\n"
+                                     "[[steering.inspector]]"), tmp_path / "savd.toml")
+    store = StateStore()
+    seed(store)
+    store.apply(Announce("bmp", (BgpPath("r1", "eth2", "198.18.9.0/24", (65101, 65666)),
+                                 BgpPath("r1", "eth2", "198.18.10.0/24", (65101,)))))
+    store.apply(Announce("rpki", (Vrp("198.18.9.0/24", 24, 65101), Vrp("198.18.10.0/24", 24, 65101))))
+    steering = ConfigEngine(on)(store.snapshot()).steering
+    assert [(s.prefix, s.reason, s.inspector) for s in steering] == [
+        ("198.18.9.0/24", "rpki-invalid origin AS65666", "dpi-conf")]
+    assert ConfigEngine(config(tmp_path))(store.snapshot()).steering == ()

@@ -54,7 +54,8 @@ def test_fallbacks_and_routers_without_sav_rules() -> None:
     assert r1 is not None and evaluate(r1, "eth1", "198.18.1.9") == DISCARD
     # a router without SAV rules validates no interface: steering there would catch the packets the
     # inspection function sends back through interior links, in a loop
-    assert compile_ruleset(ruleset(Steered("r9", "198.18.1.7/32", "dpi", "a", "192.0.2.10"))).get("r9") is None
+    elsewhere = ruleset(Steered("r9", "198.18.1.7/32", "dpi", "a", "192.0.2.10"))
+    assert compile_ruleset(elsewhere).get("r9") is None
 
 
 def test_interfaces_without_sav_rules_are_not_steered() -> None:
