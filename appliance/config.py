@@ -9,7 +9,7 @@ module and cli.py are the only places that read os.environ.
 Sections: [appliance], [api], [[speaker]] with [[speaker.peers]], [rpki] with [[rpki.cache]] and
 [[rpki.file]], [reports], [engine] with [engine.default], [[engine.router]], [[engine.mode]],
 [[engine.interface_algorithm]] and [[engine.neighbor]], [flowspec], [[enforcer]], [[bmp]] with
-[bmp.routers], [timers].
+[bmp.routers], [timers], [steering], [collaboration] (`prefixes`).
 configs/example.toml documents each key; `EngineConfig.policy()` gives the engine's Policy.
 """
 
@@ -57,6 +57,7 @@ __all__ = [
     "ApiConfig",
     "ApplianceConfig",
     "BmpConfig",
+    "CollaborationConfig",
     "Config",
     "ConfigError",
     "ConfigProblem",
@@ -322,6 +323,15 @@ class SteeringConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CollaborationConfig:
+    """[collaboration]: what this instance tells a collaborating AS (appliance/sources/collab.py
+    `own_info`): the prefixes our AS originates; our addresses on the links toward it come from
+    [[engine.neighbor]] `local_address`."""
+
+    prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class EnforcerConfig:
     """Where a router's savd-enforcer answers: an HTTP `url`, or a `netns` it runs in."""
 
@@ -345,6 +355,7 @@ class Config:
     timers: TimersConfig = field(default_factory=TimersConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
     steering: SteeringConfig = field(default_factory=SteeringConfig)
+    collaboration: CollaborationConfig = field(default_factory=CollaborationConfig)
 
     def peers(self) -> tuple[tuple[SpeakerConfig, PeerConfig], ...]:
         return tuple((s, p) for s in self.speakers for p in s.peers)
@@ -741,9 +752,10 @@ def _neighbor(t: Table) -> Neighbor | None:
     asn = t.get_int("asn", required=True, lo=1, hi=MAX_ASN)
     rel = t.choice("relationship", Relationship, required=True)
     address = _check_ip(t, "address", t.get_str("address"))
+    local_address = _check_ip(t, "local_address", t.get_str("local_address"))
     if not (router and interface and asn and rel):
         return None
-    return Neighbor(router, interface, asn, rel, address)
+    return Neighbor(router, interface, asn, rel, address, local_address)
 
 
 def _engine(t: Table) -> EngineConfig:
@@ -848,6 +860,20 @@ def _steering(t: Table) -> SteeringConfig:
     return SteeringConfig(SteeringPolicy(fallback, scale_out, scale_in, rpki_invalid), inspectors)
 
 
+def _collaboration(t: Table) -> CollaborationConfig:
+    """Only `prefixes` here; the collaboration protocol reads its own keys of the section."""
+    prefixes = (_config_prefix(t, "prefixes", i, text) for i, text in enumerate(_str_list(t, "prefixes")))
+    return CollaborationConfig(tuple(dict.fromkeys(p for p in prefixes if p)))
+
+
+def _config_prefix(t: Table, key: str, i: int, text: str) -> str:
+    try:
+        return canonical_prefix(text)
+    except ValueError as exc:
+        t.problems.add((*t.path, key, i), str(exc))
+        return ""
+
+
 def _enforcer(t: Table) -> EnforcerConfig | None:
     router = _name(t, "router", required=True)
     url = t.get_str("url")
@@ -918,13 +944,14 @@ def parse_config(text: str, source: Path) -> Config:
     timers = _timers(section("timers"), problems)
     syslog = _syslog(section("syslog"))
     steering = _steering(section("steering"))
+    collaboration = _collaboration(section("collaboration"))
     for t in sections.values():
         t.finish()
     root.finish()
     if problems.items:
         raise ConfigError(str(source), problems.items)
     return Config(source, appliance, api, speakers, rpki, reports, engine, flowspec, enforcers, bmp, timers,
-                  syslog=syslog, steering=steering)
+                  syslog=syslog, steering=steering, collaboration=collaboration)
 
 
 def _decode_line(exc: tomllib.TOMLDecodeError) -> int:

@@ -291,6 +291,9 @@ class Neighbor:
     asn: int
     relationship: Relationship
     address: str = ""
+    #: our side of the eBGP link ([[engine.neighbor]] `local_address`): what a collaboration peer is told
+    #: its traffic toward us arrives from (appliance/sources/collab.py `own_info`)
+    local_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +335,25 @@ class Aspa:
 
     customer: int
     providers: tuple[int, ...]
+
+
+# --- collaboration between ASes (issue 16) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CollabAllowance:
+    """Under collaboration agreement `ca_id`, the peer AS `peer_asn` (savd instance `peer`) says its traffic
+    sourced from `prefix` enters our AS on `router`'s `interface` (the eBGP link it named in
+    `arrives_from`): a legitimate source there until `expires_at` (epoch seconds, the agreement's end),
+    whatever the path-based rules infer (engine/collab.py)."""
+
+    router: str
+    interface: str
+    prefix: str
+    peer: str
+    peer_asn: int
+    ca_id: str
+    expires_at: float
 
 
 # --- results -----------------------------------------------------------------------------------------

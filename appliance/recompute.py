@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from appliance.config import Config
+from appliance.engine.collab import with_collaboration
 from appliance.engine.incremental import (
     Engine,
     EngineEvent,
@@ -33,6 +34,7 @@ from appliance.engine.incremental import (
 from appliance.engine.rib import Rov
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import BgpPath, SavRuleSet
+from appliance.monitor.clock import Clock, SystemClock
 from appliance.sources.assemble import engine_input, steered
 from appliance.sources.reports.merge import ReportResolver
 from appliance.state import StateSnapshot
@@ -97,8 +99,9 @@ def events_between(old: Snapshot, new: Snapshot, keys: PathKeys) -> list[EngineE
 class ConfigEngine:
     """`Daemon` engine: fn(StateSnapshot) -> SavRuleSet, incremental between calls (one caller at a time)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
+        self.clock: Clock = clock or SystemClock()  # collaboration allowances expire (engine/collab.py)
         self.engine: Engine | None = None
         self.input: Snapshot | None = None
         self.path_keys: PathKeys = set()
@@ -106,9 +109,11 @@ class ConfigEngine:
         self.resolver = ReportResolver()  # reports resolved per changed (router, interface) group
 
     def __call__(self, snap: StateSnapshot) -> SavRuleSet:
-        """The rules of `snap`, with the steering of its suspects (sources/assemble.py `steered`)."""
+        """The rules of `snap`, with the live allowances of collaborating ASes (engine/collab.py: after the
+        engine, so the incremental engine never holds them) and the steering of its suspects
+        (sources/assemble.py `steered`)."""
         new = engine_input(self.config, snap, self.resolver)
-        rules = self._rules(snap, new)
+        rules = with_collaboration(self._rules(snap, new), snap.collab_allowances, self.clock.now())
         return steered(self.config, snap, new, rules, self._rpki_invalid)
 
     def _rpki_invalid(self, prefix: str, origin: int) -> bool:

@@ -224,6 +224,7 @@ class NeighborOut(_Served):
     asn: int
     relationship: Relationship
     address: str
+    local_address: str = Field(default="", description="our side of the link ([[engine.neighbor]])")
 
 
 class Topology(_Built):
@@ -313,11 +314,57 @@ class SteeredOut(_Served):
     fallback: Literal["accept", "drop"] | None
 
 
+class CollabAllowanceOut(_Served):
+    """A collaborating AS's allowance (model.CollabAllowance): `prefix` is a legitimate source on `router`'s
+    `interface` under agreement `ca_id` with `peer` (AS `peer_asn`) until `expires_at` (epoch seconds)."""
+
+    router: str
+    interface: str
+    prefix: str
+    peer: str
+    peer_asn: int
+    ca_id: str
+    expires_at: float
+    live: bool = Field(description="false once expires_at has passed: it no longer counts")
+
+
 class RuleList(_Built):
     version: int | None = Field(description="state version the rules come from; null before the first")
     rules: list[RuleOut]
     steering: list[SteeredOut] = Field(default_factory=list, description="suspect sources steered through "
                                        "inspection functions (operator only: tenants do not see it)")
+    collaboration: list[CollabAllowanceOut] = Field(
+        default_factory=list, description="allowances of collaborating ASes applied to these rules (live "
+        "ones; operator only: tenants do not see it)")
+
+
+class CollabAgreementOut(_Served):
+    """A collaboration agreement as the protocol last reported it."""
+
+    peer: str
+    ca_id: str
+    initiator: str
+    provider: str
+    mode: str
+    info: str
+    expires_at: float
+    ended: bool
+    state: Literal["in-force", "ended", "expired"]
+
+
+class CollabPeerOut(_Served):
+    peer: str
+    agreement: str = Field(description="ca_id of its last agreement, \"\" when none was reported")
+    state: Literal["in-force", "ended", "expired", "unknown"]
+    allowances: int = Field(description="its live allowances")
+
+
+class Collaboration(_Built):
+    version: int
+    now: float
+    peers: list[CollabPeerOut]
+    agreements: list[CollabAgreementOut]
+    allowances: list[CollabAllowanceOut]
 
 
 class InspectorOut(_Served):

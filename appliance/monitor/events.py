@@ -36,6 +36,7 @@ class EventType(enum.StrEnum):
     STATE_RESTORED = "state-restored"
     JOURNAL_FAILED = "journal-failed"
     DAEMON = "daemon"
+    COLLAB_AGREEMENT_ENDED = "collab.agreement-ended"
 
 
 class Notice:
@@ -588,3 +589,41 @@ class Operational(Notice):
 
     def fields(self) -> dict[str, str]:
         return dict(self.extra)
+
+
+@dataclass(frozen=True, slots=True)
+class CollabAgreementEnded(Notice):
+    """A collaboration agreement with `peer` ended or expired (`reason`): the allowances its SAV-specific
+    information gave are withdrawn, so our rules there are the path-based ones again, which may block the
+    peer's asymmetric traffic (the alarm says why such drops may appear). A new agreement clears it."""
+
+    TYPE = EventType.COLLAB_AGREEMENT_ENDED
+    peer: str
+    ca_id: str
+    reason: str
+    allowances: int = 0
+
+    @property
+    def source(self) -> str:
+        return f"collab:{self.peer}"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.WARNING
+
+    @property
+    def message(self) -> str:
+        return (f"collaboration agreement {self.ca_id} with {self.peer} {self.reason}: {self.allowances} "
+                "allowances withdrawn, its interfaces fall back to the path-based rules")
+
+    @property
+    def alarm_id(self) -> str:
+        return collab_alarm_id(self.peer)
+
+    @property
+    def raises(self) -> bool:
+        return True
+
+
+def collab_alarm_id(peer: str) -> str:
+    return f"collab.agreement-ended/{peer}"

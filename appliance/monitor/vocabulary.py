@@ -89,6 +89,10 @@ VOCABULARY: tuple[Kind, ...] = (
     Kind("steering.scale-in", _N, True, "the inspectors' mean load/capacity is at or below `scale_in_at` "
          "with more than one inspector: an instance can go", "the mean rises above, or one inspector is "
          "left"),
+    Kind("collab.agreement-ended", _N, True, "a collaboration agreement with a peer AS ended or expired "
+         "(warning; peer, ca_id, reason): the allowances of its SAV-specific information are withdrawn and "
+         "the interfaces facing it fall back to the path-based rules (alarm `collab.agreement-ended/<peer>`)",
+         "a new or renewed agreement with that peer"),
     Kind("flowspec.forced", _N, True, "a router's rule set blocks learned routes but `force` is set "
          "(warning)"),
     Kind("flowspec.bad-action", _N, True, "an interface's action cannot be encoded: the interface is left "

@@ -2,7 +2,8 @@
 
 A fact is one model record that came from outside: topology (Router, Interface, Link, IgpPrefix), a
 source-prefix report, a router role report, an eBGP neighbour, a BGP path, an RPKI VRP or ASPA, an
-inspection function instance or a suspect source (steering, engine/steering.py). The codec
+inspection function instance or a suspect source (steering, engine/steering.py), an allowance a
+collaborating AS gave (engine/collab.py). The codec
 uses pydantic's TypeAdapter (already a dependency through FastAPI) rather than a hand-written one: it
 validates types on the way back in, so a damaged journal row is reported, not half-loaded."""
 
@@ -16,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from appliance.model import (
     Aspa,
     BgpPath,
+    CollabAllowance,
     IgpPrefix,
     Inspector,
     Interface,
@@ -29,7 +31,7 @@ from appliance.model import (
 )
 
 Fact = (Router | Interface | Link | IgpPrefix | PrefixReport | RouterRole | Neighbor | BgpPath | Vrp | Aspa
-        | Inspector | Suspect)
+        | Inspector | Suspect | CollabAllowance)
 
 FACT_KINDS: dict[str, type[Any]] = {
     "router": Router,
@@ -44,6 +46,7 @@ FACT_KINDS: dict[str, type[Any]] = {
     "aspa": Aspa,
     "inspector": Inspector,
     "suspect": Suspect,
+    "collab-allowance": CollabAllowance,
 }
 _KIND_OF_TYPE = {t: k for k, t in FACT_KINDS.items()}
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {k: TypeAdapter(t) for k, t in FACT_KINDS.items()}

@@ -14,6 +14,7 @@ from typing import TypeVar
 from appliance.model import (
     Aspa,
     BgpPath,
+    CollabAllowance,
     IgpPrefix,
     Inspector,
     Interface,
@@ -45,6 +46,7 @@ class StateSnapshot:
     aspas: tuple[Aspa, ...] = ()
     inspectors: tuple[Inspector, ...] = ()
     suspects: tuple[Suspect, ...] = ()
+    collab_allowances: tuple[CollabAllowance, ...] = ()
     sources: Mapping[str, Mapping[Fact, frozenset[str]]] = field(default_factory=dict, compare=False,
                                                                  repr=False)
 
@@ -62,6 +64,7 @@ class StateSnapshot:
             "aspa": len(self.aspas),
             "inspector": len(self.inspectors),
             "suspect": len(self.suspects),
+            "collab-allowance": len(self.collab_allowances),
         }
 
     def sources_of(self, fact: Fact) -> frozenset[str]:

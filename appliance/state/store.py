@@ -54,6 +54,7 @@ _SNAPSHOT_FIELD = {
     "aspa": "aspas",
     "inspector": "inspectors",
     "suspect": "suspects",
+    "collab-allowance": "collab_allowances",
 }
 
 
