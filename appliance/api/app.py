@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from appliance.api.alarm_actions import AlarmAcks, alarm_routes
 from appliance.api.auth import Auth
+from appliance.api.collab import allowance_json, collab_routes, now_of
 from appliance.api.errors import install_error_handlers
 from appliance.api.explain import explain, parse_source
 from appliance.api.guard import RequestGuard
@@ -257,8 +258,11 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         version, ruleset = _current(ports)
         chosen = SavRuleSet(ruleset.for_router(router)) if router else ruleset
         steering = [s.to_dict() for s in ruleset.steering if not router or s.router == router]
-        return {"version": version, "rules": _rules_json(chosen, ports.facts.snapshot(), _stale(ports)),
-                "steering": steering}
+        snap, now = ports.facts.snapshot(), now_of(ports)
+        collaboration = [allowance_json(a, now) for a in snap.collab_allowances
+                         if a.expires_at > now and (not router or a.router == router)]
+        return {"version": version, "rules": _rules_json(chosen, snap, _stale(ports)),
+                "steering": steering, "collaboration": collaboration}
 
     @app.get("/api/v1/rules/{router}/{interface:path}", tags=["rules"], dependencies=read,
              response_model=InterfaceRule, responses=errors(*read_errors, 404))
@@ -352,6 +356,7 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     app.include_router(alarm_routes(ports, acks, write, errors(*write_errors, 404)))
     app.include_router(steering_routes(ports, read, write, errors(*read_errors),
                                        lambda *extra: errors(*write_errors, *extra)))
+    app.include_router(collab_routes(ports, read, errors(*read_errors)))
     mount_dashboard(app)  # the web dashboard's static files at /dashboard/ (appliance/dashboard)
     app.include_router(monitoring_routes(ports, read, errors, read_errors))  # event stream, traces
     _drop_fastapi_422(app)

@@ -64,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     resource("health", "liveness and component status", "savd api health")
     resource("topology", "the routers and interfaces savd has learnt", "savd api topology")
     resource("rpki", "RPKI data: caches, VRP and ASPA counts", "savd api rpki")
+    resource("collaboration", "collaborating ASes: agreements and the allowances their SAV-specific "
+             "information gave", "savd api collaboration")
     alarms = resource("alarms", "active alarms", "savd api alarms", "savd api alarms --type spoofing")
     alarms.add_argument("--type", default="", help="only alarms of this type")
     counters = resource("counters", "enforcer counters per rule", "savd api counters --router r1",
@@ -197,7 +199,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], Any
     r = args.resource
     if r in ("health",):
         return "GET", "/health", {}, None
-    if r in ("topology", "rpki"):
+    if r in ("topology", "rpki", "collaboration"):
         return "GET", f"/api/v1/{r}", {}, None
     if r == "alarms":
         return "GET", "/api/v1/alarms", _drop_empty({"type": args.type}), None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from appliance.collab.model import Agreement
 from appliance.engine.snapshot import Snapshot as EngineInput
 from appliance.model import Inspector, SavRuleSet
 from appliance.monitor import Monitor
@@ -66,3 +67,8 @@ class ApiPorts:
     #: the configured inspectors (`[[steering.inspector]]`, sources/assemble.py `inspectors` with the
     #: daemon's configuration); None: only the state's (API) ones are listed
     inspectors: Callable[[StateSnapshot], Sequence[Inspector]] | None = None
+    #: peer -> its collaboration agreement as last reported (sources/collab.py `CollabSource.agreements`);
+    #: None: no collaboration runs, only the state's allowances are listed
+    agreements: Callable[[], Mapping[str, Agreement]] | None = None
+    #: wall clock (epoch seconds): which allowances are live; None: time.time
+    now: Callable[[], float] | None = None

@@ -479,6 +479,9 @@ REFUSE = Policy("refuse", why="not served to tenants")
 _STEERING = ("steering through inspection functions is the operator's: inspectors and suspects span every "
              "router")
 
+_COLLABORATION = ("collaboration agreements with other ASes are the operator's: they span every router "
+                  "facing a peer")
+
 POLICIES: dict[Key, Policy] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
@@ -512,6 +515,7 @@ POLICIES: dict[Key, Policy] = {
     ("GET", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
     ("POST", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
     ("DELETE", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
+    ("GET", "/api/v1/collaboration"): Policy("refuse", why=_COLLABORATION),
     ("GET", "/dashboard"): Policy("public", why="a redirect to the dashboard's files"),
     ("*", "/dashboard"): Policy("public", why="the dashboard's static files: no state (its data comes from "
                                               "the API, filtered here)"),

@@ -167,7 +167,8 @@ def test_topology(rig: Rig) -> None:
 
 
 def test_rules_and_explain(rig: Rig) -> None:
-    assert rig.client.get("/api/v1/rules").json() == {"version": None, "rules": [], "steering": []}
+    assert rig.client.get("/api/v1/rules").json() == {"version": None, "rules": [], "steering": [],
+                                                      "collaboration": []}
     rig.rules.publish(7, RULES)
     body = rig.client.get("/api/v1/rules", params={"router": "r1"}).json()
     assert body["version"] == 7 and [r["interface"] for r in body["rules"]] == ["eth1", "ge-0/0/1"]

@@ -35,6 +35,7 @@ CASES: list[tuple[list[str], tuple[str, str, dict[str, Any], Any]]] = [
     (["flowspec"], ("GET", "/api/v1/flowspec", {}, None)),
     (["flowspec", "198.18.255.1"], ("GET", "/api/v1/flowspec/198.18.255.1", {}, None)),
     (["suspects", "list"], ("GET", "/api/v1/suspects", {}, None)),
+    (["collaboration"], ("GET", "/api/v1/collaboration", {}, None)),
     (["suspects", "add", "198.18.1.7/32", "--reason", "ids"],
      ("POST", "/api/v1/suspects", {}, {"prefix": "198.18.1.7/32", "router": "", "reason": "ids"})),
     (["suspects", "delete", "198.18.1.7/32", "--router", "r1"],

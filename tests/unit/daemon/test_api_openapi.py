@@ -125,6 +125,7 @@ MODELS = {
     ("DELETE", "/api/v1/inspectors/{name}"): "InspectorDeleted",
     ("GET", "/api/v1/suspects"): "SuspectList", ("POST", "/api/v1/suspects"): "SuspectWritten",
     ("DELETE", "/api/v1/suspects"): "SuspectsDeleted",
+    ("GET", "/api/v1/collaboration"): "Collaboration",
 }
 
 

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
+from appliance.collab.model import Agreement
 from appliance.config import ApiConfig
 from appliance.flowspec.diff import FlowDiff
 from appliance.flowspec.rules import ActionKind, FlowAction, FlowMatch, FlowRule
@@ -29,6 +30,7 @@ from appliance.model import (
     Aspa,
     BgpPath,
     Capability,
+    CollabAllowance,
     Delivery,
     IgpPrefix,
     Inspector,
@@ -110,6 +112,8 @@ def _rpki_board(tmp_path: Path) -> RpkiStatusBoard:
     board.set_counts(tables.counts)
     return board
 
+AGREEMENT = Agreement("ca-1", "as65002", "as65000", "bilateral", "sav-info", 1e12)
+
 
 def populated(tmp_path: Path) -> TestClient:
     """An app whose every read has something to say, each part filled by its real producer."""
@@ -117,6 +121,8 @@ def populated(tmp_path: Path) -> TestClient:
     store.apply(Announce(SOURCE, FACTS))
     store.apply(Announce("api", (PrefixReport("r1", "eth1", "198.18.9.0/24", source="api"),)))
     store.apply(Announce("api", (Inspector("dpi-1", "198.18.0.50", 100.0), Suspect("198.18.1.7/32", "ids"))))
+    store.apply(Announce("collab:as65002", (CollabAllowance("b1", "eth2", "198.18.30.0/24", "as65002", 65002,
+                                                            "ca-1", 1e12),)))
     record_diff(store, "198.18.0.2", FlowDiff(withdraw=(), announce=PUSHED))
     store.record_push("198.18.0.3", {"source 198.18.2.0/24": "flow route { match { source 198.18.2.0/24; } "
                                                              "then { discard; } }"}, ())
@@ -132,7 +138,8 @@ def populated(tmp_path: Path) -> TestClient:
     monitor.emit(BgpSession("exa1", "198.18.0.3", "r1", up=True))
     rules = RulesHolder((7, RULES))
     ports = ApiPorts(store, rules, _rpki_board(tmp_path), PushedRules(store), monitor, counters,
-                     Metrics(monitor, counters), traces=traces)
+                     Metrics(monitor, counters), traces=traces,
+                     agreements=lambda: {"as65002": AGREEMENT}, now=lambda: 100.0)
     return TestClient(create_app(ports, ApiConfig(token=TOKEN)))
 
 
@@ -176,6 +183,7 @@ CALLS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("DELETE", "/api/v1/inspectors/{name}", "/api/v1/inspectors/dpi-1", {}),
     ("POST", "/api/v1/suspects", "/api/v1/suspects", {"json": {"prefix": "198.18.1.7/32", "reason": "ids"}}),
     ("GET", "/api/v1/suspects", "/api/v1/suspects", {}),
+    ("GET", "/api/v1/collaboration", "/api/v1/collaboration", {}),
     ("DELETE", "/api/v1/suspects", "/api/v1/suspects", {"params": {"prefix": "198.18.1.7/32"}}),
 )
 

@@ -1,0 +1,69 @@
+"""GET /api/v1/collaboration: the collaborating peers, their agreements as last reported, and the allowances
+their SAV-specific information gave (state facts of the sources `collab:<peer>`, sources/collab.py).
+
+Read only: the collaboration protocol writes (through sources/collab.py), not the API. Tenants are refused
+(tenants.py): an agreement spans every router facing the peer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, params
+
+from appliance.api.ports import ApiPorts
+from appliance.api.schemas import Collaboration
+from appliance.collab.model import Agreement
+from appliance.model import CollabAllowance
+from appliance.state.facts import encode_fact
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def now_of(ports: ApiPorts) -> float:
+    return ports.now() if ports.now is not None else time.time()
+
+
+def allowance_json(a: CollabAllowance, now: float) -> dict[str, Any]:
+    return {**encode_fact(a), "live": a.expires_at > now}
+
+
+def agreement_state(a: Agreement | None, now: float) -> str:
+    if a is None:
+        return "unknown"
+    return "ended" if a.ended else "expired" if a.expires_at <= now else "in-force"
+
+
+def collaboration_view(agreements: dict[str, Agreement], allowances: Sequence[CollabAllowance], version: int,
+                       now: float) -> dict[str, Any]:
+    """The body of GET /api/v1/collaboration."""
+    peers = sorted({*agreements, *(a.peer for a in allowances)})
+    return {
+        "version": version,
+        "now": now,
+        "peers": [{"peer": p, "agreement": agreements[p].ca_id if p in agreements else "",
+                   "state": agreement_state(agreements.get(p), now),
+                   "allowances": sum(1 for a in allowances if a.peer == p and a.expires_at > now)}
+                  for p in peers],
+        "agreements": [{"peer": p, "ca_id": a.ca_id, "initiator": a.initiator, "provider": a.provider,
+                        "mode": a.mode, "info": a.info, "expires_at": a.expires_at, "ended": a.ended,
+                        "state": agreement_state(a, now)}
+                       for p, a in sorted(agreements.items())],
+        "allowances": [allowance_json(a, now) for a in allowances],
+    }
+
+
+def collab_routes(ports: ApiPorts, read: Sequence[params.Depends], read_errors: Responses) -> APIRouter:
+    router = APIRouter(tags=["collaboration"])
+
+    @router.get("/api/v1/collaboration", dependencies=list(read), response_model=Collaboration,
+                responses=read_errors)
+    async def collaboration() -> dict[str, Any]:
+        """Peers, agreements as last reported, and every allowance held (`live` false once expired)."""
+        snap = ports.facts.snapshot()
+        agreements = dict(ports.agreements()) if ports.agreements is not None else {}
+        return collaboration_view(agreements, snap.collab_allowances, snap.version, now_of(ports))
+
+    return router
