@@ -12,11 +12,12 @@ import pytest
 from appliance.api.collab import collaboration_view
 from appliance.collab.model import Agreement, SavInfo
 from appliance.config import Config, parse_config
-from appliance.model import BgpPath, Interface, ListKind
+from appliance.model import BgpPath, CollabAllowance, Interface, ListKind
 from appliance.monitor import ManualClock, Monitor
 from appliance.recompute import ConfigEngine
 from appliance.sources.collab import CollabSource, own_info
-from appliance.state import Announce, StateStore
+from appliance.state import Announce, ReplaceSource, StateStore
+from appliance.state.changes import decode_change, encode_change
 
 CONFIG = """
 [appliance]
@@ -172,3 +173,9 @@ def test_the_api_view_of_peers_agreements_and_allowances(
     assert view["agreements"][0]["state"] == "in-force" and view["allowances"][0]["live"] is True
     later = collaboration_view(source.agreements, snap.collab_allowances, snap.version, clock.now() + 60.0)
     assert later["peers"][0]["state"] == "expired" and later["allowances"][0]["live"] is False
+
+
+def test_allowances_survive_the_journal_codec() -> None:
+    a = CollabAllowance("b1", "c2", PEER_PREFIX, PEER, 65002, "ca-1", START + 60.0)
+    change = ReplaceSource("collab:as65002", ("collab-allowance",), (a,))
+    assert decode_change(encode_change(change)) == change
