@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.collab.config import CollabConfig, read_collab
 from appliance.config_reader import (
     ConfigError,
     ConfigProblem,
@@ -329,6 +330,8 @@ class CollaborationConfig:
     [[engine.neighbor]] `local_address`."""
 
     prefixes: tuple[str, ...] = ()
+    #: the protocol side (appliance/collab/config.py: listen, certificates, peers); None: no exchange
+    protocol: CollabConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -860,10 +863,12 @@ def _steering(t: Table) -> SteeringConfig:
     return SteeringConfig(SteeringPolicy(fallback, scale_out, scale_in, rpki_invalid), inspectors)
 
 
-def _collaboration(t: Table) -> CollaborationConfig:
-    """Only `prefixes` here; the collaboration protocol reads its own keys of the section."""
+def _collaboration(t: Table, base: Path) -> CollaborationConfig:
+    """`prefixes` (what we tell a collaborating AS) here; the protocol's keys (listen, certificates,
+    [[collaboration.peer]]) through appliance/collab/config.py, when the section has a `listen`."""
     prefixes = (_config_prefix(t, "prefixes", i, text) for i, text in enumerate(_str_list(t, "prefixes")))
-    return CollaborationConfig(tuple(dict.fromkeys(p for p in prefixes if p)))
+    protocol = read_collab(t, base) if "listen" in t.data or "peer" in t.data else None
+    return CollaborationConfig(tuple(dict.fromkeys(p for p in prefixes if p)), protocol)
 
 
 def _config_prefix(t: Table, key: str, i: int, text: str) -> str:
@@ -944,7 +949,7 @@ def parse_config(text: str, source: Path) -> Config:
     timers = _timers(section("timers"), problems)
     syslog = _syslog(section("syslog"))
     steering = _steering(section("steering"))
-    collaboration = _collaboration(section("collaboration"))
+    collaboration = _collaboration(section("collaboration"), base)
     for t in sections.values():
         t.finish()
     root.finish()

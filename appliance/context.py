@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +60,8 @@ class DaemonContext:
     install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
     #: router -> (time.monotonic() it arrived, its enforcer's rule entries): the drift check's input
     rule_listings: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
+    #: peer -> its collaboration agreement as last reported (set by appliance/collab/component.py)
+    agreements: Callable[[], Mapping[str, Any]] | None = None
 
     @staticmethod
     def standalone(config: Config, store: StateStore | None = None) -> DaemonContext:

@@ -269,7 +269,8 @@ class Daemon:
     async def _serve_api(self, ctx: DaemonContext) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         ports = ApiPorts(ctx.store, ctx.rules, ctx.rpki, PushedRules(ctx.store), ctx.monitor, ctx.counters,
                          ctx.metrics, inputs=lambda snap: engine_input(self.config, snap),
-                         inspectors=lambda snap: self.config.steering.inspectors)
+                         inspectors=lambda snap: self.config.steering.inspectors,
+                         agreements=ctx.agreements)
         app = create_app(ports, self.config.api)
         host, port = self.config.api.host, self.config.api.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -7,7 +7,9 @@
 5. the speakers (appliance/speakers/sessions.py): BGP sessions; BGP-LS events go to source 3, every new
    rule set goes out as FlowSpec;
 6. the enforcer poller (appliance/enforcer/poller.py): counters and installed rules back from the routers;
-7. the drift repair (appliance/speakers/repair.py): what each router holds against what savd intends.
+7. the drift repair (appliance/speakers/repair.py): what each router holds against what savd intends;
+8. the collaboration (appliance/collab/component.py): agreements with other ASes' savd over mutual TLS;
+   what they send becomes allowances in the state store.
 
 Every source writes the same state store; the engine reads one snapshot of it completed by the
 configuration (appliance/sources/assemble.py), as `savd topology show` and `savd report list` do.
@@ -15,6 +17,7 @@ configuration (appliance/sources/assemble.py), as `savd topology show` and `savd
 
 from __future__ import annotations
 
+from appliance.collab import component as collab
 from appliance.context import Component, DaemonContext
 from appliance.enforcer import poller
 from appliance.sources.bgpls import component as bgpls
@@ -46,6 +49,9 @@ def components(ctx: DaemonContext) -> list[Component]:
     drift = repair.component(ctx, speaker_set)
     if drift is not None:
         out.append(drift)
+    collaboration = collab.component(ctx)
+    if collaboration is not None:
+        out.append(collaboration)
     return out
 
 

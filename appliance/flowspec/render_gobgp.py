@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from appliance.errors import InputError
 from appliance.flowspec.rules import ActionKind, FlowRule
 
 SAFI_FLOWSPEC = 133
@@ -51,8 +52,9 @@ class GoBgpFlowPath:
     communities: tuple[Message, ...]
 
 
-class UnsupportedAction(ValueError):
-    """A rule whose action GoBGP's API cannot carry."""
+class UnsupportedAction(InputError, ValueError):
+    """A rule whose action GoBGP's API cannot carry (the configuration asks GoBGP for it: redirect-to-IP
+    steering needs the ExaBGP speaker)."""
 
 
 def interface_set_value(group: int, group_asn: int) -> bytes:

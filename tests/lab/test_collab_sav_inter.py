@@ -1,0 +1,202 @@
+"""Collaboration end to end (issue 16, part 2) on containerlab/sav-inter with two savd instances.
+
+AS 65000's savd runs the lab as the other sav-inter tests do (BMP paths, FlowSpec to b1..b3, enforcers),
+on EFP-uRPF B (path-based alone, no RPKI data) and with a [collaboration] listener ("as1"). AS 65010
+(customer c1, multi-homed to b1 and b2) gets a savd of its own ("as2"): no routers, only its prefixes,
+its addresses on the links to AS 65000, and an initiating [[collaboration.peer]]. Both over mutual TLS
+with certificates from one CA (openssl, tests/support/collab_pki.py).
+
+1. c1 stops announcing P1 (198.19.16.0/24) to b2 but keeps sending P1's traffic through b2 (its
+   asymmetric path): EFP-uRPF B on b2's eth2 no longer lists P1 and drops c1's legitimate traffic
+   (the improper block of path-based methods, counted at the receiver);
+2. AS 65010's savd starts: agreement made, SavInfo (P1, arriving from 198.19.31.2 and .6) accepted, b2's
+   eth2 allows P1 again ("collaboration" in its rules) and c1's traffic arrives; spoofing from c2 of P1
+   at b3 is still dropped (the allowance is for c1's links only);
+3. AS 65010's savd is stopped: the agreement is not renewed and expires (30 s), the allowances go, the
+   alarm collab.agreement-ended is raised, and b2 drops P1's traffic again (path-based fallback).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.collab_pki import Pki, make_pki
+
+from appliance.demo import INTER_SRV, LABS, Appliance, Flow, send_flow, wait_until
+from appliance.lab import Lab
+from rpki.localcache import free_port
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(480)]
+
+PROFILE = LABS["sav-inter"]
+P1 = ("198.19.16.0/24", "2001:db8:10:1::/64")
+DURATION_S = 30
+P1_VIA_B2 = Flow("c1 P1 via b2", "h1", "198.19.16.10", INTER_SRV[0], INTER_SRV[1], 10, False)
+C2_SPOOFS_P1 = Flow("c2 spoofs c1's P1 at b3", "h2", "198.19.16.77", INTER_SRV[0], INTER_SRV[1], 10, True)
+
+
+def as65000_template(pki: Pki, out: Path, port: int, peer_port: int) -> Path:
+    """configs/demo-inter.toml on EFP-uRPF B, with the collaboration listener of AS 65000 ("as1")."""
+    src = PROFILE.templates["exabgp"]
+    text = src.read_text().replace('algorithm = "auto"', 'algorithm = "efp-b"')
+    reports = src.parent / "demo-inter-reports.yaml"
+    text = text.replace('file = "demo-inter-reports.yaml"', f'file = "{reports}"')
+    cert, key = pki.cert("as1")
+    text += f"""
+[collaboration]
+listen = "127.0.0.1:{port}"
+cert = "{cert}"
+key = "{key}"
+ca = "{pki.ca}"
+asn = 65000
+name = "as1"
+prefixes = ["198.18.0.0/16"]
+
+[[collaboration.peer]]
+name = "as2"
+asn = 65010
+url = "https://127.0.0.1:{peer_port}"
+duration_s = {DURATION_S}
+"""
+    path = out / "savd-as65000.toml"
+    path.write_text(text)
+    return path
+
+
+def as65010_config(pki: Pki, out: Path, port: int, peer_port: int, api_port: int) -> Path:
+    """AS 65010's savd: no routers of its own here, its prefixes and its side of the links to AS 65000."""
+    cert, key = pki.cert("as2")
+    path = out / "savd-as65010.toml"
+    path.write_text(f"""[appliance]
+asn = 65010
+router_id = "198.19.31.2"
+data_dir = "{out / 'as65010-data'}"
+
+[api]
+listen = "127.0.0.1:{api_port}"
+token_env = "SAVD_API_TOKEN"
+
+[collaboration]
+listen = "127.0.0.1:{port}"
+cert = "{cert}"
+key = "{key}"
+ca = "{pki.ca}"
+asn = 65010
+name = "as2"
+prefixes = ["{P1[0]}", "{P1[1]}"]
+
+[[collaboration.peer]]
+name = "as1"
+asn = 65000
+url = "https://127.0.0.1:{peer_port}"
+initiate = true
+duration_s = {DURATION_S}
+send_every_s = 5
+
+[[engine.neighbor]]
+router = "c1"
+interface = "eth1"
+asn = 65000
+relationship = "provider"
+address = "198.19.31.1"
+local_address = "198.19.31.2"
+
+[[engine.neighbor]]
+router = "c1"
+interface = "eth2"
+asn = 65000
+relationship = "provider"
+address = "198.19.31.5"
+local_address = "198.19.31.6"
+""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("collab")
+    (out / "pki").mkdir()
+    pki = make_pki(out / "pki")
+    ports = {"as1": free_port(), "as2": free_port(), "api2": free_port()}
+    lab = Lab.load(PROFILE.topology, prefix="svc" + secrets.token_hex(2))
+    app = Appliance(lab, out / "as65000", template=as65000_template(pki, out, ports["as1"], ports["as2"]),
+                    profile=PROFILE)
+    state: dict[str, Any] = {"out": out, "pki": pki, "ports": ports, "app": app, "peer": None}
+    try:
+        app.start_on_converged_lab(90)
+        yield state
+    finally:
+        peer = state["peer"]
+        if peer is not None and peer.poll() is None:
+            peer.send_signal(signal.SIGTERM)
+            peer.wait(20)
+        app.stop()
+        lab.down()
+
+
+def b2_eth2(app: Appliance) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = app.get("/api/v1/rules?router=b2")["rules"]
+    return next(r for r in rules if r["interface"] == "eth2")
+
+
+def c1_route_map(app: Appliance, action: str) -> None:
+    """c1's TO-B2 entries for P1 (IPv4 10, IPv6 15): `deny` hides P1 from b2, `permit` announces it."""
+    vtysh = app.lab.vtysh_argv("c1")
+    cmds = ["configure terminal"]
+    for seq, match in ((10, "ip address prefix-list C1-P1"), (15, "ipv6 address prefix-list C1-P1-V6")):
+        cmds += [f"no route-map TO-B2 permit {seq}", f"no route-map TO-B2 deny {seq}",
+                 f"route-map TO-B2 {action} {seq}", f"match {match}", "match as-path OWN"]
+        if action == "permit":
+            cmds += ["set as-path prepend 65010 65010", "set community no-export additive"]
+        cmds += ["exit"]
+    cmds += ["end", "clear bgp * soft out"]
+    argv = [*vtysh]
+    for c in cmds:
+        argv += ["-c", c]
+    app.lab.exec("c1", argv, check=True)
+
+
+def test_sav_information_lifts_the_improper_block_and_falls_back_when_the_agreement_expires(
+        setup: dict[str, Any]) -> None:
+    app: Appliance = setup["app"]
+    out, ports = setup["out"], setup["ports"]
+    c1_route_map(app, "deny")
+    try:
+        wait_until("P1 gone from b2's EFP-uRPF B list", lambda: P1[0] not in b2_eth2(app)["prefixes"],
+                   60, 0.5)
+        wait_until("rules in sync", app.rules_in_sync, 60, 0.5)
+        assert send_flow(app.lab, P1_VIA_B2) == 0, "path-based alone should block c1's P1 at b2 here"
+
+        token = secrets.token_hex(16)
+        config = as65010_config(setup["pki"], out, ports["as2"], ports["as1"], ports["api2"])
+        with (out / "savd-as65010.log").open("wb") as log:
+            setup["peer"] = subprocess.Popen(
+                [sys.executable, "-m", "appliance.cli", "run", "--config", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, SAVD_API_TOKEN=token))
+        wait_until("b2's eth2 allowing P1 by collaboration", lambda: P1[0] in b2_eth2(app)["prefixes"],
+                   60, 0.5)
+        collab = app.get("/api/v1/collaboration")
+        print(f"collaboration: {collab}")
+        assert any(a["prefix"] == P1[0] and a["router"] == "b2" for a in collab["allowances"]), collab
+        wait_until("rules in sync", app.rules_in_sync, 60, 0.5)
+        assert send_flow(app.lab, P1_VIA_B2) == 10        # the improper block is gone
+        assert send_flow(app.lab, C2_SPOOFS_P1) == 0      # P1 is allowed on c1's links only
+
+        setup["peer"].send_signal(signal.SIGTERM)        # no renewal: the agreement lapses
+        setup["peer"].wait(20)
+        wait_until("P1 gone again from b2's list (agreement expired)",
+                   lambda: P1[0] not in b2_eth2(app)["prefixes"], DURATION_S + 60, 0.5)
+        alarms = app.get("/api/v1/alarms")["alarms"]
+        assert any(a.get("type") == "collab.agreement-ended" for a in alarms), alarms
+        wait_until("rules in sync", app.rules_in_sync, 60, 0.5)
+        assert send_flow(app.lab, P1_VIA_B2) == 0         # back to the path-based rules
+    finally:
+        c1_route_map(app, "permit")
