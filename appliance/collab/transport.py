@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from appliance.collab.agreement import Accepted, check_response
 from appliance.collab.model import (
@@ -239,7 +239,7 @@ class CollabServer:
             return 405, {"error": CollabError.MALFORMED.value, "message": "only POST"}
         try:
             data = json.loads(request.body or b"{}")
-            return self._dispatch(peer, unquote(request.path), data)
+            return self._dispatch(peer, request.path, data)
         except json.JSONDecodeError as exc:
             return _refused(Refusal(CollabError.MALFORMED, f"body: not JSON ({exc})"))
         except CollabRefused as exc:
@@ -259,7 +259,7 @@ class CollabServer:
         m = _RENEW_END.fullmatch(path)
         if m is None:
             return 404, {"error": CollabError.MALFORMED.value, "message": f"no such resource {path!r}"}
-        ca_id, action = m.group(1), m.group(2)
+        ca_id, action = unquote(m.group(1)), m.group(2)
         if action == "end":
             result = self._endpoint.on_end(peer, ca_id)
         else:
@@ -305,11 +305,12 @@ class CollabClient:
         return (await self.negotiate(proposals)).agreement
 
     async def renew(self, ca_id: str, expires_at: float) -> Agreement:
-        data = await self._post(f"/collab/v1/agreements/{ca_id}/renew", {"expires_at": expires_at})
+        data = await self._post(f"/collab/v1/agreements/{quote(ca_id, safe='')}/renew",
+                                {"expires_at": expires_at})
         return agreement_from_json(data.get("agreement") if isinstance(data, dict) else None, "agreement.")
 
     async def end(self, ca_id: str) -> Agreement:
-        data = await self._post(f"/collab/v1/agreements/{ca_id}/end", {})
+        data = await self._post(f"/collab/v1/agreements/{quote(ca_id, safe='')}/end", {})
         return agreement_from_json(data.get("agreement") if isinstance(data, dict) else None, "agreement.")
 
     async def send(self, info: SavInfo) -> None:

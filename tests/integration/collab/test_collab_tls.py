@@ -58,10 +58,10 @@ class Pair:
         return CollabConfig("127.0.0.1", self.port2, cert, key, self.pki.ca, 65002, "as2", 300.0, (peer,))
 
     def service(self, name: str, seen: Seen, clock: Callable[[], float] = time.time,
-                initiate: bool = True) -> CollabService:
+                initiate: bool = True, duration_s: float = 3600.0) -> CollabService:
         d = self.tmp / name
         d.mkdir(exist_ok=True)
-        return CollabService(self.config(name, initiate), seen.on_info, seen.on_agreement, clock,
+        return CollabService(self.config(name, initiate, duration_s), seen.on_info, seen.on_agreement, clock,
                              state_dir=d, own_info=lambda asn: (PREFIXES, ARRIVES), tick_s=0.05)
 
     def client(self, name: str = "as1", ca: Path | None = None, cert_of: str = "") -> CollabClient:
@@ -267,3 +267,26 @@ def test_initiator_logs_and_retries_until_the_peer_answers(pki: Pki, tmp_path: P
 
     asyncio.run(main())
     assert seen1.agreements and seen1.agreements[0][1].provider == "as2"
+
+
+def test_initiator_renews_at_two_thirds_and_ca_ids_with_odd_characters(pki: Pki, tmp_path: Path) -> None:
+    pair, seen1, seen2 = Pair(pki, tmp_path), Seen(), Seen()
+
+    async def main() -> None:
+        as2 = pair.service("as2", seen2, duration_s=3.0)
+        as1 = pair.service("as1", seen1, duration_s=3.0)
+        await as2.start()
+        await as1.start()
+        try:
+            await _until(lambda: len(seen2.agreements) >= 2)
+            made, renewed = seen2.agreements[0][1], seen2.agreements[1][1]
+            assert renewed.ca_id == made.ca_id and renewed.expires_at > made.expires_at
+            short = (Proposal(1, MODES, ("sav-prefixes",), (3.0,)),)
+            odd = await pair.client().negotiate(short, ca_id="a/b c%")
+            ended = await pair.client().end(odd.agreement.ca_id)
+            assert ended.ca_id == "a/b c%" and ended.ended
+        finally:
+            await as1.stop()
+            await as2.stop()
+
+    asyncio.run(main())
