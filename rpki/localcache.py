@@ -66,10 +66,27 @@ class LocalStayRtr:
         self.log_path = log_path or cache_file.with_suffix(".stayrtr.log")
         self.port = port if port is not None else free_port()
         self.metrics_port = free_port()
+        self._pick_ports = port is None  # until a start succeeds: a port taken meanwhile is re-picked
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_timeout_s = start_timeout_s
 
     def start(self, timeout_s: float | None = None) -> None:
+        """Start StayRTR and wait until it listens. Ports picked by free_port() can be taken by another
+        process before StayRTR binds them (busy machines): then, on the first start only, new ones are
+        picked (3 attempts); `restart()` keeps its port."""
+        for attempt in range(3):
+            try:
+                self._start_once(timeout_s)
+            except RuntimeError:
+                taken = "address already in use" in self.log_path.read_text(errors="replace")[-2000:]
+                if not (taken and self._pick_ports and attempt < 2):
+                    raise
+                self.port, self.metrics_port = free_port(), free_port()
+                continue
+            self._pick_ports = False
+            return
+
+    def _start_once(self, timeout_s: float | None) -> None:
         timeout_s = timeout_s or self.start_timeout_s
         args = [
             STAYRTR, "-bind", f"127.0.0.1:{self.port}", "-cache", str(self.cache_file), "-checktime=false",
