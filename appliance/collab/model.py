@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,30 +218,26 @@ def sav_info_to_json(i: SavInfo) -> dict[str, Any]:
             "sent_at": i.sent_at, "prefixes": list(i.prefixes), "arrives_from": list(i.arrives_from)}
 
 
-def _prefixes(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+def _canonical(d: Mapping[str, Any], key: str, parse: Callable[[str], object], what: str) -> tuple[str, ...]:
+    """The list at `key`, each item a string `parse` accepts and prints back unchanged (canonical)."""
     out = []
     for n, v in enumerate(_list(d, key, non_empty=False)):
         try:
-            net = ipaddress.ip_network(v) if isinstance(v, str) else None
+            parsed = parse(v) if isinstance(v, str) else None
         except ValueError:
-            net = None
-        if net is None or str(net) != v:
-            raise _bad(f"{key}[{n}]", f"must be a canonical CIDR prefix, got {v!r}")
+            parsed = None
+        if parsed is None or str(parsed) != v:
+            raise _bad(f"{key}[{n}]", f"must be a canonical {what}, got {v!r}")
         out.append(v)
     return tuple(out)
+
+
+def _prefixes(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    return _canonical(d, key, ipaddress.ip_network, "CIDR prefix")
 
 
 def _addresses(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    out = []
-    for n, v in enumerate(_list(d, key, non_empty=False)):
-        try:
-            addr = ipaddress.ip_address(v) if isinstance(v, str) else None
-        except ValueError:
-            addr = None
-        if addr is None or str(addr) != v:
-            raise _bad(f"{key}[{n}]", f"must be a canonical IP address, got {v!r}")
-        out.append(v)
-    return tuple(out)
+    return _canonical(d, key, ipaddress.ip_address, "IP address")
 
 
 def sav_info_from_json(data: Any) -> SavInfo:
