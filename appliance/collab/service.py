@@ -149,6 +149,8 @@ class CollabService:
     async def stop(self) -> None:
         """Cancel the tasks and close the listener; bounded (3.11's wait_for can swallow a cancel)."""
         self._stopping = True
+        for event in self._wake.values():  # an initiator that missed its cancel wakes and sees the flag
+            event.set()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
