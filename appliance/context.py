@@ -62,6 +62,10 @@ class DaemonContext:
     rule_listings: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
     #: peer -> its collaboration agreement as last reported (set by appliance/collab/component.py)
     agreements: Callable[[], Mapping[str, Any]] | None = None
+    #: revoke the agreement with a peer (appliance/collab/component.py `CollabComponent.end`)
+    end_agreement: Callable[[str], Awaitable[Any]] | None = None
+    #: undo a revocation (`CollabComponent.allow`)
+    allow_peer: Callable[[str], Awaitable[bool]] | None = None
 
     @staticmethod
     def standalone(config: Config, store: StateStore | None = None) -> DaemonContext:

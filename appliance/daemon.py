@@ -270,7 +270,8 @@ class Daemon:
         ports = ApiPorts(ctx.store, ctx.rules, ctx.rpki, PushedRules(ctx.store), ctx.monitor, ctx.counters,
                          ctx.metrics, inputs=lambda snap: engine_input(self.config, snap),
                          inspectors=lambda snap: self.config.steering.inspectors,
-                         agreements=ctx.agreements)
+                         agreements=ctx.agreements, end_agreement=ctx.end_agreement,
+                         allow_peer=ctx.allow_peer)
         app = create_app(ports, self.config.api)
         host, port = self.config.api.host, self.config.api.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -356,7 +356,8 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
     app.include_router(alarm_routes(ports, acks, write, errors(*write_errors, 404)))
     app.include_router(steering_routes(ports, read, write, errors(*read_errors),
                                        lambda *extra: errors(*write_errors, *extra)))
-    app.include_router(collab_routes(ports, read, errors(*read_errors)))
+    app.include_router(collab_routes(ports, read, errors(*read_errors), write,
+                                     lambda *extra: errors(*write_errors, *extra)))
     mount_dashboard(app)  # the web dashboard's static files at /dashboard/ (appliance/dashboard)
     app.include_router(monitoring_routes(ports, read, errors, read_errors))  # event stream, traces
     _drop_fastapi_422(app)

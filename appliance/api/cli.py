@@ -64,8 +64,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     resource("health", "liveness and component status", "savd api health")
     resource("topology", "the routers and interfaces savd has learnt", "savd api topology")
     resource("rpki", "RPKI data: caches, VRP and ASPA counts", "savd api rpki")
-    resource("collaboration", "collaborating ASes: agreements and the allowances their SAV-specific "
-             "information gave", "savd api collaboration")
+    collab = resource("collaboration", "collaborating ASes: agreements and the allowances their SAV-specific "
+                      "information gave; --end revokes one", "savd api collaboration",
+                      "savd api collaboration --end as2.example",
+                      "savd api collaboration --allow as2.example")
+    either = collab.add_mutually_exclusive_group()
+    either.add_argument("--end", metavar="PEER", default="",
+                      help="revoke the collaboration with PEER: its agreement ends, its allowances are "
+                           "withdrawn, no new agreement until --allow")
+    either.add_argument("--allow", metavar="PEER", default="", help="undo --end: agreements with PEER again")
     alarms = resource("alarms", "active alarms", "savd api alarms", "savd api alarms --type spoofing")
     alarms.add_argument("--type", default="", help="only alarms of this type")
     counters = resource("counters", "enforcer counters per rule", "savd api counters --router r1",
@@ -199,6 +206,9 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], Any
     r = args.resource
     if r in ("health",):
         return "GET", "/health", {}, None
+    if r == "collaboration" and (args.end or args.allow):
+        peer, action = (args.end, "end") if args.end else (args.allow, "allow")
+        return "POST", f"/api/v1/collaboration/{peer}/{action}", {}, None
     if r in ("topology", "rpki", "collaboration"):
         return "GET", f"/api/v1/{r}", {}, None
     if r == "alarms":

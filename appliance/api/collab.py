@@ -1,20 +1,22 @@
 """GET /api/v1/collaboration: the collaborating peers, their agreements as last reported, and the allowances
 their SAV-specific information gave (state facts of the sources `collab:<peer>`, sources/collab.py).
 
-Read only: the collaboration protocol writes (through sources/collab.py), not the API. Tenants are refused
-(tenants.py): an agreement spans every router facing the peer.
+The protocol writes the allowances (through sources/collab.py), not the API; the operator can only end an
+agreement (POST /api/v1/collaboration/{peer}/end: revocation, the draft's END_AGREEMENT from our side; the
+allowances go and the alarm collab.agreement-ended says so). Tenants are refused (tenants.py): an agreement
+spans every router facing the peer.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, params
+from fastapi import APIRouter, HTTPException, params, status
 
 from appliance.api.ports import ApiPorts
-from appliance.api.schemas import Collaboration
+from appliance.api.schemas import CollabAllowed, CollabEnded, Collaboration
 from appliance.collab.model import Agreement
 from appliance.model import CollabAllowance
 from appliance.state.facts import encode_fact
@@ -47,16 +49,43 @@ def collaboration_view(agreements: dict[str, Agreement], allowances: Sequence[Co
                    "state": agreement_state(agreements.get(p), now),
                    "allowances": sum(1 for a in allowances if a.peer == p and a.expires_at > now)}
                   for p in peers],
-        "agreements": [{"peer": p, "ca_id": a.ca_id, "initiator": a.initiator, "provider": a.provider,
-                        "mode": a.mode, "info": a.info, "expires_at": a.expires_at, "ended": a.ended,
-                        "state": agreement_state(a, now)}
-                       for p, a in sorted(agreements.items())],
+        "agreements": [agreement_json(p, a, now) for p, a in sorted(agreements.items())],
         "allowances": [allowance_json(a, now) for a in allowances],
     }
 
 
-def collab_routes(ports: ApiPorts, read: Sequence[params.Depends], read_errors: Responses) -> APIRouter:
+def agreement_json(peer: str, a: Agreement, now: float) -> dict[str, Any]:
+    return {"peer": peer, "ca_id": a.ca_id, "initiator": a.initiator, "provider": a.provider, "mode": a.mode,
+            "info": a.info, "expires_at": a.expires_at, "ended": a.ended, "state": agreement_state(a, now)}
+
+
+def collab_routes(ports: ApiPorts, read: Sequence[params.Depends], read_errors: Responses,
+                  write: Sequence[params.Depends] = (),
+                  write_errors: Callable[..., Responses] = lambda *extra: {}) -> APIRouter:
     router = APIRouter(tags=["collaboration"])
+
+    @router.post("/api/v1/collaboration/{peer}/end", dependencies=list(write), response_model=CollabEnded,
+                 responses=write_errors(404, 409))
+    async def end(peer: str) -> dict[str, Any]:
+        """Revoke the collaboration with `peer`: its agreement ends now (the peer is told), its allowances are
+        withdrawn, and no new agreement is made with it until POST .../allow."""
+        if ports.end_agreement is None:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                "collaboration is not running here ([collaboration] has no listen)")
+        ended = await ports.end_agreement(peer)
+        if ended is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                f"no agreement in force with {peer} (revoked anyway: .../allow undoes it)")
+        return {"ended": agreement_json(peer, ended, now_of(ports))}
+
+    @router.post("/api/v1/collaboration/{peer}/allow", dependencies=list(write), response_model=CollabAllowed,
+                 responses=write_errors(409))
+    async def allow(peer: str) -> dict[str, Any]:
+        """Undo a revocation: agreements with `peer` can be made again (it proposes, or we do)."""
+        if ports.allow_peer is None:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                "collaboration is not running here ([collaboration] has no listen)")
+        return {"peer": peer, "was_revoked": await ports.allow_peer(peer)}
 
     @router.get("/api/v1/collaboration", dependencies=list(read), response_model=Collaboration,
                 responses=read_errors)

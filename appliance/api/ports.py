@@ -7,7 +7,7 @@ satisfy; memory.py has the holders the daemon uses until (and while) those parts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,5 +70,10 @@ class ApiPorts:
     #: peer -> its collaboration agreement as last reported (sources/collab.py `CollabSource.agreements`);
     #: None: no collaboration runs, only the state's allowances are listed
     agreements: Callable[[], Mapping[str, Agreement]] | None = None
+    #: END_AGREEMENT from our side with that peer (appliance/collab/component.py `end`): the agreement as
+    #: ended, None when there is none in force with it; None: no collaboration runs
+    end_agreement: Callable[[str], Awaitable[Agreement | None]] | None = None
+    #: undo a revocation: whether the peer was revoked (`CollabComponent.allow`)
+    allow_peer: Callable[[str], Awaitable[bool]] | None = None
     #: wall clock (epoch seconds): which allowances are live; None: time.time
     now: Callable[[], float] | None = None

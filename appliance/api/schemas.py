@@ -352,6 +352,20 @@ class CollabAgreementOut(_Served):
     state: Literal["in-force", "ended", "expired"]
 
 
+class CollabEnded(_Built):
+    """POST /api/v1/collaboration/{peer}/end: the agreement, now ended (the peer was told); no new one is
+    made with the peer until POST .../allow."""
+
+    ended: CollabAgreementOut
+
+
+class CollabAllowed(_Built):
+    """POST /api/v1/collaboration/{peer}/allow: agreements with the peer can be made again."""
+
+    peer: str
+    was_revoked: bool
+
+
 class CollabPeerOut(_Served):
     peer: str
     agreement: str = Field(description="ca_id of its last agreement, \"\" when none was reported")

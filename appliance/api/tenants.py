@@ -516,6 +516,8 @@ POLICIES: dict[Key, Policy] = {
     ("POST", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
     ("DELETE", "/api/v1/suspects"): Policy("refuse", why=_STEERING),
     ("GET", "/api/v1/collaboration"): Policy("refuse", why=_COLLABORATION),
+    ("POST", "/api/v1/collaboration/{peer}/end"): Policy("refuse", why=_COLLABORATION),
+    ("POST", "/api/v1/collaboration/{peer}/allow"): Policy("refuse", why=_COLLABORATION),
     ("GET", "/dashboard"): Policy("public", why="a redirect to the dashboard's files"),
     ("*", "/dashboard"): Policy("public", why="the dashboard's static files: no state (its data comes from "
                                               "the API, filtered here)"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from appliance.collab.model import Agreement
 from appliance.collab.service import CollabService
 from appliance.context import DaemonContext
 from appliance.sources.collab import CollabSource
@@ -39,6 +40,14 @@ class CollabComponent:
         await self.service.stop()
         await self.source.stop()
 
+    async def end(self, peer: str) -> Agreement | None:
+        """Revoke the collaboration with `peer` (service.revoke): None if no agreement was in force."""
+        return await self.service.revoke(peer)
+
+    async def allow(self, peer: str) -> bool:
+        """Undo `end`: whether `peer` was revoked."""
+        return self.service.allow(peer)
+
 
 def component(ctx: DaemonContext) -> CollabComponent | None:
     """The component when the configuration has the protocol; the API then lists its agreements."""
@@ -50,5 +59,8 @@ def component(ctx: DaemonContext) -> CollabComponent | None:
     state_dir.mkdir(parents=True, exist_ok=True)
     service = CollabService(protocol, source.on_info, source.on_agreement, ctx.monitor.clock.now,
                             state_dir=state_dir, own_info=source.own_info)
+    made = CollabComponent(source, service)
     ctx.agreements = lambda: source.agreements
-    return CollabComponent(source, service)
+    ctx.end_agreement = made.end
+    ctx.allow_peer = made.allow
+    return made

@@ -68,11 +68,13 @@ class _State:
     replay: ReplayState = field(default_factory=ReplayState)
     seq: int = 0
     durations: dict[str, float] = field(default_factory=dict)
+    #: peers the operator revoked (`revoke`): no agreement with them until `allow`
+    revoked: frozenset[str] = frozenset()
 
 
 def _state_to_json(s: _State) -> dict[str, Any]:
     return {"version": 1, "book": ag.book_to_json(s.book), "replay": replay.state_to_json(s.replay),
-            "seq": s.seq, "durations": s.durations}
+            "seq": s.seq, "durations": s.durations, "revoked": sorted(s.revoked)}
 
 
 def _state_from_json(data: Any) -> _State:
@@ -83,8 +85,11 @@ def _state_from_json(data: Any) -> _State:
         raise CollabRefused(CollabError.MALFORMED, "seq: must be a non-negative integer")
     if not isinstance(durations, dict) or not all(isinstance(v, int | float) for v in durations.values()):
         raise CollabRefused(CollabError.MALFORMED, "durations: must map ca_id to seconds")
+    revoked = data.get("revoked", [])
+    if not isinstance(revoked, list) or not all(isinstance(v, str) for v in revoked):
+        raise CollabRefused(CollabError.MALFORMED, "revoked: must be a list of peer names")
     return _State(ag.book_from_json(data.get("book")), replay.state_from_json(data.get("replay", [])), seq,
-                  {str(k): float(v) for k, v in durations.items()})
+                  {str(k): float(v) for k, v in durations.items()}, frozenset(revoked))
 
 
 def load_state(path: Path) -> _State:
@@ -203,9 +208,36 @@ class CollabService:
                             str(exc)[:300])
         return ended
 
+    async def revoke(self, peer: str) -> Agreement | None:
+        """The operator ends the collaboration with `peer`: its agreement in force is ended (the peer is
+        told) and no new one is made, either way, until `allow(peer)`. The agreement ended, if any."""
+        self._set(replace(self._state, revoked=self._state.revoked | {peer}))
+        log.warning("event=collab-peer-revoked peer=%s", peer)
+        now = self._clock()
+        live = [a for a in self._state.book.agreements.values() if a.party(peer) and a.active(now)]
+        ended = None
+        for a in live:
+            ended = await self.end_agreement(a.ca_id)
+        return ended
+
+    def allow(self, peer: str) -> bool:
+        """Undo `revoke`: agreements with `peer` can be made again; whether it was revoked."""
+        was = peer in self._state.revoked
+        self._set(replace(self._state, revoked=self._state.revoked - {peer}))
+        if was:
+            log.info("event=collab-peer-allowed peer=%s", peer)
+            self.notify()
+        return was
+
+    @property
+    def revoked(self) -> frozenset[str]:
+        return self._state.revoked
+
     # --- the server's side (Endpoint) ----------------------------------------------------------------
 
     def on_propose(self, peer: str, request: AgreementRequest) -> Accepted | Refusal:
+        if peer in self._state.revoked:
+            return Refusal(CollabError.ERROR_UNACCEPTABLE_INITIATOR, f"collaboration with {peer} is revoked")
         book, result = ag.propose(self._state.book, request, peer, self.config.name, self._policies,
                                   self._clock())
         if isinstance(result, Accepted):
@@ -216,6 +248,9 @@ class CollabService:
         return result
 
     def on_renew(self, peer: str, ca_id: str, expires_at: float) -> Agreement | Refusal:
+        if peer in self._state.revoked:
+            return Refusal(CollabError.ERROR_UNACCEPTABLE_NEW_EXPIRATION_DATE,
+                           f"collaboration with {peer} is revoked")
         policy = self._policies.get(peer)
         max_s = policy.max_duration_s if policy else 0.0
         book, result = ag.renew(self._state.book, ca_id, peer, expires_at, max_s, self._clock())
@@ -283,6 +318,8 @@ class CollabService:
         """Propose, renew or send as due; the seconds until something is due next."""
         now = self._clock()
         current = self._state.book.current(self.config.name, peer.name, now)
+        if peer.name in self._state.revoked:
+            return MAX_BACKOFF_S  # `allow` wakes us
         if current is None:
             hold = self._hold_until.get(peer.name, 0.0)
             if now < hold:

@@ -13,7 +13,9 @@ with certificates from one CA (openssl, tests/support/collab_pki.py).
    eth2 allows P1 again ("collaboration" in its rules) and c1's traffic arrives; spoofing from c2 of P1
    at b3 is still dropped (the allowance is for c1's links only);
 3. AS 65010's savd is stopped: the agreement is not renewed and expires (30 s), the allowances go, the
-   alarm collab.agreement-ended is raised, and b2 drops P1's traffic again (path-based fallback).
+   alarm collab.agreement-ended is raised, and b2 drops P1's traffic again (path-based fallback);
+4. AS 65010's savd starts again (a new agreement: P1 allowed), then AS 65000's operator revokes it
+   (`savd api collaboration --end as2`): allowances withdrawn, the alarm, P1 dropped, no new agreement.
 """
 
 from __future__ import annotations
@@ -142,6 +144,13 @@ def setup(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         lab.down()
 
 
+def start_as65010(out: Path, config: Path, token: str) -> subprocess.Popen[bytes]:
+    with (out / "savd-as65010.log").open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--config", str(config)],
+                                stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, SAVD_API_TOKEN=token))
+
+
 def b2_eth2(app: Appliance) -> dict[str, Any]:
     rules: list[dict[str, Any]] = app.get("/api/v1/rules?router=b2")["rules"]
     return next(r for r in rules if r["interface"] == "eth2")
@@ -177,10 +186,7 @@ def test_sav_information_lifts_the_improper_block_and_falls_back_when_the_agreem
 
         token = secrets.token_hex(16)
         config = as65010_config(setup["pki"], out, ports["as2"], ports["as1"], ports["api2"])
-        with (out / "savd-as65010.log").open("wb") as log:
-            setup["peer"] = subprocess.Popen(
-                [sys.executable, "-m", "appliance.cli", "run", "--config", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, SAVD_API_TOKEN=token))
+        setup["peer"] = start_as65010(out, config, token)
         wait_until("b2's eth2 allowing P1 by collaboration", lambda: P1[0] in b2_eth2(app)["prefixes"],
                    60, 0.5)
         collab = app.get("/api/v1/collaboration")
@@ -198,5 +204,20 @@ def test_sav_information_lifts_the_improper_block_and_falls_back_when_the_agreem
         assert any(a.get("type") == "collab.agreement-ended" for a in alarms), alarms
         wait_until("rules in sync", app.rules_in_sync, 60, 0.5)
         assert send_flow(app.lab, P1_VIA_B2) == 0         # back to the path-based rules
+
+        setup["peer"] = start_as65010(out, config, token)  # a new agreement ...
+        wait_until("P1 allowed again (new agreement)", lambda: P1[0] in b2_eth2(app)["prefixes"], 60, 0.5)
+        revoke = subprocess.run([sys.executable, "-m", "appliance.cli", "api", "--url",
+                                 f"http://127.0.0.1:{app.api_port}", "--token", str(app.token),
+                                 "collaboration", "--end", "as2"], capture_output=True, text=True, timeout=60)
+        assert revoke.returncode == 0, revoke.stderr   # ... revoked by AS 65000's operator
+        wait_until("P1 gone after the revocation", lambda: P1[0] not in b2_eth2(app)["prefixes"], 30, 0.5)
+        alarms = app.get("/api/v1/alarms")["alarms"]
+        assert any(a.get("type") == "collab.agreement-ended" for a in alarms), alarms
+        wait_until("rules in sync", app.rules_in_sync, 60, 0.5)
+        assert send_flow(app.lab, P1_VIA_B2) == 0
+        peers = app.get("/api/v1/collaboration")["peers"]
+        # AS 65010 gets no new agreement while revoked
+        assert [p["state"] for p in peers if p["peer"] == "as2"] == ["ended"], peers
     finally:
         c1_route_map(app, "permit")

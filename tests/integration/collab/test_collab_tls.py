@@ -290,3 +290,38 @@ def test_initiator_renews_at_two_thirds_and_ca_ids_with_odd_characters(pki: Pki,
             await as2.stop()
 
     asyncio.run(main())
+
+
+def test_the_provider_revokes_and_allows_again(pki: Pki, tmp_path: Path) -> None:
+    """The operator of as2 (provider) revokes as1: the agreement ends on both sides, as1's proposals are
+    refused (ERROR_UNACCEPTABLE_INITIATOR) while revoked, also after a restart; after `allow` a proposal
+    makes an agreement again."""
+    pair, seen1, seen2 = Pair(pki, tmp_path), Seen(), Seen()
+
+    async def main() -> None:
+        as2 = pair.service("as2", seen2)
+        await as2.start()
+        as1 = pair.service("as1", seen1)
+        await as1.start()
+        try:
+            await _until(lambda: bool(seen2.infos))
+            (_, agreement), = seen2.agreements
+            ended = await as2.revoke("as1")
+            assert ended is not None and ended.ca_id == agreement.ca_id and ended.ended
+            await _until(lambda: any(a.ended for _, a in seen1.agreements))
+            proposal = pair.client().negotiate(as1.proposals(pair.config("as1", True).peers[0]))
+            assert await _refused(proposal) is CollabError.ERROR_UNACCEPTABLE_INITIATOR
+            await as2.stop()
+            as2 = pair.service("as2", seen2)  # the revocation is kept across a restart
+            await as2.start()
+            assert "as1" in as2.revoked
+            assert await _refused(pair.client().negotiate(as1.proposals(pair.config("as1", True).peers[0]))) \
+                is CollabError.ERROR_UNACCEPTABLE_INITIATOR
+            assert as2.allow("as1") and not as2.revoked
+            again = await pair.client().negotiate(as1.proposals(pair.config("as1", True).peers[0]))
+            assert again.agreement.provider == "as2" and not again.agreement.ended
+        finally:
+            await as1.stop()
+            await as2.stop()
+
+    asyncio.run(main())

@@ -34,6 +34,8 @@ CASES: list[tuple[list[str], tuple[str, str, dict[str, Any], Any]]] = [
      ("GET", "/api/v1/trace", {"source": "198.18.64.9", "router": "r4"}, None)),
     (["flowspec"], ("GET", "/api/v1/flowspec", {}, None)),
     (["flowspec", "198.18.255.1"], ("GET", "/api/v1/flowspec/198.18.255.1", {}, None)),
+    (["collaboration", "--end", "as2"], ("POST", "/api/v1/collaboration/as2/end", {}, None)),
+    (["collaboration", "--allow", "as2"], ("POST", "/api/v1/collaboration/as2/allow", {}, None)),
     (["suspects", "list"], ("GET", "/api/v1/suspects", {}, None)),
     (["collaboration"], ("GET", "/api/v1/collaboration", {}, None)),
     (["suspects", "add", "198.18.1.7/32", "--reason", "ids"],

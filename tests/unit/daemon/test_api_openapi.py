@@ -106,7 +106,8 @@ def test_every_error_answer_is_the_one_error_body_and_fastapis_422_is_gone() -> 
 
 STEERING_WRITES = {("POST", "/api/v1/inspectors"), ("POST", "/api/v1/inspectors/{name}/load"),
                    ("DELETE", "/api/v1/inspectors/{name}"), ("POST", "/api/v1/suspects"),
-                   ("DELETE", "/api/v1/suspects")}
+                   ("DELETE", "/api/v1/suspects"), ("POST", "/api/v1/collaboration/{peer}/end"),
+                   ("POST", "/api/v1/collaboration/{peer}/allow")}
 #: routes whose success is 201 (a new record)
 CREATED = {("POST", "/api/v1/reports"), ("POST", "/api/v1/inspectors"), ("POST", "/api/v1/suspects")}
 
@@ -126,6 +127,8 @@ MODELS = {
     ("GET", "/api/v1/suspects"): "SuspectList", ("POST", "/api/v1/suspects"): "SuspectWritten",
     ("DELETE", "/api/v1/suspects"): "SuspectsDeleted",
     ("GET", "/api/v1/collaboration"): "Collaboration",
+    ("POST", "/api/v1/collaboration/{peer}/end"): "CollabEnded",
+    ("POST", "/api/v1/collaboration/{peer}/allow"): "CollabAllowed",
 }
 
 

@@ -11,6 +11,7 @@ the response models too, so a handler that drifts from its model is a 500 here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +140,17 @@ def populated(tmp_path: Path) -> TestClient:
     rules = RulesHolder((7, RULES))
     ports = ApiPorts(store, rules, _rpki_board(tmp_path), PushedRules(store), monitor, counters,
                      Metrics(monitor, counters), traces=traces,
-                     agreements=lambda: {"as65002": AGREEMENT}, now=lambda: 100.0)
+                     agreements=lambda: {"as65002": AGREEMENT}, now=lambda: 100.0,
+                     end_agreement=_end, allow_peer=_allow)
     return TestClient(create_app(ports, ApiConfig(token=TOKEN)))
+
+
+async def _allow(peer: str) -> bool:
+    return peer == "as65002"
+
+
+async def _end(peer: str) -> Agreement | None:
+    return dataclasses.replace(AGREEMENT, ended=True) if peer == "as65002" else None
 
 
 def fresh(board: RpkiStatusBoard) -> TestClient:
@@ -184,6 +194,8 @@ CALLS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("POST", "/api/v1/suspects", "/api/v1/suspects", {"json": {"prefix": "198.18.1.7/32", "reason": "ids"}}),
     ("GET", "/api/v1/suspects", "/api/v1/suspects", {}),
     ("GET", "/api/v1/collaboration", "/api/v1/collaboration", {}),
+    ("POST", "/api/v1/collaboration/{peer}/end", "/api/v1/collaboration/as65002/end", {}),
+    ("POST", "/api/v1/collaboration/{peer}/allow", "/api/v1/collaboration/as65002/allow", {}),
     ("DELETE", "/api/v1/suspects", "/api/v1/suspects", {"params": {"prefix": "198.18.1.7/32"}}),
 )
 
