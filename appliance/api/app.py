@@ -24,7 +24,7 @@ from appliance.api.alarm_actions import AlarmAcks, alarm_routes
 from appliance.api.auth import Auth
 from appliance.api.collab import allowance_json, collab_routes, now_of
 from appliance.api.errors import install_error_handlers
-from appliance.api.explain import explain, parse_source
+from appliance.api.explain import explain, parse_source, trust
 from appliance.api.guard import RequestGuard
 from appliance.api.httpmetrics import HttpMetrics, HttpStats
 from appliance.api.monitoring import event_filter, monitoring_routes
@@ -303,9 +303,12 @@ def create_app(ports: ApiPorts, settings: ApiConfig) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         results = [explain(r.router, r.interface, r, src, explain_cache) for r in rules]
+        level, steered = trust(src, ruleset.steering, router)
         return {
             "version": version,
             "source": src,
+            "trust": level,
+            "steered": [s.to_dict() for s in steered],
             "stopped_on": [f"{e.router}:{e.interface}" for e in results if e.verdict != "pass"],
             "verdicts": [e.to_dict() for e in results],
         }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ import radix
 
 from appliance.flowspec.compiler import CompileOptions, TableCache, compile_ruleset
 from appliance.flowspec.rules import ACCEPT, ActionKind, FlowAction, FlowRule
-from appliance.model import Delivery, InterfaceRules, ListKind, SavRuleSet
+from appliance.model import Delivery, InterfaceRules, ListKind, SavRuleSet, Steered
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -165,3 +166,18 @@ def explain(router: str, interface: str, rules: InterfaceRules | None, source: s
         return verdict("pass", f"the allowlist lists no IPv{net.version} prefix: IPv{net.version} sources "
                                "are not filtered on this interface", None)
     return verdict("pass", f"allowed by {matched or covering.match.source}", covering)
+
+
+def trust(src: str, steering: Iterable[Steered], router: str = "") -> tuple[str, list[Steered]]:
+    """seeds/001's trust level of a source: "suspicious" when a suspect prefix covers it (the steering
+    decisions that do, on `router` or every router), else "trusted"; where it counts as spoofed is what
+    the interfaces' verdicts say."""
+    net = ipaddress.ip_network(src)
+    covering = [s for s in steering if (not router or s.router == router)
+                and _covers(ipaddress.ip_network(s.prefix), net)]
+    return ("suspicious" if covering else "trusted"), covering
+
+
+def _covers(outer: ipaddress.IPv4Network | ipaddress.IPv6Network,
+            inner: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    return outer.version == inner.version and inner.subnet_of(outer)  # type: ignore[arg-type]

@@ -462,6 +462,10 @@ class Explained(Verdict, _Versioned):
 class Trace(_Built):
     version: int | None
     source: str
+    trust: Literal["trusted", "suspicious"] = Field(
+        description="suspicious when a suspect prefix covers the source (it is steered: `steered`), else "
+                    "trusted; where it counts as spoofed is `stopped_on`")
+    steered: list[SteeredOut] = Field(description="the steering decisions covering the source")
     stopped_on: list[str] = Field(description="router:interface of each verdict other than pass")
     verdicts: list[Verdict] = Field(description="one per interface with a rule")
 

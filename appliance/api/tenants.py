@@ -374,7 +374,9 @@ def _explained(scope: TenantScope, ask: Ask, body: Json, ports: ApiPorts) -> Jso
 def _trace(scope: TenantScope, ask: Ask, body: Json, ports: ApiPorts) -> Json:
     verdicts = [tenant_verdict(scope, v) for v in body["verdicts"]
                 if scope.interface(v["router"], v["interface"])]
+    steered = [st for st in body.get("steered", []) if scope.router(st["router"])]
     return {"version": body["version"], "source": body["source"],
+            "trust": "suspicious" if steered else "trusted", "steered": steered,
             "stopped_on": [f"{v['router']}:{v['interface']}" for v in verdicts if v["verdict"] != "pass"],
             "verdicts": verdicts}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from appliance.model import (
     Role,
     Router,
     SavRuleSet,
+    Steered,
     Vrp,
 )
 from appliance.monitor import ManualClock, Monitor
@@ -199,6 +201,21 @@ def test_rules_and_explain(rig: Rig) -> None:
     legit = rig.client.get("/api/v1/trace", params={"source": "198.18.1.9", "router": "r1"}).json()
     assert legit["stopped_on"] == [] and len(legit["verdicts"]) == 2
     assert rig.client.get("/api/v1/trace", params={"source": "nope"}).status_code == 422
+    assert (spoofed["trust"], spoofed["steered"]) == ("trusted", [])
+
+
+def test_trace_gives_the_trust_level_of_a_steered_source(rig: Rig) -> None:
+    """seeds/001: a source a suspect prefix covers is "suspicious" and names where it is steered."""
+    steered = Steered("r1", "198.18.1.0/28", "ids: scan", "dpi-1", "198.18.0.50")
+    rig.rules.publish(8, dataclasses.replace(RULES, steering=(steered,)))
+    inside = rig.client.get("/api/v1/trace", params={"source": "198.18.1.9"}).json()
+    assert inside["trust"] == "suspicious"
+    assert [(s["router"], s["inspector"], s["address"]) for s in inside["steered"]] == [
+        ("r1", "dpi-1", "198.18.0.50")]
+    outside = rig.client.get("/api/v1/trace", params={"source": "198.18.1.99"}).json()
+    assert (outside["trust"], outside["steered"]) == ("trusted", [])
+    elsewhere = rig.client.get("/api/v1/trace", params={"source": "198.18.1.9", "router": "r2"}).json()
+    assert elsewhere["trust"] == "trusted"  # steered on r1 only
 
 
 def test_rpki_flowspec_and_counters(rig: Rig) -> None:
