@@ -10,8 +10,8 @@ spans every router facing the peer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, params, status
 
@@ -22,6 +22,7 @@ from appliance.model import CollabAllowance
 from appliance.state.facts import encode_fact
 
 Responses = dict[int | str, dict[str, Any]]
+T = TypeVar("T")
 
 
 def now_of(ports: ApiPorts) -> float:
@@ -59,6 +60,14 @@ def agreement_json(peer: str, a: Agreement, now: float) -> dict[str, Any]:
             "info": a.info, "expires_at": a.expires_at, "ended": a.ended, "state": agreement_state(a, now)}
 
 
+def running(action: Callable[[str], Awaitable[T]] | None) -> Callable[[str], Awaitable[T]]:
+    """A collaboration action of the daemon; 409 where none runs (no [collaboration] listen)."""
+    if action is None:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            "collaboration is not running here ([collaboration] has no listen)")
+    return action
+
+
 def collab_routes(ports: ApiPorts, read: Sequence[params.Depends], read_errors: Responses,
                   write: Sequence[params.Depends] = (),
                   write_errors: Callable[..., Responses] = lambda *extra: {}) -> APIRouter:
@@ -69,10 +78,7 @@ def collab_routes(ports: ApiPorts, read: Sequence[params.Depends], read_errors: 
     async def end(peer: str) -> dict[str, Any]:
         """Revoke the collaboration with `peer`: its agreement ends now (the peer is told), its allowances are
         withdrawn, and no new agreement is made with it until POST .../allow."""
-        if ports.end_agreement is None:
-            raise HTTPException(status.HTTP_409_CONFLICT,
-                                "collaboration is not running here ([collaboration] has no listen)")
-        ended = await ports.end_agreement(peer)
+        ended = await running(ports.end_agreement)(peer)
         if ended is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 f"no agreement in force with {peer} (revoked anyway: .../allow undoes it)")
@@ -82,10 +88,7 @@ def collab_routes(ports: ApiPorts, read: Sequence[params.Depends], read_errors: 
                  responses=write_errors(409))
     async def allow(peer: str) -> dict[str, Any]:
         """Undo a revocation: agreements with `peer` can be made again (it proposes, or we do)."""
-        if ports.allow_peer is None:
-            raise HTTPException(status.HTTP_409_CONFLICT,
-                                "collaboration is not running here ([collaboration] has no listen)")
-        return {"peer": peer, "was_revoked": await ports.allow_peer(peer)}
+        return {"peer": peer, "was_revoked": await running(ports.allow_peer)(peer)}
 
     @router.get("/api/v1/collaboration", dependencies=list(read), response_model=Collaboration,
                 responses=read_errors)

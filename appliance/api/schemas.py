@@ -34,6 +34,14 @@ from appliance.names import check_interface_name, check_router_name, subnet_id_p
 from rpki.rtr.session import CacheState
 
 
+def _canonical_prefix(value: str) -> str:
+    """A request's source prefix, canonical; the validation error says what a prefix must be."""
+    try:
+        return canonical_prefix(value)
+    except ValueError as exc:
+        raise ValueError(f"not a CIDR prefix with zero host bits: {exc}") from None
+
+
 class ReportIn(BaseModel):
     """A source prefix served by `router` on `interface` (the controller draft section 5)."""
 
@@ -68,10 +76,7 @@ class ReportIn(BaseModel):
     @field_validator("prefix")
     @classmethod
     def _canonical(cls, value: str) -> str:
-        try:
-            return canonical_prefix(value)
-        except ValueError as exc:
-            raise ValueError(f"not a CIDR prefix with zero host bits: {exc}") from None
+        return _canonical_prefix(value)
 
     def to_report(self) -> PrefixReport:
         flags = PrefixFlags(self.anycast, self.special, self.multihomed)
@@ -131,10 +136,7 @@ class SuspectIn(BaseModel):
     @field_validator("prefix")
     @classmethod
     def _canonical(cls, value: str) -> str:
-        try:
-            return canonical_prefix(value)
-        except ValueError as exc:
-            raise ValueError(f"not a CIDR prefix with zero host bits: {exc}") from None
+        return _canonical_prefix(value)
 
     def to_suspect(self) -> Suspect:
         return Suspect(self.prefix, self.reason, self.router)

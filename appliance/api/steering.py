@@ -51,6 +51,19 @@ def steering_routes(ports: ApiPorts, read: Sequence[params.Depends], write: Sequ
     /api/v1/suspects. `write_errors(*extra)` gives the error bodies of a write route."""
     router = APIRouter(tags=["steering"])
 
+    def replace_ours(snap: StateSnapshot, new: Any, same_key: Sequence[Any], response: Response
+                     ) -> tuple[bool, int]:
+        """Announce `new` as the API's, withdrawing the API's other facts of its key; (created, version).
+        Replacing answers 200 instead of 201."""
+        held = _ours(snap, same_key)
+        applied = ports.facts.apply(Announce(API_SOURCE, (new,)))
+        stale = tuple(f for f in held if f != new)
+        if stale:
+            applied = ports.facts.apply(Withdraw(API_SOURCE, stale))
+        if held:
+            response.status_code = status.HTTP_200_OK
+        return not held, applied.version
+
     def effective(snap: StateSnapshot) -> dict[str, tuple[Inspector, str]]:
         configured = ports.inspectors(snap) if ports.inspectors is not None else ()
         out = {i.name: (i, "config") for i in configured}
@@ -59,14 +72,9 @@ def steering_routes(ports: ApiPorts, read: Sequence[params.Depends], write: Sequ
 
     def put(new: Inspector, response: Response) -> dict[str, Any]:
         snap = ports.facts.snapshot()
-        held = _ours(snap, [i for i in snap.inspectors if i.name == new.name])
-        applied = ports.facts.apply(Announce(API_SOURCE, (new,)))
-        stale = tuple(i for i in held if i != new)
-        if stale:
-            applied = ports.facts.apply(Withdraw(API_SOURCE, stale))
-        if held:
-            response.status_code = status.HTTP_200_OK
-        return {"inspector": _inspector_json(new, "api"), "created": not held, "version": applied.version}
+        same_name = [i for i in snap.inspectors if i.name == new.name]
+        created, version = replace_ours(snap, new, same_name, response)
+        return {"inspector": _inspector_json(new, "api"), "created": created, "version": version}
 
     @router.get("/api/v1/inspectors", dependencies=list(read), response_model=InspectorList,
                 responses=read_errors)
@@ -124,14 +132,9 @@ def steering_routes(ports: ApiPorts, read: Sequence[params.Depends], write: Sequ
         new, 200 when it replaced the API's suspect of that key (a new reason)."""
         new = body.to_suspect()
         snap = ports.facts.snapshot()
-        held = _ours(snap, [s for s in snap.suspects if (s.prefix, s.router) == (new.prefix, new.router)])
-        applied = ports.facts.apply(Announce(API_SOURCE, (new,)))
-        stale = tuple(s for s in held if s != new)
-        if stale:
-            applied = ports.facts.apply(Withdraw(API_SOURCE, stale))
-        if held:
-            response.status_code = status.HTTP_200_OK
-        return {"suspect": encode_fact(new), "created": not held, "version": applied.version}
+        same_key = [s for s in snap.suspects if (s.prefix, s.router) == (new.prefix, new.router)]
+        created, version = replace_ours(snap, new, same_key, response)
+        return {"suspect": encode_fact(new), "created": created, "version": version}
 
     @router.delete("/api/v1/suspects", dependencies=list(write), response_model=SuspectsDeleted,
                    responses=write_errors(404))

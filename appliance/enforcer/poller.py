@@ -18,7 +18,6 @@ Wired into the daemon by appliance/wiring.py (`factory`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import subprocess
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from appliance.errors import ExternalError
 from appliance.monitor.counters import CounterSample
 from appliance.monitor.events import EnforcerReachable, EnforcerSessionDown, Notice
+from appliance.periodic import Periodic
 
 if TYPE_CHECKING:
     from appliance.context import DaemonContext
@@ -140,7 +140,7 @@ class EnforcerPoller:
         self.targets = tuple(targets)
         self.interval_s = interval_s
         self._fetch = fetcher
-        self._task: asyncio.Task[None] | None = None
+        self._task: Periodic | None = None
         self._unreachable: set[str] = set()   # routers whose alarm is raised
         self._session_down: dict[str, str] = {}   # router -> diagnosis of its raised session alarm
 
@@ -189,17 +189,14 @@ class EnforcerPoller:
                                    diagnosis=diagnosis, down_s=int(now - since))
 
     async def start(self, ctx: DaemonContext) -> None:
-        async def loop() -> None:
-            while True:
-                await self.poll_once(ctx)
-                await asyncio.sleep(self.interval_s)
-        self._task = asyncio.create_task(loop(), name="enforcer-poller")
+        async def round_() -> None:
+            await self.poll_once(ctx)
+        self._task = Periodic("enforcer-poller", self.interval_s, round_, at_once=True)
+        self._task.start()
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
 
 

@@ -123,6 +123,9 @@ def merge_router(plan: RouterFlowSpec, steered: Sequence[FlowRule], events: list
 def with_steering(plan: FlowSpecPlan, steering: Iterable[Steered]) -> FlowSpecPlan:
     """`plan` with every router's steered rules merged in (on its validated interfaces). Routers without
     steering keep their plan object (the pusher skips them at once)."""
+    steering = tuple(steering)
+    if not steering:  # the common case, after every change: no per-router work
+        return plan
     plans = {p.router: p for p in plan.routers}
     groups = {r: tuple(sorted(g.group_id for g in p.groups)) for r, p in plans.items() if not p.refused}
     per_router: Mapping[str, list[FlowRule]] = steering_rules(steering, groups)

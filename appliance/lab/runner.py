@@ -417,15 +417,24 @@ class Lab:
             f'--vty_socket {frr.run_dir(space)} "$@"\n'
         )
         shim.chmod(0o755)
-        for daemon in self._daemons(node).enabled:
-            argv = frr.daemon_argv(
-                daemon, space, self._daemons(node).options.get(daemon, ()), ndir / f"{daemon}.log", empty
-            )
-            netns.run(["ip", "netns", "exec", space, *netns.with_hostname(node.name, argv)], node=node.name)
+        for daemon, argv in self._daemon_commands(node).items():
+            netns.run(["ip", "netns", "exec", space, *argv], node=node.name)
             pid = self._wait_daemon(node.name, daemon)
             state.nodes[node.name].daemons[daemon] = pid
             state.save()
             log.debug("event=frr_daemon_started node=%s daemon=%s pid=%d", node.name, daemon, pid)
+
+    def _daemon_commands(self, node: Node) -> dict[str, list[str]]:
+        """Each enabled daemon's command line (own hostname, pathspace, log, empty startup config), in
+        start order: what `up` runs and what watchfrr restarts."""
+        space, ndir, parsed = self.netns(node.name), self.node_dir(node.name), self._daemons(node)
+        return {
+            d: netns.with_hostname(
+                node.name,
+                frr.daemon_argv(d, space, parsed.options.get(d, ()), ndir / f"{d}.log", ndir / "empty.conf"),
+            )
+            for d in parsed.enabled
+        }
 
     def _wait_daemon(self, node: str, daemon: str) -> int:
         rdir = frr.run_dir(self.netns(node))
@@ -467,17 +476,10 @@ class Lab:
         """watchfrr over the node's daemons (see watchdog.py): a daemon that dies comes back with its
         configuration, as on a router. Recorded as the node's `watchfrr` daemon; killed first at down."""
         space, ndir = self.netns(node.name), self.node_dir(node.name)
-        parsed = self._daemons(node)
-        argvs = {
-            d: netns.with_hostname(
-                node.name,
-                frr.daemon_argv(d, space, parsed.options.get(d, ()), ndir / f"{d}.log", ndir / "empty.conf"),
-            )
-            for d in parsed.enabled
-        }
+        argvs = self._daemon_commands(node)
         script = ndir / watchdog.SCRIPT_NAME
         script.write_text(watchdog.command_script(node.name, space, argvs, self._config_files(node)))
-        argv = watchdog.watchfrr_argv(space, script, parsed.enabled, ndir / "watchfrr.log")
+        argv = watchdog.watchfrr_argv(space, script, list(argvs), ndir / "watchfrr.log")
         netns.run(["ip", "netns", "exec", space, *netns.with_hostname(node.name, argv)], node=node.name)
         state.nodes[node.name].daemons["watchfrr"] = self._wait_daemon(node.name, "watchfrr")
         state.save()

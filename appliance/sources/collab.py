@@ -15,8 +15,6 @@ lapsed without a word; the recompute ignores expired allowances anyway (engine/c
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -28,6 +26,7 @@ from appliance.model import CollabAllowance, Neighbor, canonical_prefix
 from appliance.monitor import Monitor
 from appliance.monitor.clock import Clock
 from appliance.monitor.events import CollabAgreementEnded, collab_alarm_id
+from appliance.periodic import Periodic
 from appliance.state import ReplaceSource, StateStore
 
 log = logging.getLogger("savd.collab")
@@ -69,7 +68,7 @@ class CollabSource:
         self.agreements: dict[str, Agreement] = {}  # peer -> as last reported
         self.infos: dict[str, SavInfo] = {}  # peer -> last SavInfo accepted under its current agreement
         self.over: dict[str, str] = {}  # peer -> "ended" | "expired": allowances retracted, alarm raised
-        self._task: asyncio.Task[None] | None = None
+        self._task: Periodic | None = None
 
     @staticmethod
     def of(ctx: DaemonContext) -> CollabSource:
@@ -182,21 +181,18 @@ class CollabSource:
     async def start(self, ctx: DaemonContext) -> None:
         """Check for lapsed agreements every `interval_s`."""
 
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(self.interval_s)
-                try:
-                    self.expire()
-                except Exception:
-                    log.exception("event=collab-expire-failed")
+        async def round_() -> None:
+            try:
+                self.expire()
+            except Exception:
+                log.exception("event=collab-expire-failed")
 
-        self._task = asyncio.create_task(loop(), name=self.name)
+        self._task = Periodic(self.name, self.interval_s, round_)
+        self._task.start()
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
 
 
 __all__ = ["KIND", "CollabSource", "own_info", "source_name"]

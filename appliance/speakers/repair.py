@@ -15,8 +15,6 @@ the journal and the held state follow. Counted in Prometheus:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -27,6 +25,7 @@ from prometheus_client.registry import Collector
 from appliance.flowspec.rules import FlowMatch, FlowRule
 from appliance.model import Event, Severity
 from appliance.monitor.drift import DriftWatch
+from appliance.periodic import Periodic
 from appliance.speakers.pusher import FlowPusher, PushError
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ class DriftRepair:
         self.repairs: dict[tuple[str, str], int] = {}
         self.repaired: dict[str, int] = {}
         self._checked: dict[str, float] = {}   # router -> arrival time of the listing last judged
-        self._task: asyncio.Task[None] | None = None
+        self._task: Periodic | None = None
 
     def _judgeable(self, targets: Targets, listed_at: float) -> bool:
         return all(pusher.in_sync(peer) and listed_at >= pusher.applied_at(peer) + self.settle_s
@@ -124,20 +123,17 @@ class DriftRepair:
     async def start(self, ctx: DaemonContext) -> None:
         ctx.metrics.registry.register(_Counts(self))
 
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(self.interval_s)
-                try:
-                    await self.check_once(ctx)
-                except Exception:  # one bad round never ends the check
-                    log.exception("event=drift-check-failed")
-        self._task = asyncio.create_task(loop(), name="drift-repair")
+        async def round_() -> None:
+            try:
+                await self.check_once(ctx)
+            except Exception:  # one bad round never ends the check
+                log.exception("event=drift-check-failed")
+        self._task = Periodic("drift-repair", self.interval_s, round_)
+        self._task.start()
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
 
 

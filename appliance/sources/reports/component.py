@@ -12,14 +12,13 @@ file, so the mistake is caught before a restart.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from appliance.context import DaemonContext
 from appliance.model import Event, PrefixReport, RouterRole, Severity
+from appliance.periodic import Periodic
 from appliance.sources.reports.errors import ReportError
 from appliance.sources.reports.store import FILE_NAME, ReportStore
 from appliance.sources.reports.yamlfile import load_report_file
@@ -46,7 +45,7 @@ class WatchedReports:
         self.interval_s, self.required = interval_s, required
         self.name = f"reports:{path.name}"
         self._seen: tuple[float, int] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: Periodic | None = None
         self.error: str | None = None  # why the last load failed; None once it loads
 
     def read(self) -> ReplaceSource:
@@ -100,22 +99,19 @@ class WatchedReports:
             log.error("event=reports-file-not-loaded path=%s error=%r kept=journal", self.path,
                       "; ".join(self.error.splitlines()))
 
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(self.interval_s)
-                try:
-                    self.load(ctx)
-                except Exception:  # the store refused the change (e.g. disk full): try again next round
-                    log.exception("event=reports-load-failed path=%s", self.path)
-                    self._seen = None
+        async def round_() -> None:
+            try:
+                self.load(ctx)
+            except Exception:  # the store refused the change (e.g. disk full): try again next round
+                log.exception("event=reports-load-failed path=%s", self.path)
+                self._seen = None
 
-        self._task = asyncio.create_task(loop(), name=self.name)
+        self._task = Periodic(self.name, self.interval_s, round_)
+        self._task.start()
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
 
 
 def report_file(path: Path, interval_s: float = 2.0) -> WatchedReports:
