@@ -1,11 +1,11 @@
 """One managed ExaBGP 5.0.x child process, driven through its text/JSON process API.
 
 Owns: rendering the ExaBGP configuration and environment (templates in templates/exabgp*.tmpl next to
-this module, package data), spawning `exabgp --env-file ABS server CONF` (optionally inside a network
+this module, package data), spawning ExaBGP (`exabgp --env-file ABS server CONF`, through exabgp_queue.py
+so that an NLRI's latest change is the one that reaches the router; optionally inside a network
 namespace), restarting it with capped exponential backoff when it dies, turning the JSON it prints into
 typed `SpeakerEvent`s, and sending API text commands while always draining ExaBGP's `done`/`error` acks
-(an API process that does not read its acks wedges ExaBGP after ~13k
-commands).
+(an API process that does not read its acks wedges ExaBGP after ~13k commands).
 
 How the API is wired: ExaBGP talks to "API processes" over their stdin/stdout. Ours is a small relay
 (this same module run as `python -m appliance.speakers.exabgp relay SOCKET`) that connects back to a
@@ -32,10 +32,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib.util
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import string
@@ -292,7 +292,9 @@ class ExaBgpSpeaker:
         self.neighbors = tuple(neighbors)
         self.netns = netns
         self.listen = listen
-        self.exabgp_bin = exabgp_bin or _default_exabgp()
+        #: how ExaBGP is started; by default through exabgp_queue (ExaBGP's outgoing queue sends an NLRI's
+        #: latest change only; stock 5.0.15 can send a withdraw after the re-announce that followed it)
+        self.exabgp_argv = [exabgp_bin] if exabgp_bin else _default_exabgp()
         self._names = {n.address: n.name for n in self.neighbors}
         self._queue: asyncio.Queue[SpeakerEvent] = asyncio.Queue()
         self._pending: collections.deque[asyncio.Future[bool]] = collections.deque()
@@ -465,7 +467,7 @@ class ExaBgpSpeaker:
         return self.workdir / "api.sock"
 
     def _argv(self) -> list[str]:
-        argv = [self.exabgp_bin, "--env-file", str(self.workdir / "exabgp.env"), "server",
+        argv = [*self.exabgp_argv, "--env-file", str(self.workdir / "exabgp.env"), "server",
                 str(self.workdir / "exabgp.conf")]
         if self.holdover_s is not None:  # outlives a killed savd by holdover_s at most (fail open)
             argv = guard_argv(self.workdir, self.holdover_s, argv)
@@ -627,14 +629,12 @@ class ExaBgpSpeaker:
         self._queue.put_nowait(event)
 
 
-def _default_exabgp() -> str:
-    here = Path(sys.executable).parent / "exabgp"
-    if here.exists():
-        return str(here)
-    found = shutil.which("exabgp")
-    if not found:
-        raise SpeakerError("exabgp executable not found (install the project venv: scripts/setup)")
-    return found
+def _default_exabgp() -> list[str]:
+    """This Python running ExaBGP through exabgp_queue (the same interpreter: ExaBGP is a dependency)."""
+    if importlib.util.find_spec("exabgp") is None:
+        raise SpeakerError("the exabgp package is not installed for this Python (install the project venv: "
+                           "scripts/setup)")
+    return [sys.executable, "-m", "appliance.speakers.exabgp_queue"]
 
 
 # --- the relay (runs as ExaBGP's API process) ----------------------------------------------------------
