@@ -50,7 +50,9 @@ class PushError(ExternalError, RuntimeError):
 
 class FlowSpeaker(Protocol):
     """What the pusher needs from a speaker (ExaBgpFlowAdapter, GoBgpSpeaker). A speaker may also have
-    `pipeline_depth` (int): how many batches it takes concurrently (1 when absent)."""
+    `pipeline_depth` (int): how many batches it takes concurrently (1 when absent), and `async
+    resend(peer)`: send everything it holds for `peer` again, when announcing a rule it already holds
+    would not reach the wire (ExaBGP's adj-rib-out suppresses an identical announce)."""
 
     async def announce(self, peer: str, rules: Sequence[FlowRule]) -> None: ...
 
@@ -86,6 +88,11 @@ class ExaBgpFlowAdapter:
 
     async def withdraw(self, peer: str, rules: Sequence[FlowRule]) -> None:
         await self._send_all(peer, [render_exabgp.withdraw(r) for r in rules])
+
+    async def resend(self, peer: str) -> None:
+        """ExaBGP's adj-rib-out to `peer` again (`flush adj-rib out`; bracketed by enhanced route refresh
+        markers when negotiated, so the router also drops what it holds beyond it)."""
+        await self._send_all(peer, ["flush adj-rib out"])
 
 
 class FlowPusher:
@@ -135,7 +142,8 @@ class FlowPusher:
     async def repair(self, peer: str, announce: Sequence[FlowRule], withdraw: Sequence[FlowRule]) -> FlowDiff:
         """Drift repair (monitor/drift.py): re-announce rules the router lost or holds otherwise, withdraw
         ones it should not hold. Announcing a wanted rule again is an idempotent replace; a withdrawal of a
-        rule still wanted is refused here, so a repair never takes away what savd intends."""
+        rule still wanted is refused here, so a repair never takes away what savd intends. A speaker that
+        suppresses an announce it already holds (ExaBGP) is then asked to `resend` all it holds."""
         async with self._lock(peer):
             if peer not in self._up:
                 return FlowDiff()
@@ -144,7 +152,17 @@ class FlowPusher:
             gone = tuple(r for r in withdraw if r.match not in wanted)
             log.info("event=flowspec-drift-repair peer=%s announce=%d withdraw=%d", peer, len(again),
                      len(gone))
-            return await self._apply(peer, FlowDiff(withdraw=gone, announce=again))
+            done = await self._apply(peer, FlowDiff(withdraw=gone, announce=again))
+            resend = getattr(self.speaker, "resend", None)
+            if again and resend is not None:   # the announce above may not have reached the wire
+                try:
+                    await resend(peer)
+                except PushError:
+                    raise
+                except Exception as exc:   # speaker-specific errors at the boundary
+                    raise PushError(peer, f"resend for drift repair: {exc}") from exc
+                log.info("event=flowspec-drift-resend peer=%s held=%d", peer, len(self._held.get(peer, {})))
+            return done
 
     def _lock(self, peer: str) -> asyncio.Lock:
         return self._locks.setdefault(peer, asyncio.Lock())

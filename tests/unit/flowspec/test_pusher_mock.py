@@ -222,3 +222,27 @@ def test_mock_push_of_the_rules_held_sends_nothing_and_diffs_nothing() -> None:
         assert (await p.push("p", wanted)).empty()
     run(scenario())
     assert sp.calls == []
+
+
+class ResendingSpeaker(MockSpeaker):
+    """A speaker that suppresses an announce it holds (as ExaBGP does) and so offers `resend`."""
+
+    async def resend(self, peer: str) -> None:
+        self.calls.append(("resend", peer, ()))
+
+
+def test_mock_drift_repair_asks_a_suppressing_speaker_to_resend() -> None:
+    sp = ResendingSpeaker()
+    pusher = FlowPusher(sp)
+
+    async def scenario() -> None:
+        await pusher.session_up("p")
+        await pusher.push("p", (rule("198.18.1.0/24"),))
+        sp.calls.clear()
+        await pusher.repair("p", (rule("198.18.1.0/24"),), ())
+        assert sp.calls == [("announce", "p", ("198.18.1.0/24",)), ("resend", "p", ())]
+        sp.calls.clear()
+        await pusher.repair("p", (), (rule("198.18.7.0/24"),))      # a withdrawal only: nothing to resend
+        assert sp.calls == [("withdraw", "p", ("198.18.7.0/24",))]
+
+    run(scenario())
