@@ -245,8 +245,16 @@ class Appliance:
             installed: dict[str, int] = wait_until(
                 "rules active", lambda: self.savd_alive() and self.rules_active(), timeout_s, 0.5)
         except DemoError as exc:
-            raise DemoError(f"{exc}; last check: {self.last_check}") from exc
+            raise DemoError(f"{exc}; last check: {self.last_check}; alarms: {self.alarm_summary()}") from exc
         return installed
+
+    def alarm_summary(self) -> list[str]:
+        """savd's active alarms, a line each (what a timeout report should show); [] if it cannot tell."""
+        try:
+            alarms = self.get("/api/v1/alarms").get("alarms", [])
+        except (OSError, ValueError):
+            return []
+        return [f"{a.get('type')}: {str(a.get('message'))[:200]}" for a in alarms if isinstance(a, dict)][:10]
 
     def savd_alive(self) -> bool:
         if self.savd is None or self.savd.poll() is not None:
@@ -320,7 +328,14 @@ class Appliance:
         return doc
 
     def installed(self, router: str) -> int:
-        return sum(1 for r in self.enforcer(router, "/counters")["rules"] if r["state"] == "installed")
+        """Rules the router's enforcer holds in nftables; the others are noted in `last_check`."""
+        rules = self.enforcer(router, "/counters")["rules"]
+        others = [f"{r.get('state')}: {r.get('nlri')} ({r.get('reason')})" for r in rules
+                  if r["state"] != "installed"]
+        self.last_check.setdefault("listed", {})[router] = len(rules)   # fewer than pushed: FRR's doing
+        if others:
+            self.last_check.setdefault("not_installed", {})[router] = others[:5]
+        return sum(1 for r in rules if r["state"] == "installed")
 
     def pushed(self) -> dict[str, int]:
         """Rules savd holds as pushed, per router (from the API's FlowSpec view)."""
@@ -359,8 +374,9 @@ class Appliance:
         if rules.get("version") != topo["version"]:
             return None
         pushed = self.pushed()
+        self.last_check = {"pushed": pushed}
         installed = {r: self.installed(r) for r in self.profile.routers}
-        self.last_check = {"pushed": pushed, "installed": installed}
+        self.last_check.update(installed=installed)
         return installed if all(installed[r] == pushed.get(r, 0) for r in installed) else None
 
     def restart_under_traffic(self, flows: Sequence[Flow], sent: int = 1500) -> list[int]:
