@@ -13,9 +13,11 @@ sent, so the pusher's repair flushes ExaBGP's adj-rib-out to the peer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,21 +54,30 @@ async def frr_holds(lab: FrrFlowLab, want: dict[str, str], timeout: float = 20.0
     return seen
 
 
+@contextlib.asynccontextmanager
+async def established(lab: FrrFlowLab) -> AsyncIterator[ExaBgpSpeaker]:
+    """savd's ExaBGP speaker (started as ExaBgpSpeaker starts it) with its session to FRR up."""
+    neighbor = ExaNeighbor(FRR_ADDR, SPEAKER_ADDR, SPEAKER_AS, FRR_AS, SPEAKER_ADDR, ("ipv4 flow",))
+    sp = ExaBgpSpeaker(lab.dir / "exabgp", [neighbor], netns=lab.ns_speaker)
+    await sp.start()
+    try:
+        async for ev in sp.events():
+            if isinstance(ev, SessionUp):
+                break
+        yield sp
+    finally:
+        await sp.stop()
+
+
 @pytest.fixture
-def lab(require_root: None) -> FrrFlowLab:
+def lab(require_root: None) -> Iterator[FrrFlowLab]:
     with FrrFlowLab() as lab:
         yield lab
 
 
 def test_a_rule_withdrawn_and_restored_in_one_round_stays_at_the_router(lab: FrrFlowLab) -> None:
     async def scenario() -> None:
-        neighbor = ExaNeighbor(FRR_ADDR, SPEAKER_ADDR, SPEAKER_AS, FRR_AS, SPEAKER_ADDR, ("ipv4 flow",))
-        sp = ExaBgpSpeaker(lab.dir / "exabgp", [neighbor], netns=lab.ns_speaker)
-        await sp.start()
-        try:
-            async for ev in sp.events():
-                if isinstance(ev, SessionUp):
-                    break
+        async with established(lab) as sp:
             assert await sp.send(announce("198.18.1.0/24"))
             assert await frr_holds(lab, {"198.18.1.0/24": "FS:rate 0.000000"}) == {
                 "198.18.1.0/24": "FS:rate 0.000000"}
@@ -89,8 +100,6 @@ def test_a_rule_withdrawn_and_restored_in_one_round_stays_at_the_router(lab: Frr
                                  sp.send(withdraw("198.18.2.0/24")))
             del want["198.18.2.0/24"]
             assert await frr_holds(lab, want) == want
-        finally:
-            await sp.stop()
 
     asyncio.run(scenario())
 
@@ -108,13 +117,7 @@ def test_drift_repair_reaches_the_router_although_exabgp_holds_the_rule(lab: Frr
     x = FlowRule("r1", FlowMatch("198.18.1.0/24"), FlowAction(ActionKind.DISCARD), ())
 
     async def scenario() -> None:
-        neighbor = ExaNeighbor(FRR_ADDR, SPEAKER_ADDR, SPEAKER_AS, FRR_AS, SPEAKER_ADDR, ("ipv4 flow",))
-        sp = ExaBgpSpeaker(lab.dir / "exabgp", [neighbor], netns=lab.ns_speaker)
-        await sp.start()
-        try:
-            async for ev in sp.events():
-                if isinstance(ev, SessionUp):
-                    break
+        async with established(lab) as sp:
             pusher = FlowPusher(ExaBgpFlowAdapter(sp))
             await pusher.session_up(FRR_ADDR)
             await pusher.push(FRR_ADDR, (x,))
@@ -132,7 +135,5 @@ def test_drift_repair_reaches_the_router_although_exabgp_holds_the_rule(lab: Frr
             assert await asyncio.to_thread(updates_received, lab) > before
             assert await frr_holds(lab, {"198.18.1.0/24": "FS:rate 0.000000"}) == {
                 "198.18.1.0/24": "FS:rate 0.000000"}
-        finally:
-            await sp.stop()
 
     asyncio.run(scenario())
