@@ -26,8 +26,6 @@ import json
 import logging
 import os
 import shlex
-import shutil
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ from appliance.speakers.exabgp import (
     SessionUp,
     SpeakerEvent,
     UpdateReceived,
+    exabgp_command,
 )
 
 log = logging.getLogger(__name__)
@@ -564,10 +563,8 @@ def _default_speaker(options: EnforcerOptions) -> ExaBgpSpeaker:
     if not options.exabgp_prefix:
         return ExaBgpSpeaker(options.workdir, [neighbor], netns=options.netns)
     options.workdir.mkdir(parents=True, exist_ok=True)
-    exabgp = Path(sys.executable).parent / "exabgp"
-    if not exabgp.exists():
-        exabgp = Path(shutil.which("exabgp") or exabgp)
     wrapper = options.workdir / "exabgp-in-sidecar"
-    wrapper.write_text("#!/bin/sh\nexec " + shlex.join([*options.exabgp_prefix, str(exabgp)]) + ' "$@"\n')
+    command = shlex.join([*options.exabgp_prefix, *exabgp_command()])
+    wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
     wrapper.chmod(0o755)
     return ExaBgpSpeaker(options.workdir, [neighbor], exabgp_bin=str(wrapper))

@@ -84,6 +84,7 @@ __all__ = [
     "SpeakerEvent",
     "SpeakerRestarted",
     "UpdateReceived",
+    "exabgp_command",
     "normalise_line",
     "parse_api_line",
     "render_config",
@@ -294,7 +295,7 @@ class ExaBgpSpeaker:
         self.listen = listen
         #: how ExaBGP is started; by default through exabgp_queue (ExaBGP's outgoing queue sends an NLRI's
         #: latest change only; stock 5.0.15 can send a withdraw after the re-announce that followed it)
-        self.exabgp_argv = [exabgp_bin] if exabgp_bin else _default_exabgp()
+        self.exabgp_argv = [exabgp_bin] if exabgp_bin else exabgp_command()
         self._names = {n.address: n.name for n in self.neighbors}
         self._queue: asyncio.Queue[SpeakerEvent] = asyncio.Queue()
         self._pending: collections.deque[asyncio.Future[bool]] = collections.deque()
@@ -629,8 +630,9 @@ class ExaBgpSpeaker:
         self._queue.put_nowait(event)
 
 
-def _default_exabgp() -> list[str]:
-    """This Python running ExaBGP through exabgp_queue (the same interpreter: ExaBGP is a dependency)."""
+def exabgp_command() -> list[str]:
+    """How ExaBGP is started: this Python running it through exabgp_queue (the same interpreter: ExaBGP is
+    a dependency)."""
     if importlib.util.find_spec("exabgp") is None:
         raise SpeakerError("the exabgp package is not installed for this Python (install the project venv: "
                            "scripts/setup)")

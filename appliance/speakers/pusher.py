@@ -155,12 +155,7 @@ class FlowPusher:
             done = await self._apply(peer, FlowDiff(withdraw=gone, announce=again))
             resend = getattr(self.speaker, "resend", None)
             if again and resend is not None:   # the announce above may not have reached the wire
-                try:
-                    await resend(peer)
-                except PushError:
-                    raise
-                except Exception as exc:   # speaker-specific errors at the boundary
-                    raise PushError(peer, f"resend for drift repair: {exc}") from exc
+                await resend(peer)
                 log.info("event=flowspec-drift-resend peer=%s held=%d", peer, len(self._held.get(peer, {})))
             return done
 

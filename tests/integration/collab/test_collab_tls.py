@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -77,6 +78,16 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+@contextlib.asynccontextmanager
+async def running(*services: CollabService) -> AsyncIterator[None]:
+    """Start `services` in order; stop them in reverse, also when the test fails."""
+    async with contextlib.AsyncExitStack() as stack:
+        for service in services:
+            await service.start()
+            stack.push_async_callback(service.stop)
+        yield
+
+
 async def _refused(call: Awaitable[object]) -> CollabError:
     with pytest.raises(CollabRefused) as exc:
         await call
@@ -87,11 +98,8 @@ def test_agreement_info_replay_forged_and_end(pki: Pki, tmp_path: Path) -> None:
     pair, seen1, seen2 = Pair(pki, tmp_path), Seen(), Seen()
 
     async def main() -> None:
-        as2 = pair.service("as2", seen2)
-        await as2.start()
-        as1 = pair.service("as1", seen1)
-        await as1.start()
-        try:
+        as2, as1 = pair.service("as2", seen2), pair.service("as1", seen1)
+        async with running(as2, as1):
             await _until(lambda: bool(seen2.infos))
             (peer, agreement), = seen2.agreements
             assert peer == "as1" and agreement.mode == "best-effort"  # the provider's only acceptable mode
@@ -116,9 +124,6 @@ def test_agreement_info_replay_forged_and_end(pki: Pki, tmp_path: Path) -> None:
             late = replace(info, seq=info.seq + 1000, sent_at=time.time())
             assert await _refused(client.send(late)) is CollabError.NO_AGREEMENT
             assert await _refused(client.renew(agreement.ca_id, time.time() + 60)) is CollabError.NO_AGREEMENT
-        finally:
-            await as1.stop()
-            await as2.stop()
 
     asyncio.run(main())
 
@@ -128,8 +133,7 @@ def test_provider_refusals_over_the_wire(pki: Pki, tmp_path: Path) -> None:
 
     async def main() -> None:
         as2 = pair.service("as2", seen2)
-        await as2.start()
-        try:
+        async with running(as2):
             client = pair.client()
             resilient_only = (Proposal(1, ("resilient",), ("sav-prefixes",), (60.0,)),)
             assert await _refused(client.propose(resilient_only)) is CollabError.ERROR_UNACCEPTABLE_PROPOSALS
@@ -143,8 +147,6 @@ def test_provider_refusals_over_the_wire(pki: Pki, tmp_path: Path) -> None:
             renewed = await client.renew("fixed", time.time() + 1800)
             assert renewed.expires_at < accepted.agreement.expires_at  # advanced: the draft allows both
             assert await _refused(client._post("/collab/v1/sav-info", {"seq": "x"})) is CollabError.MALFORMED
-        finally:
-            await as2.stop()
 
     asyncio.run(main())
 
@@ -155,8 +157,7 @@ def test_expiry_is_reported_once_and_refuses_info(pki: Pki, tmp_path: Path) -> N
 
     async def main() -> None:
         as2 = pair.service("as2", seen2, clock=lambda: time.time() + offset[0])
-        await as2.start()
-        try:
+        async with running(as2):
             client = pair.client()
             agreement = await client.propose(PROPOSAL)
             offset[0] = 3601.0
@@ -166,8 +167,6 @@ def test_expiry_is_reported_once_and_refuses_info(pki: Pki, tmp_path: Path) -> N
             assert len(seen2.agreements) == 2  # once
             info = SavInfo(agreement.ca_id, "as1", 65001, 1, time.time() + 3601.0, PREFIXES, ARRIVES)
             assert await _refused(client.send(info)) is CollabError.AGREEMENT_EXPIRED
-        finally:
-            await as2.stop()
 
     asyncio.run(main())
 
@@ -185,8 +184,7 @@ def test_clients_without_the_right_certificate_get_nothing(pki: Pki, tmp_path: P
 
     async def main() -> None:
         as2 = pair.service("as2", seen2)
-        await as2.start()
-        try:
+        async with running(as2):
             no_cert = CollabClient("as1", "as2", f"https://127.0.0.1:{pair.port2}", _bare_context(pki.ca))
             with pytest.raises(CollabUnavailable):
                 await no_cert.propose(PROPOSAL)
@@ -199,8 +197,6 @@ def test_clients_without_the_right_certificate_get_nothing(pki: Pki, tmp_path: P
             with pytest.raises(CollabUnavailable):
                 await pair.client(ca=pki.other_ca, cert_of="as1-other-ca").propose(PROPOSAL)
             await asyncio.sleep(0.1)
-        finally:
-            await as2.stop()
         assert seen2.agreements == []
 
     asyncio.run(main())
@@ -216,14 +212,9 @@ def test_restart_keeps_agreement_and_seq(pki: Pki, tmp_path: Path) -> None:
 
     async def first() -> SavInfo:
         as2, as1 = pair.service("as2", seen2), pair.service("as1", seen1)
-        await as2.start()
-        await as1.start()
-        try:
+        async with running(as2, as1):
             await _until(lambda: bool(seen2.infos))
             return seen2.infos[0][1]
-        finally:
-            await as1.stop()
-            await as2.stop()
 
     info = asyncio.run(first())
     again1, again2 = Seen(), Seen()
@@ -231,17 +222,12 @@ def test_restart_keeps_agreement_and_seq(pki: Pki, tmp_path: Path) -> None:
     async def second() -> None:
         as2, as1 = pair.service("as2", again2), pair.service("as1", again1)
         assert as2.book.get(info.ca_id) is not None and as1.seq >= info.seq
-        await as2.start()
-        await as1.start()
-        try:
+        async with running(as2, as1):
             await _until(lambda: bool(again2.infos))
             later = again2.infos[0][1]
             assert later.ca_id == info.ca_id and later.seq > info.seq
             assert again1.agreements == [] and again2.agreements == []  # no new agreement
             assert await _refused(pair.client().send(info)) is CollabError.REPLAYED
-        finally:
-            await as1.stop()
-            await as2.stop()
 
     asyncio.run(second())
 
@@ -275,9 +261,7 @@ def test_initiator_renews_at_two_thirds_and_ca_ids_with_odd_characters(pki: Pki,
     async def main() -> None:
         as2 = pair.service("as2", seen2, duration_s=3.0)
         as1 = pair.service("as1", seen1, duration_s=3.0)
-        await as2.start()
-        await as1.start()
-        try:
+        async with running(as2, as1):
             await _until(lambda: len(seen2.agreements) >= 2)
             made, renewed = seen2.agreements[0][1], seen2.agreements[1][1]
             assert renewed.ca_id == made.ca_id and renewed.expires_at > made.expires_at
@@ -285,9 +269,6 @@ def test_initiator_renews_at_two_thirds_and_ca_ids_with_odd_characters(pki: Pki,
             odd = await pair.client().negotiate(short, ca_id="a/b c%")
             ended = await pair.client().end(odd.agreement.ca_id)
             assert ended.ca_id == "a/b c%" and ended.ended
-        finally:
-            await as1.stop()
-            await as2.stop()
 
     asyncio.run(main())
 
