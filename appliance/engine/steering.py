@@ -6,9 +6,13 @@ steered through an inspector; the inspectors report their load, and the controll
 and asks for instances to be added or removed.
 
 Pure and deterministic: inputs in, decisions and events out (time 0.0 for the caller to stamp); no I/O.
-- Each suspect goes to the inspector of its address family with the lowest load/capacity ratio (ties by
-  name); an inspector at or above its capacity is not chosen. Loads are reported measurements, so the
-  choice does not add to them: the next load report moves suspects on.
+- Suspects are spread over the inspectors of their address family in proportion to each one's headroom
+  (capacity - load), by weighted rendezvous hashing (Thaler & Ravishankar; weight / -ln(hash)): the
+  spread is deterministic and stable, so a new instance takes only the suspects it wins, a removed one
+  gives up only its own, and a load report moves suspects only toward the instances with more room (a
+  steered flow that changes inspector mid-session is what an inspector least likes). An inspector at or
+  above its capacity is not chosen. Loads are reported measurements, so the choice does not add to them:
+  the next load report moves suspects on.
 - No inspector available: the policy's fallback (accept: fail open, the SAV rules apply as before; drop)
   and the alarm `steering.no-inspector` naming the suspect.
 - Scale requests (alarms while they hold, cleared when they stop): `steering.scale-out` when the mean
@@ -20,6 +24,8 @@ Pure and deterministic: inputs in, decisions and events out (time 0.0 for the ca
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,10 +69,20 @@ def _family(address: str) -> int:
     return 6 if ":" in address else 4
 
 
-def choose(inspectors: Iterable[Inspector], family: int) -> Inspector | None:
-    """The inspector of `family` with the lowest load/capacity ratio below 1 (ties by name), or None."""
+def _score(prefix: str, inspector: Inspector) -> float:
+    """The rendezvous score of `inspector` for `prefix`: headroom / -ln(u), u uniform in (0, 1) from a
+    hash of both names; the highest score wins, each inspector with odds proportional to its headroom."""
+    digest = hashlib.blake2b(f"{prefix}|{inspector.name}".encode(), digest_size=8).digest()
+    u = (int.from_bytes(digest, "big") + 0.5) / 2**64
+    return (inspector.capacity - inspector.load) / -math.log(u)
+
+
+def choose(inspectors: Iterable[Inspector], prefix: str) -> Inspector | None:
+    """The inspector for suspect `prefix`: of its address family, below capacity, by weighted rendezvous
+    over the headroom (module docstring); None when none can take it."""
+    family = prefix_family(prefix)
     usable = [i for i in inspectors if _family(i.address) == family and i.load < i.capacity]
-    return min(usable, key=lambda i: (i.ratio, i.name), default=None)
+    return max(usable, key=lambda i: (_score(prefix, i), i.name), default=None)
 
 
 def _effective(suspects: Iterable[Suspect], routers: Iterable[str]) -> list[tuple[str, Suspect]]:
@@ -105,14 +121,14 @@ def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers
     suspects = tuple(suspects)
     steered: list[Steered] = []
     for router, s in _effective(suspects, sorted(set(routers))):
-        best = choose(pool, prefix_family(s.prefix))
+        best = choose(pool, s.prefix)
         if best is None:
             steered.append(Steered(router, s.prefix, s.reason, fallback=policy.fallback))
         else:
             steered.append(Steered(router, s.prefix, s.reason, best.name, best.address))
     events = scale_events(pool, policy)
     for s in sorted(suspects, key=lambda s: (prefix_sort_key(s.prefix), s.router)):
-        if choose(pool, prefix_family(s.prefix)) is None:
+        if choose(pool, s.prefix) is None:
             events.append(_alarm(NO_INSPECTOR, Severity.WARNING,
                                  f"no inspector can take suspect {s.prefix}"
                                  f"{' on ' + s.router if s.router else ''}: fallback {policy.fallback}",

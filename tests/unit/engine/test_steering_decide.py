@@ -1,5 +1,5 @@
-"""Steering decisions: selection by load, capacity exhaustion and the fallback, scale events,
-determinism (engine/steering.py)."""
+"""Steering decisions: spreading by headroom (weighted rendezvous), stability when instances come and go,
+capacity exhaustion and the fallback, scale events, determinism (engine/steering.py)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,50 @@ def types(events: object) -> list[str]:
     return [e.type for e in events]  # type: ignore[attr-defined]
 
 
-def test_the_lowest_load_ratio_wins_ties_by_name_and_family_matters() -> None:
-    assert choose([A, C, B], 4) == B          # 0.2 < 0.5; b before c at 0.2
-    assert choose([A, B, V6], 6) == V6
-    assert choose([A, B], 6) is None
-    d = decide([A, B, V6], [Suspect("198.18.1.7/32", "dpi"), Suspect("2001:db8:9::/48")], ["r1"], POLICY)
+SUSPECTS = [f"198.18.{i // 256}.{i % 256}/32" for i in range(2000)]
+
+
+def spread(inspectors: list[Inspector]) -> dict[str, str]:
+    """suspect -> the name of the inspector it goes to (all of SUSPECTS)."""
+    out = {}
+    for p in SUSPECTS:
+        chosen = choose(inspectors, p)
+        assert chosen is not None
+        out[p] = chosen.name
+    return out
+
+
+def test_the_family_matters_and_one_inspector_takes_all() -> None:
+    assert choose([A, B, V6], "2001:db8:9::/48") == V6
+    assert choose([A, B], "2001:db8:9::/48") is None
+    assert set(spread([B]).values()) == {"b"}
+    d = decide([B, V6], [Suspect("198.18.1.7/32", "dpi"), Suspect("2001:db8:9::/48")], ["r1"], POLICY)
     assert d.steered == (Steered("r1", "198.18.1.7/32", "dpi", "b", "192.0.2.11"),
                          Steered("r1", "2001:db8:9::/48", "", "v6", "2001:db8:ff::10"))
+
+
+def test_suspects_are_spread_in_proportion_to_headroom() -> None:
+    # headroom: a 50, b 8, c 8 (of 66): about 76 %, 12 %, 12 %
+    counts = {n: list(spread([A, B, C]).values()).count(n) for n in "abc"}
+    assert sum(counts.values()) == len(SUSPECTS)
+    for name, share in (("a", 50 / 66), ("b", 8 / 66), ("c", 8 / 66)):
+        assert abs(counts[name] / len(SUSPECTS) - share) < 0.04, counts
+    idle = Inspector("a", "192.0.2.10", 100.0, 0.0)    # a reports less load: it takes more
+    assert list(spread([idle, B, C]).values()).count("a") > counts["a"]
+
+
+def test_instances_coming_and_going_move_only_their_own_suspects() -> None:
+    before = spread([A, B])
+    D = Inspector("d", "192.0.2.13", 50.0, 0.0)
+    after = spread([A, B, D])
+    moved = {p for p in SUSPECTS if before[p] != after[p]}
+    assert moved and all(after[p] == "d" for p in moved)         # scale-out: only to the new one
+    assert spread([A, B, D, C]) != after
+    gone = spread([A, D])                                          # b removed: only b's suspects move
+    assert all(gone[p] == after[p] for p in SUSPECTS if after[p] != "b")
+    hotter = spread([Inspector("a", "192.0.2.10", 100.0, 80.0), B])   # a loses room: suspects go to b
+    assert all(hotter[p] == "b" for p in SUSPECTS if before[p] == "b")
+    assert list(hotter.values()).count("b") > list(before.values()).count("b")
 
 
 def test_an_inspector_at_capacity_is_not_chosen_and_none_left_is_the_fallback_with_an_alarm() -> None:
