@@ -416,7 +416,7 @@ def compile_ruleset(ruleset: SavRuleSet, options: CompileOptions | None = None,
     per_router, paths = split_routers(ruleset, learned, events)
     plans = tuple(_compile_router(r, per_router[r], paths[r], options, events, cache)
                   for r in sorted(per_router))
-    return with_steering(FlowSpecPlan(plans, tuple(events)), ruleset.steering)
+    return with_steering(FlowSpecPlan(plans, tuple(events)), ruleset.steering, options.max_rules_per_router)
 
 
 def split_routers(ruleset: SavRuleSet, learned: Iterable[BgpPath], events: list[Event]

@@ -163,7 +163,8 @@ class Compiler:
             events += state.events
         for gone in self._routers.keys() - per_router.keys():
             del self._routers[gone]
-        return with_steering(FlowSpecPlan(tuple(plans), tuple(events)), ruleset.steering)
+        return with_steering(FlowSpecPlan(tuple(plans), tuple(events)), ruleset.steering,
+                             self.options.max_rules_per_router)
 
     def _update(self, router: str, state: _Router, lists: list[InterfaceRules], learned: list[BgpPath]
                 ) -> None:

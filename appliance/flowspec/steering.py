@@ -20,6 +20,10 @@ Merge, in RFC 8955 §5.1 order (first match wins; a more specific prefix first):
 - Left as it is: a SAV rule strictly inside P keeps its own verdict for its sources (it sorts first).
 - A router needing more than MAX_DISCRIMINATORS + 1 variants at one P keeps its SAV rules there, and the
   event `flowspec.too-many-actions` names the prefix.
+
+The steered rules count toward `max_rules_per_router`: a router whose SAV rules plus steered rules go over
+it gets its SAV rules alone (the suspects keep their SAV verdict: fail open, never a half-steered set) and
+the alarm `steering.too-many-rules` naming the router and both counts.
 """
 
 from __future__ import annotations
@@ -96,9 +100,10 @@ def _merge_prefix(router: str, sav: Sequence[FlowRule], steer: FlowRule, groups:
     return [*out, steer]
 
 
-def merge_router(plan: RouterFlowSpec, steered: Sequence[FlowRule], events: list[Event]) -> RouterFlowSpec:
-    """`plan`'s SAV rules with `steered` merged in RFC 8955 order (module docstring). A refused plan stays
-    refused: the router keeps what it holds."""
+def merge_router(plan: RouterFlowSpec, steered: Sequence[FlowRule], events: list[Event],
+                 limit: int | None = None) -> RouterFlowSpec:
+    """`plan`'s SAV rules with `steered` merged in RFC 8955 order (module docstring); over `limit` rules
+    in all, `plan` itself with the alarm. A refused plan stays refused: the router keeps what it holds."""
     if plan.refused or not steered:
         return plan
     sav = plan.rules
@@ -116,13 +121,22 @@ def merge_router(plan: RouterFlowSpec, steered: Sequence[FlowRule], events: list
         replaced.add(rule.match.source)
         added += merged
     rules = sort_rules([r for r in sav if r.match.source not in replaced] + added)
+    if limit is not None and len(rules) > limit:
+        events.append(Event(0.0, "flowspec", "steering.too-many-rules", Severity.ERROR,
+                            f"{plan.router}: {len(sav)} SAV rules and {len(steered)} steered ones make "
+                            f"{len(rules)} rules, over the limit {limit}; steering left out, the SAV "
+                            "rules stand", {"router": plan.router, "rules": str(len(rules)),
+                                            "sav_rules": str(len(sav)), "limit": str(limit)}, True))
+        return plan
     return RouterFlowSpec(plan.router, rules, plan.groups,
                           RouterStats(len(rules), plan.stats.exact_cover), plan.refused)
 
 
-def with_steering(plan: FlowSpecPlan, steering: Iterable[Steered]) -> FlowSpecPlan:
-    """`plan` with every router's steered rules merged in (on its validated interfaces). Routers without
-    steering keep their plan object (the pusher skips them at once)."""
+def with_steering(plan: FlowSpecPlan, steering: Iterable[Steered], limit: int | None = None
+                  ) -> FlowSpecPlan:
+    """`plan` with every router's steered rules merged in (on its validated interfaces), each router's
+    total within `limit` (`max_rules_per_router`). Routers without steering keep their plan object (the
+    pusher skips them at once)."""
     steering = tuple(steering)
     if not steering:  # the common case, after every change: no per-router work
         return plan
@@ -133,5 +147,5 @@ def with_steering(plan: FlowSpecPlan, steering: Iterable[Steered]) -> FlowSpecPl
         return plan
     events = list(plan.events)
     for router, rules in per_router.items():
-        plans[router] = merge_router(plans[router], rules, events)
+        plans[router] = merge_router(plans[router], rules, events, limit)
     return FlowSpecPlan(tuple(plans[r] for r in sorted(plans)), tuple(events))

@@ -84,6 +84,9 @@ VOCABULARY: tuple[Kind, ...] = (
     Kind("steering.no-inspector", _N, True, "no inspector (of the suspect's address family, below its "
          "capacity) can take a suspect: `[steering] fallback` applies (accept: fail open; drop)", "an "
          "inspector can take it, or the suspect is removed"),
+    Kind("steering.too-many-rules", _N, True, "a router's SAV rules plus its steered rules are over "
+         "`max_rules_per_router`: it gets its SAV rules without steering (the suspects keep their SAV "
+         "verdict: fail open)", "the total fits again"),
     Kind("steering.scale-out", _N, True, "the inspectors' mean load/capacity is at or above `scale_out_at`: "
          "add an inspection instance", "the mean falls below"),
     Kind("steering.scale-in", _N, True, "the inspectors' mean load/capacity is at or below `scale_in_at` "

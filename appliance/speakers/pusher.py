@@ -270,8 +270,10 @@ class FlowPusher:
 class FlowSpecDelivery:
     """Rule-set listener (daemon `on_rules`): compile each new SavRuleSet and push every router's rules
     to the peers that deliver to it. A router refused by a guardrail keeps what it holds; a router
-    without rules gets everything withdrawn. Events (compiler alarms, push failures) go to `emit`;
-    `last_plan` keeps the group mapping enforcers need.
+    without rules gets everything withdrawn. Push failures go to `emit`; the compiler's findings (every
+    event of the plan, all of them on each compile) go to `findings`, which reconciles them (an alarm the
+    new plan no longer holds clears: monitor.reconcile), or to `emit` when none is given; `last_plan`
+    keeps the group mapping enforcers need.
 
     Compiles incrementally (flowspec/incremental.py): an unchanged router keeps its plan, and its rules
     tuple, so its pushers return at once; a new rule set that changes nothing costs well under 1 ms. The
@@ -280,16 +282,21 @@ class FlowSpecDelivery:
     def __init__(self, targets: Mapping[str, Sequence[tuple[FlowPusher, str]]],
                  options: CompileOptions | None = None, *,
                  learned: Callable[[], Iterable[BgpPath]] = lambda: (),
-                 emit: Callable[[Event], object] = lambda event: None) -> None:
+                 emit: Callable[[Event], object] = lambda event: None,
+                 findings: Callable[[Sequence[Event]], object] | None = None) -> None:
         self.targets, self.options = targets, options or CompileOptions()
         self.learned, self.emit = learned, emit
+        self.findings = findings
         self.last_plan = FlowSpecPlan(())
         self.compiler = Compiler(self.options)
 
     async def on_rules(self, version: int, new: SavRuleSet, old: SavRuleSet) -> FlowSpecPlan:
         plan = self.compiler.compile(new, self.learned())
-        for event in plan.events:
-            self.emit(event)
+        if self.findings is not None:
+            self.findings(plan.events)
+        else:
+            for event in plan.events:
+                self.emit(event)
         for router in sorted(self.targets):
             rplan = plan.get(router)
             if rplan is not None and rplan.refused:

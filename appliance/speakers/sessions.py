@@ -143,7 +143,9 @@ class SpeakerSet:
         if targets:
             options = CompileOptions(max_rules_per_router=self.config.flowspec.max_rules_per_router,
                                      force=self.config.flowspec.force)
-            self.delivery = FlowSpecDelivery(targets, options, emit=ctx.monitor.publish)
+            self.delivery = FlowSpecDelivery(
+                targets, options, emit=ctx.monitor.publish,
+                findings=lambda events: ctx.monitor.reconcile("flowspec", events))
             current = ctx.rules.current()
             if current is not None:  # seed what peers should hold before any session comes up
                 write_groups(groups_dir(self.config), current[1])

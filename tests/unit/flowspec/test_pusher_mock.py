@@ -133,6 +133,33 @@ def test_mock_delivery_compiles_pushes_per_router_and_respects_refusal() -> None
     assert d.last_plan.get("r1") is not None and d.last_plan.get("r1").refused  # type: ignore[union-attr]
 
 
+def test_mock_delivery_reconciles_compiler_alarms_so_they_clear_when_the_plan_passes() -> None:
+    """The daemon's wiring (speakers/sessions.py): compiler findings reconciled, push failures published."""
+    from appliance.flowspec import CompileOptions
+    from appliance.model import InterfaceRules, ListKind, SavRuleSet
+    from appliance.monitor import EventBus, ManualClock, Monitor
+    from appliance.speakers.pusher import FlowSpecDelivery
+
+    monitor = Monitor(ManualClock(1000.0), EventBus(capacity=50))
+    p = FlowPusher(MockSpeaker())
+    d = FlowSpecDelivery({"r1": [(p, "198.18.0.1")]}, CompileOptions(max_rules_per_router=1),
+                         emit=monitor.publish, findings=lambda evs: monitor.reconcile("flowspec", evs))
+    two = SavRuleSet.of([InterfaceRules("r1", "eth1", ListKind.BLOCK, ("198.18.4.0/24", "198.18.6.0/24"))])
+    one = SavRuleSet.of([InterfaceRules("r1", "eth1", ListKind.BLOCK, ("198.18.4.0/24",))])
+
+    async def scenario() -> list[list[str]]:
+        await p.session_up("198.18.0.1")
+        seen = []
+        for rs in (two, two, one):
+            await d.on_rules(1, rs, SavRuleSet())
+            seen.append([a.type for a in monitor.alarms.active()])
+        return seen
+    assert run(scenario()) == [["flowspec.too-many-rules"], ["flowspec.too-many-rules"], []]
+    raised = [r for r in monitor.bus.recent(limit=50) if r.event.type == "flowspec.too-many-rules"]
+    assert len(raised) == 2 and raised[1].event.fields.get("cleared") == "true"   # raised once, cleared
+    assert [r.match.source for r in p.held("198.18.0.1")] == ["198.18.4.0/24"]
+
+
 def test_mock_restore_from_journal_withdraws_stale_and_records_batches() -> None:
     from appliance.state.pushed import held_rules, record_diff
     from appliance.state.store import StateStore

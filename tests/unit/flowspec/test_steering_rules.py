@@ -86,3 +86,25 @@ def test_gobgp_refuses_a_redirect_ip_rule_naming_it() -> None:
     rule = FlowRule("r1", FlowMatch("198.18.1.7/32"), REDIRECT, ())
     with pytest.raises(gob.UnsupportedAction, match=r"r1: source 198.18.1.7/32 .*redirect-ip 192.0.2.10"):
         gob.to_path(rule)
+
+
+def test_steered_rules_count_toward_max_rules_per_router_both_compilers() -> None:
+    from appliance.flowspec import CompileOptions
+
+    hosts = [Steered("r1", f"198.18.1.{i}/32", "dpi", "a", "192.0.2.10") for i in range(1, 4)]
+    sav = compile_ruleset(ruleset()).get("r1")
+    two = compile_ruleset(ruleset(*hosts[:2])).get("r1")
+    three = compile_ruleset(ruleset(*hosts)).get("r1")
+    assert sav is not None and two is not None and three is not None
+    assert len(sav.rules) < len(two.rules) < len(three.rules)
+    limit = CompileOptions(max_rules_per_router=len(two.rules))
+    fits = compile_ruleset(ruleset(*hosts[:2]), limit)
+    assert fits.get("r1") == two and not [e for e in fits.events if e.type == "steering.too-many-rules"]
+    for plan in (compile_ruleset(ruleset(*hosts), limit), Compiler(limit).compile(ruleset(*hosts))):
+        r1 = plan.get("r1")
+        assert r1 is not None and not r1.refused
+        assert r1.rules == sav.rules                       # steering left out, the SAV rules stand
+        (alarm,) = [e for e in plan.events if e.type == "steering.too-many-rules"]
+        assert alarm.alarm and alarm.fields["router"] == "r1"
+        assert alarm.fields["rules"] == str(len(three.rules)) and alarm.fields["limit"] == str(len(two.rules))
+        assert alarm.fields["sav_rules"] == str(len(sav.rules))
