@@ -857,10 +857,12 @@ def _steering(t: Table) -> SteeringConfig:
     if scale_in >= scale_out:
         t.error("scale_in_at", f"must be below scale_out_at ({scale_out}), got {scale_in}")
     rpki_invalid = t.get_bool("rpki_invalid", False)
+    sav_unknown = t.get_bool("sav_unknown", False)
     tables = t.tables("inspector")
     inspectors = read_each(tables, _inspector)
     _unique(tables, "inspector", "name")
-    return SteeringConfig(SteeringPolicy(fallback, scale_out, scale_in, rpki_invalid), inspectors)
+    policy = SteeringPolicy(fallback, scale_out, scale_in, rpki_invalid, sav_unknown)
+    return SteeringConfig(policy, inspectors)
 
 
 def _collaboration(t: Table, base: Path) -> CollaborationConfig:

@@ -31,7 +31,6 @@ from appliance.engine.incremental import (
     RpkiChanged,
     TopologyChanged,
 )
-from appliance.engine.rib import Rov
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import BgpPath, SavRuleSet
 from appliance.monitor.clock import Clock, SystemClock
@@ -114,12 +113,9 @@ class ConfigEngine:
         (sources/assemble.py `steered`)."""
         new = engine_input(self.config, snap, self.resolver)
         rules = with_collaboration(self._rules(snap, new), snap.collab_allowances, self.clock.now())
-        return steered(self.config, snap, new, rules, self._rpki_invalid)
-
-    def _rpki_invalid(self, prefix: str, origin: int) -> bool:
-        """RFC 6811 invalid by the engine's RPKI view (no view or no VRPs: nothing is invalid)."""
         rpki = self.engine.rpki if self.engine is not None else None
-        return bool(rpki is not None and rpki.vrps and rpki.rov(prefix, origin) is Rov.INVALID)
+        # no VRPs: nothing is Invalid, and "no ROA covers it" is no evidence (fail open: no suspects)
+        return steered(self.config, snap, new, rules, rpki.rov if rpki is not None and rpki.vrps else None)
 
     def _rules(self, snap: StateSnapshot, new: Snapshot) -> SavRuleSet:
         if self.engine is not None and self.input is not None:

@@ -20,6 +20,11 @@ Pure and deterministic: inputs in, decisions and events out (time 0.0 for the ca
   with more than one inspector.
 - A suspect with a router applies there only; one without applies on every router in `routers`. A
   router-specific suspect of a prefix overrides the all-routers one on its router.
+- Beside the flagged suspects (API, inspection functions), `rov_suspects` draws suspects from the paths'
+  route origin validation: `rpki_invalid` (an RPKI-invalid origin: the space may be hijacked) and
+  `sav_unknown` (no ROA covers the origin: SAV has no evidence either way, only path heuristics let the
+  traffic in). Trust levels, from the most trusted: valid (SAV verdict alone), unknown and invalid
+  origins (inspected), proven spoofed (dropped by the SAV rules, which win over steering).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from appliance.engine.rib import Rov
 from appliance.model import (
     BgpPath,
     Event,
@@ -57,6 +63,10 @@ class SteeringPolicy:
     #: the prefixes of BGP paths whose origin is RPKI-invalid (RFC 6811) are suspects too: their space
     #: may be hijacked, so traffic from it is inspected rather than trusted or dropped on a guess
     rpki_invalid: bool = False
+    #: SAV-unknown: the prefixes of BGP paths whose origin no ROA covers (RFC 6811 NotFound, while savd
+    #: holds VRPs) are suspects too: neither RPKI nor the origin-based SAV lists (BAR-SAV's ROA space)
+    #: can vouch for them, only path heuristics let their traffic in, so it is inspected
+    sav_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +146,24 @@ def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers
     return SteeringDecision(tuple(steered), tuple(events))
 
 
-def rpki_invalid_suspects(paths: Iterable[BgpPath], invalid: Callable[[str, int], bool]
-                          ) -> tuple[Suspect, ...]:
-    """One suspect per prefix some path originates RPKI-invalid (`invalid(prefix, origin)`), naming the
-    origin; deterministic (sorted). Paths without a single origin (AS_SET) are left alone."""
-    found: dict[str, int] = {}
+def rov_suspects(paths: Iterable[BgpPath], rov: Callable[[str, int], Rov], policy: SteeringPolicy
+                 ) -> tuple[Suspect, ...]:
+    """The suspects `policy` draws from the paths' route origin validation (RFC 6811, `rov(prefix,
+    origin)`): with `rpki_invalid` the prefixes some path originates Invalid, with `sav_unknown` those it
+    originates NotFound; one suspect per prefix, naming the first such origin; deterministic (sorted).
+    Paths without a single origin (AS_SET) are left alone."""
+    reasons = {}
+    if policy.rpki_invalid:
+        reasons[Rov.INVALID] = "rpki-invalid origin AS{}"
+    if policy.sav_unknown:
+        reasons[Rov.NOT_FOUND] = "sav-unknown: no ROA covers origin AS{}"
+    found: dict[str, str] = {}
+    if not reasons:
+        return ()
     for path in paths:
         origin = path.origin
-        if origin and path.prefix not in found and invalid(path.prefix, origin):
-            found[path.prefix] = origin
-    return tuple(Suspect(prefix, f"rpki-invalid origin AS{asn}") for prefix, asn in sorted(found.items()))
+        if origin and path.prefix not in found:
+            reason = reasons.get(rov(path.prefix, origin))
+            if reason:
+                found[path.prefix] = reason.format(origin)
+    return tuple(Suspect(prefix, reason) for prefix, reason in sorted(found.items()))

@@ -21,8 +21,9 @@ import dataclasses
 from collections.abc import Callable
 
 from appliance.config import Config
+from appliance.engine.rib import Rov
 from appliance.engine.snapshot import Snapshot
-from appliance.engine.steering import decide, rpki_invalid_suspects
+from appliance.engine.steering import decide, rov_suspects
 from appliance.model import Capability, Delivery, Event, Inspector, Router, SavRuleSet
 from appliance.sources.reports.merge import ReportResolver, Resolved, resolve
 from appliance.state import StateSnapshot
@@ -38,14 +39,15 @@ def inspectors(config: Config, snap: StateSnapshot) -> tuple[Inspector, ...]:
 
 
 def steered(config: Config, snap: StateSnapshot, engine_in: Snapshot, ruleset: SavRuleSet,
-            invalid: Callable[[str, int], bool] | None = None) -> SavRuleSet:
-    """`ruleset` with the steering of the state's suspects, and with `[steering] rpki_invalid` of the
-    prefixes whose paths' origin `invalid(prefix, origin)` says is RPKI-invalid (no suspects: `ruleset`
-    itself)."""
+            rov: Callable[[str, int], Rov] | None = None) -> SavRuleSet:
+    """`ruleset` with the steering of the state's suspects, and with `[steering] rpki_invalid` and
+    `sav_unknown` of the prefixes whose paths' origin `rov(prefix, origin)` finds Invalid or NotFound
+    (None: no RPKI view to judge by; no suspects: `ruleset` itself). A flagged suspect of a prefix wins
+    over a drawn one."""
     suspects = snap.suspects
-    if config.steering.policy.rpki_invalid and invalid is not None:
+    if rov is not None:
         flagged = {s.prefix for s in suspects}
-        suspects = (*suspects, *(s for s in rpki_invalid_suspects(engine_in.paths, invalid)
+        suspects = (*suspects, *(s for s in rov_suspects(engine_in.paths, rov, config.steering.policy)
                                  if s.prefix not in flagged))
     if not suspects:
         return ruleset

@@ -15,7 +15,7 @@ from appliance.api import ApiPorts, create_app
 from appliance.api.memory import PushedRules, RpkiStatusBoard, RulesHolder
 from appliance.config import ApiConfig, Config, parse_config
 from appliance.flowspec import ActionKind, compile_ruleset, evaluate
-from appliance.model import BgpPath, PrefixReport, Router, SteeringFallback, Vrp
+from appliance.model import BgpPath, PrefixReport, Router, SteeringFallback, Suspect, Vrp
 from appliance.monitor import ManualClock, Monitor
 from appliance.monitor.counters import CounterBoard
 from appliance.monitor.metrics import Metrics
@@ -154,3 +154,28 @@ def test_rpki_invalid_origins_are_suspects_when_configured(tmp_path: Path) -> No
     assert [(s.prefix, s.reason, s.inspector) for s in steering] == [
         ("198.18.9.0/24", "rpki-invalid origin AS65666", "dpi-conf")]
     assert ConfigEngine(config(tmp_path))(store.snapshot()).steering == ()
+
+
+def test_sav_unknown_origins_are_suspects_when_configured_and_only_with_rpki_data(tmp_path: Path) -> None:
+    """[steering] sav_unknown: a prefix whose origin no ROA covers (RFC 6811 NotFound) is steered, a
+    covered one (valid or invalid) is not; without any VRP nothing is drawn (no evidence: fail open);
+    a flagged suspect of the same prefix keeps its own reason."""
+    on = parse_config(CONFIG.replace("[[steering.inspector]]", "[steering]\nsav_unknown = true\n"
+                                     "[[steering.inspector]]"), tmp_path / "savd.toml")
+    store = StateStore()
+    seed(store)
+    store.apply(Announce("bmp", (BgpPath("r1", "eth2", "198.18.9.0/24", (65101, 65666)),
+                                 BgpPath("r1", "eth2", "198.18.10.0/24", (65101,)),
+                                 BgpPath("r1", "eth2", "198.18.11.0/24", (65101, 65102)))))
+    assert ConfigEngine(on)(store.snapshot()).steering == ()                 # no VRPs yet
+    store.apply(Announce("rpki", (Vrp("198.18.9.0/24", 24, 65101), Vrp("198.18.10.0/24", 24, 65101))))
+    steering = ConfigEngine(on)(store.snapshot()).steering
+    assert [(s.prefix, s.reason, s.inspector) for s in steering] == [
+        ("198.18.11.0/24", "sav-unknown: no ROA covers origin AS65102", "dpi-conf")]
+    store.apply(Announce("api", (Suspect("198.18.11.0/24", "dpi says so"),)))
+    assert [(s.prefix, s.reason) for s in ConfigEngine(on)(store.snapshot()).steering] == [
+        ("198.18.11.0/24", "dpi says so")]
+    both = parse_config(CONFIG.replace("[[steering.inspector]]", "[steering]\nsav_unknown = true\n"
+                                       "rpki_invalid = true\n[[steering.inspector]]"), tmp_path / "savd.toml")
+    assert [s.prefix for s in ConfigEngine(both)(store.snapshot()).steering] == [
+        "198.18.9.0/24", "198.18.11.0/24"]
