@@ -44,6 +44,7 @@ from appliance.model import (
     Inspector,
     Mode,
     Neighbor,
+    RedirectForm,
     Relationship,
     Role,
     Severity,
@@ -849,7 +850,7 @@ def _inspector(t: Table) -> Inspector | None:
     return Inspector(name, address, capacity) if name and address and capacity > 0 else None
 
 
-def _steering(t: Table) -> SteeringConfig:
+def _steering(t: Table, asn: int) -> SteeringConfig:
     fallback = t.choice("fallback", SteeringFallback, default=SteeringFallback.ACCEPT) \
         or SteeringFallback.ACCEPT
     scale_out = t.get_float("scale_out_at", 0.8)
@@ -858,10 +859,12 @@ def _steering(t: Table) -> SteeringConfig:
         t.error("scale_in_at", f"must be below scale_out_at ({scale_out}), got {scale_in}")
     rpki_invalid = t.get_bool("rpki_invalid", False)
     sav_unknown = t.get_bool("sav_unknown", False)
+    form = t.choice("ipv6_redirect", RedirectForm, default=RedirectForm.ROUTE_TARGET) \
+        or RedirectForm.ROUTE_TARGET
     tables = t.tables("inspector")
     inspectors = read_each(tables, _inspector)
     _unique(tables, "inspector", "name")
-    policy = SteeringPolicy(fallback, scale_out, scale_in, rpki_invalid, sav_unknown)
+    policy = SteeringPolicy(fallback, scale_out, scale_in, rpki_invalid, sav_unknown, form, asn)
     return SteeringConfig(policy, inspectors)
 
 
@@ -950,7 +953,7 @@ def parse_config(text: str, source: Path) -> Config:
     _unique(bmp_tables, "bmp station", "name")
     timers = _timers(section("timers"), problems)
     syslog = _syslog(section("syslog"))
-    steering = _steering(section("steering"))
+    steering = _steering(section("steering"), appliance.asn)
     collaboration = _collaboration(section("collaboration"), base)
     for t in sections.values():
         t.finish()

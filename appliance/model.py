@@ -219,6 +219,15 @@ class RouterRole:
 # --- steering through inspection functions -------------------------------------------------------
 
 
+class RedirectForm(enum.StrEnum):
+    """How an IPv6 suspect's redirect is carried: redirect-to-IP (draft-ietf-idr-flowspec-redirect-ip, in
+    the IPv6 extended communities attribute, which FRR 8.4.4 does not re-advertise) or rt-redirect to a
+    route target that the router maps to the inspector locally (a VRF; the enforcer's node file)."""
+
+    ROUTE_TARGET = "route-target"
+    IP = "ip"
+
+
 class SteeringFallback(enum.StrEnum):
     """What a suspect gets when no inspector can take it: pass as before (fail open) or be dropped.
 
@@ -257,8 +266,9 @@ class Suspect:
 
 @dataclass(frozen=True, slots=True)
 class Steered:
-    """The steering decision for one suspect prefix on one router: redirect to `inspector` at `address`,
-    or, with no inspector available, `fallback` (accept: no rule; drop: discarded)."""
+    """The steering decision for one suspect prefix on one router: redirect to `inspector` at `address`
+    (by rt-redirect to route target `target` "ASN:NN" when set, which the router maps to `address`), or,
+    with no inspector available, `fallback` (accept: no rule; drop: discarded)."""
 
     router: str
     prefix: str
@@ -266,17 +276,19 @@ class Steered:
     inspector: str = ""
     address: str = ""
     fallback: SteeringFallback | None = None
+    target: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"router": self.router, "prefix": self.prefix, "reason": self.reason,
                 "inspector": self.inspector, "address": self.address,
-                "fallback": str(self.fallback) if self.fallback else None}
+                "fallback": str(self.fallback) if self.fallback else None, "target": self.target}
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Steered:
         fallback = d.get("fallback")
         return Steered(d["router"], d["prefix"], d.get("reason", ""), d.get("inspector", ""),
-                       d.get("address", ""), SteeringFallback(fallback) if fallback else None)
+                       d.get("address", ""), SteeringFallback(fallback) if fallback else None,
+                       d.get("target", ""))
 
 
 # --- inter-domain inputs -----------------------------------------------------------------------------

@@ -306,7 +306,9 @@ class RuleOut(_Served):
 
 class SteeredOut(_Served):
     """A steering decision (model.Steered): the suspect prefix on `router` goes to `inspector` at
-    `address`, or, with no inspector available, gets `fallback` (accept: no rule; drop)."""
+    `address` (by rt-redirect to the route target `target` when set: IPv6 under `[steering]
+    ipv6_redirect = "route-target"`), or, with no inspector available, gets `fallback` (accept: no rule;
+    drop)."""
 
     router: str
     prefix: str
@@ -314,6 +316,8 @@ class SteeredOut(_Served):
     inspector: str
     address: str
     fallback: Literal["accept", "drop"] | None
+    target: str = Field("", description="route target ASN:NN of an rt-redirect the router maps to "
+                                        "`address` (empty: redirect-to-IP)")
 
 
 class CollabAllowanceOut(_Served):

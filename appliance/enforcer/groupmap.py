@@ -6,11 +6,16 @@ Accepted file formats (the file is re-read when it changes):
 - JSON list, as the compiler's RouterFlowSpec.groups: [{"interface": "eth1", "group_id": 7}, ...]
   ("group" also accepted)
 - text: one group per line, "7 eth1 eth2", "#" comments.
+- savd's node file: {"groups": <either JSON form>, "redirects": {"65000:4711": "2001:db8::10"}}: beside
+  the groups, the route targets of rt-redirect (RFC 8955 §7.4) this node maps to a next hop, as a router
+  would map them to a VRF routing toward it (savd's IPv6 steering, engine/steering.py). Only this form
+  carries redirects (`read_node_file`).
 Command-line flags use "7=eth1,eth2". Errors name the file, line or entry; nothing is guessed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -19,12 +24,15 @@ from typing import Any
 
 from appliance.errors import InputError
 
-__all__ = ["GroupMapError", "merge", "parse_flag", "parse_text", "read_file"]
+__all__ = ["GroupMapError", "Redirects", "merge", "parse_flag", "parse_redirects", "parse_text", "read_file",
+           "read_node_file"]
 
 MAX_GROUP = 16383
 _IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
 GroupMap = dict[int, tuple[str, ...]]
+Redirects = dict[str, str]    # route target "ADMIN:NN" -> next-hop address
+_TARGET = re.compile(r"^(\d{1,10}|\d{1,3}(\.\d{1,3}){3}):\d{1,10}$")
 
 
 class GroupMapError(InputError, ValueError):
@@ -112,6 +120,39 @@ def _from_json(doc: Any, source: str) -> GroupMap:
             parts.append({_group(gid, where): _ifnames([entry["interface"]], where)})
         return merge(*parts)
     raise GroupMapError("expected a JSON object or list", where=source)
+
+
+def parse_redirects(text: str, source: str = "<text>") -> Redirects:
+    """The "redirects" of a node file (JSON object form); {} for every other form."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return {}
+    try:
+        doc = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise GroupMapError(f"invalid JSON: {exc}", where=source) from exc
+    raw = doc.get("redirects", {}) if isinstance(doc, dict) and "groups" in doc else {}
+    if not isinstance(raw, dict):
+        raise GroupMapError("expected an object of route target -> address", where=f"{source}[redirects]")
+    out: Redirects = {}
+    for target, address in raw.items():
+        where = f"{source}[redirects][{target!r}]"
+        if not isinstance(target, str) or not _TARGET.match(target):
+            raise GroupMapError("route target is not ADMIN:NN (an AS number or IPv4 address)", where=where)
+        try:
+            out[target] = str(ipaddress.ip_address(address))
+        except ValueError:
+            raise GroupMapError(f"next hop {address!r} is not an IP address", where=where) from None
+    return dict(sorted(out.items()))
+
+
+def read_node_file(path: Path) -> tuple[GroupMap, Redirects]:
+    """The groups and the redirects of a node file (one read: both from the same version)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GroupMapError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+    return parse_text(text, str(path)), parse_redirects(text, str(path))
 
 
 def read_file(path: Path) -> GroupMap:

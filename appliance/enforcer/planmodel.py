@@ -165,8 +165,9 @@ class Counters:
 def effective(route: Route, marks: Mapping[str, int] | None = None) -> tuple[Route | None, str, str]:
     """The route as it will be rendered, its state and the reason (see module docstring).
 
-    `marks`: redirect-to-IP target -> the packet mark steering.py routes toward it; a target without
-    one (unreachable, or more targets than marks) is forwarded as usual and counted (fail open)."""
+    `marks`: redirect-to-IP target, or rt-redirect route target the node file maps to one -> the packet
+    mark steering.py routes toward it; a target without one (unmapped, unreachable, or more targets than
+    marks) is forwarded as usual and counted (fail open)."""
     if route.output_only:
         return None, "skipped", "interface-set applies on output only"
     action = route.action
@@ -179,8 +180,13 @@ def effective(route: Route, marks: Mapping[str, int] | None = None) -> tuple[Rou
         action = RouteAction(ActionKind.ACCEPT, sample=action.sample, terminal=action.terminal)
         notes.append(f"unsupported component ({what}): forwarded (fail open)")
     if action.redirect and not action.drops_all and not action.redirect_ip:
-        action = replace(action, kind=ActionKind.ACCEPT, redirect="")
-        notes.append("redirect has no target on this node: forwarded and counted")
+        mark = (marks or {}).get(action.redirect, 0)
+        if mark:   # the node file maps the route target to a reachable next hop: steered like redirect-to-IP
+            action = replace(action, redirect="", fwmark=mark)
+        else:
+            notes.append(f"redirect to route target {action.redirect} has no reachable next hop on this "
+                         "node: forwarded and counted")
+            action = replace(action, kind=ActionKind.ACCEPT, redirect="")
     if action.redirect_ip and not action.drops_all:
         mark, why = _steer(action, route.family, marks or {})
         action = replace(action, redirect="", fwmark=mark)

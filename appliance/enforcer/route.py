@@ -391,12 +391,21 @@ def _redirect_ip(attribute: Mapping[str, Any], next_hop: str) -> tuple[str, bool
     return simpson or ("", False)
 
 
+def _route_target(ctype: int, data: bytes) -> str:
+    """The rt-redirect's route target as "ADMIN:NN" (AS2:NN4, IPv4:NN2, AS4:NN2), the form the node
+    file's redirects use (groupmap.py)."""
+    if ctype == 0x80:
+        return f"{int.from_bytes(data[2:4], 'big')}:{int.from_bytes(data[4:8], 'big')}"
+    admin = str(ipaddress.IPv4Address(data[2:6])) if ctype == 0x81 else str(int.from_bytes(data[2:6], "big"))
+    return f"{admin}:{int.from_bytes(data[6:8], 'big')}"
+
+
 def _decode_communities(attribute: Mapping[str, Any], next_hop: str = ""
                         ) -> tuple[RouteAction, tuple[int, ...], bool]:
     kind, rate, dscp, redirect, sample, terminal = ActionKind.ACCEPT, 0.0, None, "", False, False
     groups: set[int] = set()
     saw_output = False
-    for value, item in _community_values(attribute, "extended-community", 64):
+    for value, _ in _community_values(attribute, "extended-community", 64):
         data = value.to_bytes(8, "big")
         ctype, sub = data[0], data[1]
         if ctype in (0x07, 0x47) and sub == 0x02:
@@ -417,7 +426,7 @@ def _decode_communities(attribute: Mapping[str, Any], next_hop: str = ""
             sample = bool(data[7] & 0x02)
             terminal = bool(data[7] & 0x01)
         elif ctype in (0x80, 0x81, 0x82) and sub == 0x08:
-            redirect = str(item.get("string", data.hex())) if isinstance(item, Mapping) else data.hex()
+            redirect = _route_target(ctype, data)
         elif ctype == 0x80 and sub == 0x09:
             dscp = data[7] & 0x3F
     for value, item in _community_values(attribute, "extended-community-ipv6", 160):

@@ -38,6 +38,7 @@ from appliance.enforcer.nft import NftError, NftTable
 from appliance.enforcer.nftplan import Counters, Plan, Planner, PlanOptions, TopSource
 from appliance.enforcer.node import ADDRESS_UNKNOWN, INTERFACE_UNKNOWN, OK, ZEBRA_DOWN
 from appliance.enforcer.recording import record_of
+from appliance.enforcer.route import Route
 from appliance.enforcer.steering import Steering
 from appliance.enforcer.table import RouteTable
 from appliance.speakers.exabgp import (
@@ -206,6 +207,7 @@ class EnforcerService:
         self.steering = Steering(netns=options.netns)
         self._marks: dict[str, int] = {}        # redirect-to-IP target -> packet mark (installed)
         self._targets: dict[str, str] = {}      # route key -> its redirect-to-IP target
+        self._redirects: groupmap.Redirects = {}  # rt-redirect route target -> next hop (node file)
         self._steer_due = True                  # re-check the targets before the next plan
         self._synced: frozenset[str] = frozenset()
         self.session = SessionState(options.frr_address)
@@ -229,7 +231,7 @@ class EnforcerService:
         if mtime == self._group_file_mtime:
             return False
         try:
-            from_file = groupmap.read_file(path)
+            from_file, redirects = groupmap.read_node_file(path)
         except groupmap.GroupMapError as exc:
             log.error("event=enforcer-group-file-invalid error=%r (keeping the previous mapping)", str(exc))
             self._group_file_mtime = mtime
@@ -238,7 +240,12 @@ class EnforcerService:
         self._groups = groupmap.merge(self.options.groups, from_file)
         self._groups_changed = True   # same routes, new mapping: the applier must re-plan
         self._planner = None
-        log.info("event=enforcer-groups-loaded path=%s groups=%d", path, len(self._groups))
+        if redirects != self._redirects:   # every route's target may change: re-derive, re-check
+            self._redirects = redirects
+            self._targets = {key: t for key, route in self.table.merged.items() if (t := self._target(route))}
+            self._steer_due = True
+        log.info("event=enforcer-groups-loaded path=%s groups=%d redirects=%d", path, len(self._groups),
+                 len(redirects))
         return True
 
     @property
@@ -264,10 +271,16 @@ class EnforcerService:
             return self._planner.load(self.table.merged.values(), hold)
         return self._planner.update(changes, hold)
 
+    def _target(self, route: Route | None) -> str:
+        """The next hop a route redirects to: its redirect-to-IP, or its route target's in the node file."""
+        if route is None:
+            return ""
+        return route.action.redirect_ip or self._redirects.get(route.action.redirect, "")
+
     def _note_targets(self) -> frozenset[str]:
-        """The redirect-to-IP targets in use, from the changes plan() has not taken yet (event loop)."""
+        """The redirect targets in use, from the changes plan() has not taken yet (event loop)."""
         for key, route in self.table.pending.items():
-            target = route.action.redirect_ip if route is not None else ""
+            target = self._target(route)
             if target:
                 self._targets[key] = target
             else:
@@ -282,6 +295,8 @@ class EnforcerService:
             return
         self._steer_due, self._synced = False, wanted
         marks = await asyncio.to_thread(self.steering.sync, wanted)
+        # a route target steers like its next hop (planmodel.effective looks the mark up by either)
+        marks |= {rt: marks[ip] for rt, ip in self._redirects.items() if ip in marks}
         if marks != self._marks:
             log.info("event=enforcer-steering-changed targets=%d marked=%d", len(wanted), len(marks))
             self._marks = marks

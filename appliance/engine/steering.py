@@ -20,6 +20,11 @@ Pure and deterministic: inputs in, decisions and events out (time 0.0 for the ca
   with more than one inspector.
 - A suspect with a router applies there only; one without applies on every router in `routers`. A
   router-specific suspect of a prefix overrides the all-routers one on its router.
+- IPv6 redirects go by rt-redirect to a route target "ASN:NN" per inspector address (`route_targets`)
+  by default: FRR 8.4.4 does not re-advertise the IPv6 extended communities that carry an IPv6
+  redirect-to-IP, while the route target rides in the plain extended communities; the router (the
+  enforcer's node file, written by savd) maps the target to the inspector. `ipv6_redirect = "ip"` keeps
+  redirect-to-IP for routers that carry it. IPv4 always goes by redirect-to-IP.
 - Beside the flagged suspects (API, inspection functions), `rov_suspects` draws suspects from the paths'
   route origin validation: `rpki_invalid` (an RPKI-invalid origin: the space may be hijacked) and
   `sav_unknown` (no ROA covers the origin: SAV has no evidence either way, only path heuristics let the
@@ -39,6 +44,7 @@ from appliance.model import (
     BgpPath,
     Event,
     Inspector,
+    RedirectForm,
     Severity,
     Steered,
     SteeringFallback,
@@ -67,6 +73,10 @@ class SteeringPolicy:
     #: holds VRPs) are suspects too: neither RPKI nor the origin-based SAV lists (BAR-SAV's ROA space)
     #: can vouch for them, only path heuristics let their traffic in, so it is inspected
     sav_unknown: bool = False
+    #: how an IPv6 suspect's redirect is carried (model.RedirectForm); a route target needs `asn`
+    ipv6_redirect: RedirectForm = RedirectForm.ROUTE_TARGET
+    #: the administrator of the route targets: the appliance's AS ([appliance] asn)
+    asn: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +134,38 @@ def scale_events(inspectors: Sequence[Inspector], policy: SteeringPolicy) -> lis
     return []
 
 
+def route_targets(asn: int, addresses: Iterable[str]) -> dict[str, str]:
+    """address -> route target "ASN:NN" (NN 1..65535: fits the 2- and 4-octet AS forms), NN from a hash
+    of the address, so an inspector keeps its target while others come and go (a collision takes the
+    next free NN, in address order); deterministic."""
+    used: set[int] = set()
+    out: dict[str, str] = {}
+    for address in sorted(set(addresses)):
+        digest = hashlib.blake2b(address.encode(), digest_size=4).digest()
+        nn = int.from_bytes(digest, "big") % 65535 + 1
+        while nn in used:
+            nn = nn % 65535 + 1
+        used.add(nn)
+        out[address] = f"{asn}:{nn}"
+    return out
+
+
 def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers: Iterable[str],
            policy: SteeringPolicy) -> SteeringDecision:
     """The steering of every suspect on its routers, and the alarms (see the module docstring)."""
     pool = sorted(inspectors, key=lambda i: i.name)
     suspects = tuple(suspects)
+    by_target = policy.ipv6_redirect is RedirectForm.ROUTE_TARGET and policy.asn > 0
+    targets = route_targets(policy.asn, (i.address for i in pool if _family(i.address) == 6)) \
+        if by_target else {}
     steered: list[Steered] = []
     for router, s in _effective(suspects, sorted(set(routers))):
         best = choose(pool, s.prefix)
         if best is None:
             steered.append(Steered(router, s.prefix, s.reason, fallback=policy.fallback))
         else:
-            steered.append(Steered(router, s.prefix, s.reason, best.name, best.address))
+            steered.append(Steered(router, s.prefix, s.reason, best.name, best.address,
+                                   target=targets.get(best.address, "")))
     events = scale_events(pool, policy)
     for s in sorted(suspects, key=lambda s: (prefix_sort_key(s.prefix), s.router)):
         if choose(pool, s.prefix) is None:

@@ -47,7 +47,10 @@ from appliance.model import Event, Severity, Steered, SteeringFallback
 
 
 def steered_action(steered: Steered) -> FlowAction | None:
-    """The rule action of one decision: redirect-ip, or the fallback's (None for accept: no rule)."""
+    """The rule action of one decision: rt-redirect to its route target, redirect-ip, or the fallback's
+    (None for accept: no rule)."""
+    if steered.target:
+        return FlowAction(ActionKind.REDIRECT, redirect=steered.target)
     if steered.address:
         return FlowAction(ActionKind.REDIRECT_IP, redirect_ip=steered.address)
     if steered.fallback is SteeringFallback.DROP:

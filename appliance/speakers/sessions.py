@@ -14,9 +14,11 @@ wanted rules seeded from the journalled rule set before any session comes up, so
 what peers already hold (an idempotent replace) and withdraws only what is no longer wanted. FlowSpec push
 failures raise alarms and leave rules as they were.
 
-Groups for the enforcers: each router's interface-set mapping (flowspec/groups.py, deterministic) is
-written to `<data_dir>/enforcer-groups/<router>.json` *before* rules are pushed, so an enforcer started
-with `--groups-file` there maps every group it receives. File names come from router names through
+The node file for the enforcers: each router's interface-set mapping (flowspec/groups.py, deterministic)
+and the route targets of its IPv6 steering (target -> inspector address: the VRFs a router would have
+configured locally, engine/steering.py) are written to `<data_dir>/enforcer-groups/<router>.json`
+*before* rules are pushed, so an enforcer started with `--groups-file` there maps every group and
+redirect it receives. File names come from router names through
 appliance.names.safe_child: a name that would leave the folder is refused and logged, never written.
 """
 
@@ -66,20 +68,26 @@ def groups_dir(config: Config) -> Path:
     return config.appliance.data_dir / "enforcer-groups"
 
 
-def write_groups(directory: Path, ruleset: SavRuleSet) -> dict[str, list[dict[str, Any]]]:
-    """Every router's interface -> group ID mapping as the enforcer's --groups-file JSON (atomic)."""
+def write_groups(directory: Path, ruleset: SavRuleSet) -> dict[str, dict[str, Any]]:
+    """Every router's node file for the enforcer's --groups-file (atomic): {"groups": [{interface,
+    group_id}], "redirects": {route target: inspector address}}."""
     directory.mkdir(parents=True, exist_ok=True)
     per_router: dict[str, set[str]] = {}
     for rules in ruleset.rules:
         if rules.delivery is Delivery.FLOWSPEC:
             per_router.setdefault(rules.router, set()).add(rules.interface)
-    out: dict[str, list[dict[str, Any]]] = {}
+    redirects: dict[str, dict[str, str]] = {}
+    for s in ruleset.steering:
+        if s.target:
+            redirects.setdefault(s.router, {})[s.target] = s.address
+    out: dict[str, dict[str, Any]] = {}
     for router, interfaces in sorted(per_router.items()):
-        out[router] = [{"interface": g.interface, "group_id": g.group_id}
-                       for g in assign_groups(router, interfaces)]
+        out[router] = {"groups": [{"interface": g.interface, "group_id": g.group_id}
+                                  for g in assign_groups(router, interfaces)],
+                       "redirects": dict(sorted(redirects.get(router, {}).items()))}
     for old in directory.glob("*.json"):
         if old.stem not in out:
-            out[old.stem] = []
+            out[old.stem] = {"groups": [], "redirects": {}}
     for router, groups in out.items():
         try:  # names are checked where they enter; this is the last guard before the file system
             path = safe_child(directory, f"{router}.json")

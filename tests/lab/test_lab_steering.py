@@ -2,14 +2,16 @@
 the border b1), through the commands a user runs (`savd lab init`, `lab up`, `rpki serve`, `lab enforcers
 up`, `savd run`, `savd api`):
 
-1. `savd api suspects add 198.19.41.10/32`: savd pushes a FlowSpec redirect-to-IP (insp's address) to
-   b1 on its validated interface (eth2, from AS 65101); FRR re-advertises it to b1's enforcer, which
-   marks the packets and policy-routes them to insp. Sent from inet: every packet arrives at h2 AND was
-   counted forwarding through insp; another Internet source arrives without passing insp; a spoofed
-   class is still dropped; h1's own traffic arrives.
-2. `savd api inspectors load insp 100` (insp at its capacity): no inspector can take the suspect, the
-   configured fallback (accept: fail open) applies with the alarm steering.no-inspector, b1's policy
-   route goes, and the suspect's packets arrive at h2 directly (insp's count does not move).
+1. `savd api suspects add 198.19.41.10/32` and `2001:db8:101:1::10/128`: savd pushes to b1, on its
+   validated interface (eth2, from AS 65101), a FlowSpec redirect-to-IP to insp's IPv4 address and, for
+   IPv6, an rt-redirect to the route target of insp's IPv6 instance (insp-v6), which savd's node file
+   maps to that address (FRR 8.4.4 drops IPv6 redirect-to-IP when it re-advertises); FRR re-advertises
+   both to b1's enforcer, which marks the packets and policy-routes them to insp. Sent from inet: every
+   packet of each suspect arrives at h2 AND was counted forwarding through insp; other Internet sources
+   arrive without passing insp; a spoofed class is still dropped; h1's own traffic arrives.
+2. `savd api inspectors load insp 100` and `insp-v6 100` (at capacity): no inspector can take the
+   suspects, the configured fallback (accept: fail open) applies with the alarm steering.no-inspector,
+   b1's policy routes go, and the suspects' packets arrive at h2 directly (insp's counts do not move).
 Counted at the receivers (`savd lab traffic`) and by an nft counter in insp's forward hook.
 """
 
@@ -31,11 +33,14 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(480)]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "steer"
 ROUTERS = ("a1", "a2", "c1", "c2", "b1")
 SUSPECT, OTHER = "198.19.41.10", "198.19.41.11"
+SUSPECT6, OTHER6 = "2001:db8:101:1::10", "2001:db8:101:1::11"
 COUNTER = """table inet savdtest {
     chain forwarded {
         type filter hook forward priority 0; policy accept;
         ip saddr 198.19.41.10 counter
         ip saddr 198.19.41.11 counter
+        ip6 saddr 2001:db8:101:1::10 counter
+        ip6 saddr 2001:db8:101:1::11 counter
     }
 }
 """
@@ -60,10 +65,10 @@ def insp_counts(prefix: str) -> dict[str, int]:
     return counts
 
 
-def policy_routed(prefix: str) -> bool:
-    """b1 has a policy-routing rule for a redirect mark (the enforcer's steering)."""
-    out = subprocess.run(["ip", "-n", f"{prefix}-b1", "rule", "show"], capture_output=True, text=True,
-                         check=True).stdout
+def policy_routed(prefix: str, family: str = "-4") -> bool:
+    """b1 has a policy-routing rule of `family` for a redirect mark (the enforcer's steering)."""
+    out = subprocess.run(["ip", family, "-n", f"{prefix}-b1", "rule", "show"], capture_output=True,
+                         text=True, check=True).stdout
     return "fwmark 0x5a" in out
 
 
@@ -87,28 +92,36 @@ def test_a_suspect_is_steered_through_the_inspector_and_fails_open_without_it(ki
                    check=True)
 
     api = ("api", "--url", f"http://127.0.0.1:{kit['api_port']}", "--token", str(app.token))
-    done = savd(*api, "suspects", "add", f"{SUSPECT}/32", "--reason", "lab: ids")  # the operator's CLI
-    assert done.returncode == 0, done.stderr
-    wait_until("b1's enforcer policy-routing the suspect to insp", lambda: policy_routed(prefix), 60, 0.5)
+    for suspect in (f"{SUSPECT}/32", f"{SUSPECT6}/128"):   # the operator's CLI
+        done = savd(*api, "suspects", "add", suspect, "--reason", "lab: ids")
+        assert done.returncode == 0, done.stderr
+    wait_until("b1's enforcer policy-routing the suspects to insp",
+               lambda: policy_routed(prefix) and policy_routed(prefix, "-6"), 60, 0.5)
     steered = traffic(kit, topo)
     counts = insp_counts(prefix)
     print(f"insp forwarded: {counts}")
-    assert steered[SUSPECT]["delivered"] == steered[SUSPECT]["sent"] == 20, steered[SUSPECT]
-    assert counts[SUSPECT] >= 20, counts              # every packet of the suspect went through insp
-    assert steered[OTHER]["delivered"] == 20 and counts[OTHER] == 0, (steered[OTHER], counts)
+    for suspect, other in ((SUSPECT, OTHER), (SUSPECT6, OTHER6)):
+        assert steered[suspect]["delivered"] == steered[suspect]["sent"] == 20, steered[suspect]
+        assert counts[suspect] >= 20, counts              # every packet of the suspect went through insp
+        assert steered[other]["delivered"] == 20 and counts[other] == 0, (steered[other], counts)
     assert steered["198.18.41.10"]["delivered"] == 20  # legitimate traffic untouched
     assert steered["198.18.41.77"]["delivered"] == 0   # spoofed still dropped
-    rules = app.get("/api/v1/rules")
-    assert any(s.get("prefix") == f"{SUSPECT}/32" and s.get("address") == "198.18.80.2"
-               for s in rules.get("steering", [])), rules.get("steering")
+    steering = app.get("/api/v1/rules").get("steering", [])
+    assert any(s.get("prefix") == f"{SUSPECT}/32" and s.get("address") == "198.18.80.2" and not s["target"]
+               for s in steering), steering
+    assert any(s.get("prefix") == f"{SUSPECT6}/128" and s.get("address") == "2001:db8:0:80::2"
+               and s["target"].startswith("65000:") for s in steering), steering
 
-    done = savd(*api, "inspectors", "load", "insp", "100")  # insp at its capacity: takes nothing
-    assert done.returncode == 0, done.stderr
-    wait_until("b1's steering removed (fallback accept)", lambda: not policy_routed(prefix), 60, 0.5)
+    for name in ("insp", "insp-v6"):   # at capacity: they take nothing
+        done = savd(*api, "inspectors", "load", name, "100")
+        assert done.returncode == 0, done.stderr
+    wait_until("b1's steering removed (fallback accept)",
+               lambda: not policy_routed(prefix) and not policy_routed(prefix, "-6"), 60, 0.5)
     alarms = app.get("/api/v1/alarms")
     assert any(a.get("type") == "steering.no-inspector" for a in alarms.get("alarms", [])), alarms
-    before = insp_counts(prefix)[SUSPECT]
+    before = insp_counts(prefix)
     direct = traffic(kit, topo)
-    assert direct[SUSPECT]["delivered"] == 20, direct[SUSPECT]   # fail open: delivered, not dropped
-    assert insp_counts(prefix)[SUSPECT] == before                 # ... without passing insp
+    for suspect in (SUSPECT, SUSPECT6):
+        assert direct[suspect]["delivered"] == 20, direct[suspect]   # fail open: delivered, not dropped
+        assert insp_counts(prefix)[suspect] == before[suspect]       # ... without passing insp
     assert direct["198.18.41.77"]["delivered"] == 0

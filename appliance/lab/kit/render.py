@@ -225,9 +225,12 @@ def savd_toml(plan: KitPlan, opts: KitOptions) -> str:
     if plan.inspectors:
         out += ["", "# suspicious sources (POST /api/v1/suspects) are steered through these hosts",
                 "[steering]", 'fallback = "accept"']
-    for i in plan.inspectors:
+    for i in plan.inspectors:   # one instance per address family: a redirect's next hop is of its family
         out += ["", "[[steering.inspector]]", f"name = {_q(i.name)}", f"address = {_q(str(i.address4))}",
                 f"capacity = {i.capacity:g}"]
+        if i.address6 is not None:
+            out += ["", "[[steering.inspector]]", f"name = {_q(i.name + '-v6')}",
+                    f"address = {_q(str(i.address6))}", f"capacity = {i.capacity:g}"]
     out += ["", "[flowspec]", "max_rules_per_router = 2000", "force = false"]
     for r in plan.routers:
         out += ["", "[[enforcer]]", f"router = {_q(r.name)}", f"netns = {_q(f'{opts.prefix}-{r.name}')}"]

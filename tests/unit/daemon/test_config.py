@@ -13,7 +13,7 @@ from appliance.config import ConfigError, Family, SpeakerType, load_config, pars
 from appliance.config_reader import LineIndex
 from appliance.engine.policy import Algorithm
 from appliance.engine.steering import SteeringPolicy
-from appliance.model import Action, Inspector, Mode, Relationship, Role, SteeringFallback
+from appliance.model import Action, Inspector, Mode, RedirectForm, Relationship, Role, SteeringFallback
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -381,15 +381,19 @@ def test_steering_section_and_its_inspectors(tmp_path: Path) -> None:
 fallback = "drop"
 scale_out_at = 0.9
 scale_in_at = 0.1
+ipv6_redirect = "ip"
 [[steering.inspector]]
 name = "dpi-1"
 address = "2001:DB8:ff::10"
 capacity = 1000
 """, tmp_path)
     steering = config.steering  # type: ignore[attr-defined]
-    assert steering.policy == SteeringPolicy(SteeringFallback.DROP, 0.9, 0.1)
+    asn = config.appliance.asn
+    assert steering.policy == SteeringPolicy(SteeringFallback.DROP, 0.9, 0.1, ipv6_redirect=RedirectForm.IP,
+                                             asn=asn)
     assert steering.inspectors == (Inspector("dpi-1", "2001:db8:ff::10", 1000.0),)
-    assert parse(MINIMAL, tmp_path).steering.policy == SteeringPolicy()  # type: ignore[attr-defined]
+    default = parse(MINIMAL, tmp_path).steering.policy  # type: ignore[attr-defined]
+    assert default == SteeringPolicy(asn=asn) and default.ipv6_redirect is RedirectForm.ROUTE_TARGET
 
 
 def test_steering_errors_name_their_field(tmp_path: Path) -> None:
@@ -397,6 +401,7 @@ def test_steering_errors_name_their_field(tmp_path: Path) -> None:
 [steering]
 fallback = "maybe"
 scale_in_at = 0.9
+ipv6_redirect = "vrf"
 [[steering.inspector]]
 name = "dpi-1"
 address = "not-an-ip"
@@ -408,6 +413,7 @@ address = "192.0.2.1"
     keys = {(key, message.split(",")[0]) for _, key, message in found}
     assert ("steering.fallback", "must be one of accept") in keys
     assert ("steering.scale_in_at", "must be below scale_out_at (0.8)") in keys
+    assert ("steering.ipv6_redirect", "must be one of route-target") in keys
     assert any(k == "steering.inspector[0].address" and "IP address" in m for _, k, m in found)
     assert any(k == "steering.inspector[0].capacity" and "> 0" in m for _, k, m in found)
     assert any(k == "steering.inspector[1].capacity" and "missing" in m for _, k, m in found)

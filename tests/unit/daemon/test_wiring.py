@@ -37,12 +37,14 @@ def test_group_files_match_the_compiler_and_follow_routers_that_lose_their_rules
     plan = compile_ruleset(rules)
     for spec in plan.routers:  # the enforcer's mapping is the one the compiled rules use
         on_disk = json.loads((tmp_path / f"{spec.router}.json").read_text())
-        assert on_disk == [{"group_id": g.group_id, "interface": g.interface} for g in spec.groups]
+        groups = [{"group_id": g.group_id, "interface": g.interface} for g in spec.groups]
+        assert on_disk == {"groups": groups, "redirects": {}}
     before = (tmp_path / "r1.json").stat().st_mtime_ns
     time.sleep(0.01)
     write_groups(tmp_path, ruleset(("r1", "eth1")))
     assert (tmp_path / "r1.json").stat().st_mtime_ns == before  # unchanged: not rewritten, no reload
-    assert json.loads((tmp_path / "r2.json").read_text()) == []  # r2 lost its rules: empty mapping
+    # r2 lost its rules: empty mapping
+    assert json.loads((tmp_path / "r2.json").read_text()) == {"groups": [], "redirects": {}}
     assert oct(os.stat(tmp_path / "r1.json").st_mode & 0o777) == "0o644"
 
 
@@ -194,3 +196,15 @@ def load_config_text(tmp_path: Path, text: str) -> Config:
     path = tmp_path / "c.toml"
     path.write_text(text)
     return load_config(path)
+
+
+def test_node_files_carry_each_routers_route_targets(tmp_path: Path) -> None:
+    from appliance.model import Steered
+
+    rules = ruleset(("r1", "eth1"), ("r2", "eth1"))
+    steering = (Steered("r1", "2001:db8:9::/48", "", "insp6", "2001:db8:80::2", target="65000:4711"),
+                Steered("r1", "198.18.9.0/24", "", "insp", "198.18.80.2"),
+                Steered("r2", "2001:db8:9::/48", "", fallback=None))
+    write_groups(tmp_path, SavRuleSet(rules.rules, steering))
+    assert json.loads((tmp_path / "r1.json").read_text())["redirects"] == {"65000:4711": "2001:db8:80::2"}
+    assert json.loads((tmp_path / "r2.json").read_text())["redirects"] == {}

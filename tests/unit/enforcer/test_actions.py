@@ -182,3 +182,44 @@ def test_service_steers_before_marking_and_unsteers_after_withdrawal(tmp_path: P
     svc.table.apply_update("198.18.254.1", {}, {}, {"ipv4 flow": [{"source-ipv4": ["198.18.1.0/24"]}]})
     asyncio.run(svc.apply_now())
     assert nft.applied.empty and svc.steering.installed == {} and fake.calls[-2][3] == "del"
+
+
+RT_V6 = {"extended-community": [{"value": 0x8008FDE800001267}]}    # rt-redirect 65000:4711
+
+
+def test_service_steers_an_rt_redirect_by_the_node_files_route_target(tmp_path: Path) -> None:
+    """IPv6 steering through FRR 8.4.4 (engine/steering.py): an rt-redirect whose route target savd's node
+    file maps to an inspector is marked and policy-routed like a redirect-to-IP; unmapped, or after the
+    file drops the target, it is forwarded and counted (degraded, fail open)."""
+    import json
+    import os
+
+    from appliance.enforcer.service import EnforcerOptions, EnforcerService
+    from tests.unit.enforcer.test_service import MockNft
+
+    node_file = tmp_path / "r1.json"
+    node_file.write_text(json.dumps({"groups": [], "redirects": {}}))
+    svc = EnforcerService(EnforcerOptions(node="r1", asn=65000, frr_address="198.18.254.1",
+                                          exa_address="198.18.254.2", workdir=tmp_path, group_file=node_file))
+    nft, fake = MockNft(), FakeIp({"2001:db8:80::2": "eth3"})
+    svc.nft = nft  # type: ignore[assignment]
+    svc.steering = Steering(runner=fake)
+    announce = {"ipv6 flow": {"no-nexthop": [{"source-ipv6": ["2001:db8:101:1::10/128/0"]}]}}
+    svc.table.apply_update("198.18.254.1", RT_V6, announce, {})
+
+    def apply(redirects: dict[str, str], stamp: int) -> tuple[str, str, str]:
+        node_file.write_text(json.dumps({"groups": [], "redirects": redirects}))
+        os.utime(node_file, (stamp, stamp))
+        svc._reload_groups()
+        asyncio.run(svc.apply_now())
+        assert nft.applied is not None
+        (status,) = nft.applied.statuses
+        return status.state, status.reason, dict(nft.applied.chains)["c_any"][0]
+
+    state, reason, rule = apply({}, 1000)
+    assert state == "degraded" and "route target 65000:4711" in reason and "mark" not in rule
+    state, reason, rule = apply({"65000:4711": "2001:db8:80::2"}, 1001)
+    assert state == "installed" and rule.endswith(f"meta mark set {MARK_BASE | 1:#x} accept"), rule
+    assert ["-6", "route", "replace"] == next(c for c in fake.calls if "replace" in c)[1:4]
+    state, reason, rule = apply({}, 1002)
+    assert state == "degraded" and "mark" not in rule and svc.steering.installed == {}

@@ -44,6 +44,21 @@ def test_errors_name_the_file_and_line_or_entry(text: str, where: str) -> None:
     assert info.value.where == where
 
 
+def test_node_file_redirects_are_read_checked_and_named_in_errors(tmp_path: Path) -> None:
+    node = tmp_path / "r1.json"
+    redirects = {"65000:4711": "2001:DB8:80::2", "198.18.0.1:9": "198.18.80.2"}
+    node.write_text(json.dumps({"groups": [{"interface": "eth2", "group_id": 7}], "redirects": redirects}))
+    assert groupmap.read_node_file(node) == (
+        {7: ("eth2",)}, {"198.18.0.1:9": "198.18.80.2", "65000:4711": "2001:db8:80::2"})
+    assert groupmap.parse_redirects('[{"interface": "eth1", "group_id": 7}]') == {}     # no node file form
+    for redirects, what in (({"65000": "2001:db8::1"}, "ADMIN:NN"), ({"65000:1": "nope"}, "not an IP"),
+                            (["65000:1"], "route target -> address")):
+        node.write_text(json.dumps({"groups": [], "redirects": redirects}))
+        with pytest.raises(groupmap.GroupMapError, match=what) as err:
+            groupmap.read_node_file(node)
+        assert str(node) in str(err.value) and "redirects" in str(err.value)
+
+
 def test_flags_merge_with_files() -> None:
     merged = groupmap.merge(groupmap.parse_flag("7=eth1,eth2"), groupmap.parse_text("7 eth9", "f"))
     assert merged == {7: ("eth1", "eth2", "eth9")}

@@ -37,7 +37,7 @@ def test_corpus_actions_groups_and_withdraw() -> None:
     assert r3.action.kind is ActionKind.RATE_BYTES and r3.action.rate == 1000.0  # type: ignore[attr-defined]
     assert r3.groups == (7, 9)  # type: ignore[attr-defined]
     assert routes["198.18.4.0/24"].action.kind is ActionKind.ACCEPT  # type: ignore[attr-defined]
-    assert routes["198.18.5.0/24"].action.redirect == "redirect:65001:100"  # type: ignore[attr-defined]
+    assert routes["198.18.5.0/24"].action.redirect == "65001:100"  # type: ignore[attr-defined]
     r7 = routes["198.18.7.0/24"]
     assert r7.action.kind is ActionKind.RATE_PACKETS and r7.action.rate == 500.0  # type: ignore[attr-defined]
     r8 = routes["198.18.8.0/24"].action  # type: ignore[attr-defined]

@@ -103,3 +103,23 @@ def test_deterministic_whatever_the_input_order() -> None:
         rng.shuffle(inspectors)
         rng.shuffle(suspects)
         assert decide(inspectors, suspects, ["r2", "r1"], POLICY) == first
+
+
+def test_ipv6_redirects_go_by_a_stable_route_target_unless_configured_as_ip() -> None:
+    from appliance.engine.steering import route_targets
+    from appliance.model import RedirectForm
+
+    v6b = Inspector("v6b", "2001:db8:ff::11", 100.0, 0.0)
+    policy = SteeringPolicy(asn=65000)
+    d = decide([B, V6], [Suspect("198.18.1.7/32"), Suspect("2001:db8:9::/48")], ["r1"], policy)
+    v4, v6 = d.steered
+    assert v4.target == "" and v4.address == "192.0.2.11"                    # IPv4: redirect-to-IP
+    assert v6.target == route_targets(65000, [V6.address])[V6.address] and v6.address == V6.address
+    asn, nn = v6.target.split(":")
+    assert asn == "65000" and 1 <= int(nn) <= 65535
+    both = route_targets(65000, [V6.address, v6b.address])
+    assert both[V6.address] == v6.target and len(set(both.values())) == 2      # another one: no renumbering
+    ip = decide([V6], [Suspect("2001:db8:9::/48")], ["r1"], SteeringPolicy(ipv6_redirect=RedirectForm.IP,
+                                                                           asn=65000))
+    assert ip.steered[0].target == "" and ip.steered[0].address == V6.address
+    assert decide([V6], [Suspect("2001:db8:9::/48")], ["r1"], POLICY).steered[0].target == ""   # no AS

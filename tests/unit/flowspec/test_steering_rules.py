@@ -108,3 +108,15 @@ def test_steered_rules_count_toward_max_rules_per_router_both_compilers() -> Non
         assert alarm.alarm and alarm.fields["router"] == "r1"
         assert alarm.fields["rules"] == str(len(three.rules)) and alarm.fields["limit"] == str(len(two.rules))
         assert alarm.fields["sav_rules"] == str(len(sav.rules))
+
+
+def test_a_route_target_decision_becomes_an_rt_redirect_and_renders_for_exabgp() -> None:
+    allow = InterfaceRules("r1", "eth1", ListKind.ALLOW, ("2001:db8:101::/48",))
+    steered = Steered("r1", "2001:db8:101:1::10/128", "dpi", "insp6", "2001:db8:80::2", target="65000:4711")
+    plan = compile_ruleset(SavRuleSet(SavRuleSet.of([allow]).rules, (steered,)))
+    r1 = plan.get("r1")
+    assert r1 is not None
+    rt = FlowAction(ActionKind.REDIRECT, redirect="65000:4711")
+    assert evaluate(r1, "eth1", "2001:db8:101:1::10") == rt
+    (rule,) = [r for r in r1.rules if r.action == rt]
+    assert "redirect 65000:4711;" in exa.announce(rule)

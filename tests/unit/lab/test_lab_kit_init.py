@@ -217,3 +217,13 @@ def test_labels_merge_from_groups() -> None:
                                      "nodes": {"a": {"group": "rt", "labels": {"savd.role": "access"}}}}}
     node = parse_topology(doc, Path("/x/g.clab.yml")).node("a")
     assert node.label("savd.role") == "access" and node.label("savd.asn") == "65000"
+
+
+def test_an_inspector_node_is_one_steering_instance_per_address_family(tmp_path: Path) -> None:
+    """tests/lab/fixtures/steer: insp has an IPv4 and an IPv6 address; a redirect's next hop is of the
+    suspect's family, so savd gets `insp` (IPv4) and `insp-v6` (IPv6), and accepts the file."""
+    steer = REPO / "tests" / "lab" / "fixtures" / "steer" / "steer.clab.yml"
+    write_kit(read_plan(load_topology(steer)), tmp_path, KitOptions(prefix="svs"))
+    config = load_config(tmp_path / "savd.toml")
+    assert [(i.name, i.address) for i in config.steering.inspectors] == [
+        ("insp", "198.18.80.2"), ("insp-v6", "2001:db8:0:80::2")]
