@@ -5,7 +5,9 @@ its own message counter, persisted in one JSON file (written atomically with os.
 keeps agreements and seqs and a crash never leaves half a file); it runs the mutual-TLS server; it hands
 every accepted SavInfo to `on_info(peer, info)` and every agreement made, renewed, ended or expired to
 `on_agreement(peer, agreement)`. Toward each peer with `initiate = true` it proposes at start, renews
-at 2/3 of the chosen duration, and sends its own SavInfo every `send_every_s` and on `notify()`.
+at 2/3 of the chosen duration, and sends its own SavInfo every `send_every_s` and on `notify()`; when
+that peer proposes to us meanwhile, it is up, so a backing-off initiator tries again at once. When both
+sides initiate, each holds two agreements with the other, one per direction.
 A peer's error or absence is logged with its code and retried with backoff; it never ends a task.
 """
 
@@ -245,7 +247,15 @@ class CollabService:
             log.info("event=collab-agreement-made peer=%s ca_id=%s role=provider mode=%s expires_at=%.0f",
                      peer, result.agreement.ca_id, result.agreement.mode, result.agreement.expires_at)
             self._report(peer, result.agreement)
+            self._peer_is_up(peer)
         return result
+
+    def _peer_is_up(self, peer: str) -> None:
+        """The peer just made an agreement with us: if we initiate with it too and are backing off (it was
+        unreachable), try now rather than after the backoff."""
+        event = self._wake.get(peer)
+        if event is not None:
+            event.set()
 
     def on_renew(self, peer: str, ca_id: str, expires_at: float) -> Agreement | Refusal:
         if peer in self._state.revoked:

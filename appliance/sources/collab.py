@@ -8,9 +8,14 @@ replaced whole on each change (ReplaceSource): journalled, so they survive a res
 every other input; engine/collab.py applies them to the rules. Fail safe throughout: a SavInfo with no
 live agreement, or for another agreement, or older than the last one, is ignored; an `arrives_from`
 address naming none of our eBGP links to the sender is logged (`event=collab-unmapped`) and skipped; an
-ended or expired agreement retracts the peer's allowances and raises `collab.agreement-ended`, which a new
-agreement clears. `expire()` (the daemon's tick, or this component's own loop) retracts an agreement that
-lapsed without a word; the recompute ignores expired allowances anyway (engine/collab.py `live`).
+ended or expired agreement retracts the allowances its SavInfo gave and raises `collab.agreement-ended`,
+which a new agreement in the same direction clears. `expire()` (the daemon's tick, or this component's own
+loop) retracts an agreement that lapsed without a word; the recompute ignores expired allowances anyway
+(engine/collab.py `live`).
+
+Two savd instances that both initiate hold two agreements with each other, one per direction (each
+carries its initiator's SavInfo): agreements are therefore kept by ca_id, and the renewal, end or expiry
+of one never touches what the other carried.
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ def _prefixes(peer: str, texts: Iterable[str]) -> tuple[str, ...]:
 
 
 class CollabSource:
-    """Per peer: the last agreement and SavInfo it reported, and its allowances announced to the store."""
+    """Per peer: its agreements (by ca_id, both directions), the last SavInfo it sent, and its allowances
+    announced to the store."""
 
     name = "collab"
 
@@ -65,9 +71,12 @@ class CollabSource:
                  *, interval_s: float = 30.0) -> None:
         self.store, self.monitor, self.config, self.clock = store, monitor, config, clock
         self.interval_s = interval_s
-        self.agreements: dict[str, Agreement] = {}  # peer -> as last reported
-        self.infos: dict[str, SavInfo] = {}  # peer -> last SavInfo accepted under its current agreement
-        self.over: dict[str, str] = {}  # peer -> "ended" | "expired": allowances retracted, alarm raised
+        self.held: dict[str, dict[str, Agreement]] = {}  # peer -> ca_id -> agreement as last reported
+        self.infos: dict[str, SavInfo] = {}  # peer -> last SavInfo accepted under a live agreement
+        self.over: dict[str, str] = {}  # ca_id -> "ended" | "expired": its allowances retracted, alarm raised
+        #: peer -> initiators of its agreements that ended and were not followed by a new one (the alarm)
+        self.down: dict[str, set[str]] = {}
+        self._last: dict[str, str] = {}  # peer -> ca_id last reported
         self._task: Periodic | None = None
 
     @staticmethod
@@ -75,6 +84,16 @@ class CollabSource:
         """The daemon's: its store and monitor, the configuration in force (read at each call, so a reload
         applies to the next SavInfo), the monitor's clock."""
         return CollabSource(ctx.store, ctx.monitor, lambda: ctx.config, ctx.monitor.clock)
+
+    @property
+    def agreements(self) -> dict[str, Agreement]:
+        """Peer -> the agreement to show for it: the one its SavInfo came under, else the last reported."""
+        out = {}
+        for peer, held in self.held.items():
+            info = self.infos.get(peer)
+            ca_id = info.ca_id if info is not None and info.ca_id in held else self._last[peer]
+            out[peer] = held[ca_id]
+        return out
 
     # --- the protocol's calls -------------------------------------------------------------------------
 
@@ -99,20 +118,36 @@ class CollabSource:
 
     def _agreement(self, peer: str, agreement: Agreement) -> None:
         now = self.clock.now()
-        self.agreements[peer] = agreement
+        held = self.held.setdefault(peer, {})
+        for ca_id in [c for c in held if c in self.over and c != agreement.ca_id]:
+            del held[ca_id]  # an agreement over is kept until the next report: bounded, per direction
+            self.over.pop(ca_id)
+        held[agreement.ca_id] = agreement
+        self._last[peer] = agreement.ca_id
         if agreement.ended or agreement.expires_at <= now:
-            self._end(peer, agreement, "ended" if agreement.ended else "expired")
+            if agreement.ca_id not in self.over:
+                self._end(peer, agreement, "ended" if agreement.ended else "expired")
             return
-        self.over.pop(peer, None)
+        self.over.pop(agreement.ca_id, None)
         info = self.infos.get(peer)
-        if info is not None and info.ca_id != agreement.ca_id:
-            self.infos.pop(peer)  # another agreement's word does not carry over
+        if info is not None and not self._live(peer, info.ca_id, now):
+            self.infos.pop(peer)  # an agreement no longer in force: its word does not carry over
             info = None
-        self._announce(peer, info)
+        if info is None or info.ca_id == agreement.ca_id:  # another agreement's renewal changes nothing
+            self._announce(peer, info)
+        down = self.down.get(peer, set())
+        down.discard(agreement.initiator)
+        if down:  # the other direction is still down: the alarm stays
+            return
+        self.down.pop(peer, None)
         if self.monitor.clear(collab_alarm_id(peer), source_name(peer),
                               f"collaboration agreement {agreement.ca_id} with {peer} in force") is not None:
             log.info("event=collab-agreement peer=%s ca_id=%s expires_at=%s", peer, agreement.ca_id,
                      agreement.expires_at)
+
+    def _live(self, peer: str, ca_id: str, now: float) -> bool:
+        a = self.held.get(peer, {}).get(ca_id)
+        return a is not None and not a.ended and a.expires_at > now
 
     def _info(self, peer: str, info: SavInfo) -> None:
         why = self._refusal(peer, info)
@@ -125,10 +160,11 @@ class CollabSource:
 
     def _refusal(self, peer: str, info: SavInfo) -> str:
         """Why `info` must not count ("" when it may)."""
-        agreement = self.agreements.get(peer)
-        if agreement is None:
+        held = self.held.get(peer)
+        if not held:
             return "no-agreement"
-        if agreement.ca_id != info.ca_id:
+        agreement = held.get(info.ca_id)
+        if agreement is None:
             return "other-agreement"
         if agreement.ended or agreement.expires_at <= self.clock.now():
             return "agreement-over"
@@ -140,7 +176,7 @@ class CollabSource:
     def allowances(self, peer: str, info: SavInfo) -> tuple[CollabAllowance, ...]:
         """`info` mapped through the neighbour table (state and [[engine.neighbor]]), unmapped addresses
         logged."""
-        agreement = self.agreements[peer]
+        agreement = self.held[peer][info.ca_id]
         found, unmapped = map_allowances(
             self._neighbors(), peer=peer, peer_asn=info.sender_asn, ca_id=info.ca_id,
             prefixes=_prefixes(peer, info.prefixes), arrives_from=info.arrives_from,
@@ -160,21 +196,27 @@ class CollabSource:
                  applied.changed, applied.version)
 
     def _end(self, peer: str, agreement: Agreement, reason: str) -> None:
-        held = [a for a in self.store.snapshot().collab_allowances if a.peer == peer]
-        self.infos.pop(peer, None)
-        self.over[peer] = reason
-        self.store.apply(ReplaceSource(source_name(peer), (KIND,), ()))
+        """`agreement` is over: the allowances its SavInfo gave go (another live agreement's stay)."""
+        self.over[agreement.ca_id] = reason
+        self.down.setdefault(peer, set()).add(agreement.initiator)
+        info = self.infos.get(peer)
+        withdrawn = 0
+        if info is not None and info.ca_id == agreement.ca_id:
+            withdrawn = sum(1 for a in self.store.snapshot().collab_allowances if a.peer == peer)
+            self.infos.pop(peer)
+            self.store.apply(ReplaceSource(source_name(peer), (KIND,), ()))
         log.warning("event=collab-agreement-over peer=%s ca_id=%s reason=%s withdrawn=%d", peer,
-                    agreement.ca_id, reason, len(held))
-        self.monitor.emit(CollabAgreementEnded(peer, agreement.ca_id, reason, len(held)))
+                    agreement.ca_id, reason, withdrawn)
+        self.monitor.emit(CollabAgreementEnded(peer, agreement.ca_id, reason, withdrawn))
 
     def expire(self) -> list[str]:
         """Retract the allowances of every agreement that lapsed without an `on_agreement`; the peers."""
         now = self.clock.now()
-        lapsed = [p for p, a in self.agreements.items() if p not in self.over and a.expires_at <= now]
-        for peer in lapsed:
-            self.on_agreement(peer, self.agreements[peer])
-        return lapsed
+        lapsed = [(p, a) for p, held in self.held.items() for a in held.values()
+                  if a.ca_id not in self.over and a.expires_at <= now]
+        for peer, a in lapsed:
+            self.on_agreement(peer, a)
+        return list(dict.fromkeys(p for p, _ in lapsed))
 
     # --- component ------------------------------------------------------------------------------------
 

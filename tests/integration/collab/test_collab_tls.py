@@ -47,6 +47,7 @@ class Pair:
     tmp: Path
     port1: int = field(default_factory=free_port)
     port2: int = field(default_factory=free_port)
+    as2_initiates: bool = False  # both ways: as2 proposes its own agreement to as1 too
 
     def config(self, name: str, initiate: bool = True, duration_s: float = 3600.0) -> CollabConfig:
         cert, key = self.pki.cert(name)
@@ -54,8 +55,8 @@ class Pair:
             peer = CollabPeer("as2", 65002, f"https://127.0.0.1:{self.port2}", initiate, MODES, duration_s,
                               3600.0)
             return CollabConfig("127.0.0.1", self.port1, cert, key, self.pki.ca, 65001, "as1", 300.0, (peer,))
-        peer = CollabPeer("as1", 65001, f"https://127.0.0.1:{self.port1}", False, ("best-effort",),
-                          duration_s, 3600.0)
+        peer = CollabPeer("as1", 65001, f"https://127.0.0.1:{self.port1}", self.as2_initiates,
+                          ("best-effort",), duration_s, 3600.0)
         return CollabConfig("127.0.0.1", self.port2, cert, key, self.pki.ca, 65002, "as2", 300.0, (peer,))
 
     def service(self, name: str, seen: Seen, clock: Callable[[], float] = time.time,
@@ -253,6 +254,35 @@ def test_initiator_logs_and_retries_until_the_peer_answers(pki: Pki, tmp_path: P
 
     asyncio.run(main())
     assert seen1.agreements and seen1.agreements[0][1].provider == "as2"
+
+
+def test_both_ways_the_backing_off_initiator_tries_again_when_the_peer_proposes(
+        pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Both initiate: two agreements, one per direction, each side gets the other's SavInfo. as1 started
+    first and backs off (8 s by then); as2's proposal tells it as2 is up, so its own follows at once."""
+    pair, seen1, seen2 = Pair(pki, tmp_path, as2_initiates=True), Seen(), Seen()
+    caplog.set_level(logging.INFO, logger="appliance.collab")
+
+    async def main() -> float:
+        as1 = pair.service("as1", seen1)
+        await as1.start()
+        try:
+            await _until(lambda: caplog.text.count("event=collab-peer-unreachable") >= 4, timeout=20)
+            as2 = pair.service("as2", seen2)
+            began = time.monotonic()
+            async with running(as2):
+                await _until(lambda: bool(seen1.infos) and bool(seen2.infos), timeout=15)
+                return time.monotonic() - began
+        finally:
+            await as1.stop()
+
+    took = asyncio.run(main())
+    assert took < 4.0, f"as1 waited out its backoff ({took:.1f} s)"
+    (_, got1), (_, got2) = seen1.infos[0], seen2.infos[0]
+    made1 = {a.ca_id: a for _, a in seen1.agreements}
+    assert (got1.sender, made1[got1.ca_id].initiator) == ("as2", "as2")  # each under its sender's agreement
+    assert (got2.sender, made1[got2.ca_id].initiator) == ("as1", "as1")
+    assert got1.ca_id != got2.ca_id
 
 
 def test_initiator_renews_at_two_thirds_and_ca_ids_with_odd_characters(pki: Pki, tmp_path: Path) -> None:

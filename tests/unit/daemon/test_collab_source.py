@@ -179,3 +179,50 @@ def test_allowances_survive_the_journal_codec() -> None:
     a = CollabAllowance("b1", "c2", PEER_PREFIX, PEER, 65002, "ca-1", START + 60.0)
     change = ReplaceSource("collab:as65002", ("collab-allowance",), (a,))
     assert decode_change(encode_change(change)) == change
+
+
+def ours(expires_in: float = 3600.0, ca_id: str = "ours-1", ended: bool = False) -> Agreement:
+    """The agreement we initiated with the peer (it carries our SavInfo, not the peer's)."""
+    return Agreement(ca_id, "as65000", PEER, "resilient", "sav-prefixes", START + expires_in, ended)
+
+
+def test_both_ways_the_peer_agreement_carries_its_info_and_ours_never_touches_it(
+        parts: tuple[StateStore, Monitor, ManualClock, CollabSource]) -> None:
+    """Both savd initiate: two agreements with one peer, one per direction. Ours being made, renewed or
+    ended neither drops nor refuses what the peer sent under its own; its end does withdraw them."""
+    store, monitor, clock, source = parts
+
+    def held() -> list[tuple[str, str, float]]:
+        return [(a.interface, a.ca_id, a.expires_at) for a in store.snapshot().collab_allowances]
+
+    source.on_agreement(PEER, agreement(expires_in=60.0))
+    source.on_agreement(PEER, ours(expires_in=60.0))
+    source.on_info(PEER, info())
+    assert held() == [("c2", "ca-1", START + 60.0)]
+    assert source.agreements[PEER].ca_id == "ca-1"  # the API shows the agreement the peer's word came under
+    source.on_agreement(PEER, ours(expires_in=120.0))  # our renewal
+    assert held() == [("c2", "ca-1", START + 60.0)]
+    source.on_info(PEER, info(seq=2, arrives_from=()))  # still accepted under the peer's agreement
+    assert held() == []
+    source.on_info(PEER, info(seq=3))
+    assert held() == [("c2", "ca-1", START + 60.0)]
+
+    source.on_agreement(PEER, ours(expires_in=120.0, ended=True))  # ours ends: the peer's allowances stay
+    assert held() == [("c2", "ca-1", START + 60.0)]
+    [alarm] = monitor.alarms.active("collab.agreement-ended")
+    assert (alarm.fields["ca_id"], alarm.fields["allowances"]) == ("ours-1", "0")
+    source.on_agreement(PEER, agreement(expires_in=90.0))  # the peer renews its own: ours is still down
+    assert held() == [("c2", "ca-1", START + 90.0)]
+    assert len(monitor.alarms.active("collab.agreement-ended")) == 1
+    source.on_agreement(PEER, ours(ca_id="ours-2"))  # a new one of ours: both directions up again
+    assert monitor.alarms.active("collab.agreement-ended") == []
+
+    clock.advance(90.0)  # the peer's lapses silently, ours is live: its allowances go all the same
+    assert source.expire() == [PEER]
+    assert held() == []
+    [alarm] = monitor.alarms.active("collab.agreement-ended")
+    assert (alarm.fields["ca_id"], alarm.fields["reason"]) == ("ca-1", "expired")
+    assert source.expire() == []  # said once
+    source.on_info(PEER, info(seq=4))
+    assert held() == []  # not under an agreement in force
+    assert source.agreements[PEER].ca_id == "ca-1"  # the last reported
