@@ -9,9 +9,11 @@ up`, `savd run`, `savd api`):
    both to b1's enforcer, which marks the packets and policy-routes them to insp. Sent from inet: every
    packet of each suspect arrives at h2 AND was counted forwarding through insp; other Internet sources
    arrive without passing insp; a spoofed class is still dropped; h1's own traffic arrives.
-2. `savd api inspectors load insp 100` and `insp-v6 100` (at capacity): no inspector can take the
-   suspects, the configured fallback (accept: fail open) applies with the alarm steering.no-inspector,
-   b1's policy routes go, and the suspects' packets arrive at h2 directly (insp's counts do not move).
+2. `savd api inspectors load insp 100` and `insp-v6 100` (at capacity: they take nothing) while an
+   instance registered through the API, `spare` (IPv4, on insp's host), takes the IPv4 suspect; then
+   `savd api inspectors delete spare`: the instance is gone and no inspector can take the suspects, the
+   configured fallback (accept: fail open) applies with the alarm steering.no-inspector, b1's policy
+   routes go, and the suspects' packets arrive at h2 directly (insp's counts do not move).
 Counted at the receivers (`savd lab traffic`) and by an nft counter in insp's forward hook.
 """
 
@@ -112,9 +114,19 @@ def test_a_suspect_is_steered_through_the_inspector_and_fails_open_without_it(ki
     assert any(s.get("prefix") == f"{SUSPECT6}/128" and s.get("address") == "2001:db8:0:80::2"
                and s["target"].startswith("65000:") for s in steering), steering
 
+    done = savd(*api, "inspectors", "add", "spare", "198.18.80.2", "--capacity", "50")
+    assert done.returncode == 0, done.stderr
     for name in ("insp", "insp-v6"):   # at capacity: they take nothing
         done = savd(*api, "inspectors", "load", name, "100")
         assert done.returncode == 0, done.stderr
+
+    def by_spare() -> bool:
+        return any(s.get("prefix") == f"{SUSPECT}/32" and s.get("inspector") == "spare"
+                   for s in app.get("/api/v1/rules").get("steering", []))
+    wait_until("the IPv4 suspect steered through spare", by_spare, 30, 0.5)
+    assert policy_routed(prefix)
+    done = savd(*api, "inspectors", "delete", "spare")   # the instance goes away
+    assert done.returncode == 0, done.stderr
     wait_until("b1's steering removed (fallback accept)",
                lambda: not policy_routed(prefix) and not policy_routed(prefix, "-6"), 60, 0.5)
     alarms = app.get("/api/v1/alarms")
