@@ -111,8 +111,8 @@ def _effective(suspects: Iterable[Suspect], routers: Iterable[str]) -> list[tupl
     for s in sorted(suspects, key=lambda s: (s.router != "", s.router, s.reason)):
         for router in ((s.router,) if s.router else routers):
             chosen[(router, s.prefix)] = s
-    return sorted(((r, s) for (r, _), s in chosen.items()),
-                  key=lambda rs: (rs[0], prefix_sort_key(rs[1].prefix)))
+    keys = {p: prefix_sort_key(p) for p in {p for _, p in chosen}}   # one key per prefix, not per pair
+    return sorted(((r, s) for (r, _), s in chosen.items()), key=lambda rs: (rs[0], keys[rs[1].prefix]))
 
 
 def _alarm(kind: str, severity: Severity, message: str, **fields: str) -> Event:
@@ -152,27 +152,35 @@ def route_targets(asn: int, addresses: Iterable[str]) -> dict[str, str]:
 
 def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers: Iterable[str],
            policy: SteeringPolicy) -> SteeringDecision:
-    """The steering of every suspect on its routers, and the alarms (see the module docstring)."""
+    """The steering of every suspect on its routers, and the alarms (see the module docstring). Each
+    prefix is placed once, whatever the number of routers (the daemon decides on every recompute)."""
     pool = sorted(inspectors, key=lambda i: i.name)
     suspects = tuple(suspects)
     by_target = policy.ipv6_redirect is RedirectForm.ROUTE_TARGET and policy.asn > 0
     targets = route_targets(policy.asn, (i.address for i in pool if _family(i.address) == 6)) \
         if by_target else {}
+    placed: dict[str, Inspector | None] = {}
+
+    def place(prefix: str) -> Inspector | None:
+        if prefix not in placed:
+            placed[prefix] = choose(pool, prefix)
+        return placed[prefix]
+
     steered: list[Steered] = []
     for router, s in _effective(suspects, sorted(set(routers))):
-        best = choose(pool, s.prefix)
+        best = place(s.prefix)
         if best is None:
             steered.append(Steered(router, s.prefix, s.reason, fallback=policy.fallback))
         else:
             steered.append(Steered(router, s.prefix, s.reason, best.name, best.address,
                                    target=targets.get(best.address, "")))
     events = scale_events(pool, policy)
-    for s in sorted(suspects, key=lambda s: (prefix_sort_key(s.prefix), s.router)):
-        if choose(pool, s.prefix) is None:
-            events.append(_alarm(NO_INSPECTOR, Severity.WARNING,
-                                 f"no inspector can take suspect {s.prefix}"
-                                 f"{' on ' + s.router if s.router else ''}: fallback {policy.fallback}",
-                                 prefix=s.prefix, router=s.router, fallback=str(policy.fallback)))
+    unplaced = [s for s in suspects if place(s.prefix) is None]
+    for s in sorted(unplaced, key=lambda s: (prefix_sort_key(s.prefix), s.router)):
+        events.append(_alarm(NO_INSPECTOR, Severity.WARNING,
+                             f"no inspector can take suspect {s.prefix}"
+                             f"{' on ' + s.router if s.router else ''}: fallback {policy.fallback}",
+                             prefix=s.prefix, router=s.router, fallback=str(policy.fallback)))
     return SteeringDecision(tuple(steered), tuple(events))
 
 
