@@ -175,7 +175,8 @@ def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers
             steered.append(Steered(router, s.prefix, s.reason, best.name, best.address,
                                    target=targets.get(best.address, "")))
     events = scale_events(pool, policy)
-    unplaced = [s for s in suspects if place(s.prefix) is None]
+    families = {_family(i.address) for i in pool if i.load < i.capacity}   # choose() finds one in these
+    unplaced = [s for s in suspects if prefix_family(s.prefix) not in families]
     for s in sorted(unplaced, key=lambda s: (prefix_sort_key(s.prefix), s.router)):
         events.append(_alarm(NO_INSPECTOR, Severity.WARNING,
                              f"no inspector can take suspect {s.prefix}"
