@@ -160,6 +160,7 @@ class EnforcerPoller:
             if target.router in self._unreachable:
                 self._unreachable.discard(target.router)
                 ctx.monitor.emit(EnforcerReachable(target.router, True))
+            began = time.perf_counter()
             notice = self._session_notice(target.router, doc.get("session"), time.time())
             if notice is not None:
                 ctx.monitor.emit(notice)
@@ -167,6 +168,8 @@ class EnforcerPoller:
             report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
             if report_rules is not None:
                 report_rules(target.router, doc.get("rules") or [])
+            log.debug("event=enforcer-polled router=%s rules=%d took_ms=%.1f", target.router,
+                      len(doc.get("rules") or []), (time.perf_counter() - began) * 1000)
         return answered
 
     def _session_notice(self, router: str, session: Any, now: float) -> EnforcerSessionDown | None:
