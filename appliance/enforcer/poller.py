@@ -148,8 +148,8 @@ class EnforcerPoller:
         """One round; returns how many enforcers answered."""
         answered = 0
         for target in self.targets:
-            try:
-                doc = await asyncio.to_thread(self._fetch, target)
+            try:  # fetched and turned into samples off the event loop (10k routes: ~40 ms of parsing)
+                doc, samples = await asyncio.to_thread(self._fetch_samples, target)
             except PollError as exc:
                 log.warning("event=enforcer-poll-failed router=%s error=%r", target.router, str(exc))
                 if target.router not in self._unreachable:
@@ -164,13 +164,17 @@ class EnforcerPoller:
             notice = self._session_notice(target.router, doc.get("session"), time.time())
             if notice is not None:
                 ctx.monitor.emit(notice)
-            ctx.report_counters(samples_from(target.router, doc), target.router)
+            ctx.report_counters(samples, target.router)
             report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
             if report_rules is not None:
                 report_rules(target.router, doc.get("rules") or [])
             log.debug("event=enforcer-polled router=%s rules=%d took_ms=%.1f", target.router,
                       len(doc.get("rules") or []), (time.perf_counter() - began) * 1000)
         return answered
+
+    def _fetch_samples(self, target: _Target) -> tuple[dict[str, Any], list[CounterSample]]:
+        doc = self._fetch(target)
+        return doc, samples_from(target.router, doc)
 
     def _session_notice(self, router: str, session: Any, now: float) -> EnforcerSessionDown | None:
         """Raise once the session has been down long enough (again when the diagnosis changes), clear
