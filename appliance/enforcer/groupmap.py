@@ -78,13 +78,23 @@ def parse_flag(text: str) -> GroupMap:
     return {_group(gid.strip(), "--group"): _ifnames([n.strip() for n in names.split(",")], "--group")}
 
 
-def parse_text(text: str, source: str = "<text>") -> GroupMap:
+def _json(text: str, source: str) -> Any:
+    """The decoded document of a JSON-form file, or None for the text form."""
     stripped = text.strip()
-    if stripped.startswith(("{", "[")):
-        try:
-            doc = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise GroupMapError(f"invalid JSON: {exc}", where=source) from exc
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise GroupMapError(f"invalid JSON: {exc}", where=source) from exc
+
+
+def parse_text(text: str, source: str = "<text>") -> GroupMap:
+    return _groups(text, _json(text, source), source)
+
+
+def _groups(text: str, doc: Any, source: str) -> GroupMap:
+    if doc is not None:
         return _from_json(doc, source)
     out: list[GroupMap] = []
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -124,13 +134,10 @@ def _from_json(doc: Any, source: str) -> GroupMap:
 
 def parse_redirects(text: str, source: str = "<text>") -> Redirects:
     """The "redirects" of a node file (JSON object form); {} for every other form."""
-    stripped = text.strip()
-    if not stripped.startswith("{"):
-        return {}
-    try:
-        doc = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        raise GroupMapError(f"invalid JSON: {exc}", where=source) from exc
+    return _redirects(_json(text, source), source)
+
+
+def _redirects(doc: Any, source: str) -> Redirects:
     raw = doc.get("redirects", {}) if isinstance(doc, dict) and "groups" in doc else {}
     if not isinstance(raw, dict):
         raise GroupMapError("expected an object of route target -> address", where=f"{source}[redirects]")
@@ -147,17 +154,14 @@ def parse_redirects(text: str, source: str = "<text>") -> Redirects:
 
 
 def read_node_file(path: Path) -> tuple[GroupMap, Redirects]:
-    """The groups and the redirects of a node file (one read: both from the same version)."""
+    """The groups and the redirects of a node file (one read and one decode: both from one version)."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise GroupMapError(f"cannot read: {exc.strerror}", where=str(path)) from exc
-    return parse_text(text, str(path)), parse_redirects(text, str(path))
+    doc = _json(text, str(path))
+    return _groups(text, doc, str(path)), _redirects(doc, str(path))
 
 
 def read_file(path: Path) -> GroupMap:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise GroupMapError(f"cannot read: {exc.strerror}", where=str(path)) from exc
-    return parse_text(text, str(path))
+    return read_node_file(path)[0]

@@ -97,11 +97,15 @@ def _score(prefix: str, inspector: Inspector) -> float:
     return (inspector.capacity - inspector.load) / -math.log(u)
 
 
+def _usable(inspectors: Iterable[Inspector], family: int) -> list[Inspector]:
+    """The inspectors of `family` below their capacity: the ones a suspect of that family can go to."""
+    return [i for i in inspectors if _family(i.address) == family and i.load < i.capacity]
+
+
 def choose(inspectors: Iterable[Inspector], prefix: str) -> Inspector | None:
     """The inspector for suspect `prefix`: of its address family, below capacity, by weighted rendezvous
     over the headroom (module docstring); None when none can take it."""
-    family = prefix_family(prefix)
-    usable = [i for i in inspectors if _family(i.address) == family and i.load < i.capacity]
+    usable = _usable(inspectors, prefix_family(prefix))
     return max(usable, key=lambda i: (_score(prefix, i), i.name), default=None)
 
 
@@ -175,7 +179,7 @@ def decide(inspectors: Iterable[Inspector], suspects: Iterable[Suspect], routers
             steered.append(Steered(router, s.prefix, s.reason, best.name, best.address,
                                    target=targets.get(best.address, "")))
     events = scale_events(pool, policy)
-    families = {_family(i.address) for i in pool if i.load < i.capacity}   # choose() finds one in these
+    families = {f for f in (4, 6) if _usable(pool, f)}   # choose() finds an inspector for these
     unplaced = [s for s in suspects if prefix_family(s.prefix) not in families]
     for s in sorted(unplaced, key=lambda s: (prefix_sort_key(s.prefix), s.router)):
         events.append(_alarm(NO_INSPECTOR, Severity.WARNING,
@@ -196,9 +200,9 @@ def rov_suspects(paths: Iterable[BgpPath], rov: Callable[[str, int], Rov], polic
         reasons[Rov.INVALID] = "rpki-invalid origin AS{}"
     if policy.sav_unknown:
         reasons[Rov.NOT_FOUND] = "sav-unknown: no ROA covers origin AS{}"
-    found: dict[str, str] = {}
     if not reasons:
         return ()
+    found: dict[str, str] = {}
     for path in paths:
         origin = path.origin
         if origin and path.prefix not in found:

@@ -88,13 +88,13 @@ def write_groups(directory: Path, ruleset: SavRuleSet) -> dict[str, dict[str, An
     for old in directory.glob("*.json"):
         if old.stem not in out:
             out[old.stem] = {"groups": [], "redirects": {}}
-    for router, groups in out.items():
+    for router, node in out.items():
         try:  # names are checked where they enter; this is the last guard before the file system
             path = safe_child(directory, f"{router}.json")
         except UnsafeName as exc:
             log.error("event=groups-file-refused router=%r error=%r", router, str(exc))
             continue
-        text = json.dumps(groups, sort_keys=True)
+        text = json.dumps(node, sort_keys=True)
         if path.exists() and path.read_text() == text:
             continue
         tmp = path.with_suffix(".tmp")
