@@ -13,7 +13,9 @@ Baselines in the same run: the POST's own round trip (201 received), and the sam
 debounce it had before (every change waited `recompute_debounce_s`). Then a burst: 20 POSTs at once,
 with the number of recomputes they cost and the time until the last is handed over. The router,
 enforcer and nftables part of the path (bench/enforcer_bench.py: ~60 ms median) needs the lab.
-`--border` makes r3 a border router: its 8 external interfaces then carry the border blocklist (every
+`--one-list` puts every report and the probe on r0 lan0, as the lab bench (report_e2e_lab.py) does on r1
+eth1, so each change grows one ~10k-entry allowlist; `--profile` prints a cProfile of the event loop's
+thread over the samples. `--border` makes r3 a border router: its 8 external interfaces then carry the border blocklist (every
 report, ~10k entries each), which every report change updates; the probe then times the announce to r3
 (the new blocklist entry).
 """
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import dataclasses
 import ipaddress
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -140,25 +144,32 @@ async def run_daemon(args: argparse.Namespace, fixed: bool) -> dict[str, object]
             await asyncio.sleep(0.01)
         assert daemon.ctx is not None and daemon.api_address is not None
         facts = [*(with_border(state(args.paths)) if args.border else state(args.paths)),
-                 *(PrefixReport(ROUTERS[i % 4], f"lan{i % 5}", report_prefix(i))
-                                       for i in range(args.installed))]
+                 *(PrefixReport(*((ROUTERS[0], "lan0") if args.one_list else (ROUTERS[i % 4], f"lan{i % 5}")),
+                                report_prefix(i)) for i in range(args.installed))]
         daemon.ctx.store.apply(Announce("api", tuple(facts)))
         t0 = time.perf_counter()
         await until(probe, report_prefix(args.installed - 1), 300)
         loaded = time.perf_counter() - t0
         post, handed = [], []
         base = args.installed + 10
+        profiler = cProfile.Profile() if args.profile and not fixed else None
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.api_address[1]}") as client:
             for i in range(args.samples):
                 await asyncio.sleep(0.3)
                 prefix = report_prefix(base + i)
-                body = {"router": "r0", "interface": "lan9", "prefix": prefix}
+                body = {"router": "r0", "interface": "lan0" if args.one_list else "lan9", "prefix": prefix}
+                if profiler:
+                    profiler.enable()
                 t = time.perf_counter()
                 resp = await client.post("/api/v1/reports", json=body, headers=AUTH)
                 post.append(time.perf_counter() - t)
                 if resp.status_code != 201:
                     raise SystemExit(f"POST refused: {resp.status_code} {resp.text}")
                 handed.append(await until(probe, prefix) - t)
+                if profiler:
+                    profiler.disable()
+            if profiler:
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
             await asyncio.sleep(0.5)
             before = probe.recomputes
             burst = [report_prefix(base + args.samples + i) for i in range(20)]
@@ -188,6 +199,10 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--paths", type=int, default=20_000)
     ap.add_argument("--border", action="store_true", help="r3 is a border router (8 external interfaces)")
+    ap.add_argument("--one-list", action="store_true",
+                    help="every report, and the probe, on r0 lan0: each change grows a ~10k-entry allowlist")
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile the event loop's thread over the adaptive run's samples (engine thread not)")
     args = ap.parse_args()
     results = {}
     for name, fixed in (("fixed debounce (before)", True), ("adaptive", False)):

@@ -127,6 +127,9 @@ def render_full(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+SetChange = tuple[SetSpec, tuple[str, ...], tuple[str, ...]]   # (new spec, removed, added)
+
+
 @dataclass(frozen=True, slots=True)
 class PlanDiff:
     """What a transaction from `old` to `new` creates and destroys (shared by the renderer and the
@@ -134,7 +137,7 @@ class PlanDiff:
 
     new_sets: tuple[SetSpec, ...]
     gone_sets: tuple[SetSpec, ...]
-    changed_sets: tuple[tuple[SetSpec, tuple[str, ...], tuple[str, ...]], ...]   # (new spec, removed, added)
+    changed_sets: tuple[SetChange, ...]
     new_counters: tuple[str, ...]
     gone_counters: tuple[str, ...]
 
@@ -156,6 +159,19 @@ def plan_diff(old: Plan, new: Plan) -> PlanDiff:
     return PlanDiff(tuple(s for n, s in new_sets.items() if n not in old_sets),
                     tuple(s for n, s in old_sets.items() if n not in new_sets), tuple(changed),
                     tuple(sorted(new_counters - old_counters)), tuple(sorted(old_counters - new_counters)))
+
+
+def element_changes(old: Plan, new: Plan) -> tuple[SetChange, ...] | None:
+    """The (set, removed, added) of a change that moves only set elements, the enforcer's hot path
+    (a prefix joins or leaves a list); None when anything else changes (a set, counter, meter, chain or
+    the dispatch), which takes a transaction through nft."""
+    if (new.empty or old.empty or old.priority != new.priority or old.chains != new.chains
+            or old.meter_names() != new.meter_names()):
+        return None
+    diff = plan_diff(old, new)
+    if diff.new_sets or diff.gone_sets or diff.new_counters or diff.gone_counters:
+        return None
+    return diff.changed_sets if _pre_rules(old) == _pre_rules(new) else None
 
 
 def render_incremental(old: Plan, new: Plan) -> str:

@@ -81,17 +81,40 @@ def test_incremental_changes_keep_counts_monotonic(ns: str) -> None:
     assert table.apply(second).mode == "incremental" and second.set_names() == first.set_names()
     ping(ns)
     assert table.counters()[0][LOOPBACK].packets == 12
-    # the set itself changes (a member leaves, another joins): changed in place, the loopback element and
-    # its kernel counter stay
-    third = plan_of(
-        *[r for r in ALLOW if r.source and r.source.prefix != "10.0.0.0/8"], route("198.18.0.0/15", ACCEPT)
-    )
-    assert table.apply(third).mode == "incremental" and third.set_names() == first.set_names()
+    # the set itself changes (a member leaves, another joins): changed in place by one netlink batch, the
+    # loopback element and its kernel counter stay, the new element gets its own counter
+    joining = route("198.18.0.0/15", ACCEPT)
+    third = plan_of(*[r for r in ALLOW if r.source and r.source.prefix != "10.0.0.0/8"], joining,
+                    route("198.51.100.0/24", DISCARD))
+    assert table.apply(third).mode == "elements" and third.set_names() == first.set_names()
     assert third.sets[0].elements != first.sets[0].elements
     counts, problems = table.counters()
     assert problems == [] and counts[LOOPBACK].packets == 12 and counts[LOOPBACK].dropped_packets == 0
+    assert counts[counter_key(joining.rid, "lo")] == Counters()
     ping(ns)
     assert table.counters()[0][LOOPBACK].packets == 18
+
+
+def test_a_refused_element_batch_leaves_nothing_and_nft_takes_over(ns: str) -> None:
+    """The kernel lost an element behind the enforcer's back: the netlink batch that deletes it is refused
+    whole (the element it also adds is not there), and the change still lands through nft."""
+    from appliance.enforcer.nftnl import ElementChange, NetlinkError, apply_elements
+
+    table = NftTable(table="savd_test", netns=ns)
+    first = plan_of(*ALLOW)
+    table.apply(first)
+    allow_set = first.sets[0].name
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "element", "inet", "savd_test", allow_set,
+                    "{ 10.0.0.0/8 }"], check=True)
+    with pytest.raises(NetlinkError, match="ENOENT"):
+        apply_elements("savd_test", [ElementChange(allow_set, ["10.0.0.0/8"], ["198.18.0.0/15"])], ns)
+    listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "set", "inet", "savd_test", allow_set],
+                            capture_output=True, text=True, check=True).stdout
+    assert "198.18.0.0/15" not in listed and "127.0.0.0/8" in listed
+    second = plan_of(*[r for r in ALLOW if r.source and r.source.prefix != "10.0.0.0/8"],
+                     route("198.18.0.0/15", ACCEPT))
+    assert table.apply(second).mode == "full"   # nft's incremental delete fails the same way
+    assert table.counters()[1] == []
 
 
 def test_drift_is_repaired_and_empty_plan_removes_the_table(ns: str) -> None:
@@ -182,7 +205,7 @@ def test_delta_sequences_leave_the_kernel_as_a_full_reload_would(ns: str) -> Non
             else:
                 current[r.key] = r
         modes.append(table.apply(planner.update(changed)).mode)
-    assert modes.count("incremental") >= 13
+    assert modes.count("incremental") + modes.count("elements") >= 13 and "elements" in modes
     fresh = NftTable(table="savd_fresh", netns=ns)
     fresh.apply(build_plan(list(current.values()), {7: ["lo"]}, PlanOptions(table="savd_fresh",
                                                                              shard_size=8)))
