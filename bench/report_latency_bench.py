@@ -15,9 +15,9 @@ with the number of recomputes they cost and the time until the last is handed ov
 enforcer and nftables part of the path (bench/enforcer_bench.py: ~60 ms median) needs the lab.
 `--one-list` puts every report and the probe on r0 lan0, as the lab bench (report_e2e_lab.py) does on r1
 eth1, so each change grows one ~10k-entry allowlist; `--profile` prints a cProfile of the event loop's
-thread over the samples. `--border` makes r3 a border router: its 8 external interfaces then carry the border blocklist (every
-report, ~10k entries each), which every report change updates; the probe then times the announce to r3
-(the new blocklist entry).
+thread over the samples. `--border` makes r3 a border router: its 8 external interfaces then carry the
+border blocklist (every report, ~10k entries each), which every report change updates; the probe then
+times the announce to r3 (the new blocklist entry).
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def main() -> int:
     ap.add_argument("--paths", type=int, default=20_000)
     ap.add_argument("--border", action="store_true", help="r3 is a border router (8 external interfaces)")
     ap.add_argument("--one-list", action="store_true",
-                    help="every report, and the probe, on r0 lan0: each change grows a ~10k-entry allowlist")
+                    help="all reports and the probe on r0 lan0: each change grows a ~10k-entry allowlist")
     ap.add_argument("--profile", action="store_true",
                     help="cProfile the event loop's thread over the adaptive run's samples (engine thread not)")
     args = ap.parse_args()

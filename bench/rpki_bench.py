@@ -10,7 +10,9 @@ absent) plus `--aspas` synthetic ASPAs. Two sources:
   (b) a replay server that answers a Reset Query with a full sync captured from that StayRTR in this run
       (RTR v1 for rtrlib, v1 and v2 for ours), in one write.
 Each client runs in a fresh child process; printed: seconds from connect to End of Data applied (ours:
-published in the tables; rtrlib: rtr_mgr in sync), the child's peak RSS, and the ratio ours / rtrlib.
+published in the tables; rtrlib: rtr_mgr in sync), the child's peak RSS, the ratio ours / rtrlib, and
+for StayRTR the CPU seconds StayRTR itself spent on that sync (of the best run): on a 2-core VM it depends
+on the client (see bench/README.md, "RPKI").
 For ours also "ready to validate": the sync plus the ROV index the first validate() builds (issue 13),
 against rtrlib's sync (its table answers as soon as it is in sync), from the same best-of run.
 """
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import os
 import random
 import socket
 import statistics
@@ -164,8 +167,21 @@ def run_child(kind: str, port: int, version: int) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def best_of(runs: int, kind: str, port: int, version: int) -> dict[str, Any]:
-    results = [run_child(kind, port, version) for _ in range(runs)]
+def server_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of the cache process so far (0 for the in-process replay server)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def best_of(runs: int, kind: str, port: int, version: int, server: int | None = None) -> dict[str, Any]:
+    results = []
+    for _ in range(runs):
+        before = server_cpu_s(server)
+        result = run_child(kind, port, version)
+        result["server_cpu_s"] = server_cpu_s(server) - before
+        results.append(result)
     best = min(results, key=lambda r: r["sync_s"])
     best["median_s"] = statistics.median(r["sync_s"] for r in results)
     return best
@@ -176,8 +192,9 @@ def report(label: str, r: dict[str, Any], base: dict[str, Any] | None) -> None:
     if base:
         ratio = (f"  ratio {r['sync_s'] / base['sync_s']:.2f}x time, "
                  f"{r['peak_rss_kib'] / base['peak_rss_kib']:.2f}x RSS")
+    server = f"  cache CPU {r['server_cpu_s']:.2f} s" if r.get("server_cpu_s") else ""
     print(f"  {label:<22} {r['sync_s']:6.2f} s (median {r['median_s']:.2f})  peak RSS "
-          f"{r['peak_rss_kib'] / 1024:6.1f} MiB  vrps {r['vrps']} aspas {r['aspas']}{ratio}")
+          f"{r['peak_rss_kib'] / 1024:6.1f} MiB  vrps {r['vrps']} aspas {r['aspas']}{ratio}{server}")
     if "rov_index_s" in r:
         print(f"  {'':<22} then the first validate() builds the ROV index: {r['rov_index_s']:.2f} s, "
               f"peak RSS {r['rov_peak_rss_kib'] / 1024:.1f} MiB")
@@ -209,10 +226,11 @@ def main() -> int:
         write_stayrtr_json(path, vrps, aspas)
         with LocalStayRtr(path, refresh_s=3600, start_timeout_s=180) as cache:
             print("(a) from StayRTR 0.5.1")
-            base = best_of(args.runs, "rtrlib", cache.port, 1)
+            pid = cache.proc.pid if cache.proc else None
+            base = best_of(args.runs, "rtrlib", cache.port, 1, pid)
             report("rtrlib 0.8 (RTR v1)", base, None)
-            report("savd (RTR v1)", best_of(args.runs, "native", cache.port, 1), base)
-            report("savd (RTR v2 + ASPA)", best_of(args.runs, "native", cache.port, 2), base)
+            report("savd (RTR v1)", best_of(args.runs, "native", cache.port, 1, pid), base)
+            report("savd (RTR v2 + ASPA)", best_of(args.runs, "native", cache.port, 2, pid), base)
             captures = {1: capture(cache.port, 1), 2: capture(cache.port, 2)}
         replay = ReplayServer(captures)
         try:

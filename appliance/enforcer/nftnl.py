@@ -69,7 +69,10 @@ class ElementChange:
 
 def interval_keys(prefix: str) -> tuple[bytes, bytes]:
     """(start key, end key) of a prefix or address as the kernel stores it in an interval set."""
-    net = ipaddress.ip_network(prefix, strict=False)
+    try:
+        net = ipaddress.ip_network(prefix, strict=False)
+    except ValueError as exc:
+        raise Unencodable(f"set element {prefix!r}: {exc}") from exc
     end = int(net.broadcast_address) + 1
     width = 4 if net.version == 4 else 16
     if end >> (8 * width):

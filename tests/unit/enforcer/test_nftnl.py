@@ -34,7 +34,8 @@ def test_interval_keys_are_the_network_and_the_first_address_after_it() -> None:
     assert start[:4] == bytes.fromhex("20010db8") and end[:4] == bytes.fromhex("20010db9") and len(end) == 16
 
 
-@pytest.mark.parametrize("prefix", ["255.255.255.255/32", "0.0.0.0/0", "ffff::/16"])
+@pytest.mark.parametrize("prefix",
+                         ["255.255.255.255/32", "0.0.0.0/0", "ffff::/16", "198.18.0.0/33", "ip saddr"])
 def test_an_interval_ending_at_the_top_is_left_to_nft(prefix: str) -> None:
     with pytest.raises(Unencodable):
         interval_keys(prefix)
