@@ -202,7 +202,7 @@ def main() -> int:
     ap.add_argument("--one-list", action="store_true",
                     help="all reports and the probe on r0 lan0: each change grows a ~10k-entry allowlist")
     ap.add_argument("--profile", action="store_true",
-                    help="cProfile the event loop's thread over the adaptive run's samples (engine thread not)")
+                    help="cProfile the event loop's thread over the adaptive run's samples")
     args = ap.parse_args()
     results = {}
     for name, fixed in (("fixed debounce (before)", True), ("adaptive", False)):
