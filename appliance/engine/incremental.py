@@ -171,7 +171,8 @@ class Engine:
         self.external: set[Key] = set()
         self.border: LiveBlocklist | None = None  # the border blocklist, kept by report (border routers only)
         self.neighbors = _one_per_interface(snapshot.neighbors)
-        self.vrps: dict[Vrp, None] = dict.fromkeys(snapshot.vrps)
+        self._vrp_input: tuple[Vrp, ...] = tuple(snapshot.vrps)  # until `vrps` is first read
+        self._vrps: dict[Vrp, None] | None = None
         self.aspas: dict[Aspa, None] = dict.fromkeys(snapshot.aspas)
         self.policy = snapshot.policy
         self.rpki_ready = snapshot.rpki_ready
@@ -203,11 +204,22 @@ class Engine:
             igp_prefixes=self.igp_prefixes,
         )
 
+    @property
+    def vrps(self) -> dict[Vrp, None]:
+        """The VRPs, each once, in first-seen order. Made from the snapshot's tuple when first read (a
+        delta, `snapshot()`, provenance): the build itself reads VRPs through the RPKI view only, whose
+        answers do not depend on repeats (`Snapshot.rpki` passes them through too)."""
+        if self._vrps is None:
+            self._vrps = dict.fromkeys(self._vrp_input)
+            self._vrp_input = ()
+        return self._vrps
+
     def _router(self, name: str) -> Router:
         return self.routers.get(name) or Router(name)
 
     def _rpki(self) -> RpkiView:
-        self.rpki = RpkiView.of(self.vrps, self.aspas, self.rpki_ready)
+        vrps = self._vrp_input if self._vrps is None else tuple(self._vrps)
+        self.rpki = RpkiView.of(vrps, self.aspas, self.rpki_ready)
         return self.rpki
 
     # --- recomputation --------------------------------------------------------------------------------

@@ -239,7 +239,9 @@ class LiveRouter:
         groups' lists until an origin is asked for (`_origin_counter`). EFP-B's set A needs all customer
         paths before the peer/provider paths can be counted, hence two passes."""
         lateral_or_up: list[tuple[int, list[str]]] = []
-        unique: Counter[tuple[tuple[int, ...], tuple[int, ...], Relationship, int]] = Counter()
+        unique: dict[tuple[tuple[int, ...], tuple[int, ...], Relationship, int], int] = {}
+        neighbor_key = {i: (n.relationship, n.asn) for i, n in self.neighbors.items()}
+        cust_ifaces, noncustomer = self.customer, self.noncustomer
         track_a = self.rpki.ready
         attested = self.attested
         origin_lists = self._origin_lists
@@ -256,18 +258,18 @@ class LiveRouter:
                 origin_lists[origin] = [prefixes]
             else:
                 lists.append(prefixes)
-            if iface in self.customer:
+            if iface in cust_ifaces:
                 _count_elements(self.cust_prefixes, prefixes)
                 self.cust_origins[origin] += n
-            elif iface in self.noncustomer:
+            elif iface in noncustomer:
                 lateral_or_up.append((origin, prefixes))
-            nb = self.neighbors[iface]
-            unique[(as_path, as_set, nb.relationship, nb.asn)] += n
+            key = (as_path, as_set, *neighbor_key[iface])
+            unique[key] = unique.get(key, 0) + n
         if self.rpki.ready:  # _count_pairs in bulk: weighted counts first, the pair index once after
             pair_count = self.pair_count
             for (as_path, as_set, rel, asn), n in unique.items():
                 for pair in self._trusted_pairs(as_path, rel, asn, as_set):
-                    pair_count[pair] += n
+                    pair_count[pair] = pair_count.get(pair, 0) + n
             for provider, customer in pair_count:
                 self.pairs.setdefault(provider, set()).add(customer)
         for origin, prefixes in lateral_or_up:
