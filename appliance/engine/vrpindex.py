@@ -27,11 +27,11 @@ _prefix_of = attrgetter("prefix")
 _has_colon = methodcaller("__contains__", ":")
 _MASK6 = tuple(((1 << 128) - 1) ^ ((1 << (128 - n)) - 1) for n in range(129))
 _OCTET = tuple(str(n) for n in range(256))
-_SUFFIX = tuple(f"/{n}" for n in range(33))
-# per IPv4 prefix length: the mask of each of the four octets
-_OCTET_MASKS = tuple(
-    tuple((0xFF << (8 - min(8, max(0, n - 8 * k)))) & 0xFF for k in range(4)) for n in range(33)
-)
+# per IPv4 prefix length n: the octet the mask ends in (0-3; n = 32 ends in the last), that octet's mask,
+# and the text after it: the zero octets and the length
+_CUT = tuple(min(n // 8, 3) for n in range(33))
+_CUT_MASK = tuple((0xFF << (8 - (n - 8 * _CUT[n]))) & 0xFF for n in range(33))
+_TAIL = tuple(".0" * (3 - _CUT[n]) + f"/{n}" for n in range(33))
 
 
 def _v6_network(prefix: str) -> tuple[int, int]:
@@ -101,14 +101,13 @@ class VrpIndex:
                         out.extend(self.at(text))
             return out
         addr, _, length = prefix.partition("/")
-        a_, b_, c_, d_ = addr.split(".")
-        a, b, c, d = int(a_), int(b_), int(c_), int(d_)
-        octet, suffix, masks = _OCTET, _SUFFIX, _OCTET_MASKS
+        octets = [int(x) for x in addr.split(".")]
+        a, b, c, _d = octets  # four octets, or the ValueError a malformed address always raised
+        heads = ("", f"{a}.", f"{a}.{b}.", f"{a}.{b}.{c}.")  # the text before the octet the mask cuts
+        octet, cut, cut_mask, tail = _OCTET, _CUT, _CUT_MASK, _TAIL
         for plen in range(min(int(length), 32), -1, -1):
-            ma, mb, mc, md = masks[plen]
-            hit = by_prefix.get(
-                octet[a & ma] + "." + octet[b & mb] + "." + octet[c & mc] + "." + octet[d & md] + suffix[plen]
-            )
+            k = cut[plen]
+            hit = by_prefix.get(heads[k] + octet[octets[k] & cut_mask[plen]] + tail[plen])
             if hit is not None:
                 if isinstance(hit, Vrp):
                     out.append(hit)
