@@ -78,6 +78,8 @@ def _slot_add(slot: tuple[BgpPath, ...] | dict[PathKey, BgpPath], p: BgpPath) ->
         slot = {(q.interface, q.path_id): q for q in slot}
     slot[key] = p
     return slot
+
+
 _PREF = {
     Relationship.CUSTOMER: 0,
     Relationship.PEER: 1,
@@ -518,9 +520,8 @@ class LiveRouter:
 
     def u_member(self, prefix: str) -> bool:
         return (
-            _slot_len(self.paths.get(prefix)) > self.a_count.get(prefix, 0)
-            or prefix in self.rpki.unproven_roa_prefixes(self.router.asn)
-        )
+            self.rpki.ready and _slot_len(self.paths.get(prefix)) > self.a_count.get(prefix, 0)
+        ) or prefix in self.rpki.unproven_roa_prefixes(self.router.asn)
 
     def u_members(self, prefixes: Iterable[str]) -> dict[str, bool]:
         """U membership of `prefixes` now (asked before the VRP index is patched, see refresh_rpki)."""
@@ -533,8 +534,10 @@ class LiveRouter:
             # a prefix is in U when a path of it has an origin not attested: every routed prefix without an
             # attested-origin path, and those with fewer attested-origin paths than paths
             a_count, paths = self.a_count, self.paths
-            routed = paths.keys() - a_count.keys()
-            routed.update(x for x, n in a_count.items() if _slot_len(paths.get(x)) > n)
+            routed: set[str] = set()
+            if self.rpki.ready:  # (paths are counted with RPKI data only)
+                routed = paths.keys() - a_count.keys()
+                routed.update(x for x, n in a_count.items() if _slot_len(paths.get(x)) > n)
             self._u_frozen = frozenset(routed | self.rpki.unproven_roa_prefixes(self.router.asn))
         return self._u_frozen
 
