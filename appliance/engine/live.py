@@ -3,13 +3,13 @@
 `LiveRouter` holds the router's Adj-RIBs-In as counters and the pieces several interfaces share: EFP-uRPF B's
 list Z (kept by counting customer origins, RFC 8704 section 3.4 steps 2-5), BAR-SAV's AS_PATH customer pairs,
 each interface's cone D and list Q, the union cone and BAR-SAV-PI's set S, strict uRPF's best interface per
-prefix, and the default's set U of prefixes whose origin ASPA does not place (inter.unproven: counted per
-prefix over the paths whose origin is not attested; the ROA part is the RPKI view's) with the default's
-blocklist candidates (inter.proven_outside, rebuilt lazily once U or the known prefixes move; such a move
-touches every `auto` customer interface, the one choosing between allow- and blocklist). A path change touches
-only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S) are rebuilt only when a pair
-inside a cone appears or disappears (or, behind a route server, a client). EFP-uRPF A has no cheap update, so
-a router with an efp-a interface is recomputed whole on each change. The decision table itself is
+prefix, and the default's set U of prefixes whose origin ASPA does not place (inter.unproven: a routed prefix
+is in it unless all its paths have attested origins, counted per prefix; the ROA part is the RPKI view's) with
+the default's blocklist candidates (inter.proven_outside, rebuilt lazily once U or the known prefixes move;
+such a move touches every `auto` customer interface, the one choosing between allow- and blocklist). A path
+change touches only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S) are rebuilt only
+when a pair inside a cone appears or disappears (or, behind a route server, a client). EFP-uRPF A has no cheap
+update, so a router with an efp-a interface is recomputed whole on each change. The decision table itself is
 inter.RouterRun: `LiveRun` only says where the shared pieces come from, so the incremental and the full
 computation cannot drift apart. Pure, no I/O.
 """
