@@ -57,6 +57,23 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak() -> bool:
+    """Reset the kernel's peak RSS of this process (VmHWM, which ru_maxrss reads too: keep the peak from
+    before the reset apart). False off Linux."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_since_reset_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return rss_mib()
+
+
 def read_pfx2as() -> list[tuple[str, int]]:
     """(prefix, origin) pairs; MOAS keeps the first origin, AS-sets are skipped."""
     out: list[tuple[str, int]] = []
@@ -200,13 +217,16 @@ def main() -> int:
     base = baseline(snap.paths)
     print(f"baseline: {len(snap.paths):,} prefixes into a bare py-radix tree: {base:.2f} s")
 
+    peak_before = rss_mib()  # input build and baseline included
+    own_peak = reset_peak()  # the baseline's tree may peak above the engine's own build: measure apart too
     t0 = time.process_time()
     engine = Engine(snap)
     build_s = time.process_time() - t0
-    build_rss = rss_mib()
+    build_rss = max(peak_before, rss_mib())
+    engine_peak = f"; the build's own peak {peak_since_reset_mib():.0f} MiB" if own_peak else ""
     print(
         f"incremental engine build: {build_s:.2f} s = {build_s / base:.2f}x baseline (target <= 3x); "
-        f"peak RSS after it {build_rss:.0f} MiB, inputs included (target <= 600 MiB)"
+        f"peak RSS after it {build_rss:.0f} MiB, inputs included (target <= 600 MiB){engine_peak}"
     )
 
     lat: list[float] = []
@@ -256,8 +276,9 @@ def main() -> int:
     )
     del decisions, rpki
     gc.collect()
-    print(f"peak RSS: {rss_mib():.0f} MiB")
-    ok = full <= 2 * base and med < 1.0 and rss_mib() < 1024
+    run_peak = max(peak_before, rss_mib())
+    print(f"peak RSS: {run_peak:.0f} MiB")
+    ok = full <= 2 * base and med < 1.0 and run_peak < 1024
     verdict = "met" if ok else "NOT met"
     print(f"targets (full <= 2x baseline, incremental median < 1 ms, RSS < 1 GiB): {verdict}")
     ok13 = build_s <= 3 * base and build_rss <= 600

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import islice
+from operator import ne
 
 from appliance.model import Aspa
 
@@ -76,6 +78,8 @@ def authorized(table: AspaTable, customer: int, provider: int) -> Authorization:
 
 def compress(as_path: Sequence[int]) -> tuple[int, ...]:
     """Remove consecutive duplicates (AS prepending), keeping order."""
+    if all(map(ne, as_path, islice(as_path, 1, None))):  # no prepending (most paths): compared in C
+        return tuple(as_path)
     out: list[int] = []
     for asn in as_path:
         if not out or out[-1] != asn:

@@ -3,13 +3,13 @@
 `LiveRouter` holds the router's Adj-RIBs-In as counters and the pieces several interfaces share: EFP-uRPF B's
 list Z (kept by counting customer origins, RFC 8704 section 3.4 steps 2-5), BAR-SAV's AS_PATH customer pairs,
 each interface's cone D and list Q, the union cone and BAR-SAV-PI's set S, strict uRPF's best interface per
-prefix, and the default's set U of prefixes whose origin ASPA does not place (inter.unproven: counted per
-prefix over the paths whose origin is not attested; the ROA part is the RPKI view's) with the default's
-blocklist candidates (inter.proven_outside, rebuilt lazily once U or the known prefixes move; such a move
-touches every `auto` customer interface, the one choosing between allow- and blocklist). A path change touches
-only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S) are rebuilt only when a pair
-inside a cone appears or disappears (or, behind a route server, a client). EFP-uRPF A has no cheap update, so
-a router with an efp-a interface is recomputed whole on each change. The decision table itself is
+prefix, and the default's set U of prefixes whose origin ASPA does not place (inter.unproven: a routed prefix
+is in it unless all its paths have attested origins, counted per prefix; the ROA part is the RPKI view's) with
+the default's blocklist candidates (inter.proven_outside, rebuilt lazily once U or the known prefixes move;
+such a move touches every `auto` customer interface, the one choosing between allow- and blocklist). A path
+change touches only its prefix, its origin and its AS pairs; the expensive pieces (a cone, S) are rebuilt only
+when a pair inside a cone appears or disappears (or, behind a route server, a client). EFP-uRPF A has no cheap
+update, so a router with an efp-a interface is recomputed whole on each change. The decision table itself is
 inter.RouterRun: `LiveRun` only says where the shared pieces come from, so the incremental and the full
 computation cannot drift apart. Pure, no I/O.
 """
@@ -41,26 +41,45 @@ __all__ = ["LiveRouter", "PathKey", "Slot", "slot_paths"]
 K = TypeVar("K")
 PathKey = tuple[str, int]  # (interface, path_id) within one prefix
 # A prefix's paths: the bare path when it has one (most prefixes of a full table: a dict each cost
-# ~110 MiB and ~0.3 s at 1M paths), else a dict by PathKey
-Slot = BgpPath | dict[PathKey, BgpPath]
+# ~110 MiB and ~0.3 s at 1M paths); a tuple of paths with distinct PathKeys as the bulk load leaves
+# several (a quarter of the size of a dict); a dict by PathKey once a path change has touched the prefix
+Slot = BgpPath | tuple[BgpPath, ...] | dict[PathKey, BgpPath]
 
 
 def slot_paths(slot: Slot | None) -> Iterable[BgpPath]:
     if slot is None:
         return ()
-    return (slot,) if isinstance(slot, BgpPath) else slot.values()
+    if isinstance(slot, BgpPath):
+        return (slot,)
+    return slot if isinstance(slot, tuple) else slot.values()
 
 
 def _slot_keys(slot: Slot | None) -> Iterable[PathKey]:
     if slot is None:
         return ()
-    return ((slot.interface, slot.path_id),) if isinstance(slot, BgpPath) else slot.keys()
+    if isinstance(slot, BgpPath):
+        return ((slot.interface, slot.path_id),)
+    return ((p.interface, p.path_id) for p in slot) if isinstance(slot, tuple) else slot.keys()
 
 
 def _slot_len(slot: Slot | None) -> int:
     if slot is None:
         return 0
     return 1 if isinstance(slot, BgpPath) else len(slot)
+
+
+def _slot_add(slot: tuple[BgpPath, ...] | dict[PathKey, BgpPath], p: BgpPath) -> Slot:
+    """`slot` with `p` added (the bulk load's third and later path of one prefix): a tuple while the keys
+    stay distinct, else the dict form with `p` in place of the path it replaces."""
+    key = (p.interface, p.path_id)
+    if isinstance(slot, tuple):
+        if all((q.interface, q.path_id) != key for q in slot):
+            return (*slot, p)
+        slot = {(q.interface, q.path_id): q for q in slot}
+    slot[key] = p
+    return slot
+
+
 _PREF = {
     Relationship.CUSTOMER: 0,
     Relationship.PEER: 1,
@@ -120,7 +139,12 @@ class LiveRouter:
         self.cones: dict[str, frozenset[int]] = {}
         self.q: dict[str, set[str]] = {}
         self.rs_first: dict[str, Counter[int]] = {i: Counter() for i in self.rs_ifaces}
-        self.u_count: Counter[str] = Counter()
+        # paths per prefix whose origin is attested (inter.unproven's set U is every prefix with a path of
+        # another origin: fewer than its slot's paths counted here); kept with RPKI data only
+        self.a_count: Counter[str] = Counter()
+        # origin -> prefix lists of the bulk load, turned into `origin_prefixes[origin]` on first use
+        # (a cone or a path change of that origin asks): most origins of a full table are never asked for
+        self._origin_lists: dict[int, list[list[str]]] = {}
         self._u_frozen: frozenset[str] | None = None
         self._proven: Proven | None = None
         self.spared: dict[str, bool] = {}  # per prefix: overlaps U (inter.RouterRun.spared_memo)
@@ -131,33 +155,38 @@ class LiveRouter:
         self._whole: dict[str, Outcome] = {}
         self._outcomes: dict[str, Outcome] = {}  # LiveRun outcomes until the next path or RPKI change
 
-    def load(self, paths: Iterable[BgpPath]) -> None:
-        """Replace every path and rebuild all state (the full computation, done once)."""
+    def load(self, paths: Iterable[BgpPath]) -> list[BgpPath]:
+        """Replace every path and rebuild all state (the full computation, done once). Returns the paths
+        left out: those on an interface without a neighbour."""
         self.paths = {}
         self._reset_indexes()
         table = self.paths
+        get = table.get
         neighbors = self.neighbors
+        left_out: list[BgpPath] = []
         # the counters depend on a path's interface, AS_PATH and AS_SET only: group its prefixes by those
         # while storing it, so `_bulk_index` works per group (~10x fewer than paths on a full table)
         groups: dict[tuple[str, tuple[int, ...], tuple[int, ...]], list[str]] = {}
         replaced = False
-        first_key = {i: (i, 0) for i in neighbors}  # one shared (interface, 0) key: most paths have id 0
         for p in paths:
             iface = p.interface
             if iface not in neighbors:
+                left_out.append(p)
                 continue
             prefix = p.prefix
-            slot = table.get(prefix)
+            slot = get(prefix)
             if slot is None:
                 table[prefix] = p
+            elif type(slot) is BgpPath:
+                if slot.interface == iface and slot.path_id == p.path_id:
+                    table[prefix] = p  # a later path replaces the one under the same key
+                    replaced = True
+                else:
+                    table[prefix] = (slot, p)
             else:
-                if type(slot) is BgpPath:
-                    slot = table[prefix] = {(slot.interface, slot.path_id): slot}
-                assert isinstance(slot, dict)
-                path_id = p.path_id
-                key = first_key[iface] if path_id == 0 else (iface, path_id)
-                replaced = replaced or key in slot
-                slot[key] = p
+                assert not isinstance(slot, BgpPath)
+                new = table[prefix] = _slot_add(slot, p)
+                replaced = replaced or type(new) is dict
             group_key = (iface, p.as_path, p.as_set)
             group = groups.get(group_key)
             if group is None:
@@ -166,7 +195,7 @@ class LiveRouter:
                 group.append(prefix)
         if self.whole:
             self._recompute_whole()
-            return
+            return left_out
         if replaced:  # a later path replaced an earlier one: regroup
             groups = {}
             for slot in table.values():
@@ -177,6 +206,7 @@ class LiveRouter:
             for prefix in self.paths:
                 self._restrict(prefix)
         self._rebuild_cones(set(self._cone_ifaces()), initial=True)
+        return left_out
 
     def _cone_ifaces(self) -> list[str]:
         """Interfaces whose BAR-SAV cone is needed: every customer (BAR-SAV-PI, auto) and bar-sav peers."""
@@ -206,42 +236,63 @@ class LiveRouter:
         """The counters of `_index` for every loaded path at once, from the paths' prefixes grouped by
         (interface, AS_PATH, AS_SET): everything `_index` counts depends on those and the prefix only, so
         each group costs a few Counter updates in C (`_count_elements`: Counter.update's own C loop,
-        without its isinstance(Mapping) check, ~1 us per call and ~100k calls on a full table). EFP-B's
-        set A needs all customer paths before the peer/provider paths can be counted, hence two passes."""
+        without its isinstance(Mapping) check, ~1 us per call and ~100k calls on a full table). Only the
+        few attested-origin paths are counted per prefix (`a_count`), and origin -> prefixes is kept as the
+        groups' lists until an origin is asked for (`_origin_counter`). EFP-B's set A needs all customer
+        paths before the peer/provider paths can be counted, hence two passes."""
         lateral_or_up: list[tuple[int, list[str]]] = []
-        unique: Counter[tuple[tuple[int, ...], tuple[int, ...], Relationship, int]] = Counter()
-        track_u = self.rpki.ready
+        unique: dict[tuple[tuple[int, ...], tuple[int, ...], Relationship, int], int] = {}
+        neighbor_key = {i: (n.relationship, n.asn) for i, n in self.neighbors.items()}
+        cust_ifaces, noncustomer = self.customer, self.noncustomer
+        track_a = self.rpki.ready
         attested = self.attested
-        origin_prefixes = self.origin_prefixes
+        origin_lists = self._origin_lists
+        rs_ifaces = self.rs_ifaces
         for (iface, as_path, as_set), prefixes in groups.items():
             origin = 0 if as_set else (as_path[-1] if as_path else 0)
             n = len(prefixes)
-            if track_u and origin not in attested:
-                _count_elements(self.u_count, prefixes)
-            if as_path and iface in self.rs_ifaces:
+            if track_a and origin in attested:
+                _count_elements(self.a_count, prefixes)
+            if rs_ifaces and as_path and iface in rs_ifaces:
                 self.rs_first[iface][as_path[0]] += n
-            op = origin_prefixes.get(origin)
-            if op is None:
-                op = origin_prefixes[origin] = Counter()
-            _count_elements(op, prefixes)
-            if iface in self.customer:
+            lists = origin_lists.get(origin)
+            if lists is None:
+                origin_lists[origin] = [prefixes]
+            else:
+                lists.append(prefixes)
+            if iface in cust_ifaces:
                 _count_elements(self.cust_prefixes, prefixes)
                 self.cust_origins[origin] += n
-            elif iface in self.noncustomer:
+            elif iface in noncustomer:
                 lateral_or_up.append((origin, prefixes))
-            nb = self.neighbors[iface]
-            unique[(as_path, as_set, nb.relationship, nb.asn)] += n
+            key = (as_path, as_set, *neighbor_key[iface])
+            unique[key] = unique.get(key, 0) + n
         if self.rpki.ready:  # _count_pairs in bulk: weighted counts first, the pair index once after
             pair_count = self.pair_count
             for (as_path, as_set, rel, asn), n in unique.items():
                 for pair in self._trusted_pairs(as_path, rel, asn, as_set):
-                    pair_count[pair] += n
+                    pair_count[pair] = pair_count.get(pair, 0) + n
             for provider, customer in pair_count:
                 self.pairs.setdefault(provider, set()).add(customer)
         for origin, prefixes in lateral_or_up:
             if origin in self.cust_origins:
                 _count_elements(self.q_count, prefixes)
         self.z = set(self.cust_prefixes) | set(self.q_count)
+
+    def _origin_counter(self, origin: int) -> Counter[str] | None:
+        """`origin_prefixes[origin]`, made from the bulk load's prefix lists when first asked for."""
+        lists = self._origin_lists.pop(origin, None)
+        if lists is not None:
+            counter: Counter[str] = Counter()
+            for prefixes in lists:
+                _count_elements(counter, prefixes)
+            self.origin_prefixes[origin] = counter
+            return counter
+        return self.origin_prefixes.get(origin)
+
+    def prefixes_of(self, origin: int) -> Iterable[str]:
+        """The prefixes the router holds a path for from `origin`."""
+        return self._origin_counter(origin) or ()
 
     def _lateral_count(self, prefix: str, origin: int) -> int:
         """Peer/provider paths the router holds for `prefix` from `origin` (EFP-B's set Q)."""
@@ -255,7 +306,9 @@ class LiveRouter:
         """Update the counters for one path already added to (or removed from) `paths`; return EFP-B's Z
         flips and the AS pairs that appeared or vanished."""
         x, o, iface = p.prefix, p.origin, p.interface
-        op = self.origin_prefixes.setdefault(o, Counter())
+        op = self._origin_counter(o)
+        if op is None:
+            op = self.origin_prefixes[o] = Counter()
         if _bump(op, x, d) and not op:
             del self.origin_prefixes[o]
         z_flips: set[str] = set()
@@ -267,7 +320,7 @@ class LiveRouter:
             if not self.cust_origins[o]:
                 del self.cust_origins[o]
             if (before == 0) != (self.cust_origins[o] == 0):  # o joined or left set A
-                for q in list(self.origin_prefixes.get(o, ())):
+                for q in list(self.prefixes_of(o)):
                     n = self._lateral_count(q, o)
                     if n:
                         _bump(self.q_count, q, n if before == 0 else -n)
@@ -426,7 +479,7 @@ class LiveRouter:
         for asn in cone:
             prefixes |= self.rpki.roa_prefixes_by_asn.get(asn, frozenset())
             prefixes |= {
-                x for x in self.origin_prefixes.get(asn, ())
+                x for x in self.prefixes_of(asn)
                 if not self.rpki.vrps or self.rpki.rov(x, asn) is not Rov.INVALID
             }
         return prefixes
@@ -466,7 +519,9 @@ class LiveRouter:
         return {i for i in self.customer if self.algos[i] is Algorithm.AUTO}
 
     def u_member(self, prefix: str) -> bool:
-        return prefix in self.u_count or prefix in self.rpki.unproven_roa_prefixes(self.router.asn)
+        return (
+            self.rpki.ready and _slot_len(self.paths.get(prefix)) > self.a_count.get(prefix, 0)
+        ) or prefix in self.rpki.unproven_roa_prefixes(self.router.asn)
 
     def u_members(self, prefixes: Iterable[str]) -> dict[str, bool]:
         """U membership of `prefixes` now (asked before the VRP index is patched, see refresh_rpki)."""
@@ -476,7 +531,14 @@ class LiveRouter:
 
     def unproven(self) -> frozenset[str]:
         if self._u_frozen is None:
-            self._u_frozen = frozenset(self.u_count.keys() | self.rpki.unproven_roa_prefixes(self.router.asn))
+            # a prefix is in U when a path of it has an origin not attested: every routed prefix without an
+            # attested-origin path, and those with fewer attested-origin paths than paths
+            a_count, paths = self.a_count, self.paths
+            routed: set[str] = set()
+            if self.rpki.ready:  # (paths are counted with RPKI data only)
+                routed = paths.keys() - a_count.keys()
+                routed.update(x for x, n in a_count.items() if _slot_len(paths.get(x)) > n)
+            self._u_frozen = frozenset(routed | self.rpki.unproven_roa_prefixes(self.router.asn))
         return self._u_frozen
 
     def proven(self) -> Proven:
@@ -484,7 +546,7 @@ class LiveRouter:
         if self._proven is None:
             candidates = attested_roa_prefixes(self.rpki, self.attested)
             for asn in self.attested:
-                candidates.update(self.origin_prefixes.get(asn, ()))
+                candidates.update(self.prefixes_of(asn))
             self._proven = proven_outside(candidates, self.unproven())
         return self._proven
 
@@ -552,11 +614,15 @@ class LiveRouter:
         if self.rpki.ready:
             # U (inter.unproven) or the known prefixes moved: every auto customer list may move (the
             # allowlist holds U, the blocklist the known prefixes outside it)
-            u_flip = (
-                p.origin not in self.attested
-                and _bump(self.u_count, x, d)
-                and x not in self.rpki.unproven_roa_prefixes(self.router.asn)  # else U holds x anyway
-            )
+            if p.origin in self.attested:
+                _bump(self.a_count, x, d)
+                u_flip = False
+            else:  # paths of x whose origin is not attested, after the change: 1 = x joined U, 0 = it left
+                others = _slot_len(self.paths.get(x)) - self.a_count.get(x, 0)
+                u_flip = (
+                    others == (1 if d > 0 else 0)
+                    and x not in self.rpki.unproven_roa_prefixes(self.router.asn)  # else U holds x anyway
+                )
             if u_flip:
                 self._u_frozen = None
             known_flip = _slot_len(self.paths.get(x)) == (1 if d > 0 else 0)

@@ -9,9 +9,11 @@ maxLength) on vrpindex.VrpIndex (built on first use, patched by VRP deltas), and
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections import defaultdict, deque
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter
 
 from appliance.engine.aspa import (
     Authorization,
@@ -72,6 +74,62 @@ def neighbors_by_interface(neighbors: Iterable[Neighbor]) -> dict[str, Neighbor]
     return out
 
 
+_asn_of = attrgetter("asn")
+_prefix_of = attrgetter("prefix")
+
+
+class RoaPrefixes(Mapping[int, frozenset[str]]):
+    """Origin ASN -> prefixes of its ROAs (AS0 left out). Grouped in one C-level pass over the VRPs; an
+    ASN's frozenset is made when it is first read (a build reads the ASNs of the customer cones, ~1k of
+    ~40k)."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, groups: dict[int, list[str] | frozenset[str]]) -> None:
+        self._m = groups
+
+    @staticmethod
+    def of(vrps: Iterable[Vrp]) -> RoaPrefixes:
+        vrps = vrps if isinstance(vrps, tuple | list) else tuple(vrps)
+        acc: defaultdict[int, list[str]] = defaultdict(list)
+        # acc[v.asn].append(v.prefix) for every VRP, without a Python-level loop
+        deque(map(list.append, map(acc.__getitem__, map(_asn_of, vrps)), map(_prefix_of, vrps)), maxlen=0)
+        acc.pop(0, None)
+        return RoaPrefixes(dict(acc))
+
+    def __getitem__(self, asn: int) -> frozenset[str]:
+        got = self._m[asn]
+        if isinstance(got, list):
+            got = self._m[asn] = frozenset(got)
+        return got
+
+    def __len__(self) -> int:
+        return len(self._m)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._m)
+
+    def __contains__(self, asn: object) -> bool:
+        return asn in self._m
+
+    def union_outside(self, excluded: Collection[int]) -> set[str]:
+        """The prefixes of every ASN not in `excluded`, without making each ASN's frozenset."""
+        out: set[str] = set()
+        for asn, prefixes in self._m.items():
+            if asn not in excluded:
+                out.update(prefixes)
+        return out
+
+    def copy(self) -> RoaPrefixes:
+        return RoaPrefixes(dict(self._m))
+
+    def put(self, asn: int, prefixes: frozenset[str]) -> None:
+        self._m[asn] = prefixes
+
+    def drop(self, asn: int) -> None:
+        self._m.pop(asn, None)
+
+
 class Rov(enum.StrEnum):
     """Route origin validation state (RFC 6811)."""
 
@@ -106,8 +164,9 @@ class RpkiView:
         index: VrpIndex = self.__dict__.pop("_vrp_index")
         added, removed = tuple(added), tuple(removed)
         touched = index.patch(added, removed)
-        by_asn = dict(self.__dict__.pop("_by_asn")) if "_by_asn" in self.__dict__ else None
-        if by_asn is not None:
+        old: RoaPrefixes | None = self.__dict__.pop("_by_asn", None)
+        if old is not None:
+            by_asn = old.copy()
             for asn in touched:
                 if not asn:
                     continue
@@ -116,9 +175,9 @@ class RpkiView:
                     if any(v.asn == asn for v in index.at(p))
                 }
                 if kept:
-                    by_asn[asn] = frozenset(kept)
+                    by_asn.put(asn, frozenset(kept))
                 else:
-                    by_asn.pop(asn, None)
+                    by_asn.drop(asn)
             new.__dict__["_by_asn"] = by_asn
         new.__dict__["_vrp_index"] = index
         memo: dict[int, set[str]] | None = self.__dict__.get("_unproven_roas")
@@ -172,12 +231,7 @@ class RpkiView:
         memo: dict[int, set[str]] = self.__dict__.setdefault("_unproven_roas", {})
         got = memo.get(local_asn)
         if got is None:
-            attested = self.attested_up(local_asn)
-            got = set()
-            for asn, prefixes in self.roa_prefixes_by_asn.items():
-                if asn not in attested:
-                    got |= prefixes
-            memo[local_asn] = got
+            got = memo[local_asn] = self._by_asn.union_outside(self.attested_up(local_asn))
         return got
 
     @cached_property
@@ -185,21 +239,12 @@ class RpkiView:
         return VrpIndex(self.vrps)
 
     @cached_property
-    def _by_asn(self) -> dict[int, frozenset[str]]:
+    def _by_asn(self) -> RoaPrefixes:
         """Origin ASN -> prefixes of its ROAs (AS0 left out)."""
-        acc: dict[int, list[str]] = {}
-        get = acc.get
-        for v in self.vrps:
-            mine = get(v.asn)
-            if mine is None:
-                acc[v.asn] = [v.prefix]
-            else:
-                mine.append(v.prefix)
-        acc.pop(0, None)
-        return {asn: frozenset(prefixes) for asn, prefixes in acc.items()}
+        return RoaPrefixes.of(self.vrps)
 
     @property
-    def roa_prefixes_by_asn(self) -> dict[int, frozenset[str]]:
+    def roa_prefixes_by_asn(self) -> RoaPrefixes:
         """Origin ASN -> prefixes of its ROAs (BAR-SAV step 11 and Procedure X step 7)."""
         return self._by_asn
 
@@ -230,10 +275,13 @@ class RpkiView:
         return state
 
     def _rov(self, prefix: str, origin: int) -> Rov:
-        covering = self._vrp_index.covering(prefix)
+        length = int(prefix.rsplit("/", 1)[1])
+        index = self._vrp_index
+        if origin and any(v.asn == origin and length <= v.max_length for v in index.at(prefix)):
+            return Rov.VALID  # a VRP of exactly this prefix matches (the usual case): no covering search
+        covering = index.covering(prefix)
         if not covering:
             return Rov.NOT_FOUND
-        length = int(prefix.rsplit("/", 1)[1])
         if origin and any(v.asn == origin and length <= v.max_length for v in covering):
             return Rov.VALID
         return Rov.INVALID

@@ -6,30 +6,53 @@ the covering VRPs of only the ~10-20k prefixes inside customer cones. So the ind
 text to its VRP (a tuple of them when several share the prefix; built in C, no object per VRP), and a
 covering lookup probes each prefix length present: IPv4 by formatting the masked address (VRP prefixes are
 canonical text, as every loader writes them), IPv6 in a per-length dict of network integers built on the
-first lookup (its text form is not cheap to produce). A lookup costs one probe per length present (about
-25 for IPv4). `tests/unit/engine/test_vrpindex.py` checks it against a naive covering search. Pure: no I/O.
+first lookup (its text form is not cheap to produce). An IPv4 lookup probes every length up to the route's
+(the text of each masked address is put together from per-octet strings), an IPv6 one each length present.
+`tests/unit/engine/test_vrpindex.py` checks it against a naive covering search. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections import Counter
 from collections.abc import Iterable
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 
 from appliance.model import Vrp
 
 __all__ = ["VrpIndex"]
 
 _prefix_of = attrgetter("prefix")
-_MASK4 = tuple((0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF for n in range(33))
+_has_colon = methodcaller("__contains__", ":")
 _MASK6 = tuple(((1 << 128) - 1) ^ ((1 << (128 - n)) - 1) for n in range(129))
+_OCTET = tuple(str(n) for n in range(256))
+# per IPv4 prefix length n: the octet the mask ends in (0-3; n = 32 ends in the last), that octet's mask,
+# and the text after it: the zero octets and the length
+_CUT = tuple(min(n // 8, 3) for n in range(33))
+_CUT_MASK = tuple((0xFF << (8 - (n - 8 * _CUT[n]))) & 0xFF for n in range(33))
+_TAIL = tuple(".0" * (3 - _CUT[n]) + f"/{n}" for n in range(33))
+
+
+def _v6_network(prefix: str) -> tuple[int, int]:
+    """(network address as an integer, prefix length) of an IPv6 prefix, host bits cleared."""
+    addr, _, length = prefix.partition("/")
+    plen = int(length)
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
+    except OSError:  # not an IPv6 address: ipaddress raises the ValueError it always did
+        net = ipaddress.IPv6Network(prefix, strict=False)
+        return int(net.network_address), net.prefixlen
+    if not 0 <= plen <= 128 or length != str(plen):
+        net = ipaddress.IPv6Network(prefix, strict=False)
+        return int(net.network_address), net.prefixlen
+    return value & _MASK6[plen], plen
 
 
 class VrpIndex:
     """VRPs grouped by prefix text; `covering` answers which VRPs cover a prefix, most specific first."""
 
-    __slots__ = ("_by_prefix", "_lengths4", "_v6")
+    __slots__ = ("_by_prefix", "_v6", "_v6_lengths")
 
     def __init__(self, vrps: Iterable[Vrp]) -> None:
         vrps = vrps if isinstance(vrps, tuple | list) else tuple(vrps)
@@ -44,8 +67,8 @@ class VrpIndex:
                 if v.prefix in shared:
                     by_prefix[v.prefix] = (*by_prefix[v.prefix], v)  # type: ignore[misc]
         self._by_prefix = by_prefix
-        self._lengths4: list[int] | None = None  # descending; built on the first lookup
         self._v6: dict[int, dict[int, str]] | None = None  # length -> network int -> prefix text
+        self._v6_lengths: list[int] = []  # the lengths of _v6, descending
 
     def __len__(self) -> int:
         return len(self._by_prefix)
@@ -55,49 +78,41 @@ class VrpIndex:
         hit = self._by_prefix.get(prefix, ())
         return (hit,) if isinstance(hit, Vrp) else hit
 
-    def _build_lengths(self) -> tuple[list[int], dict[int, dict[int, str]]]:
-        lengths4: set[str] = set()
+    def _build_v6(self) -> dict[int, dict[int, str]]:
         v6: dict[int, dict[int, str]] = {}
-        for p in self._by_prefix:
-            if ":" in p:
-                net = ipaddress.IPv6Network(p, strict=False)
-                v6.setdefault(net.prefixlen, {})[int(net.network_address)] = p
-            else:
-                lengths4.add(p[p.index("/") + 1 :])
-        self._lengths4 = sorted((int(n) for n in lengths4), reverse=True)
+        for p in filter(_has_colon, self._by_prefix):  # the IPv6 prefixes, picked out in C
+            value, plen = _v6_network(p)
+            v6.setdefault(plen, {})[value] = p
         self._v6 = v6
-        return self._lengths4, v6
+        self._v6_lengths = sorted(v6, reverse=True)
+        return v6
 
     def covering(self, prefix: str) -> list[Vrp]:
         """Every VRP whose prefix covers `prefix` (equal or less specific), longest VRP prefix first."""
-        lengths4, v6 = (
-            (self._lengths4, self._v6) if self._lengths4 is not None and self._v6 is not None
-            else self._build_lengths()
-        )
         by_prefix = self._by_prefix
         out: list[Vrp] = []
         if ":" in prefix:
-            net = ipaddress.IPv6Network(prefix, strict=False)
-            value, route_len = int(net.network_address), net.prefixlen
-            for plen in sorted(v6, reverse=True):
+            v6 = self._v6 if self._v6 is not None else self._build_v6()
+            value, route_len = _v6_network(prefix)
+            for plen in self._v6_lengths:
                 if plen <= route_len:
                     text = v6[plen].get(value & _MASK6[plen])
                     if text is not None:
                         out.extend(self.at(text))
             return out
         addr, _, length = prefix.partition("/")
-        a, b, c, d = addr.split(".")
-        value = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
-        route_len = int(length)
-        for plen in lengths4:
-            if plen <= route_len:
-                m = value & _MASK4[plen]
-                hit = by_prefix.get(f"{m >> 24}.{(m >> 16) & 255}.{(m >> 8) & 255}.{m & 255}/{plen}")
-                if hit is not None:
-                    if isinstance(hit, Vrp):
-                        out.append(hit)
-                    else:
-                        out.extend(hit)
+        octets = [int(x) for x in addr.split(".")]
+        a, b, c, _d = octets  # four octets, or the ValueError a malformed address always raised
+        heads = ("", f"{a}.", f"{a}.{b}.", f"{a}.{b}.{c}.")  # the text before the octet the mask cuts
+        octet, cut, cut_mask, tail = _OCTET, _CUT, _CUT_MASK, _TAIL
+        for plen in range(min(int(length), 32), -1, -1):
+            k = cut[plen]
+            hit = by_prefix.get(heads[k] + octet[octets[k] & cut_mask[plen]] + tail[plen])
+            if hit is not None:
+                if isinstance(hit, Vrp):
+                    out.append(hit)
+                else:
+                    out.extend(hit)
         return out
 
     def patch(self, added: Iterable[Vrp], removed: Iterable[Vrp]) -> dict[int, None]:
@@ -125,22 +140,20 @@ class VrpIndex:
         return touched
 
     def _learn(self, prefix: str) -> None:
-        if self._lengths4 is None or self._v6 is None:
-            return
-        if ":" in prefix:
-            net = ipaddress.IPv6Network(prefix, strict=False)
-            self._v6.setdefault(net.prefixlen, {})[int(net.network_address)] = prefix
-            return
-        plen = int(prefix[prefix.index("/") + 1 :])
-        if plen not in self._lengths4:
-            self._lengths4 = sorted((*self._lengths4, plen), reverse=True)
+        if self._v6 is None or ":" not in prefix:
+            return  # IPv4 is probed by text
+        value, plen = _v6_network(prefix)
+        if plen not in self._v6:
+            self._v6_lengths = sorted((*self._v6, plen), reverse=True)
+        self._v6.setdefault(plen, {})[value] = prefix
 
     def _forget(self, prefix: str) -> None:
         if self._v6 is None or ":" not in prefix:
-            return  # an IPv4 length left without prefixes costs one empty probe, nothing else
-        net = ipaddress.IPv6Network(prefix, strict=False)
-        table = self._v6.get(net.prefixlen)
+            return
+        value, plen = _v6_network(prefix)
+        table = self._v6.get(plen)
         if table is not None:
-            table.pop(int(net.network_address), None)
+            table.pop(value, None)
             if not table:
-                del self._v6[net.prefixlen]
+                del self._v6[plen]
+                self._v6_lengths = sorted(self._v6, reverse=True)
