@@ -19,7 +19,7 @@ from appliance.flowspec.rules import FlowRule
 from appliance.model import SavRuleSet
 from appliance.monitor import Monitor
 from appliance.monitor.counters import CounterBoard, CounterSample
-from appliance.monitor.installed import RuleKey, install_findings, pushed_key
+from appliance.monitor.installed import ReportedRules, RuleKey, install_findings, pushed_key
 from appliance.monitor.metrics import Metrics
 from appliance.state import StateError, StateStore
 from appliance.state.pushed import decode_held
@@ -86,10 +86,12 @@ class DaemonContext:
         for notice in self.counters.update(samples, self.monitor.clock.now(), (router,) if router else ()):
             self.monitor.emit(notice)
 
-    def report_rules(self, router: str, reported: Iterable[Any]) -> None:
+    def report_rules(self, router: str, reported: Iterable[Any], keyed: ReportedRules | None = None
+                     ) -> None:
         """For enforcer pollers: the rules a router's enforcer holds in; a rule savd pushed to the router
         that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is.
-        The listing is kept for the drift check (`rule_listings`), which owns rules missing altogether."""
+        The listing is kept for the drift check (`rule_listings`), which owns rules missing altogether.
+        `keyed`: the same listing keyed already (`reported_rules`, in the poller's worker thread)."""
         reported = list(reported)
         self.rule_listings[router] = (time.monotonic(), reported)
         known = self.install_decoded.get(router, {})
@@ -104,8 +106,8 @@ class DaemonContext:
         self.install_decoded[router] = held
         pushed = {pushed_key(r): r for r in held.values()}
         notices, self.install_missing[router] = install_findings(
-            router, pushed.values(), reported, self.install_missing.get(router, frozenset()),
-            absent=self.config.timers.drift_check_s <= 0)
+            router, pushed.values(), keyed if keyed is not None else reported,
+            self.install_missing.get(router, frozenset()), absent=self.config.timers.drift_check_s <= 0)
         self.monitor.reconcile_notices(f"installed:{router}", notices)
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from appliance.errors import ExternalError
 from appliance.monitor.counters import CounterSample
 from appliance.monitor.events import EnforcerReachable, EnforcerSessionDown, Notice
+from appliance.monitor.installed import ReportedRules, reported_rules
 from appliance.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class EnforcerPoller:
         answered = 0
         for target in self.targets:
             try:  # fetched and turned into samples off the event loop (10k routes: ~40 ms of parsing)
-                doc, samples = await asyncio.to_thread(self._fetch_samples, target)
+                doc, samples, keyed = await asyncio.to_thread(self._fetch_samples, target)
             except PollError as exc:
                 log.warning("event=enforcer-poll-failed router=%s error=%r", target.router, str(exc))
                 if target.router not in self._unreachable:
@@ -167,14 +168,14 @@ class EnforcerPoller:
             ctx.report_counters(samples, target.router)
             report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
             if report_rules is not None:
-                report_rules(target.router, doc.get("rules") or [])
+                report_rules(target.router, doc.get("rules") or [], keyed)
             log.debug("event=enforcer-polled router=%s rules=%d took_ms=%.1f", target.router,
                       len(doc.get("rules") or []), (time.perf_counter() - began) * 1000)
         return answered
 
-    def _fetch_samples(self, target: _Target) -> tuple[dict[str, Any], list[CounterSample]]:
+    def _fetch_samples(self, target: _Target) -> tuple[dict[str, Any], list[CounterSample], ReportedRules]:
         doc = self._fetch(target)
-        return doc, samples_from(target.router, doc)
+        return doc, samples_from(target.router, doc), reported_rules(doc.get("rules") or [])
 
     def _session_notice(self, router: str, session: Any, now: float) -> EnforcerSessionDown | None:
         """Raise once the session has been down long enough (again when the diagnosis changes), clear

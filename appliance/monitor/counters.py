@@ -91,17 +91,22 @@ class CounterBoard:
         samples = list(samples)
         known = set(self._routers)
         for s in samples:
-            track = self._tracks.get(s.key())
+            key = s.key()
+            track = self._tracks.get(key)
+            if track is not None and (track.sample.packets == s.packets and track.sample.bytes == s.bytes
+                                      and track.sample.top_sources == s.top_sources):
+                track.sample, track.sampled_at = s, now   # nothing rose: most of a big router's rules
+                continue
             if track is None and s.router not in known:
                 # a router's first samples are a baseline: what happened before we watched (savd
                 # restarted, the enforcer kept counting) is not attributed
-                self._tracks[s.key()] = _Track(s, s.packets, s.bytes, now, sampled_at=now)
+                self._tracks[key] = _Track(s, s.packets, s.bytes, now, sampled_at=now)
                 continue
             if track is None:
                 # a rule that appeared since the last poll of a router we watch starts from zero: its
                 # first drops (between its install and this poll) are spoofing seen like any other
                 zero = dataclasses.replace(s, packets=0, bytes=0, top_sources=())
-                track = self._tracks[s.key()] = _Track(zero, 0, 0, now, sampled_at=now)
+                track = self._tracks[key] = _Track(zero, 0, 0, now, sampled_at=now)
             rise_p, rise_b = _rise(track.sample.packets, s.packets), _rise(track.sample.bytes, s.bytes)
             rises = source_rises(track.sample.top_sources, s.top_sources)
             track.sample = s

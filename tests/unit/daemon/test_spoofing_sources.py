@@ -63,3 +63,19 @@ def test_parse_top_sources_tolerates_garbage_and_ipv6_colons() -> None:
     assert parse_top_sources("2001:db8::/48:7,bad,198.18.1.0/24:x,:3", "2001:db8::/48:700") == [
         ("2001:db8::/48", 7, 700)]
     assert parse_top_sources("") == []
+
+
+def test_a_quiet_poll_changes_nothing_and_the_next_rise_counts_from_the_last_reading() -> None:
+    """Most of a big router's samples repeat the last poll's counts (the board's fast path): such a poll
+    raises nothing and moves no total, the alarm clears after quiet_s, and a later rise is measured from
+    the repeated reading."""
+    board = CounterBoard(quiet_s=10.0)
+    tops = (("198.18.7.0/24", 2, 168),)
+    board.update([catch_all(2, tops)], 0.0)
+    assert len(board.update([catch_all(5, (("198.18.7.0/24", 5, 420),))], 5.0)) == 1
+    assert board.update([catch_all(5, (("198.18.7.0/24", 5, 420),))], 10.0) == []
+    cleared = board.update([catch_all(5, (("198.18.7.0/24", 5, 420),))], 15.0)
+    assert [n.active for n in cleared] == [False]
+    again = board.update([catch_all(9, (("198.18.7.0/24", 9, 756),))], 20.0)
+    assert [(n.packets, n.top_sources) for n in again] == [(4, "198.18.7.0/24:4")]
+    assert board.rows()[0]["packets"] == 9
