@@ -54,8 +54,9 @@ class NetlinkError(ExternalError, RuntimeError):
     """The kernel refused the batch (nothing of it was applied) or could not be reached."""
 
 
-class Unencodable(ValueError):
-    """A change this module does not send (a prefix ending at the top of the address space)."""
+class Unencodable(NetlinkError):
+    """A change the batch cannot carry (a prefix ending at the top of the address space, not a prefix,
+    too large for one message): nothing was sent, nft is to make it."""
 
 
 @dataclass(frozen=True, slots=True)
