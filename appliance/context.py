@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from appliance.flowspec.rules import FlowRule
 from appliance.model import SavRuleSet
 from appliance.monitor import Monitor
 from appliance.monitor.counters import CounterBoard, CounterSample
-from appliance.monitor.installed import ReportedRules, RuleKey, install_findings, pushed_key
+from appliance.monitor.installed import ReportedRules, RuleKey, install_findings, pushed_key, reported_rules
 from appliance.monitor.metrics import Metrics
 from appliance.state import StateError, StateStore
 from appliance.state.pushed import decode_held
@@ -59,7 +59,7 @@ class DaemonContext:
     install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
     install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
     #: router -> (time.monotonic() it arrived, its enforcer's rule entries): the drift check's input
-    rule_listings: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
+    rule_listings: dict[str, tuple[float, Sequence[Any]]] = field(default_factory=dict)
     #: peer -> its collaboration agreement as last reported (set by appliance/collab/component.py)
     agreements: Callable[[], Mapping[str, Any]] | None = None
     #: revoke the agreement with a peer (appliance/collab/component.py `CollabComponent.end`)
@@ -86,14 +86,13 @@ class DaemonContext:
         for notice in self.counters.update(samples, self.monitor.clock.now(), (router,) if router else ()):
             self.monitor.emit(notice)
 
-    def report_rules(self, router: str, reported: Iterable[Any], keyed: ReportedRules | None = None
-                     ) -> None:
+    def report_rules(self, router: str, reported: Iterable[Any] | ReportedRules) -> None:
         """For enforcer pollers: the rules a router's enforcer holds in; a rule savd pushed to the router
         that is not installed there raises an alarm (appliance.monitor.installed), cleared once it is.
         The listing is kept for the drift check (`rule_listings`), which owns rules missing altogether.
-        `keyed`: the same listing keyed already (`reported_rules`, in the poller's worker thread)."""
-        reported = list(reported)
-        self.rule_listings[router] = (time.monotonic(), reported)
+        The poller passes it keyed already (`reported_rules`, in its worker thread)."""
+        keyed = reported_rules(reported)
+        self.rule_listings[router] = (time.monotonic(), keyed.entries)
         known = self.install_decoded.get(router, {})
         held: dict[str, FlowRule] = {}  # rule text -> rule: each poll decodes only what is new
         try:
@@ -106,8 +105,8 @@ class DaemonContext:
         self.install_decoded[router] = held
         pushed = {pushed_key(r): r for r in held.values()}
         notices, self.install_missing[router] = install_findings(
-            router, pushed.values(), keyed if keyed is not None else reported,
-            self.install_missing.get(router, frozenset()), absent=self.config.timers.drift_check_s <= 0)
+            router, pushed.values(), keyed, self.install_missing.get(router, frozenset()),
+            absent=self.config.timers.drift_check_s <= 0)
         self.monitor.reconcile_notices(f"installed:{router}", notices)
 
 

@@ -35,9 +35,10 @@ from appliance.enforcer.nftnl import ElementChange, NetlinkError, Unencodable, a
 from appliance.enforcer.nftplan import (
     Counters,
     Plan,
+    PlanDiff,
     TopSource,
     counters_from_listing,
-    element_changes,
+    elements_only,
     plan_diff,
     render_full,
     render_incremental,
@@ -144,9 +145,9 @@ class NftTable:
             self.applied = plan
             return ApplyResult("delete", time.monotonic() - started, len(text))
         if old is not None and not old.empty:
-            sent = self._apply_elements(old, plan)
-            if sent is not None:
-                self._bank_seen(old, plan)
+            diff = elements_only(old, plan) if self.netlink else None
+            if diff is not None and (sent := self._apply_elements(diff)) is not None:
+                self._bank_seen(old, diff)
                 self.applied = plan
                 return ApplyResult("elements", time.monotonic() - started, sent)
             text = render_incremental(old, plan)
@@ -155,7 +156,7 @@ class NftTable:
             except NftError as exc:
                 log.warning("event=nft-incremental-failed table=%s error=%r", self.table, str(exc)[:300])
             else:
-                self._bank_seen(old, plan)
+                self._bank_seen(old, diff if diff is not None else plan_diff(old, plan))
                 self.applied = plan
                 return ApplyResult("incremental", time.monotonic() - started, len(text))
         self._bank(old)
@@ -164,26 +165,22 @@ class NftTable:
         self.applied = plan
         return ApplyResult("full", time.monotonic() - started, len(text))
 
-    def _apply_elements(self, old: Plan, new: Plan) -> int | None:
-        """A change of set elements only, straight to the kernel (bytes sent); None when the change is
-        more than that or the kernel refused it, and nft is to do it (the batch is atomic: a refused one
-        left nothing behind)."""
-        changes = element_changes(old, new) if self.netlink else None
-        if changes is None:
-            return None
+    def _apply_elements(self, diff: PlanDiff) -> int | None:
+        """A change of set elements only (`elements_only`), straight to the kernel (bytes sent); None
+        when the kernel refused it or the batch cannot carry it, and nft is to do it (the batch is atomic:
+        a refused one left nothing behind)."""
         try:
             return apply_elements(self.table, [ElementChange(spec.name, removed, added)
-                                               for spec, removed, added in changes], self.netns)
+                                               for spec, removed, added in diff.changed_sets], self.netns)
         except Unencodable:
             return None
         except NetlinkError as exc:
             log.warning("event=nft-netlink-failed table=%s error=%r", self.table, str(exc)[:300])
             return None
 
-    def _bank_seen(self, old: Plan, new: Plan) -> None:
-        """After an incremental transaction: bank the last reading of every counter key whose object it
-        destroyed (no nft round trip; see the module docstring)."""
-        diff = plan_diff(old, new)
+    def _bank_seen(self, old: Plan, diff: PlanDiff) -> None:
+        """After an incremental transaction (`diff`, from `old`): bank the last reading of every counter key
+        whose object it destroyed (no nft round trip; see the module docstring)."""
         old_sets = {s.name: s for s in old.sets}
         gone: set[str] = set()
         for spec in diff.gone_sets:

@@ -161,17 +161,17 @@ def plan_diff(old: Plan, new: Plan) -> PlanDiff:
                     tuple(sorted(new_counters - old_counters)), tuple(sorted(old_counters - new_counters)))
 
 
-def element_changes(old: Plan, new: Plan) -> tuple[SetChange, ...] | None:
-    """The (set, removed, added) of a change that moves only set elements, the enforcer's hot path
-    (a prefix joins or leaves a list); None when anything else changes (a set, counter, meter, chain or
-    the dispatch), which takes a transaction through nft."""
+def elements_only(old: Plan, new: Plan) -> PlanDiff | None:
+    """The diff of a change that moves only set elements (`changed_sets`), the enforcer's hot path (a
+    prefix joins or leaves a list); None when anything else changes (a set, counter, meter, chain or the
+    dispatch), which takes a transaction through nft."""
     if (new.empty or old.empty or old.priority != new.priority or old.chains != new.chains
             or old.meter_names() != new.meter_names()):
         return None
     diff = plan_diff(old, new)
     if diff.new_sets or diff.gone_sets or diff.new_counters or diff.gone_counters:
         return None
-    return diff.changed_sets if _pre_rules(old) == _pre_rules(new) else None
+    return diff if _pre_rules(old) == _pre_rules(new) else None
 
 
 def render_incremental(old: Plan, new: Plan) -> str:

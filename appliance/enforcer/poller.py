@@ -168,9 +168,9 @@ class EnforcerPoller:
             ctx.report_counters(samples, target.router)
             report_rules = getattr(ctx, "report_rules", None)  # the daemon's: not-installed alarms
             if report_rules is not None:
-                report_rules(target.router, doc.get("rules") or [], keyed)
+                report_rules(target.router, keyed)
             log.debug("event=enforcer-polled router=%s rules=%d took_ms=%.1f", target.router,
-                      len(doc.get("rules") or []), (time.perf_counter() - began) * 1000)
+                      len(keyed.entries), (time.perf_counter() - began) * 1000)
         return answered
 
     def _fetch_samples(self, target: _Target) -> tuple[dict[str, Any], list[CounterSample], ReportedRules]:

@@ -130,6 +130,11 @@ class RoaPrefixes(Mapping[int, frozenset[str]]):
         self._m.pop(asn, None)
 
 
+def _matches(vrps: Iterable[Vrp], origin: int, length: int) -> bool:
+    """RFC 6811: a VRP of `origin` (never AS0) whose maxLength admits a route of `length`."""
+    return bool(origin) and any(v.asn == origin and length <= v.max_length for v in vrps)
+
+
 class Rov(enum.StrEnum):
     """Route origin validation state (RFC 6811)."""
 
@@ -277,14 +282,12 @@ class RpkiView:
     def _rov(self, prefix: str, origin: int) -> Rov:
         length = int(prefix.rsplit("/", 1)[1])
         index = self._vrp_index
-        if origin and any(v.asn == origin and length <= v.max_length for v in index.at(prefix)):
+        if _matches(index.at(prefix), origin, length):
             return Rov.VALID  # a VRP of exactly this prefix matches (the usual case): no covering search
         covering = index.covering(prefix)
         if not covering:
             return Rov.NOT_FOUND
-        if origin and any(v.asn == origin and length <= v.max_length for v in covering):
-            return Rov.VALID
-        return Rov.INVALID
+        return Rov.VALID if _matches(covering, origin, length) else Rov.INVALID
 
 
 class RouterRib:

@@ -37,13 +37,13 @@ _TAIL = tuple(".0" * (3 - _CUT[n]) + f"/{n}" for n in range(33))
 def _v6_network(prefix: str) -> tuple[int, int]:
     """(network address as an integer, prefix length) of an IPv6 prefix, host bits cleared."""
     addr, _, length = prefix.partition("/")
-    plen = int(length)
     try:
         value = int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
-    except OSError:  # not an IPv6 address: ipaddress raises the ValueError it always did
-        net = ipaddress.IPv6Network(prefix, strict=False)
-        return int(net.network_address), net.prefixlen
-    if not 0 <= plen <= 128 or length != str(plen):
+        plen = int(length)
+    except (OSError, ValueError):
+        value, plen = -1, -1
+    if value < 0 or not 0 <= plen <= 128 or length != str(plen):
+        # not plain address/length text: ipaddress reads it (or raises the ValueError it always did)
         net = ipaddress.IPv6Network(prefix, strict=False)
         return int(net.network_address), net.prefixlen
     return value & _MASK6[plen], plen

@@ -42,17 +42,22 @@ class ReportedRules:
     """An enforcer's rule listing by key (`reported_rules`): made where the listing is fetched, off the
     event loop, since keying 10k entries costs ~10 ms."""
 
-    by_key: Mapping[RuleKey, Mapping[str, Any]]
+    entries: tuple[Any, ...]                       # as listed, well formed or not
+    by_key: Mapping[RuleKey, Mapping[str, Any]]    # the well-formed ones
 
 
-def reported_rules(reported: Iterable[Any]) -> ReportedRules:
-    """Key an enforcer's `rules` entries; entries that are not well formed are left out."""
+def reported_rules(reported: Iterable[Any] | ReportedRules) -> ReportedRules:
+    """Key an enforcer's `rules` entries (once: keyed ones pass through); entries that are not well
+    formed are left out of `by_key`."""
+    if isinstance(reported, ReportedRules):
+        return reported
+    entries = tuple(reported)
     states: dict[RuleKey, Mapping[str, Any]] = {}
-    for entry in reported:
+    for entry in entries:
         key = reported_key(entry) if isinstance(entry, Mapping) else None
         if key is not None:
             states[key] = entry
-    return ReportedRules(states)
+    return ReportedRules(entries, states)
 
 
 def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable[Any] | ReportedRules,
@@ -61,7 +66,7 @@ def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable
     """Not-installed notices for `router`, and the keys missing this round (pass them in next time).
     `absent=False`: a rule the router does not list at all is left to the drift check (drift.py), which
     also repairs it, so one missing rule is not two alarms."""
-    states = (reported if isinstance(reported, ReportedRules) else reported_rules(reported)).by_key
+    states = reported_rules(reported).by_key
     notices, missing = [], set()
     for rule in pushed:
         key = pushed_key(rule)
