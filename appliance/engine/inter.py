@@ -556,8 +556,9 @@ class RouterRun:
         allowed = PrefixSet(q.union(acl))
 
         free: dict[str, bool] = {}  # per prefix: overlaps nothing allowed here
+        last: list[tuple[frozenset[str], frozenset[str]]] = []   # the previous call: (prefixes, kept)
 
-        def keep(prefixes: frozenset[str]) -> frozenset[str]:
+        def judge(prefixes: frozenset[str]) -> frozenset[str]:
             missing = frozenset(x for x in prefixes if x not in memo)
             if missing:
                 hit = overlapping_unproven(missing, u)
@@ -566,5 +567,12 @@ class RouterRun:
                 if x not in free:
                     free[x] = not allowed.overlaps(x)
             return frozenset(x for x in prefixes if not memo[x] and free[x])
+
+        def keep(prefixes: frozenset[str]) -> frozenset[str]:
+            """Element-wise, so a blocklist one report away from the last one is judged by its difference
+            (set operations in C) rather than prefix by prefix."""
+            kept = judge(prefixes - last[0][0]) | (last[0][1] & prefixes) if last else judge(prefixes)
+            last[:] = [(prefixes, kept)]
+            return kept
 
         return keep

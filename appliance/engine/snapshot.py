@@ -118,8 +118,8 @@ def merge(key: Key, inter: Outcome | None, intra: IntraOutcome | None) -> Decisi
         notes, extra, prov = inter.notes, intra.prefixes, intra.provenance
         if inter.spare is not None:  # the blocklist stands for an allowlist: add only what it drops
             extra = inter.spare(intra.prefixes)
-            prov = {p: why for p, why in intra.provenance.items() if p in extra}
             if len(extra) < len(intra.prefixes):
+                prov = {p: why for p, why in intra.provenance.items() if p in extra}
                 dropped = len(intra.prefixes) - len(extra)
                 notes = (*notes, f"{intra.algorithm}: {dropped} prefixes not applied, overlapping an allowed "
                          "prefix (fail open)")

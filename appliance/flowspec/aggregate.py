@@ -260,6 +260,8 @@ class _Patch(_Trie):
         self.sets = dict(old_sets)
         self.firsts = [b[0] for b in changed]
         self.lasts = [_last(b, width) for b in changed]
+        self.came: Table = []                   # rows made anew (the rest are the old table's objects)
+        self.kept: list[tuple[int, int]] = []   # slices of the old table taken over, in order
 
     def _touched(self, addr: int, plen: int) -> bool:
         i = bisect.bisect_right(self.firsts, addr + (1 << (self.width - plen)) - 1) - 1
@@ -271,6 +273,24 @@ class _Patch(_Trie):
         if i < len(self.old) and self.old[i][0] == addr and self.old[i][1] == plen:
             return self.old[i][2]
         return 0
+
+    def _fresh(self, row: tuple[int, int, int], out: Table) -> None:
+        self.came.append(row)
+        out.append(row)
+
+    def _take(self, first: int, end: int, out: Table) -> None:
+        if first < end:
+            self.kept.append((first, end))
+            out.extend(self.old[first:end])
+
+    def dropped(self) -> Table:
+        """The old rows outside every slice taken over (the slices come in table order)."""
+        out: Table = []
+        at = 0
+        for first, end in self.kept:
+            out += self.old[at:first]
+            at = end
+        return out + self.old[at:]
 
     def patch_build(self, addr: int, plen: int, lo: int, hi: int) -> int:
         """Pass 2 on the changed paths."""
@@ -296,7 +316,7 @@ class _Patch(_Trie):
         candidates = leaf or self.sets[(addr, plen)]
         if not candidates & inherited:
             inherited = candidates
-            out.append((addr, plen, inherited))
+            self._fresh((addr, plen, inherited), out)
         if leaf:
             return
         below = self._old_rule(addr, plen) or old_inherited
@@ -311,16 +331,16 @@ class _Patch(_Trie):
         first = bisect.bisect_left(self.old, (addr, plen))
         end = bisect.bisect_left(self.old, (addr + (1 << (self.width - plen)),), first)
         if inherited == old_inherited:
-            out.extend(self.old[first:end])
+            self._take(first, end, out)
             return
         leaf = self._leaf(addr, plen, lo, hi)
         candidates = leaf or self.sets[(addr, plen)]
         if candidates != BOTH:   # a rule on the node iff its value differs from the inherited one
             if first < end and self.old[first][0] == addr and self.old[first][1] == plen:
-                out.extend(self.old[first + 1:end])
+                self._take(first + 1, end, out)
             else:
-                out.append((addr, plen, candidates))
-                out.extend(self.old[first:end])
+                self._fresh((addr, plen, candidates), out)
+                self._take(first, end, out)
             return
         mid, cut = self._split(addr, plen, lo, hi)   # both: no rule here, both children inherit
         self._splice(addr, plen + 1, lo, cut, old_inherited, inherited, out)
@@ -328,13 +348,15 @@ class _Patch(_Trie):
 
 
 def patch_table(cover: list[Block], width: int, default: int, old: Table, old_sets: Sets,
-                changed: list[Block]) -> tuple[Table, Sets]:
+                changed: list[Block]) -> tuple[Table, Sets, Table, Table]:
     """minimal_table_sets(cover, width, default), given `old` and `old_sets` from minimal_table_sets (or
     this function) of a cover that differs from `cover` only inside the sorted disjoint blocks `changed`,
-    with the same default. Work grows with the changed blocks, the trie depth and the rules that change,
-    not with the cover, apart from list and dict copies."""
+    with the same default; and the old rows it dropped and the rows it made anew (the rest of the new
+    table are the old table's own objects; a row may go and come back equal). Work grows with the
+    changed blocks, the trie depth and the rules that change, not with the cover, apart from list and
+    dict copies."""
     trie = _Patch(cover, width, old, old_sets, changed)
     trie.patch_build(0, 0, 0, len(cover))
     out: Table = []
     trie.patch_choose(0, 0, 0, len(cover), default, default, out)
-    return out, trie.sets
+    return out, trie.sets, trie.dropped(), trie.came

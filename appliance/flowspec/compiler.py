@@ -46,6 +46,7 @@ what it pushed before and an alarm says why):
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -157,6 +158,60 @@ def _state_table(state: reaggregate.ListState, action: FlowAction
         entries += [((version, addr, plen), inside if value == aggregate.IN else outside)
                     for addr, plen, value in family.table]
     return entries, cover
+
+
+Entries = list[tuple[Prefix, FlowAction]]
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregated:
+    """One list's aggregation state with the action and table made from it: what the next version of the
+    interface's list is patched from (reaggregate.update for the state, _patch_table for the table). When
+    patched, `delta` holds the entries of `base` (the previous table's entries) that went and those that
+    came: the incremental merge takes them instead of comparing two whole tables."""
+
+    state: reaggregate.ListState
+    action: FlowAction
+    table: Table
+    delta: tuple[Entries, Entries, Entries] | None = None   # (base entries, went, came)
+
+
+def _patch_table(previous: Aggregated, state: reaggregate.ListState, action: FlowAction) -> Aggregated | None:
+    """Aggregated(state, action, _state_table(state, action)) made from the previous table, when `state`
+    was patched from previous.state: each patched family says which ORTC rows went and came (the rest of
+    its table are the old rows), so only those become entries, put in place by binary search. None when a
+    family appears, vanishes or empties, was not patched from the previous one, or the action changed:
+    build the table whole."""
+    old = previous.state
+    if action != previous.action or old.families.keys() != state.families.keys():
+        return None
+    inside, outside = (action, ACCEPT) if state.blocklist else (ACCEPT, action)
+    went: Entries = []
+    came: Entries = []
+    cover = 0
+    for version, family in state.families.items():
+        before = old.families[version]
+        if not family.cover or not before.cover:
+            return None
+        cover += len(family.cover) + (0 if state.blocklist else 1)
+        if family is before:
+            continue
+        if family.delta is None or family.delta[0] is not before.table:
+            return None
+        for rows, into in ((family.delta[1], went), (family.delta[2], came)):
+            into += [((version, addr, plen), inside if value == aggregate.IN else outside)
+                     for addr, plen, value in rows]
+    gone, new = set(went) - set(came), set(came) - set(went)   # a row made anew equal is no change
+    entries = list(previous.table[0])
+    for entry in sorted(gone, key=_entry_prefix, reverse=True):
+        del entries[bisect.bisect_left(entries, entry[0], key=_entry_prefix)]
+    for entry in sorted(new, key=_entry_prefix):
+        bisect.insort(entries, entry, key=_entry_prefix)
+    return Aggregated(state, action, (entries, cover), (previous.table[0], list(gone), list(new)))
+
+
+def _entry_prefix(entry: tuple[Prefix, FlowAction]) -> Prefix:
+    return entry[0]
 
 
 def _parse(prefixes: tuple[str, ...]) -> dict[int, list[aggregate.Block]]:
@@ -296,30 +351,32 @@ def list_table(rules: InterfaceRules, options: CompileOptions, cache: TableCache
 def list_table_state(rules: InterfaceRules, options: CompileOptions, cache: TableCache,
                      exempt: dict[int, list[aggregate.Block]],
                      parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]], events: list[Event],
-                     previous: reaggregate.ListState | None
-                     ) -> tuple[Table, reaggregate.ListState | None] | None:
-    """list_table, and an aggregation state to patch the next version of the list from. With
-    `previous` (the state of an earlier list of the same interface, same always-allowed blocks), a list
-    missing from `cache` is aggregated by patching it (reaggregate.update: work proportional to the
-    difference); without, from scratch. A cache hit does no aggregation work: it hands `previous` on
-    (None if of the other list kind), and the next miss patches from that earlier version."""
+                     previous: Aggregated | None) -> tuple[Table, Aggregated | None] | None:
+    """list_table, and the aggregation to patch the next version of the list from. With `previous` (the
+    aggregation of an earlier list of the same interface, same always-allowed blocks), a list missing
+    from `cache` is aggregated by patching it (reaggregate.update, then _patch_table: work proportional
+    to the difference); without, from scratch. A cache hit does no aggregation work: it hands `previous`
+    on (None if of the other list kind), and the next miss patches from that earlier version."""
     action = flow_action(rules)
     key = (rules.kind, action, rules.prefixes, options.always_allowed) if action else None
     table = cache.get(key) if key is not None else None
-    if previous is not None and previous.blocklist != (rules.kind is ListKind.BLOCK):
+    if previous is not None and previous.state.blocklist != (rules.kind is ListKind.BLOCK):
         previous = None
     if table is not None:
         return table, previous
-    state = reaggregate.update(previous, rules.prefixes, exempt) if previous and action else None
+    state = reaggregate.update(previous.state, rules.prefixes, exempt) if previous and action else None
+    made = None
     if state is None or action is None:
         iface = _validate(rules, events, parsed)
         if iface is None:
             return None
         action = iface.action
         state = reaggregate.build(rules.kind is ListKind.BLOCK, rules.prefixes, iface.blocks, exempt)
-    table = _state_table(state, action)
-    cache.put((rules.kind, action, rules.prefixes, options.always_allowed), table)
-    return table, state
+    elif previous is not None:
+        made = _patch_table(previous, state, action)
+    made = made or Aggregated(state, action, _state_table(state, action))
+    cache.put((rules.kind, action, rules.prefixes, options.always_allowed), made.table)
+    return made.table, made
 
 
 def _tables(lists: list[InterfaceRules], options: CompileOptions, cache: TableCache, events: list[Event]

@@ -24,9 +24,11 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from appliance.flowspec import aggregate, reaggregate
+from appliance.flowspec import aggregate
 from appliance.flowspec.compiler import (
+    Aggregated,
     CompileOptions,
+    Entries,
     Prefix,
     SortKey,
     Table,
@@ -42,8 +44,6 @@ from appliance.flowspec.groups import assign_groups
 from appliance.flowspec.rules import FlowAction, FlowRule, FlowSpecPlan, RouterFlowSpec
 from appliance.flowspec.steering import with_steering
 from appliance.model import BgpPath, Event, InterfaceRules, SavRuleSet
-
-Entries = list[tuple[Prefix, FlowAction]]
 
 
 def same_input(a: InterfaceRules, b: InterfaceRules) -> bool:
@@ -131,7 +131,7 @@ class _Router:
     learned: list[BgpPath] = field(default_factory=list)
     tables: dict[str, Table] = field(default_factory=dict)        # usable interfaces only
     # per interface, the aggregation of its list or of an earlier one: the next changed list patches it
-    states: dict[str, reaggregate.ListState] = field(default_factory=dict)
+    states: dict[str, Aggregated] = field(default_factory=dict)
     iface_events: dict[str, tuple[Event, ...]] = field(default_factory=dict)
     gid: dict[str, int] = field(default_factory=dict)
     merge: _Merge | None = None
@@ -190,12 +190,12 @@ class Compiler:
         """Tables and events of the new lists; unchanged interfaces keep theirs."""
         before = {r.interface: r for r in state.lists}
         tables: dict[str, Table] = {}
-        states: dict[str, reaggregate.ListState] = {}
+        states: dict[str, Aggregated] = {}
         iface_events: dict[str, tuple[Event, ...]] = {}
         parsed: dict[tuple[str, ...], dict[int, list[aggregate.Block]]] = {}
         # a list shared by many interfaces is one tuple object: key it by identity, so the cache hashes
         # its prefixes once per compile rather than once per interface (the lists live until we return)
-        Found = tuple[Table, reaggregate.ListState | None] | None
+        Found = tuple[Table, Aggregated | None] | None
         shared: dict[tuple[int, object, object], tuple[Found, tuple[Event, ...]]] = {}
         for rules in lists:
             name = rules.interface
@@ -246,14 +246,29 @@ class Compiler:
             pairs[key][2].add(gid[name] if new is not None else old_gid[name])
         touched: set[Prefix] = set()
         additions: list[tuple[Entries, set[int]]] = []
+        patched = {id(a.table[0]): a.delta for a in state.states.values() if a.delta is not None}
         for old_e, new_e, gids in pairs.values():
-            old_set = set(old_e) if old_e is not None else set()
-            new_set = set(new_e) if new_e is not None else set()
-            merge.remove(old_set - new_set, gids, touched)
-            additions.append((list(new_set - old_set), gids))
+            delta = patched.get(id(new_e))
+            if delta is not None and delta[0] is old_e:
+                went, came = delta[1], delta[2]
+            else:
+                went, came = _changed_entries(old_e or [], new_e or [])
+            merge.remove(went, gids, touched)
+            additions.append((came, gids))
         for entries, gids in additions:   # after every removal: a group ID may pass between interfaces
             merge.add(entries, gids, touched)
         merge.refresh(touched)
         self.merged_prefixes += len(touched)
         return None if merge.overfull else merge.rules
 
+
+def _changed_entries(old: Entries, new: Entries) -> tuple[list[tuple[Prefix, FlowAction]],
+                                                          list[tuple[Prefix, FlowAction]]]:
+    """(gone, came) between two tables of one interface. A patched table keeps the entries it did not
+    change as the same objects (compiler._patch_table), so the candidates are found by identity in C and
+    only they are compared by value (hashing an entry hashes its FlowAction in Python)."""
+    old_by_id = dict(zip(map(id, old), old, strict=True))
+    new_by_id = dict(zip(map(id, new), new, strict=True))
+    went = {old_by_id[i] for i in old_by_id.keys() - new_by_id.keys()}
+    came = {new_by_id[i] for i in new_by_id.keys() - old_by_id.keys()}
+    return list(went - came), list(came - went)

@@ -35,6 +35,10 @@ class Family:
     # the table and the cover are compared, and `update` starts over once they double
     sets: aggregate.Sets = field(compare=False, repr=False)
     built_sets: int = field(compare=False)   # len(sets) after the last build
+    # when patched: the table it was patched from, its rows dropped and the rows made anew (the other rows
+    # are that table's own objects), so the compiler turns only those into FlowSpec entries
+    delta: tuple[aggregate.Table, aggregate.Table, aggregate.Table] | None = field(
+        default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +138,9 @@ def _patch(blocklist: bool, old: Family, edits: list[tuple[Block, int]], listed:
     if not old.cover:   # nothing to patch: the old trie was empty
         table, sets = aggregate.minimal_table_sets(cover, width, _default(blocklist))
         return Family(width, listed, inputs, ordered, cover, table, sets, len(sets))
-    table, sets = aggregate.patch_table(cover, width, _default(blocklist), old.table, old.sets, changed)
-    return Family(width, listed, inputs, ordered, cover, table, sets, old.built_sets)
+    table, sets, went, came = aggregate.patch_table(cover, width, _default(blocklist), old.table, old.sets,
+                                                    changed)
+    return Family(width, listed, inputs, ordered, cover, table, sets, old.built_sets, (old.table, went, came))
 
 
 def _inside(blocklist: bool, inputs: dict[Block, int], ordered: list[Block], region: Block,

@@ -9,7 +9,14 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.engine.incremental import Engine, PathAdded, PathRemoved, RpkiChanged
+from appliance.engine.incremental import (
+    Engine,
+    PathAdded,
+    PathRemoved,
+    ReportAdded,
+    ReportRemoved,
+    RpkiChanged,
+)
 from appliance.engine.inter import PROVEN_BLOCK, proven_outside
 from appliance.engine.snapshot import Snapshot, compute, decide
 from appliance.model import (
@@ -140,6 +147,30 @@ def test_incremental_follows_the_choice_both_ways() -> None:
             assert ("b", "c1") in changed
         kinds.append(_rule(now, "c1")[0])
     assert kinds == [ListKind.ALLOW] * 6 + [ListKind.BLOCK, ListKind.ALLOW]
+
+
+
+def test_report_steps_on_a_proven_block_interface_equal_a_full_compute() -> None:
+    # the border blocklist joins c1's proven blocklist minus what overlaps c1's allowed prefixes; the
+    # engine judges each new blocklist by its difference from the last one, which must not matter
+    engine = Engine(_snapshot(interfaces=(Interface("b", "c1", external=True),),
+                              reports=(PrefixReport("b", "lan", "10.99.0.0/24", "s0"),)))
+    steps = [
+        ReportAdded(PrefixReport("b", "lan", "10.1.0.0/16", "s1")),     # overlaps c1's 10.1.0.0/24: dropped
+        ReportAdded(PrefixReport("b", "lan", "10.98.0.0/24", "s2")),    # applied
+        ReportRemoved(PrefixReport("b", "lan", "10.99.0.0/24", "s0")),
+        ReportAdded(PrefixReport("b", "lan2", "10.98.0.0/24", "s3")),   # same prefix, second report
+        ReportRemoved(PrefixReport("b", "lan", "10.98.0.0/24", "s2")),  # still reported on lan2
+        ReportRemoved(PrefixReport("b", "lan", "10.1.0.0/16", "s1")),
+        ReportAdded(PrefixReport("b", "lan", "10.99.0.0/24", "s0")),    # back as it began
+    ]
+    seen = set()
+    for event in steps:
+        engine.apply(event)
+        now = engine.ruleset()
+        assert now.to_json() == compute(engine.snapshot()).to_json(), f"after {event}"
+        seen.add(_rule(now, "c1")[2])
+    assert ("10.2.0.0/24", "10.98.0.0/24", "10.99.0.0/24") in seen   # the reports did reach c1
 
 
 _POOL = [

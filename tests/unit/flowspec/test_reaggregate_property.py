@@ -81,7 +81,22 @@ def test_update_equals_a_build_from_scratch(steps: list[tuple[str, ...]], blockl
             state = want
             continue
         assert got == want, i
+        _check_delta(state, got)
         state = got
+
+
+def _check_delta(old: reaggregate.ListState, new: reaggregate.ListState) -> None:
+    """A patched family names the table it came from, the old rows it dropped and the rows it made: every
+    other row of the new table is one of the old table's objects (what the compiler's patch relies on)."""
+    for version, family in new.families.items():
+        before = old.families[version]
+        if family is before or family.delta is None:
+            continue
+        base, went, came = family.delta
+        assert base is before.table
+        kept = {id(r) for r in before.table} & {id(r) for r in family.table}
+        assert sorted(r for r in before.table if id(r) not in kept) == sorted(went)
+        assert sorted(r for r in family.table if id(r) not in kept) == sorted(came)
 
 
 def test_big_list_with_one_prefix_less_is_patched() -> None:
