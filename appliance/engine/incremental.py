@@ -2,7 +2,8 @@
 
 Each event recomputes only what it can affect: a path touches its router (live.LiveRouter: its prefix, origin
 and AS pairs); a report touches the allowlists of its interface and of every interface its subnet is attached
-to, and the border blocklists (border.LiveBlocklist: the entries of the internal prefixes it can affect, when
+to (one without a subnet: only its prefix in its interface's allowlist, see `_patch_access`), and the border
+blocklists (border.LiveBlocklist: the entries of the internal prefixes it can affect, when
 there are border routers; each external rule is then patched by the delta, see `_patched`); a VRP/ASPA
 delta, a topology or a policy change rebuild the inter-domain state (RPKI feeds every BAR-SAV cone). `apply`
 returns the (router, interface) keys whose rule changed; `ruleset()` rebuilds only those rules and equals
@@ -23,13 +24,15 @@ from typing import TypeVar
 from appliance.engine.border import LiveBlocklist
 from appliance.engine.intra import (
     IntraOutcome,
+    access_name,
     access_outcome,
     border_outcome,
     compute_intra,
     external_keys,
+    patch_access,
 )
 from appliance.engine.live import LiveRouter
-from appliance.engine.policy import Policy
+from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.rib import RpkiView, neighbors_by_interface
 from appliance.engine.snapshot import Decision, Evidence, Key, Snapshot, assemble, merge, rule_of
 from appliance.model import (
@@ -166,6 +169,8 @@ class Engine:
         # the reports indexed as the intra rules read them: a report change redoes only what it touches
         self.by_iface: dict[Key, dict[PrefixReport, None]] = {}
         self.by_subnet: dict[str, dict[PrefixReport, None]] = {}
+        self.by_prefix: dict[tuple[str, str, str], dict[PrefixReport, None]] = {}  # (router, iface, prefix)
+        self.subnetted: dict[Key, int] = {}  # own reports with a subnet, per interface (patchable when none)
         for r in self.reports:
             self._index(r, True)
         self.external: set[Key] = set()
@@ -180,6 +185,7 @@ class Engine:
         self._intra: dict[Key, IntraOutcome] = {}
         self._border_pending = False  # the border blocklist moved; its outcomes are built when next read
         self._access_pending: set[Key] = set()  # allowlists whose reports changed, built when next read
+        self._access_patch: dict[Key, set[str]] = {}  # or only these prefixes of theirs (`_patch_access`)
         self.rules: dict[Key, InterfaceRules] = {}
         self.decisions: dict[Key, Decision] = {}  # what each rule was built from (to patch it by the delta)
         self.dirty: set[Key] = set()
@@ -264,6 +270,7 @@ class Engine:
         if self.external:
             self.border = LiveBlocklist(self.reports, self.igp_prefixes, self.interfaces.values(),
                                         self.neighbors.values())
+        self._access_pending, self._access_patch = set(), {}  # superseded: every outcome is redone below
         new = compute_intra(routers, self.interfaces.values(), self.reports, self.policy,
                             self.igp_prefixes, self.neighbors.values())
         old = self.intra
@@ -272,7 +279,6 @@ class Engine:
                 self.dirty.add(key)
         self._intra = new
         self._border_pending = False
-        self._access_pending = set()
 
     @property
     def intra(self) -> dict[Key, IntraOutcome]:
@@ -285,17 +291,37 @@ class Engine:
         per report, an allowlist would be rebuilt from all its interface's reports and the border outcomes
         from a copy of the whole blocklist (quadratic in a bulk load)."""
         for key in self._access_pending:
-            own = self.by_iface.get(key)
-            outcome = None if own is None else access_outcome(
-                key, own, self.by_subnet, self.policy.algorithm_for(*key))
-            self._set_intra(key, outcome)
-        self._access_pending = set()
+            self._set_intra(key, self._access(key))
+        for key, prefixes in self._access_patch.items():
+            if key not in self._access_pending:
+                self._set_intra(key, self._patch_access(key, prefixes))
+        self._access_pending, self._access_patch = set(), {}
         if self._border_pending and self.border is not None:
             block = dict(self.border.block)  # the outcomes keep a copy: the live one moves on
             keys = frozenset(block)
             for key in self.external:
                 self._set_intra(key, border_outcome(key, block, self.policy, keys))
         self._border_pending = False
+
+    def _access(self, key: Key) -> IntraOutcome | None:
+        """The allowlist of an access interface from all its reports (None once it has none)."""
+        own = self.by_iface.get(key)
+        if own is None:
+            return None
+        return access_outcome(key, own, self.by_subnet, self.policy.algorithm_for(*key))
+
+    def _patch_access(self, key: Key, prefixes: set[str]) -> IntraOutcome | None:
+        """The allowlist of `key` with only the `prefixes` its report changes touched redone, when the last
+        outcome chose the same reports and no own report has a subnet (then nothing else is chosen): a
+        report change costs O(changes), not O(interface's reports). Otherwise `_access`."""
+        if key not in self.by_iface:
+            return None
+        prev, algo = self._intra.get(key), self.policy.algorithm_for(*key)
+        if (prev is None or algo is Algorithm.LOOSE or prev.algorithm != access_name(algo)
+                or self.subnetted.get(key)):
+            return self._access(key)
+        reports = [r for p in prefixes for r in self.by_prefix.get((*key, p), ())]
+        return patch_access(prev, prefixes, reports, algo)
 
     def _set_intra(self, key: Key, outcome: IntraOutcome | None) -> None:
         if outcome is None:
@@ -304,10 +330,17 @@ class Engine:
             self._intra[key] = outcome
 
     def _index(self, r: PrefixReport, add: bool) -> None:
-        """Add `r` to (or drop it from) the per-interface and per-subnet report indexes."""
-        _file(self.by_iface, (r.router, r.interface), r, add)
+        """Add `r` to (or drop it from) the per-interface, per-prefix and per-subnet report indexes."""
+        key = (r.router, r.interface)
+        _file(self.by_iface, key, r, add)
+        _file(self.by_prefix, (*key, r.prefix), r, add)
         if r.subnet:
             _file(self.by_subnet, r.subnet, r, add)
+            count = self.subnetted.get(key, 0) + (1 if add else -1)
+            if count:
+                self.subnetted[key] = count
+            else:
+                del self.subnetted[key]
 
     def _on_report(self, report: PrefixReport, add: bool) -> None:
         """One report in or out: redo the allowlists of its interface and of every interface sharing its
@@ -321,11 +354,15 @@ class Engine:
         else:
             del self.reports[report]
         self._index(report, add)
-        touched = {(report.router, report.interface)}
+        key = (report.router, report.interface)
         if report.subnet:
-            touched |= {(r.router, r.interface) for r in self.by_subnet.get(report.subnet, ())}
-        access = touched - self.external
-        self._access_pending |= access  # built once when read (`intra`): a bulk load stays linear
+            touched = {key} | {(r.router, r.interface) for r in self.by_subnet.get(report.subnet, ())}
+            access = touched - self.external
+            self._access_pending |= access  # built once when read (`intra`): a bulk load stays linear
+        else:  # only its own interface, only its prefix: patched when read, if it can be
+            access = {key} - self.external
+            if access:
+                self._access_patch.setdefault(key, set()).add(report.prefix)
         self.dirty |= access
         if self.border is not None and self.border.apply(report, add):
             self._border_pending = True

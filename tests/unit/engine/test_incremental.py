@@ -229,3 +229,21 @@ def test_a_path_learned_before_its_interface_has_a_neighbour_counts_once_it_has_
     assert expected.get("r1", "eth1").prefixes == ("198.18.1.0/24",)  # type: ignore[union-attr]
     engine.apply(TopologyChanged(neighbors=neighbors[1:]))  # and aside again when it loses it
     assert engine.ruleset() == compute(first)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(paths(), max_size=10), st.lists(reports, max_size=10),
+       st.lists(events, min_size=1, max_size=25))
+def test_incremental_read_once_equals_full(initial: list[BgpPath], first: list[PrefixReport],
+                                           sequence: list[object]) -> None:
+    """Events applied without reading between them: allowlist patches still pending when a policy or
+    topology change recomputes every outcome are superseded, and the changed keys cover the whole diff."""
+    engine = Engine(_base().replace(paths=tuple(initial), reports=tuple(first)))
+    previous = engine.ruleset()
+    changed: set[tuple[str, str]] = set()
+    for event in sequence:
+        changed |= engine.apply(event)  # type: ignore[arg-type]
+    now = engine.ruleset()
+    assert now.to_json() == compute(engine.snapshot()).to_json()
+    diff = previous.diff(now)
+    assert {r.key() for r in diff.added + diff.removed} | {old.key() for old, _ in diff.changed} <= changed

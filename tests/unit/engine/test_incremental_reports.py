@@ -9,12 +9,21 @@ outcomes, the rules and the changed keys with a from-scratch run after each even
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from appliance.engine import incremental
 from appliance.engine.border import LiveBlocklist
-from appliance.engine.incremental import Engine, ReportAdded, ReportRemoved
-from appliance.engine.intra import border_blocklist, compute_intra, report_order
+from appliance.engine.incremental import Engine, PolicyChanged, ReportAdded, ReportRemoved
+from appliance.engine.intra import (
+    IntraOutcome,
+    access_outcome,
+    border_blocklist,
+    compute_intra,
+    report_order,
+    report_tag,
+)
 from appliance.engine.policy import Algorithm, Policy
 from appliance.engine.snapshot import Snapshot, compute
 from appliance.model import (
@@ -126,3 +135,90 @@ def test_colliding_pieces_keep_border_blocklist_provenance() -> None:
         live.apply(r, i < len(sequence))
         now = sequence[:i + 1] if i < len(sequence) else sequence[i + 1 - len(sequence):]
         assert live.block == border_blocklist(sorted(now, key=report_order), igp)
+
+
+# --- one interface's allowlist patched by the prefixes a report change touches (issue 13) ---------------
+
+KEY = ("a1", "lan1")
+own_reports = st.builds(
+    PrefixReport, st.just("a1"), st.just("lan1"), st.sampled_from(PREFIXES[:4]),
+    st.sampled_from(["", "", "", "s1"]), st.builds(PrefixFlags, st.booleans()),
+    st.sampled_from(["api", "file", "bgp-ls"]),
+)
+other_reports = st.builds(PrefixReport, st.sampled_from(["a1", "a2"]), st.sampled_from(["lan2", "lan1"]),
+                          st.sampled_from(PREFIXES[2:6]), st.sampled_from(["", "s1"]))
+key_algorithms = st.sampled_from([Algorithm.STRICT, Algorithm.AUTO, Algorithm.FEASIBLE, Algorithm.LOOSE])
+one_iface_steps = st.lists(st.tuples(
+    st.one_of(own_reports.map(ReportAdded), own_reports.map(ReportRemoved), other_reports.map(ReportAdded),
+              other_reports.map(ReportRemoved),
+              key_algorithms.map(lambda a: PolicyChanged(Policy(interface_algorithms={KEY: a})))),
+    st.sampled_from([True, True, False]),  # read the outcome after this step (else changes pile up)
+), min_size=1, max_size=30)
+
+
+def _expected(engine: Engine, key: tuple[str, str]) -> IntraOutcome | None:
+    """The allowlist of `key` from scratch, from the engine's reports (not its indexes)."""
+    reports = engine.snapshot().reports
+    own = [r for r in reports if (r.router, r.interface) == key]
+    by_subnet: dict[str, list[PrefixReport]] = {}
+    for r in reports:
+        if r.subnet:
+            by_subnet.setdefault(r.subnet, []).append(r)
+    return access_outcome(key, own, by_subnet, engine.policy.algorithm_for(*key)) if own else None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key_algorithms, st.lists(own_reports, max_size=10), one_iface_steps)
+def test_patched_allowlist_equals_access_outcome(algo: Algorithm, initial: list[PrefixReport],
+                                                 sequence: list[tuple[object, bool]]) -> None:
+    """Adds and removes on one interface (anycast flags, one prefix from several sources, with and without
+    a subnet, a neighbour sharing the subnet), policy changes between them, read after some steps only."""
+    policy = Policy(interface_algorithms={KEY: algo})
+    engine = Engine(_base(False, policy).replace(reports=tuple(initial)))
+    for event, read in sequence:
+        engine.apply(event)  # type: ignore[arg-type]
+        if read:
+            assert engine.intra.get(KEY) == _expected(engine, KEY), f"after {event}"
+            assert engine.intra == _full_intra(engine)
+    assert engine.ruleset().to_json() == compute(engine.snapshot()).to_json()
+
+
+def test_a_prefix_reported_twice_keeps_the_other_tag() -> None:
+    """Two sources report one prefix: removing one leaves the other's tag; under strict an anycast report
+    of it lists nothing. The outcome read before is not touched (older decisions hold it)."""
+    api, file = PrefixReport(*KEY, "10.1.0.0/16"), PrefixReport(*KEY, "10.1.0.0/16", source="file")
+    anycast = PrefixReport(*KEY, "10.1.0.0/16", flags=PrefixFlags(anycast=True), source="bgp-ls")
+    policy = Policy(interface_algorithms={KEY: Algorithm.STRICT})
+    engine = Engine(_base(False, policy).replace(reports=(api, file, PrefixReport(*KEY, "10.2.0.0/16"))))
+    before = engine.intra[KEY]
+    kept = dict(before.provenance)
+    assert kept["10.1.0.0/16"] == tuple(sorted((report_tag(api), report_tag(file))))
+    engine.apply(ReportRemoved(api))
+    assert engine.intra[KEY].provenance["10.1.0.0/16"] == (report_tag(file),)
+    engine.apply(ReportRemoved(file))
+    engine.apply(ReportAdded(anycast))
+    assert engine.intra[KEY].prefixes == {"10.2.0.0/16"}
+    assert engine.intra[KEY] == _expected(engine, KEY)
+    assert before.provenance == kept and before.prefixes == set(kept)
+
+
+def test_a_lone_report_patches_instead_of_rebuilding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report without a subnet on a 1,000-report interface redoes its prefix only (access_outcome, which
+    reads every report of the interface, is not called); one with a subnet still rebuilds."""
+    many = tuple(PrefixReport(*KEY, f"10.{i // 256}.{i % 256}.0/24") for i in range(1000))
+    engine = Engine(_base(False, Policy()).replace(reports=many))
+    calls: list[tuple[str, str]] = []
+
+    def counting(key: tuple[str, str], *args: object) -> IntraOutcome:
+        calls.append(key)
+        return access_outcome(key, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(incremental, "access_outcome", counting)
+    lone = PrefixReport(*KEY, "192.0.2.0/24", flags=PrefixFlags(anycast=True))
+    for event in (ReportAdded(lone), ReportAdded(many[0]), ReportRemoved(many[1]), ReportRemoved(lone)):
+        engine.apply(event)
+        assert engine.intra[KEY] == _expected(engine, KEY)
+    assert calls == []
+    engine.apply(ReportAdded(PrefixReport(*KEY, "192.0.2.0/24", "s1")))
+    assert engine.intra[KEY] == _expected(engine, KEY)
+    assert calls == [KEY]
