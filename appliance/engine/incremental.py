@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -122,11 +122,16 @@ EngineEvent = (
 
 
 class _LiveEvidence(Evidence):
-    """Provenance from the engine's live state instead of a snapshot's tuples."""
+    """Provenance from the engine's live state instead of a snapshot's tuples: paths from the live routers,
+    VRPs from the RPKI view's index (kept up to date by the engine, so a ruleset() after a lone report does
+    not group every VRP by prefix again)."""
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__(Snapshot(vrps=tuple(engine.vrps), policy=engine.policy))
+        super().__init__(Snapshot(policy=engine.policy))
         self.engine = engine
+
+    def vrps_at(self, prefix: str) -> Iterable[Vrp]:
+        return self.engine.rpki.vrps_at(prefix)
 
     def paths_for(self, router: str, interface: str, prefix: str) -> Iterable[BgpPath]:
         live = self.engine.live.get(router)
@@ -466,6 +471,7 @@ class Engine:
         if self.dirty:
             routers = {**{n: Router(n) for n in self._names()}, **self.routers}
             evidence = _LiveEvidence(self)
+            moved: dict[tuple[int, int], Compared] = {}   # _patched's provenance comparisons
             for key in sorted(self.dirty):
                 d = self.decision(key)
                 if d is None:
@@ -475,7 +481,7 @@ class Engine:
                 old, before = self.rules.get(key), self.decisions.get(key)
                 rule = None
                 if old is not None and before is not None and key not in self.unpatchable:
-                    rule = _patched(old, before, d, evidence)
+                    rule = _patched(old, before, d, evidence, moved)
                 self.rules[key] = rule or rule_of(d, routers, evidence)
                 self.decisions[key] = d
             self.dirty = set()
@@ -487,7 +493,11 @@ class Engine:
         return names | {k[0] for k in self.by_iface}
 
 
-def _patched(old: InterfaceRules, before: Decision, d: Decision, evidence: Evidence) -> InterfaceRules | None:
+Compared = tuple[Mapping[str, tuple[str, ...]], Mapping[str, tuple[str, ...]], set[str]]
+
+
+def _patched(old: InterfaceRules, before: Decision, d: Decision, evidence: Evidence,
+             seen: dict[tuple[int, int], Compared]) -> InterfaceRules | None:
     """`old` (built from `before`) edited into the rule of `d`, when only reports changed since: the list
     and the intra provenance moved, nothing else a rule reads (paths, VRPs, routers, policy). Touches the
     prefixes that came, went or changed provenance: O(changes log n) plus C-level copies. None when the
@@ -496,7 +506,13 @@ def _patched(old: InterfaceRules, before: Decision, d: Decision, evidence: Evide
         return None
     gone = before.prefixes - d.prefixes
     came = d.prefixes - before.prefixes
-    moved = {p for p, _ in before.intra_provenance.items() ^ d.intra_provenance.items()}
+    was, now = before.intra_provenance, d.intra_provenance
+    # the external interfaces of a border router share one blocklist: compare it once (the memo holds
+    # both dicts, so their ids stay theirs while it lives)
+    hit = seen.get((id(was), id(now)))
+    if hit is None:
+        hit = seen[(id(was), id(now))] = (was, now, {p for p, _ in was.items() ^ now.items()})
+    moved = hit[2]
     redo = (moved & d.prefixes) | came
     prov = dict(old.provenance)
     for p in gone:

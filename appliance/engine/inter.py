@@ -343,10 +343,16 @@ def proven_outside(
     return Proven(blockable, overlaps)
 
 
-def overlapping_unproven(prefixes: frozenset[str], unproven_set: frozenset[str]) -> frozenset[str]:
-    """The members of `prefixes` that contain, equal or lie inside a member of U (one scan of U)."""
+def overlapping_unproven(prefixes: frozenset[str], unproven_set: frozenset[str],
+                         unproven_tree: Callable[[], PrefixSet] | None = None) -> frozenset[str]:
+    """The members of `prefixes` that contain, equal or lie inside a member of U: one scan of U, or, for a
+    few prefixes against a large U, a lookup of each in a tree of U (`unproven_tree`, built by the caller
+    once for many calls: a blocklist one report longer than the last asks about one prefix)."""
     if not prefixes:
         return frozenset()
+    if unproven_tree is not None and 8 * len(prefixes) < len(unproven_set):
+        tree_u = unproven_tree()
+        return frozenset(x for x in prefixes if tree_u.overlaps(x))
     members = PrefixSet(prefixes)
     hit = {x for x in prefixes if x in unproven_set or any(s in unproven_set for s in supernets(x))}
     tree = members.tree()
@@ -557,11 +563,17 @@ class RouterRun:
 
         free: dict[str, bool] = {}  # per prefix: overlaps nothing allowed here
         last: list[tuple[frozenset[str], frozenset[str]]] = []   # the previous call: (prefixes, kept)
+        u_tree: list[PrefixSet] = []
+
+        def unproven_tree() -> PrefixSet:
+            if not u_tree:
+                u_tree.append(PrefixSet(u))
+            return u_tree[0]
 
         def judge(prefixes: frozenset[str]) -> frozenset[str]:
             missing = frozenset(x for x in prefixes if x not in memo)
             if missing:
-                hit = overlapping_unproven(missing, u)
+                hit = overlapping_unproven(missing, u, unproven_tree)
                 memo.update((x, x in hit) for x in missing)
             for x in prefixes:
                 if x not in free:

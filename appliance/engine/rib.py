@@ -257,9 +257,13 @@ class RpkiView:
         """(vrp prefix, max_length, asn) of every VRP covering `prefix`, most specific first."""
         return [(v.prefix, v.max_length, v.asn) for v in self._vrp_index.covering(prefix)]
 
+    def vrps_at(self, prefix: str) -> tuple[Vrp, ...]:
+        """The VRPs whose prefix is exactly `prefix`."""
+        return self._vrp_index.at(prefix)
+
     def roa_asns(self, prefix: str) -> tuple[int, ...]:
         """ASNs of the VRPs whose prefix is exactly `prefix` (AS0 included)."""
-        return tuple(v.asn for v in self._vrp_index.at(prefix))
+        return tuple(v.asn for v in self.vrps_at(prefix))
 
     def authorized_origins(self, prefix: str) -> frozenset[int]:
         """ASNs some VRP authorises to originate exactly `prefix` (length within maxLength)."""

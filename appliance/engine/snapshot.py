@@ -179,6 +179,10 @@ class Evidence:
         self._interned: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._plain: dict[tuple[str, bool, str], tuple[str, ...]] = {}
 
+    def vrps_at(self, prefix: str) -> Iterable[Vrp]:
+        """The VRPs whose prefix is exactly `prefix`."""
+        return self.vrps.get(prefix, ())
+
     def paths_for(self, router: str, interface: str, prefix: str) -> Iterable[BgpPath]:
         """Paths for `prefix` received on that interface: the local evidence (others' paths change too often
         to list on every interface that shares a list)."""
@@ -203,7 +207,7 @@ class Evidence:
         out = [f"algorithm:{d.algorithm}", *intra]
         if d.inter:
             out.extend(f"path:{p.interface}:{'>'.join(str(a) for a in p.as_path)}" for p in own)
-            out.extend(f"roa:{v.prefix}-{v.max_length} AS{v.asn}" for v in self.vrps.get(prefix, ()))
+            out.extend(f"roa:{v.prefix}-{v.max_length} AS{v.asn}" for v in self.vrps_at(prefix))
             if acl:
                 out.append("acl:prefix")
         normal = tuple(sorted(set(out)))

@@ -46,3 +46,14 @@ def diff(pushed: Iterable[FlowRule], wanted: Iterable[FlowRule]) -> FlowDiff:
     withdraw = [r for k, r in old.items() if k not in new]
     announce = [r for k, r in new.items() if old.get(k) != r]
     return FlowDiff(sort_rules(withdraw), sort_rules(announce))
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStep:
+    """What turns one compiled rule tuple of a router into the next, as the incremental compiler saw it
+    (the rules of the prefixes it touched, before and after): a pusher whose peer holds `base` sends
+    `change` instead of diffing two whole tables (~10 ms per 10k rules, on every report)."""
+
+    base: tuple[FlowRule, ...]
+    result: tuple[FlowRule, ...]
+    change: FlowDiff

@@ -40,6 +40,7 @@ from appliance.flowspec.compiler import (
     prefix_rules,
     split_routers,
 )
+from appliance.flowspec.diff import FlowStep, diff
 from appliance.flowspec.groups import assign_groups
 from appliance.flowspec.rules import FlowAction, FlowRule, FlowSpecPlan, RouterFlowSpec
 from appliance.flowspec.steering import with_steering
@@ -68,6 +69,8 @@ class _Merge:
         self.keys: list[SortKey] = []
         self.rules: list[FlowRule] = []
         self.overfull: set[Prefix] = set()   # prefixes needing more NLRI variants than exist
+        self.went: list[FlowRule] = []   # the last refresh's rules of the touched prefixes, before
+        self.came: list[FlowRule] = []   # and after
 
     def add(self, entries: Iterable[tuple[Prefix, FlowAction]], gids: set[int], touched: set[Prefix]) -> None:
         members = self.members
@@ -91,6 +94,7 @@ class _Merge:
         """Rebuild the rules of the touched prefixes and put them in order."""
         gone: list[SortKey] = []
         fresh: list[tuple[SortKey, FlowRule]] = []
+        self.went, self.came = [], []
         for prefix in touched:
             gone += self.emitted.pop(prefix, ())
             self.overfull.discard(prefix)
@@ -103,12 +107,14 @@ class _Merge:
                 continue
             self.emitted[prefix] = [k for k, _ in rules]
             fresh += rules
+        self.came = [r for _, r in fresh]
         if len(gone) + len(fresh) > len(self.keys) // 8 + 64:
             self._resort(set(gone), fresh)
             return
         keys, rules_ = self.keys, self.rules
         for key in gone:
             i = bisect.bisect_left(keys, key)
+            self.went.append(rules_[i])
             del keys[i], rules_[i]
         for key, rule in fresh:
             i = bisect.bisect_left(keys, key)
@@ -118,6 +124,7 @@ class _Merge:
     def _resort(self, gone: set[SortKey], fresh: list[tuple[SortKey, FlowRule]]) -> None:
         """Many rules moved: one sort beats that many list insertions."""
         keyed = [kr for kr in zip(self.keys, self.rules, strict=True) if kr[0] not in gone] + fresh
+        self.went = [r for k, r in zip(self.keys, self.rules, strict=True) if k in gone]
         keyed.sort(key=lambda kr: kr[0])
         self.keys = [k for k, _ in keyed]
         self.rules = [r for _, r in keyed]
@@ -137,6 +144,7 @@ class _Router:
     merge: _Merge | None = None
     plan: RouterFlowSpec | None = None
     events: tuple[Event, ...] = ()
+    step: FlowStep | None = None   # from the plan before to this one, when the merge was updated in place
 
 
 class Compiler:
@@ -149,6 +157,7 @@ class Compiler:
         self._exempt = exempt_blocks(self.options)
         self._routers: dict[str, _Router] = {}
         self.merged_prefixes = 0   # prefixes re-merged by the last compile, for tests and the bench
+        self.steps: dict[str, FlowStep] = {}   # per router changed in place by the last compile
 
     def compile(self, ruleset: SavRuleSet, learned: Iterable[BgpPath] = ()) -> FlowSpecPlan:
         events: list[Event] = []
@@ -163,6 +172,7 @@ class Compiler:
             events += state.events
         for gone in self._routers.keys() - per_router.keys():
             del self._routers[gone]
+        self.steps = {r: s.step for r, s in self._routers.items() if s.step is not None}
         return with_steering(FlowSpecPlan(tuple(plans), tuple(events)), ruleset.steering,
                              self.options.max_rules_per_router)
 
@@ -171,6 +181,7 @@ class Compiler:
         if state.plan is not None and _same_lists(state.lists, lists) and state.learned == learned:
             return
         old_tables, old_gid = state.tables, state.gid
+        before, merge, state.step = state.plan, state.merge, None
         self._tables(state, lists)
         events = [e for r in lists for e in state.iface_events.get(r.interface, ())]
         try:
@@ -184,6 +195,9 @@ class Compiler:
             cover = sum(state.tables[r.interface][1] for r in lists if r.interface in state.tables)
             usable = [r for r in lists if r.interface in state.gid]
             state.plan = finish_router(router, merged, groups, cover, usable, learned, self.options, events)
+            if before is not None and not before.refused and not state.plan.refused and merge is state.merge:
+                assert merge is not None
+                state.step = FlowStep(before.rules, state.plan.rules, diff(merge.went, merge.came))
         state.lists, state.learned, state.events = lists, learned, tuple(events)
 
     def _tables(self, state: _Router, lists: list[InterfaceRules]) -> None:

@@ -30,7 +30,7 @@ from typing import Protocol
 from appliance.errors import ExternalError
 from appliance.flowspec import render_exabgp
 from appliance.flowspec.compiler import CompileOptions
-from appliance.flowspec.diff import FlowDiff, diff
+from appliance.flowspec.diff import FlowDiff, FlowStep, diff
 from appliance.flowspec.incremental import Compiler
 from appliance.flowspec.rules import FlowMatch, FlowRule, FlowSpecPlan, sort_rules
 from appliance.model import BgpPath, Event, SavRuleSet, Severity
@@ -162,15 +162,20 @@ class FlowPusher:
     def _lock(self, peer: str) -> asyncio.Lock:
         return self._locks.setdefault(peer, asyncio.Lock())
 
-    async def push(self, peer: str, wanted: Iterable[FlowRule]) -> FlowDiff:
-        """Make `peer` hold `wanted`; returns the diff sent (empty while the session is down)."""
+    async def push(self, peer: str, wanted: Iterable[FlowRule], step: FlowStep | None = None) -> FlowDiff:
+        """Make `peer` hold `wanted`; returns the diff sent (empty while the session is down). `step`, the
+        incremental compiler's change from the rules it compiled before, is sent as it is when the peer
+        holds exactly those; otherwise what the peer holds is diffed against `wanted`."""
         async with self._lock(peer):
             wanted = wanted if isinstance(wanted, tuple) else tuple(wanted)
-            if peer in self._synced and wanted is self._wanted.get(peer):
+            before = self._wanted.get(peer)
+            if peer in self._synced and wanted is before:
                 return FlowDiff()   # the compiler hands an unchanged router's rules back as the same tuple
             self._wanted[peer] = wanted
             if peer not in self._up:
                 return FlowDiff()
+            if step is not None and peer in self._synced and step.base is before and step.result is wanted:
+                return await self._apply(peer, step.change)   # diff() sorted it
             # diff sorts only what it sends: the held table (a border router's ~10k rules) needs no sort
             return await self._apply(peer, diff(self._held.get(peer, {}).values(), wanted))
 
@@ -304,7 +309,7 @@ class FlowSpecDelivery:
             wanted = rplan.rules if rplan is not None else ()
             for pusher, peer in self.targets[router]:
                 try:
-                    await pusher.push(peer, wanted)
+                    await pusher.push(peer, wanted, self.compiler.steps.get(router))
                 except PushError as exc:
                     self.emit(Event(0.0, "flowspec", "flowspec.push-failed", Severity.ERROR, str(exc),
                                     {"router": router, "peer": peer, "version": str(version)}, True))

@@ -17,7 +17,8 @@ from appliance.engine.incremental import (
     ReportRemoved,
     RpkiChanged,
 )
-from appliance.engine.inter import PROVEN_BLOCK, proven_outside
+from appliance.engine.inter import PROVEN_BLOCK, overlapping_unproven, proven_outside
+from appliance.engine.prefixset import PrefixSet
 from appliance.engine.snapshot import Snapshot, compute, decide
 from appliance.model import (
     Aspa,
@@ -191,3 +192,14 @@ def test_proven_outside_agrees_from_either_side(candidates: set[str], unproven: 
         n = ipaddress.ip_network(x)
         assert x not in u and not any(n.version == m.version and n.overlaps(m) for m in nets)
     assert one.blockable | {x for x in candidates if x in u} <= set(candidates)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.sampled_from(_POOL), max_size=3), st.sets(st.sampled_from(_POOL), min_size=1))
+def test_overlapping_unproven_by_tree_equals_the_scan(prefixes: set[str], unproven: set[str]) -> None:
+    # a few prefixes against a larger U are looked up in a tree of U instead of scanning U
+    u = frozenset(unproven) | frozenset(f"10.77.{k}.0/24" for k in range(40))   # > 8x the prefixes asked
+    asked = frozenset(prefixes) | {"10.77.0.0/16"}   # covers members of U
+    scan = overlapping_unproven(asked, u)
+    assert overlapping_unproven(asked, u, lambda: PrefixSet(u)) == scan
+    assert "10.77.0.0/16" in scan

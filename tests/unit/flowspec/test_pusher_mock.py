@@ -273,3 +273,61 @@ def test_mock_drift_repair_asks_a_suppressing_speaker_to_resend() -> None:
         assert sp.calls == [("withdraw", "p", ("198.18.7.0/24",))]
 
     run(scenario())
+
+
+def test_mock_delivery_sends_the_compilers_step_and_ends_holding_a_full_compile() -> None:
+    # list edits on two interfaces (shared prefixes, both kinds, a refusal and back): after each, the
+    # peer holds exactly what a compile from scratch gives; a lone one-prefix edit is sent as the
+    # compiler's step, without diffing the whole held table
+    import random
+
+    from appliance.flowspec import CompileOptions, compile_ruleset
+    from appliance.model import InterfaceRules, ListKind, SavRuleSet
+    from appliance.speakers import pusher as pusher_module
+    from appliance.speakers.pusher import FlowSpecDelivery
+
+    rng = random.Random(7)
+    pool = [f"198.18.{i}.0/24" for i in range(60)] + [f"198.19.{i}.0/26" for i in range(0, 256, 64)]
+    options = CompileOptions(max_rules_per_router=70)
+    sp = MockSpeaker()
+    p = FlowPusher(sp)
+    d = FlowSpecDelivery({"r1": [(p, "198.18.0.1")]}, options)
+    lists = {"eth1": set(rng.sample(pool, 20)), "eth2": set(rng.sample(pool, 20))}
+    full_diffs = []
+    real_diff = pusher_module.diff
+
+    def counting(*args: object) -> object:
+        full_diffs.append(1)
+        return real_diff(*args)  # type: ignore[arg-type]
+
+    def ruleset() -> SavRuleSet:
+        return SavRuleSet.of([InterfaceRules("r1", "eth1", ListKind.ALLOW, tuple(sorted(lists["eth1"]))),
+                              InterfaceRules("r1", "eth2", ListKind.BLOCK, tuple(sorted(lists["eth2"])))])
+
+    async def scenario() -> None:
+        await p.session_up("198.18.0.1")
+        await d.on_rules(0, ruleset(), SavRuleSet())
+        pusher_module.diff = counting  # type: ignore[assignment]
+        try:
+            stepped = 0
+            for version in range(1, 60):
+                iface = rng.choice(["eth1", "eth2"])
+                if version % 17 == 0:   # past the guardrail: refused, kept, then back under it
+                    lists[iface] |= set(pool)
+                elif lists[iface] and rng.random() < 0.5:
+                    lists[iface].discard(rng.choice(sorted(lists[iface])))
+                else:
+                    lists[iface].add(rng.choice(pool))
+                if len(lists[iface]) > 40:
+                    lists[iface] = set(rng.sample(sorted(lists[iface]), 20))
+                before = len(full_diffs)
+                plan = await d.on_rules(version, ruleset(), SavRuleSet())
+                want = compile_ruleset(ruleset(), options).get("r1")
+                assert want is not None and plan.get("r1") == want
+                if not want.refused:
+                    assert set(p.held("198.18.0.1")) == set(want.rules), version
+                stepped += len(full_diffs) == before and "r1" in d.compiler.steps
+            assert stepped >= 30
+        finally:
+            pusher_module.diff = real_diff
+    run(scenario())
