@@ -318,9 +318,13 @@ async def _run(options: EnforcerOptions, http: tuple[str, int] | None) -> int:
 
 
 def _handler(service: EnforcerService) -> Any:
-    async def handle(path: str) -> tuple[int, Any]:
+    async def handle(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path in ("/counters", "/rules"):
-            doc = await service.read_snapshot()
+            try:   # ?max_age=S: a reading up to S seconds old will do (savd's poller: one poll interval)
+                max_age = float(query.get("max_age", ["0"])[-1])
+            except ValueError:
+                return 400, {"error": f"max_age: not a number of seconds: {query['max_age'][-1]!r}"}
+            doc = await service.read_snapshot(max_age)
             return 200, doc if path == "/counters" else {"node": doc["node"], "rules": doc["rules"]}
         if path == "/status":
             return 200, {"node": service.options.node, "generation": service.table.generation,

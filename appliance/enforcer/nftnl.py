@@ -16,17 +16,16 @@ uses the CLI for that change.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import ipaddress
 import os
 import socket
 import struct
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from appliance.errors import ExternalError
+from appliance.netns import run_in
 
 __all__ = ["ElementChange", "NetlinkError", "Unencodable", "apply_elements", "interval_keys"]
 
@@ -43,7 +42,6 @@ NFTA_LIST_ELEM = 1
 NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_FLAGS = 1, 3
 NFTA_DATA_VALUE = 1
 NFT_SET_ELEM_INTERVAL_END = 1
-CLONE_NEWNET = 0x40000000
 SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
 MAX_BATCH_BYTES = 200_000      # one sendmsg, one skb: under the default net.core.wmem_max (212,992)
 PREFIXES_PER_MESSAGE = 400     # a nested attribute's length is 16 bits: 400 IPv6 intervals stay under it
@@ -136,35 +134,8 @@ def encode(table: str, changes: Iterable[ElementChange]) -> tuple[bytes, int]:
 
 
 def _open(netns: str | None) -> socket.socket:
-    """A NETLINK_NETFILTER socket in `netns` (a name under /run/netns) or in the current namespace.
-
-    Entering a namespace changes only the calling thread, so a short-lived thread enters it and opens
-    the socket, which stays bound to that namespace (os.setns is 3.12+, hence libc's)."""
-    if netns is None:
-        return _socket()
-    result: list[socket.socket | BaseException] = []
-
-    def enter_and_open() -> None:
-        try:
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns {netns}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            result.append(_socket())
-        except BaseException as exc:  # handed to the caller's thread
-            result.append(exc)
-
-    worker = threading.Thread(target=enter_and_open, name=f"nftnl-{netns}")
-    worker.start()
-    worker.join()
-    got = result[0]
-    if isinstance(got, BaseException):
-        raise got
-    return got
+    """A NETLINK_NETFILTER socket in `netns` (a name under /run/netns) or in the current namespace."""
+    return run_in(netns, _socket, "nftnl")
 
 
 def _socket() -> socket.socket:

@@ -1,12 +1,13 @@
 """Appliance side: collect every router's enforcer counters and hand them to the monitor.
 
 For each `[[enforcer]]` of the configuration (appliance.config.EnforcerConfig): GET `<url>/counters`,
-or, for `netns = "..."`, run `savd-enforcer counters --json` inside that namespace (the node's endpoint
-listens on 127.0.0.1 there). The document's `samples` become monitor.counters.CounterSample records
-(absolute counters; the CounterBoard turns rises of drop counters into spoofing alarms); its `rules`
-(state per route) go to the daemon, which alarms on a pushed rule the router did not install
-(appliance.monitor.installed). An enforcer that does not answer raises an enforcer-unreachable alarm
-(a stopped enforcer removes its table: nothing is enforced there), cleared when it answers again; its
+or, for `netns = "..."`, the same from the node's endpoint on 127.0.0.1:9180 inside that namespace (a
+socket made there from savd's process: appliance/netns.py). The document's `samples` become
+monitor.counters.CounterSample records (absolute counters; the CounterBoard turns rises of drop counters
+into spoofing alarms); its `rules` (state per route) go to the daemon, which alarms on a pushed rule the
+router did not install (appliance.monitor.installed). An enforcer that does not answer raises an
+enforcer-unreachable alarm (a stopped enforcer removes its table: nothing is enforced there), cleared when
+it answers again; its
 counters simply stop rising, its other alarms stay as they were. An enforcer whose BGP session with its
 router's FRR has been down `SESSION_DOWN_AFTER_S` (the document's `session`) raises enforcer.session-down
 with the enforcer's reason and diagnosis, cleared when the session is established: otherwise the routes it
@@ -18,10 +19,11 @@ Wired into the daemon by appliance/wiring.py (`factory`).
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.client
 import json
 import logging
-import subprocess
-import sys
+import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +33,7 @@ from appliance.errors import ExternalError
 from appliance.monitor.counters import CounterSample
 from appliance.monitor.events import EnforcerReachable, EnforcerSessionDown, Notice
 from appliance.monitor.installed import ReportedRules, reported_rules
+from appliance.netns import run_in
 from appliance.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 __all__ = ["SESSION_DOWN_AFTER_S", "EnforcerPoller", "PollError", "factory", "fetch", "samples_from"]
 
 SESSION_DOWN_AFTER_S = 15.0   # a session down this long is an alarm (FRR restarts and flaps are shorter)
+ENFORCER_ENDPOINT = ("127.0.0.1", 9180)   # savd-enforcer run --http default, inside a netns target
 
 
 class PollError(ExternalError, RuntimeError):
@@ -98,26 +102,41 @@ def _top_sources(raw: Any) -> tuple[tuple[str, int, int], ...]:
                  for t in raw if isinstance(t, Mapping))
 
 
-def fetch(target: _Target, timeout_s: float = 10.0) -> dict[str, Any]:
-    """The enforcer's /counters document (blocking)."""
+def fetch(target: _Target, timeout_s: float = 10.0, max_age_s: float = 0.0) -> dict[str, Any]:
+    """The enforcer's /counters document (blocking), from a reading at most `max_age_s` old (0: fresh;
+    an enforcer that predates the parameter reads fresh)."""
+    path = f"/counters?max_age={max_age_s:g}" if max_age_s > 0 else "/counters"
     try:
         if target.url:
-            with urllib.request.urlopen(target.url.rstrip("/") + "/counters", timeout=timeout_s) as resp:
+            with urllib.request.urlopen(target.url.rstrip("/") + path, timeout=timeout_s) as resp:
                 doc = json.loads(resp.read())
         elif target.netns:
-            argv = ["ip", "netns", "exec", target.netns, sys.executable, "-m", "appliance.enforcer.main",
-                    "counters", "--json"]
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
-            if proc.returncode != 0:
-                raise PollError(target.router, f"netns {target.netns}: {proc.stderr.strip()[-300:]}")
-            doc = json.loads(proc.stdout)
+            doc = _get_in_netns(target.netns, path, timeout_s)
         else:
             raise PollError(target.router, "neither url nor netns configured")
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        raise PollError(target.router, str(exc)) from exc
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        where = f"netns {target.netns}: " if target.netns and not target.url else ""
+        raise PollError(target.router, f"{where}{exc}") from exc
     if not isinstance(doc, dict):
         raise PollError(target.router, "counters document is not a JSON object")
     return doc
+
+
+def _get_in_netns(netns: str, path: str, timeout_s: float) -> Any:
+    """GET `path` from the enforcer's endpoint (127.0.0.1:9180, its default) inside `netns`, over a
+    socket made there from this process (appliance/netns.py) rather than a process started there."""
+    sock = run_in(netns, lambda: socket.create_connection(ENFORCER_ENDPOINT, timeout_s), "poll")
+    conn = http.client.HTTPConnection(*ENFORCER_ENDPOINT, timeout=timeout_s)
+    conn.sock = sock
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise ValueError(f"GET {path}: HTTP {resp.status} {body[:200]!r}")
+        return json.loads(body)
+    finally:
+        conn.close()
 
 
 class _Monitor(Protocol):
@@ -137,10 +156,12 @@ class EnforcerPoller:
     name = "enforcer-poller"
 
     def __init__(self, targets: Sequence[_Target], interval_s: float = 5.0,
-                 fetcher: Callable[[_Target], dict[str, Any]] = fetch) -> None:
+                 fetcher: Callable[[_Target], dict[str, Any]] | None = None) -> None:
         self.targets = tuple(targets)
         self.interval_s = interval_s
-        self._fetch = fetcher
+        # a reading at most one poll old will do: the enforcer's own reconcile tick lists its table every
+        # few seconds, and a second listing per poll (~0.5 s of CPU at 10k routes) only adds load
+        self._fetch = fetcher or functools.partial(fetch, max_age_s=interval_s)
         self._task: Periodic | None = None
         self._unreachable: set[str] = set()   # routers whose alarm is raised
         self._session_down: dict[str, str] = {}   # router -> diagnosis of its raised session alarm

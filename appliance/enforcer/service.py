@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -197,6 +198,7 @@ class EnforcerService:
         self.applies = 0
         self.last_applied_at = 0.0
         self._last_snapshot: dict[str, Any] = {}
+        self._last_read_at = float("-inf")   # when _last_snapshot was taken (monotonic)
         self.error = ""     # non-empty while the last plan could not be applied (nothing enforced)
         self._down_since: float | None = None
         self._last_change_at = -float("inf")    # monotonic time of the last route table change
@@ -361,8 +363,12 @@ class EnforcerService:
             log.info("event=enforcer-applied generation=%d routes=%d installed=%d mode=%s seconds=%.3f",
                      generation, len(plan.statuses), installed, result.mode, result.seconds)
 
-    async def read_snapshot(self) -> dict[str, Any]:
-        """Fresh counters from the kernel (one `nft -j list table`)."""
+    async def read_snapshot(self, max_age_s: float = 0.0) -> dict[str, Any]:
+        """Counters from the kernel (one `nft -j list table`), or the last reading when it is at most
+        `max_age_s` old."""
+        last = self._last_snapshot
+        if last and max_age_s > 0 and time.monotonic() - self._last_read_at <= max_age_s:
+            return last
         try:
             doc, _ = await self._read_counters()
         except NftError as exc:
@@ -375,35 +381,50 @@ class EnforcerService:
         without the apply lock, so route changes arriving meanwhile are applied at once instead of after
         it; a reading a transaction overtook is dropped and taken again (`NftTable.take`), the last
         attempt under the lock. `repair`: re-apply the plan whole if the kernel drifted from it."""
+        taken: tuple[dict[str, Counters], list[str]] | None = None
         for _ in range(READ_ATTEMPTS - 1):
             reading = await asyncio.to_thread(self.nft.read)
             async with self._lock:
                 taken = self.nft.take(reading)
                 if taken is not None:
-                    return await self._took(taken, repair)
-        async with self._lock:
-            taken = self.nft.take(await asyncio.to_thread(self.nft.read))
-            if taken is None:
-                raise NftError("the table changed while it was read under the lock")
-            return await self._took(taken, repair)
+                    made = await self._took(taken, repair)
+                    break
+        else:
+            async with self._lock:
+                taken = self.nft.take(await asyncio.to_thread(self.nft.read))
+                if taken is None:
+                    raise NftError("the table changed while it was read under the lock")
+                made = await self._took(taken, repair)
+        # the document (one entry per route and interface: ~10k) is built and kept off the event loop
+        # and outside the lock, so a route change is applied meanwhile instead of after it
+        assert taken is not None
+        doc = await asyncio.to_thread(lambda: self._keep(made(taken[0])))
+        return doc, taken[1]
 
     async def _took(self, taken: tuple[dict[str, Counters], list[str]],
-                    repair: bool) -> tuple[dict[str, Any], list[str]]:
-        """Snapshot a committed reading (and repair drift); the caller holds the lock."""
-        counters, problems = taken
-        doc = self._snapshot(counters, problems)
-        if repair and problems:
-            await asyncio.to_thread(self.nft.repair, problems)
-        return doc, problems
+                    repair: bool) -> Callable[[Mapping[str, Counters]], dict[str, Any]]:
+        """What a committed reading belongs to (and repair drift); the caller holds the lock."""
+        made = self._snapshot_of(taken[1])
+        if repair and taken[1]:
+            await asyncio.to_thread(self.nft.repair, taken[1])
+        return made
+
+    def _snapshot_of(self, problems: Sequence[str]) -> Callable[[Mapping[str, Counters]], dict[str, Any]]:
+        """`snapshot` bound to the state now (plan, generation, sessions: all replaced, never mutated, by
+        an apply), to be called with the counters later and elsewhere."""
+        speaker = self.speaker
+        return functools.partial(
+            snapshot, self.options.node, self.nft.applied, generation=self.table.generation,
+            sessions=sorted(speaker.established()) if speaker else [],
+            problems=[*problems, *([self.error] if self.error else [])], now=time.time(),
+            top=self.nft.top, session=self.session.to_dict())
+
+    def _keep(self, doc: dict[str, Any]) -> dict[str, Any]:
+        self._last_snapshot, self._last_read_at = doc, time.monotonic()
+        return doc
 
     def _snapshot(self, counters: Mapping[str, Counters], problems: Sequence[str]) -> dict[str, Any]:
-        speaker = self.speaker
-        doc = snapshot(self.options.node, self.nft.applied, counters, generation=self.table.generation,
-                       sessions=sorted(speaker.established()) if speaker else [],
-                       problems=[*problems, *([self.error] if self.error else [])], now=time.time(),
-                       top=self.nft.top, session=self.session.to_dict())
-        self._last_snapshot = doc
-        return doc
+        return self._keep(self._snapshot_of(problems)(counters))
 
     # --- loops ----------------------------------------------------------------------------------------
 
@@ -448,7 +469,7 @@ class EnforcerService:
                     doc = self._snapshot({}, problems)
             if problems:
                 log.warning("event=enforcer-reconciled problems=%r", problems[:5])
-            self._write_counters(doc)
+            await asyncio.to_thread(self._write_counters, doc)
             await self._maybe_reconfigure()
             await self._maybe_diagnose()
             period = max(self.options.reconcile_s, 5 * (time.monotonic() - started))

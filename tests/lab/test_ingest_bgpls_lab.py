@@ -184,6 +184,8 @@ class Lab:
                         f"198.18.41.{i}",
                         "--poll",
                         "0.5",
+                        "--max-poll",
+                        "0.5",
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -10,33 +10,28 @@ session goes on; a stream that cannot be split into messages (bad version or len
 Malformed event and that one connection is closed. An exception in `on_event` is logged, not raised
 into the connection.
 
-Network namespaces: Python 3.11 has no os.setns, so the listening socket is created by a helper thread
-that joins /var/run/netns/<name> with libc setns(CLONE_NEWNET) (which changes only that thread) and
-then exits; the socket stays in the namespace and is handed to asyncio.start_server(sock=...).
+Network namespaces: the listening socket is made inside the namespace (appliance/netns.py) and handed to
+asyncio.start_server(sock=...).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from appliance.errors import ExternalError
+from appliance.netns import run_in
 from appliance.sources.paths.bmp import AttrCache, BmpDecoder
 from appliance.sources.paths.events import BmpEvent
 
 log = logging.getLogger("savd.bmp")
 
-CLONE_NEWNET = 0x40000000
-NETNS_DIR = "/var/run/netns"
 READ_CHUNK = 256 * 1024
 
 
@@ -46,48 +41,25 @@ class StationError(ExternalError, OSError):
 
 def listen_socket(host: str, port: int, netns: str | None = None, backlog: int = 64) -> socket.socket:
     """A non-blocking listening TCP socket on host:port, inside `netns` when given."""
-    result: dict[str, Any] = {}
 
-    def work() -> None:
+    def work() -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            if netns:
-                _setns(netns)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((host, port))
-                sock.listen(backlog)
-                sock.setblocking(False)
-            except BaseException:
-                sock.close()
-                raise
-            result["sock"] = sock
-        except BaseException as exc:  # handed to the caller's thread
-            result["error"] = exc
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
-    if netns:
-        thread = threading.Thread(target=work, name=f"bmp-listen-{netns}", daemon=True)
-        thread.start()
-        thread.join()
-    else:
-        work()
-    if "error" in result:
-        where = f"{host}:{port}" + (f" in netns {netns}" if netns else "")
-        raise StationError(f"bmp station cannot listen on {where}: {result['error']}") from result["error"]
-    sock: socket.socket = result["sock"]
-    return sock
-
-
-def _setns(netns: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({netns}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
+        return run_in(netns, work, "bmp-listen")
+    except OSError as exc:
+        where = f"{host}:{port}" + (f" in netns {netns}" if netns else "")
+        raise StationError(f"bmp station cannot listen on {where}: {exc}") from exc
 
 
 @dataclass(slots=True)

@@ -81,6 +81,8 @@ def test_exporter_session_diffs_and_reconnect_mock_vtysh(tmp_path: Path) -> None
                 "r3",
                 "--poll",
                 "0.3",
+                "--max-poll",
+                "0.3",
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -58,8 +58,11 @@ def test_samples_are_attributed_to_the_configured_router() -> None:
 
 
 def test_poller_reads_http_endpoints_and_skips_dead_ones() -> None:
+    asked: list[dict[str, list[str]]] = []
+
     async def run() -> tuple[int, Ctx, int]:
-        async def handler(path: str) -> tuple[int, Any]:
+        async def handler(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+            asked.append(query)
             return (200, DOC) if path == "/counters" else (404, {})
 
         server = await serve("127.0.0.1", 0, handler)
@@ -82,6 +85,7 @@ def test_poller_reads_http_endpoints_and_skips_dead_ones() -> None:
 
     answered, ctx, targets = asyncio.run(run())
     assert (answered, targets) == (1, 2)
+    assert asked == [{"max_age": ["5"]}]   # a reading one poll old will do
     assert {(s.router, s.source_prefix) for s in ctx.samples} == {
         ("r1", "0.0.0.0/0"),
         ("r1", "198.18.1.0/24"),

@@ -245,7 +245,7 @@ def test_the_session_with_frr_is_reported_in_counters_and_status(tmp_path: Path)
 
     async def documents() -> tuple[dict[str, Any], dict[str, Any]]:
         handle = _handler(svc)
-        (_, counters), (_, status) = await handle("/counters"), await handle("/status")
+        (_, counters), (_, status) = await handle("/counters", {}), await handle("/status", {})
         return counters, status
 
     counters, status = asyncio.run(documents())
@@ -266,3 +266,27 @@ def test_the_session_with_frr_is_reported_in_counters_and_status(tmp_path: Path)
     assert again["down_since"] == down["down_since"] >= first["down_since"]   # since the first one
     assert (again["established"], again["last_reason"], again["diagnosis"]) == (
         False, "connection refused", "zebra-down")
+
+
+def test_mock_nft_a_reading_young_enough_is_served_again_and_a_fresh_one_otherwise(tmp_path: Path) -> None:
+    """savd's poller accepts a reading one poll old (the reconcile tick just listed the table): no second
+    `nft list` per poll; a client asking for nothing older gets a fresh listing."""
+    svc, _ = service(tmp_path)
+    reads: list[int] = []
+    real = svc.nft.read
+
+    def counted() -> Any:
+        reads.append(1)
+        return real()
+
+    svc.nft.read = counted  # type: ignore[method-assign]
+
+    async def documents() -> list[tuple[int, Any]]:
+        handle = _handler(svc)
+        return [await handle("/counters", {}), await handle("/counters", {"max_age": ["60"]}),
+                await handle("/counters", {"max_age": ["0"]}), await handle("/counters", {"max_age": ["x"]})]
+
+    fresh, again, zero, bad = asyncio.run(documents())
+    assert fresh[0] == again[0] == zero[0] == 200 and again[1] is fresh[1]
+    assert len(reads) == 2               # the first and the max_age=0 request listed the table
+    assert bad[0] == 400 and "max_age" in bad[1]["error"]

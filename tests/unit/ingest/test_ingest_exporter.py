@@ -12,6 +12,7 @@ from appliance.lab.bgpls_exporter import (
     LsdbView,
     Route,
     export_lsdb,
+    next_poll,
     open_message,
     plan,
     update_withdraw,
@@ -103,3 +104,12 @@ def test_open_and_eor_layout() -> None:
     assert b"\x01\x04\x40\x04\x00\x47" in msg  # MP capability AFI 16388 SAFI 71
     eor = update_withdraw([])
     assert eor[19:] == bytes.fromhex("00000006800f03400447")
+
+
+def test_an_unchanged_lsdb_is_read_at_doubling_intervals_and_a_change_resets_them() -> None:
+    waits, delay = [], 1.0
+    for changed in (False, False, False, False, True, False):
+        delay = next_poll(delay, changed, 1.0, 4.0)
+        waits.append(delay)
+    assert waits == [2.0, 4.0, 4.0, 4.0, 1.0, 2.0]
+    assert next_poll(0.5, False, 0.5, 0.5) == 0.5   # --max-poll = --poll: a fixed interval
