@@ -57,7 +57,7 @@ class DaemonContext:
     rpki: RpkiStatusBoard
     rules_listeners: list[RulesListener] = field(default_factory=list)
     install_missing: dict[str, frozenset[RuleKey]] = field(default_factory=dict)
-    install_decoded: dict[str, dict[str, FlowRule]] = field(default_factory=dict)
+    install_decoded: dict[str, dict[str, tuple[FlowRule, RuleKey]]] = field(default_factory=dict)
     #: router -> (time.monotonic() it arrived, its enforcer's rule entries): the drift check's input
     rule_listings: dict[str, tuple[float, Sequence[Any]]] = field(default_factory=dict)
     #: peer -> its collaboration agreement as last reported (set by appliance/collab/component.py)
@@ -94,21 +94,25 @@ class DaemonContext:
         keyed = reported_rules(reported)
         self.rule_listings[router] = (time.monotonic(), keyed.entries)
         known = self.install_decoded.get(router, {})
-        held: dict[str, FlowRule] = {}  # rule text -> rule: each poll decodes only what is new
+        held: dict[str, tuple[FlowRule, RuleKey]] = {}  # rule text -> rule: each poll decodes only the new
         try:
             for peer in flowspec_peers(self.config, router):
                 for key, text in self.store.pushed(peer).items():
-                    held[text] = known.get(text) or decode_held(peer, key, text)
+                    held[text] = known.get(text) or _keyed(decode_held(peer, key, text))
         except StateError as exc:
             log.warning("event=installed-check-skipped router=%s error=%r", router, str(exc))
             return
         self.install_decoded[router] = held
-        pushed = {pushed_key(r): r for r in held.values()}
+        pushed = {k: r for r, k in held.values()}
         notices, self.install_missing[router] = install_findings(
-            router, pushed.values(), keyed, self.install_missing.get(router, frozenset()),
+            router, pushed, keyed, self.install_missing.get(router, frozenset()),
             absent=self.config.timers.drift_check_s <= 0)
         self.monitor.reconcile_notices(f"installed:{router}", notices)
 
+
+
+def _keyed(rule: FlowRule) -> tuple[FlowRule, RuleKey]:
+    return rule, pushed_key(rule)
 
 
 def flowspec_peers(config: Config, router: str) -> list[str]:

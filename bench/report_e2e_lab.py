@@ -77,7 +77,7 @@ def probe_prefix(i: int) -> str:
     return f"{ipaddress.IPv4Network(PROBE_SPACE).network_address + 16 * i + 6}/32"
 
 
-def write_config(workdir: Path, installed: Sequence[str]) -> Path:
+def write_config(workdir: Path, installed: Sequence[str], log: str = "info") -> Path:
     """configs/demo.toml with the extra reports and the guardrail raised, as a template for
     `appliance.demo.runtime_config` (which resolves the reports file next to it)."""
     reports = shipped("configs/demo-reports.yaml").read_text()
@@ -88,8 +88,9 @@ def write_config(workdir: Path, installed: Sequence[str]) -> Path:
     text = shipped("configs/demo.toml").read_text()
     text, n_file = re.subn(r'(?m)^file = "demo-reports\.yaml"$', 'file = "bench-reports.yaml"', text)
     text, n_max = re.subn(r"(?m)^max_rules_per_router = \d+$", f"max_rules_per_router = {MAX_RULES}", text)
-    if n_file != 1 or n_max != 1:
-        raise SystemExit("configs/demo.toml changed: no [reports] file or max_rules_per_router line")
+    text, n_log = re.subn(r'(?m)^log = "info"$', f'log = "{log}"', text)
+    if n_file != 1 or n_max != 1 or n_log != 1:
+        raise SystemExit("configs/demo.toml changed: no [reports] file, max_rules_per_router or log line")
     template = workdir / "bench-template.toml"
     template.write_text(text)
     return template
@@ -301,8 +302,8 @@ def run(args: argparse.Namespace) -> int:
     lab = Lab.load(profile.topology)  # a fresh random prefix: never an instance someone else runs
     workdir = Path(tempfile.mkdtemp(prefix=f"savd-e2e-{lab.prefix}-"))
     scratch = f"{lab.prefix}-scratch"
-    app = Appliance(lab, workdir, template=write_config(workdir, installed_prefixes(args.installed)),
-                    profile=profile)
+    template = write_config(workdir, installed_prefixes(args.installed), args.savd_log)
+    app = Appliance(lab, workdir, template=template, profile=profile)
     monitors: dict[str, NftMonitor] = {}
     trace: BgpTrace | None = None
     load = os.getloadavg()
@@ -353,6 +354,8 @@ def main(argv: Iterator[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="lab convergence and initial load, each")
     ap.add_argument("--trace", action="store_true", help="per-stage times (tcpdump in r1, enforcer log)")
     ap.add_argument("--keep-workdir", action="store_true", help="keep logs and configs after the run")
+    ap.add_argument("--savd-log", default="info", choices=("debug", "info"),
+                    help="savd's log level (debug: per-stage events in the kept savd.log)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if os.geteuid() != 0:
         print("report_e2e_lab: needs root (network namespaces, FRR, nftables)", file=sys.stderr)

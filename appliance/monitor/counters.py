@@ -82,6 +82,7 @@ class CounterBoard:
         self.quiet_s = quiet_s
         self._tracks: dict[CounterKey, _Track] = {}
         self._routers: set[str] = set()   # routers whose counters have been sampled once
+        self._alarmed: set[CounterKey] = set()   # tracks whose spoofing alarm is raised
 
     def update(self, samples: Iterable[CounterSample], now: float,
                polled: Iterable[str] = ()) -> list[SpoofingSeen]:
@@ -117,6 +118,7 @@ class CounterBoard:
                 track.last_rise_at = now
                 if s.spoofed:
                     track.alarmed = True
+                    self._alarmed.add(key)
                     tops = ",".join(f"{p}:{n}" for p, n, _ in rises)
                     tops_b = ",".join(f"{p}:{b}" for p, _, b in rises)
                     notices.append(SpoofingSeen(s.router, s.interface, s.source_prefix, rise_p, rise_b,
@@ -127,10 +129,14 @@ class CounterBoard:
         return notices
 
     def _quiet(self, now: float) -> list[SpoofingSeen]:
+        """Clear the alarms gone quiet (only the alarmed tracks are looked at: a poll of one router
+        would otherwise walk every router's 10k tracks)."""
         out = []
-        for track in self._tracks.values():
-            if track.alarmed and now - track.last_rise_at >= self.quiet_s:
+        for key in sorted(self._alarmed):
+            track = self._tracks[key]
+            if now - track.last_rise_at >= self.quiet_s:
                 track.alarmed = False
+                self._alarmed.discard(key)
                 s = track.sample
                 out.append(SpoofingSeen(s.router, s.interface, s.source_prefix, 0, 0, active=False))
         return out
@@ -143,6 +149,7 @@ class CounterBoard:
         self._routers.discard(router)
         for key in [k for k in self._tracks if k[0] == router]:
             del self._tracks[key]
+            self._alarmed.discard(key)
 
     def samples(self, router: str = "", interface: str = "") -> list[CounterSample]:
         return [t.sample for k, t in sorted(self._tracks.items())

@@ -60,7 +60,8 @@ def reported_rules(reported: Iterable[Any] | ReportedRules) -> ReportedRules:
     return ReportedRules(entries, states)
 
 
-def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable[Any] | ReportedRules,
+def install_findings(router: str, pushed: Iterable[FlowRule] | Mapping[RuleKey, FlowRule],
+                     reported: Iterable[Any] | ReportedRules,
                      missing_before: frozenset[RuleKey], *,
                      absent: bool = True) -> tuple[list[RuleInstalled], frozenset[RuleKey]]:
     """Not-installed notices for `router`, and the keys missing this round (pass them in next time).
@@ -68,8 +69,8 @@ def install_findings(router: str, pushed: Iterable[FlowRule], reported: Iterable
     also repairs it, so one missing rule is not two alarms."""
     states = reported_rules(reported).by_key
     notices, missing = [], set()
-    for rule in pushed:
-        key = pushed_key(rule)
+    pairs = pushed.items() if isinstance(pushed, Mapping) else ((pushed_key(r), r) for r in pushed)
+    for key, rule in pairs:   # keyed already by the daemon (it keeps each rule's key between polls)
         entry = states.get(key)
         if entry is None:
             missing.add(key)

@@ -32,6 +32,7 @@ from appliance.state import (
     Journal,
     ReplaceSource,
     StateError,
+    StateErrorKind,
     StateStore,
     Withdraw,
     WithdrawSource,
@@ -201,6 +202,27 @@ def test_restart_restores_facts_version_pushed_rules_and_rule_set(tmp_path: Path
         assert restored.pushed_peers() == ["198.18.0.2"]
         assert restored.last_ruleset() == (5, RULES)
         assert restored.apply(Withdraw("api", (R1_LAN,))).version == 6
+
+
+def test_pushed_rules_are_read_from_the_journal_once_a_failed_write_changes_none(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        StateStore(journal).record_push("p", {"a": "1", "b": "2"}, ())
+    with Journal.open(tmp_path) as journal:
+        store = StateStore.restore(journal)
+        reads = []
+        real = journal.pushed
+        journal.pushed = lambda peer: reads.append(peer) or real(peer)  # type: ignore[method-assign]
+        assert store.pushed("p") == store.pushed("p") == {"a": "1", "b": "2"} and reads == ["p"]
+
+        def refuse(*args: object) -> None:
+            raise StateError("disk full", "journal.db", kind=StateErrorKind.DISK_FULL)
+
+        journal.record_push = refuse  # type: ignore[method-assign]
+        with pytest.raises(StateError):
+            store.record_push("p", {"c": "3"}, ("a",))
+        assert store.pushed("p") == {"a": "1", "b": "2"}   # as the journal still says
+    with Journal.open(tmp_path) as journal:
+        assert StateStore.restore(journal).pushed("p") == {"a": "1", "b": "2"}
 
 
 def test_pushed_rules_without_a_journal_stay_in_memory() -> None:
