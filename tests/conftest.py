@@ -8,6 +8,9 @@ Data-set tests skip cleanly when ../shared/data is absent.
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,15 @@ def shared_data() -> Path:
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.fail("lab tests need root (network namespaces); run `make test` as root")
+
+
+@pytest.fixture
+def scratch_netns(require_root: None) -> Iterator[str]:
+    """A fresh network namespace with its loopback up (a unique name), deleted afterwards."""
+    name = "svtn" + secrets.token_hex(3)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
-import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -16,28 +13,15 @@ from appliance.config import EnforcerConfig
 from appliance.enforcer.poller import ENFORCER_ENDPOINT, PollError, fetch
 from appliance.netns import run_in
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"svnt-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
 
 def _inode(netns: str | None) -> int:
     return run_in(netns, lambda: os.stat(f"/proc/self/task/{threading.get_native_id()}/ns/net").st_ino)
 
 
-def test_work_runs_in_the_namespace_and_the_caller_stays(netns: str) -> None:
+def test_work_runs_in_the_namespace_and_the_caller_stays(scratch_netns: str) -> None:
     here = os.stat("/proc/self/ns/net").st_ino
     assert _inode(None) == here
-    assert _inode(netns) != here
+    assert _inode(scratch_netns) != here
     assert os.stat(f"/proc/self/task/{threading.get_native_id()}/ns/net").st_ino == here
 
 
@@ -58,19 +42,19 @@ class _Counters(BaseHTTPRequestHandler):
         return None
 
 
-def test_the_poller_reads_an_enforcer_listening_inside_a_namespace(netns: str) -> None:
+def test_the_poller_reads_an_enforcer_listening_inside_a_namespace(scratch_netns: str) -> None:
     # an HTTP server on 127.0.0.1:9180 in the namespace only
     def serve() -> HTTPServer:
         return HTTPServer(ENFORCER_ENDPOINT, _Counters)
 
-    server = run_in(netns, serve)
+    server = run_in(scratch_netns, serve)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    target = EnforcerConfig("r9", netns=netns)
+    target = EnforcerConfig("r9", netns=scratch_netns)
     try:
         assert fetch(target) == {"node": "r9", "samples": [], "path": "/counters"}
     finally:
         server.shutdown()
         server.server_close()
-    with pytest.raises(PollError, match=f"netns {netns}"):   # gone: an error naming the namespace
+    with pytest.raises(PollError, match=f"netns {scratch_netns}"):   # gone: an error naming the namespace
         fetch(target, timeout_s=2)

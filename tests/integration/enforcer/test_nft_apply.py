@@ -3,9 +3,7 @@ monotonic counters across set rewrites, drift repair, table removal. Traffic: pi
 
 from __future__ import annotations
 
-import secrets
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,14 +22,8 @@ OPTIONS = PlanOptions(table="savd_test")
 
 
 @pytest.fixture
-def ns(require_root: None) -> Iterator[str]:
-    name = "enft" + secrets.token_hex(3)
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+def ns(scratch_netns: str) -> str:
+    return scratch_netns
 
 
 def route(prefix: str, attrs: dict[str, object]) -> Route:
