@@ -57,7 +57,7 @@ def listen_socket(host: str, port: int, netns: str | None = None, backlog: int =
 
     try:
         return run_in(netns, work, "bmp-listen")
-    except OSError as exc:
+    except (OSError, ValueError, OverflowError) as exc:   # no namespace, address in use, bad port
         where = f"{host}:{port}" + (f" in netns {netns}" if netns else "")
         raise StationError(f"bmp station cannot listen on {where}: {exc}") from exc
 
