@@ -320,7 +320,7 @@ async def _run(options: EnforcerOptions, http: tuple[str, int] | None) -> int:
 def _handler(service: EnforcerService) -> Any:
     async def handle(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path in ("/counters", "/rules"):
-            try:   # ?max_age=S: a reading up to S seconds old will do (savd's poller: one poll interval)
+            try:   # ?max_age=S: a reading up to S seconds old will do (a frequent reader's choice)
                 max_age = float(query.get("max_age", ["0"])[-1])
             except ValueError:
                 return 400, {"error": f"max_age: not a number of seconds: {query['max_age'][-1]!r}"}

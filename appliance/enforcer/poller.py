@@ -19,7 +19,6 @@ Wired into the daemon by appliance/wiring.py (`factory`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import http.client
 import json
 import logging
@@ -102,10 +101,9 @@ def _top_sources(raw: Any) -> tuple[tuple[str, int, int], ...]:
                  for t in raw if isinstance(t, Mapping))
 
 
-def fetch(target: _Target, timeout_s: float = 10.0, max_age_s: float = 0.0) -> dict[str, Any]:
-    """The enforcer's /counters document (blocking), from a reading at most `max_age_s` old (0: fresh;
-    an enforcer that predates the parameter reads fresh)."""
-    path = f"/counters?max_age={max_age_s:g}" if max_age_s > 0 else "/counters"
+def fetch(target: _Target, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The enforcer's /counters document (blocking), from a fresh listing of its table."""
+    path = "/counters"
     try:
         if target.url:
             with urllib.request.urlopen(target.url.rstrip("/") + path, timeout=timeout_s) as resp:
@@ -159,9 +157,9 @@ class EnforcerPoller:
                  fetcher: Callable[[_Target], dict[str, Any]] | None = None) -> None:
         self.targets = tuple(targets)
         self.interval_s = interval_s
-        # a reading at most one poll old will do: the enforcer's own reconcile tick lists its table every
-        # few seconds, and a second listing per poll (~0.5 s of CPU at 10k routes) only adds load
-        self._fetch = fetcher or functools.partial(fetch, max_age_s=interval_s)
+        # a fresh listing every poll (no `?max_age`): the drift check trusts a difference seen in two
+        # listings running, which two polls served the same cached reading would fake
+        self._fetch = fetcher or fetch
         self._task: Periodic | None = None
         self._unreachable: set[str] = set()   # routers whose alarm is raised
         self._session_down: dict[str, str] = {}   # router -> diagnosis of its raised session alarm

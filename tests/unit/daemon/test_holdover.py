@@ -82,3 +82,33 @@ def test_a_restarting_savd_claims_every_held_speaker_before_its_slow_start(tmp_p
     finally:
         guard.kill()
         guard.wait()
+
+
+def test_savd_run_claims_before_importing_its_commands(tmp_path: Path) -> None:
+    """`savd run --config C` claims the held speakers under C's data_dir (relative to C) first thing, before
+    the commands' imports (seconds on a loaded machine); other commands and unreadable configs claim
+    nothing and leave the problem to the full parse."""
+    from appliance.cli import claim_early
+
+    held = tmp_path / "var" / "speakers" / "ctl-fs"
+    held.mkdir(parents=True)
+    config = tmp_path / "savd.toml"
+    config.write_text('[appliance]\nasn = 65000\ndata_dir = "var"\n')
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    guard = subprocess.Popen(guard_argv(held, 30.0, ["sleep", "60"]), env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while guard_pid(held) != guard.pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        missing = str(tmp_path / "none")
+        for argv in (["config", "check", "--config", str(config)], ["run", "--config", missing]):
+            claim_early(argv)
+            assert not owner_alive(held), argv
+        config.with_name("bad.toml").write_text("[appliance\n")
+        claim_early(["run", f"--config={config.with_name('bad.toml')}"])
+        assert not owner_alive(held)
+        claim_early(["-v", "run", "--config", str(config)])
+        assert owner_alive(held)
+    finally:
+        guard.kill()
+        guard.wait()
