@@ -37,12 +37,8 @@ def test_the_owner_is_that_very_process(tmp_path: Path) -> None:
 def test_the_guard_stops_its_child_once_the_owner_is_gone_for_the_grace_time(tmp_path: Path) -> None:
     owner = subprocess.Popen(["sleep", "60"])
     claim(tmp_path, owner.pid)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
-    guard = subprocess.Popen(guard_argv(tmp_path, 1.0, ["sleep", "60"]), env=env)
+    guard = _guard(tmp_path, 1.0)
     try:
-        deadline = time.monotonic() + 10
-        while guard_pid(tmp_path) != guard.pid and time.monotonic() < deadline:
-            time.sleep(0.1)
         assert guard_pid(tmp_path) == guard.pid
         time.sleep(2.5)  # owner alive: the child is held well past the grace time
         assert guard.poll() is None
@@ -69,12 +65,8 @@ def test_a_restarting_savd_claims_every_held_speaker_before_its_slow_start(tmp_p
     gone.wait()
     claim(held, gone.pid)
     (dead / GUARD_FILE).write_text(f"{gone.pid}\n")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
-    guard = subprocess.Popen(guard_argv(held, 30.0, ["sleep", "60"]), env=env)
+    guard = _guard(held, 30.0)
     try:
-        deadline = time.monotonic() + 10
-        while guard_pid(held) != guard.pid and time.monotonic() < deadline:
-            time.sleep(0.1)
         assert not owner_alive(held)
         assert claim_held_over(root) == [held]
         assert owner_alive(held) and not owner_alive(dead)
@@ -94,12 +86,8 @@ def test_savd_run_claims_before_importing_its_commands(tmp_path: Path) -> None:
     held.mkdir(parents=True)
     config = tmp_path / "savd.toml"
     config.write_text('[appliance]\nasn = 65000\ndata_dir = "var"\n')
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
-    guard = subprocess.Popen(guard_argv(held, 30.0, ["sleep", "60"]), env=env)
+    guard = _guard(held, 30.0)
     try:
-        deadline = time.monotonic() + 10
-        while guard_pid(held) != guard.pid and time.monotonic() < deadline:
-            time.sleep(0.1)
         missing = str(tmp_path / "none")
         for argv in (["config", "check", "--config", str(config)], ["run", "--config", missing]):
             claim_early(argv)
@@ -112,3 +100,13 @@ def test_savd_run_claims_before_importing_its_commands(tmp_path: Path) -> None:
     finally:
         guard.kill()
         guard.wait()
+
+
+def _guard(workdir: Path, grace_s: float) -> subprocess.Popen[bytes]:
+    """A holdover guard over `sleep 60` in `workdir`, once it has recorded itself there."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    guard = subprocess.Popen(guard_argv(workdir, grace_s, ["sleep", "60"]), env=env)
+    deadline = time.monotonic() + 10
+    while guard_pid(workdir) != guard.pid and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return guard
