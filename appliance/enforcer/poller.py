@@ -103,13 +103,12 @@ def _top_sources(raw: Any) -> tuple[tuple[str, int, int], ...]:
 
 def fetch(target: _Target, timeout_s: float = 10.0) -> dict[str, Any]:
     """The enforcer's /counters document (blocking), from a fresh listing of its table."""
-    path = "/counters"
     try:
         if target.url:
-            with urllib.request.urlopen(target.url.rstrip("/") + path, timeout=timeout_s) as resp:
+            with urllib.request.urlopen(target.url.rstrip("/") + "/counters", timeout=timeout_s) as resp:
                 doc = json.loads(resp.read())
         elif target.netns:
-            doc = _get_in_netns(target.netns, path, timeout_s)
+            doc = _get_in_netns(target.netns, "/counters", timeout_s)
         else:
             raise PollError(target.router, "neither url nor netns configured")
     except (OSError, ValueError, http.client.HTTPException) as exc:
@@ -154,12 +153,12 @@ class EnforcerPoller:
     name = "enforcer-poller"
 
     def __init__(self, targets: Sequence[_Target], interval_s: float = 5.0,
-                 fetcher: Callable[[_Target], dict[str, Any]] | None = None) -> None:
+                 fetcher: Callable[[_Target], dict[str, Any]] = fetch) -> None:
         self.targets = tuple(targets)
         self.interval_s = interval_s
         # a fresh listing every poll (no `?max_age`): the drift check trusts a difference seen in two
         # listings running, which two polls served the same cached reading would fake
-        self._fetch = fetcher or fetch
+        self._fetch = fetcher
         self._task: Periodic | None = None
         self._unreachable: set[str] = set()   # routers whose alarm is raised
         self._session_down: dict[str, str] = {}   # router -> diagnosis of its raised session alarm

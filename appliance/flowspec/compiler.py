@@ -151,13 +151,23 @@ def _state_table(state: reaggregate.ListState, action: FlowAction
     for version, family in sorted(state.families.items()):
         if not family.cover:   # a blocklist entirely inside the always-allowed blocks
             continue
-        if state.blocklist:
-            inside, outside, cover = action, ACCEPT, cover + len(family.cover)
-        else:
-            inside, outside, cover = ACCEPT, action, cover + len(family.cover) + 1
-        entries += [((version, addr, plen), inside if value == aggregate.IN else outside)
-                    for addr, plen, value in family.table]
+        cover += _cover(state, family)
+        entries += _entries(state, action, version, family.table)
     return entries, cover
+
+
+def _cover(state: reaggregate.ListState, family: reaggregate.Family) -> int:
+    """Exact-cover rule count of one family (an allowlist adds its default discard)."""
+    return len(family.cover) + (0 if state.blocklist else 1)
+
+
+def _entries(state: reaggregate.ListState, action: FlowAction, version: int, rows: aggregate.Table
+             ) -> list[tuple[Prefix, FlowAction]]:
+    """ORTC rows of one family as (prefix, action) entries: inside a blocklist the action, outside accept;
+    an allowlist the other way round."""
+    inside, outside = (action, ACCEPT) if state.blocklist else (ACCEPT, action)
+    return [((version, addr, plen), inside if value == aggregate.IN else outside)
+            for addr, plen, value in rows]
 
 
 Entries = list[tuple[Prefix, FlowAction]]
@@ -185,7 +195,6 @@ def _patch_table(previous: Aggregated, state: reaggregate.ListState, action: Flo
     old = previous.state
     if action != previous.action or old.families.keys() != state.families.keys():
         return None
-    inside, outside = (action, ACCEPT) if state.blocklist else (ACCEPT, action)
     went: Entries = []
     came: Entries = []
     cover = 0
@@ -193,14 +202,13 @@ def _patch_table(previous: Aggregated, state: reaggregate.ListState, action: Flo
         before = old.families[version]
         if not family.cover or not before.cover:
             return None
-        cover += len(family.cover) + (0 if state.blocklist else 1)
+        cover += _cover(state, family)
         if family is before:
             continue
         if family.delta is None or family.delta[0] is not before.table:
             return None
-        for rows, into in ((family.delta[1], went), (family.delta[2], came)):
-            into += [((version, addr, plen), inside if value == aggregate.IN else outside)
-                     for addr, plen, value in rows]
+        went += _entries(state, action, version, family.delta[1])
+        came += _entries(state, action, version, family.delta[2])
     gone, new = set(went) - set(came), set(came) - set(went)   # a row made anew equal is no change
     entries = list(previous.table[0])
     for entry in sorted(gone, key=_entry_prefix, reverse=True):
